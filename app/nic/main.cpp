@@ -1,0 +1,44 @@
+// nic — the NIC Studio command-line tool. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+#include "commands.h"
+#include "progressbar.h"
+
+#include "core/error.h"
+#include "core/version.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+int main(int argc, char** argv) {
+    CLI::App app{"nic — Neural Image Compression for whole-slide images (NIC Studio)", "nic"};
+    app.set_version_flag("--version", std::string("nic ") + nic::kVersion);
+    app.require_subcommand(1);
+    app.fallthrough(false);
+    nic::cli::addInfoCommand(app);
+    nic::cli::addTissueCommand(app);
+    nic::cli::addSynthCommand(app);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version arrive here too, with exit code 0.
+        if (e.get_exit_code() == 0)
+            return app.exit(e);
+        std::fprintf(stderr, "nic: usage error: %s\nRun 'nic --help' (or 'nic COMMAND --help') for usage.\n",
+                     e.what());
+        return 2;
+    } catch (const nic::InvalidArgument& e) {
+        nic::cli::finishProgressLine();
+        std::fprintf(stderr, "nic: usage error: %s\n", e.what());
+        return 2;
+    } catch (const nic::Cancelled&) {
+        nic::cli::finishProgressLine();
+        std::fprintf(stderr, "nic: error: cancelled\n");
+        return 1;
+    } catch (const std::exception& e) {
+        nic::cli::finishProgressLine();
+        std::fprintf(stderr, "nic: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

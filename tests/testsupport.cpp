@@ -1,0 +1,64 @@
+#include "testsupport.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace nic::test {
+
+std::filesystem::path sharedDataDir() {
+    if (const char* env = std::getenv("NIC_SHARED_DATA"))
+        return env;
+    return NIC_SHARED_DATA_DIR;
+}
+
+TempDir::TempDir() {
+    std::random_device rd;
+    const auto base = std::filesystem::temp_directory_path();
+    for (int i = 0; i < 100; ++i) {
+        auto candidate = base / ("nic-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+        if (std::filesystem::create_directory(candidate)) {
+            path_ = candidate;
+            return;
+        }
+    }
+    throw std::runtime_error("cannot create a temporary directory");
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path nicExecutable() { return NIC_CLI_PATH; }
+
+namespace {
+std::string readAll(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+} // namespace
+
+int runCommand(const std::string& command, std::string* out, std::string* err) {
+    TempDir dir;
+    const auto o = dir / "stdout";
+    const auto e = dir / "stderr";
+    const std::string full = command + " >'" + o.string() + "' 2>'" + e.string() + "' </dev/null";
+    const int status = std::system(full.c_str());
+    if (out)
+        *out = readAll(o);
+    if (err)
+        *err = readAll(e);
+    if (status == -1)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+} // namespace nic::test

@@ -1,0 +1,42 @@
+#pragma once
+// Helpers shared by the test suite: where the shared real data lives, and scratch directories.
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace nic::test {
+
+/// `../shared/data` relative to the repository (absent on some machines).
+std::filesystem::path sharedDataDir();
+
+/// Skips the current test with a clear message when `relative` does not exist under sharedDataDir().
+/// Usage: NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
+#define NIC_REQUIRE_SHARED(relative)                                                                    \
+    do {                                                                                                \
+        if (!std::filesystem::exists(::nic::test::sharedDataDir() / (relative)))                        \
+            GTEST_SKIP() << "shared test data absent: " << (::nic::test::sharedDataDir() / (relative)) \
+                         << " (tests that use real data skip without it)";                             \
+    } while (0)
+
+/// A fresh, empty directory removed with its contents at destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+/// Path of the built `nic` executable.
+std::filesystem::path nicExecutable();
+
+/// Runs a shell command, returns its exit status; stdout and stderr are captured into the strings.
+int runCommand(const std::string& command, std::string* out = nullptr, std::string* err = nullptr);
+
+} // namespace nic::test
