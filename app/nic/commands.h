@@ -8,5 +8,11 @@ namespace nic::cli {
 void addInfoCommand(CLI::App& root);
 void addTissueCommand(CLI::App& root);
 void addSynthCommand(CLI::App& root);
+void addCompressCommand(CLI::App& root);
+
+#ifdef NIC_WITH_TORCH
+/// Subcommands that need LibTorch (app/nic/nn/): train-encoder, embed, import-keras, eval-encoder, ...
+void addNeuralCommands(CLI::App& root);
+#endif
 
 } // namespace nic::cli

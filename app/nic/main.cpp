@@ -17,6 +17,10 @@ int main(int argc, char** argv) {
     nic::cli::addInfoCommand(app);
     nic::cli::addTissueCommand(app);
     nic::cli::addSynthCommand(app);
+    nic::cli::addCompressCommand(app);
+#ifdef NIC_WITH_TORCH
+    nic::cli::addNeuralCommands(app);
+#endif
 
     try {
         app.parse(argc, argv);
