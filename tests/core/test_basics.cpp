@@ -1,0 +1,139 @@
+// Small building blocks: JobContext, atomic files, PNG/JPEG IO, resampling.
+#include "core/atomicfile.h"
+#include "core/error.h"
+#include "core/imageio.h"
+#include "core/jobcontext.h"
+#include "core/resample.h"
+#include "testsupport.h"
+
+#include <fstream>
+#include <thread>
+
+using namespace nic;
+
+TEST(JobContext, ProgressIsThrottledButFinalAlwaysArrives) {
+    std::vector<std::int64_t> seen;
+    JobContext ctx([&](const JobContext::Progress& p) { seen.push_back(p.done); }, {});
+    ctx.setMinInterval(std::chrono::hours(1));
+    for (int i = 1; i <= 1000; ++i)
+        ctx.progress(i, 1000, "work");
+    ASSERT_EQ(seen.size(), 2U); // the first report, then the final one
+    EXPECT_EQ(seen.front(), 1);
+    EXPECT_EQ(seen.back(), 1000);
+}
+
+TEST(JobContext, EtaAndRate) {
+    JobContext::Progress last;
+    JobContext ctx([&](const JobContext::Progress& p) { last = p; }, {});
+    ctx.setMinInterval(std::chrono::milliseconds(0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ctx.progress(10, 40, "x");
+    EXPECT_GT(last.rate, 0.0);
+    EXPECT_GT(last.etaSeconds, 0.0);
+    EXPECT_NEAR(last.etaSeconds, 30.0 / last.rate, 1e-9);
+}
+
+TEST(JobContext, CancelFromAnotherThread) {
+    JobContext ctx;
+    EXPECT_NO_THROW(ctx.throwIfCancelled());
+    std::thread([&] { ctx.cancel(); }).join();
+    EXPECT_TRUE(ctx.isCancelled());
+    EXPECT_THROW(ctx.throwIfCancelled(), Cancelled);
+}
+
+TEST(AtomicFile, UncommittedLeavesOldContentAndNoTemp) {
+    test::TempDir dir;
+    const auto target = dir / "out.txt";
+    writeFileAtomically(target, "old");
+    {
+        AtomicFile f(target);
+        std::ofstream(f.tempPath()) << "half-written";
+        // destroyed without commit: simulated failure
+    }
+    std::ifstream in(target);
+    std::string content;
+    in >> content;
+    EXPECT_EQ(content, "old");
+    int files = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
+        ++files;
+    EXPECT_EQ(files, 1);
+}
+
+TEST(AtomicFile, UnwritableDirectoryNamesTheFile) {
+    const std::filesystem::path target = "/nonexistent-dir/out.png";
+    try {
+        writeFileAtomically(target, "x");
+        FAIL();
+    } catch (const IoError& e) {
+        EXPECT_EQ(std::string(e.what()), "/nonexistent-dir/out.png: cannot create: No such file or directory");
+    }
+}
+
+TEST(ImageIO, PngRoundTripRgbAndGray) {
+    test::TempDir dir;
+    Image rgb(7, 5, 3);
+    for (std::size_t i = 0; i < rgb.pixels.size(); ++i)
+        rgb.pixels[i] = static_cast<std::uint8_t>(i * 37);
+    writePng(dir / "a.png", rgb);
+    EXPECT_EQ(readImage(dir / "a.png").pixels, rgb.pixels);
+    Image gray(3, 2, 1);
+    gray.pixels = {0, 50, 100, 150, 200, 255};
+    writePng(dir / "g.png", gray);
+    EXPECT_EQ(readImage(dir / "g.png", 1).pixels, gray.pixels);
+}
+
+TEST(ImageIO, ClearErrors) {
+    test::TempDir dir;
+    const auto bad = dir / "bad.png";
+    std::ofstream(bad) << "definitely not an image";
+    try {
+        readImage(bad);
+        FAIL();
+    } catch (const IoError& e) {
+        EXPECT_EQ(std::string(e.what()), bad.string() + ": unsupported image format (expected PNG or JPEG)");
+    }
+    // A PNG cut in half.
+    Image img(64, 64, 3, 128);
+    writePng(dir / "full.png", img);
+    auto bytes = encodePng(img);
+    std::ofstream(dir / "half.png", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    EXPECT_THROW(readImage(dir / "half.png"), IoError);
+    EXPECT_THROW(readImage(dir / "missing.png"), IoError);
+}
+
+TEST(ImageIO, RealJpegPatch) {
+    NIC_REQUIRE_SHARED("patches/nic_example/example_128.jpg");
+    const auto img = readImage(test::sharedDataDir() / "patches/nic_example/example_128.jpg");
+    EXPECT_EQ(img.width, 128);
+    EXPECT_EQ(img.height, 128);
+    EXPECT_EQ(img.channels, 3);
+}
+
+TEST(Resample, AreaAverageIsExactForIntegerFactors) {
+    Image src(4, 2, 1);
+    src.pixels = {0, 10, 20, 30, 40, 50, 60, 70};
+    const auto dst = resizeArea(src, 2, 1);
+    EXPECT_EQ(dst.pixels[0], 25); // mean of 0,10,40,50
+    EXPECT_EQ(dst.pixels[1], 45); // mean of 20,30,60,70
+}
+
+TEST(Resample, AreaAverageNonIntegerFactorPreservesMean) {
+    Image src(9, 9, 3);
+    for (std::size_t i = 0; i < src.pixels.size(); ++i)
+        src.pixels[i] = static_cast<std::uint8_t>((i * 13) % 256);
+    const auto dst = resizeArea(src, 4, 4);
+    double a = 0, b = 0;
+    for (auto v : src.pixels)
+        a += v;
+    for (auto v : dst.pixels)
+        b += v;
+    EXPECT_NEAR(a / static_cast<double>(src.pixels.size()), b / static_cast<double>(dst.pixels.size()), 1.0);
+}
+
+TEST(Resample, BilinearConstantStaysConstant) {
+    Image src(3, 3, 3, 77);
+    const auto dst = resizeBilinear(src, 10, 7);
+    for (auto v : dst.pixels)
+        EXPECT_EQ(v, 77);
+}

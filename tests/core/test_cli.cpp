@@ -1,0 +1,76 @@
+// The nic CLI as users call it: exit codes (0 ok / 1 runtime / 2 usage), one-line errors naming the file.
+#include "testsupport.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+using nic::test::nicExecutable;
+using nic::test::runCommand;
+using nic::test::sharedDataDir;
+
+namespace {
+std::string nicCmd(const std::string& args) { return "'" + nicExecutable().string() + "' " + args; }
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+} // namespace
+
+TEST(Cli, VersionAndHelp) {
+    std::string out, err;
+    EXPECT_EQ(runCommand(nicCmd("--version"), &out, &err), 0);
+    EXPECT_EQ(out.rfind("nic ", 0), 0U) << out;
+    for (const char* cmd : {"info", "tissue", "synth", "compress"}) {
+        EXPECT_EQ(runCommand(nicCmd(std::string(cmd) + " --help"), &out, &err), 0) << cmd;
+        EXPECT_NE(out.find("Usage"), std::string::npos) << cmd << ": " << out;
+    }
+    EXPECT_EQ(runCommand(nicCmd("--help"), &out, &err), 0);
+    EXPECT_NE(out.find("synth"), std::string::npos);
+}
+
+TEST(Cli, UsageErrorsExitWith2) {
+    std::string out, err;
+    EXPECT_EQ(runCommand(nicCmd(""), &out, &err), 2);
+    EXPECT_EQ(runCommand(nicCmd("frobnicate"), &out, &err), 2);
+    EXPECT_EQ(runCommand(nicCmd("info"), &out, &err), 2);
+    EXPECT_NE(err.find("nic: usage error:"), std::string::npos) << err;
+    EXPECT_EQ(runCommand(nicCmd("info --no-such-flag x"), &out, &err), 2);
+}
+
+TEST(Cli, RuntimeErrorIsOneLineNamingTheFile) {
+    std::string out, err;
+    EXPECT_EQ(runCommand(nicCmd("info /no/such/slide.svs"), &out, &err), 1);
+    EXPECT_EQ(err, "nic: error: /no/such/slide.svs: cannot open slide: No such file or directory\n");
+    NIC_REQUIRE_SHARED("slides/malformed/unopenable.tiff");
+    const auto p = sharedDataDir() / "slides/malformed/unopenable.tiff";
+    EXPECT_EQ(runCommand(nicCmd("info '" + p.string() + "'"), &out, &err), 1);
+    EXPECT_EQ(err, "nic: error: " + p.string() + ": cannot open slide: Unsupported TIFF compression: 52479\n");
+    EXPECT_EQ(lines(err), 1);
+}
+
+TEST(Cli, InfoJsonOnRealSlide) {
+    NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
+    std::string out, err;
+    const auto p = sharedDataDir() / "slides/CMU-1-Small-Region.svs";
+    ASSERT_EQ(runCommand(nicCmd("info --json '" + p.string() + "'"), &out, &err), 0) << err;
+    const auto j = nlohmann::json::parse(out);
+    EXPECT_EQ(j["width"], 2220);
+    EXPECT_EQ(j["height"], 2967);
+    EXPECT_EQ(j["vendor"], "aperio");
+    EXPECT_NEAR(j["mpp_x"].get<double>(), 0.499, 1e-3);
+    EXPECT_EQ(j["levels"].size(), 1U);
+    EXPECT_EQ(j["levels"][0]["downsample"], 1.0);
+    EXPECT_TRUE(j["associated_images"].contains("label"));
+    EXPECT_TRUE(j["associated_images"].contains("macro"));
+    EXPECT_TRUE(j["associated_images"].contains("thumbnail"));
+}
+
+TEST(Cli, InfoTextSaysMppUnknown) {
+    NIC_REQUIRE_SHARED("slides/synthetic/boxes.tiff");
+    std::string out, err;
+    const auto p = sharedDataDir() / "slides/synthetic/boxes.tiff";
+    ASSERT_EQ(runCommand(nicCmd("info '" + p.string() + "'"), &out, &err), 0) << err;
+    EXPECT_NE(out.find("mpp:         unknown"), std::string::npos) << out;
+    EXPECT_NE(out.find("levels:      4"), std::string::npos) << out;
+    ASSERT_EQ(runCommand(nicCmd("info --json '" + p.string() + "'"), &out, &err), 0) << err;
+    const auto j = nlohmann::json::parse(out);
+    EXPECT_TRUE(j["mpp_x"].is_null());
+    EXPECT_EQ(j["mpp_source"], "unknown");
+}
