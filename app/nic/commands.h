@@ -9,10 +9,13 @@ void addInfoCommand(CLI::App& root);
 void addTissueCommand(CLI::App& root);
 void addSynthCommand(CLI::App& root);
 void addCompressCommand(CLI::App& root);
+void addEvalHeatmapCommand(CLI::App& root);
 
 #ifdef NIC_WITH_TORCH
 /// Subcommands that need LibTorch (app/nic/nn/): train-encoder, embed, import-keras, eval-encoder, ...
 void addNeuralCommands(CLI::App& root);
+/// Slide-level CNN subcommands (app/nic/nn/): train, gradcam.
+void addSlideModelCommands(CLI::App& root);
 #endif
 
 } // namespace nic::cli

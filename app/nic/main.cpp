@@ -18,8 +18,10 @@ int main(int argc, char** argv) {
     nic::cli::addTissueCommand(app);
     nic::cli::addSynthCommand(app);
     nic::cli::addCompressCommand(app);
+    nic::cli::addEvalHeatmapCommand(app);
 #ifdef NIC_WITH_TORCH
     nic::cli::addNeuralCommands(app);
+    nic::cli::addSlideModelCommands(app);
 #endif
 
     try {
