@@ -13,8 +13,6 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <iterator>
-#include <optional>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -175,52 +173,52 @@ void checkGroupReferences(const AnnotationSet& set, const std::string& source, c
     }
 }
 
+// Attribute keys of `entries` ((key, value) pairs) must be XML names and not in `reserved`.
+template <typename Entries, std::size_t N>
+void checkKeys(const std::string& source, const std::string& owner, const Entries& entries,
+               const std::array<std::string_view, N>& reserved) {
+    for (const auto& [key, value] : entries)
+        if (std::find(reserved.begin(), reserved.end(), key) != reserved.end() || !isXmlName(key))
+            throw AnnotationError(prefix(source, 0) + owner + ": attribute name '" + key +
+                                  "' is reserved or not a valid XML name");
+}
+
 // What save/toXml additionally need so that the written file parses back to the same model.
 void checkWritable(const AnnotationSet& set, const std::string& source) {
     static constexpr std::array<std::string_view, 4> kAnnotationReserved{"Name", "Type", "PartOfGroup", "Color"};
     static constexpr std::array<std::string_view, 3> kGroupReserved{"Name", "PartOfGroup", "Color"};
-    auto reserved = [](const auto& list, const std::string& key) {
-        return std::find(list.begin(), list.end(), key) != list.end();
-    };
     for (const auto& annotation : set.annotations) {
+        const std::string owner = "annotation '" + annotation.name + "'";
         if (annotation.group == kNoGroup)
-            throw AnnotationError(prefix(source, 0) + "annotation '" + annotation.name +
-                                  "': group name 'None' is reserved (an empty group means no group)");
-        for (const auto& [key, value] : annotation.attributes)
-            if (reserved(kAnnotationReserved, key) || !isXmlName(key))
-                throw AnnotationError(prefix(source, 0) + "annotation '" + annotation.name + "': attribute name '" +
-                                      key + "' is reserved or not a valid XML name");
+            throw AnnotationError(prefix(source, 0) + owner +
+                                  ": group name 'None' is reserved (an empty group means no group)");
+        checkKeys(source, owner, annotation.attributes, kAnnotationReserved);
         for (std::size_t k = 0; k < annotation.coordinates.size(); ++k) {
             const auto& p = annotation.coordinates[k];
             if (!std::isfinite(p.x) || !std::isfinite(p.y))
-                throw AnnotationError(prefix(source, 0) + "annotation '" + annotation.name + "': coordinate " +
-                                      std::to_string(k) + " is not finite");
+                throw AnnotationError(prefix(source, 0) + owner + ": coordinate " + std::to_string(k) +
+                                      " is not finite");
         }
     }
     for (const auto& group : set.groups) {
+        const std::string owner = "group '" + group.name + "'";
         if (group.parent == kNoGroup)
-            throw AnnotationError(prefix(source, 0) + "group '" + group.name +
-                                  "': group name 'None' is reserved (an empty parent means top level)");
-        for (const auto& [key, value] : group.attributes)
-            if (reserved(kGroupReserved, key) || !isXmlName(key))
-                throw AnnotationError(prefix(source, 0) + "group '" + group.name + "': attribute name '" + key +
-                                      "' is reserved or not a valid XML name");
-        for (const auto& [key, value] : group.properties)
-            if (!isXmlName(key))
-                throw AnnotationError(prefix(source, 0) + "group '" + group.name + "': attribute name '" + key +
-                                      "' is reserved or not a valid XML name");
+            throw AnnotationError(prefix(source, 0) + owner +
+                                  ": group name 'None' is reserved (an empty parent means top level)");
+        checkKeys(source, owner, group.attributes, kGroupReserved);
+        checkKeys(source, owner, group.properties, std::array<std::string_view, 0>{});
     }
     checkGroupReferences(set, source, nullptr, nullptr);
 }
 
 class Parser {
 public:
-    Parser(const std::string& xml, const std::string& source) : source_(source), lines_(xml) {}
+    Parser(std::string_view xml, const std::string& source) : xml_(xml), source_(source), lines_(xml) {}
 
-    AnnotationSet run(const std::string& xml) {
+    AnnotationSet run() {
         pugi::xml_document doc;
         const pugi::xml_parse_result result =
-            doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_auto);
+            doc.load_buffer(xml_.data(), xml_.size(), pugi::parse_default, pugi::encoding_auto);
         if (!result)
             throw AnnotationError(prefix(source_, lines_.lineAt(result.offset)) + "malformed XML: " +
                                   result.description());
@@ -317,6 +315,7 @@ private:
         groupLines_.push_back(lines_.lineAt(node.offset_debug()));
     }
 
+    std::string_view xml_;
     const std::string& source_;
     LineIndex lines_;
     AnnotationSet set_;
@@ -392,14 +391,17 @@ AnnotationSet AnnotationSet::load(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw IoError(path.string() + ": cannot open: " + std::strerror(errno));
-    std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string xml;
+    std::array<char, 1 << 16> chunk{};
+    while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0)
+        xml.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
     if (in.bad())
         throw IoError(path.string() + ": cannot read: " + std::strerror(errno));
     return parse(xml, path.string());
 }
 
 AnnotationSet AnnotationSet::parse(const std::string& xml, const std::string& sourceName) {
-    return Parser(xml, sourceName).run(xml);
+    return Parser(xml, sourceName).run();
 }
 
 void AnnotationSet::save(const std::filesystem::path& path) const {

@@ -115,13 +115,20 @@ public:
     /// some locales) is accepted when the value has no '.'.
     static AnnotationSet parse(const std::string& xml, const std::string& sourceName);
 
-    /// Writes toXml() atomically (temporary file + rename). Throws AnnotationError "<path>: <cause>"
-    /// if the set breaks the group rules above or cannot be represented (an attribute key that
-    /// clashes with Name/Type/PartOfGroup/Color, or is not an XML name), and IoError if writing fails.
+    /// Writes toXml() atomically (temporary file + rename). Throws IoError if writing fails, and
+    /// AnnotationError, before anything is written, if the set would not load back as it is:
+    ///   "<path>: <cause>" with a <cause> of the group rules above (as in parse()), or one of
+    ///   "annotation '<name>': attribute name '<key>' is reserved or not a valid XML name"
+    ///   "group '<name>': attribute name '<key>' is reserved or not a valid XML name"
+    ///   "annotation '<name>': coordinate <index> is not finite"
+    ///   "annotation '<name>': group name 'None' is reserved (an empty group means no group)"
+    ///   "group '<name>': group name 'None' is reserved (an empty parent means top level)"
+    /// (reserved keys: Name, Type, PartOfGroup, Color on annotations; Name, PartOfGroup, Color on groups).
     void save(const std::filesystem::path& path) const;
 
-    /// Serialises in ASAP's layout (tab indentation, `<?xml version="1.0"?>` declaration). Throws
-    /// AnnotationError "<set>: <cause>" for the inconsistencies listed under save().
+    /// Serialises in ASAP's layout: `<?xml version="1.0"?>`, tab indentation, attributes Name, Type,
+    /// PartOfGroup, Color first, then the extra ones; every group gets an <Attributes> child. Throws
+    /// AnnotationError "annotation set: <cause>" for the causes listed under save().
     std::string toXml() const;
 
     /// The declared group called `name`, or nullptr.
