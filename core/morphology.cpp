@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 namespace nic {
@@ -165,7 +166,20 @@ Image erode(const Image& mask, int ksize) {
 }
 
 Image binaryClose(const Image& mask, int ksize) {
-    return erode(dilate(mask, ksize), ksize);
+    requireMask(mask, "binaryClose");
+    requireOddKernel(ksize, "binaryClose");
+    // Close inside a background margin of ksize/2 px so that the erosion sees exactly what the dilation
+    // produced beyond the edge: objects near the border are not stretched out to it.
+    const int r = ksize / 2;
+    Image padded(mask.width + 2 * r, mask.height + 2 * r, 1, 0);
+    for (int y = 0; y < mask.height; ++y)
+        for (int x = 0; x < mask.width; ++x)
+            *padded.at(x + r, y + r) = *mask.at(x, y) ? 255 : 0;
+    const Image closed = erode(dilate(padded, ksize), ksize);
+    Image out(mask.width, mask.height, 1);
+    for (int y = 0; y < mask.height; ++y)
+        std::memcpy(out.row(y), closed.at(r, y + r), static_cast<std::size_t>(mask.width));
+    return out;
 }
 
 Components connectedComponents(const Image& mask, int connectivity) {

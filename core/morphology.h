@@ -35,7 +35,9 @@ Image thresholdAbove(const Image& gray, int threshold);
 /// creates or erodes anything at the image border by itself.
 Image dilate(const Image& mask, int ksize);
 Image erode(const Image& mask, int ksize);
-/// Closing = dilate then erode: bridges gaps and fills notches narrower than ksize.
+/// Closing = dilate then erode with a ksize × ksize square: bridges gaps and fills notches narrower
+/// than ksize. The image is treated as embedded in background (exact closing), so an object near the
+/// border is not extended to it.
 Image binaryClose(const Image& mask, int ksize);
 
 /// Connected components of the foreground of a binary mask.
