@@ -1,0 +1,212 @@
+// nic compress — slides into latent grids (paper Eq. 1), one HDF5 file per slide
+// (docs/compressed-slide-format.md). Resumable, skips finished outputs, shards a list over a cluster.
+#include "commands.h"
+#include "progressbar.h"
+
+#include "core/cohort.h"
+#include "core/compressor.h"
+#include "core/encoder.h"
+#include "core/error.h"
+
+#ifdef NIC_WITH_TORCH
+#include "core/nn/encoders.h"
+#endif
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nic::cli {
+
+namespace {
+
+struct Options {
+    std::vector<std::string> slides;
+    std::string cohort;
+    std::string encoder;
+    std::string out;
+    std::optional<int> patch;
+    std::optional<int> stride;
+    std::optional<double> targetMpp;
+    std::optional<double> mpp;
+    double minTissue = TissueOptions{}.minCellFraction;
+    int augment = 1;
+    std::string dtype = "float16";
+    int batch = 32;
+    int readThreads = 0;
+    int bandRows = 0;
+    bool skipBadRegions = false;
+    bool resume = true;
+    bool force = false;
+    bool serial = false;
+    std::string shard;
+    bool quiet = false;
+#ifdef NIC_WITH_TORCH
+    std::string device = "auto";
+    int computeThreads = 0;
+#endif
+};
+
+std::unique_ptr<PatchEncoder> makeEncoder(const Options& o) {
+    if (o.encoder == "mean-rgb")
+        return std::make_unique<MeanRgbEncoder>(o.patch.value_or(128));
+#ifdef NIC_WITH_TORCH
+    ComputeOptions compute;
+    compute.device = o.device;
+    compute.threads = o.computeThreads;
+    auto enc = loadEncoder(o.encoder, compute);
+    if (o.patch && *o.patch != enc->info().patchSize)
+        throw InvalidArgument("--patch " + std::to_string(*o.patch) + ": encoder " + o.encoder + " takes " +
+                              std::to_string(enc->info().patchSize) + " px patches");
+    return enc;
+#else
+    throw InvalidArgument("--encoder " + o.encoder +
+                          ": this build has no LibTorch, so only the built-in 'mean-rgb' encoder is available");
+#endif
+}
+
+void run(const Options& o) {
+    std::vector<std::filesystem::path> slides(o.slides.begin(), o.slides.end());
+    if (!o.cohort.empty())
+        for (auto& s : readCohort(o.cohort).slides())
+            slides.push_back(std::move(s));
+    if (slides.empty())
+        throw InvalidArgument("no slides given (pass SLIDE... or --cohort CSV)");
+    const Shard shard = o.shard.empty() ? Shard{} : parseShard(o.shard);
+
+    CompressOptions c;
+    c.stride = o.stride.value_or(0);
+    c.targetMpp = o.targetMpp.value_or(0.0);
+    c.slideMpp = o.mpp;
+    c.tissue.minCellFraction = o.minTissue;
+    c.augment = o.augment;
+    c.dtype = parseLatentDType(o.dtype);
+    c.batchSize = o.batch;
+    c.readThreads = o.readThreads;
+    c.bandRows = o.bandRows;
+    c.skipBadRegions = o.skipBadRegions;
+    c.resume = o.resume;
+    c.force = o.force;
+    c.pipelined = !o.serial;
+
+    auto encoder = makeEncoder(o);
+    const EncoderInfo& info = encoder->info();
+    std::filesystem::create_directories(o.out);
+
+    // Two slides with the same file name would write the same output: refuse before any work.
+    std::map<std::filesystem::path, std::filesystem::path> outputs;
+    for (const auto& s : slides) {
+        const auto [it, inserted] = outputs.emplace(compressedPathFor(s, o.out), s);
+        if (!inserted && it->second != s)
+            throw InvalidArgument("slides " + it->second.string() + " and " + s.string() + " would both write " +
+                                  it->first.string() + " (compress them into different --out folders)");
+    }
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < slides.size(); ++i)
+        if (shard.contains(i))
+            mine.push_back(i);
+    std::fprintf(stderr, "nic compress: %zu slide(s)%s, encoder %s (%s), P=%d, C=%d\n", mine.size(),
+                 o.shard.empty() ? "" : (" (shard " + o.shard + " of " + std::to_string(slides.size()) + ")").c_str(),
+                 info.name.c_str(), info.hash.substr(0, 12).c_str(), info.patchSize, info.codeSize);
+
+    std::vector<std::string> failures;
+    std::size_t n = 0;
+    for (std::size_t i : mine) {
+        ++n;
+        const auto& slide = slides[i];
+        const auto output = compressedPathFor(slide, o.out);
+        auto job = makeTerminalContext(o.quiet);
+        try {
+            const CompressResult r = compressSlide(slide, *encoder, output, c, *job);
+            finishProgressLine();
+            std::printf("[%zu/%zu] %s -> %s: %s, %d x %d grid, %lld tissue cells", n, mine.size(), slide.c_str(),
+                        output.c_str(), toString(r.status), r.rows, r.cols, static_cast<long long>(r.tissueCells));
+            if (r.status != CompressStatus::Skipped)
+                std::printf(", %lld encoded in %.1f s (%.1f patches/s)", static_cast<long long>(r.encodedCells),
+                            r.seconds, r.patchesPerSecond);
+            if (r.skippedCells > 0)
+                std::printf(", %lld unreadable cells left empty", static_cast<long long>(r.skippedCells));
+            std::printf("\n");
+            std::fflush(stdout);
+        } catch (const Cancelled&) {
+            throw;
+        } catch (const std::exception& e) {
+            // Also InvalidArgument (e.g. unknown mpp): in a batch it concerns one slide; report and go on.
+            finishProgressLine();
+            std::fprintf(stderr, "nic: error: %s\n", e.what());
+            const std::string what = e.what();
+            failures.push_back(what.rfind(slide.string(), 0) == 0 ? what : slide.string() + ": " + what);
+        }
+    }
+    if (!failures.empty()) {
+        std::string msg = std::to_string(failures.size()) + " of " + std::to_string(mine.size()) + " slide(s) failed:";
+        for (const auto& f : failures)
+            msg += "\n  " + f;
+        throw Error(msg);
+    }
+}
+
+} // namespace
+
+void addCompressCommand(CLI::App& root) {
+    auto* cmd = root.add_subcommand(
+        "compress", "Compress slides into latent grids (one HDF5 file per slide in --out): tissue cells encoded, "
+                    "background exactly 0; resumable, skips finished outputs, --shard i/n for clusters");
+    auto o = std::make_shared<Options>();
+    cmd->add_option("SLIDE", o->slides, "Slide files (any format OpenSlide reads)");
+    cmd->add_option("--cohort", o->cohort, "Cohort CSV (columns slide,label[,score][,fold]...) listing the slides")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("-e,--encoder", o->encoder,
+                    "Encoder: a saved encoder file, or the built-in 'mean-rgb'"
+#ifndef NIC_WITH_TORCH
+                    " (this build has no LibTorch: mean-rgb only)"
+#endif
+                    )
+        ->required();
+    cmd->add_option("-o,--out", o->out, "Output folder (one <slide name>.h5 per slide)")->required();
+    cmd->add_option("--patch", o->patch, "Patch size P in px (mean-rgb only; default 128; other encoders fix P)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--stride", o->stride, "Stride S in px at the target resolution (default P)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--target-mpp", o->targetMpp, "Patch resolution in um/px (default: the encoder's, 0.5)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--mpp", o->mpp, "Level-0 um/px of the slides (overrides their metadata; needed when it is unknown)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--min-tissue", o->minTissue,
+                    "Encode a cell when its tissue fraction is >= this (and > 0); other cells stay 0")
+        ->default_val(o->minTissue)
+        ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--augment", o->augment, "1, or 8 to also store the 7 rotated/mirrored grids (paper 3.2)")
+        ->default_val(1)
+        ->check(CLI::IsMember({1, 8}));
+    cmd->add_option("--dtype", o->dtype, "Grid element type")->default_val("float16")->check(
+        CLI::IsMember({"float16", "float32"}));
+    cmd->add_option("--batch", o->batch, "Patches per encoder call")->default_val(32)->check(CLI::PositiveNumber);
+    cmd->add_option("--read-threads", o->readThreads, "Patch reading threads (0 = one per CPU)")
+        ->default_val(0)
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--band-rows", o->bandRows, "Grid rows written per band (resume granularity; 0 = auto)")
+        ->default_val(0)
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--skip-bad-regions", o->skipBadRegions,
+                  "Leave cells whose region cannot be read empty (flagged and counted) instead of failing the slide");
+    cmd->add_flag("--resume,!--no-resume", o->resume,
+                  "Continue a matching <name>.partial.h5 left by an interrupted run (default) / start afresh");
+    cmd->add_flag("--force", o->force, "Recompute outputs that are already complete with the same parameters");
+    cmd->add_option("--shard", o->shard, "Process slides i, i+n, i+2n, ... of the list (0 <= i < n), e.g. "
+                                         "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT");
+    cmd->add_flag("--serial", o->serial, "Read, encode and write on one thread (for comparison)");
+    cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
+#ifdef NIC_WITH_TORCH
+    cmd->add_option("--device", o->device, "auto, cpu or cuda")->default_val("auto");
+    cmd->add_option("--compute-threads", o->computeThreads, "LibTorch intra-op threads (0 = LibTorch's default)")
+        ->default_val(0)
+        ->check(CLI::NonNegativeNumber);
+#endif
+    cmd->callback([o] { run(*o); });
+}
+
+} // namespace nic::cli

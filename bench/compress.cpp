@@ -1,0 +1,340 @@
+// bench_compress — throughput and memory of `nic compress` on synthetic slides. Prints figures (ratios
+// measured in one run); asserts nothing.
+//
+//   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
+//                  [--work 8] [--batch 32] [--read-threads 0] [--dir DIR] [--rss-only]
+//
+// 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px.
+// 2. Encoder forward throughput: the first tissue patches of the slide, read once into batches, then
+//    encoder.encode() on those same batches for ≥ 3 s (no reading, no writing).
+// 3. compressSlide pipelined (readers ‖ encoder ‖ HDF5 writer) and serial (read → encode → write on one
+//    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
+// 4. Ratios pipeline / forward (target ≥ 0.85: reading and writing hidden behind compute) and
+//    pipeline / serial.
+// 5. Peak RSS (VmHWM) of a fresh process compressing the size² slide and an rss-size² slide
+//    (target ≤ 1.5 GiB at 100k²); the child re-executes this binary so its RSS is its own.
+//    --rss-only runs just this step (for --size and --rss-size).
+//
+// Encoders: "projection" (default) is a bench-only stand-in for a neural encoder: 2×2 average pooling
+// then a dense 12288 → 128 projection computed `--work` times (default 8: ~12.6 M multiply-adds per
+// patch), single-threaded — compute-bound like the paper's encoders, though still lighter than a CNN. "mean-rgb" shows the read-bound case. With LibTorch, "bigan", "vae",
+// "contrastive", ... use untrained encoders of the paper's architectures (createEncoder).
+#include "core/compressor.h"
+#include "core/encoder.h"
+#include "core/patchgrid.h"
+#include "core/slide.h"
+#include "core/synth.h"
+#include "core/tissue.h"
+
+#ifdef NIC_WITH_TORCH
+#include "core/nn/encoders.h"
+#endif
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace nic;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// Compute-bound stand-in for a neural encoder (see the file comment).
+class ProjectionEncoder final : public PatchEncoder {
+public:
+    explicit ProjectionEncoder(int patchSize, int work, int codeSize = 128) : work_(std::max(1, work)) {
+        info_.name = "bench-projection";
+        info_.hash = "bench-projection-v1-work" + std::to_string(work_);
+        info_.patchSize = patchSize;
+        info_.codeSize = codeSize;
+        info_.mpp = 0.5;
+        info_.source = "builtin";
+        const int half = patchSize / 2;
+        inputs_ = static_cast<std::size_t>(half) * static_cast<std::size_t>(half) * 3U;
+        weights_.resize(inputs_ * static_cast<std::size_t>(codeSize));
+        std::mt19937 rng(1);
+        std::normal_distribution<float> n(0.0F, 1.0F / 128.0F);
+        for (auto& w : weights_)
+            w = n(rng);
+    }
+    const EncoderInfo& info() const override { return info_; }
+    void encode(const std::uint8_t* nhwc, int count, float* out) override {
+        const int P = info_.patchSize, h = P / 2;
+        const auto C = static_cast<std::size_t>(info_.codeSize);
+        x_.resize(inputs_);
+        for (int n = 0; n < count; ++n) {
+            const std::uint8_t* p = nhwc + static_cast<std::size_t>(n) * static_cast<std::size_t>(P * P * 3);
+            for (int y = 0; y < h; ++y)
+                for (int x = 0; x < h; ++x)
+                    for (int c = 0; c < 3; ++c) {
+                        auto at = [&](int yy, int xx) {
+                            return static_cast<float>(p[(static_cast<std::size_t>(yy) * static_cast<std::size_t>(P) +
+                                                         static_cast<std::size_t>(xx)) * 3U + static_cast<std::size_t>(c)]);
+                        };
+                        x_[(static_cast<std::size_t>(y) * static_cast<std::size_t>(h) + static_cast<std::size_t>(x)) * 3U +
+                           static_cast<std::size_t>(c)] =
+                            (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1)) /
+                                510.0F - 1.0F;
+                    }
+            for (std::size_t o = 0; o < C * static_cast<std::size_t>(work_); ++o) {
+                const float* w = weights_.data() + (o % C) * inputs_;
+                float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                for (std::size_t i = 0; i + 8 <= inputs_; i += 8)
+                    for (std::size_t j = 0; j < 8; ++j)
+                        acc[j] += w[i + j] * x_[i + j];
+                float s = 0;
+                for (float a : acc)
+                    s += a;
+                out[static_cast<std::size_t>(n) * C + o % C] = s;
+            }
+        }
+    }
+
+private:
+    EncoderInfo info_;
+    int work_ = 1;
+    std::size_t inputs_ = 0;
+    std::vector<float> weights_;
+    std::vector<float> x_;
+};
+
+std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
+    if (name == "projection")
+        return std::make_unique<ProjectionEncoder>(128, work);
+    if (name == "mean-rgb")
+        return std::make_unique<MeanRgbEncoder>(128);
+#ifdef NIC_WITH_TORCH
+    if (auto kind = parseEncoderKind(name))
+        return createEncoder(*kind, 128, 128, 2, 1);
+#endif
+    std::fprintf(stderr, "unknown encoder %s\n", name.c_str());
+    std::exit(2);
+}
+
+/// CPU seconds used by this process so far (all threads): contention-proof cost figures.
+double cpuSeconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+long peakRssKiB() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::atol(line.c_str() + 6);
+    return -1;
+}
+
+std::filesystem::path ensureSlide(const std::filesystem::path& dir, std::int64_t size) {
+    const auto path = dir / ("synth-" + std::to_string(size) + ".svs");
+    if (std::filesystem::exists(path))
+        return path;
+    SynthSlideParams p;
+    p.width = size;
+    p.height = size;
+    p.mpp = 0.5;
+    p.seed = 11;
+    p.lesionCount = 2;
+    SynthWriteOptions w;
+    w.threads = 0;
+    const auto t0 = Clock::now();
+    std::fprintf(stderr, "writing %s ...\n", path.c_str());
+    SynthSlide(p).write(path, w);
+    std::fprintf(stderr, "  %.1f s, %.1f MB\n", std::chrono::duration<double>(Clock::now() - t0).count(),
+                 static_cast<double>(std::filesystem::file_size(path)) / 1e6);
+    return path;
+}
+
+struct Args {
+    std::int64_t size = 30000;
+    std::int64_t rssSize = 100000;
+    std::string encoder = "projection";
+    int batch = 32;
+    int work = 8;
+    int readThreads = 0;
+    std::filesystem::path dir = std::filesystem::temp_directory_path() / "nic-bench-compress";
+    bool rssOnly = false;
+};
+
+CompressOptions compressOptions(const Args& a, bool pipelined) {
+    CompressOptions o;
+    o.batchSize = a.batch;
+    o.readThreads = a.readThreads;
+    o.pipelined = pipelined;
+    o.force = true;
+    o.resume = false;
+    return o;
+}
+
+/// Child mode: compress one slide, print "RESULT patches encodeSeconds seconds peakKiB".
+int childCompress(const Args& a, const std::filesystem::path& slide) {
+    auto enc = makeEncoder(a.encoder, a.work);
+    const auto out = a.dir / (slide.stem().string() + "-" + a.encoder + ".h5");
+    const CompressResult r = compressSlide(slide, *enc, out, compressOptions(a, true));
+    std::printf("RESULT %lld %.3f %.3f %ld\n", static_cast<long long>(r.encodedCells), r.encodeSeconds, r.seconds,
+                peakRssKiB());
+    return 0;
+}
+
+struct ChildResult {
+    long long patches = 0;
+    double encodeSeconds = 0, seconds = 0;
+    long peakKiB = 0;
+};
+
+ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
+    std::string cmd = "'" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --child '" + slide.string() +
+                      "' --encoder " + a.encoder + " --work " + std::to_string(a.work) + " --batch " + std::to_string(a.batch) + " --read-threads " +
+                      std::to_string(a.readThreads) + " --dir '" + a.dir.string() + "'";
+    ChildResult r;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p)
+        return r;
+    char line[512];
+    while (std::fgets(line, sizeof line, p))
+        if (std::strncmp(line, "RESULT ", 7) == 0)
+            std::sscanf(line + 7, "%lld %lf %lf %ld", &r.patches, &r.encodeSeconds, &r.seconds, &r.peakKiB);
+    ::pclose(p);
+    return r;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Args a;
+    std::filesystem::path child;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+        if (k == "--size")
+            a.size = std::stoll(next());
+        else if (k == "--rss-size")
+            a.rssSize = std::stoll(next());
+        else if (k == "--encoder")
+            a.encoder = next();
+        else if (k == "--work")
+            a.work = std::stoi(next());
+        else if (k == "--batch")
+            a.batch = std::stoi(next());
+        else if (k == "--read-threads")
+            a.readThreads = std::stoi(next());
+        else if (k == "--dir")
+            a.dir = next();
+        else if (k == "--rss-only")
+            a.rssOnly = true;
+        else if (k == "--child")
+            child = next();
+        else {
+            std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
+                                 "[--read-threads N] [--dir DIR] [--rss-only]\n");
+            return 2;
+        }
+    }
+    std::filesystem::create_directories(a.dir);
+    if (!child.empty())
+        return childCompress(a, child);
+
+    if (a.rssOnly) {
+        for (const std::int64_t size : {a.size, a.rssSize})
+            if (size > 0) {
+                const ChildResult r = runChild(a, ensureSlide(a.dir, size));
+                std::printf("peak RSS, %lld^2 slide, encoder %s: %.1f MiB (%lld patches, %.1f patches/s, whole call "
+                            "%.1f s)\n",
+                            static_cast<long long>(size), a.encoder.c_str(), static_cast<double>(r.peakKiB) / 1024.0,
+                            r.patches, r.encodeSeconds > 0 ? static_cast<double>(r.patches) / r.encodeSeconds : 0.0,
+                            r.seconds);
+            }
+        return 0;
+    }
+    const auto slidePath = ensureSlide(a.dir, a.size);
+    auto enc = makeEncoder(a.encoder, a.work);
+    std::printf("bench_compress: %lld x %lld synthetic slide, encoder %s (P=%d, C=%d), batch %d, %u CPUs\n",
+                static_cast<long long>(a.size), static_cast<long long>(a.size), a.encoder.c_str(),
+                enc->info().patchSize, enc->info().codeSize, a.batch, std::thread::hardware_concurrency());
+
+    // Encoder alone on real batches of this slide.
+    double forward = 0, forwardCpuMs = 0;
+    {
+        const Slide slide(slidePath);
+        PatchGrid grid(slide, GridSpec{enc->info().patchSize, enc->info().patchSize, enc->info().mpp});
+        grid.setTissueFractions(tissueFractionPerCell(detectTissue(slide), grid));
+        const std::size_t patchBytes = static_cast<std::size_t>(grid.patchSize() * grid.patchSize() * 3);
+        const int wanted = a.batch * 16;
+        std::vector<std::uint8_t> batches;
+        int n = 0;
+        for (int r = 0; r < grid.rows() && n < wanted; ++r)
+            for (int c = 0; c < grid.cols() && n < wanted; ++c)
+                if (grid.tissueFraction(c, r) >= TissueOptions{}.minCellFraction) {
+                    const Image im = grid.readPatch(slide, c, r);
+                    batches.insert(batches.end(), im.pixels.begin(), im.pixels.end());
+                    ++n;
+                }
+        const int nb = n / a.batch;
+        std::vector<float> out(static_cast<std::size_t>(a.batch * enc->info().codeSize));
+        long long done = 0;
+        const double cpu0 = cpuSeconds();
+        const auto t0 = Clock::now();
+        double s = 0;
+        while (s < 3.0) {
+            for (int b = 0; b < nb; ++b)
+                enc->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch, out.data());
+            done += static_cast<long long>(nb) * a.batch;
+            s = std::chrono::duration<double>(Clock::now() - t0).count();
+        }
+        forward = static_cast<double>(done) / s;
+        forwardCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(done);
+        std::printf("encoder forward only:   %10.1f patches/s (%d batches of %d, %.1f s; %.3f CPU ms/patch)\n", forward,
+                    nb, a.batch, s, forwardCpuMs);
+    }
+
+    const auto out = a.dir / "bench-out.h5";
+    double cpu0 = cpuSeconds();
+    const CompressResult pip = compressSlide(slidePath, *enc, out, compressOptions(a, true));
+    const double pipCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(pip.encodedCells);
+    std::printf("pipelined compress:     %10.1f patches/s (%lld patches, encode phase %.1f s, whole call %.1f s = "
+                "%.1f patches/s)\n",
+                pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
+                static_cast<double>(pip.encodedCells) / pip.seconds);
+    cpu0 = cpuSeconds();
+    const CompressResult ser = compressSlide(slidePath, *enc, out, compressOptions(a, false));
+    const double serCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);
+    std::printf("serial compress:        %10.1f patches/s (encode phase %.1f s, whole call %.1f s)\n",
+                ser.patchesPerSecond, ser.encodeSeconds, ser.seconds);
+    std::printf("CPU per patch (whole call incl. tissue detection): pipelined %.3f ms, serial %.3f ms, encoder %.3f ms "
+                "-> reading+writing %.3f ms\n",
+                pipCpuMs, serCpuMs, forwardCpuMs, serCpuMs - forwardCpuMs);
+    const unsigned cpus = std::max(1U, std::thread::hardware_concurrency());
+    const double bound = std::min(1.0, static_cast<double>(cpus) * forwardCpuMs / serCpuMs);
+    std::printf("ratio pipeline/forward: %10.3f   (target >= 0.85; CPU-time bound on %u idle CPUs: %.3f)\n",
+                pip.patchesPerSecond / forward, cpus, bound);
+    std::printf("ratio pipeline/serial:  %10.3f\n", pip.patchesPerSecond / ser.patchesPerSecond);
+    std::printf("output size:            %10.1f MB\n", static_cast<double>(std::filesystem::file_size(out)) / 1e6);
+    std::filesystem::remove(out);
+
+    for (const std::int64_t size : {a.size, a.rssSize}) {
+        if (size <= 0)
+            continue;
+        const auto path = ensureSlide(a.dir, size);
+        const ChildResult r = runChild(a, path);
+        std::printf("peak RSS, %lldk^2 slide:  %8.1f MiB (fresh process; %lld patches, %.1f patches/s, whole call "
+                    "%.1f s)%s\n",
+                    static_cast<long long>(size / 1000), static_cast<double>(r.peakKiB) / 1024.0, r.patches,
+                    r.encodeSeconds > 0 ? static_cast<double>(r.patches) / r.encodeSeconds : 0.0, r.seconds,
+                    size >= 100000 ? "   (target <= 1536 MiB)" : "");
+    }
+    return 0;
+}

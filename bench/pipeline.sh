@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# End-to-end NIC pipeline on a synthetic cohort, as in the paper's Tables 2–3 plus heatmap scores:
+#   nic synth → make-bank → train-encoder (per learned encoder) → compress → train (k-fold CV)
+#   → gradcam (held-out model per slide) → eval-heatmap
+# Prints one row per encoder (held-out AUC with 95% CI, Grad-CAM pixel AUC, pointing game, mass inside
+# lesions) and writes the same table as JSON. A benchmark: figures are printed, never asserted.
+#
+# Usage: bench/pipeline.sh [WORKDIR]      (default ./bench-pipeline)
+# Environment (defaults in brackets):
+#   NIC        path of the nic binary            [build/release/app/nic/nic, else `nic` on PATH]
+#   COUNT      slides                            [40]      SIZE     level-0 size  [4096x4096]
+#   ENCODERS   space-separated list              ["mean-rgb supervised-tumor bigan"]
+#   ENC_EPOCHS encoder epochs [5]   ENC_STEPS steps/epoch [100]   BANK_PER_SLIDE patches/slide [200]
+#   AUGMENT    1 or 8 stored dihedral variants   [8]
+#   EPOCHS     slide-CNN epochs [30]   STEPS steps/epoch [0 = auto]   FOLDS [4]   SEED [1]
+#   THREADS    LibTorch threads (0 = default)    [0]
+set -euo pipefail
+
+WORK=${1:-bench-pipeline}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -z "${NIC:-}" ]]; then
+  for c in "$ROOT/build/release/app/nic/nic" "$ROOT/build/dev/app/nic/nic"; do
+    [[ -x "$c" ]] && NIC=$c && break
+  done
+  NIC=${NIC:-nic}
+fi
+COUNT=${COUNT:-40}
+SIZE=${SIZE:-4096x4096}
+ENCODERS=${ENCODERS:-"mean-rgb supervised-tumor bigan"}
+ENC_EPOCHS=${ENC_EPOCHS:-5}
+ENC_STEPS=${ENC_STEPS:-100}
+BANK_PER_SLIDE=${BANK_PER_SLIDE:-200}
+AUGMENT=${AUGMENT:-8}
+EPOCHS=${EPOCHS:-30}
+STEPS=${STEPS:-0}
+FOLDS=${FOLDS:-4}
+SEED=${SEED:-1}
+THREADS=${THREADS:-0}
+command -v jq >/dev/null || { echo "bench/pipeline.sh needs jq" >&2; exit 2; }
+
+mkdir -p "$WORK"
+T0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - T0 )) s] $*" >&2; }
+
+if [[ ! -f "$WORK/synth/cohort.csv" ]]; then
+  stamp "synth: $COUNT slides of $SIZE"
+  "$NIC" synth --out "$WORK/synth" --count "$COUNT" --size "$SIZE" --seed "$SEED" --positive-fraction 0.5 -q
+fi
+COHORT="$WORK/synth/cohort.csv"
+
+ROWS=()
+for ENC in $ENCODERS; do
+  E="$WORK/$ENC"
+  mkdir -p "$E"
+  declare -A SECS=()
+  if [[ "$ENC" == mean-rgb ]]; then
+    ENCFILE=mean-rgb
+  else
+    ENCFILE="$E/encoder.nicenc"
+    if [[ ! -f "$ENCFILE" ]]; then
+      t=$(date +%s)
+      if [[ ! -f "$WORK/bank.nicbank" ]]; then
+        stamp "make-bank"
+        "$NIC" make-bank --cohort "$COHORT" --out "$WORK/bank.nicbank" --max-per-slide "$BANK_PER_SLIDE" \
+          --seed "$SEED" --quiet
+      fi
+      stamp "$ENC: train-encoder"
+      "$NIC" train-encoder --kind "$ENC" --bank "$WORK/bank.nicbank" --out "$ENCFILE" --epochs "$ENC_EPOCHS" \
+        --steps-per-epoch "$ENC_STEPS" --seed "$SEED" --threads "$THREADS" --quiet
+      SECS[encoder]=$(( $(date +%s) - t ))
+    fi
+  fi
+  t=$(date +%s)
+  stamp "$ENC: compress"
+  "$NIC" compress --cohort "$COHORT" -e "$ENCFILE" --out "$E/grids" --augment "$AUGMENT" -q
+  SECS[compress]=$(( $(date +%s) - t )); t=$(date +%s)
+  stamp "$ENC: train (k=$FOLDS)"
+  "$NIC" train --cohort "$COHORT" --grids "$E/grids" --task classify --folds "$FOLDS" --epochs "$EPOCHS" \
+    --steps-per-epoch "$STEPS" --seed "$SEED" --threads "$THREADS" --out "$E/run" -q > "$E/train.txt"
+  SECS[train]=$(( $(date +%s) - t )); t=$(date +%s)
+  stamp "$ENC: gradcam"
+  "$NIC" gradcam --model "$E/run" --out "$E/heatmaps" --slides "$WORK/synth" -q "$E"/grids/*.h5 > /dev/null
+  SECS[gradcam]=$(( $(date +%s) - t ))
+  "$NIC" eval-heatmap --cohort "$COHORT" --heatmaps "$E/heatmaps" --json "$E/heatmap-eval.json" > "$E/heatmap-eval.txt"
+  ROWS+=("$(jq -c --arg enc "$ENC" --arg secs "$(for k in "${!SECS[@]}"; do echo "$k=${SECS[$k]}"; done | paste -sd, -)" \
+    --slurpfile ev "$E/heatmap-eval.json" \
+    '{encoder: $enc, auc: .auc.value, auc_ci: [.auc.ci_low, .auc.ci_high], round_auc: .round_auc,
+      pixel_auc: $ev[0].cohort.pixel_auc.mean, pointing: $ev[0].cohort.pointing_game.rate,
+      pointing_hits: $ev[0].cohort.pointing_game.hits, pointing_slides: $ev[0].cohort.pointing_game.slides,
+      mass_inside: $ev[0].cohort.mass_inside.mean, seconds: $secs, heatmaps: "'"$E/heatmaps"'"}' "$E/run/metrics.json")")
+  unset SECS
+done
+
+TOTAL=$(( $(date +%s) - T0 ))
+printf '%s\n' "${ROWS[@]}" | jq -s --arg total "$TOTAL" --arg count "$COUNT" --arg size "$SIZE" \
+  '{slides: ($count|tonumber), size: $size, total_seconds: ($total|tonumber), encoders: .}' > "$WORK/results.json"
+
+echo
+echo "NIC pipeline on $COUNT synthetic slides ($SIZE px), $FOLDS-fold CV, held-out \"All\" set"
+printf '%-18s %-22s %9s %9s %9s\n' encoder "AUC [95% CI]" "pix AUC" pointing "mass in"
+jq -r '.encoders[] | [.encoder,
+   ((.auc // 0 | tostring | .[0:5]) + " [" + (.auc_ci[0] // 0 | tostring | .[0:5]) + "-" + (.auc_ci[1] // 0 | tostring | .[0:5]) + "]"),
+   (.pixel_auc // "n/a" | tostring | .[0:5]), ((.pointing_hits|tostring) + "/" + (.pointing_slides|tostring)),
+   (.mass_inside // "n/a" | tostring | .[0:5])] | @tsv' "$WORK/results.json" |
+  while IFS=$'\t' read -r a b c d e; do printf '%-18s %-22s %9s %9s %9s\n' "$a" "$b" "$c" "$d" "$e"; done
+echo
+echo "total ${TOTAL} s; JSON: $WORK/results.json; heatmaps: $WORK/<encoder>/heatmaps/"

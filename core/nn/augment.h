@@ -1,0 +1,39 @@
+#pragma once
+// Heavy data augmentation for contrastive training (paper §2.2, after Tellez et al. [26]): rotation,
+// colour (HED) jitter, brightness, contrast, zoom, elastic deformation and additive Gaussian noise.
+//
+// Every function takes a batch [N, 3, H, W] of float RGB in [0, 1], returns a new tensor of the same
+// shape clamped to [0, 1], draws one random parameter set per image from `gen` (so equal seeds give
+// equal results, independent of the global generator), and scales its effect with `strength`:
+// 0 leaves the image unchanged (up to float rounding), 1 is the "heavy" setting used for contrastive
+// pairs; values up to 2 are allowed. Throws InvalidArgument for a bad shape or strength.
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace nic::augment {
+
+/// A CPU generator seeded with `seed`.
+at::Generator makeGenerator(std::uint64_t seed);
+
+/// Rotation by a uniform angle in ±180°·min(strength, 1) about the centre, reflection at the borders.
+torch::Tensor rotate(const torch::Tensor& x, double strength, at::Generator& gen);
+/// Zoom by a factor in [1 − 0.25·strength, 1 + 0.25·strength] about the centre, reflection at the borders.
+torch::Tensor zoom(const torch::Tensor& x, double strength, at::Generator& gen);
+/// Elastic deformation: a smooth random displacement field (8×8 control grid, bilinear) of standard
+/// deviation 2.5 %·strength of the image side.
+torch::Tensor elastic(const torch::Tensor& x, double strength, at::Generator& gen);
+/// Colour jitter in haematoxylin–eosin–DAB space (Ruifrok & Johnston): each stain's optical density
+/// is scaled by 1 + U(±0.2·strength) and shifted by U(±0.05·strength).
+torch::Tensor hedJitter(const torch::Tensor& x, double strength, at::Generator& gen);
+/// Brightness: adds U(±0.2·strength).
+torch::Tensor brightness(const torch::Tensor& x, double strength, at::Generator& gen);
+/// Contrast: scales the deviation from the image mean by 1 + U(±0.4·strength).
+torch::Tensor contrast(const torch::Tensor& x, double strength, at::Generator& gen);
+/// Additive Gaussian noise with σ = U(0, 0.05·strength).
+torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generator& gen);
+
+/// All of the above in the order rotate, zoom, elastic, HED, brightness, contrast, noise.
+torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen);
+
+} // namespace nic::augment

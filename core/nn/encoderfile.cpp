@@ -1,0 +1,389 @@
+// Encoder files, the encoder factory and TorchPatchEncoder.
+#include "core/atomicfile.h"
+#include "core/error.h"
+#include "core/nn/encoders.h"
+#include "core/nn/torchencoder.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace nic {
+
+using nlohmann::json;
+
+const char* toString(EncoderKind kind) {
+    switch (kind) {
+    case EncoderKind::Vae: return "vae";
+    case EncoderKind::Contrastive: return "contrastive";
+    case EncoderKind::Bigan: return "bigan";
+    case EncoderKind::SupervisedTumor: return "supervised-tumor";
+    case EncoderKind::SupervisedTissue: return "supervised-tissue";
+    }
+    return "?";
+}
+
+std::optional<EncoderKind> parseEncoderKind(const std::string& text) {
+    for (auto k : {EncoderKind::Vae, EncoderKind::Contrastive, EncoderKind::Bigan, EncoderKind::SupervisedTumor,
+                   EncoderKind::SupervisedTissue})
+        if (text == toString(k))
+            return k;
+    return std::nullopt;
+}
+
+double defaultLearningRate(EncoderKind kind) {
+    switch (kind) {
+    case EncoderKind::Vae: return 1e-3;
+    case EncoderKind::Bigan: return 2e-4;
+    default: return 1e-2;
+    }
+}
+
+std::string configureCompute(const ComputeOptions& options) {
+    if (options.threads < 0)
+        throw InvalidArgument("thread count must be >= 0, got " + std::to_string(options.threads));
+    if (options.threads > 0)
+        torch::set_num_threads(options.threads);
+    if (options.device == "auto")
+        return torch::cuda::is_available() ? "cuda" : "cpu";
+    if (options.device == "cpu")
+        return "cpu";
+    if (options.device == "cuda") {
+        if (!torch::cuda::is_available())
+            throw InvalidArgument("device 'cuda' requested but this LibTorch build or machine has no CUDA device");
+        return "cuda";
+    }
+    throw InvalidArgument("unknown device '" + options.device + "' (use auto, cpu or cuda)");
+}
+
+int computeThreads() { return torch::get_num_threads(); }
+
+torch::Device toDevice(const std::string& name) { return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
+
+std::string torchMessage(const c10::Error& e) { return e.what_without_backtrace(); }
+
+// ---------------------------------------------------------------------------------------------- metadata
+
+std::string encoderMetaToJson(const EncoderMeta& m) {
+    json j;
+    j["format"] = "nic-encoder";
+    j["version"] = 1;
+    j["kind"] = m.kind;
+    j["name"] = m.name;
+    j["patch_size"] = m.patchSize;
+    j["code_size"] = m.codeSize;
+    j["classes"] = m.classes;
+    j["mpp"] = m.mpp;
+    j["input_scaling"] = m.inputScaling;
+    if (m.kind == "keras") {
+        auto layers = json::array();
+        for (const auto& l : m.kerasLayers) {
+            json jl;
+            jl["type"] = toString(l.type);
+            jl["name"] = l.name;
+            jl["in"] = l.inChannels;
+            jl["out"] = l.outChannels;
+            jl["kernel"] = l.kernel;
+            jl["stride"] = l.stride;
+            jl["same_padding"] = l.samePadding;
+            jl["bias"] = l.bias;
+            jl["alpha"] = l.alpha;
+            jl["epsilon"] = l.epsilon;
+            jl["momentum"] = l.momentum;
+            layers.push_back(jl);
+        }
+        j["keras_layers"] = layers;
+    }
+    j["training"] = json::parse(m.trainingJson.empty() ? std::string("{}") : m.trainingJson);
+    return j.dump();
+}
+
+EncoderMeta encoderMetaFromJson(const std::string& text, const std::string& source) {
+    EncoderMeta m;
+    try {
+        const json j = json::parse(text);
+        if (j.value("format", "") != "nic-encoder")
+            throw Error(source + ": not a NIC encoder file (metadata format is not 'nic-encoder')");
+        if (j.value("version", 0) != 1)
+            throw Error(source + ": unsupported encoder file version " + std::to_string(j.value("version", 0)));
+        m.kind = j.at("kind").get<std::string>();
+        m.name = j.value("name", m.kind);
+        m.patchSize = j.at("patch_size").get<int>();
+        m.codeSize = j.at("code_size").get<int>();
+        m.classes = j.value("classes", 0);
+        m.mpp = j.value("mpp", 0.5);
+        m.inputScaling = j.value("input_scaling", "");
+        if (m.inputScaling != "uint8/127.5-1")
+            throw Error(source + ": unsupported input scaling '" + m.inputScaling + "'");
+        if (j.contains("training"))
+            m.trainingJson = j["training"].dump();
+        if (m.kind == "keras") {
+            for (const auto& jl : j.at("keras_layers")) {
+                KerasLayer l;
+                if (!parseKerasLayerType(jl.at("type").get<std::string>(), l.type))
+                    throw Error(source + ": unknown layer type '" + jl.at("type").get<std::string>() + "'");
+                l.name = jl.value("name", "");
+                l.inChannels = jl.at("in").get<int>();
+                l.outChannels = jl.at("out").get<int>();
+                l.kernel = jl.at("kernel").get<int>();
+                l.stride = jl.at("stride").get<int>();
+                l.samePadding = jl.at("same_padding").get<bool>();
+                l.bias = jl.at("bias").get<bool>();
+                l.alpha = jl.at("alpha").get<double>();
+                l.epsilon = jl.at("epsilon").get<double>();
+                l.momentum = jl.at("momentum").get<double>();
+                m.kerasLayers.push_back(l);
+            }
+            if (m.patchSize <= 0 || m.codeSize <= 0)
+                throw Error(source + ": invalid patch or code size in the metadata");
+        } else if (m.kind == "supervised-tissue" && m.classes < 2) {
+            throw Error(source + ": supervised-tissue encoder without a class count");
+        }
+    } catch (const json::exception& e) {
+        throw Error(source + ": malformed encoder metadata: " + e.what());
+    }
+    if (m.kind != "keras" && !parseEncoderKind(m.kind))
+        throw Error(source + ": unknown encoder kind '" + m.kind + "'");
+    return m;
+}
+
+torch::nn::AnyModule buildEncoderModule(const EncoderMeta& m) {
+    if (m.kind == "keras")
+        return torch::nn::AnyModule(KerasChain(m.kerasLayers));
+    checkEncoderShape(m.patchSize, m.codeSize);
+    if (m.kind == "bigan")
+        return torch::nn::AnyModule(BiganEncoder(m.patchSize, m.codeSize, true));
+    return torch::nn::AnyModule(ConvEncoder(m.patchSize, m.codeSize));
+}
+
+torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, torch::Device device) {
+    auto u8 = torch::from_blob(const_cast<std::uint8_t*>(nhwc), {count, patchSize, patchSize, 3}, torch::kUInt8);
+    auto x = u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(127.5).sub_(1.0).contiguous();
+    return x.to(device);
+}
+
+namespace {
+
+struct Fnv64 {
+    std::uint64_t h = 1469598103934665603ULL;
+    void add(const void* data, std::size_t n) {
+        const auto* p = static_cast<const unsigned char*>(data);
+        for (std::size_t i = 0; i < n; ++i) {
+            h ^= p[i];
+            h *= 1099511628211ULL;
+        }
+    }
+    void add(const std::string& s) { add(s.data(), s.size()); }
+    std::string hex() const {
+        char buf[17];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+        return buf;
+    }
+};
+
+void hashTensor(Fnv64& f, const std::string& name, const torch::Tensor& t) {
+    f.add(name);
+    auto c = t.detach().to(torch::kCPU).to(torch::kFloat).contiguous();
+    for (auto s : c.sizes()) {
+        const std::int64_t v = s;
+        f.add(&v, sizeof v);
+    }
+    f.add(c.data_ptr(), static_cast<std::size_t>(c.numel()) * sizeof(float));
+}
+
+EncoderInfo makeInfo(const EncoderMeta& m, const std::string& hash, const std::string& source) {
+    EncoderInfo info;
+    info.name = m.name.empty() ? m.kind : m.name;
+    info.hash = hash;
+    info.patchSize = m.patchSize;
+    info.codeSize = m.codeSize;
+    info.mpp = m.mpp;
+    info.source = source;
+    return info;
+}
+
+std::string readMetaJson(torch::serialize::InputArchive& ar, const std::string& source) {
+    c10::IValue iv;
+    if (!ar.try_read("meta/json", iv) || !iv.isString())
+        throw Error(source + ": not a NIC encoder file (no meta/json record)");
+    return iv.toStringRef();
+}
+
+void loadArchive(torch::serialize::InputArchive& ar, const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        throw IoError(path.string() + ": no such encoder file");
+    try {
+        ar.load_from(path.string());
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot read encoder file: " + torchMessage(e));
+    }
+}
+
+} // namespace
+
+std::string contentHash(const std::string& metaJson, torch::nn::Module& module) {
+    Fnv64 f;
+    f.add(metaJson);
+    for (const auto& p : module.named_parameters(true))
+        hashTensor(f, p.key(), p.value());
+    for (const auto& b : module.named_buffers(true))
+        hashTensor(f, b.key(), b.value());
+    return f.hex();
+}
+
+// ------------------------------------------------------------------------------------ TorchPatchEncoder
+
+TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule module, torch::Device device,
+                                     std::string hash, std::string source)
+    : meta_(std::move(meta)), module_(std::move(module)), device_(device) {
+    module_.ptr()->to(device_);
+    module_.ptr()->eval();
+    info_ = makeInfo(meta_, hash, source);
+}
+
+torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {
+    torch::NoGradGuard noGrad;
+    module_.ptr()->eval();
+    return module_.forward(input.to(device_));
+}
+
+void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {
+    if (count < 0)
+        throw InvalidArgument("encode: negative patch count");
+    torch::NoGradGuard noGrad;
+    module_.ptr()->eval();
+    const int p = meta_.patchSize;
+    const std::size_t patchBytes = static_cast<std::size_t>(p) * static_cast<std::size_t>(p) * 3U;
+    constexpr int kChunk = 256;
+    try {
+        for (int start = 0; start < count; start += kChunk) {
+            const int n = std::min(kChunk, count - start);
+            auto x = toModelInput(nhwc + static_cast<std::size_t>(start) * patchBytes, n, p, device_);
+            auto e = module_.forward(x).to(torch::kCPU).to(torch::kFloat).contiguous();
+            if (e.dim() != 2 || e.size(0) != n || e.size(1) != meta_.codeSize)
+                throw Error("encoder " + info_.name + " produced an output of the wrong shape");
+            std::memcpy(out + static_cast<std::size_t>(start) * static_cast<std::size_t>(meta_.codeSize),
+                        e.data_ptr<float>(), static_cast<std::size_t>(e.numel()) * sizeof(float));
+        }
+    } catch (const c10::Error& e) {
+        throw Error("encoder " + info_.name + ": " + torchMessage(e));
+    }
+}
+
+// ---------------------------------------------------------------------------------------- files
+
+EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module) {
+    const std::string metaJson = encoderMetaToJson(meta);
+    const std::string hash = contentHash(metaJson, module);
+    try {
+        torch::serialize::OutputArchive ar;
+        torch::serialize::OutputArchive enc;
+        module.save(enc);
+        ar.write("encoder", enc);
+        ar.write("meta/json", c10::IValue(metaJson));
+        ar.write("meta/hash", c10::IValue(hash));
+        AtomicFile file(path);
+        ar.save_to(file.tempPath().string());
+        file.commit();
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot write encoder file: " + torchMessage(e));
+    }
+    return makeInfo(meta, hash, path.string());
+}
+
+std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& path, torch::Device device) {
+    const std::string source = path.string();
+    torch::serialize::InputArchive ar;
+    loadArchive(ar, path);
+    const EncoderMeta meta = encoderMetaFromJson(readMetaJson(ar, source), source);
+    auto module = buildEncoderModule(meta);
+    auto& mod = *module.ptr();
+    // torch::load replaces tensors whatever their shape, so remember what the architecture expects.
+    std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
+    for (const auto& p : mod.named_parameters(true))
+        expected.emplace_back(p.key(), p.value().sizes().vec());
+    for (const auto& b : mod.named_buffers(true))
+        expected.emplace_back(b.key(), b.value().sizes().vec());
+    try {
+        torch::serialize::InputArchive enc;
+        if (!ar.try_read("encoder", enc))
+            throw Error(source + ": encoder file has no weights (no 'encoder' record)");
+        mod.load(enc);
+    } catch (const c10::Error& e) {
+        throw Error(source + ": weights do not match the architecture in the metadata: " + torchMessage(e));
+    }
+    std::size_t i = 0;
+    auto check = [&](const std::string& name, const torch::Tensor& t) {
+        const auto& want = expected.at(i++);
+        if (want.first != name || want.second != t.sizes().vec())
+            throw Error(source + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) +
+                        " but the architecture in the metadata needs " + c10::str(c10::IntArrayRef(want.second)));
+    };
+    for (const auto& p : mod.named_parameters(true))
+        check(p.key(), p.value());
+    for (const auto& b : mod.named_buffers(true))
+        check(b.key(), b.value());
+    const std::string metaJson = encoderMetaToJson(meta);
+    const std::string hash = contentHash(metaJson, mod);
+    c10::IValue stored;
+    if (ar.try_read("meta/hash", stored) && stored.isString() && stored.toStringRef() != hash)
+        throw Error(source + ": content hash mismatch (file says " + stored.toStringRef() + ", weights give " + hash +
+                    "); the file is damaged");
+    return std::make_unique<TorchPatchEncoder>(meta, std::move(module), device, hash, source);
+}
+
+// -------------------------------------------------------------------------------------- factory
+
+std::unique_ptr<PatchEncoder> loadEncoder(const std::string& nameOrPath, const ComputeOptions& options) {
+    if (nameOrPath == "mean-rgb")
+        return std::make_unique<MeanRgbEncoder>(128);
+    if (nameOrPath.rfind("mean-rgb:", 0) == 0) {
+        const std::string size = nameOrPath.substr(9);
+        if (size.empty() || size.size() > 5 || size.find_first_not_of("0123456789") != std::string::npos)
+            throw InvalidArgument("'" + nameOrPath + "': expected mean-rgb:P with P the patch size in pixels");
+        return std::make_unique<MeanRgbEncoder>(std::stoi(size));
+    }
+    const std::string device = configureCompute(options);
+    return readEncoderFile(nameOrPath, toDevice(device));
+}
+
+EncoderInfo readEncoderInfo(const std::filesystem::path& path) {
+    if (path == "mean-rgb")
+        return MeanRgbEncoder(128).info();
+    const std::string source = path.string();
+    torch::serialize::InputArchive ar;
+    loadArchive(ar, path);
+    const EncoderMeta meta = encoderMetaFromJson(readMetaJson(ar, source), source);
+    c10::IValue stored;
+    std::string hash = "unknown";
+    if (ar.try_read("meta/hash", stored) && stored.isString())
+        hash = stored.toStringRef();
+    return makeInfo(meta, hash, source);
+}
+
+std::unique_ptr<PatchEncoder> createEncoder(EncoderKind kind, int patchSize, int codeSize, int classes,
+                                            std::uint64_t seed, const ComputeOptions& options) {
+    const std::string device = configureCompute(options);
+    EncoderMeta meta;
+    meta.kind = toString(kind);
+    meta.name = meta.kind;
+    meta.patchSize = patchSize;
+    meta.codeSize = codeSize;
+    meta.classes = kind == EncoderKind::SupervisedTissue ? classes : (kind == EncoderKind::SupervisedTumor ? 2 : 0);
+    torch::manual_seed(seed);
+    auto module = buildEncoderModule(meta);
+    const std::string hash = contentHash(encoderMetaToJson(meta), *module.ptr());
+    return std::make_unique<TorchPatchEncoder>(meta, std::move(module), toDevice(device), hash, "untrained");
+}
+
+EncoderInfo saveEncoder(PatchEncoder& encoder, const std::filesystem::path& path) {
+    auto* t = dynamic_cast<TorchPatchEncoder*>(&encoder);
+    if (!t)
+        throw InvalidArgument("encoder '" + encoder.info().name + "' has no weights to save");
+    return writeEncoderFile(path, t->meta(), t->module());
+}
+
+} // namespace nic

@@ -1,0 +1,119 @@
+#include "core/nn/gradcam.h"
+
+#include "core/error.h"
+#include "core/nn/slidecnn.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace nic {
+
+GradCamTensors gradCamTensors(SlideCnn& net, const torch::Tensor& x, int layer) {
+    torch::AutoGradMode gradOn(true);
+    net->eval();
+    GradCamTensors t;
+    auto input = x.detach().clone();
+    if (layer == 0)
+        input.requires_grad_(true);
+    auto act = net->features(input, layer);
+    if (!act.requires_grad()) // every weight frozen: make the activation a leaf we can differentiate to
+        act = act.detach().requires_grad_(true);
+    const auto y = net->fromFeatures(act, layer);
+    const auto g = torch::autograd::grad({y.sum()}, {act})[0];
+    t.gamma = g.mean({2, 3}).squeeze(0).detach();
+    t.activation = act.detach();
+    t.map = (t.gamma.view({1, -1, 1, 1}) * t.activation).sum(1).squeeze(0);
+    t.output = y.detach().to(torch::kCPU).to(torch::kDouble).item<double>();
+    return t;
+}
+
+namespace {
+
+// Grad-CAM of one [C, h, w] window, ReLU'd and resized to h × w.
+torch::Tensor camOf(SlideCnn& net, const torch::Tensor& x, int layer, double* output) {
+    auto t = gradCamTensors(net, x.unsqueeze(0), layer);
+    if (output)
+        *output = t.output;
+    auto map = torch::relu(t.map).unsqueeze(0).unsqueeze(0);
+    if (map.size(2) != x.size(1) || map.size(3) != x.size(2))
+        map = torch::nn::functional::interpolate(
+            map, torch::nn::functional::InterpolateFuncOptions()
+                     .size(std::vector<std::int64_t>{x.size(1), x.size(2)})
+                     .mode(torch::kBilinear)
+                     .align_corners(false));
+    return map.squeeze(0).squeeze(0).to(torch::kCPU).to(torch::kFloat);
+}
+
+std::vector<std::int64_t> tileStarts(std::int64_t size, std::int64_t tile, std::int64_t step) {
+    std::vector<std::int64_t> s{0};
+    while (s.back() + tile < size)
+        s.push_back(std::min(s.back() + step, size - tile));
+    return s;
+}
+
+} // namespace
+
+GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& grid, const GradCamOptions& options,
+                      JobContext& job) {
+    auto model = loadSlideModel(modelPath, options.device);
+    const auto& cfg = model.meta.config;
+    if (grid.channels != cfg.inputChannels)
+        throw InvalidArgument(modelPath.string() + " expects grids with " + std::to_string(cfg.inputChannels) +
+                              " channels, this one has " + std::to_string(grid.channels));
+    if (options.layer < 0 || options.layer > cfg.layers)
+        throw InvalidArgument("Grad-CAM layer " + std::to_string(options.layer) + " is outside [0, " +
+                              std::to_string(cfg.layers) + "]");
+    if (options.tileSize < 8 || options.tileOverlap < 0 || options.tileOverlap >= options.tileSize)
+        throw InvalidArgument("Grad-CAM tiles: size must be >= 8 and overlap in [0, size)");
+    GradCamResult r;
+    r.rows = grid.rows;
+    r.cols = grid.cols;
+    r.layer = options.layer;
+    const auto x = torch::from_blob(const_cast<float*>(grid.data.data()), {grid.channels, grid.rows, grid.cols})
+                       .to(model.device);
+    torch::Tensor heat;
+    if (std::int64_t{grid.rows} * grid.cols <= options.maxCells) {
+        heat = camOf(model.net, x, options.layer, &r.output);
+        job.progress(1, 1, "Grad-CAM");
+    } else {
+        r.tiled = true;
+        const std::int64_t T = options.tileSize;
+        const std::int64_t step = T - options.tileOverlap;
+        const auto ys = tileStarts(grid.rows, T, step);
+        const auto xs = tileStarts(grid.cols, T, step);
+        r.tiles = static_cast<int>(ys.size() * xs.size());
+        auto acc = torch::zeros({grid.rows, grid.cols});
+        auto wsum = torch::zeros({grid.rows, grid.cols});
+        double outSum = 0.0;
+        int done = 0;
+        for (auto y0 : ys)
+            for (auto x0 : xs) {
+                job.throwIfCancelled();
+                const auto h = std::min<std::int64_t>(T, grid.rows - y0);
+                const auto w = std::min<std::int64_t>(T, grid.cols - x0);
+                double out = 0.0;
+                const auto cam = camOf(model.net, x.slice(1, y0, y0 + h).slice(2, x0, x0 + w), options.layer, &out);
+                outSum += out;
+                // Tent weight: 1 in the middle, falling towards the tile border (never 0).
+                const auto wy = torch::minimum(torch::arange(h) + 1, h - torch::arange(h)).to(torch::kFloat);
+                const auto wx = torch::minimum(torch::arange(w) + 1, w - torch::arange(w)).to(torch::kFloat);
+                const auto weight = torch::outer(wy, wx);
+                acc.slice(0, y0, y0 + h).slice(1, x0, x0 + w) += cam * weight;
+                wsum.slice(0, y0, y0 + h).slice(1, x0, x0 + w) += weight;
+                job.progress(++done, r.tiles, "Grad-CAM tiles");
+            }
+        heat = acc / wsum;
+        r.output = outSum / r.tiles;
+    }
+    heat = heat.contiguous();
+    r.heatmap.assign(heat.data_ptr<float>(), heat.data_ptr<float>() + heat.numel());
+    if (options.tissueThreshold >= 0.0f && grid.tissue.size() == r.heatmap.size())
+        for (std::size_t i = 0; i < r.heatmap.size(); ++i)
+            if (!(grid.tissue[i] > options.tissueThreshold))
+                r.heatmap[i] = 0.0f;
+    r.prediction = model.meta.task == SlideTask::Classification ? 1.0 / (1.0 + std::exp(-r.output))
+                                                                : r.output * model.meta.labelScale + model.meta.labelMean;
+    return r;
+}
+
+} // namespace nic

@@ -1,0 +1,53 @@
+#pragma once
+// Grad-CAM for the slide CNN (paper §3.3, §8.3), over a whole compressed slide, at grid resolution.
+// No LibTorch in this header; the tensor-level step is gradCamTensors() in slidecnn.h.
+//
+// For layer k the heatmap is h = ReLU(Σ_j γ_j f_j), where f_j is feature map j of block k and γ_j the
+// spatial mean of ∂y/∂f_j, y being the network's raw output (the logit for classification, so the
+// sigmoid's saturation does not flatten the gradients). Block k's map is 2^k (k ≤ 6) times coarser than
+// the grid because blocks 1–6 have stride 2, so h is resized bilinearly to the grid's H × W; k = 0 uses
+// the input itself (gradient × input), which needs no resizing. The default k = 1 is the paper's
+// choice (the highest-resolution convolutional layer).
+//
+// Whole slide: the network is fully convolutional up to its global pooling, so a grid that is not
+// larger than `maxCells` goes through in one pass: γ then comes from the slide-level output itself,
+// which is what "where does the model look for this slide" asks. Larger grids are cut into
+// overlapping square tiles of `tileSize` cells (overlap `tileOverlap`), each explained on its own
+// output and blended with a weight that falls linearly towards the tile border (so seams do not
+// show); the result says where each region's own prediction comes from.
+#include "core/nn/slidetrainer.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace nic {
+
+struct GradCamOptions {
+    int layer = 1;                  ///< k: 0 (input) … layers
+    std::int64_t maxCells = 512 * 512; ///< one pass when rows · cols <= this
+    int tileSize = 256;
+    int tileOverlap = 64;
+    /// Cells whose tissue fraction is <= this get heat 0 (negative: keep every cell).
+    float tissueThreshold = 0.0f;
+    std::string device = "auto";
+};
+
+struct GradCamResult {
+    int rows = 0;
+    int cols = 0;
+    std::vector<float> heatmap;     ///< rows · cols, row-major, >= 0
+    double output = 0.0;            ///< raw network output for the whole grid (or the mean over tiles)
+    double prediction = 0.0;        ///< probability (classification) or de-standardised value (regression)
+    int layer = 1;
+    bool tiled = false;
+    int tiles = 1;
+};
+
+/// Grad-CAM of the model in `modelPath` on `grid` (one orientation of a compressed slide). Throws
+/// InvalidArgument when the grid's channels differ from the model's or the layer is out of range,
+/// IoError/Error when the model cannot be loaded.
+GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& grid, const GradCamOptions& options = {},
+                      JobContext& job = JobContext::none());
+
+} // namespace nic

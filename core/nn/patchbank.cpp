@@ -1,0 +1,292 @@
+#include "core/nn/patchbank.h"
+
+#include "core/annotationraster.h"
+#include "core/atomicfile.h"
+#include "core/error.h"
+#include "core/imageio.h"
+#include "core/resample.h"
+#include "core/slide.h"
+#include "core/tissue.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+namespace nic {
+
+namespace {
+constexpr char kMagic[8] = {'N', 'I', 'C', 'B', 'A', 'N', 'K', '1'};
+}
+
+PatchBank::PatchBank(int patchSize) : patchSize_(patchSize) {
+    if (patchSize <= 0)
+        throw InvalidArgument("patch bank: patch size must be positive");
+}
+
+Image PatchBank::image(std::size_t i) const {
+    Image im(patchSize_, patchSize_, 3);
+    std::memcpy(im.pixels.data(), patch(i), patchBytes());
+    return im;
+}
+
+int PatchBank::classIndex(const std::string& name) {
+    auto it = std::find(classNames_.begin(), classNames_.end(), name);
+    if (it != classNames_.end())
+        return static_cast<int>(it - classNames_.begin());
+    classNames_.push_back(name);
+    return static_cast<int>(classNames_.size() - 1);
+}
+
+int PatchBank::sourceIndex(const std::string& name) {
+    auto it = std::find(sourceNames_.begin(), sourceNames_.end(), name);
+    if (it != sourceNames_.end())
+        return static_cast<int>(it - sourceNames_.begin());
+    sourceNames_.push_back(name);
+    return static_cast<int>(sourceNames_.size() - 1);
+}
+
+void PatchBank::add(const Image& patch, int label, int source, int col, int row) {
+    if (patch.width != patchSize_ || patch.height != patchSize_ || patch.channels != 3)
+        throw InvalidArgument("patch bank holds " + std::to_string(patchSize_) + "x" + std::to_string(patchSize_) +
+                              " RGB patches, got " + std::to_string(patch.width) + "x" + std::to_string(patch.height) +
+                              "x" + std::to_string(patch.channels));
+    add(patch.pixels.data(), label, source, col, row);
+}
+
+void PatchBank::add(const std::uint8_t* nhwc, int label, int source, int col, int row) {
+    if (patchSize_ <= 0)
+        throw InvalidArgument("patch bank has no patch size");
+    pixels_.insert(pixels_.end(), nhwc, nhwc + patchBytes());
+    labels_.push_back(label);
+    sources_.push_back(source);
+    cols_.push_back(col);
+    rows_.push_back(row);
+}
+
+PatchBank PatchBank::subset(const std::vector<std::size_t>& indices) const {
+    PatchBank out(patchSize_);
+    out.classNames_ = classNames_;
+    out.sourceNames_ = sourceNames_;
+    out.pixels_.reserve(indices.size() * patchBytes());
+    for (auto i : indices) {
+        if (i >= size())
+            throw InvalidArgument("patch bank subset: index out of range");
+        out.add(patch(i), labels_[i], sources_[i], cols_[i], rows_[i]);
+    }
+    return out;
+}
+
+std::pair<PatchBank, PatchBank> PatchBank::split(double fraction, std::uint64_t seed) const {
+    if (!(fraction >= 0.0 && fraction <= 1.0))
+        throw InvalidArgument("split fraction must be in [0, 1]");
+    std::map<int, std::vector<std::size_t>> byLabel;
+    for (std::size_t i = 0; i < size(); ++i)
+        byLabel[labels_[i]].push_back(i);
+    std::mt19937_64 rng(seed);
+    std::vector<std::size_t> rest, part;
+    for (auto& [label, idx] : byLabel) {
+        std::shuffle(idx.begin(), idx.end(), rng);
+        const auto n = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(idx.size())));
+        part.insert(part.end(), idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n));
+        rest.insert(rest.end(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end());
+    }
+    std::sort(rest.begin(), rest.end());
+    std::sort(part.begin(), part.end());
+    return {subset(rest), subset(part)};
+}
+
+std::vector<std::size_t> PatchBank::labelCounts() const {
+    std::vector<std::size_t> counts(classNames_.size(), 0);
+    for (auto l : labels_)
+        if (l >= 0) {
+            if (static_cast<std::size_t>(l) >= counts.size())
+                counts.resize(static_cast<std::size_t>(l) + 1, 0);
+            ++counts[static_cast<std::size_t>(l)];
+        }
+    return counts;
+}
+
+void PatchBank::save(const std::filesystem::path& path) const {
+    nlohmann::json h;
+    h["patch_size"] = patchSize_;
+    h["count"] = size();
+    h["class_names"] = classNames_;
+    h["sources"] = sourceNames_;
+    const std::string header = h.dump();
+    AtomicFile file(path);
+    {
+        std::ofstream out(file.tempPath(), std::ios::binary);
+        if (!out)
+            throw IoError(path.string() + ": cannot create patch bank file");
+        const std::uint64_t len = header.size();
+        out.write(kMagic, sizeof kMagic);
+        out.write(reinterpret_cast<const char*>(&len), sizeof len);
+        out.write(header.data(), static_cast<std::streamsize>(header.size()));
+        for (const auto* v : {&labels_, &sources_, &cols_, &rows_})
+            out.write(reinterpret_cast<const char*>(v->data()), static_cast<std::streamsize>(v->size() * sizeof(std::int32_t)));
+        out.write(reinterpret_cast<const char*>(pixels_.data()), static_cast<std::streamsize>(pixels_.size()));
+        out.flush();
+        if (!out)
+            throw IoError(path.string() + ": write failed (disk full?)");
+    }
+    file.commit();
+}
+
+PatchBank PatchBank::load(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw IoError(path.string() + ": cannot open patch bank (missing or unreadable)");
+    char magic[8] = {};
+    in.read(magic, sizeof magic);
+    if (!in || std::memcmp(magic, kMagic, sizeof kMagic) != 0)
+        throw Error(path.string() + ": not a patch bank (bad signature)");
+    std::uint64_t len = 0;
+    in.read(reinterpret_cast<char*>(&len), sizeof len);
+    if (!in || len > (1U << 26))
+        throw Error(path.string() + ": patch bank header is damaged");
+    std::string header(len, '\0');
+    in.read(header.data(), static_cast<std::streamsize>(len));
+    PatchBank bank;
+    std::size_t count = 0;
+    try {
+        const auto h = nlohmann::json::parse(header);
+        bank.patchSize_ = h.at("patch_size").get<int>();
+        count = h.at("count").get<std::size_t>();
+        bank.classNames_ = h.at("class_names").get<std::vector<std::string>>();
+        bank.sourceNames_ = h.at("sources").get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(path.string() + ": patch bank header is damaged: " + e.what());
+    }
+    if (bank.patchSize_ <= 0)
+        throw Error(path.string() + ": patch bank header is damaged: bad patch size");
+    for (auto* v : {&bank.labels_, &bank.sources_, &bank.cols_, &bank.rows_}) {
+        v->resize(count);
+        in.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(count * sizeof(std::int32_t)));
+    }
+    bank.pixels_.resize(count * bank.patchBytes());
+    in.read(reinterpret_cast<char*>(bank.pixels_.data()), static_cast<std::streamsize>(bank.pixels_.size()));
+    if (!in)
+        throw IoError(path.string() + ": patch bank is truncated");
+    return bank;
+}
+
+PatchBank patchBankFromFolder(const std::filesystem::path& folder, int patchSize, JobContext& ctx,
+                              const std::filesystem::path& labelsCsv) {
+    const auto csvPath = labelsCsv.empty() ? folder / "labels.csv" : labelsCsv;
+    std::ifstream in(csvPath);
+    if (!in)
+        throw IoError(csvPath.string() + ": cannot open labels file (expected 'file,label' lines)");
+    std::vector<std::pair<std::string, std::string>> rows;
+    std::string line;
+    int lineNo = 0;
+    while (std::getline(in, line)) {
+        ++lineNo;
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.empty())
+            continue;
+        const auto comma = line.rfind(',');
+        if (comma == std::string::npos)
+            throw InvalidArgument(csvPath.string() + ":" + std::to_string(lineNo) + ": expected 'file,label'");
+        std::string file = line.substr(0, comma), label = line.substr(comma + 1);
+        if (lineNo == 1 && file == "file" && label == "label")
+            continue;
+        rows.emplace_back(file, label);
+    }
+    if (rows.empty())
+        throw InvalidArgument(csvPath.string() + ": no labelled images");
+    std::set<std::string> names;
+    for (const auto& r : rows)
+        names.insert(r.second);
+    std::vector<std::string> classes(names.begin(), names.end());
+    const bool numeric = std::all_of(classes.begin(), classes.end(), [](const std::string& s) {
+        return !s.empty() && s.size() < 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    });
+    if (numeric)
+        std::sort(classes.begin(), classes.end(), [](const std::string& a, const std::string& b) { return std::stol(a) < std::stol(b); });
+
+    PatchBank bank(patchSize);
+    bank.setClassNames(classes);
+    const int source = bank.sourceIndex(folder.string());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        ctx.throwIfCancelled();
+        Image im = readImage(folder / rows[i].first, 3);
+        if (im.width != patchSize || im.height != patchSize)
+            im = resize(im, patchSize, patchSize);
+        const int label = static_cast<int>(std::find(classes.begin(), classes.end(), rows[i].second) - classes.begin());
+        bank.add(im, label, source);
+        ctx.progress(static_cast<std::int64_t>(i + 1), static_cast<std::int64_t>(rows.size()), "reading patches");
+    }
+    return bank;
+}
+
+PatchBank patchBankFromSlides(const std::vector<SlideBankSource>& slides, const SlideBankOptions& o, JobContext& ctx) {
+    PatchBank bank(o.grid.patchSize);
+    if (o.labelled)
+        bank.setClassNames({"normal", "tumor"});
+    struct Cell {
+        int col, row, label;
+    };
+    std::vector<std::vector<Cell>> perSlide(slides.size());
+    std::size_t total = 0;
+    std::mt19937_64 rng(o.seed);
+    for (std::size_t s = 0; s < slides.size(); ++s) {
+        ctx.throwIfCancelled();
+        const Slide slide(slides[s].slide.string());
+        const PatchGrid grid(slide, o.grid, o.slideMpp);
+        const TissueMask mask = detectTissue(slide, TissueOptions{}, o.slideMpp);
+        const auto tissue = tissueFractionPerCell(mask, grid);
+        std::vector<float> cover;
+        if (o.labelled && !slides[s].annotations.empty()) {
+            const auto set = AnnotationSet::load(slides[s].annotations);
+            cover = coverage(set, o.groups, 0.0, 0.0, static_cast<double>(o.grid.stride) * grid.factor(), grid.cols(),
+                             grid.rows());
+        }
+        auto& cells = perSlide[s];
+        for (int r = 0; r < grid.rows(); ++r)
+            for (int c = 0; c < grid.cols(); ++c) {
+                const auto i = static_cast<std::size_t>(r) * static_cast<std::size_t>(grid.cols()) + static_cast<std::size_t>(c);
+                if (tissue[i] < o.minTissue)
+                    continue;
+                int label = -1;
+                if (o.labelled) {
+                    const float cv = cover.empty() ? 0.0f : cover[i];
+                    if (cv >= o.tumorCoverage)
+                        label = 1;
+                    else if (cv <= 0.0f)
+                        label = 0;
+                    else
+                        continue;
+                }
+                cells.push_back({c, r, label});
+            }
+        if (o.maxPerSlide > 0 && cells.size() > static_cast<std::size_t>(o.maxPerSlide)) {
+            std::shuffle(cells.begin(), cells.end(), rng);
+            cells.resize(static_cast<std::size_t>(o.maxPerSlide));
+            std::sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) { return std::tie(a.row, a.col) < std::tie(b.row, b.col); });
+        }
+        total += cells.size();
+    }
+    std::size_t done = 0;
+    for (std::size_t s = 0; s < slides.size(); ++s) {
+        const Slide slide(slides[s].slide.string());
+        const PatchGrid grid(slide, o.grid, o.slideMpp);
+        const int source = bank.sourceIndex(slides[s].slide.string());
+        for (const auto& cell : perSlide[s]) {
+            ctx.throwIfCancelled();
+            bank.add(grid.readPatch(slide, cell.col, cell.row), cell.label, source, cell.col, cell.row);
+            ctx.progress(static_cast<std::int64_t>(++done), static_cast<std::int64_t>(total), "reading patches");
+        }
+    }
+    return bank;
+}
+
+} // namespace nic

@@ -1,0 +1,231 @@
+#pragma once
+// Slide-level learning on compressed slides (paper §3, §4.4–4.5, §8.2): the slide CNN's configuration,
+// the cohort of compressed slides it learns from, k-fold cross-validation with per-fold models, and
+// test-time-augmented prediction. No LibTorch in this header (the CLI and GUI include it cheaply); the
+// network itself is in slidecnn.h.
+//
+// Training (one cross-validation round): every step draws a batch of slides (class-balanced for
+// classification: each sample is a positive with probability ½), for each a random stored dihedral
+// variant and an R × R crop centred ∝ squared distance to background (cropsampler.h); Adam from 1e-2,
+// divided by 10 when the validation metric has not improved for `patience` epochs, stopping when it
+// would fall below 1e-5 or after `epochs`; the model of the best validation epoch is kept. Validation
+// metric: AUC (classification) or Spearman (regression) of the TTA predictions on the validation fold,
+// with the validation loss breaking ties and standing in when the metric is undefined.
+// Inference (§3.2): T crops spread uniformly over the tissue × every stored variant, predictions
+// (probabilities, or de-standardised regression outputs) averaged. When a whole grid fits inside one
+// crop, its T crops would only differ by where the zero padding falls, so one centred crop per variant is used.
+//
+// Determinism: under a fixed seed and thread count, a run reproduces its models, predictions and
+// metrics exactly (torch's generator and every sampler are seeded from `seed` and the round).
+#include "core/jobcontext.h"
+#include "core/metrics.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nic {
+
+enum class SlideTask { Classification, Regression };
+const char* toString(SlideTask task);                    ///< "classify" / "regress"
+SlideTask parseSlideTask(const std::string& text);       ///< also "classification"/"regression"; InvalidArgument
+
+/// How the last feature map becomes one vector for the dense head. The paper's Keras model flattens a
+/// fixed R × R crop; a global pooling makes the network fully convolutional, so it accepts any crop
+/// size and the whole slide at once for Grad-CAM. Max pooling suits "is there a lesion anywhere"
+/// (multiple-instance style) and ignores zero padding; average pooling suits slide-wide quantities.
+enum class GlobalPooling { Max, Average };
+const char* toString(GlobalPooling pooling);              ///< "max" / "avg"
+GlobalPooling parseGlobalPooling(const std::string& text); ///< InvalidArgument
+
+/// Architecture of the slide CNN (§8.2). Stored with every model and compared before loading.
+struct SlideCnnConfig {
+    int inputChannels = 128;  ///< C of the compressed slides
+    int filters = 128;
+    int layers = 8;           ///< depthwise-separable conv blocks
+    int unstridedLayers = 2;  ///< the last this many blocks have stride 1 (paper: layers 7 and 8)
+    int dense = 128;
+    double dropout = 0.2;     ///< feature-wise (spatial) dropout after each block
+    double l2 = 1e-5;         ///< coefficient of Σ w² over conv and dense weights added to the loss
+    GlobalPooling pooling = GlobalPooling::Max;
+    bool operator==(const SlideCnnConfig&) const = default;
+};
+
+/// Everything stored with a trained slide model besides its weights.
+struct SlideModelMeta {
+    SlideCnnConfig config;
+    SlideTask task = SlideTask::Classification;
+    double labelMean = 0.0;   ///< regression: prediction = output · labelScale + labelMean
+    double labelScale = 1.0;
+    int cropSize = 400;       ///< R used in training (and at inference)
+    float tissueThreshold = 0.0f;
+    int testCrops = 10;       ///< T
+    std::string encoderName;  ///< of the compressed slides it was trained on ("" when unknown)
+    std::string encoderHash;
+    int round = -1;           ///< cross-validation round (= test fold), -1 when not from CV
+    std::vector<std::string> trainSlides; ///< ids of the training and validation slides
+    std::vector<std::string> validationSlides;
+    std::uint64_t seed = 0;
+    std::string toJson() const;
+    /// Throws Error naming the problem when the JSON is not a slide-model description.
+    static SlideModelMeta fromJson(const std::string& json);
+};
+
+/// One orientation of a compressed slide: the grid [C, H, W] and the tissue fraction [H, W] in the same orientation.
+struct SlideGrid {
+    int channels = 0;
+    int rows = 0;
+    int cols = 0;
+    std::vector<float> data;
+    std::vector<float> tissue;
+};
+
+/// Where training and inference get grids from. Implementations may load lazily and cache; a source is
+/// used by one thread at a time. grid() returns a reference valid until the next call.
+class SlideGridSource {
+public:
+    virtual ~SlideGridSource() = default;
+    virtual std::size_t size() const = 0;
+    virtual std::string id(std::size_t slide) const = 0;
+    virtual int channels() const = 0;
+    virtual int variantCount(std::size_t slide) const = 0;
+    /// Grid size (rows, cols) of variant 0 (for crop-size decisions without loading data).
+    virtual std::pair<int, int> shape(std::size_t slide) const = 0;
+    virtual const SlideGrid& grid(std::size_t slide, int variant) = 0;
+    /// Encoder identity of the grids ("" when unknown).
+    virtual std::string encoderName() const { return {}; }
+    virtual std::string encoderHash() const { return {}; }
+};
+
+/// Grids held in memory (tests, small cohorts). `variants[i]` lists slide i's orientations.
+class InMemoryGridSource final : public SlideGridSource {
+public:
+    InMemoryGridSource(std::vector<std::string> ids, std::vector<std::vector<SlideGrid>> variants);
+    std::size_t size() const override { return ids_.size(); }
+    std::string id(std::size_t slide) const override { return ids_.at(slide); }
+    int channels() const override;
+    int variantCount(std::size_t slide) const override { return static_cast<int>(variants_.at(slide).size()); }
+    std::pair<int, int> shape(std::size_t slide) const override;
+    const SlideGrid& grid(std::size_t slide, int variant) override;
+
+private:
+    std::vector<std::string> ids_;
+    std::vector<std::vector<SlideGrid>> variants_;
+};
+
+/// Compressed-slide files (latentgrid.h), read on demand and kept in an LRU cache of at most
+/// `cacheBytes`. Tissue fractions are transformed to each variant's orientation. The constructor reads
+/// every file's metadata and throws IoError (unreadable file) or InvalidArgument (code sizes or
+/// encoders differ between files, naming both files).
+class LatentGridFileSource final : public SlideGridSource {
+public:
+    explicit LatentGridFileSource(std::vector<std::filesystem::path> files, std::int64_t cacheBytes = std::int64_t{4} << 30);
+    ~LatentGridFileSource() override;
+    std::size_t size() const override { return files_.size(); }
+    std::string id(std::size_t slide) const override;
+    int channels() const override { return channels_; }
+    int variantCount(std::size_t slide) const override { return variants_.at(slide); }
+    std::pair<int, int> shape(std::size_t slide) const override { return shapes_.at(slide); }
+    const SlideGrid& grid(std::size_t slide, int variant) override;
+    std::string encoderName() const override { return encoderName_; }
+    std::string encoderHash() const override { return encoderHash_; }
+    const std::filesystem::path& file(std::size_t slide) const { return files_.at(slide); }
+
+private:
+    std::vector<std::filesystem::path> files_;
+    std::vector<int> variants_;
+    std::vector<std::pair<int, int>> shapes_;
+    int channels_ = 0;
+    std::string encoderName_;
+    std::string encoderHash_;
+    std::int64_t cacheBytes_ = 0;
+    std::int64_t cachedBytes_ = 0;
+    std::uint64_t tick_ = 0;
+    struct Entry {
+        SlideGrid grid;
+        std::uint64_t lastUse = 0;
+    };
+    std::map<std::pair<std::size_t, int>, Entry> cache_;
+};
+
+/// Options of `nic train` (defaults follow the paper).
+struct SlideTrainOptions {
+    SlideTask task = SlideTask::Classification;
+    int folds = 4;
+    int epochs = 50;
+    int stepsPerEpoch = 0;     ///< 0: every training slide drawn ~8 times per epoch, at least 20 steps
+    int batchSize = 16;
+    int cropSize = 400;        ///< R
+    /// Shrink R to the smallest multiple of 16 holding every grid of the cohort when all grids are smaller
+    /// than R: the extra rows of zero padding carry nothing and cost time quadratically.
+    bool shrinkCropToGrids = true;
+    double learningRate = 1e-2;
+    double minLearningRate = 1e-5;
+    int patience = 4;          ///< epochs without validation improvement before lr /= 10
+    bool balanceClasses = true;
+    int testCrops = 10;        ///< T
+    float tissueThreshold = 0.0f;
+    SlideCnnConfig network;    ///< inputChannels is taken from the data
+    std::uint64_t seed = 0;
+    int bootstrapResamples = 2000;
+    std::string device = "auto";
+    int threads = 0;           ///< 0: LibTorch's default
+};
+
+/// One slide's held-out prediction.
+struct SlidePrediction {
+    std::string id;
+    double label = 0.0;
+    double prediction = 0.0;
+    int round = 0;             ///< the round (= test fold) whose model predicted it
+};
+
+/// One training epoch of one round.
+struct EpochRecord {
+    int round = 0;
+    int epoch = 0;             ///< 1-based
+    double learningRate = 0.0;
+    double trainLoss = 0.0;
+    double validationLoss = 0.0;
+    double validationMetric = 0.0; ///< AUC or Spearman; NaN when undefined
+    bool best = false;         ///< the model of this epoch is the one kept
+    double seconds = 0.0;
+};
+
+/// The outcome of a cross-validation.
+struct CrossValidationResult {
+    std::vector<SlidePrediction> predictions; ///< the "All" set: every slide once, by the model that did not see it
+    std::vector<EpochRecord> curves;
+    RocCurve roc;                              ///< classification
+    ConfidenceInterval auc;                    ///< classification
+    ConfidenceInterval spearman;               ///< regression
+    ConfidenceInterval pearson;                ///< regression
+    std::vector<double> roundMetrics;          ///< AUC / Spearman of each round's test fold
+    int cropSize = 0;                          ///< R actually used
+    std::string metricsJson;                   ///< what metrics.json holds
+};
+
+/// Runs k-fold cross-validation (folds.h) on `labels[i]` of slide i of `source` (`foldColumn` empty, or
+/// one user fold per slide) and writes into `outDir` (created): fold<r>/model.pt per round,
+/// predictions.csv (slide,label,prediction,round), metrics.json, curves.csv and folds.csv, each
+/// atomically. Progress: one unit per training step, step "round r/k, epoch e/E"; cancellable between
+/// steps (throws Cancelled, leaving finished rounds' models). Throws InvalidArgument for bad options
+/// or labels (classification labels must be 0/1 and both classes must occur), IoError on write failures.
+CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
+                                    const std::vector<int>& foldColumn, const SlideTrainOptions& options,
+                                    const std::filesystem::path& outDir, JobContext& job = JobContext::none());
+
+/// Reads the metadata of a slide-model file (no weights built). Throws IoError/Error naming the file.
+SlideModelMeta readSlideModelMeta(const std::filesystem::path& path);
+
+/// Predicts slides with a saved model (TTA as in training's inference). Returns one value per slide:
+/// a probability (classification) or a de-standardised output (regression).
+std::vector<double> predictSlides(const std::filesystem::path& modelPath, SlideGridSource& source,
+                                  const std::vector<std::size_t>& slides, const std::string& device = "auto",
+                                  JobContext& job = JobContext::none());
+
+} // namespace nic

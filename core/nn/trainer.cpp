@@ -1,0 +1,679 @@
+// Training loops of the encoders (supplementary §7): one Session per kind behind a shared epoch loop
+// (plateau schedule, best-by-validation encoder, checkpoints, resume, cancellation).
+#include "core/nn/trainer.h"
+
+#include "core/atomicfile.h"
+#include "core/error.h"
+#include "core/nn/augment.h"
+#include "core/nn/torchencoder.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <random>
+#include <tuple>
+
+namespace nic {
+
+namespace F = torch::nn::functional;
+using nlohmann::json;
+
+namespace {
+
+/// Gathers bank patches into a float batch [N, 3, P, P] in [0, 1] on the CPU.
+torch::Tensor gatherUnit(const PatchBank& bank, const std::vector<std::size_t>& idx) {
+    const auto n = static_cast<std::int64_t>(idx.size());
+    const int p = bank.patchSize();
+    auto u8 = torch::empty({n, p, p, 3}, torch::kUInt8);
+    auto* dst = u8.data_ptr<std::uint8_t>();
+    for (std::size_t i = 0; i < idx.size(); ++i)
+        std::memcpy(dst + i * bank.patchBytes(), bank.patch(idx[i]), bank.patchBytes());
+    return u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
+}
+
+torch::Tensor unitToModel(const torch::Tensor& unit) { return unit * 2.0 - 1.0; }
+
+struct StepStats {
+    double loss = 0.0;
+    double extra = 0.0;  ///< accuracy or G/E loss
+    double extra2 = 0.0; ///< BiGAN D accuracy
+};
+
+/// What differs between the kinds: networks, optimisers, one training step, validation.
+class Session {
+public:
+    virtual ~Session() = default;
+    virtual torch::nn::Module& networks() = 0;
+    virtual torch::nn::Module& encoderModule() = 0;
+    virtual std::vector<torch::optim::Optimizer*> optimizers() = 0;
+    virtual StepStats step(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng) = 0;
+    /// NaN when the kind has no validation metric.
+    virtual double validate() = 0;
+    virtual bool higherIsBetter() const = 0;
+    virtual const char* metricName() const = 0;
+
+    void setLearningRate(double lr) {
+        for (auto* o : optimizers())
+            for (auto& g : o->param_groups())
+                g.options().set_lr(lr);
+    }
+};
+
+std::vector<std::size_t> allIndices(const PatchBank& b) {
+    std::vector<std::size_t> v(b.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+        v[i] = i;
+    return v;
+}
+
+template <typename Fn>
+void forChunks(std::size_t n, std::size_t chunk, Fn fn) {
+    for (std::size_t s = 0; s < n; s += chunk) {
+        std::vector<std::size_t> idx;
+        for (std::size_t i = s; i < std::min(n, s + chunk); ++i)
+            idx.push_back(i);
+        fn(idx);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ VAE
+
+class VaeSession final : public Session {
+public:
+    VaeSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev, double lr)
+        : train_(train), val_(val), dev_(dev), gamma_(o.vaeGamma), net_(p, o.codeSize),
+          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
+    bool higherIsBetter() const override { return false; }
+    const char* metricName() const override { return "val_loss"; }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&) override {
+        net_->train();
+        auto x = unitToModel(gatherUnit(train_, idx)).to(dev_);
+        auto out = net_->forward(x);
+        auto losses = VaeImpl::loss(out, x, gamma_);
+        opt_.zero_grad();
+        losses[0].backward();
+        opt_.step();
+        return {losses[0].item<double>(), losses[1].item<double>(), losses[2].item<double>()};
+    }
+
+    double validate() override {
+        torch::NoGradGuard ng;
+        net_->eval();
+        double sum = 0.0;
+        forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
+            auto x = unitToModel(gatherUnit(val_, idx)).to(dev_);
+            auto f = net_->encoder->features(x);
+            VaeImpl::Output o;
+            o.mu = net_->encoder->code(f);
+            o.logVar = net_->logVar(f);
+            o.reconstruction = net_->decoder(o.mu); // deterministic: decode μ
+            sum += VaeImpl::loss(o, x, gamma_)[0].item<double>() * static_cast<double>(idx.size());
+        });
+        return sum / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
+    }
+
+private:
+    const PatchBank& train_;
+    const PatchBank& val_;
+    torch::Device dev_;
+    double gamma_;
+    Vae net_;
+    torch::optim::Adam opt_;
+};
+
+// ----------------------------------------------------------------------------------------- supervised
+
+class SupervisedSession final : public Session {
+public:
+    SupervisedSession(const TrainOptions& o, int p, int outputs, const PatchBank& train, const PatchBank& val,
+                      torch::Device dev, double lr, double augment)
+        : train_(train), val_(val), dev_(dev), outputs_(outputs), augment_(augment), net_(p, o.codeSize, outputs),
+          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
+    bool higherIsBetter() const override { return true; }
+    const char* metricName() const override { return "val_accuracy"; }
+
+    std::pair<torch::Tensor, torch::Tensor> lossAndCorrect(const torch::Tensor& logits, const std::vector<std::size_t>& idx,
+                                                           const PatchBank& bank) {
+        std::vector<std::int64_t> labels;
+        for (auto i : idx)
+            labels.push_back(bank.label(i));
+        auto y = torch::tensor(labels, torch::kLong).to(dev_);
+        if (outputs_ == 1) {
+            auto l = logits.squeeze(1);
+            return {F::binary_cross_entropy_with_logits(l, y.to(torch::kFloat)), ((l > 0).to(torch::kLong) == y).sum()};
+        }
+        return {F::cross_entropy(logits, y), (logits.argmax(1) == y).sum()};
+    }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64&) override {
+        net_->train();
+        auto unit = gatherUnit(train_, idx);
+        if (augment_ > 0)
+            unit = augment::heavy(unit, augment_, gen);
+        auto logits = net_->forward(unitToModel(unit).to(dev_));
+        auto [loss, correct] = lossAndCorrect(logits, idx, train_);
+        opt_.zero_grad();
+        loss.backward();
+        opt_.step();
+        return {loss.item<double>(), correct.item<double>() / static_cast<double>(idx.size()), 0.0};
+    }
+
+    double validate() override {
+        torch::NoGradGuard ng;
+        net_->eval();
+        double correct = 0.0;
+        forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
+            auto logits = net_->forward(unitToModel(gatherUnit(val_, idx)).to(dev_));
+            correct += lossAndCorrect(logits, idx, val_).second.item<double>();
+        });
+        return correct / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
+    }
+
+private:
+    const PatchBank& train_;
+    const PatchBank& val_;
+    torch::Device dev_;
+    int outputs_;
+    double augment_;
+    Supervised net_;
+    torch::optim::Adam opt_;
+};
+
+// ---------------------------------------------------------------------------------------- contrastive
+
+/// Pair sampler of §2.2: half the pairs are two views of one patch ("same", y = 1); of the others
+/// ("different", y = 0) 75 % pair a patch with a grid neighbour on the same slide (the bank's patches
+/// are grid cells, so neighbours do not overlap when stride ≥ P) and 25 % with any other patch.
+class PairSampler {
+public:
+    explicit PairSampler(const PatchBank& bank) : bank_(bank) {
+        for (std::size_t i = 0; i < bank.size(); ++i)
+            if (bank.source(i) >= 0 && bank.col(i) >= 0)
+                cells_[{bank.source(i), bank.col(i), bank.row(i)}] = i;
+    }
+    /// Fills (first, second, label) for `count` pairs anchored at `anchors`.
+    void sample(const std::vector<std::size_t>& anchors, std::mt19937_64& rng, std::vector<std::size_t>& a,
+                std::vector<std::size_t>& b, std::vector<float>& y) const {
+        a.clear();
+        b.clear();
+        y.clear();
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        std::uniform_int_distribution<std::size_t> any(0, bank_.size() - 1);
+        for (std::size_t k = 0; k < anchors.size(); ++k) {
+            const std::size_t i = anchors[k];
+            a.push_back(i);
+            if (k % 2 == 0) {
+                b.push_back(i);
+                y.push_back(1.0f);
+                continue;
+            }
+            std::size_t j = i;
+            if (u(rng) < 0.75) {
+                std::vector<std::size_t> nb;
+                const int s = bank_.source(i), c = bank_.col(i), r = bank_.row(i);
+                if (s >= 0 && c >= 0)
+                    for (auto [dc, dr] : {std::pair{1, 0}, std::pair{-1, 0}, std::pair{0, 1}, std::pair{0, -1}}) {
+                        auto it = cells_.find({s, c + dc, r + dr});
+                        if (it != cells_.end())
+                            nb.push_back(it->second);
+                    }
+                if (!nb.empty())
+                    j = nb[std::uniform_int_distribution<std::size_t>(0, nb.size() - 1)(rng)];
+            }
+            for (int tries = 0; j == i && tries < 100 && bank_.size() > 1; ++tries)
+                j = any(rng);
+            b.push_back(j);
+            y.push_back(0.0f);
+        }
+    }
+
+private:
+    const PatchBank& bank_;
+    std::map<std::tuple<int, int, int>, std::size_t> cells_;
+};
+
+class ContrastiveSession final : public Session {
+public:
+    ContrastiveSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev,
+                       double lr, double augment)
+        : train_(train), val_(val), dev_(dev), augment_(augment), valPairs_(o.validationPairs),
+          valSeed_(o.seed * 31 + 17), trainPairs_(train), valSampler_(val), net_(p, o.codeSize),
+          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
+    bool higherIsBetter() const override { return true; }
+    const char* metricName() const override { return "val_accuracy"; }
+
+    std::tuple<torch::Tensor, torch::Tensor> views(const PatchBank& bank, const std::vector<std::size_t>& a,
+                                                   const std::vector<std::size_t>& b, at::Generator& gen) {
+        auto va = augment::heavy(gatherUnit(bank, a), augment_, gen);
+        auto vb = augment::heavy(gatherUnit(bank, b), augment_, gen);
+        return {unitToModel(va).to(dev_), unitToModel(vb).to(dev_)};
+    }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng) override {
+        net_->train();
+        std::vector<std::size_t> a, b;
+        std::vector<float> y;
+        trainPairs_.sample(idx, rng, a, b, y);
+        auto [va, vb] = views(train_, a, b, gen);
+        auto target = torch::tensor(y).to(dev_);
+        auto logits = net_->forward(va, vb);
+        auto loss = F::binary_cross_entropy_with_logits(logits, target);
+        opt_.zero_grad();
+        loss.backward();
+        opt_.step();
+        auto acc = ((logits > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
+        return {loss.item<double>(), acc.item<double>(), 0.0};
+    }
+
+    /// Accuracy on the same pairs and views every time (own RNG and generator from a fixed seed).
+    double validate() override {
+        torch::NoGradGuard ng;
+        net_->eval();
+        std::mt19937_64 rng(valSeed_);
+        auto gen = augment::makeGenerator(valSeed_);
+        std::uniform_int_distribution<std::size_t> any(0, val_.size() - 1);
+        double correct = 0.0;
+        std::size_t total = 0;
+        while (total < static_cast<std::size_t>(valPairs_)) {
+            const std::size_t n = std::min<std::size_t>(64, static_cast<std::size_t>(valPairs_) - total);
+            std::vector<std::size_t> anchors;
+            for (std::size_t k = 0; k < n; ++k)
+                anchors.push_back(any(rng));
+            std::vector<std::size_t> a, b;
+            std::vector<float> y;
+            valSampler_.sample(anchors, rng, a, b, y);
+            auto [va, vb] = views(val_, a, b, gen);
+            auto logits = net_->forward(va, vb);
+            correct += ((logits > 0).to(torch::kFloat) == torch::tensor(y).to(dev_)).sum().item<double>();
+            total += n;
+        }
+        return correct / static_cast<double>(std::max<std::size_t>(total, 1));
+    }
+
+private:
+    const PatchBank& train_;
+    const PatchBank& val_;
+    torch::Device dev_;
+    double augment_;
+    int valPairs_;
+    std::uint64_t valSeed_;
+    PairSampler trainPairs_, valSampler_;
+    Siamese net_;
+    torch::optim::Adam opt_;
+};
+
+// -------------------------------------------------------------------------------------------- BiGAN
+
+class BiganSession final : public Session {
+public:
+    BiganSession(const TrainOptions& o, int p, const PatchBank& train, torch::Device dev, double lr)
+        : train_(train), dev_(dev), code_(o.codeSize), net_(p, o.codeSize),
+          optD_(net_->discriminator->parameters(), torch::optim::AdamOptions(lr).betas({0.5, 0.999})),
+          optGE_(joinParameters(), torch::optim::AdamOptions(lr).betas({0.5, 0.999})) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&optD_, &optGE_}; }
+    bool higherIsBetter() const override { return true; }
+    const char* metricName() const override { return "none"; }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&) override {
+        net_->train();
+        auto x = unitToModel(gatherUnit(train_, idx)).to(dev_);
+        const auto n = x.size(0);
+        auto half = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
+        auto z = torch::randn({n, code_}).to(dev_);
+        // One-sided label smoothing (real target 0.9) keeps D from saturating early.
+        auto real = torch::full({n}, 0.9f).to(dev_), fake = torch::zeros({n}).to(dev_), one = torch::ones({n}).to(dev_);
+
+        auto e = net_->encoder(x);
+        auto g = net_->generator(z);
+        auto dReal = net_->discriminator(half, e.detach());
+        auto dFake = net_->discriminator(g.detach(), z);
+        auto lossD = F::binary_cross_entropy_with_logits(dReal, real) + F::binary_cross_entropy_with_logits(dFake, fake);
+        optD_.zero_grad();
+        lossD.backward();
+        optD_.step();
+        const double accD =
+            (((dReal > 0).to(torch::kFloat).sum() + (dFake <= 0).to(torch::kFloat).sum()) / (2.0 * static_cast<double>(n)))
+                .item<double>();
+
+        auto lossGE = F::binary_cross_entropy_with_logits(net_->discriminator(half, e), fake) +
+                      F::binary_cross_entropy_with_logits(net_->discriminator(g, z), one);
+        optGE_.zero_grad();
+        lossGE.backward();
+        optGE_.step();
+        return {lossD.item<double>(), lossGE.item<double>(), accD};
+    }
+    double validate() override { return std::numeric_limits<double>::quiet_NaN(); }
+
+private:
+    std::vector<torch::Tensor> joinParameters() {
+        auto p = net_->encoder->parameters();
+        for (auto& t : net_->generator->parameters())
+            p.push_back(t);
+        return p;
+    }
+    const PatchBank& train_;
+    torch::Device dev_;
+    int code_;
+    Bigan net_;
+    torch::optim::Adam optD_;
+    torch::optim::Adam optGE_;
+};
+
+// ------------------------------------------------------------------------------------- checkpoints
+
+json recordToJson(const EpochRecord& r) {
+    return {{"epoch", r.epoch}, {"lr", r.learningRate}, {"train_loss", r.trainLoss},
+            {"validation", std::isfinite(r.validation) ? json(r.validation) : json(nullptr)},
+            {"extra", r.extra}, {"extra2", r.extra2}, {"seconds", r.seconds}, {"improved", r.improved}};
+}
+
+EpochRecord recordFromJson(const json& j) {
+    EpochRecord r;
+    r.epoch = j.at("epoch").get<int>();
+    r.learningRate = j.at("lr").get<double>();
+    r.trainLoss = j.at("train_loss").get<double>();
+    r.validation = j.at("validation").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("validation").get<double>();
+    r.extra = j.value("extra", 0.0);
+    r.extra2 = j.value("extra2", 0.0);
+    r.seconds = j.value("seconds", 0.0);
+    r.improved = j.value("improved", false);
+    return r;
+}
+
+struct LoopState {
+    int epoch = 0; ///< completed epochs
+    double lr = 0.0;
+    double best = std::numeric_limits<double>::quiet_NaN();
+    int badEpochs = 0;
+    bool done = false;
+    std::vector<EpochRecord> history;
+};
+
+json identity(const TrainOptions& o, int p, int classes) {
+    return {{"kind", toString(o.kind)}, {"patch_size", p}, {"code_size", o.codeSize}, {"classes", classes}};
+}
+
+void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st, const json& id) {
+    json j = id;
+    j["epoch"] = st.epoch;
+    j["lr"] = st.lr;
+    j["best"] = std::isfinite(st.best) ? json(st.best) : json(nullptr);
+    j["bad_epochs"] = st.badEpochs;
+    j["done"] = st.done;
+    auto hist = json::array();
+    for (const auto& r : st.history)
+        hist.push_back(recordToJson(r));
+    j["history"] = hist;
+    try {
+        torch::serialize::OutputArchive ar;
+        torch::serialize::OutputArchive model;
+        s.networks().save(model);
+        ar.write("model", model);
+        auto opts = s.optimizers();
+        for (std::size_t i = 0; i < opts.size(); ++i) {
+            torch::serialize::OutputArchive oa;
+            opts[i]->save(oa);
+            ar.write("optimizer" + std::to_string(i), oa);
+        }
+        ar.write("state/json", c10::IValue(j.dump()));
+        AtomicFile file(path);
+        ar.save_to(file.tempPath().string());
+        file.commit();
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot write checkpoint: " + torchMessage(e));
+    }
+}
+
+LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const json& id) {
+    const std::string src = path.string();
+    LoopState st;
+    try {
+        torch::serialize::InputArchive ar;
+        ar.load_from(src);
+        c10::IValue iv;
+        if (!ar.try_read("state/json", iv) || !iv.isString())
+            throw Error(src + ": not a training checkpoint");
+        const json j = json::parse(iv.toStringRef());
+        for (const auto& key : {"kind", "patch_size", "code_size", "classes"})
+            if (j.at(key) != id.at(key))
+                throw InvalidArgument(src + ": checkpoint was made for a different encoder (" + key + " " +
+                                      j.at(key).dump() + ", now " + id.at(key).dump() + ")");
+        torch::serialize::InputArchive model;
+        ar.read("model", model);
+        s.networks().load(model);
+        auto opts = s.optimizers();
+        for (std::size_t i = 0; i < opts.size(); ++i) {
+            torch::serialize::InputArchive oa;
+            ar.read("optimizer" + std::to_string(i), oa);
+            opts[i]->load(oa);
+        }
+        st.epoch = j.at("epoch").get<int>();
+        st.lr = j.at("lr").get<double>();
+        st.best = j.at("best").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("best").get<double>();
+        st.badEpochs = j.at("bad_epochs").get<int>();
+        st.done = j.value("done", false);
+        for (const auto& r : j.at("history"))
+            st.history.push_back(recordFromJson(r));
+    } catch (const c10::Error& e) {
+        throw IoError(src + ": cannot read checkpoint: " + torchMessage(e));
+    } catch (const json::exception& e) {
+        throw Error(src + ": damaged checkpoint state: " + e.what());
+    }
+    return st;
+}
+
+std::string fmt(const char* f, double a, double b = 0, double c = 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, f, a, b, c);
+    return buf;
+}
+
+} // namespace
+
+TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
+                         JobContext& ctx) {
+    if (o.out.empty())
+        throw InvalidArgument("train-encoder: no output encoder path");
+    if (trainBank.size() < 2)
+        throw InvalidArgument("train-encoder: the training bank needs at least 2 patches");
+    if (o.batchSize < 2)
+        throw InvalidArgument("train-encoder: batch size must be at least 2");
+    if (o.epochs < 1)
+        throw InvalidArgument("train-encoder: epochs must be at least 1");
+    const int p = trainBank.patchSize();
+    checkEncoderShape(p, o.codeSize);
+    const torch::Device dev = toDevice(configureCompute(o.compute));
+
+    PatchBank splitTrain, splitVal;
+    const PatchBank* train = &trainBank;
+    const PatchBank* val = &validationBank;
+    if (validationBank.empty() && o.kind != EncoderKind::Bigan) {
+        std::tie(splitTrain, splitVal) = trainBank.split(0.1, o.seed);
+        train = &splitTrain;
+        val = &splitVal;
+        if (val->empty() || train->size() < 2)
+            throw InvalidArgument("train-encoder: too few patches to hold out a validation set");
+    }
+    if (!val->empty() && val->patchSize() != p)
+        throw InvalidArgument("train-encoder: training and validation banks have different patch sizes");
+
+    int classes = 0, outputs = 0;
+    if (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) {
+        classes = static_cast<int>(trainBank.classNames().size());
+        if (o.kind == EncoderKind::SupervisedTumor && classes != 2)
+            throw InvalidArgument("supervised-tumor needs a bank with exactly 2 classes (label 1 = tumour), got " +
+                                  std::to_string(classes));
+        if (o.kind == EncoderKind::SupervisedTissue && classes < 2)
+            throw InvalidArgument("supervised-tissue needs a bank with at least 2 classes");
+        for (const PatchBank* b : {train, val})
+            for (std::size_t i = 0; i < b->size(); ++i)
+                if (b->label(i) < 0 || b->label(i) >= classes)
+                    throw InvalidArgument("supervised training needs every patch labelled (patch " + std::to_string(i) +
+                                          " has label " + std::to_string(b->label(i)) + ")");
+        outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : classes;
+    }
+
+    const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
+    const double augment = o.augmentStrength >= 0 ? o.augmentStrength
+                           : o.kind == EncoderKind::Contrastive ? 1.0
+                           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
+                                                                                                                 : 0.0;
+    torch::manual_seed(o.seed);
+    std::unique_ptr<Session> s;
+    try {
+        switch (o.kind) {
+        case EncoderKind::Vae: s = std::make_unique<VaeSession>(o, p, *train, *val, dev, lr0); break;
+        case EncoderKind::Contrastive: s = std::make_unique<ContrastiveSession>(o, p, *train, *val, dev, lr0, augment); break;
+        case EncoderKind::Bigan: s = std::make_unique<BiganSession>(o, p, *train, dev, lr0); break;
+        case EncoderKind::SupervisedTumor:
+        case EncoderKind::SupervisedTissue:
+            s = std::make_unique<SupervisedSession>(o, p, outputs, *train, *val, dev, lr0, augment);
+            break;
+        }
+    } catch (const c10::Error& e) {
+        throw Error(std::string("train-encoder: ") + torchMessage(e));
+    }
+
+    const json id = identity(o, p, classes);
+    const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
+    LoopState st;
+    st.lr = lr0;
+    if (o.resume && std::filesystem::exists(ckpt)) {
+        st = readCheckpoint(ckpt, *s, id);
+        ctx.log("resuming from " + ckpt.string() + " after epoch " + std::to_string(st.epoch));
+    }
+    s->setLearningRate(st.lr);
+
+    EncoderMeta meta;
+    meta.kind = toString(o.kind);
+    meta.name = meta.kind;
+    meta.patchSize = p;
+    meta.codeSize = o.codeSize;
+    meta.classes = o.kind == EncoderKind::SupervisedTissue ? classes : (o.kind == EncoderKind::SupervisedTumor ? 2 : 0);
+
+    const std::size_t steps = o.stepsPerEpoch > 0
+                                  ? static_cast<std::size_t>(o.stepsPerEpoch)
+                                  : std::max<std::size_t>(1, train->size() / static_cast<std::size_t>(o.batchSize));
+    const std::int64_t totalSteps = static_cast<std::int64_t>(steps) * o.epochs;
+    TrainResult result;
+    result.metric = s->metricName();
+    const bool hasMetric = o.kind != EncoderKind::Bigan;
+
+    try {
+        while (!st.done && st.epoch < o.epochs) {
+            const int epoch = st.epoch + 1;
+            const auto t0 = std::chrono::steady_clock::now();
+            // Per-epoch seeding makes a resumed run identical to an uninterrupted one.
+            const std::uint64_t epochSeed = o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch);
+            torch::manual_seed(epochSeed);
+            auto gen = augment::makeGenerator(epochSeed ^ 0x5bd1e995ULL);
+            std::mt19937_64 rng(epochSeed);
+            std::vector<std::size_t> order = allIndices(*train);
+            std::shuffle(order.begin(), order.end(), rng);
+            double lossSum = 0, extraSum = 0, extra2Sum = 0;
+            std::size_t pos = 0;
+            for (std::size_t k = 0; k < steps; ++k) {
+                std::vector<std::size_t> idx;
+                for (int b = 0; b < o.batchSize && b < static_cast<int>(order.size()); ++b) {
+                    if (pos == order.size()) {
+                        std::shuffle(order.begin(), order.end(), rng);
+                        pos = 0;
+                    }
+                    idx.push_back(order[pos++]);
+                }
+                const StepStats ss = s->step(idx, gen, rng);
+                lossSum += ss.loss;
+                extraSum += ss.extra;
+                extra2Sum += ss.extra2;
+                ctx.progress(static_cast<std::int64_t>(st.epoch) * static_cast<std::int64_t>(steps) +
+                                 static_cast<std::int64_t>(k + 1),
+                             totalSteps,
+                             "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs) +
+                                 fmt(" loss %.4f", lossSum / static_cast<double>(k + 1)));
+                ctx.throwIfCancelled();
+            }
+            EpochRecord rec;
+            rec.epoch = epoch;
+            rec.learningRate = st.lr;
+            rec.trainLoss = lossSum / static_cast<double>(steps);
+            rec.extra = extraSum / static_cast<double>(steps);
+            rec.extra2 = extra2Sum / static_cast<double>(steps);
+            rec.validation = hasMetric ? s->validate() : std::numeric_limits<double>::quiet_NaN();
+            ctx.throwIfCancelled();
+
+            bool improved = !hasMetric || !std::isfinite(st.best) ||
+                            (s->higherIsBetter() ? rec.validation > st.best : rec.validation < st.best);
+            if (improved) {
+                if (hasMetric)
+                    st.best = rec.validation;
+                st.badEpochs = 0;
+                json training = {{"epoch", epoch}, {"metric", result.metric}, {"seed", o.seed},
+                                 {"train_patches", train->size()}, {"learning_rate", st.lr}};
+                if (hasMetric)
+                    training["validation"] = rec.validation;
+                meta.trainingJson = training.dump();
+                writeEncoderFile(o.out, meta, s->encoderModule());
+            } else if (++st.badEpochs >= o.patience) {
+                st.badEpochs = 0;
+                if (st.lr / 10.0 < o.minLearningRate * (1.0 - 1e-9)) {
+                    st.done = true;
+                    result.stoppedByLearningRate = true;
+                } else {
+                    st.lr /= 10.0;
+                    s->setLearningRate(st.lr);
+                    ctx.log("validation plateau: learning rate now " + fmt("%.0e", st.lr));
+                }
+            }
+            rec.improved = improved;
+            rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            st.history.push_back(rec);
+            st.epoch = epoch;
+            writeCheckpoint(ckpt, *s, st, id);
+            std::string line = "epoch " + std::to_string(epoch) + ": " + fmt("loss %.5f", rec.trainLoss);
+            if (o.kind == EncoderKind::Bigan)
+                line += fmt(", G/E loss %.4f, D accuracy %.3f", rec.extra, rec.extra2);
+            else if (o.kind == EncoderKind::Vae)
+                line += fmt(", reconstruction %.5f, KL %.2f", rec.extra, rec.extra2);
+            else
+                line += fmt(", train accuracy %.3f", rec.extra);
+            if (hasMetric)
+                line += ", " + result.metric + fmt(" %.5f", rec.validation);
+            line += fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (improved ? " (saved)" : "");
+            ctx.log(line);
+        }
+    } catch (const c10::Error& e) {
+        throw Error(std::string("train-encoder: ") + torchMessage(e));
+    }
+    result.history = st.history;
+    result.epochsRun = st.epoch;
+    result.bestValidation = st.best;
+    result.stoppedByLearningRate = result.stoppedByLearningRate || st.done;
+    result.encoder = readEncoderInfo(o.out);
+    return result;
+}
+
+} // namespace nic

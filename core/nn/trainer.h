@@ -1,0 +1,75 @@
+#pragma once
+// Training of the paper's encoders (supplementary §7) on a patch bank (no LibTorch in this header).
+//
+// Protocol, as in the paper: Adam, mini-batches of 64, learning rate from the paper's start value
+// (defaultLearningRate) divided by 10 whenever the validation metric has not improved for `patience`
+// epochs, until it would fall below minLearningRate, which ends training; the encoder E of the best
+// epoch by validation is kept. BiGAN has no validation metric: fixed learning rate, last epoch kept
+// (§7.3); its health is reported per epoch (discriminator accuracy, losses, see EpochRecord).
+//
+// Validation metrics: VAE — loss (lower is better); contrastive — same/different accuracy on a fixed
+// set of pairs drawn from the validation bank; supervised — classification accuracy.
+//
+// Files: the best encoder is written (atomically) to `out` whenever validation improves; a checkpoint
+// (all networks, optimiser state, schedule, history) is written atomically to `checkpoint` after each
+// epoch. Cancellation is checked after every batch and throws nic::Cancelled, leaving both files as
+// they were after the last completed epoch. Runs are deterministic for a given seed, thread count and
+// device; a resumed run continues exactly as the uninterrupted one would (per-epoch seeding).
+#include "core/encoder.h"
+#include "core/jobcontext.h"
+#include "core/nn/encoders.h"
+#include "core/nn/patchbank.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace nic {
+
+struct TrainOptions {
+    EncoderKind kind = EncoderKind::Vae;
+    int codeSize = 128;                 ///< C (P comes from the bank)
+    std::filesystem::path out;          ///< encoder file (best epoch)
+    std::filesystem::path checkpoint;   ///< default: out + ".ckpt"
+    int epochs = 20;                    ///< upper bound
+    int batchSize = 64;
+    int stepsPerEpoch = 0;              ///< 0: one pass over the training bank
+    double learningRate = 0.0;          ///< 0: defaultLearningRate(kind)
+    double minLearningRate = 1e-5;
+    int patience = 2;                   ///< epochs without improvement before lr /= 10
+    double augmentStrength = -1.0;      ///< −1: 1.0 for contrastive, 0.25 for supervised, 0 otherwise
+    double vaeGamma = 5e-5;             ///< γ of eq. (9)
+    int validationPairs = 512;          ///< contrastive validation set size
+    std::uint64_t seed = 1;
+    bool resume = false;                ///< continue from `checkpoint` when it exists
+    ComputeOptions compute;
+};
+
+struct EpochRecord {
+    int epoch = 0;             ///< 1-based
+    double learningRate = 0.0;
+    double trainLoss = 0.0;    ///< mean over the epoch (BiGAN: discriminator loss)
+    double validation = 0.0;   ///< the validation metric (NaN for BiGAN)
+    double extra = 0.0;        ///< BiGAN: generator/encoder loss; contrastive/supervised: train accuracy
+    double extra2 = 0.0;       ///< BiGAN: discriminator accuracy on real + fake pairs
+    double seconds = 0.0;
+    bool improved = false;     ///< encoder file rewritten after this epoch
+};
+
+struct TrainResult {
+    EncoderInfo encoder;       ///< of the file at options.out
+    std::string metric;        ///< "val_loss", "val_accuracy", "none"
+    double bestValidation = 0.0;
+    int epochsRun = 0;         ///< epochs completed in total (including resumed ones)
+    bool stoppedByLearningRate = false;
+    std::vector<EpochRecord> history;
+};
+
+/// Trains an encoder. `validation` may be empty, in which case 10 % of `train` (stratified, from the
+/// seed) is held out. Supervised kinds need labelled banks (supervised-tumor: exactly 2 classes, label 1
+/// = tumour; supervised-tissue: ≥ 2 classes). Throws InvalidArgument, IoError, Cancelled.
+TrainResult trainEncoder(const TrainOptions& options, const PatchBank& train, const PatchBank& validation,
+                         JobContext& ctx = JobContext::none());
+
+} // namespace nic

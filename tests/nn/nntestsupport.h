@@ -1,0 +1,48 @@
+#pragma once
+// Synthetic patch banks for the encoder tests (torch-free).
+#include "core/nn/patchbank.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace nic::test {
+
+/// `n` P×P patches on an 8-wide grid of one "slide", alternating two classes that differ in texture
+/// and colour: "normal" (0) is pale pink stroma with faint noise, "tumor" (1) is pink with many dark
+/// purple nuclei. Deterministic in `seed`.
+inline PatchBank makeTwoClassBank(int n, int p, std::uint64_t seed) {
+    PatchBank bank(p);
+    bank.setClassNames({"normal", "tumor"});
+    const int source = bank.sourceIndex("synthetic");
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    for (int k = 0; k < n; ++k) {
+        const int label = k % 2;
+        Image im(p, p, 3);
+        for (int y = 0; y < p; ++y)
+            for (int x = 0; x < p; ++x) {
+                auto* px = im.at(x, y);
+                const double noise = (u(rng) - 0.5) * 30.0;
+                px[0] = static_cast<std::uint8_t>(std::clamp(230.0 + noise, 0.0, 255.0));
+                px[1] = static_cast<std::uint8_t>(std::clamp(180.0 + noise, 0.0, 255.0));
+                px[2] = static_cast<std::uint8_t>(std::clamp(205.0 + noise, 0.0, 255.0));
+            }
+        const int nuclei = label == 1 ? 10 + static_cast<int>(u(rng) * 6) : static_cast<int>(u(rng) * 2);
+        for (int c = 0; c < nuclei; ++c) {
+            const double cx = u(rng) * p, cy = u(rng) * p, r = 2.0 + u(rng) * p / 12.0;
+            for (int y = 0; y < p; ++y)
+                for (int x = 0; x < p; ++x)
+                    if ((x - cx) * (x - cx) + (y - cy) * (y - cy) < r * r) {
+                        auto* px = im.at(x, y);
+                        px[0] = 90;
+                        px[1] = 50;
+                        px[2] = 140;
+                    }
+        }
+        bank.add(im, label, source, k % 8, k / 8);
+    }
+    return bank;
+}
+
+} // namespace nic::test

@@ -1,0 +1,20 @@
+// ui_tests entry point: GoogleTest inside a QApplication (ctest runs this once under xvfb-run).
+#include <QApplication>
+#include <QSurfaceFormat>
+#include <QStandardPaths>
+
+#include <gtest/gtest.h>
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    QSurfaceFormat format;
+    format.setVersion(3, 3);
+    format.setProfile(QSurfaceFormat::CoreProfile);
+    format.setStencilBufferSize(8);
+    QSurfaceFormat::setDefaultFormat(format); // before QApplication
+    QStandardPaths::setTestModeEnabled(true);  // QSettings/recent files never touch the user's config
+    QApplication app(argc, argv);
+    QApplication::setOrganizationName(QStringLiteral("nic-tests"));
+    QApplication::setApplicationName(QStringLiteral("ui_tests"));
+    return RUN_ALL_TESTS();
+}

@@ -1,0 +1,576 @@
+#include "ui/dialogs.h"
+
+#include "core/cohort.h"
+#include "core/error.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QDir>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSettings>
+#include <QSpinBox>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+#include <cmath>
+
+namespace nic {
+
+namespace {
+
+/// "" when `dir` is an existing writable folder or can be created (its nearest existing ancestor is a
+/// writable folder).
+QString checkOutputDir(const QString& dir, const QString& what = QStringLiteral("Output folder")) {
+    if (dir.trimmed().isEmpty())
+        return QStringLiteral("Choose an output folder.");
+    const QFileInfo info(dir);
+    if (info.exists()) {
+        if (!info.isDir())
+            return QStringLiteral("%1 is a file: %2").arg(what, dir);
+        if (!info.isWritable())
+            return QStringLiteral("%1 is not writable: %2").arg(what, dir);
+        return {};
+    }
+    QString ancestor = info.absoluteFilePath();
+    while (!QFileInfo::exists(ancestor)) {
+        const QString parent = QFileInfo(ancestor).absolutePath();
+        if (parent == ancestor)
+            break;
+        ancestor = parent;
+    }
+    const QFileInfo a(ancestor);
+    if (!a.isDir() || !a.isWritable())
+        return QStringLiteral("%1 cannot be created: %2").arg(what, dir);
+    return {};
+}
+
+QStringList nonEmptyLines(const QString& text) {
+    QStringList out;
+    for (const QString& line : text.split(QLatin1Char('\n'))) {
+        const QString t = line.trimmed();
+        if (!t.isEmpty())
+            out << t;
+    }
+    return out;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// PathEdit
+
+PathEdit::PathEdit(Mode mode, const QString& filter, QWidget* parent)
+    : QWidget(parent), mode_(mode), filter_(filter), edit_(new QLineEdit(this)), button_(new QToolButton(this)) {
+    auto* layout = new QHBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(edit_, 1);
+    layout->addWidget(button_);
+    button_->setText(QStringLiteral("…"));
+    button_->setToolTip(tr("Browse"));
+    edit_->setClearButtonEnabled(true);
+    setFocusProxy(edit_);
+    connect(edit_, &QLineEdit::textChanged, this, &PathEdit::pathChanged);
+    connect(button_, &QToolButton::clicked, this, &PathEdit::browse);
+}
+
+QString PathEdit::path() const {
+    return edit_->text().trimmed();
+}
+
+void PathEdit::setPath(const QString& path) {
+    edit_->setText(path);
+}
+
+void PathEdit::browse() {
+    QString chosen;
+    switch (mode_) {
+    case Mode::OpenFile: chosen = QFileDialog::getOpenFileName(this, QString(), path(), filter_); break;
+    case Mode::SaveFile: chosen = QFileDialog::getSaveFileName(this, QString(), path(), filter_); break;
+    case Mode::Directory: chosen = QFileDialog::getExistingDirectory(this, QString(), path()); break;
+    }
+    if (!chosen.isEmpty())
+        setPath(chosen);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// OptionsDialog
+
+OptionsDialog::OptionsDialog(const QString& title, const QString& settingsGroup, QWidget* parent)
+    : QDialog(parent), form_(new QFormLayout), group_(QStringLiteral("dialogs/") + settingsGroup),
+      error_(new QLabel(this)), ok_(nullptr) {
+    setWindowTitle(title);
+    error_->setObjectName(QStringLiteral("validationError"));
+    error_->setWordWrap(true);
+    error_->setStyleSheet(QStringLiteral("color: #c62828;"));
+    error_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
+    ok_ = buttons->button(QDialogButtonBox::Ok);
+    connect(buttons, &QDialogButtonBox::accepted, this, &OptionsDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, this, &OptionsDialog::reject);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(form_);
+    layout->addWidget(error_);
+    layout->addWidget(buttons);
+    setMinimumWidth(520);
+}
+
+void OptionsDialog::addField(const QString& label, QWidget* widget, const QString& key) {
+    form_->addRow(label, widget);
+    remember(key, widget);
+}
+
+void OptionsDialog::remember(const QString& key, QWidget* widget) {
+    remembered_.append({key, widget});
+    watch(widget);
+}
+
+void OptionsDialog::restoreSettings() {
+    QSettings settings;
+    settings.beginGroup(group_);
+    for (const auto& [key, widget] : remembered_)
+        if (settings.contains(key))
+            setWidgetValue(widget, settings.value(key));
+    revalidate();
+}
+
+QVariant OptionsDialog::widgetValue(const QWidget* w) {
+    if (auto* e = qobject_cast<const QLineEdit*>(w))
+        return e->text();
+    if (auto* s = qobject_cast<const QSpinBox*>(w))
+        return s->value();
+    if (auto* d = qobject_cast<const QDoubleSpinBox*>(w))
+        return d->value();
+    if (auto* c = qobject_cast<const QComboBox*>(w))
+        return c->currentData().isValid() ? c->currentData() : QVariant(c->currentText());
+    if (auto* b = qobject_cast<const QCheckBox*>(w))
+        return b->isChecked();
+    if (auto* p = qobject_cast<const PathEdit*>(w))
+        return p->path();
+    if (auto* t = qobject_cast<const QPlainTextEdit*>(w))
+        return t->toPlainText();
+    return {};
+}
+
+void OptionsDialog::setWidgetValue(QWidget* w, const QVariant& v) {
+    if (auto* e = qobject_cast<QLineEdit*>(w))
+        e->setText(v.toString());
+    else if (auto* s = qobject_cast<QSpinBox*>(w))
+        s->setValue(v.toInt());
+    else if (auto* d = qobject_cast<QDoubleSpinBox*>(w))
+        d->setValue(v.toDouble());
+    else if (auto* c = qobject_cast<QComboBox*>(w)) {
+        // QSettings may hand back the string "8" for the int 8: compare as text.
+        int i = -1;
+        for (int k = 0; k < c->count() && i < 0; ++k)
+            if (c->itemData(k).isValid() && c->itemData(k).toString() == v.toString())
+                i = k;
+        if (i < 0)
+            i = c->findText(v.toString());
+        if (i >= 0)
+            c->setCurrentIndex(i);
+        else if (c->isEditable())
+            c->setCurrentText(v.toString());
+    } else if (auto* b = qobject_cast<QCheckBox*>(w))
+        b->setChecked(v.toBool());
+    else if (auto* p = qobject_cast<PathEdit*>(w))
+        p->setPath(v.toString());
+    else if (auto* t = qobject_cast<QPlainTextEdit*>(w))
+        t->setPlainText(v.toString());
+}
+
+void OptionsDialog::watch(QWidget* w) {
+    if (auto* e = qobject_cast<QLineEdit*>(w))
+        connect(e, &QLineEdit::textChanged, this, &OptionsDialog::revalidate);
+    else if (auto* s = qobject_cast<QSpinBox*>(w))
+        connect(s, &QSpinBox::valueChanged, this, &OptionsDialog::revalidate);
+    else if (auto* d = qobject_cast<QDoubleSpinBox*>(w))
+        connect(d, &QDoubleSpinBox::valueChanged, this, &OptionsDialog::revalidate);
+    else if (auto* c = qobject_cast<QComboBox*>(w))
+        connect(c, &QComboBox::currentTextChanged, this, &OptionsDialog::revalidate);
+    else if (auto* b = qobject_cast<QCheckBox*>(w))
+        connect(b, &QCheckBox::toggled, this, &OptionsDialog::revalidate);
+    else if (auto* p = qobject_cast<PathEdit*>(w))
+        connect(p, &PathEdit::pathChanged, this, &OptionsDialog::revalidate);
+    else if (auto* t = qobject_cast<QPlainTextEdit*>(w))
+        connect(t, &QPlainTextEdit::textChanged, this, &OptionsDialog::revalidate);
+}
+
+void OptionsDialog::revalidate() {
+    const QString problem = validationError();
+    error_->setText(problem);
+    error_->setVisible(!problem.isEmpty());
+    ok_->setEnabled(problem.isEmpty());
+}
+
+void OptionsDialog::accept() {
+    revalidate();
+    if (!validationError().isEmpty())
+        return;
+    QSettings settings;
+    settings.beginGroup(group_);
+    for (const auto& [key, widget] : remembered_)
+        settings.setValue(key, widgetValue(widget));
+    settings.endGroup();
+    QDialog::accept();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CompressDialog
+
+QString CompressDialog::Options::validate(const Options& o) {
+    if (o.slides.isEmpty())
+        return QStringLiteral("Add at least one slide.");
+    for (const QString& s : o.slides)
+        if (!QFileInfo(s).isFile())
+            return QStringLiteral("Slide not found: %1").arg(s);
+    if (o.encoder.trimmed().isEmpty())
+        return QStringLiteral("Choose an encoder.");
+    if (!builtinEncoders().contains(o.encoder) && !QFileInfo(o.encoder).isFile())
+        return QStringLiteral("Encoder file not found: %1").arg(o.encoder);
+    if (o.patchSize <= 0)
+        return QStringLiteral("Patch size P must be positive, not %1.").arg(o.patchSize);
+    if (o.stride <= 0)
+        return QStringLiteral("Stride S must be positive, not %1.").arg(o.stride);
+    if (o.stride > o.patchSize)
+        return QStringLiteral("Stride S (%1) must not exceed the patch size P (%2): the grid would skip tissue.")
+            .arg(o.stride)
+            .arg(o.patchSize);
+    if (!(o.targetMpp >= 0.0) || !std::isfinite(o.targetMpp))
+        return QStringLiteral("Resolution must be positive µm/px, or 0 for the encoder's.");
+    if (o.targetMpp > 64.0)
+        return QStringLiteral("Resolution %1 µm/px is beyond any slide level (at most 64).").arg(o.targetMpp);
+    if (o.augment != 1 && o.augment != 8)
+        return QStringLiteral("Augmentation must be 1 (none) or 8 (all dihedral variants), not %1.").arg(o.augment);
+    return checkOutputDir(o.outputDir);
+}
+
+CompressDialog::CompressDialog(QWidget* parent)
+    : OptionsDialog(tr("Compress slides"), QStringLiteral("compress"), parent), slides_(new QPlainTextEdit(this)),
+      encoder_(new QComboBox(this)), patch_(new QSpinBox(this)), stride_(new QSpinBox(this)),
+      mpp_(new QDoubleSpinBox(this)), augment_(new QComboBox(this)),
+      output_(new PathEdit(PathEdit::Mode::Directory, {}, this)) {
+    slides_->setPlaceholderText(tr("One slide file per line"));
+    slides_->setMaximumHeight(110);
+    auto* addButton = new QPushButton(tr("Add slides…"), this);
+    connect(addButton, &QPushButton::clicked, this, &CompressDialog::addSlides);
+    auto* slidesBox = new QVBoxLayout;
+    slidesBox->addWidget(slides_);
+    slidesBox->addWidget(addButton, 0, Qt::AlignLeft);
+    encoder_->setEditable(true);
+    encoder_->addItems(builtinEncoders());
+    encoder_->setToolTip(tr("A builtin encoder or the path of an encoder file"));
+    auto* encoderBrowse = new QToolButton(this);
+    encoderBrowse->setText(QStringLiteral("…"));
+    connect(encoderBrowse, &QToolButton::clicked, this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, tr("Encoder file"));
+        if (!f.isEmpty())
+            encoder_->setCurrentText(f);
+    });
+    auto* encoderBox = new QHBoxLayout;
+    encoderBox->addWidget(encoder_, 1);
+    encoderBox->addWidget(encoderBrowse);
+    patch_->setRange(0, 4096);
+    patch_->setSuffix(tr(" px"));
+    stride_->setRange(0, 16384);
+    stride_->setSuffix(tr(" px"));
+    mpp_->setRange(0.0, 1000.0);
+    mpp_->setDecimals(3);
+    mpp_->setSingleStep(0.25);
+    mpp_->setSuffix(tr(" µm/px"));
+    mpp_->setSpecialValueText(tr("encoder's"));
+    augment_->addItem(tr("none (1)"), 1);
+    augment_->addItem(tr("all dihedral variants (8)"), 8);
+    form_->addRow(tr("Slides"), slidesBox);
+    form_->addRow(tr("Encoder"), encoderBox);
+    addField(tr("Patch size P"), patch_, QStringLiteral("patchSize"));
+    addField(tr("Stride S"), stride_, QStringLiteral("stride"));
+    addField(tr("Resolution"), mpp_, QStringLiteral("targetMpp"));
+    addField(tr("Augmentation"), augment_, QStringLiteral("augment"));
+    addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
+    watch(slides_); // slides are not remembered: they differ every time
+    remember(QStringLiteral("encoder"), encoder_);
+
+    setOptions(Options{});
+    restoreSettings();
+}
+
+CompressDialog::Options CompressDialog::options() const {
+    Options o;
+    o.slides = nonEmptyLines(slides_->toPlainText());
+    o.encoder = encoder_->currentText().trimmed();
+    o.patchSize = patch_->value();
+    o.stride = stride_->value();
+    o.targetMpp = mpp_->value();
+    o.augment = augment_->currentData().toInt();
+    o.outputDir = output_->path();
+    return o;
+}
+
+void CompressDialog::setOptions(const Options& o) {
+    slides_->setPlainText(o.slides.join(QLatin1Char('\n')));
+    encoder_->setCurrentText(o.encoder);
+    patch_->setValue(o.patchSize);
+    stride_->setValue(o.stride);
+    mpp_->setValue(o.targetMpp);
+    const int a = augment_->findData(o.augment);
+    augment_->setCurrentIndex(a >= 0 ? a : 0);
+    output_->setPath(o.outputDir);
+    revalidate();
+}
+
+
+void CompressDialog::addSlides() {
+    const QStringList files = QFileDialog::getOpenFileNames(
+        this, tr("Add slides"), QString(), tr("Slides (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"));
+    if (files.isEmpty())
+        return;
+    QStringList all = nonEmptyLines(slides_->toPlainText());
+    for (const QString& f : files)
+        if (!all.contains(f))
+            all << f;
+    slides_->setPlainText(all.join(QLatin1Char('\n')));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// TrainEncoderDialog
+
+QStringList TrainEncoderDialog::methods() {
+    return {QStringLiteral("vae"), QStringLiteral("contrastive"), QStringLiteral("bigan"), QStringLiteral("supervised-tumor"),
+            QStringLiteral("supervised-tissue")};
+}
+
+QString TrainEncoderDialog::Options::validate(const Options& o) {
+    if (!methods().contains(o.method))
+        return QStringLiteral("Unknown method '%1' (one of %2).").arg(o.method, methods().join(QStringLiteral(", ")));
+    if (o.patchSource.trimmed().isEmpty())
+        return QStringLiteral("Choose a patch source.");
+    if (!QFileInfo::exists(o.patchSource))
+        return QStringLiteral("Patch source not found: %1").arg(o.patchSource);
+    if (o.output.trimmed().isEmpty())
+        return QStringLiteral("Choose where to save the encoder.");
+    const QFileInfo out(o.output);
+    if (out.isDir())
+        return QStringLiteral("Encoder output is a folder: %1").arg(o.output);
+    if (!QFileInfo(out.absolutePath()).isDir())
+        return QStringLiteral("Folder does not exist: %1").arg(out.absolutePath());
+    if (o.epochs < 1)
+        return QStringLiteral("Epochs must be at least 1, not %1.").arg(o.epochs);
+    if (!(o.learningRate >= 0.0) || o.learningRate > 1.0)
+        return QStringLiteral("Learning rate must be in (0, 1], or 0 for the method's default.");
+    if (o.codeSize < 1 || o.codeSize > 4096)
+        return QStringLiteral("Code size C must be between 1 and 4096, not %1.").arg(o.codeSize);
+    return {};
+}
+
+TrainEncoderDialog::TrainEncoderDialog(QWidget* parent)
+    : OptionsDialog(tr("Train encoder"), QStringLiteral("trainEncoder"), parent), method_(new QComboBox(this)),
+      source_(new PathEdit(PathEdit::Mode::OpenFile, tr("Patch banks (*.h5 *.hdf5);;All files (*)"), this)),
+      output_(new PathEdit(PathEdit::Mode::SaveFile, tr("Encoder files (*.pt *.nicenc);;All files (*)"), this)),
+      epochs_(new QSpinBox(this)), lr_(new QDoubleSpinBox(this)), code_(new QSpinBox(this)) {
+    method_->addItems(methods());
+    epochs_->setRange(0, 10000);
+    lr_->setRange(0.0, 10.0);
+    lr_->setDecimals(6);
+    lr_->setSingleStep(1e-4);
+    lr_->setSpecialValueText(tr("method's default"));
+    code_->setRange(0, 100000);
+    addField(tr("Method"), method_, QStringLiteral("method"));
+    addField(tr("Patch source"), source_, QStringLiteral("patchSource"));
+    addField(tr("Encoder file"), output_, QStringLiteral("output"));
+    addField(tr("Epochs"), epochs_, QStringLiteral("epochs"));
+    addField(tr("Learning rate"), lr_, QStringLiteral("learningRate"));
+    addField(tr("Code size C"), code_, QStringLiteral("codeSize"));
+    setOptions(Options{});
+    restoreSettings();
+}
+
+TrainEncoderDialog::Options TrainEncoderDialog::options() const {
+    Options o;
+    o.method = method_->currentText();
+    o.patchSource = source_->path();
+    o.output = output_->path();
+    o.epochs = epochs_->value();
+    o.learningRate = lr_->value();
+    o.codeSize = code_->value();
+    return o;
+}
+
+void TrainEncoderDialog::setOptions(const Options& o) {
+    const int m = method_->findText(o.method);
+    method_->setCurrentIndex(m >= 0 ? m : 0);
+    source_->setPath(o.patchSource);
+    output_->setPath(o.output);
+    epochs_->setValue(o.epochs);
+    lr_->setValue(o.learningRate);
+    code_->setValue(o.codeSize);
+    revalidate();
+}
+
+
+// ---------------------------------------------------------------------------------------------------------
+// TrainSlideModelDialog
+
+QString TrainSlideModelDialog::Options::validate(const Options& o) {
+    if (o.cohort.trimmed().isEmpty())
+        return QStringLiteral("Choose a cohort CSV.");
+    if (!QFileInfo(o.cohort).isFile())
+        return QStringLiteral("Cohort file not found: %1").arg(o.cohort);
+    std::size_t slides = 0;
+    try {
+        slides = readCohort(o.cohort.toStdString()).entries.size();
+    } catch (const std::exception& e) {
+        return QStringLiteral("Cohort: %1").arg(QString::fromUtf8(e.what()));
+    }
+    if (o.gridsDir.trimmed().isEmpty())
+        return QStringLiteral("Choose the folder of compressed slides.");
+    if (!QFileInfo(o.gridsDir).isDir())
+        return QStringLiteral("Folder of compressed slides not found: %1").arg(o.gridsDir);
+    if (o.task != QLatin1String("classification") && o.task != QLatin1String("regression"))
+        return QStringLiteral("Task must be classification or regression, not '%1'.").arg(o.task);
+    if (o.folds < 3)
+        return QStringLiteral("Cross-validation needs at least 3 folds (train, validation, test), not %1.").arg(o.folds);
+    if (static_cast<std::size_t>(o.folds) > slides)
+        return QStringLiteral("%1 folds need at least %1 slides; the cohort has %2.").arg(o.folds).arg(slides);
+    if (o.cropSize < 1)
+        return QStringLiteral("Crop size R must be at least 1, not %1.").arg(o.cropSize);
+    if (o.testCrops < 1)
+        return QStringLiteral("Test crops T must be at least 1, not %1.").arg(o.testCrops);
+    if (o.epochs < 1)
+        return QStringLiteral("Epochs must be at least 1, not %1.").arg(o.epochs);
+    return checkOutputDir(o.outputDir);
+}
+
+TrainSlideModelDialog::TrainSlideModelDialog(QWidget* parent)
+    : OptionsDialog(tr("Train slide model"), QStringLiteral("trainSlideModel"), parent),
+      cohort_(new PathEdit(PathEdit::Mode::OpenFile, tr("Cohort CSV (*.csv);;All files (*)"), this)),
+      grids_(new PathEdit(PathEdit::Mode::Directory, {}, this)), task_(new QComboBox(this)), folds_(new QSpinBox(this)),
+      crop_(new QSpinBox(this)), testCrops_(new QSpinBox(this)), epochs_(new QSpinBox(this)),
+      output_(new PathEdit(PathEdit::Mode::Directory, {}, this)) {
+    task_->addItems({QStringLiteral("classification"), QStringLiteral("regression")});
+    folds_->setRange(0, 100);
+    crop_->setRange(0, 8192);
+    crop_->setSuffix(tr(" cells"));
+    testCrops_->setRange(0, 1000);
+    epochs_->setRange(0, 10000);
+    addField(tr("Cohort"), cohort_, QStringLiteral("cohort"));
+    addField(tr("Compressed slides"), grids_, QStringLiteral("gridsDir"));
+    addField(tr("Task"), task_, QStringLiteral("task"));
+    addField(tr("Folds"), folds_, QStringLiteral("folds"));
+    addField(tr("Crop size R"), crop_, QStringLiteral("cropSize"));
+    addField(tr("Test crops T"), testCrops_, QStringLiteral("testCrops"));
+    addField(tr("Epochs"), epochs_, QStringLiteral("epochs"));
+    addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
+    setOptions(Options{});
+    restoreSettings();
+}
+
+TrainSlideModelDialog::Options TrainSlideModelDialog::options() const {
+    Options o;
+    o.cohort = cohort_->path();
+    o.gridsDir = grids_->path();
+    o.task = task_->currentText();
+    o.folds = folds_->value();
+    o.cropSize = crop_->value();
+    o.testCrops = testCrops_->value();
+    o.epochs = epochs_->value();
+    o.outputDir = output_->path();
+    return o;
+}
+
+void TrainSlideModelDialog::setOptions(const Options& o) {
+    cohort_->setPath(o.cohort);
+    grids_->setPath(o.gridsDir);
+    const int t = task_->findText(o.task);
+    task_->setCurrentIndex(t >= 0 ? t : 0);
+    folds_->setValue(o.folds);
+    crop_->setValue(o.cropSize);
+    testCrops_->setValue(o.testCrops);
+    epochs_->setValue(o.epochs);
+    output_->setPath(o.outputDir);
+    revalidate();
+}
+
+
+// ---------------------------------------------------------------------------------------------------------
+// GradCamDialog
+
+QString GradCamDialog::Options::validate(const Options& o) {
+    if (o.model.trimmed().isEmpty())
+        return QStringLiteral("Choose a model.");
+    if (!QFileInfo(o.model).isFile())
+        return QStringLiteral("Model file not found: %1").arg(o.model);
+    if (o.slides.isEmpty())
+        return QStringLiteral("Add at least one compressed slide.");
+    for (const QString& s : o.slides) {
+        if (!QFileInfo(s).isFile())
+            return QStringLiteral("Compressed slide not found: %1").arg(s);
+        if (QFileInfo(s).suffix().compare(QLatin1String("h5"), Qt::CaseInsensitive) != 0)
+            return QStringLiteral("Not a compressed slide (.h5): %1").arg(s);
+    }
+    if (o.layer < 0)
+        return QStringLiteral("Layer k must be 0 (input) or more, not %1.").arg(o.layer);
+    return checkOutputDir(o.outputDir);
+}
+
+GradCamDialog::GradCamDialog(QWidget* parent)
+    : OptionsDialog(tr("Grad-CAM heatmaps"), QStringLiteral("gradCam"), parent),
+      model_(new PathEdit(PathEdit::Mode::OpenFile, tr("Slide models (*.pt);;All files (*)"), this)),
+      slides_(new QPlainTextEdit(this)), layer_(new QSpinBox(this)),
+      output_(new PathEdit(PathEdit::Mode::Directory, {}, this)) {
+    slides_->setPlaceholderText(tr("One compressed slide (.h5) per line"));
+    slides_->setMaximumHeight(110);
+    auto* addButton = new QPushButton(tr("Add compressed slides…"), this);
+    connect(addButton, &QPushButton::clicked, this, &GradCamDialog::addSlides);
+    auto* slidesBox = new QVBoxLayout;
+    slidesBox->addWidget(slides_);
+    slidesBox->addWidget(addButton, 0, Qt::AlignLeft);
+    layer_->setRange(-1, 64);
+    addField(tr("Model"), model_, QStringLiteral("model"));
+    form_->addRow(tr("Slides"), slidesBox);
+    addField(tr("Layer k"), layer_, QStringLiteral("layer"));
+    addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
+    watch(slides_);
+    setOptions(Options{});
+    restoreSettings();
+}
+
+GradCamDialog::Options GradCamDialog::options() const {
+    Options o;
+    o.model = model_->path();
+    o.slides = nonEmptyLines(slides_->toPlainText());
+    o.layer = layer_->value();
+    o.outputDir = output_->path();
+    return o;
+}
+
+void GradCamDialog::setOptions(const Options& o) {
+    model_->setPath(o.model);
+    slides_->setPlainText(o.slides.join(QLatin1Char('\n')));
+    layer_->setValue(o.layer);
+    output_->setPath(o.outputDir);
+    revalidate();
+}
+
+
+void GradCamDialog::addSlides() {
+    const QStringList files =
+        QFileDialog::getOpenFileNames(this, tr("Add compressed slides"), QString(), tr("Compressed slides (*.h5)"));
+    if (files.isEmpty())
+        return;
+    QStringList all = nonEmptyLines(slides_->toPlainText());
+    for (const QString& f : files)
+        if (!all.contains(f))
+            all << f;
+    slides_->setPlainText(all.join(QLatin1Char('\n')));
+}
+
+} // namespace nic

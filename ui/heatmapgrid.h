@@ -1,0 +1,41 @@
+#pragma once
+// The heatmap layer's data: a regular grid of float values over the slide. Core-independent on purpose
+// (a plain struct), so it can be filled from an ASAP likelihood TIFF, an HDF5 grid or a test.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nic {
+
+/// width × height cells, row-major; cell (c, r) covers level-0 [c·cellSize, (c+1)·cellSize) ×
+/// [r·cellSize, ...). Non-finite values mean "no data" and are never drawn.
+struct HeatmapGrid {
+    int width = 0;
+    int height = 0;
+    std::vector<float> values;
+    double cellSize = 1.0; ///< level-0 px per cell
+    std::string source;    ///< file it came from (for the UI), may be empty
+
+    bool empty() const { return width <= 0 || height <= 0 || values.size() != static_cast<std::size_t>(width) * static_cast<std::size_t>(height); }
+    float at(int c, int r) const { return values[static_cast<std::size_t>(r) * static_cast<std::size_t>(width) + static_cast<std::size_t>(c)]; }
+};
+
+/// Smallest and largest finite value, or nullopt when there is none.
+std::optional<std::pair<float, float>> valueRange(const HeatmapGrid& grid);
+
+/// The value below which `percent` % of the finite values lie (nearest rank; 0 → minimum, 100 → maximum).
+/// Returns 0 for a grid without finite values.
+float percentileValue(const HeatmapGrid& grid, double percent);
+
+/// Reads an ASAP likelihood map (`<slide>_likelihood_map.tif`, a pyramidal TIFF whose level 0 spans the
+/// slide) through OpenSlide: the first level at most `maxCells` wide is read and its first channel scaled
+/// to [0, 1]. `slideWidth` (level-0 px of the slide) sets the cell size. Throws SlideError (file + cause).
+HeatmapGrid loadLikelihoodMap(const std::filesystem::path& path, double slideWidth, int maxCells = 4096);
+
+/// `<dir>/<stem>_likelihood_map.tif` (or .tiff) beside the slide, if it exists.
+std::optional<std::filesystem::path> findLikelihoodMap(const std::filesystem::path& slidePath);
+/// `<dir>/<stem>.xml` beside the slide (ASAP's convention), if it exists.
+std::optional<std::filesystem::path> findAnnotationXml(const std::filesystem::path& slidePath);
+
+} // namespace nic

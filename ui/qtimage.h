@@ -1,0 +1,12 @@
+#pragma once
+// Conversions between core's nic::Image and QImage (deep copies).
+#include "core/image.h"
+
+#include <QImage>
+
+namespace nic {
+
+/// An RGB888 (3 channels) or Grayscale8 (1 channel) copy of `image`.
+QImage toQImage(const Image& image);
+
+} // namespace nic

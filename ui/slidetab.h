@@ -1,0 +1,96 @@
+#pragma once
+// One open slide in nic-studio: the SlideView plus its side panel (overview navigator, annotation
+// layer with per-group visibility and a zoom-to list, heatmap layer controls). Layers next to the
+// slide are found as ASAP does (`<stem>.xml`, `<stem>_likelihood_map.tif`) and loaded in the
+// background once the slide is open; their errors are shown with the cause, never thrown.
+#include "ui/colormap.h"
+#include "ui/heatmapgrid.h"
+#include "ui/latentview.h"
+
+#include <QString>
+#include <QWidget>
+
+#include <memory>
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QPushButton;
+class QSlider;
+class QTreeWidget;
+class QTreeWidgetItem;
+
+namespace nic {
+
+class AnnotationSet;
+class OverviewNavigator;
+class SlideView;
+
+class SlideTab : public QWidget {
+    Q_OBJECT
+public:
+    /// Starts opening `path` (asynchronously) in a new view.
+    explicit SlideTab(const QString& path, QWidget* parent = nullptr);
+
+    SlideView* view() const { return view_; }
+    OverviewNavigator* navigator() const { return navigator_; }
+    QString path() const { return path_; }
+    QString title() const;
+
+    /// Loads an ASAP XML file in the background (replaces the current annotations).
+    void loadAnnotations(const QString& xmlPath);
+    /// Loads an ASAP likelihood TIFF in the background.
+    void loadHeatmap(const QString& tifPath);
+    /// Shows `set` as the annotation layer (saved to annotationPath()).
+    void setAnnotations(std::shared_ptr<AnnotationSet> set);
+    /// Shows `grid` as the heatmap layer.
+    void setHeatmap(std::shared_ptr<const HeatmapGrid> grid);
+    /// Loads a compressed slide (HDF5 latent grid) in the background and shows its PCA colouring.
+    void loadLatent(const QString& h5Path);
+    void setLatentView(std::shared_ptr<const LatentRgb> latent);
+    /// Where annotations are saved: the file they came from, else `<stem>.xml` beside the slide.
+    QString annotationPath() const { return annotationPath_; }
+    /// Saves the annotations atomically in the background; annotationsSaved/statusMessage follow.
+    void saveAnnotations();
+    /// Centres and zooms on annotation `index`.
+    void zoomToAnnotation(int index);
+
+    // Controls (exposed for tests).
+    QTreeWidget* annotationTree() const { return tree_; }
+    QSlider* opacitySlider() const { return opacity_; }
+    QComboBox* colorMapCombo() const { return colorMap_; }
+    QDoubleSpinBox* percentileSpin() const { return percentile_; }
+    QLabel* heatmapLabel() const { return heatLabel_; }
+
+Q_SIGNALS:
+    void statusMessage(const QString& message);
+    void annotationsLoaded(int count);
+    void annotationsSaved(const QString& path);
+    void heatmapLoaded();
+    void latentLoaded();
+    void layerFailed(const QString& message);
+
+private:
+    void onSlideOpened();
+    void rebuildAnnotationTree();
+    void applyThreshold();
+    QString path_;
+    QString annotationPath_;
+    SlideView* view_;
+    OverviewNavigator* navigator_;
+    QTreeWidget* tree_;
+    QCheckBox* showAll_;
+    QLabel* annLabel_;
+    QLabel* heatLabel_;
+    QCheckBox* heatVisible_;
+    QSlider* opacity_;
+    QComboBox* colorMap_;
+    QDoubleSpinBox* percentile_;
+    QLabel* latentLabel_;
+    QCheckBox* latentVisible_;
+    QSlider* latentOpacity_;
+    bool rebuilding_ = false;
+};
+
+} // namespace nic

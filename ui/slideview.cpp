@@ -1,0 +1,1106 @@
+#include "ui/slideview.h"
+
+#include "core/error.h"
+#include "core/slide.h"
+#include "ui/qtimage.h"
+#include "ui/tileloader.h"
+
+#include <QFutureWatcher>
+#include <QKeyEvent>
+#include <QLinearGradient>
+#include <QMouseEvent>
+#include <QOpenGLContext>
+#include <QPainter>
+#include <QPainterPath>
+#include <QSettings>
+#include <QTimer>
+#include <QVariantAnimation>
+#include <QWheelEvent>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <algorithm>
+#include <cmath>
+
+namespace nic {
+
+namespace {
+
+constexpr std::size_t kStatWindow = 2000;
+
+std::size_t cacheBytesFromSettings() {
+    const QSettings settings;
+    const qlonglong mib = settings.value(QStringLiteral("viewer/tileCacheMiB"), 512).toLongLong();
+    return static_cast<std::size_t>(std::clamp<qlonglong>(mib, 16, 64 * 1024)) * 1024 * 1024;
+}
+
+void pushStat(std::vector<double>& v, double x) {
+    if (v.size() >= kStatWindow)
+        v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(kStatWindow / 2));
+    v.push_back(x);
+}
+
+// Thick line segments as triangles (screen px), `width` px wide.
+void appendSegment(std::vector<float>& out, PointD a, PointD b, double width) {
+    const double dx = b.x - a.x;
+    const double dy = b.y - a.y;
+    const double len = std::hypot(dx, dy);
+    if (len < 1e-9)
+        return;
+    const double nx = -dy / len * width / 2.0;
+    const double ny = dx / len * width / 2.0;
+    // Extend by half the width along the segment so corners close.
+    const double ex = dx / len * width / 2.0;
+    const double ey = dy / len * width / 2.0;
+    const float p[4][2] = {{static_cast<float>(a.x - ex + nx), static_cast<float>(a.y - ey + ny)},
+                           {static_cast<float>(a.x - ex - nx), static_cast<float>(a.y - ey - ny)},
+                           {static_cast<float>(b.x + ex + nx), static_cast<float>(b.y + ey + ny)},
+                           {static_cast<float>(b.x + ex - nx), static_cast<float>(b.y + ey - ny)}};
+    for (int i : {0, 1, 2, 2, 1, 3}) {
+        out.push_back(p[i][0]);
+        out.push_back(p[i][1]);
+    }
+}
+
+bool isArea(AnnotationType t) {
+    return t == AnnotationType::Polygon || t == AnnotationType::Spline || t == AnnotationType::Rectangle;
+}
+
+// The vertex ring of an area annotation (a two-corner Rectangle becomes its four corners).
+std::vector<Point> ringOf(const Annotation& a) {
+    if (a.type == AnnotationType::Rectangle && a.coordinates.size() == 2) {
+        const auto& p = a.coordinates[0];
+        const auto& q = a.coordinates[1];
+        return {p, {q.x, p.y}, q, {p.x, q.y}};
+    }
+    return a.coordinates;
+}
+
+} // namespace
+
+struct SlideView::OpenResult {
+    quint64 serial = 0;
+    std::shared_ptr<const Slide> slide;
+    QImage thumbnail;
+    QString error;
+};
+
+SlideView::SlideView(QWidget* parent)
+    : QOpenGLWidget(parent), textures_(cacheBytesFromSettings(), [this](const TileKey&, GLuint& tex) {
+          // Evictions happen in paintGL or with the context made current (releaseGl).
+          if (glReady_ && context())
+              glDeleteTextures(1, &tex);
+      }) {
+    setMouseTracking(true);
+    setFocusPolicy(Qt::StrongFocus);
+    setMinimumSize(200, 150);
+    requestTimer_ = new QTimer(this);
+    requestTimer_->setSingleShot(true);
+    requestTimer_->setInterval(0);
+    connect(requestTimer_, &QTimer::timeout, this, &SlideView::updateRequests);
+    zoomAnim_ = new QVariantAnimation(this);
+    zoomAnim_->setStartValue(0.0);
+    zoomAnim_->setEndValue(1.0);
+    zoomAnim_->setDuration(160);
+    zoomAnim_->setEasingCurve(QEasingCurve::OutCubic);
+    connect(zoomAnim_, &QVariantAnimation::valueChanged, this, [this](const QVariant& v) {
+        const double t = v.toDouble();
+        const double z = animStartZoom_ * std::pow(animTargetZoom_ / animStartZoom_, t);
+        vp_.zoom = z;
+        vp_.centerX = animAnchor0_.x - (animAnchor_.x() - vp_.width / 2.0) / z;
+        vp_.centerY = animAnchor0_.y - (animAnchor_.y() - vp_.height / 2.0) / z;
+        viewportMoved(false);
+    });
+}
+
+SlideView::~SlideView() {
+    loader_.reset(); // waits for in-flight decodes
+    releaseGl();
+}
+
+void SlideView::releaseGl() {
+    if (!glReady_)
+        return;
+    const bool current = context() && context()->isValid();
+    if (current)
+        makeCurrent();
+    textures_.clear();
+    if (current) {
+        for (GLuint* t : {&thumbTex_, &heatTex_, &cmapTex_, &latentTex_})
+            if (*t)
+                glDeleteTextures(1, t);
+        if (quadVbo_)
+            glDeleteBuffers(1, &quadVbo_);
+        if (dynVbo_)
+            glDeleteBuffers(1, &dynVbo_);
+        if (vao_)
+            glDeleteVertexArrays(1, &vao_);
+    }
+    thumbTex_ = heatTex_ = cmapTex_ = latentTex_ = quadVbo_ = dynVbo_ = vao_ = 0;
+    glReady_ = false;
+    if (current)
+        doneCurrent();
+}
+
+// ---------------------------------------------------------------- opening
+
+void SlideView::openSlide(const QString& path) {
+    loader_.reset();
+    if (glReady_) {
+        makeCurrent();
+        textures_.clear();
+        doneCurrent();
+    } else {
+        textures_.clear();
+    }
+    pendingUploads_.clear();
+    slide_.reset();
+    pyramid_ = {};
+    thumbnail_ = {};
+    thumbDirty_ = true;
+    path_ = path;
+    error_.clear();
+    opening_ = true;
+    const quint64 serial = ++openSerial_;
+    auto* watcher = new QFutureWatcher<OpenResult>(this);
+    connect(watcher, &QFutureWatcher<OpenResult>::finished, this, [this, watcher] {
+        const OpenResult r = watcher->result();
+        watcher->deleteLater();
+        if (r.serial == openSerial_)
+            onOpened(r);
+    });
+    watcher->setFuture(QtConcurrent::run([serial, p = path.toStdString()] {
+        OpenResult r;
+        r.serial = serial;
+        try {
+            auto slide = std::make_shared<Slide>(std::filesystem::path(p));
+            r.thumbnail = toQImage(slide->thumbnail(1024));
+            r.slide = std::move(slide);
+        } catch (const std::exception& e) {
+            r.error = QString::fromUtf8(e.what());
+        } catch (...) {
+            r.error = QStringLiteral("%1: unknown error while opening").arg(QString::fromStdString(p));
+        }
+        return r;
+    }));
+    update();
+}
+
+void SlideView::onOpened(const OpenResult& r) {
+    opening_ = false;
+    if (!r.error.isEmpty() || !r.slide) {
+        error_ = r.error.isEmpty() ? QStringLiteral("cannot open %1").arg(path_) : r.error;
+        update();
+        Q_EMIT slideFailed(error_);
+        return;
+    }
+    slide_ = r.slide;
+    thumbnail_ = r.thumbnail;
+    thumbDirty_ = true;
+    pyramid_ = {};
+    for (const auto& lv : slide_->levels())
+        pyramid_.levels.push_back({lv.width, lv.height, lv.downsample});
+    pyramid_.tileSize = 256;
+    const int c = pyramid_.coarsestLevel();
+    pinCoarsest_ = pyramid_.tilesX(c) * pyramid_.tilesY(c) <= 64;
+    loader_ = std::make_unique<TileLoader>(std::make_shared<SlideTileSource>(slide_, pyramid_));
+    connect(loader_.get(), &TileLoader::tileReady, this,
+            [this](const TileKey& k, const QImage& img, quint64, double ms) { onTileReady(k, img, ms); });
+    connect(loader_.get(), &TileLoader::tileFailed, this, [this](const TileKey&, const QString& msg) {
+        if (error_.isEmpty()) {
+            error_ = msg;
+            Q_EMIT slideFailed(msg);
+        }
+        update();
+    });
+    if (width() > 0 && height() > 0)
+        vp_ = fitViewport(pyramid_, width(), height());
+    else
+        fitPending_ = true;
+    Q_EMIT slideOpened();
+    viewportMoved(true);
+}
+
+std::optional<double> SlideView::mpp() const {
+    if (slide_ && slide_->resolution())
+        return slide_->resolution()->mppX;
+    return std::nullopt;
+}
+
+// ---------------------------------------------------------------- tiles
+
+void SlideView::onTileReady(const TileKey& key, const QImage& image, double decodeMs) {
+    pushStat(stats_.decodeMs, decodeMs);
+    pendingUploads_.emplace_back(key, image);
+    update();
+}
+
+void SlideView::scheduleRequests() {
+    if (!requestTimer_->isActive())
+        requestTimer_->start();
+}
+
+void SlideView::updateRequests() {
+    if (!loader_ || vp_.width <= 0)
+        return;
+    std::vector<TileKey> wanted;
+    auto want = [&](const TileKey& k) {
+        if (!textures_.contains(k))
+            wanted.push_back(k);
+    };
+    const int c = pyramid_.coarsestLevel();
+    if (pinCoarsest_)
+        for (std::int64_t y = 0; y < pyramid_.tilesY(c); ++y)
+            for (std::int64_t x = 0; x < pyramid_.tilesX(c); ++x)
+                want({c, x, y});
+    const int level = levelForZoom(pyramid_, vp_.zoom);
+    for (const auto& k : visibleTiles(pyramid_, vp_, level))
+        want(k);
+    for (const auto& k : prefetchTiles(pyramid_, vp_, level))
+        want(k);
+    // Tiles still waiting for upload are not requested again.
+    if (!pendingUploads_.empty()) {
+        std::unordered_set<TileKey, TileKeyHash> waiting;
+        for (const auto& p : pendingUploads_)
+            waiting.insert(p.first);
+        std::erase_if(wanted, [&](const TileKey& k) { return waiting.count(k) != 0; });
+    }
+    loader_->request(wanted);
+}
+
+bool SlideView::isFullyLoaded() const {
+    if (!slide_ || vp_.width <= 0)
+        return false;
+    const int level = levelForZoom(pyramid_, vp_.zoom);
+    for (const auto& k : visibleTiles(pyramid_, vp_, level))
+        if (!textures_.contains(k))
+            return false;
+    return true;
+}
+
+void SlideView::resetStatistics() {
+    stats_ = {};
+    textures_.resetStatistics();
+}
+
+void SlideView::setSampling2D(GLint filter) {
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, filter);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, filter);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+}
+
+GLuint SlideView::uploadRgbTexture(const QImage& src) {
+    const QImage img = src.format() == QImage::Format_RGB888 ? src : src.convertToFormat(QImage::Format_RGB888);
+    GLuint tex = 0;
+    glGenTextures(1, &tex);
+    glBindTexture(GL_TEXTURE_2D, tex);
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 4); // QImage scan lines are 32-bit aligned
+    glPixelStorei(GL_UNPACK_ROW_LENGTH, static_cast<GLint>(img.bytesPerLine() / 3));
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB8, img.width(), img.height(), 0, GL_RGB, GL_UNSIGNED_BYTE, img.constBits());
+    glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
+    setSampling2D(GL_LINEAR);
+    return tex;
+}
+
+// ---------------------------------------------------------------- GL
+
+void SlideView::initializeGL() {
+    initializeOpenGLFunctions();
+    connect(context(), &QOpenGLContext::aboutToBeDestroyed, this, &SlideView::releaseGl, Qt::DirectConnection);
+    auto build = [](QOpenGLShaderProgram& p, const char* vert, const char* frag) {
+        if (!p.addShaderFromSourceFile(QOpenGLShader::Vertex, QString::fromLatin1(vert)) ||
+            !p.addShaderFromSourceFile(QOpenGLShader::Fragment, QString::fromLatin1(frag)) || !p.link())
+            qWarning("nic-studio: shader %s/%s failed: %s", vert, frag, qPrintable(p.log()));
+    };
+    build(tileProg_, ":/shaders/quad.vert", ":/shaders/tile.frag");
+    build(heatProg_, ":/shaders/quad.vert", ":/shaders/heatmap.frag");
+    build(solidProg_, ":/shaders/solid.vert", ":/shaders/solid.frag");
+    glGenVertexArrays(1, &vao_);
+    glBindVertexArray(vao_);
+    const float quad[] = {0, 0, 1, 0, 0, 1, 1, 1};
+    glGenBuffers(1, &quadVbo_);
+    glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
+    glBufferData(GL_ARRAY_BUFFER, sizeof quad, quad, GL_STATIC_DRAW);
+    glGenBuffers(1, &dynVbo_);
+    glBindVertexArray(0);
+    glReady_ = true;
+    thumbDirty_ = true;
+    heatDirty_ = true;
+    cmapDirty_ = true;
+    latentDirty_ = true;
+}
+
+void SlideView::resizeGL(int w, int h) {
+    vp_.width = w;
+    vp_.height = h;
+    if (fitPending_ && slide_) {
+        vp_ = fitViewport(pyramid_, w, h);
+        fitPending_ = false;
+    }
+    viewportMoved(false);
+}
+
+void SlideView::drawTexturedRect(GLuint tex, const RectD& r) {
+    const PointD a = vp_.toScreen({r.x, r.y});
+    const PointD b = vp_.toScreen({r.right(), r.bottom()});
+    const double w = vp_.width;
+    const double h = vp_.height;
+    tileProg_.setUniformValue("u_rect", static_cast<float>(a.x / w * 2 - 1), static_cast<float>(1 - a.y / h * 2),
+                              static_cast<float>(b.x / w * 2 - 1), static_cast<float>(1 - b.y / h * 2));
+    glBindTexture(GL_TEXTURE_2D, tex);
+    glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
+}
+
+void SlideView::paintGL() {
+    QElapsedTimer frame;
+    frame.start();
+    // Raw GL inside begin/endNativePainting, so QPainter's engine resynchronises its own GL state
+    // before the overlay is painted on top.
+    QPainter painter(this);
+    painter.beginNativePainting();
+    glClearColor(0.19F, 0.19F, 0.20F, 1.0F);
+    glClearStencil(0);
+    glClear(GL_COLOR_BUFFER_BIT | GL_STENCIL_BUFFER_BIT);
+    glDisable(GL_DEPTH_TEST);
+    glDisable(GL_CULL_FACE);
+    glDisable(GL_BLEND);
+    glDisable(GL_STENCIL_TEST);
+    glDisable(GL_SCISSOR_TEST);
+
+    if (slide_) {
+        // Uploads (GUI thread only) within a time budget per frame, so a burst of arriving tiles never
+        // stalls a frame; the rest follow in the next frames.
+        QElapsedTimer uploadTimer;
+        uploadTimer.start();
+        int uploads = 0;
+        while (!pendingUploads_.empty() && (uploads == 0 || uploadTimer.nsecsElapsed() < 6'000'000)) {
+            auto [key, img] = std::move(pendingUploads_.front());
+            pendingUploads_.pop_front();
+            if (!isValidTile(pyramid_, key) || textures_.contains(key))
+                continue;
+            const GLuint tex = uploadRgbTexture(img);
+            const bool pinned = pinCoarsest_ && key.level == pyramid_.coarsestLevel();
+            textures_.insert(key, tex, static_cast<std::size_t>(img.width()) * static_cast<std::size_t>(img.height()) * 4, pinned);
+            ++uploads;
+        }
+        if (!pendingUploads_.empty())
+            QTimer::singleShot(0, this, [this] { update(); });
+        if (thumbDirty_ && !thumbnail_.isNull()) {
+            if (thumbTex_)
+                glDeleteTextures(1, &thumbTex_);
+            thumbTex_ = uploadRgbTexture(thumbnail_);
+            thumbDirty_ = false;
+        }
+
+        glBindVertexArray(vao_);
+        glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
+        glEnableVertexAttribArray(0);
+        glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
+        tileProg_.bind();
+        tileProg_.setUniformValue("u_tex", 0);
+        tileProg_.setUniformValue("u_opacity", 1.0F);
+        tileProg_.setUniformValue("u_uv", 0.0F, 0.0F, 1.0F, 1.0F);
+        glActiveTexture(GL_TEXTURE0);
+
+        const int level = levelForZoom(pyramid_, vp_.zoom);
+        const auto visible = visibleTiles(pyramid_, vp_, level);
+        bool complete = true;
+        for (const auto& k : visible) {
+            ++stats_.visibleLookups;
+            if (textures_.find(k))
+                ++stats_.visibleHits;
+            else
+                complete = false;
+        }
+        if (!complete) {
+            // Coarse first: the thumbnail, then cached tiles of every coarser level.
+            if (thumbTex_)
+                drawTexturedRect(thumbTex_, {0, 0, pyramid_.width(), pyramid_.height()});
+            for (int l = pyramid_.coarsestLevel(); l > level; --l)
+                for (const auto& k : visibleTiles(pyramid_, vp_, l))
+                    if (const GLuint* tex = textures_.peek(k))
+                        drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
+        }
+        for (const auto& k : visible)
+            if (const GLuint* tex = textures_.peek(k))
+                drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
+        tileProg_.release();
+
+        drawLatent();
+        drawHeatmap();
+        drawAnnotations();
+        glBindVertexArray(0);
+
+        if (complete && !wasFullyLoaded_) {
+            if (awaitingFullDetail_) {
+                stats_.lastFullDetailMs = static_cast<double>(jumpTimer_.nsecsElapsed()) / 1e6;
+                awaitingFullDetail_ = false;
+            }
+            QTimer::singleShot(0, this, [this] { Q_EMIT fullyLoaded(); });
+        }
+        wasFullyLoaded_ = complete;
+    }
+    glBindVertexArray(0);
+    glBindBuffer(GL_ARRAY_BUFFER, 0);
+    glUseProgram(0);
+    painter.endNativePainting();
+    paintOverlay(painter);
+    painter.end();
+    if (finishFrames_)
+        glFinish();
+    pushStat(stats_.frameMs, static_cast<double>(frame.nsecsElapsed()) / 1e6);
+}
+
+// ---------------------------------------------------------------- heatmap
+
+void SlideView::setHeatmap(std::shared_ptr<const HeatmapGrid> grid) {
+    heatmap_ = std::move(grid);
+    heatRange_ = {0.0F, 1.0F};
+    if (heatmap_)
+        if (auto r = valueRange(*heatmap_))
+            heatRange_ = *r;
+    heatDirty_ = true;
+    update();
+}
+
+void SlideView::setHeatmapVisible(bool on) {
+    heatVisible_ = on;
+    update();
+}
+
+void SlideView::setHeatmapOpacity(double opacity) {
+    heatOpacity_ = std::clamp(opacity, 0.0, 1.0);
+    update();
+}
+
+void SlideView::setHeatmapThreshold(double value) {
+    heatThreshold_ = value;
+    update();
+}
+
+void SlideView::setColorMap(ColorMapKind kind) {
+    colorMap_ = kind;
+    cmapDirty_ = true;
+    update();
+}
+
+void SlideView::uploadHeatmap() {
+    if (heatTex_) {
+        glDeleteTextures(1, &heatTex_);
+        heatTex_ = 0;
+    }
+    heatDirty_ = false;
+    if (!heatmap_ || heatmap_->empty())
+        return;
+    glGenTextures(1, &heatTex_);
+    glBindTexture(GL_TEXTURE_2D, heatTex_);
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, heatmap_->width, heatmap_->height, 0, GL_RED, GL_FLOAT,
+                 heatmap_->values.data());
+    // Nearest: a grid cell is one value, drawn as a crisp square (as ASAP does).
+    setSampling2D(GL_NEAREST);
+}
+
+void SlideView::uploadColorMap() {
+    if (!cmapTex_)
+        glGenTextures(1, &cmapTex_);
+    glBindTexture(GL_TEXTURE_1D, cmapTex_);
+    const auto& table = colorTable(colorMap_);
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
+    glTexImage1D(GL_TEXTURE_1D, 0, GL_RGB8, 256, 0, GL_RGB, GL_UNSIGNED_BYTE, table.data());
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
+    glTexParameteri(GL_TEXTURE_1D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+    glTexParameteri(GL_TEXTURE_1D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+    glTexParameteri(GL_TEXTURE_1D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    cmapDirty_ = false;
+}
+
+void SlideView::drawHeatmap() {
+    if (heatDirty_)
+        uploadHeatmap();
+    if (cmapDirty_)
+        uploadColorMap();
+    if (!heatVisible_ || !heatTex_ || !heatmap_)
+        return;
+    const RectD r{0, 0, heatmap_->width * heatmap_->cellSize, heatmap_->height * heatmap_->cellSize};
+    const PointD a = vp_.toScreen({r.x, r.y});
+    const PointD b = vp_.toScreen({r.right(), r.bottom()});
+    const double w = vp_.width;
+    const double h = vp_.height;
+    glEnable(GL_BLEND);
+    glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
+    heatProg_.bind();
+    heatProg_.setUniformValue("u_rect", static_cast<float>(a.x / w * 2 - 1), static_cast<float>(1 - a.y / h * 2),
+                              static_cast<float>(b.x / w * 2 - 1), static_cast<float>(1 - b.y / h * 2));
+    heatProg_.setUniformValue("u_uv", 0.0F, 0.0F, 1.0F, 1.0F);
+    heatProg_.setUniformValue("u_values", 0);
+    heatProg_.setUniformValue("u_colormap", 1);
+    heatProg_.setUniformValue("u_min", heatRange_.first);
+    heatProg_.setUniformValue("u_max", heatRange_.second);
+    heatProg_.setUniformValue("u_threshold", static_cast<float>(heatThreshold_));
+    heatProg_.setUniformValue("u_opacity", static_cast<float>(heatOpacity_));
+    glActiveTexture(GL_TEXTURE0);
+    glBindTexture(GL_TEXTURE_2D, heatTex_);
+    glActiveTexture(GL_TEXTURE1);
+    glBindTexture(GL_TEXTURE_1D, cmapTex_);
+    glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
+    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
+    glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
+    glActiveTexture(GL_TEXTURE0);
+    heatProg_.release();
+    glDisable(GL_BLEND);
+}
+
+// ---------------------------------------------------------------- latent view
+
+void SlideView::setLatentView(std::shared_ptr<const LatentRgb> latent) {
+    latent_ = std::move(latent);
+    latentDirty_ = true;
+    update();
+}
+
+void SlideView::setLatentVisible(bool on) {
+    latentVisible_ = on;
+    update();
+}
+
+void SlideView::setLatentOpacity(double opacity) {
+    latentOpacity_ = std::clamp(opacity, 0.0, 1.0);
+    update();
+}
+
+void SlideView::drawLatent() {
+    if (latentDirty_) {
+        if (latentTex_)
+            glDeleteTextures(1, &latentTex_);
+        latentTex_ = 0;
+        latentDirty_ = false;
+        if (latent_ && latent_->width > 0 && latent_->height > 0) {
+            glGenTextures(1, &latentTex_);
+            glBindTexture(GL_TEXTURE_2D, latentTex_);
+            glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
+            glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, latent_->width, latent_->height, 0, GL_RGBA, GL_UNSIGNED_BYTE,
+                         latent_->rgba.data());
+            setSampling2D(GL_NEAREST);
+        }
+    }
+    if (!latentVisible_ || !latentTex_ || !latent_)
+        return;
+    glEnable(GL_BLEND);
+    glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
+    tileProg_.bind();
+    tileProg_.setUniformValue("u_opacity", static_cast<float>(latentOpacity_));
+    glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
+    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
+    glActiveTexture(GL_TEXTURE0);
+    drawTexturedRect(latentTex_, {0, 0, latent_->width * latent_->cellSize, latent_->height * latent_->cellSize});
+    tileProg_.setUniformValue("u_opacity", 1.0F);
+    tileProg_.release();
+    glDisable(GL_BLEND);
+}
+
+// ---------------------------------------------------------------- annotations
+
+void SlideView::setAnnotations(std::shared_ptr<AnnotationSet> set) {
+    annotations_ = std::move(set);
+    selected_ = -1;
+    update();
+}
+
+void SlideView::setAnnotationsVisible(bool on) {
+    annotationsVisible_ = on;
+    update();
+}
+
+void SlideView::setGroupVisible(const QString& group, bool on) {
+    if (on)
+        hiddenGroups_.remove(group);
+    else
+        hiddenGroups_.insert(group);
+    update();
+}
+
+void SlideView::setSelectedAnnotation(int index) {
+    selected_ = index;
+    update();
+}
+
+QColor SlideView::annotationColor(const Annotation& a) const {
+    if (annotations_ && !a.group.empty())
+        if (const auto* g = annotations_->findGroup(a.group))
+            if (QColor c(QString::fromStdString(g->color)); c.isValid())
+                return c;
+    if (QColor c(QString::fromStdString(a.color)); c.isValid())
+        return c;
+    return QColor(0xF4, 0xFA, 0x58);
+}
+
+void SlideView::drawSolid(const std::vector<float>& xy, GLenum mode, const QColor& color) {
+    if (xy.empty())
+        return;
+    glBindBuffer(GL_ARRAY_BUFFER, dynVbo_);
+    glBufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(xy.size() * sizeof(float)), xy.data(), GL_STREAM_DRAW);
+    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
+    solidProg_.setUniformValue("u_color", static_cast<float>(color.redF()), static_cast<float>(color.greenF()),
+                               static_cast<float>(color.blueF()), static_cast<float>(color.alphaF()));
+    glDrawArrays(mode, 0, static_cast<GLsizei>(xy.size() / 2));
+}
+
+void SlideView::drawAnnotations() {
+    if (!annotations_ || !annotationsVisible_ || annotations_->annotations.empty())
+        return;
+    solidProg_.bind();
+    solidProg_.setUniformValue("u_size", static_cast<float>(vp_.width), static_cast<float>(vp_.height));
+    glEnable(GL_BLEND);
+    glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
+    const RectD view = vp_.visibleLevel0();
+    std::vector<float> xy;
+    const auto& list = annotations_->annotations;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const Annotation& a = list[i];
+        if (a.coordinates.empty() || hiddenGroups_.contains(QString::fromStdString(a.group)))
+            continue;
+        const auto ring = isArea(a.type) ? ringOf(a) : a.coordinates;
+        double x0 = ring[0].x, x1 = x0, y0 = ring[0].y, y1 = y0;
+        for (const auto& p : ring) {
+            x0 = std::min(x0, p.x);
+            x1 = std::max(x1, p.x);
+            y0 = std::min(y0, p.y);
+            y1 = std::max(y1, p.y);
+        }
+        const double pad = 10.0 / vp_.zoom;
+        if (!RectD{x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad}.intersects(view))
+            continue;
+        const QColor color = annotationColor(a);
+        const bool selected = static_cast<int>(i) == selected_;
+        std::vector<PointD> s;
+        s.reserve(ring.size());
+        for (const auto& p : ring)
+            s.push_back(vp_.toScreen({p.x, p.y}));
+        xy.clear();
+        if (isArea(a.type) && s.size() >= 3) {
+            // Even-odd fill through the stencil: a triangle fan inverts the stencil, then one quad
+            // over the bounding box is coloured where it ended up odd (and resets it).
+            for (const auto& p : s) {
+                xy.push_back(static_cast<float>(p.x));
+                xy.push_back(static_cast<float>(p.y));
+            }
+            glEnable(GL_STENCIL_TEST);
+            glColorMask(GL_FALSE, GL_FALSE, GL_FALSE, GL_FALSE);
+            glStencilFunc(GL_ALWAYS, 0, 0xFF);
+            glStencilOp(GL_KEEP, GL_KEEP, GL_INVERT);
+            drawSolid(xy, GL_TRIANGLE_FAN, color);
+            glColorMask(GL_TRUE, GL_TRUE, GL_TRUE, GL_TRUE);
+            glStencilFunc(GL_NOTEQUAL, 0, 0xFF);
+            glStencilOp(GL_ZERO, GL_ZERO, GL_ZERO);
+            const PointD a0 = vp_.toScreen({x0, y0});
+            const PointD a1 = vp_.toScreen({x1, y1});
+            QColor fill = color;
+            fill.setAlphaF(selected ? 0.35F : 0.18F);
+            drawSolid({static_cast<float>(a0.x), static_cast<float>(a0.y), static_cast<float>(a1.x), static_cast<float>(a0.y),
+                       static_cast<float>(a0.x), static_cast<float>(a1.y), static_cast<float>(a1.x), static_cast<float>(a1.y)},
+                      GL_TRIANGLE_STRIP, fill);
+            glDisable(GL_STENCIL_TEST);
+            xy.clear();
+            const double width = selected ? 4.0 : 2.0;
+            for (std::size_t k = 0; k < s.size(); ++k)
+                appendSegment(xy, s[k], s[(k + 1) % s.size()], width);
+            drawSolid(xy, GL_TRIANGLES, color);
+        } else if (a.type == AnnotationType::Measurement || s.size() == 2) {
+            for (std::size_t k = 0; k + 1 < s.size(); ++k)
+                appendSegment(xy, s[k], s[k + 1], selected ? 3.0 : 2.0);
+            drawSolid(xy, GL_TRIANGLES, color);
+        } else {
+            // Dots and point sets: small squares.
+            const double r = selected ? 6.0 : 4.0;
+            for (const auto& p : s) {
+                const float q[] = {static_cast<float>(p.x - r), static_cast<float>(p.y - r), static_cast<float>(p.x + r),
+                                   static_cast<float>(p.y - r), static_cast<float>(p.x - r), static_cast<float>(p.y + r),
+                                   static_cast<float>(p.x - r), static_cast<float>(p.y + r), static_cast<float>(p.x + r),
+                                   static_cast<float>(p.y - r), static_cast<float>(p.x + r), static_cast<float>(p.y + r)};
+                xy.insert(xy.end(), std::begin(q), std::end(q));
+            }
+            drawSolid(xy, GL_TRIANGLES, color);
+        }
+    }
+    glDisable(GL_BLEND);
+    solidProg_.release();
+}
+
+// ---------------------------------------------------------------- overlay (QPainter)
+
+void SlideView::paintOverlay(QPainter& p) {
+    p.setRenderHint(QPainter::Antialiasing);
+    if (!slide_) {
+        p.setPen(error_.isEmpty() ? QColor(220, 220, 220) : QColor(255, 140, 120));
+        QString text = opening_ ? tr("Opening %1 …").arg(path_)
+                                : (error_.isEmpty() ? tr("Open a slide (File ▸ Open, drag and drop, or command line)")
+                                                    : tr("Cannot open the slide:\n%1").arg(error_));
+        p.drawText(rect().adjusted(20, 20, -20, -20), Qt::AlignCenter | Qt::TextWordWrap, text);
+        return;
+    }
+    if (!error_.isEmpty()) {
+        p.setPen(QColor(255, 140, 120));
+        p.drawText(rect().adjusted(10, 10, -10, -10), Qt::AlignTop | Qt::AlignHCenter | Qt::TextWordWrap, error_);
+    }
+    // Scale bar (bottom left).
+    {
+        const auto m = mpp();
+        const double umPerPx = m ? *m / vp_.zoom : 1.0 / vp_.zoom;
+        ScaleBar bar = chooseScaleBar(umPerPx, std::min(200.0, width() * 0.3));
+        QString label = QString::fromStdString(bar.label);
+        if (!m)
+            label = QStringLiteral("%1 px").arg(bar.micrometres);
+        const int x = 16;
+        const int y = height() - 20;
+        const QRectF box(x - 6, y - 22, bar.pixels + 12, 30);
+        p.fillRect(box, QColor(0, 0, 0, 140));
+        p.fillRect(QRectF(x, y, bar.pixels, 4), Qt::white);
+        p.setPen(Qt::white);
+        p.drawText(QRectF(x, y - 20, bar.pixels + 60, 18), Qt::AlignLeft | Qt::AlignVCenter, label);
+    }
+    // Heatmap legend (bottom right).
+    if (heatmap_ && heatVisible_) {
+        const int w = 180;
+        const QRect box(width() - w - 16, height() - 64, w, 52);
+        p.fillRect(box, QColor(0, 0, 0, 150));
+        const QRect bar = box.adjusted(8, 20, -8, -16);
+        QImage strip(256, 1, QImage::Format_RGB888);
+        const auto& table = colorTable(colorMap_);
+        for (int i = 0; i < 256; ++i)
+            strip.setPixelColor(i, 0, QColor(table[static_cast<std::size_t>(i)][0], table[static_cast<std::size_t>(i)][1], table[static_cast<std::size_t>(i)][2]));
+        p.drawImage(bar, strip);
+        p.setPen(Qt::white);
+        p.drawText(box.adjusted(8, 2, -8, 0), Qt::AlignTop | Qt::AlignLeft,
+                   heatThreshold_ > heatRange_.first
+                       ? QStringLiteral("%1 (%2), ≥ %3")
+                             .arg(tr("heatmap"), QString::fromStdString(colorMapName(colorMap_)))
+                             .arg(heatThreshold_, 0, 'g', 3)
+                       : QStringLiteral("%1 (%2)").arg(tr("heatmap"), QString::fromStdString(colorMapName(colorMap_))));
+        p.drawText(box.adjusted(8, 0, -8, -2), Qt::AlignBottom | Qt::AlignLeft, QString::number(heatRange_.first, 'g', 3));
+        p.drawText(box.adjusted(8, 0, -8, -2), Qt::AlignBottom | Qt::AlignRight, QString::number(heatRange_.second, 'g', 3));
+        const double span = heatRange_.second - heatRange_.first;
+        if (span > 0 && heatThreshold_ > heatRange_.first) {
+            const double t = std::clamp((heatThreshold_ - heatRange_.first) / span, 0.0, 1.0);
+            const int tx = bar.left() + static_cast<int>(t * bar.width());
+            p.fillRect(QRect(bar.left(), bar.top(), tx - bar.left(), bar.height()), QColor(0, 0, 0, 160));
+            p.drawLine(tx, bar.top() - 2, tx, bar.bottom() + 2);
+        }
+    }
+    // Shape being drawn.
+    if (!drawing_.empty()) {
+        QPen pen(QColor(0, 255, 255), 2, Qt::DashLine);
+        p.setPen(pen);
+        QPolygonF poly;
+        for (const auto& q : drawing_) {
+            const PointD s = vp_.toScreen(q);
+            poly << QPointF(s.x, s.y);
+        }
+        if (tool_ == ViewTool::Polygon) {
+            const PointD h = vp_.toScreen(hover0_);
+            poly << QPointF(h.x, h.y);
+            p.drawPolyline(poly);
+        } else if (tool_ == ViewTool::Rectangle && poly.size() == 2) {
+            p.drawRect(QRectF(poly[0], poly[1]).normalized());
+        } else if (tool_ == ViewTool::Measure && poly.size() == 2) {
+            p.drawLine(poly[0], poly[1]);
+            const double dx = drawing_[1].x - drawing_[0].x;
+            const double dy = drawing_[1].y - drawing_[0].y;
+            const double len0 = std::hypot(dx, dy);
+            const auto m = mpp();
+            const QString text = m ? QString::fromStdString(formatLength(len0 * *m)) : QStringLiteral("%1 px").arg(len0, 0, 'f', 1);
+            p.setPen(Qt::white);
+            p.fillRect(QRectF(poly[1] + QPointF(8, -18), QSizeF(90, 18)), QColor(0, 0, 0, 160));
+            p.drawText(QRectF(poly[1] + QPointF(10, -18), QSizeF(88, 18)), Qt::AlignVCenter, text);
+        }
+    }
+    // Lengths of saved measurements.
+    if (annotations_ && annotationsVisible_) {
+        const auto m = mpp();
+        p.setPen(Qt::white);
+        for (const auto& a : annotations_->annotations) {
+            if (a.type != AnnotationType::Measurement || a.coordinates.size() != 2 ||
+                hiddenGroups_.contains(QString::fromStdString(a.group)))
+                continue;
+            const double len0 = std::hypot(a.coordinates[1].x - a.coordinates[0].x, a.coordinates[1].y - a.coordinates[0].y);
+            const PointD s = vp_.toScreen({a.coordinates[1].x, a.coordinates[1].y});
+            if (s.x < -100 || s.y < -100 || s.x > width() + 100 || s.y > height() + 100)
+                continue;
+            const QString text = m ? QString::fromStdString(formatLength(len0 * *m)) : QStringLiteral("%1 px").arg(len0, 0, 'f', 1);
+            const QRectF box(s.x + 6, s.y - 22, p.fontMetrics().horizontalAdvance(text) + 8, 18);
+            p.fillRect(box, QColor(0, 0, 0, 160));
+            p.drawText(box, Qt::AlignCenter, text);
+        }
+    }
+}
+
+QImage SlideView::renderToImage() { return grabFramebuffer(); }
+
+// ---------------------------------------------------------------- navigation
+
+double SlideView::minZoom() const { return slide_ ? fitZoom(pyramid_, std::max(vp_.width, 1), std::max(vp_.height, 1)) / 4.0 : 1e-6; }
+
+double SlideView::maxZoom() const { return 16.0; }
+
+void SlideView::setViewport(const Viewport& vp) {
+    zoomAnim_->stop();
+    const int w = vp_.width;
+    const int h = vp_.height;
+    vp_ = vp;
+    vp_.width = w;
+    vp_.height = h;
+    vp_.zoom = std::clamp(vp_.zoom, minZoom(), maxZoom());
+    viewportMoved(true);
+}
+
+void SlideView::centerOn(PointD p) {
+    zoomAnim_->stop();
+    vp_.centerX = p.x;
+    vp_.centerY = p.y;
+    viewportMoved(true);
+}
+
+void SlideView::fitToWindow() {
+    if (!slide_)
+        return;
+    zoomAnim_->stop();
+    vp_ = fitViewport(pyramid_, vp_.width, vp_.height);
+    viewportMoved(true);
+}
+
+void SlideView::zoomToRect(const RectD& r) {
+    if (!slide_)
+        return;
+    zoomAnim_->stop();
+    Viewport v = viewportForRect(r, vp_.width, vp_.height, 0.15);
+    v.zoom = std::clamp(v.zoom, minZoom(), std::min(maxZoom(), 4.0));
+    vp_ = v;
+    viewportMoved(true);
+}
+
+bool SlideView::isAnimating() const { return zoomAnim_->state() == QAbstractAnimation::Running; }
+
+void SlideView::zoomBy(double factor, QPointF anchor) {
+    if (!slide_ || vp_.width <= 0)
+        return;
+    const double base = isAnimating() ? animTargetZoom_ : vp_.zoom;
+    const double target = std::clamp(base * factor, minZoom(), maxZoom());
+    if (!animate_) {
+        vp_ = zoomAround(vp_, {anchor.x(), anchor.y()}, target);
+        viewportMoved(false);
+        return;
+    }
+    zoomAnim_->stop();
+    animStartZoom_ = vp_.zoom;
+    animTargetZoom_ = target;
+    animAnchor_ = anchor;
+    animAnchor0_ = toLevel0(anchor);
+    zoomAnim_->start();
+}
+
+std::optional<double> SlideView::magnification() const {
+    if (const auto m = mpp())
+        return magnificationForZoom(vp_.zoom, *m);
+    return std::nullopt;
+}
+
+bool SlideView::setMagnification(double magnification) {
+    const auto m = mpp();
+    if (!m)
+        return false;
+    const double target = zoomForMagnification(magnification, *m);
+    if (animate_) {
+        zoomBy(target / vp_.zoom, QPointF(vp_.width / 2.0, vp_.height / 2.0));
+    } else {
+        vp_.zoom = std::clamp(target, minZoom(), maxZoom());
+        viewportMoved(true);
+    }
+    return true;
+}
+
+void SlideView::clampViewport() {
+    if (!slide_)
+        return;
+    vp_.centerX = std::clamp(vp_.centerX, 0.0, pyramid_.width());
+    vp_.centerY = std::clamp(vp_.centerY, 0.0, pyramid_.height());
+}
+
+void SlideView::viewportMoved(bool jump) {
+    clampViewport();
+    if (jump && slide_) {
+        jumpTimer_.start();
+        awaitingFullDetail_ = true;
+        wasFullyLoaded_ = false;
+    }
+    scheduleRequests();
+    update();
+    Q_EMIT viewportChanged();
+}
+
+void SlideView::mousePressEvent(QMouseEvent* e) {
+    lastMouse_ = e->position();
+    const bool drawButton = e->button() == Qt::LeftButton && tool_ != ViewTool::Navigate && slide_;
+    if (!drawButton) {
+        dragging_ = e->button() == Qt::LeftButton || e->button() == Qt::RightButton || e->button() == Qt::MiddleButton;
+        if (dragging_)
+            setCursor(Qt::ClosedHandCursor);
+        return;
+    }
+    const PointD p = toLevel0(e->position());
+    switch (tool_) {
+    case ViewTool::Dot: addAnnotation(AnnotationType::Dot, {{p.x, p.y}}); break;
+    case ViewTool::Polygon:
+        drawing_.push_back(p);
+        hover0_ = p;
+        break;
+    case ViewTool::Rectangle:
+    case ViewTool::Measure:
+        drawing_ = {p, p};
+        drawDragging_ = true;
+        break;
+    case ViewTool::Navigate: break;
+    }
+    update();
+}
+
+void SlideView::mouseMoveEvent(QMouseEvent* e) {
+    const QPointF pos = e->position();
+    if (dragging_) {
+        const QPointF d = pos - lastMouse_;
+        vp_.centerX -= d.x() / vp_.zoom;
+        vp_.centerY -= d.y() / vp_.zoom;
+        viewportMoved(false);
+    }
+    lastMouse_ = pos;
+    const PointD p = toLevel0(pos);
+    hover0_ = p;
+    if (drawDragging_ && drawing_.size() == 2) {
+        drawing_[1] = p;
+        update();
+    } else if (tool_ == ViewTool::Polygon && !drawing_.empty()) {
+        update();
+    }
+    if (slide_)
+        Q_EMIT cursorMoved(QPointF(p.x, p.y), p.x >= 0 && p.y >= 0 && p.x < pyramid_.width() && p.y < pyramid_.height());
+}
+
+void SlideView::mouseReleaseEvent(QMouseEvent* e) {
+    if (dragging_) {
+        dragging_ = false;
+        unsetCursor();
+        return;
+    }
+    if (drawDragging_ && e->button() == Qt::LeftButton) {
+        drawDragging_ = false;
+        drawing_[1] = toLevel0(e->position());
+        finishDrawing();
+    }
+}
+
+void SlideView::mouseDoubleClickEvent(QMouseEvent* e) {
+    if (tool_ == ViewTool::Polygon) {
+        // The double-click's first press already added a vertex at this place.
+        finishDrawing();
+        return;
+    }
+    if (tool_ == ViewTool::Navigate && e->button() == Qt::LeftButton)
+        zoomBy(2.0, e->position());
+}
+
+void SlideView::wheelEvent(QWheelEvent* e) {
+    const double steps = e->angleDelta().y() / 120.0;
+    if (steps != 0.0)
+        zoomBy(std::pow(1.25, steps), e->position());
+    e->accept();
+}
+
+void SlideView::keyPressEvent(QKeyEvent* e) {
+    const double panX = vp_.width * 0.15 / vp_.zoom;
+    const double panY = vp_.height * 0.15 / vp_.zoom;
+    const QPointF centre(vp_.width / 2.0, vp_.height / 2.0);
+    switch (e->key()) {
+    case Qt::Key_Left: vp_.centerX -= panX; viewportMoved(false); break;
+    case Qt::Key_Right: vp_.centerX += panX; viewportMoved(false); break;
+    case Qt::Key_Up: vp_.centerY -= panY; viewportMoved(false); break;
+    case Qt::Key_Down: vp_.centerY += panY; viewportMoved(false); break;
+    case Qt::Key_Plus:
+    case Qt::Key_Equal: zoomBy(1.5, centre); break;
+    case Qt::Key_Minus: zoomBy(1 / 1.5, centre); break;
+    case Qt::Key_Home: fitToWindow(); break;
+    case Qt::Key_Return:
+    case Qt::Key_Enter: finishDrawing(); break;
+    case Qt::Key_Escape: drawing_.clear(); drawDragging_ = false; update(); break;
+    case Qt::Key_Backspace:
+        if (!drawing_.empty() && tool_ == ViewTool::Polygon) {
+            drawing_.pop_back();
+            update();
+        }
+        break;
+    default: QOpenGLWidget::keyPressEvent(e); return;
+    }
+}
+
+void SlideView::leaveEvent(QEvent* e) {
+    QOpenGLWidget::leaveEvent(e);
+}
+
+// ---------------------------------------------------------------- drawing tools
+
+void SlideView::setTool(ViewTool tool) {
+    tool_ = tool;
+    drawing_.clear();
+    drawDragging_ = false;
+    setCursor(tool == ViewTool::Navigate ? Qt::ArrowCursor : Qt::CrossCursor);
+    update();
+}
+
+void SlideView::finishDrawing() {
+    std::vector<Point> pts;
+    for (const auto& p : drawing_)
+        pts.push_back({p.x, p.y});
+    drawing_.clear();
+    update();
+    if (tool_ == ViewTool::Polygon) {
+        // Drop repeated vertices (a double-click adds the last one twice).
+        std::vector<Point> clean;
+        for (const auto& p : pts)
+            if (clean.empty() || std::hypot(p.x - clean.back().x, p.y - clean.back().y) * vp_.zoom > 1.0)
+                clean.push_back(p);
+        if (clean.size() >= 3)
+            addAnnotation(AnnotationType::Polygon, std::move(clean));
+    } else if (tool_ == ViewTool::Rectangle && pts.size() == 2) {
+        const double x0 = std::min(pts[0].x, pts[1].x), x1 = std::max(pts[0].x, pts[1].x);
+        const double y0 = std::min(pts[0].y, pts[1].y), y1 = std::max(pts[0].y, pts[1].y);
+        if ((x1 - x0) * vp_.zoom >= 2 && (y1 - y0) * vp_.zoom >= 2)
+            addAnnotation(AnnotationType::Rectangle, {{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}});
+    } else if (tool_ == ViewTool::Measure && pts.size() == 2) {
+        const double len0 = std::hypot(pts[1].x - pts[0].x, pts[1].y - pts[0].y);
+        if (len0 * vp_.zoom >= 2) {
+            addAnnotation(AnnotationType::Measurement, pts);
+            const auto m = mpp();
+            Q_EMIT measured(m ? len0 * *m : len0, m.has_value());
+        }
+    }
+}
+
+void SlideView::addAnnotation(AnnotationType type, std::vector<Point> coords) {
+    if (!annotations_)
+        annotations_ = std::make_shared<AnnotationSet>();
+    Annotation a;
+    a.type = type;
+    a.name = "Annotation " + std::to_string(annotations_->annotations.size());
+    a.group = drawingGroup_.toStdString();
+    if (!a.group.empty() && !annotations_->findGroup(a.group)) {
+        if (!annotations_->groups.empty())
+            a.group.clear(); // only declared groups are valid in a file that declares groups
+    }
+    const QColor c = annotationColor(a);
+    a.color = c.name(QColor::HexRgb).toUpper().toStdString();
+    a.coordinates = std::move(coords);
+    annotations_->annotations.push_back(std::move(a));
+    const int index = static_cast<int>(annotations_->annotations.size()) - 1;
+    update();
+    Q_EMIT annotationAdded(index);
+}
+
+} // namespace nic

@@ -1,0 +1,254 @@
+#pragma once
+// The OpenGL slide viewer widget: tiles, heatmap and annotation layers, navigation and drawing tools.
+//
+// Threads: openSlide() opens the slide on QtConcurrent's pool (the UI never waits for IO); tiles are
+// decoded by a TileLoader (worker pool) and arrive as QImages; textures are created only here, in
+// paintGL() on the GUI thread, and kept in a byte-capped LRU (QSettings "viewer/tileCacheMiB",
+// default 512). Drawing order per frame: the slide thumbnail (always there), every cached tile from the
+// coarsest level down to the level of the current zoom (coarse tiles show until finer ones arrive),
+// the heatmap, the annotations, then a QPainter overlay (scale bar, legend, tool feedback).
+// Errors (a slide that cannot be opened or read) are shown in the view with their real cause and
+// reported by slideFailed(); the widget stays usable.
+#include "core/annotation.h"
+#include "ui/colormap.h"
+#include "ui/heatmapgrid.h"
+#include "ui/latentview.h"
+#include "ui/lrucache.h"
+#include "ui/tilemath.h"
+
+#include <QElapsedTimer>
+#include <QImage>
+#include <QOpenGLFunctions_3_3_Core>
+#include <QOpenGLShaderProgram>
+#include <QOpenGLWidget>
+#include <QPointF>
+#include <QSet>
+#include <QString>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+class QPainter;
+class QVariantAnimation;
+class QTimer;
+
+namespace nic {
+
+class Slide;
+class TileLoader;
+
+/// Drawing tools. Navigate pans with the left button; the others draw with it (pan with the right).
+enum class ViewTool { Navigate, Polygon, Rectangle, Dot, Measure };
+
+/// Figures the view measures about itself (for the status bar, tests and benchmarks).
+struct ViewStatistics {
+    std::vector<double> frameMs;     ///< CPU time of recent paintGL calls (last 2000)
+    std::vector<double> decodeMs;    ///< decode time of recent tiles (last 2000)
+    std::uint64_t visibleLookups = 0; ///< target-level visible tile lookups in paintGL
+    std::uint64_t visibleHits = 0;    ///< ... of which were cached
+    double lastFullDetailMs = -1.0;   ///< time from the last viewport jump to all visible tiles cached
+};
+
+class SlideView : public QOpenGLWidget, protected QOpenGLFunctions_3_3_Core {
+    Q_OBJECT
+public:
+    explicit SlideView(QWidget* parent = nullptr);
+    ~SlideView() override;
+
+    /// Starts opening `path` in the background; slideOpened() or slideFailed() follows.
+    void openSlide(const QString& path);
+    bool hasSlide() const { return slide_ != nullptr; }
+    bool isOpening() const { return opening_; }
+    QString slidePath() const { return path_; }
+    /// The last open/read error ("" if none).
+    QString errorMessage() const { return error_; }
+    std::shared_ptr<const Slide> slide() const { return slide_; }
+    const Pyramid& pyramid() const { return pyramid_; }
+    QImage thumbnail() const { return thumbnail_; }
+    /// Level-0 µm per pixel, if the slide knows it.
+    std::optional<double> mpp() const;
+
+    // Navigation. Zoom is screen px per level-0 px.
+    const Viewport& viewport() const { return vp_; }
+    void setViewport(const Viewport& vp);
+    void centerOn(PointD level0);
+    void fitToWindow();
+    /// Zooms by `factor` keeping the level-0 point under `screenAnchor` fixed; animated unless disabled.
+    void zoomBy(double factor, QPointF screenAnchor);
+    /// Sets the zoom for an objective magnification (needs mpp; returns false without it).
+    bool setMagnification(double magnification);
+    /// Current magnification (10× ≙ 1 µm per screen px), or nullopt when mpp is unknown.
+    std::optional<double> magnification() const;
+    void zoomToRect(const RectD& level0Rect);
+    void setAnimationsEnabled(bool on) { animate_ = on; }
+    bool isAnimating() const;
+    double minZoom() const;
+    double maxZoom() const;
+
+    /// True when every tile of the current level that the viewport shows is cached as a texture.
+    bool isFullyLoaded() const;
+    std::size_t cachedTileCount() const { return textures_.size(); }
+    std::size_t cachedBytes() const { return textures_.bytes(); }
+    const ViewStatistics& statistics() const { return stats_; }
+    void resetStatistics();
+    /// With this on, paintGL ends with glFinish so frame times include rasterisation (benchmarks only).
+    void setFinishFrames(bool on) { finishFrames_ = on; }
+    TileLoader* loader() const { return loader_.get(); }
+
+    // Heatmap layer.
+    void setHeatmap(std::shared_ptr<const HeatmapGrid> grid);
+    std::shared_ptr<const HeatmapGrid> heatmap() const { return heatmap_; }
+    void setHeatmapVisible(bool on);
+    void setHeatmapOpacity(double opacity);
+    /// Values below `value` are not drawn.
+    void setHeatmapThreshold(double value);
+    void setColorMap(ColorMapKind kind);
+    ColorMapKind colorMap() const { return colorMap_; }
+    /// The value range the colour map spans (the grid's finite range).
+    std::pair<float, float> heatmapRange() const { return heatRange_; }
+
+    // Latent view layer (PCA colours of a compressed slide), drawn under the heatmap.
+    void setLatentView(std::shared_ptr<const LatentRgb> latent);
+    std::shared_ptr<const LatentRgb> latentView() const { return latent_; }
+    void setLatentVisible(bool on);
+    void setLatentOpacity(double opacity);
+
+    // Annotation layer. The view draws the set and, with a drawing tool, appends to it.
+    void setAnnotations(std::shared_ptr<AnnotationSet> set);
+    std::shared_ptr<AnnotationSet> annotations() const { return annotations_; }
+    void setAnnotationsVisible(bool on);
+    void setGroupVisible(const QString& group, bool on);
+    bool isGroupVisible(const QString& group) const { return !hiddenGroups_.contains(group); }
+    void setSelectedAnnotation(int index);
+    /// The colour an annotation is drawn in: its group's colour, else its own, else ASAP's yellow.
+    QColor annotationColor(const Annotation& a) const;
+    void setTool(ViewTool tool);
+    ViewTool tool() const { return tool_; }
+    /// Group new annotations are put in ("" = none).
+    void setDrawingGroup(const QString& group) { drawingGroup_ = group; }
+
+    /// Renders the current view (tiles + layers + overlay) into an image of the widget's size.
+    QImage renderToImage();
+
+Q_SIGNALS:
+    void slideOpened();
+    void slideFailed(const QString& message);
+    void viewportChanged();
+    /// The cursor moved over the view; `level0` is its slide position, `inside` whether it is on the slide.
+    void cursorMoved(QPointF level0, bool inside);
+    void fullyLoaded();
+    /// A drawing tool added annotation `index` to annotations().
+    void annotationAdded(int index);
+    /// A measurement was made (µm when mpp is known, else level-0 px).
+    void measured(double length, bool micrometres);
+
+protected:
+    void initializeGL() override;
+    void resizeGL(int w, int h) override;
+    void paintGL() override;
+    void mousePressEvent(QMouseEvent* e) override;
+    void mouseMoveEvent(QMouseEvent* e) override;
+    void mouseReleaseEvent(QMouseEvent* e) override;
+    void mouseDoubleClickEvent(QMouseEvent* e) override;
+    void wheelEvent(QWheelEvent* e) override;
+    void keyPressEvent(QKeyEvent* e) override;
+    void leaveEvent(QEvent* e) override;
+
+private:
+    struct OpenResult;
+    void onOpened(const OpenResult& r);
+    void onTileReady(const TileKey& key, const QImage& image, double decodeMs);
+    void scheduleRequests();
+    void updateRequests();
+    void viewportMoved(bool jump);
+    void clampViewport();
+    void releaseGl();
+    GLuint uploadRgbTexture(const QImage& image);
+    /// Filtering and clamp-to-edge for the bound 2-D texture.
+    void setSampling2D(GLint filter);
+    void uploadHeatmap();
+    void uploadColorMap();
+    void drawTexturedRect(GLuint tex, const RectD& level0Rect);
+    void drawHeatmap();
+    void drawLatent();
+    void drawAnnotations();
+    void drawSolid(const std::vector<float>& xy, GLenum mode, const QColor& color);
+    void paintOverlay(QPainter& p);
+    void finishDrawing();
+    void addAnnotation(AnnotationType type, std::vector<Point> coords);
+    PointD toLevel0(QPointF screen) const { return vp_.toLevel0({screen.x(), screen.y()}); }
+
+    // Slide and tiles.
+    QString path_;
+    QString error_;
+    bool opening_ = false;
+    quint64 openSerial_ = 0;
+    std::shared_ptr<const Slide> slide_;
+    Pyramid pyramid_;
+    QImage thumbnail_;
+    std::unique_ptr<TileLoader> loader_;
+    LruCache<TileKey, GLuint, TileKeyHash> textures_;
+    std::deque<std::pair<TileKey, QImage>> pendingUploads_;
+    bool pinCoarsest_ = false;
+    QTimer* requestTimer_ = nullptr;
+
+    // View state.
+    Viewport vp_;
+    bool fitPending_ = false;
+    bool animate_ = true;
+    QVariantAnimation* zoomAnim_ = nullptr;
+    double animStartZoom_ = 1.0;
+    double animTargetZoom_ = 1.0;
+    QPointF animAnchor_;
+    PointD animAnchor0_;
+    bool dragging_ = false;
+    QPointF lastMouse_;
+    QElapsedTimer jumpTimer_;
+    bool awaitingFullDetail_ = false;
+    bool wasFullyLoaded_ = false;
+    ViewStatistics stats_;
+    bool finishFrames_ = false;
+
+    // GL objects (valid between initializeGL and releaseGl).
+    bool glReady_ = false;
+    QOpenGLShaderProgram tileProg_;
+    QOpenGLShaderProgram heatProg_;
+    QOpenGLShaderProgram solidProg_;
+    GLuint vao_ = 0;
+    GLuint quadVbo_ = 0;
+    GLuint dynVbo_ = 0;
+    GLuint thumbTex_ = 0;
+    bool thumbDirty_ = false;
+    GLuint heatTex_ = 0;
+    GLuint cmapTex_ = 0;
+    bool heatDirty_ = false;
+    bool cmapDirty_ = true;
+    GLuint latentTex_ = 0;
+    bool latentDirty_ = false;
+
+    // Layers.
+    std::shared_ptr<const HeatmapGrid> heatmap_;
+    std::pair<float, float> heatRange_{0.0F, 1.0F};
+    bool heatVisible_ = true;
+    double heatOpacity_ = 0.5;
+    double heatThreshold_ = -1e30;
+    ColorMapKind colorMap_ = ColorMapKind::Viridis;
+    std::shared_ptr<const LatentRgb> latent_;
+    bool latentVisible_ = true;
+    double latentOpacity_ = 0.7;
+    std::shared_ptr<AnnotationSet> annotations_;
+    bool annotationsVisible_ = true;
+    QSet<QString> hiddenGroups_;
+    int selected_ = -1;
+
+    // Drawing tools.
+    ViewTool tool_ = ViewTool::Navigate;
+    QString drawingGroup_;
+    std::vector<PointD> drawing_; // level-0 vertices of the shape being drawn
+    bool drawDragging_ = false;
+    PointD hover0_;
+};
+
+} // namespace nic
