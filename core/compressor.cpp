@@ -661,33 +661,51 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
             job.log(std::string(e.what()) + "; starting afresh");
         }
     }
-    try {
-        if (!writer)
-            writer = LatentGridWriter::create(partial, meta, grid.tissueFractions(), bandRows);
-        Run run(slidePath, slide, grid, encoder, *writer, options, job);
-        const auto encodeStart = std::chrono::steady_clock::now();
-        if (options.pipelined)
-            run.runPipelined();
-        else
-            run.runSerial();
-        result.encodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count();
-        result.encodedCells = run.cellCount();
-        result.skippedCells = writer->skippedCells();
-        writer->finishAndPublish(output);
-        writer.reset();
-    } catch (const Cancelled&) {
-        if (writer)
-            writer->close(); // keep the partial file: the next run resumes it
-        throw;
-    } catch (...) {
-        // Remove the partial file only when it is ours: a failed create (e.g. "unable to lock file"
-        // because another process is writing it) must not delete someone else's work.
-        if (writer) {
+    // A partial file left by a killed process is consistent only up to its last flush: HDF5 metadata
+    // written after it may be damaged. If writing into a resumed file fails, start afresh once.
+    for (int attempt = 0;; ++attempt) {
+        const bool resumed = writer && attempt == 0 && result.status == CompressStatus::Resumed;
+        try {
+            if (!writer)
+                writer = LatentGridWriter::create(partial, meta, grid.tissueFractions(), bandRows);
+            Run run(slidePath, slide, grid, encoder, *writer, options, job);
+            const auto encodeStart = std::chrono::steady_clock::now();
+            if (options.pipelined)
+                run.runPipelined();
+            else
+                run.runSerial();
+            result.encodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count();
+            result.encodedCells = run.cellCount();
+            result.skippedCells = writer->skippedCells();
+            writer->finishAndPublish(output);
             writer.reset();
-            std::error_code ec;
-            std::filesystem::remove(partial, ec);
+            break;
+        } catch (const Cancelled&) {
+            if (writer)
+                writer->close(); // keep the partial file: the next run resumes it
+            throw;
+        } catch (const IoError& e) {
+            // Remove the partial file only when it is ours: a failed create (e.g. "unable to lock file"
+            // because another process is writing it) must not delete someone else's work.
+            const bool ours = writer != nullptr;
+            if (writer) {
+                writer.reset();
+                std::error_code ec;
+                std::filesystem::remove(partial, ec);
+            }
+            if (!resumed || !ours)
+                throw;
+            job.log(partial.string() + ": damaged partial file (" + e.what() + "); starting afresh");
+            result.status = CompressStatus::Written;
+            result.resumedFromRow = 0;
+        } catch (...) {
+            if (writer) {
+                writer.reset();
+                std::error_code ec;
+                std::filesystem::remove(partial, ec);
+            }
+            throw;
         }
-        throw;
     }
     finishTiming();
     return result;

@@ -575,8 +575,11 @@ TEST_F(Compress, KilledProcessResumesToTheSameBits) {
         EXPECT_FALSE(std::filesystem::exists(killedDir / "slide-a.h5"));
     }
     ASSERT_EQ(test::runCommand(nic + "-o '" + killedDir.string() + "' '" + slideA().string() + "'", &o, &e), 0) << e;
-    if (killed)
-        EXPECT_THAT(o, HasSubstr("slide-a.h5: resumed")) << e;
+    // Either the partial file was consistent and the run resumed it, or HDF5 metadata written after the
+    // last flush was damaged by the kill (or the kill came after the last row) and the run started afresh;
+    // the output is the same either way.
+    if (killed && o.find("slide-a.h5: resumed") == std::string::npos)
+        EXPECT_THAT(e, HasSubstr("starting afresh")) << o;
     EXPECT_FALSE(std::filesystem::exists(partial));
     expectSameContent(fullDir / "slide-a.h5", killedDir / "slide-a.h5", 8);
     if (!killed)
