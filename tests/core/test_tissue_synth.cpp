@@ -5,6 +5,7 @@
 #include "testsupport.h"
 
 #include <cstdio>
+#include <ostream>
 
 namespace {
 
@@ -12,6 +13,8 @@ struct IouCase {
     std::uint64_t seed;
     int lesions;
 };
+
+void PrintTo(const IouCase& c, std::ostream* os) { *os << "seed " << c.seed << ", " << c.lesions << " lesion(s)"; }
 
 class TissueVsSynthetic : public ::testing::TestWithParam<IouCase> {};
 
