@@ -33,6 +33,17 @@ private:
     std::filesystem::path path_;
 };
 
+/// Runs `f` and returns the what() of the exception of type E it throws, or "<no error>".
+template <class E, class F>
+std::string errorOf(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
 /// Path of the built `nic` executable.
 std::filesystem::path nicExecutable();
 

@@ -37,12 +37,7 @@ std::string readFile(const fs::path& p) {
 
 // The what() of the AnnotationError thrown by parse(), or "<no error>".
 std::string parseError(const std::string& xml, const std::string& source = "test.xml") {
-    try {
-        AnnotationSet::parse(xml, source);
-    } catch (const AnnotationError& e) {
-        return e.what();
-    }
-    return "<no error>";
+    return nic::test::errorOf<AnnotationError>([&] { AnnotationSet::parse(xml, source); });
 }
 
 std::string wrap(const std::string& annotations, const std::string& groups) {

@@ -21,17 +21,9 @@
 using namespace nic;
 using ::testing::HasSubstr;
 
-namespace {
+using nic::test::errorOf;
 
-template <class E, class F>
-std::string errorOf(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+namespace {
 
 /// Mean colour of a cell's patch computed without PatchGrid: level-0 rectangle from the recorded
 /// geometry (x = round(col·S·f)), Slide::readRegion at the recorded level, resizeArea to P when the

@@ -21,22 +21,14 @@
 using namespace nic;
 using ::testing::HasSubstr;
 
+using nic::test::errorOf;
+
 namespace {
 
 float bitsToFloat(std::uint32_t u) {
     float f;
     std::memcpy(&f, &u, sizeof f);
     return f;
-}
-
-template <class E, class F>
-std::string errorOf(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "<no error>";
 }
 
 __attribute__((target("f16c"))) std::uint16_t hardwareHalf(float f) {

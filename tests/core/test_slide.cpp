@@ -25,12 +25,7 @@ std::uint64_t fnv1a(const std::vector<std::uint8_t>& bytes) {
 }
 
 std::string errorOf(const std::filesystem::path& p) {
-    try {
-        Slide s(p);
-    } catch (const SlideError& e) {
-        return e.what();
-    }
-    return "<no error>";
+    return nic::test::errorOf<SlideError>([&] { Slide s(p); });
 }
 
 } // namespace
