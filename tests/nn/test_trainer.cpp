@@ -1,0 +1,148 @@
+// Encoder training loop: loss goes down, files and checkpoints, determinism, resume, cancellation.
+#include "core/error.h"
+#include "core/jobcontext.h"
+#include "core/nn/encoders.h"
+#include "core/nn/trainer.h"
+#include "nntestsupport.h"
+#include "testsupport.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+namespace nic {
+namespace {
+
+class Training : public ::testing::Test {
+protected:
+    void SetUp() override {
+        // One thread: the suite runs beside other jobs, and results then do not depend on the machine.
+        compute.threads = 1;
+        compute.device = "cpu";
+    }
+    TrainOptions options(EncoderKind kind, const std::string& name) const {
+        TrainOptions o;
+        o.kind = kind;
+        o.codeSize = 8;
+        o.out = dir / (name + ".nicenc");
+        o.batchSize = 16;
+        o.stepsPerEpoch = 4;
+        o.epochs = 3;
+        o.learningRate = 1e-3;
+        o.seed = 7;
+        o.compute = compute;
+        return o;
+    }
+    test::TempDir dir;
+    ComputeOptions compute;
+    PatchBank bank = test::makeTwoClassBank(64, 32, 3);
+    PatchBank val = test::makeTwoClassBank(16, 32, 4);
+};
+
+TEST_F(Training, SupervisedTumorLowersItsLossAndSavesTheBestEncoder) {
+    const TrainResult r = trainEncoder(options(EncoderKind::SupervisedTumor, "sup"), bank, val);
+    ASSERT_EQ(r.history.size(), 3U);
+    EXPECT_LT(r.history.back().trainLoss, r.history.front().trainLoss);
+    EXPECT_EQ(r.metric, "val_accuracy");
+    EXPECT_GE(r.bestValidation, 0.5);
+    auto enc = loadEncoder((dir / "sup.nicenc").string(), compute);
+    EXPECT_EQ(enc->info().hash, r.encoder.hash);
+    EXPECT_EQ(enc->info().codeSize, 8);
+    EXPECT_EQ(enc->info().patchSize, 32);
+    EXPECT_TRUE(std::filesystem::exists(dir / "sup.nicenc.ckpt"));
+}
+
+TEST_F(Training, VaeLowersItsLoss) {
+    auto o = options(EncoderKind::Vae, "vae");
+    const TrainResult r = trainEncoder(o, bank, val);
+    ASSERT_EQ(r.history.size(), 3U);
+    EXPECT_LT(r.history.back().trainLoss, r.history.front().trainLoss);
+    EXPECT_EQ(r.metric, "val_loss");
+    EXPECT_EQ(loadEncoder((dir / "vae.nicenc").string(), compute)->info().name, "vae");
+}
+
+TEST_F(Training, ContrastiveBiganAndTissueRunAndSave) {
+    for (auto kind : {EncoderKind::Contrastive, EncoderKind::Bigan, EncoderKind::SupervisedTissue}) {
+        auto o = options(kind, toString(kind));
+        o.epochs = 1;
+        o.stepsPerEpoch = 2;
+        o.validationPairs = 32;
+        const TrainResult r = trainEncoder(o, bank, val);
+        ASSERT_EQ(r.history.size(), 1U) << toString(kind);
+        EXPECT_TRUE(std::isfinite(r.history[0].trainLoss)) << toString(kind);
+        auto enc = loadEncoder(o.out.string(), compute);
+        EXPECT_EQ(enc->info().name, toString(kind));
+        if (kind == EncoderKind::Bigan) {
+            EXPECT_EQ(r.metric, "none");
+            EXPECT_GE(r.history[0].extra2, 0.0); // discriminator accuracy
+            EXPECT_LE(r.history[0].extra2, 1.0);
+        }
+    }
+}
+
+TEST_F(Training, SameSeedGivesTheSameEncoderAndResumeMatchesAnUninterruptedRun) {
+    auto a = options(EncoderKind::SupervisedTumor, "a");
+    a.epochs = 2;
+    a.stepsPerEpoch = 2;
+    const auto ra = trainEncoder(a, bank, val);
+
+    auto b = a;
+    b.out = dir / "b.nicenc";
+    b.epochs = 1;
+    trainEncoder(b, bank, val);
+    b.epochs = 2;
+    b.resume = true;
+    const auto rb = trainEncoder(b, bank, val);
+    EXPECT_EQ(rb.epochsRun, 2);
+    EXPECT_EQ(rb.history.size(), 2U);
+    EXPECT_EQ(ra.encoder.hash, rb.encoder.hash);
+    EXPECT_EQ(ra.history.back().trainLoss, rb.history.back().trainLoss);
+}
+
+TEST_F(Training, CancelStopsWithinABatchAndKeepsTheLastCheckpoint) {
+    auto o = options(EncoderKind::SupervisedTumor, "c");
+    o.epochs = 3;
+    o.stepsPerEpoch = 3;
+    int reports = 0;
+    JobContext* self = nullptr;
+    JobContext ctx([&](const JobContext::Progress&) {
+                       if (++reports == 5) // second batch of epoch 2
+                           self->cancel();
+                   },
+                   [](const std::string&) {});
+    self = &ctx;
+    ctx.setMinInterval(std::chrono::milliseconds(0));
+    EXPECT_THROW(trainEncoder(o, bank, val, ctx), Cancelled);
+    EXPECT_EQ(reports, 5); // no batch ran after the cancel
+    ASSERT_TRUE(std::filesystem::exists(dir / "c.nicenc"));
+    ASSERT_TRUE(std::filesystem::exists(dir / "c.nicenc.ckpt"));
+    EXPECT_NO_THROW(loadEncoder((dir / "c.nicenc").string(), compute));
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+        EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path(); // no half files
+
+    o.resume = true;
+    const auto r = trainEncoder(o, bank, val);
+    EXPECT_EQ(r.epochsRun, 3);
+    EXPECT_EQ(r.history.front().epoch, 1);
+    EXPECT_EQ(r.history.size(), 3U);
+}
+
+TEST_F(Training, RejectsUnusableInput) {
+    auto o = options(EncoderKind::SupervisedTumor, "x");
+    PatchBank unlabelled(32);
+    for (std::size_t i = 0; i < 8; ++i)
+        unlabelled.add(bank.patch(i), -1);
+    EXPECT_THROW(trainEncoder(o, unlabelled, PatchBank()), InvalidArgument);
+    o.out.clear();
+    EXPECT_THROW(trainEncoder(o, bank, val), InvalidArgument);
+    auto p = options(EncoderKind::Vae, "y");
+    PatchBank odd(48);
+    odd.add(Image(48, 48, 3), -1);
+    odd.add(Image(48, 48, 3), -1);
+    EXPECT_THROW(trainEncoder(p, odd, PatchBank()), InvalidArgument);
+}
+
+} // namespace
+} // namespace nic
