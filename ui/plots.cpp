@@ -34,6 +34,15 @@
 namespace nic {
 
 namespace {
+/// Replots a visible plot. A hidden one (e.g. in a tab never shown) may have a null paint buffer that
+/// QPainter refuses; PlotWidget::showEvent replots it when it appears. Exports render on their own.
+void replotIfShown(QCustomPlot* plot) {
+    if (plot->isVisible())
+        plot->replot();
+}
+} // namespace
+
+namespace {
 
 const QColor kPalette[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0x2c, 0xa0, 0x2c),
                            QColor(0xd6, 0x27, 0x28), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
@@ -141,13 +150,18 @@ PlotWidget::PlotWidget(QWidget* parent) : QWidget(parent), plot_(new QCustomPlot
     plot_->setBackground(Qt::white);
 }
 
+void PlotWidget::showEvent(QShowEvent* event) {
+    QWidget::showEvent(event);
+    plot_->replot(QCustomPlot::rpQueuedReplot); // data may have changed while hidden
+}
+
 QString PlotWidget::title() const {
     return title_->text();
 }
 
 void PlotWidget::setTitle(const QString& title) {
     title_->setText(title);
-    plot_->replot();
+    replotIfShown(plot_);
 }
 
 QSize PlotWidget::exportSize(QSize requested) const {
@@ -329,7 +343,7 @@ void TrainingCurvesPlot::setMetricName(const QString& name) {
     metricName_ = name;
     plot_->yAxis2->setLabel(name);
     plot_->graph(2)->setName(name);
-    plot_->replot();
+    replotIfShown(plot_);
 }
 
 void TrainingCurvesPlot::appendEpoch(int epoch, double trainLoss, double validationLoss, double validationMetric,
@@ -385,7 +399,7 @@ void TrainingCurvesPlot::rebuild() {
         const auto [lo, hi] = std::minmax_element(rates.begin(), rates.end());
         lrY->setRange(*lo / 3.0, *hi * 3.0);
     }
-    plot_->replot();
+    replotIfShown(plot_);
 }
 
 QString TrainingCurvesPlot::csv() const {
@@ -458,7 +472,7 @@ void RocPlot::rebuild() {
     chance->setData(QVector<double>{0.0, 1.0}, QVector<double>{0.0, 1.0});
     chance->setPen(QPen(QColor(0x90, 0x90, 0x90), 1.0, Qt::DashLine));
     chance->removeFromLegend();
-    plot_->replot();
+    replotIfShown(plot_);
 }
 
 QString RocPlot::csv() const {
@@ -481,7 +495,7 @@ ScatterPlot::ScatterPlot(QWidget* parent) : PlotWidget(parent), spearman_(std::n
 void ScatterPlot::setAxisLabels(const QString& truthLabel, const QString& predictedLabel) {
     plot_->xAxis->setLabel(truthLabel);
     plot_->yAxis->setLabel(predictedLabel);
-    plot_->replot();
+    replotIfShown(plot_);
 }
 
 void ScatterPlot::setData(const QVector<double>& truth, const QVector<double>& predicted, const QStringList& ids) {
@@ -571,7 +585,7 @@ void EncoderComparisonChart::setData(const QStringList& classes, const QVector<E
             bars->setData(keys, values, true);
         }
     }
-    plot_->replot();
+    replotIfShown(plot_);
 }
 
 QString EncoderComparisonChart::csv() const {

@@ -50,6 +50,7 @@ public Q_SLOTS:
 protected:
     explicit PlotWidget(QWidget* parent);
     void contextMenuEvent(QContextMenuEvent* event) override;
+    void showEvent(QShowEvent* event) override;
     QSize exportSize(QSize requested) const;
 
     QCustomPlot* plot_;

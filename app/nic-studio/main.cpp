@@ -1,6 +1,7 @@
 // nic-studio: the desktop viewer. Thin: surface format, application, command line, main window.
 #include "core/version.h"
 #include "ui/mainwindow.h"
+#include "ui/workflow.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
 
     QApplication app(argc, argv);
     nic::MainWindow window;
+    nic::Workflow::install(&window); // jobs, cohort, training curves, Analysis menu, compare view
     window.show();
     for (const QString& path : parser.positionalArguments())
         window.openSlide(path);

@@ -534,6 +534,8 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
                           std::isnan(metric) ? "n/a" : formatDouble(metric).c_str(), rec.best ? " *" : "",
                           rec.seconds);
             job.log(line);
+            if (options.onEpoch)
+                options.onEpoch(rec);
             if (sinceBest >= options.patience) {
                 sinceBest = 0;
                 if (lr / 10.0 < options.minLearningRate * (1.0 - 1e-9)) {

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -152,6 +153,13 @@ private:
     std::map<std::pair<std::size_t, int>, Entry> cache_;
 };
 
+// trainer.h has another nic::EpochRecord (encoder training). The inline namespace gives this one its
+// own mangled name, so std::vector<EpochRecord> code of the two never merges at link time (an ODR clash
+// of two layouts, 56 vs 64 bytes); `nic::EpochRecord` still names it wherever this header is included.
+inline namespace slidecv {
+struct EpochRecord;
+}
+
 /// Options of `nic train` (defaults follow the paper).
 struct SlideTrainOptions {
     SlideTask task = SlideTask::Classification;
@@ -174,6 +182,8 @@ struct SlideTrainOptions {
     int bootstrapResamples = 2000;
     std::string device = "auto";
     int threads = 0;           ///< 0: LibTorch's default
+    /// Called on the training thread after each completed epoch of every round (live curves); may be empty.
+    std::function<void(const EpochRecord&)> onEpoch;
 };
 
 /// One slide's held-out prediction.
@@ -185,6 +195,7 @@ struct SlidePrediction {
 };
 
 /// One training epoch of one round.
+inline namespace slidecv {
 struct EpochRecord {
     int round = 0;
     int epoch = 0;             ///< 1-based
@@ -195,6 +206,7 @@ struct EpochRecord {
     bool best = false;         ///< the model of this epoch is the one kept
     double seconds = 0.0;
 };
+} // namespace slidecv
 
 /// The outcome of a cross-validation.
 struct CrossValidationResult {

@@ -664,6 +664,8 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
                 line += ", " + result.metric + fmt(" %.5f", rec.validation);
             line += fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (improved ? " (saved)" : "");
             ctx.log(line);
+            if (o.onEpoch)
+                o.onEpoch(rec);
         }
     } catch (const c10::Error& e) {
         throw Error(std::string("train-encoder: ") + torchMessage(e));

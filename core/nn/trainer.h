@@ -22,10 +22,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace nic {
+
+struct EpochRecord;
 
 struct TrainOptions {
     EncoderKind kind = EncoderKind::Vae;
@@ -44,6 +47,8 @@ struct TrainOptions {
     std::uint64_t seed = 1;
     bool resume = false;                ///< continue from `checkpoint` when it exists
     ComputeOptions compute;
+    /// Called on the training thread after each completed epoch (live curves); may be empty.
+    std::function<void(const EpochRecord&)> onEpoch;
 };
 
 struct EpochRecord {

@@ -1,0 +1,49 @@
+// Encoder stages of the workflow (nic compress with an encoder file, nic train-encoder).
+#include "ui/nn/neuraljobs.h"
+
+#include "core/error.h"
+#include "core/nn/encoders.h"
+#include "core/nn/patchbank.h"
+#include "core/nn/trainer.h"
+#include "ui/plots.h"
+
+#include <filesystem>
+
+namespace nic {
+
+std::unique_ptr<PatchEncoder> loadEncoderForJob(const std::string& path) { return loadEncoder(path, ComputeOptions{}); }
+
+void trainEncoderJob(const TrainEncoderDialog::Options& o, JobContext& ctx, const EpochSink& sink) {
+    const auto kind = parseEncoderKind(o.method.toStdString());
+    if (!kind)
+        throw InvalidArgument("unknown encoder kind '" + o.method.toStdString() + "'");
+    TrainOptions t;
+    t.kind = *kind;
+    t.codeSize = o.codeSize;
+    t.out = o.output.toStdString();
+    t.epochs = o.epochs;
+    t.learningRate = o.learningRate;
+    const bool lossMetric = *kind == EncoderKind::Vae;
+    t.onEpoch = [&sink, lossMetric](const EpochRecord& r) {
+        if (!sink)
+            return;
+        EpochPoint p;
+        p.epoch = r.epoch;
+        p.trainLoss = r.trainLoss;
+        (lossMetric ? p.validationLoss : p.validationMetric) = r.validation;
+        p.learningRate = r.learningRate;
+        sink(p);
+    };
+    const std::filesystem::path source = o.patchSource.toStdString();
+    const PatchBank bank = std::filesystem::is_directory(source) ? patchBankFromFolder(source, 128, ctx)
+                                                                 : PatchBank::load(source);
+    if (bank.empty())
+        throw InvalidArgument(source.string() + ": the patch source holds no patches");
+    ctx.log("training " + o.method.toStdString() + " on " + std::to_string(bank.size()) + " patches of " +
+            std::to_string(bank.patchSize()) + " px, device " + configureCompute(t.compute));
+    const TrainResult r = trainEncoder(t, bank, PatchBank(), ctx);
+    ctx.log("encoder " + r.encoder.source + " (" + r.encoder.hash.substr(0, 12) + "), " + std::to_string(r.epochsRun) +
+            " epochs" + (r.metric != "none" ? ", best " + r.metric + " " + std::to_string(r.bestValidation) : ""));
+}
+
+} // namespace nic
