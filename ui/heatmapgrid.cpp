@@ -1,9 +1,15 @@
 #include "ui/heatmapgrid.h"
 
+#include "core/error.h"
+#include "core/heatmapeval.h"
 #include "core/slide.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
+#include <fstream>
+#include <limits>
 
 namespace nic {
 
@@ -55,6 +61,43 @@ HeatmapGrid loadLikelihoodMap(const std::filesystem::path& path, double slideWid
     g.cellSize = (slideWidth > 0 ? slideWidth : static_cast<double>(map.width()) ) / static_cast<double>(g.width);
     g.source = path.string();
     return g;
+}
+
+HeatmapGrid loadGradCamHeatmap(const std::filesystem::path& path) {
+    const HeatmapData d = readHeatmapFile(path);
+    if (!(d.cellSize > 0) || !std::isfinite(d.cellSize))
+        throw IoError(path.string() + ": heatmap has no valid cell_size (" + std::to_string(d.cellSize) + ")");
+    HeatmapGrid g;
+    g.width = d.cols;
+    g.height = d.rows;
+    g.values = d.heat;
+    g.cellSize = d.cellSize;
+    g.source = path.string();
+    if (d.tissue.size() == g.values.size())
+        for (std::size_t i = 0; i < g.values.size(); ++i)
+            if (!(d.tissue[i] > 0.0F))
+                g.values[i] = std::numeric_limits<float>::quiet_NaN();
+    return g;
+}
+
+HeatmapGrid loadHeatmapFile(const std::filesystem::path& path, double slideWidth) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw IoError(path.string() + ": cannot open heatmap: " + std::strerror(errno));
+    char magic[8] = {};
+    in.read(magic, sizeof magic);
+    static const char kHdf5[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+    if (in.gcount() == 8 && std::equal(std::begin(magic), std::end(magic), std::begin(kHdf5)))
+        return loadGradCamHeatmap(path);
+    return loadLikelihoodMap(path, slideWidth);
+}
+
+std::optional<std::filesystem::path> findHeatmap(const std::filesystem::path& slide) {
+    const auto h5 = slide.parent_path() / (slide.stem().string() + "_heatmap.h5");
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(h5, ec))
+        return h5;
+    return findLikelihoodMap(slide);
 }
 
 namespace {

@@ -33,6 +33,19 @@ float percentileValue(const HeatmapGrid& grid, double percent);
 /// to [0, 1]. `slideWidth` (level-0 px of the slide) sets the cell size. Throws SlideError (file + cause).
 HeatmapGrid loadLikelihoodMap(const std::filesystem::path& path, double slideWidth, int maxCells = 4096);
 
+/// Reads a `nic gradcam` heatmap file (`<slide>_heatmap.h5`, format in core/heatmapeval.h): the
+/// `heatmap` dataset with the file's cell size; cells whose `tissue` fraction is 0 (glass, never looked
+/// at) hold NaN and are not drawn. Throws IoError naming the file and the cause.
+HeatmapGrid loadGradCamHeatmap(const std::filesystem::path& path);
+
+/// Either kind by content: an HDF5 file (signature) is read as a `nic gradcam` heatmap, anything else
+/// as an ASAP likelihood TIFF (`slideWidth` as for loadLikelihoodMap). Throws with the file and cause.
+HeatmapGrid loadHeatmapFile(const std::filesystem::path& path, double slideWidth);
+
+/// The heatmap beside the slide: `<stem>_heatmap.h5` (what `nic gradcam` writes), else the ASAP
+/// likelihood map; nullopt when neither exists.
+std::optional<std::filesystem::path> findHeatmap(const std::filesystem::path& slidePath);
+
 /// `<dir>/<stem>_likelihood_map.tif` (or .tiff) beside the slide, if it exists.
 std::optional<std::filesystem::path> findLikelihoodMap(const std::filesystem::path& slidePath);
 /// `<dir>/<stem>.xml` beside the slide (ASAP's convention), if it exists.

@@ -1,6 +1,7 @@
 #include "ui/mainwindow.h"
 
 #include "core/slide.h"
+#include "ui/figureexport.h"
 #include "ui/slidetab.h"
 #include "ui/slideview.h"
 
@@ -11,6 +12,7 @@
 #include <QDropEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QInputDialog>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMimeData>
@@ -18,6 +20,8 @@
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QToolBar>
+
+#include <algorithm>
 
 namespace nic {
 
@@ -55,8 +59,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     });
     file->addAction(tr("Load &heatmap…"), this, [this] {
         if (auto* t = currentTab()) {
-            const QString p = QFileDialog::getOpenFileName(this, tr("Load likelihood map"), QFileInfo(t->path()).path(),
-                                                           tr("TIFF (*.tif *.tiff)"));
+            const QString p = QFileDialog::getOpenFileName(this, tr("Load heatmap"), QFileInfo(t->path()).path(),
+                                                           tr("Heatmaps (*.h5 *.hdf5 *.tif *.tiff);;nic gradcam HDF5 (*.h5 *.hdf5);;ASAP likelihood map (*.tif *.tiff)"));
             if (!p.isEmpty())
                 t->loadHeatmap(p);
         }
@@ -227,18 +231,54 @@ void MainWindow::openDialog() {
         openSlide(p);
 }
 
-bool MainWindow::exportView(const QString& path) {
+bool MainWindow::exportView(const QString& path, int widthPx) {
     auto* t = currentTab();
-    if (!t || !t->view()->hasSlide())
+    if (!t || !t->view()->hasSlide() || !figureFormatForPath(path))
         return false;
-    return t->view()->renderToImage().save(path);
+    Viewport vp;
+    try {
+        vp = figureViewport(*t->view(), std::nullopt, widthPx);
+    } catch (const std::exception& e) {
+        statusBar()->showMessage(tr("Cannot export %1: %2").arg(path, QString::fromUtf8(e.what())), 8000);
+        return false;
+    }
+    auto* exporter = new FigureExporter(t->view(), vp, path, this);
+    connect(exporter, &FigureExporter::finished, this, [this](const QString& p, const QString& error) {
+        statusBar()->showMessage(error.isEmpty() ? tr("Saved %1").arg(p) : error, error.isEmpty() ? 8000 : 0);
+        Q_EMIT viewExported(p, error);
+    });
+    statusBar()->showMessage(tr("Exporting %1 (waiting for tiles at full detail) …").arg(path));
+    exporter->start();
+    return true;
 }
 
 void MainWindow::exportDialog() {
-    const QString p = QFileDialog::getSaveFileName(this, tr("Export view"), QString(), tr("PNG (*.png);;JPEG (*.jpg)"));
+    auto* t = currentTab();
+    if (!t || !t->view()->hasSlide()) {
+        statusBar()->showMessage(tr("Open a slide first"), 5000);
+        return;
+    }
+    QString selected;
+    QString p = QFileDialog::getSaveFileName(this, tr("Export view"), QFileInfo(t->path()).path(),
+                                             tr("PNG image (*.png);;SVG vector graphics (*.svg);;PDF document (*.pdf)"),
+                                             &selected);
     if (p.isEmpty())
         return;
-    statusBar()->showMessage(exportView(p) ? tr("Saved %1").arg(p) : tr("Cannot write %1").arg(p), 8000);
+    if (!figureFormatForPath(p)) {
+        // No (known) extension typed: take the one of the chosen filter.
+        const QString ext = selected.contains(QLatin1String("*.svg")) ? QStringLiteral(".svg")
+                            : selected.contains(QLatin1String("*.pdf")) ? QStringLiteral(".pdf")
+                                                                        : QStringLiteral(".png");
+        p += ext;
+    }
+    const int viewWidth = t->view()->viewport().width;
+    bool ok = false;
+    const int width = QInputDialog::getInt(this, tr("Export view"),
+                                           tr("Figure width in pixels (the view is %1 px wide; the height follows):").arg(viewWidth),
+                                           std::clamp(2 * viewWidth, 16, 16384), 16, 16384, 1, &ok);
+    if (!ok)
+        return;
+    exportView(p, width);
 }
 
 QStringList MainWindow::recentFiles() const { return QSettings().value(kRecentKey).toStringList(); }

@@ -28,8 +28,15 @@ public:
     QList<QAction*> magnificationActions() const { return magActions_; }
     QLabel* cursorLabel() const { return cursorLabel_; }
     QLabel* magnificationLabel() const { return magLabel_; }
-    /// Saves the current view as an image (PNG, JPEG, ... by extension). Returns false on failure.
-    bool exportView(const QString& path);
+    /// Exports the current view with its layers, legend and scale bar as a figure `widthPx` wide
+    /// (0 = the view's width) in the format of the extension (PNG, SVG, PDF; see figureexport.h).
+    /// Waits in the background for the tiles at full detail, then writes atomically and emits
+    /// viewExported(). Returns false (and emits nothing) when there is no slide or the extension is unknown.
+    bool exportView(const QString& path, int widthPx = 0);
+
+Q_SIGNALS:
+    /// A figure was written (`error` empty) or could not be (`error` names the file and cause).
+    void viewExported(const QString& path, const QString& error);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* e) override;

@@ -162,8 +162,8 @@ void SlideTab::onSlideOpened() {
     const std::filesystem::path slidePath(path_.toStdString());
     if (const auto xml = findAnnotationXml(slidePath))
         loadAnnotations(QString::fromStdString(xml->string()));
-    if (const auto tif = findLikelihoodMap(slidePath))
-        loadHeatmap(QString::fromStdString(tif->string()));
+    if (const auto heat = findHeatmap(slidePath))
+        loadHeatmap(QString::fromStdString(heat->string()));
     std::error_code ec;
     if (const auto h5 = latentGridPathFor(slidePath); std::filesystem::is_regular_file(h5, ec))
         loadLatent(QString::fromStdString(h5.string()));
@@ -337,19 +337,19 @@ void SlideTab::saveAnnotations() {
         });
 }
 
-void SlideTab::loadHeatmap(const QString& tifPath) {
+void SlideTab::loadHeatmap(const QString& heatmapPath) {
     struct Result {
         std::shared_ptr<const HeatmapGrid> grid;
         QString error;
     };
-    heatLabel_->setText(tr("loading %1 …").arg(QFileInfo(tifPath).fileName()));
+    heatLabel_->setText(tr("loading %1 …").arg(QFileInfo(heatmapPath).fileName()));
     const double slideWidth = view_->pyramid().width();
     runAsync<Result>(
         this,
-        [p = tifPath.toStdString(), slideWidth] {
+        [p = heatmapPath.toStdString(), slideWidth] {
             Result r;
             try {
-                r.grid = std::make_shared<const HeatmapGrid>(loadLikelihoodMap(p, slideWidth));
+                r.grid = std::make_shared<const HeatmapGrid>(loadHeatmapFile(p, slideWidth));
             } catch (const std::exception& e) {
                 r.error = QString::fromUtf8(e.what());
             }

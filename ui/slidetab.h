@@ -1,7 +1,7 @@
 #pragma once
 // One open slide in nic-studio: the SlideView plus its side panel (overview navigator, annotation
 // layer with per-group visibility and a zoom-to list, heatmap layer controls). Layers next to the
-// slide are found as ASAP does (`<stem>.xml`, `<stem>_likelihood_map.tif`) and loaded in the
+// slide are found as ASAP does (`<stem>.xml`; `<stem>_heatmap.h5` from `nic gradcam`, else `<stem>_likelihood_map.tif`) and loaded in the
 // background once the slide is open; their errors are shown with the cause, never thrown.
 #include "ui/colormap.h"
 #include "ui/heatmapgrid.h"
@@ -40,8 +40,8 @@ public:
 
     /// Loads an ASAP XML file in the background (replaces the current annotations).
     void loadAnnotations(const QString& xmlPath);
-    /// Loads an ASAP likelihood TIFF in the background.
-    void loadHeatmap(const QString& tifPath);
+    /// Loads a heatmap in the background: a `nic gradcam` HDF5 file or an ASAP likelihood TIFF.
+    void loadHeatmap(const QString& heatmapPath);
     /// Shows `set` as the annotation layer (saved to annotationPath()).
     void setAnnotations(std::shared_ptr<AnnotationSet> set);
     /// Shows `grid` as the heatmap layer.

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/slide.h"
+#include "ui/figureexport.h"
 #include "ui/qtimage.h"
 #include "ui/tileloader.h"
 
@@ -10,6 +11,7 @@
 #include <QLinearGradient>
 #include <QMouseEvent>
 #include <QOpenGLContext>
+#include <QOpenGLFramebufferObject>
 #include <QPainter>
 #include <QPainterPath>
 #include <QSettings>
@@ -232,6 +234,7 @@ void SlideView::onTileReady(const TileKey& key, const QImage& image, double deco
     pushStat(stats_.decodeMs, decodeMs);
     pendingUploads_.emplace_back(key, image);
     update();
+    Q_EMIT tileArrived();
 }
 
 void SlideView::scheduleRequests() {
@@ -240,13 +243,20 @@ void SlideView::scheduleRequests() {
 }
 
 void SlideView::updateRequests() {
-    if (!loader_ || vp_.width <= 0)
+    if (!loader_)
         return;
     std::vector<TileKey> wanted;
     auto want = [&](const TileKey& k) {
         if (!textures_.contains(k))
             wanted.push_back(k);
     };
+    if (figureRequest_)
+        for (const auto& k : visibleTiles(pyramid_, *figureRequest_, figureLevel(*figureRequest_)))
+            want(k);
+    if (vp_.width <= 0) {
+        loader_->request(wanted);
+        return;
+    }
     const int c = pyramid_.coarsestLevel();
     if (pinCoarsest_)
         for (std::int64_t y = 0; y < pyramid_.tilesY(c); ++y)
@@ -351,6 +361,78 @@ void SlideView::drawTexturedRect(GLuint tex, const RectD& r) {
     glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
 }
 
+void SlideView::uploadPending(bool all) {
+    // Within a time budget per frame, so a burst of arriving tiles never stalls a frame; the rest
+    // follow in the next frames.
+    QElapsedTimer uploadTimer;
+    uploadTimer.start();
+    int uploads = 0;
+    while (!pendingUploads_.empty() && (all || uploads == 0 || uploadTimer.nsecsElapsed() < 6'000'000)) {
+        auto [key, img] = std::move(pendingUploads_.front());
+        pendingUploads_.pop_front();
+        if (!isValidTile(pyramid_, key) || textures_.contains(key))
+            continue;
+        const GLuint tex = uploadRgbTexture(img);
+        const bool pinned = pinCoarsest_ && key.level == pyramid_.coarsestLevel();
+        textures_.insert(key, tex, static_cast<std::size_t>(img.width()) * static_cast<std::size_t>(img.height()) * 4, pinned);
+        ++uploads;
+    }
+    if (thumbDirty_ && !thumbnail_.isNull()) {
+        if (thumbTex_)
+            glDeleteTextures(1, &thumbTex_);
+        thumbTex_ = uploadRgbTexture(thumbnail_);
+        thumbDirty_ = false;
+    }
+}
+
+bool SlideView::drawScene(int level, bool annotationsToo, bool recordStatistics) {
+    glBindVertexArray(vao_);
+    glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
+    glEnableVertexAttribArray(0);
+    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
+    tileProg_.bind();
+    tileProg_.setUniformValue("u_tex", 0);
+    tileProg_.setUniformValue("u_opacity", 1.0F);
+    tileProg_.setUniformValue("u_uv", 0.0F, 0.0F, 1.0F, 1.0F);
+    glActiveTexture(GL_TEXTURE0);
+
+    const auto visible = visibleTiles(pyramid_, vp_, level);
+    bool complete = true;
+    for (const auto& k : visible) {
+        if (recordStatistics) {
+            ++stats_.visibleLookups;
+            if (textures_.find(k))
+                ++stats_.visibleHits;
+            else
+                complete = false;
+        } else if (!textures_.peek(k)) {
+            complete = false;
+        }
+    }
+    if (!complete) {
+        // Coarse first: the thumbnail, then cached tiles of every coarser level.
+        if (thumbTex_)
+            drawTexturedRect(thumbTex_, {0, 0, pyramid_.width(), pyramid_.height()});
+        for (int l = pyramid_.coarsestLevel(); l > level; --l)
+            for (const auto& k : visibleTiles(pyramid_, vp_, l))
+                if (const GLuint* tex = textures_.peek(k))
+                    drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
+    }
+    for (const auto& k : visible)
+        if (const GLuint* tex = textures_.peek(k))
+            drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
+    tileProg_.release();
+
+    drawLatent();
+    drawHeatmap();
+    if (annotationsToo)
+        drawAnnotations();
+    glBindVertexArray(0);
+    glBindBuffer(GL_ARRAY_BUFFER, 0);
+    glUseProgram(0);
+    return complete;
+}
+
 void SlideView::paintGL() {
     QElapsedTimer frame;
     frame.start();
@@ -367,70 +449,12 @@ void SlideView::paintGL() {
     glDisable(GL_STENCIL_TEST);
     glDisable(GL_SCISSOR_TEST);
 
+    bool complete = false;
     if (slide_) {
-        // Uploads (GUI thread only) within a time budget per frame, so a burst of arriving tiles never
-        // stalls a frame; the rest follow in the next frames.
-        QElapsedTimer uploadTimer;
-        uploadTimer.start();
-        int uploads = 0;
-        while (!pendingUploads_.empty() && (uploads == 0 || uploadTimer.nsecsElapsed() < 6'000'000)) {
-            auto [key, img] = std::move(pendingUploads_.front());
-            pendingUploads_.pop_front();
-            if (!isValidTile(pyramid_, key) || textures_.contains(key))
-                continue;
-            const GLuint tex = uploadRgbTexture(img);
-            const bool pinned = pinCoarsest_ && key.level == pyramid_.coarsestLevel();
-            textures_.insert(key, tex, static_cast<std::size_t>(img.width()) * static_cast<std::size_t>(img.height()) * 4, pinned);
-            ++uploads;
-        }
+        uploadPending(false);
         if (!pendingUploads_.empty())
             QTimer::singleShot(0, this, [this] { update(); });
-        if (thumbDirty_ && !thumbnail_.isNull()) {
-            if (thumbTex_)
-                glDeleteTextures(1, &thumbTex_);
-            thumbTex_ = uploadRgbTexture(thumbnail_);
-            thumbDirty_ = false;
-        }
-
-        glBindVertexArray(vao_);
-        glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
-        glEnableVertexAttribArray(0);
-        glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
-        tileProg_.bind();
-        tileProg_.setUniformValue("u_tex", 0);
-        tileProg_.setUniformValue("u_opacity", 1.0F);
-        tileProg_.setUniformValue("u_uv", 0.0F, 0.0F, 1.0F, 1.0F);
-        glActiveTexture(GL_TEXTURE0);
-
-        const int level = levelForZoom(pyramid_, vp_.zoom);
-        const auto visible = visibleTiles(pyramid_, vp_, level);
-        bool complete = true;
-        for (const auto& k : visible) {
-            ++stats_.visibleLookups;
-            if (textures_.find(k))
-                ++stats_.visibleHits;
-            else
-                complete = false;
-        }
-        if (!complete) {
-            // Coarse first: the thumbnail, then cached tiles of every coarser level.
-            if (thumbTex_)
-                drawTexturedRect(thumbTex_, {0, 0, pyramid_.width(), pyramid_.height()});
-            for (int l = pyramid_.coarsestLevel(); l > level; --l)
-                for (const auto& k : visibleTiles(pyramid_, vp_, l))
-                    if (const GLuint* tex = textures_.peek(k))
-                        drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
-        }
-        for (const auto& k : visible)
-            if (const GLuint* tex = textures_.peek(k))
-                drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
-        tileProg_.release();
-
-        drawLatent();
-        drawHeatmap();
-        drawAnnotations();
-        glBindVertexArray(0);
-
+        complete = drawScene(levelForZoom(pyramid_, vp_.zoom), true, true);
         if (complete && !wasFullyLoaded_) {
             if (awaitingFullDetail_) {
                 stats_.lastFullDetailMs = static_cast<double>(jumpTimer_.nsecsElapsed()) / 1e6;
@@ -440,15 +464,96 @@ void SlideView::paintGL() {
         }
         wasFullyLoaded_ = complete;
     }
-    glBindVertexArray(0);
-    glBindBuffer(GL_ARRAY_BUFFER, 0);
-    glUseProgram(0);
     painter.endNativePainting();
     paintOverlay(painter);
     painter.end();
     if (finishFrames_)
         glFinish();
-    pushStat(stats_.frameMs, static_cast<double>(frame.nsecsElapsed()) / 1e6);
+    const double ms = static_cast<double>(frame.nsecsElapsed()) / 1e6;
+    pushStat(stats_.frameMs, ms);
+    if (complete)
+        pushStat(stats_.cachedFrameMs, ms);
+}
+
+// ---------------------------------------------------------------- figures
+
+void SlideView::setFigureRequest(std::optional<Viewport> vp) {
+    figureRequest_ = vp;
+    scheduleRequests();
+}
+
+int SlideView::figureLevel(const Viewport& vp) const {
+    const std::size_t budget = textures_.capacity() / 2;
+    int level = levelForZoom(pyramid_, vp.zoom);
+    while (level < pyramid_.coarsestLevel() &&
+           visibleTiles(pyramid_, vp, level).size() * static_cast<std::size_t>(pyramid_.tileSize * pyramid_.tileSize) * 4 >
+               budget)
+        ++level;
+    return level;
+}
+
+bool SlideView::isFigureReady(const Viewport& vp) const {
+    if (!slide_ || vp.width <= 0 || vp.height <= 0)
+        return false;
+    std::unordered_set<TileKey, TileKeyHash> waiting;
+    for (const auto& p : pendingUploads_)
+        waiting.insert(p.first);
+    for (const auto& k : visibleTiles(pyramid_, vp, figureLevel(vp)))
+        if (!textures_.contains(k) && waiting.count(k) == 0)
+            return false;
+    return true;
+}
+
+QImage SlideView::renderLayers(const Viewport& vp) {
+    if (!slide_)
+        throw Error("no slide is open");
+    if (vp.width <= 0 || vp.height <= 0)
+        throw InvalidArgument("empty figure size " + std::to_string(vp.width) + " x " + std::to_string(vp.height));
+    if (!glReady_)
+        grabFramebuffer(); // creates the context and runs initializeGL, also on a hidden widget
+    if (!glReady_ || !context() || !context()->isValid())
+        throw Error("OpenGL is not available (no GL context could be created on this display)");
+    makeCurrent();
+    GLint maxSize = 0;
+    glGetIntegerv(GL_MAX_RENDERBUFFER_SIZE, &maxSize);
+    GLint maxTex = 0;
+    glGetIntegerv(GL_MAX_TEXTURE_SIZE, &maxTex);
+    maxSize = std::min(maxSize, maxTex);
+    if (vp.width > maxSize || vp.height > maxSize) {
+        doneCurrent();
+        throw InvalidArgument("a figure of " + std::to_string(vp.width) + " x " + std::to_string(vp.height) +
+                              " px exceeds this OpenGL's limit of " + std::to_string(maxSize) + " px per side");
+    }
+    uploadPending(true);
+    QImage image;
+    {
+        QOpenGLFramebufferObjectFormat format;
+        format.setAttachment(QOpenGLFramebufferObject::CombinedDepthStencil);
+        QOpenGLFramebufferObject fbo(vp.width, vp.height, format);
+        if (!fbo.isValid()) {
+            doneCurrent();
+            throw Error("cannot create an offscreen framebuffer of " + std::to_string(vp.width) + " x " +
+                        std::to_string(vp.height) + " px");
+        }
+        fbo.bind();
+        glViewport(0, 0, vp.width, vp.height);
+        glClearColor(1.0F, 1.0F, 1.0F, 1.0F); // figures: glass-white outside the slide
+        glClear(GL_COLOR_BUFFER_BIT | GL_STENCIL_BUFFER_BIT);
+        glDisable(GL_DEPTH_TEST);
+        glDisable(GL_CULL_FACE);
+        glDisable(GL_BLEND);
+        glDisable(GL_STENCIL_TEST);
+        glDisable(GL_SCISSOR_TEST);
+        const Viewport saved = vp_;
+        vp_ = vp;
+        drawScene(figureLevel(vp), false, false);
+        vp_ = saved;
+        glFinish();
+        image = fbo.toImage().convertToFormat(QImage::Format_RGB32);
+        fbo.release();
+    }
+    doneCurrent();
+    return image;
 }
 
 // ---------------------------------------------------------------- heatmap
@@ -743,50 +848,11 @@ void SlideView::paintOverlay(QPainter& p) {
         p.setPen(QColor(255, 140, 120));
         p.drawText(rect().adjusted(10, 10, -10, -10), Qt::AlignTop | Qt::AlignHCenter | Qt::TextWordWrap, error_);
     }
-    // Scale bar (bottom left).
-    {
-        const auto m = mpp();
-        const double umPerPx = m ? *m / vp_.zoom : 1.0 / vp_.zoom;
-        ScaleBar bar = chooseScaleBar(umPerPx, std::min(200.0, width() * 0.3));
-        QString label = QString::fromStdString(bar.label);
-        if (!m)
-            label = QStringLiteral("%1 px").arg(bar.micrometres);
-        const int x = 16;
-        const int y = height() - 20;
-        const QRectF box(x - 6, y - 22, bar.pixels + 12, 30);
-        p.fillRect(box, QColor(0, 0, 0, 140));
-        p.fillRect(QRectF(x, y, bar.pixels, 4), Qt::white);
-        p.setPen(Qt::white);
-        p.drawText(QRectF(x, y - 20, bar.pixels + 60, 18), Qt::AlignLeft | Qt::AlignVCenter, label);
-    }
-    // Heatmap legend (bottom right).
-    if (heatmap_ && heatVisible_) {
-        const int w = 180;
-        const QRect box(width() - w - 16, height() - 64, w, 52);
-        p.fillRect(box, QColor(0, 0, 0, 150));
-        const QRect bar = box.adjusted(8, 20, -8, -16);
-        QImage strip(256, 1, QImage::Format_RGB888);
-        const auto& table = colorTable(colorMap_);
-        for (int i = 0; i < 256; ++i)
-            strip.setPixelColor(i, 0, QColor(table[static_cast<std::size_t>(i)][0], table[static_cast<std::size_t>(i)][1], table[static_cast<std::size_t>(i)][2]));
-        p.drawImage(bar, strip);
-        p.setPen(Qt::white);
-        p.drawText(box.adjusted(8, 2, -8, 0), Qt::AlignTop | Qt::AlignLeft,
-                   heatThreshold_ > heatRange_.first
-                       ? QStringLiteral("%1 (%2), ≥ %3")
-                             .arg(tr("heatmap"), QString::fromStdString(colorMapName(colorMap_)))
-                             .arg(heatThreshold_, 0, 'g', 3)
-                       : QStringLiteral("%1 (%2)").arg(tr("heatmap"), QString::fromStdString(colorMapName(colorMap_))));
-        p.drawText(box.adjusted(8, 0, -8, -2), Qt::AlignBottom | Qt::AlignLeft, QString::number(heatRange_.first, 'g', 3));
-        p.drawText(box.adjusted(8, 0, -8, -2), Qt::AlignBottom | Qt::AlignRight, QString::number(heatRange_.second, 'g', 3));
-        const double span = heatRange_.second - heatRange_.first;
-        if (span > 0 && heatThreshold_ > heatRange_.first) {
-            const double t = std::clamp((heatThreshold_ - heatRange_.first) / span, 0.0, 1.0);
-            const int tx = bar.left() + static_cast<int>(t * bar.width());
-            p.fillRect(QRect(bar.left(), bar.top(), tx - bar.left(), bar.height()), QColor(0, 0, 0, 160));
-            p.drawLine(tx, bar.top() - 2, tx, bar.bottom() + 2);
-        }
-    }
+    // Scale bar (bottom left) and heatmap legend (bottom right): the painters figures use too.
+    const auto slideMpp = mpp();
+    paintScaleBar(p, QRectF(rect()), (slideMpp ? *slideMpp : 1.0) / vp_.zoom, slideMpp.has_value(), 1.0);
+    if (heatmap_ && heatVisible_)
+        paintHeatmapLegend(p, QRectF(rect()), colorMap_, heatRange_, heatThreshold_, 1.0);
     // Shape being drawn.
     if (!drawing_.empty()) {
         QPen pen(QColor(0, 255, 255), 2, Qt::DashLine);

@@ -45,6 +45,7 @@ enum class ViewTool { Navigate, Polygon, Rectangle, Dot, Measure };
 /// Figures the view measures about itself (for the status bar, tests and benchmarks).
 struct ViewStatistics {
     std::vector<double> frameMs;     ///< CPU time of recent paintGL calls (last 2000)
+    std::vector<double> cachedFrameMs; ///< ... of those frames in which every visible tile was cached
     std::vector<double> decodeMs;    ///< decode time of recent tiles (last 2000)
     std::uint64_t visibleLookups = 0; ///< target-level visible tile lookups in paintGL
     std::uint64_t visibleHits = 0;    ///< ... of which were cached
@@ -132,6 +133,25 @@ public:
     /// Renders the current view (tiles + layers + overlay) into an image of the widget's size.
     QImage renderToImage();
 
+    // Figures (see figureexport.h). A figure viewport has its own size (the image size) and zoom.
+    /// Also requests the tiles a figure of `vp` needs, until cleared with nullopt.
+    void setFigureRequest(std::optional<Viewport> vp);
+    /// The level a figure of `vp` is drawn from: the level for its zoom, or a coarser one when that
+    /// level's tiles would take more than half the tile cache.
+    int figureLevel(const Viewport& vp) const;
+    /// True when every tile of figureLevel(vp) inside `vp` is cached or waiting for upload.
+    bool isFigureReady(const Viewport& vp) const;
+    /// Renders tiles, latent view and heatmap of `vp` (no annotations, no overlay) offscreen into a
+    /// framebuffer object of vp.width × vp.height and returns it. Works on a hidden widget (the GL
+    /// context is created on demand). Throws nic::Error naming the cause when GL is unavailable or the
+    /// size exceeds the GL limits.
+    QImage renderLayers(const Viewport& vp);
+    bool heatmapVisible() const { return heatVisible_; }
+    double heatmapOpacity() const { return heatOpacity_; }
+    double heatmapThreshold() const { return heatThreshold_; }
+    bool annotationsVisible() const { return annotationsVisible_; }
+    int selectedAnnotation() const { return selected_; }
+
 Q_SIGNALS:
     void slideOpened();
     void slideFailed(const QString& message);
@@ -139,6 +159,8 @@ Q_SIGNALS:
     /// The cursor moved over the view; `level0` is its slide position, `inside` whether it is on the slide.
     void cursorMoved(QPointF level0, bool inside);
     void fullyLoaded();
+    /// A decoded tile arrived (it is uploaded in the next paint or figure render).
+    void tileArrived();
     /// A drawing tool added annotation `index` to annotations().
     void annotationAdded(int index);
     /// A measurement was made (µm when mpp is known, else level-0 px).
@@ -171,6 +193,11 @@ private:
     void uploadHeatmap();
     void uploadColorMap();
     void drawTexturedRect(GLuint tex, const RectD& level0Rect);
+    /// Uploads pending tiles, all of them or within a per-frame time budget.
+    void uploadPending(bool all);
+    /// Draws tiles (coarse ones first where `level` is incomplete), latent view, heatmap and, when
+    /// `annotationsToo`, annotations for vp_. Returns whether every visible tile of `level` was cached.
+    bool drawScene(int level, bool annotationsToo, bool recordStatistics);
     void drawHeatmap();
     void drawLatent();
     void drawAnnotations();
@@ -210,6 +237,7 @@ private:
     bool wasFullyLoaded_ = false;
     ViewStatistics stats_;
     bool finishFrames_ = false;
+    std::optional<Viewport> figureRequest_;
 
     // GL objects (valid between initializeGL and releaseGl).
     bool glReady_ = false;

@@ -1,11 +1,194 @@
-// nic-studio: the desktop viewer. Thin: surface format, application, command line, main window.
+// nic-studio: the desktop viewer. Thin: surface format, application, command line, main window, and
+// `--export-view` (a figure of a slide written with no window shown, for scripts).
+#include "core/annotation.h"
+#include "core/error.h"
 #include "core/version.h"
+#include "ui/figureexport.h"
+#include "ui/heatmapgrid.h"
 #include "ui/mainwindow.h"
 #include "ui/workflow.h"
+#include "ui/slidetab.h"
+#include "ui/slideview.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QFileInfo>
 #include <QSurfaceFormat>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+namespace {
+
+constexpr int kExitBadInput = 1; // like the `nic` CLI: 1 runtime/input error, 2 usage error
+constexpr int kExitUsage = 2;
+
+struct Options {
+    QStringList slides;
+    QString heatmap;
+    QString annotations;
+    std::optional<nic::RectD> region;
+    bool fit = false;
+    int width = 0;
+    QString exportPath;
+};
+
+void printError(const QString& message) {
+    std::fprintf(stderr, "nic-studio: error: %s\n", message.simplified().toLocal8Bit().constData());
+}
+
+// Parses the command line under a QCoreApplication (so --help names the program and needs no display).
+// Returns an exit code when the program should stop now (help, version, usage error).
+std::optional<int> parseCommandLine(int argc, char** argv, Options& o) {
+    QCoreApplication core(argc, argv);
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QStringLiteral(
+        "NIC Studio: whole-slide viewer with heatmap and annotation layers.\n"
+        "With --export-view, writes a figure of the first SLIDE (tiles, heatmap, annotations, colour legend, "
+        "scale bar) as PNG, SVG or PDF without showing a window, and exits: 0 written, 1 bad input, 2 usage error."));
+    const QCommandLineOption help = parser.addHelpOption();
+    const QCommandLineOption version = parser.addVersionOption();
+    parser.addPositionalArgument(QStringLiteral("SLIDE"), QStringLiteral("Slides to open (any OpenSlide format)."),
+                                 QStringLiteral("[SLIDE...]"));
+    const QCommandLineOption heatmap(QStringLiteral("heatmap"),
+                                     QStringLiteral("Heatmap layer: nic gradcam HDF5 (<slide>_heatmap.h5) or ASAP likelihood "
+                                                    "TIFF (default: the one beside the slide, if any)."),
+                                     QStringLiteral("H"));
+    const QCommandLineOption annotations(QStringLiteral("annotations"),
+                                         QStringLiteral("ASAP XML annotations (default: <slide>.xml beside the slide, if any)."),
+                                         QStringLiteral("XML"));
+    const QCommandLineOption region(QStringLiteral("region"),
+                                    QStringLiteral("Figure of this level-0 rectangle, in pixels (with --export-view)."),
+                                    QStringLiteral("x,y,w,h"));
+    const QCommandLineOption fit(QStringLiteral("fit"), QStringLiteral("Figure of the whole slide (the default)."));
+    const QCommandLineOption width(QStringLiteral("width"),
+                                   QStringLiteral("Figure width in pixels; the height follows the region's aspect ratio "
+                                                  "(default: the region's width at full resolution, at most 2048)."),
+                                   QStringLiteral("PX"));
+    const QCommandLineOption exportView(QStringLiteral("export-view"),
+                                        QStringLiteral("Write the figure to OUT (.png, .svg or .pdf, atomically) and exit."),
+                                        QStringLiteral("OUT"));
+    parser.addOptions({heatmap, annotations, region, fit, width, exportView});
+    if (!parser.parse(QCoreApplication::arguments())) {
+        printError(parser.errorText() + QStringLiteral(" (see nic-studio --help)"));
+        return kExitUsage;
+    }
+    if (parser.isSet(help)) {
+        // Qt names the program by argv[0] (a path, or "<executable_name>" without an application
+        // object); the usage line shows the command's name instead.
+        QString text = parser.helpText();
+        const QString prefix = QStringLiteral("Usage: ") + QCoreApplication::arguments().constFirst();
+        if (text.startsWith(prefix))
+            text.replace(0, prefix.size(), QStringLiteral("Usage: ") + QCoreApplication::applicationName());
+        std::fputs(qPrintable(text), stdout);
+        return 0;
+    }
+    if (parser.isSet(version)) {
+        std::printf("%s %s\n", qPrintable(QCoreApplication::applicationName()), qPrintable(QCoreApplication::applicationVersion()));
+        return 0;
+    }
+    o.slides = parser.positionalArguments();
+    o.heatmap = parser.value(heatmap);
+    o.annotations = parser.value(annotations);
+    o.exportPath = parser.value(exportView);
+    o.fit = parser.isSet(fit);
+    const bool exporting = parser.isSet(exportView);
+    auto usage = [](const QString& message) {
+        printError(message + QStringLiteral(" (see nic-studio --help)"));
+        return kExitUsage;
+    };
+    if (!exporting && (parser.isSet(region) || o.fit || parser.isSet(width)))
+        return usage(QStringLiteral("--region, --fit and --width need --export-view"));
+    if (exporting) {
+        if (o.exportPath.isEmpty())
+            return usage(QStringLiteral("--export-view needs an output file"));
+        if (!nic::figureFormatForPath(o.exportPath))
+            return usage(QStringLiteral("%1: unknown figure format '.%2' (use .png, .svg or .pdf)")
+                             .arg(o.exportPath, QFileInfo(o.exportPath).suffix()));
+        if (o.slides.size() != 1)
+            return usage(QStringLiteral("--export-view needs exactly one SLIDE (got %1)").arg(o.slides.size()));
+        if (parser.isSet(region) && o.fit)
+            return usage(QStringLiteral("--region and --fit exclude each other"));
+    }
+    if (parser.isSet(region)) {
+        o.region = nic::parseRegion(parser.value(region));
+        if (!o.region)
+            return usage(QStringLiteral("--region '%1': expected x,y,w,h in level-0 pixels with w, h > 0").arg(parser.value(region)));
+    }
+    if (parser.isSet(width)) {
+        bool ok = false;
+        o.width = parser.value(width).toInt(&ok);
+        if (!ok || o.width < 16 || o.width > 16384)
+            return usage(QStringLiteral("--width '%1': expected a whole number of pixels from 16 to 16384").arg(parser.value(width)));
+    }
+    return std::nullopt;
+}
+
+// --export-view: a hidden SlideView opens the slide in the background; once it is open the layers are
+// loaded and a FigureExporter waits for every tile of the figure, renders it offscreen and writes it.
+int exportFigure(const Options& o) {
+    const QString slidePath = o.slides.front();
+    std::shared_ptr<nic::AnnotationSet> annotations;
+    QString annotationPath = o.annotations;
+    if (annotationPath.isEmpty())
+        if (const auto xml = nic::findAnnotationXml(slidePath.toStdString()))
+            annotationPath = QString::fromStdString(xml->string());
+    if (!annotationPath.isEmpty()) {
+        try {
+            annotations = std::make_shared<nic::AnnotationSet>(nic::AnnotationSet::load(annotationPath.toStdString()));
+        } catch (const std::exception& e) {
+            printError(QString::fromUtf8(e.what()));
+            return kExitBadInput;
+        }
+    }
+    nic::SlideView view;
+    view.setAnimationsEnabled(false);
+    view.resize(320, 240); // never shown; only the figure's size matters
+    view.setAnnotations(annotations);
+    int exitCode = kExitBadInput;
+    QObject::connect(&view, &nic::SlideView::slideFailed, &view, [&](const QString& message) {
+        printError(message);
+        QCoreApplication::exit(kExitBadInput);
+    });
+    QObject::connect(&view, &nic::SlideView::slideOpened, &view, [&] {
+        try {
+            QString heatmapPath = o.heatmap;
+            if (heatmapPath.isEmpty())
+                if (const auto h = nic::findHeatmap(slidePath.toStdString()))
+                    heatmapPath = QString::fromStdString(h->string());
+            if (!heatmapPath.isEmpty())
+                view.setHeatmap(std::make_shared<const nic::HeatmapGrid>(
+                    nic::loadHeatmapFile(heatmapPath.toStdString(), view.pyramid().width())));
+            const nic::RectD whole{0, 0, view.pyramid().width(), view.pyramid().height()};
+            const nic::RectD r = o.region ? *o.region : whole;
+            const int width = o.width > 0 ? o.width : static_cast<int>(std::min(2048.0, std::ceil(r.w)));
+            nic::Viewport vp;
+            try {
+                vp = nic::figureViewport(view, r, width);
+            } catch (const std::exception& e) {
+                throw nic::InvalidArgument(slidePath.toStdString() + ": " + e.what());
+            }
+            auto* exporter = new nic::FigureExporter(&view, vp, o.exportPath, &view);
+            QObject::connect(exporter, &nic::FigureExporter::finished, &view, [&](const QString&, const QString& error) {
+                if (!error.isEmpty())
+                    printError(error);
+                exitCode = error.isEmpty() ? 0 : kExitBadInput;
+                QCoreApplication::exit(exitCode);
+            });
+            exporter->start();
+        } catch (const std::exception& e) {
+            printError(QString::fromUtf8(e.what()));
+            QCoreApplication::exit(kExitBadInput);
+        }
+    });
+    view.openSlide(QFileInfo(slidePath).absoluteFilePath());
+    return QApplication::exec();
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
     // The GL format must be the default before QApplication exists (QOpenGLWidget shares it).
@@ -15,27 +198,32 @@ int main(int argc, char** argv) {
     format.setStencilBufferSize(8); // annotation fills use the stencil
     QSurfaceFormat::setDefaultFormat(format);
 
-    QApplication::setOrganizationName(QStringLiteral("NIC"));
-    QApplication::setApplicationName(QStringLiteral("nic-studio"));
-    QApplication::setApplicationVersion(QStringLiteral(NIC_VERSION_STRING));
+    QCoreApplication::setOrganizationName(QStringLiteral("NIC"));
+    QCoreApplication::setApplicationName(QStringLiteral("nic-studio"));
+    QCoreApplication::setApplicationVersion(QStringLiteral(NIC_VERSION_STRING));
 
-    // Parsed before QApplication exists, so --help and --version work without a display.
-    QStringList arguments;
-    for (int i = 0; i < argc; ++i)
-        arguments << QString::fromLocal8Bit(argv[i]);
-    QCommandLineParser parser;
-    parser.setApplicationDescription(QStringLiteral("NIC Studio: whole-slide viewer with heatmap and annotation layers"));
-    parser.addHelpOption();
-    parser.addVersionOption();
-    parser.addPositionalArgument(QStringLiteral("SLIDE"), QStringLiteral("Slides to open (any OpenSlide format)."),
-                                 QStringLiteral("[SLIDE...]"));
-    parser.process(arguments);
+    Options options;
+    if (const auto code = parseCommandLine(argc, argv, options))
+        return *code;
 
     QApplication app(argc, argv);
+    if (!options.exportPath.isEmpty())
+        return exportFigure(options);
+
     nic::MainWindow window;
     nic::Workflow::install(&window); // jobs, cohort, training curves, Analysis menu, compare view
     window.show();
-    for (const QString& path : parser.positionalArguments())
-        window.openSlide(path);
+    for (int i = 0; i < options.slides.size(); ++i) {
+        nic::SlideTab* tab = window.openSlide(options.slides[i]);
+        if (i > 0)
+            continue;
+        // After the tab's own slideOpened handler, so these replace the layers found beside the slide.
+        QObject::connect(tab->view(), &nic::SlideView::slideOpened, tab, [tab, o = options] {
+            if (!o.annotations.isEmpty())
+                tab->loadAnnotations(o.annotations);
+            if (!o.heatmap.isEmpty())
+                tab->loadHeatmap(o.heatmap);
+        });
+    }
     return QApplication::exec();
 }

@@ -1,0 +1,358 @@
+#include "ui/figureexport.h"
+
+#include "core/annotation.h"
+#include "core/error.h"
+#include "ui/slideview.h"
+
+#include <QFileInfo>
+#include <QLinearGradient>
+#include <QPageSize>
+#include <QPainter>
+#include <QPainterPath>
+#include <QPdfWriter>
+#include <QRegularExpression>
+#include <QSaveFile>
+#include <QSvgGenerator>
+#include <QTimer>
+
+#include <algorithm>
+#include <cmath>
+
+namespace nic {
+
+namespace {
+
+bool isArea(AnnotationType t) {
+    return t == AnnotationType::Polygon || t == AnnotationType::Spline || t == AnnotationType::Rectangle;
+}
+
+std::vector<Point> ringOf(const Annotation& a) {
+    if (a.type == AnnotationType::Rectangle && a.coordinates.size() == 2) {
+        const auto& p = a.coordinates[0];
+        const auto& q = a.coordinates[1];
+        return {p, {q.x, p.y}, q, {p.x, q.y}};
+    }
+    return a.coordinates;
+}
+
+void setPixelFont(QPainter& p, double s) {
+    QFont f = p.font();
+    f.setPixelSize(std::max(6, static_cast<int>(std::lround(12.0 * s))));
+    p.setFont(f);
+}
+
+QString lengthText(double level0Length, const std::optional<double>& mpp) {
+    return mpp ? QString::fromStdString(formatLength(level0Length * *mpp)) : QStringLiteral("%1 px").arg(level0Length, 0, 'f', 1);
+}
+
+// Overlay sizes grow with the figure, so a 4000 px figure does not get a postage-stamp legend.
+double overlayScale(const Viewport& vp) { return std::clamp(std::min(vp.width / 1000.0, vp.height / 700.0), 1.0, 8.0); }
+
+} // namespace
+
+std::optional<FigureFormat> figureFormatForPath(const QString& path) {
+    const QString ext = QFileInfo(path).suffix().toLower();
+    if (ext == QLatin1String("png"))
+        return FigureFormat::Png;
+    if (ext == QLatin1String("svg"))
+        return FigureFormat::Svg;
+    if (ext == QLatin1String("pdf"))
+        return FigureFormat::Pdf;
+    return std::nullopt;
+}
+
+std::optional<RectD> parseRegion(const QString& text) {
+    const QStringList parts = text.split(QLatin1Char(','));
+    if (parts.size() != 4)
+        return std::nullopt;
+    double v[4];
+    for (int i = 0; i < 4; ++i) {
+        bool ok = false;
+        v[i] = parts[i].trimmed().toDouble(&ok);
+        if (!ok || !std::isfinite(v[i]))
+            return std::nullopt;
+    }
+    if (v[2] <= 0 || v[3] <= 0)
+        return std::nullopt;
+    return RectD{v[0], v[1], v[2], v[3]};
+}
+
+Viewport figureViewport(const SlideView& view, const std::optional<RectD>& region, int widthPx) {
+    Viewport v;
+    if (region) {
+        const RectD& r = *region;
+        const double W = view.pyramid().width();
+        const double H = view.pyramid().height();
+        if (r.w <= 0 || r.h <= 0 || r.right() <= 0 || r.bottom() <= 0 || r.x >= W || r.y >= H)
+            throw InvalidArgument(QStringLiteral("region %1,%2,%3,%4 lies outside the slide (%5 x %6 px)")
+                                      .arg(r.x).arg(r.y).arg(r.w).arg(r.h).arg(W).arg(H)
+                                      .toStdString());
+        v.width = widthPx > 0 ? widthPx : static_cast<int>(std::min(4096.0, std::ceil(r.w)));
+        v.height = std::max(1, static_cast<int>(std::lround(v.width * r.h / r.w)));
+        v.zoom = v.width / r.w;
+        v.centerX = r.x + r.w / 2.0;
+        v.centerY = r.y + r.h / 2.0;
+        return v;
+    }
+    const Viewport& cur = view.viewport();
+    if (cur.width <= 0 || cur.height <= 0)
+        throw InvalidArgument("the view has no size yet");
+    v = cur;
+    v.width = widthPx > 0 ? widthPx : cur.width;
+    const double k = static_cast<double>(v.width) / cur.width;
+    v.height = std::max(1, static_cast<int>(std::lround(cur.height * k)));
+    v.zoom = cur.zoom * k;
+    return v;
+}
+
+void paintScaleBar(QPainter& p, const QRectF& area, double umPerPx, bool mppKnown, double s) {
+    p.save();
+    setPixelFont(p, s);
+    const ScaleBar bar = chooseScaleBar(umPerPx, std::min(200.0 * s, area.width() * 0.3));
+    const QString label = mppKnown ? QString::fromStdString(bar.label) : QStringLiteral("%1 px").arg(bar.micrometres);
+    const double x = area.left() + 16 * s;
+    const double y = area.bottom() - 20 * s;
+    p.fillRect(QRectF(x - 6 * s, y - 22 * s, bar.pixels + 12 * s, 30 * s), QColor(0, 0, 0, 140));
+    p.fillRect(QRectF(x, y, bar.pixels, 4 * s), Qt::white);
+    p.setPen(Qt::white);
+    p.drawText(QRectF(x, y - 20 * s, bar.pixels + 60 * s, 18 * s), Qt::AlignLeft | Qt::AlignVCenter, label);
+    p.restore();
+}
+
+void paintHeatmapLegend(QPainter& p, const QRectF& area, ColorMapKind kind, std::pair<float, float> range,
+                        double threshold, double s) {
+    p.save();
+    setPixelFont(p, s);
+    const double w = 180 * s;
+    const QRectF box(area.right() - w - 16 * s, area.bottom() - 64 * s, w, 52 * s);
+    p.fillRect(box, QColor(0, 0, 0, 150));
+    const QRectF bar = box.adjusted(8 * s, 20 * s, -8 * s, -16 * s);
+    // A gradient through every table entry: vector in SVG and PDF, exact colours in PNG.
+    QLinearGradient gradient(bar.topLeft(), bar.topRight());
+    const auto& table = colorTable(kind);
+    for (int i = 0; i < 256; i += 5) {
+        const auto& c = table[static_cast<std::size_t>(i)];
+        gradient.setColorAt(i / 255.0, QColor(c[0], c[1], c[2]));
+    }
+    const auto& last = table[255];
+    gradient.setColorAt(1.0, QColor(last[0], last[1], last[2]));
+    p.fillRect(bar, gradient);
+    p.setPen(Qt::white);
+    const QString name = QString::fromStdString(colorMapName(kind));
+    p.drawText(box.adjusted(8 * s, 2 * s, -8 * s, 0), Qt::AlignTop | Qt::AlignLeft,
+               threshold > range.first ? QStringLiteral("heatmap (%1), ≥ %2").arg(name).arg(threshold, 0, 'g', 3)
+                                       : QStringLiteral("heatmap (%1)").arg(name));
+    p.drawText(box.adjusted(8 * s, 0, -8 * s, -2 * s), Qt::AlignBottom | Qt::AlignLeft, QString::number(range.first, 'g', 3));
+    p.drawText(box.adjusted(8 * s, 0, -8 * s, -2 * s), Qt::AlignBottom | Qt::AlignRight, QString::number(range.second, 'g', 3));
+    const double span = static_cast<double>(range.second) - static_cast<double>(range.first);
+    if (span > 0 && threshold > range.first) {
+        const double t = std::clamp((threshold - range.first) / span, 0.0, 1.0);
+        const double tx = bar.left() + t * bar.width();
+        p.fillRect(QRectF(bar.left(), bar.top(), tx - bar.left(), bar.height()), QColor(0, 0, 0, 160));
+        p.drawLine(QPointF(tx, bar.top() - 2 * s), QPointF(tx, bar.bottom() + 2 * s));
+    }
+    p.restore();
+}
+
+void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, double s) {
+    const auto set = view.annotations();
+    if (!set || !view.annotationsVisible())
+        return;
+    p.save();
+    p.setRenderHint(QPainter::Antialiasing);
+    setPixelFont(p, s);
+    const RectD visible = vp.visibleLevel0();
+    const auto mpp = view.mpp();
+    auto toScreen = [&](const Point& q) {
+        const PointD sp = vp.toScreen({q.x, q.y});
+        return QPointF(sp.x, sp.y);
+    };
+    const auto& list = set->annotations;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const Annotation& a = list[i];
+        if (a.coordinates.empty() || !view.isGroupVisible(QString::fromStdString(a.group)))
+            continue;
+        const auto ring = isArea(a.type) ? ringOf(a) : a.coordinates;
+        double x0 = ring[0].x, x1 = x0, y0 = ring[0].y, y1 = y0;
+        for (const auto& q : ring) {
+            x0 = std::min(x0, q.x);
+            x1 = std::max(x1, q.x);
+            y0 = std::min(y0, q.y);
+            y1 = std::max(y1, q.y);
+        }
+        const double pad = 20.0 * s / vp.zoom;
+        if (!RectD{x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad}.intersects(visible))
+            continue;
+        const QColor color = view.annotationColor(a);
+        const bool selected = static_cast<int>(i) == view.selectedAnnotation();
+        QPolygonF poly;
+        for (const auto& q : ring)
+            poly << toScreen(q);
+        if (isArea(a.type) && poly.size() >= 3) {
+            QPainterPath path;
+            path.setFillRule(Qt::OddEvenFill);
+            path.addPolygon(poly);
+            path.closeSubpath();
+            QColor fill = color;
+            fill.setAlphaF(selected ? 0.35F : 0.18F);
+            p.fillPath(path, fill);
+            p.strokePath(path, QPen(color, (selected ? 4.0 : 2.0) * s, Qt::SolidLine, Qt::SquareCap, Qt::MiterJoin));
+        } else if (a.type == AnnotationType::Measurement || poly.size() == 2) {
+            p.setPen(QPen(color, (selected ? 3.0 : 2.0) * s, Qt::SolidLine, Qt::SquareCap));
+            p.drawPolyline(poly);
+            if (a.type == AnnotationType::Measurement && a.coordinates.size() == 2) {
+                const double len0 = std::hypot(a.coordinates[1].x - a.coordinates[0].x, a.coordinates[1].y - a.coordinates[0].y);
+                const QString text = lengthText(len0, mpp);
+                const QPointF at = poly[1];
+                const QRectF box(at.x() + 6 * s, at.y() - 22 * s, p.fontMetrics().horizontalAdvance(text) + 8 * s, 18 * s);
+                p.fillRect(box, QColor(0, 0, 0, 160));
+                p.setPen(Qt::white);
+                p.drawText(box, Qt::AlignCenter, text);
+            }
+        } else {
+            const double r = (selected ? 6.0 : 4.0) * s;
+            for (const QPointF& q : poly)
+                p.fillRect(QRectF(q.x() - r, q.y() - r, 2 * r, 2 * r), color);
+        }
+    }
+    p.restore();
+}
+
+void writeFigure(SlideView& view, const Viewport& vp, const QString& path) {
+    const auto fail = [&](const QString& cause) { return IoError((path + QStringLiteral(": ") + cause).toStdString()); };
+    const auto format = figureFormatForPath(path);
+    if (!format)
+        throw InvalidArgument((path + QStringLiteral(": unknown figure format '.%1' (use .png, .svg or .pdf)")
+                                          .arg(QFileInfo(path).suffix()))
+                                  .toStdString());
+    QImage raster;
+    try {
+        raster = view.renderLayers(vp);
+    } catch (const std::exception& e) {
+        throw fail(QString::fromUtf8(e.what()));
+    }
+    const double s = overlayScale(vp);
+    const QRectF area(0, 0, vp.width, vp.height);
+    const auto overlay = [&](QPainter& p) {
+        p.setRenderHint(QPainter::Antialiasing);
+        paintAnnotations(p, view, vp, s);
+        if (view.heatmap() && view.heatmapVisible())
+            paintHeatmapLegend(p, area, view.colorMap(), view.heatmapRange(), view.heatmapThreshold(), s);
+        const auto mpp = view.mpp();
+        paintScaleBar(p, area, (mpp ? *mpp : 1.0) / vp.zoom, mpp.has_value(), s);
+    };
+    const QString title = QFileInfo(view.slidePath()).fileName();
+    QSaveFile file(path);
+    if (!file.open(QIODevice::WriteOnly))
+        throw fail(QStringLiteral("cannot write: ") + file.errorString());
+    switch (*format) {
+    case FigureFormat::Png: {
+        QPainter p(&raster);
+        overlay(p);
+        p.end();
+        if (!raster.save(&file, "PNG"))
+            throw fail(QStringLiteral("cannot encode PNG: ") + file.errorString());
+        break;
+    }
+    case FigureFormat::Svg: {
+        QSvgGenerator svg;
+        svg.setOutputDevice(&file);
+        svg.setSize(QSize(vp.width, vp.height));
+        svg.setViewBox(QRect(0, 0, vp.width, vp.height));
+        svg.setResolution(96); // the size is written in mm: 96 dpi makes it vp.width CSS px wide
+        svg.setTitle(title);
+        svg.setDescription(QStringLiteral("NIC Studio figure of %1").arg(title));
+        QPainter p;
+        if (!p.begin(&svg))
+            throw fail(QStringLiteral("cannot start the SVG"));
+        p.drawImage(QRectF(area), raster);
+        overlay(p);
+        p.end();
+        break;
+    }
+    case FigureFormat::Pdf: {
+        QPdfWriter pdf(&file);
+        pdf.setCreator(QStringLiteral("NIC Studio"));
+        pdf.setTitle(title);
+        pdf.setResolution(96);
+        pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
+        // One page the size of the figure at 96 dpi (1 px = 0.75 pt).
+        pdf.setPageSize(QPageSize(QSizeF(vp.width * 0.75, vp.height * 0.75), QPageSize::Point, title, QPageSize::ExactMatch));
+        QPainter p;
+        if (!p.begin(&pdf))
+            throw fail(QStringLiteral("cannot start the PDF"));
+        const double k = std::min(pdf.width() / static_cast<double>(vp.width), pdf.height() / static_cast<double>(vp.height));
+        p.scale(k, k);
+        p.drawImage(QRectF(area), raster);
+        overlay(p);
+        p.end();
+        break;
+    }
+    }
+    if (!file.commit())
+        throw fail(QStringLiteral("cannot write: ") + file.errorString());
+}
+
+// ---------------------------------------------------------------- FigureExporter
+
+FigureExporter::FigureExporter(SlideView* view, const Viewport& vp, const QString& path, QObject* parent)
+    : QObject(parent), view_(view), vp_(vp), path_(path) {
+    timeout_ = new QTimer(this);
+    timeout_->setSingleShot(true);
+}
+
+FigureExporter::~FigureExporter() {
+    if (view_ && !done_)
+        view_->setFigureRequest(std::nullopt);
+}
+
+void FigureExporter::start(int timeoutMs) {
+    if (!view_) {
+        QTimer::singleShot(0, this, [this] { finish(QStringLiteral("no view to export")); });
+        return;
+    }
+    view_->setFigureRequest(vp_);
+    connect(view_, &SlideView::tileArrived, this, &FigureExporter::check);
+    connect(view_, &SlideView::slideFailed, this, [this](const QString& message) { finish(message); });
+    connect(view_, &QObject::destroyed, this, [this] { finish(QStringLiteral("the view was closed before the figure was written")); });
+    connect(timeout_, &QTimer::timeout, this, [this, timeoutMs] {
+        finish(QStringLiteral("%1: timed out after %2 s waiting for the slide's tiles").arg(path_).arg(timeoutMs / 1000));
+    });
+    timeout_->start(timeoutMs);
+    QTimer::singleShot(0, this, &FigureExporter::check);
+}
+
+void FigureExporter::check() {
+    if (done_)
+        return;
+    if (!view_) {
+        finish(QStringLiteral("the view was closed before the figure was written"));
+        return;
+    }
+    if (!view_->errorMessage().isEmpty()) {
+        finish(view_->errorMessage());
+        return;
+    }
+    if (!view_->isFigureReady(vp_))
+        return;
+    try {
+        writeFigure(*view_, vp_, path_);
+        finish(QString());
+    } catch (const std::exception& e) {
+        finish(QString::fromUtf8(e.what()));
+    }
+}
+
+void FigureExporter::finish(const QString& error) {
+    if (done_)
+        return;
+    done_ = true;
+    timeout_->stop();
+    if (view_)
+        view_->setFigureRequest(std::nullopt);
+    Q_EMIT finished(path_, error);
+    if (autoDelete_)
+        deleteLater();
+}
+
+} // namespace nic
