@@ -9,6 +9,7 @@
 #include "ui/workflow.h"
 #include "ui/slidetab.h"
 #include "ui/slideview.h"
+#include "ui/workflow.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
