@@ -140,6 +140,8 @@ PlotWidget::PlotWidget(QWidget* parent) : QWidget(parent), plot_(new QCustomPlot
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(plot_);
+    // A 0 × 0 plot (squeezed by a dock) makes QCustomPlot's own resize-replot paint into a null buffer.
+    plot_->setMinimumSize(160, 120);
     plot_->setContextMenuPolicy(Qt::NoContextMenu); // the widget's contextMenuEvent handles it
     plot_->plotLayout()->insertRow(0);
     QFont titleFont = font();

@@ -6,6 +6,7 @@
 
 #include "core/compressor.h"
 #include "core/encoder.h"
+#include "ui/dialogs.h"
 #include "core/latentgrid.h"
 #include "testslide.h"
 #include "testsupport.h"
@@ -22,6 +23,7 @@
 #include <QApplication>
 #include <QDockWidget>
 #include <QElapsedTimer>
+#include <QFileInfo>
 #include <QLabel>
 #include <QMenu>
 #include <QMessageBox>
@@ -347,5 +349,33 @@ TEST(Workflow, SlideModelTrainingUpdatesTheLiveCurves) {
     EXPECT_EQ(plot->epochCount(), 6); // 3 rounds × 2 epochs, one after the other
     EXPECT_TRUE(fs::is_regular_file(dir / "run" / "predictions.csv"));
     EXPECT_TRUE(wf->openResult(q(dir / "run")));
+
+    // Grad-CAM of slide s0 by two of the fold models, then both heatmaps side by side (Fig. 5).
+    QStringList heatmaps;
+    for (int fold : {0, 1}) {
+        GradCamDialog::Options g;
+        g.model = q(dir / "run" / ("fold" + std::to_string(fold)) / "model.pt");
+        g.slides = {q(grids / "s0.h5")};
+        g.outputDir = q(dir / ("cams" + std::to_string(fold)));
+        ASSERT_TRUE(GradCamDialog::Options::validate(g).isEmpty()) << GradCamDialog::Options::validate(g).toStdString();
+        const JobId cam = wf->startGradCam(g, &error);
+        ASSERT_NE(cam, 0u) << error.toStdString();
+        ASSERT_TRUE(waitFinished(wf->runner(), cam));
+        const JobInfo info = wf->runner()->info(cam);
+        ASSERT_EQ(info.state, JobState::Succeeded) << info.error.toStdString();
+        ASSERT_EQ(info.resultPaths.size(), 1);
+        EXPECT_TRUE(fs::is_regular_file(info.resultPaths.front().toStdString()));
+        heatmaps << info.resultPaths.front();
+    }
+    // "Open result" of a heatmap: its slide (found beside the grid's folder) with the overlay.
+    EXPECT_TRUE(wf->openResult(heatmaps.front()));
+    ASSERT_NE(w.currentTab(), nullptr);
+    EXPECT_EQ(QFileInfo(w.currentTab()->path()).fileName(), QStringLiteral("s0.tif"));
+    EXPECT_NE(w.currentTab()->view()->heatmap(), nullptr);
+    CompareView* cv = wf->openCompare(q(dir / "s0.tif"), heatmaps);
+    ASSERT_NE(cv, nullptr);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return cv->isReady(); }, 20000)) << cv->statusLabel()->text().toStdString();
+    EXPECT_EQ(cv->titleLabel(0)->text(), QStringLiteral("run fold 0"));
+    EXPECT_EQ(cv->titleLabel(1)->text(), QStringLiteral("run fold 1"));
 }
 #endif
