@@ -9,7 +9,6 @@
 #include "ui/workflow.h"
 #include "ui/slidetab.h"
 #include "ui/slideview.h"
-#include "ui/workflow.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
