@@ -19,10 +19,6 @@
 
 namespace nic {
 
-namespace {
-
-/// Splits one CSV record (RFC 4180 quoting; no embedded line breaks). Returns false on an
-/// unterminated quote.
 bool splitCsvLine(const QString& line, QStringList& fields) {
     fields.clear();
     QString field;
@@ -52,6 +48,8 @@ bool splitCsvLine(const QString& line, QStringList& fields) {
     fields << field;
     return !quoted;
 }
+
+namespace {
 
 QString formatNumber(double v) {
     return QString::number(v, 'g', 4);

@@ -103,4 +103,8 @@ private:
     QLabel* status_;
 };
 
+/// Splits one CSV record (RFC 4180 quoting; no embedded line breaks) into `fields`. Returns false on
+/// an unterminated quote.
+bool splitCsvLine(const QString& line, QStringList& fields);
+
 } // namespace nic

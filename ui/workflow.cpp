@@ -89,48 +89,22 @@ private:
     double last_ = 0.0;
 };
 
-/// Splits a CSV line (RFC 4180 quoting, no embedded line breaks).
-QStringList splitCsv(const QString& line) {
-    QStringList out;
-    QString cur;
-    bool quoted = false;
-    for (int i = 0; i < line.size(); ++i) {
-        const QChar c = line[i];
-        if (quoted) {
-            if (c == QLatin1Char('"') && i + 1 < line.size() && line[i + 1] == QLatin1Char('"')) {
-                cur += c;
-                ++i;
-            } else if (c == QLatin1Char('"')) {
-                quoted = false;
-            } else {
-                cur += c;
-            }
-        } else if (c == QLatin1Char('"')) {
-            quoted = true;
-        } else if (c == QLatin1Char(',')) {
-            out << cur;
-            cur.clear();
-        } else {
-            cur += c;
-        }
-    }
-    out << cur;
-    return out;
-}
-
 /// Rows of a CSV file as header name → value; throws IoError naming the file.
 std::vector<std::map<QString, QString>> readCsv(const QString& path) {
     QFile f(path);
     if (!f.open(QIODevice::ReadOnly | QIODevice::Text))
         throw IoError(path.toStdString() + ": cannot open: " + f.errorString().toStdString());
     QTextStream in(&f);
-    const QStringList header = splitCsv(in.readLine().trimmed());
+    QStringList header;
+    splitCsvLine(in.readLine().trimmed(), header);
     std::vector<std::map<QString, QString>> rows;
     while (!in.atEnd()) {
         const QString line = in.readLine();
         if (line.trimmed().isEmpty())
             continue;
-        const QStringList fields = splitCsv(line);
+        QStringList fields;
+        if (!splitCsvLine(line, fields))
+            throw IoError(path.toStdString() + ": unterminated quote in \"" + line.toStdString() + "\"");
         std::map<QString, QString> row;
         for (int i = 0; i < header.size() && i < fields.size(); ++i)
             row[header[i]] = fields[i];

@@ -24,6 +24,7 @@
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFileInfo>
+#include <QImage>
 #include <QLabel>
 #include <QMenu>
 #include <QMessageBox>
@@ -267,6 +268,7 @@ TEST(Workflow, CohortDoubleClickOpensTheSlide) {
     Q_EMIT table->doubleClicked(table->model()->index(0, 0));
     ASSERT_EQ(w.tabs()->count(), 1);
     EXPECT_EQ(w.currentTab()->path(), q(fs::absolute(slide)));
+    EXPECT_TRUE(QTest::qWaitFor([&] { return w.currentTab()->view()->hasSlide(); }, 10000));
 }
 
 TEST(Workflow, CompareViewOpensFromTheWindow) {
@@ -377,5 +379,58 @@ TEST(Workflow, SlideModelTrainingUpdatesTheLiveCurves) {
     ASSERT_TRUE(QTest::qWaitFor([&] { return cv->isReady(); }, 20000)) << cv->statusLabel()->text().toStdString();
     EXPECT_EQ(cv->titleLabel(0)->text(), QStringLiteral("run fold 0"));
     EXPECT_EQ(cv->titleLabel(1)->text(), QStringLiteral("run fold 1"));
+}
+
+// An encoder trained through the workflow from a folder of patches: the file is written and the live
+// curves get the epochs.
+TEST(Workflow, EncoderTrainingWritesTheEncoderAndItsCurves) {
+    test::TempDir dir;
+    const fs::path patches = dir / "patches";
+    fs::create_directories(patches);
+    std::string labels = "file,label\n";
+    for (int i = 0; i < 24; ++i) {
+        QImage img(128, 128, QImage::Format_RGB32);
+        img.fill(i % 2 ? QColor(200, 80, 150) : QColor(240, 235, 240));
+        for (int k = 0; k < 40; ++k)
+            img.setPixelColor((i * 37 + k * 11) % 128, (i * 13 + k * 29) % 128, QColor(30, 60, 200));
+        const std::string name = "p" + std::to_string(i) + ".png";
+        ASSERT_TRUE(img.save(q(patches / name)));
+        labels += name + "," + std::to_string(i % 2) + "\n";
+    }
+    std::ofstream(patches / "labels.csv") << labels;
+    MainWindow w;
+    Workflow* wf = Workflow::install(&w);
+    TrainEncoderDialog::Options o;
+    o.method = QStringLiteral("vae");
+    o.patchSource = q(patches);
+    o.output = q(dir / "vae.nicenc");
+    o.epochs = 2;
+    o.codeSize = 16;
+    ASSERT_TRUE(TrainEncoderDialog::Options::validate(o).isEmpty()) << TrainEncoderDialog::Options::validate(o).toStdString();
+    QString error;
+    const JobId id = wf->startTrainEncoder(o, &error);
+    ASSERT_NE(id, 0u) << error.toStdString();
+    QElapsedTimer t;
+    t.start();
+    ASSERT_TRUE(waitFinished(wf->runner(), id, 300000));
+    ASSERT_EQ(wf->runner()->info(id).state, JobState::Succeeded) << wf->runner()->info(id).error.toStdString();
+    std::printf("[ measure  ] 2-epoch VAE (C=16) on 24 patches of 128 px through the workflow: %lld ms\n",
+                static_cast<long long>(t.elapsed()));
+    EXPECT_TRUE(fs::is_regular_file(dir / "vae.nicenc"));
+    QTest::qWait(50);
+    ASSERT_NE(wf->curvesFor(id), nullptr);
+    EXPECT_GE(wf->curvesFor(id)->epochCount(), 1);
+    EXPECT_LE(wf->curvesFor(id)->epochCount(), 2);
+    EXPECT_TRUE(wf->openResult(q(dir / "vae.nicenc"))); // shows its curves
+    // The encoder compresses a slide through the workflow too.
+    const fs::path slide = dir / "slide.tif";
+    test::writeTestSlide(slide);
+    CompressDialog::Options c = compressOptions(slide, dir / "grids");
+    c.encoder = q(dir / "vae.nicenc");
+    const JobId comp = wf->startCompress(c, &error);
+    ASSERT_NE(comp, 0u) << error.toStdString();
+    ASSERT_TRUE(waitFinished(wf->runner(), comp, 120000));
+    ASSERT_EQ(wf->runner()->info(comp).state, JobState::Succeeded) << wf->runner()->info(comp).error.toStdString();
+    EXPECT_EQ(readLatentGridMeta(dir / "grids" / "slide.h5").codeSize, 16);
 }
 #endif
