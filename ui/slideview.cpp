@@ -99,6 +99,10 @@ SlideView::SlideView(QWidget* parent)
     requestTimer_->setSingleShot(true);
     requestTimer_->setInterval(0);
     connect(requestTimer_, &QTimer::timeout, this, &SlideView::updateRequests);
+    arrivalTimer_ = new QTimer(this);
+    arrivalTimer_->setSingleShot(true);
+    arrivalTimer_->setInterval(30);
+    connect(arrivalTimer_, &QTimer::timeout, this, [this] { update(); });
     zoomAnim_ = new QVariantAnimation(this);
     zoomAnim_->setStartValue(0.0);
     zoomAnim_->setEndValue(1.0);
@@ -136,7 +140,10 @@ void SlideView::releaseGl() {
             glDeleteBuffers(1, &dynVbo_);
         if (vao_)
             glDeleteVertexArrays(1, &vao_);
+        if (nearestSampler_)
+            glDeleteSamplers(1, &nearestSampler_);
     }
+    nearestSampler_ = 0;
     thumbTex_ = heatTex_ = cmapTex_ = latentTex_ = quadVbo_ = dynVbo_ = vao_ = 0;
     glReady_ = false;
     if (current)
@@ -233,7 +240,25 @@ std::optional<double> SlideView::mpp() const {
 void SlideView::onTileReady(const TileKey& key, const QImage& image, double decodeMs) {
     pushStat(stats_.decodeMs, decodeMs);
     pendingUploads_.emplace_back(key, image);
-    update();
+    // While tiles stream in, repaint at most every 30 ms instead of once per tile: on a small machine a
+    // frame per arrival takes the CPU the decoders need. The tile that completes the view paints at once.
+    bool completes = vp_.width > 0 && slide_;
+    if (completes) {
+        std::unordered_set<TileKey, TileKeyHash> waiting;
+        for (const auto& p : pendingUploads_)
+            waiting.insert(p.first);
+        for (const auto& k : visibleTiles(pyramid_, vp_, levelForZoom(pyramid_, vp_.zoom)))
+            if (!textures_.contains(k) && waiting.count(k) == 0) {
+                completes = false;
+                break;
+            }
+    }
+    if (completes) {
+        arrivalTimer_->stop();
+        update();
+    } else if (!arrivalTimer_->isActive()) {
+        arrivalTimer_->start();
+    }
     Q_EMIT tileArrived();
 }
 
@@ -300,11 +325,13 @@ void SlideView::setSampling2D(GLint filter) {
 }
 
 GLuint SlideView::uploadRgbTexture(const QImage& src) {
+    // RGBX with 4-byte pixels: Mesa stores RGBA8 textures as they come, while 3-byte RGB takes a slow
+    // per-pixel conversion path in the driver (measured with bench/viewer). QImage's conversion is SIMD.
     const QImage img = src.format() == QImage::Format_RGB888 ? src : src.convertToFormat(QImage::Format_RGB888);
     GLuint tex = 0;
     glGenTextures(1, &tex);
     glBindTexture(GL_TEXTURE_2D, tex);
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 4); // QImage scan lines are 32-bit aligned
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
     glPixelStorei(GL_UNPACK_ROW_LENGTH, static_cast<GLint>(img.bytesPerLine() / 3));
     glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB8, img.width(), img.height(), 0, GL_RGB, GL_UNSIGNED_BYTE, img.constBits());
     glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
@@ -333,6 +360,11 @@ void SlideView::initializeGL() {
     glBufferData(GL_ARRAY_BUFFER, sizeof quad, quad, GL_STATIC_DRAW);
     glGenBuffers(1, &dynVbo_);
     glBindVertexArray(0);
+    glGenSamplers(1, &nearestSampler_);
+    glSamplerParameteri(nearestSampler_, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+    glSamplerParameteri(nearestSampler_, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+    glSamplerParameteri(nearestSampler_, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glSamplerParameteri(nearestSampler_, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
     glReady_ = true;
     thumbDirty_ = true;
     heatDirty_ = true;
@@ -372,7 +404,9 @@ void SlideView::uploadPending(bool all) {
         pendingUploads_.pop_front();
         if (!isValidTile(pyramid_, key) || textures_.contains(key))
             continue;
+        const qint64 t0 = uploadTimer.nsecsElapsed();
         const GLuint tex = uploadRgbTexture(img);
+        pushStat(stats_.uploadMs, static_cast<double>(uploadTimer.nsecsElapsed() - t0) / 1e6);
         const bool pinned = pinCoarsest_ && key.level == pyramid_.coarsestLevel();
         textures_.insert(key, tex, static_cast<std::size_t>(img.width()) * static_cast<std::size_t>(img.height()) * 4, pinned);
         ++uploads;
@@ -418,9 +452,17 @@ bool SlideView::drawScene(int level, bool annotationsToo, bool recordStatistics)
                 if (const GLuint* tex = textures_.peek(k))
                     drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
     }
+    // At 1:1 (one texel per screen pixel) nearest sampling looks the same as bilinear and is much
+    // cheaper for a software rasteriser.
+    const double texelsPerPixel = vp_.zoom * pyramid_.levels[static_cast<std::size_t>(level)].downsample;
+    const bool oneToOne = std::abs(texelsPerPixel - 1.0) < 1e-3;
+    if (oneToOne)
+        glBindSampler(0, nearestSampler_);
     for (const auto& k : visible)
         if (const GLuint* tex = textures_.peek(k))
             drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
+    if (oneToOne)
+        glBindSampler(0, 0);
     tileProg_.release();
 
     drawLatent();
@@ -441,8 +483,9 @@ void SlideView::paintGL() {
     QPainter painter(this);
     painter.beginNativePainting();
     glClearColor(0.19F, 0.19F, 0.20F, 1.0F);
-    glClearStencil(0);
-    glClear(GL_COLOR_BUFFER_BIT | GL_STENCIL_BUFFER_BIT);
+    // The stencil is cleared in drawAnnotations, only when a fill needs it: a full-screen clear costs
+    // about as much as drawing the tiles with a software rasteriser.
+    glClear(GL_COLOR_BUFFER_BIT);
     glDisable(GL_DEPTH_TEST);
     glDisable(GL_CULL_FACE);
     glDisable(GL_BLEND);
@@ -760,6 +803,7 @@ void SlideView::drawAnnotations() {
     glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
     const RectD view = vp_.visibleLevel0();
     std::vector<float> xy;
+    bool stencilCleared = false;
     const auto& list = annotations_->annotations;
     for (std::size_t i = 0; i < list.size(); ++i) {
         const Annotation& a = list[i];
@@ -789,6 +833,11 @@ void SlideView::drawAnnotations() {
             for (const auto& p : s) {
                 xy.push_back(static_cast<float>(p.x));
                 xy.push_back(static_cast<float>(p.y));
+            }
+            if (!stencilCleared) {
+                glClearStencil(0);
+                glClear(GL_STENCIL_BUFFER_BIT);
+                stencilCleared = true;
             }
             glEnable(GL_STENCIL_TEST);
             glColorMask(GL_FALSE, GL_FALSE, GL_FALSE, GL_FALSE);

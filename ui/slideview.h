@@ -47,6 +47,7 @@ struct ViewStatistics {
     std::vector<double> frameMs;     ///< CPU time of recent paintGL calls (last 2000)
     std::vector<double> cachedFrameMs; ///< ... of those frames in which every visible tile was cached
     std::vector<double> decodeMs;    ///< decode time of recent tiles (last 2000)
+    std::vector<double> uploadMs;    ///< GUI-thread texture upload time of recent tiles (last 2000)
     std::uint64_t visibleLookups = 0; ///< target-level visible tile lookups in paintGL
     std::uint64_t visibleHits = 0;    ///< ... of which were cached
     double lastFullDetailMs = -1.0;   ///< time from the last viewport jump to all visible tiles cached
@@ -220,6 +221,7 @@ private:
     std::deque<std::pair<TileKey, QImage>> pendingUploads_;
     bool pinCoarsest_ = false;
     QTimer* requestTimer_ = nullptr;
+    QTimer* arrivalTimer_ = nullptr; // coalesces repaints while tiles stream in
 
     // View state.
     Viewport vp_;
@@ -247,6 +249,7 @@ private:
     GLuint vao_ = 0;
     GLuint quadVbo_ = 0;
     GLuint dynVbo_ = 0;
+    GLuint nearestSampler_ = 0;
     GLuint thumbTex_ = 0;
     bool thumbDirty_ = false;
     GLuint heatTex_ = 0;
