@@ -2,6 +2,8 @@
 
 #include "core/annotation.h"
 #include "core/error.h"
+#include "core/slide.h"
+#include "ui/qtimage.h"
 #include "ui/slideview.h"
 
 #include <QFileInfo>
@@ -218,6 +220,63 @@ void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, do
     p.restore();
 }
 
+QImage renderLayersWithoutGl(const SlideView& view, const Viewport& vp) {
+    const auto slide = view.slide();
+    if (!slide)
+        throw Error("no slide is open");
+    QImage out(vp.width, vp.height, QImage::Format_RGB32);
+    out.fill(Qt::white);
+    QPainter p(&out);
+    auto screenRect = [&](double x0, double y0, double x1, double y1) {
+        const PointD a = vp.toScreen({x0, y0});
+        const PointD b = vp.toScreen({x1, y1});
+        return QRectF(QPointF(a.x, a.y), QPointF(b.x, b.y));
+    };
+    const Pyramid& pyr = view.pyramid();
+    const int level = view.figureLevel(vp);
+    const double ds = pyr.levels[static_cast<std::size_t>(level)].downsample;
+    const RectD vis = vp.visibleLevel0();
+    const double x0 = std::max(0.0, std::floor(vis.x / ds) * ds);
+    const double y0 = std::max(0.0, std::floor(vis.y / ds) * ds);
+    const double x1 = std::min(pyr.width(), vis.right());
+    const double y1 = std::min(pyr.height(), vis.bottom());
+    if (x1 > x0 && y1 > y0) {
+        const auto w = static_cast<std::int64_t>(std::ceil((x1 - x0) / ds));
+        const auto h = static_cast<std::int64_t>(std::ceil((y1 - y0) / ds));
+        const QImage region = toQImage(slide->readRegion(static_cast<std::int64_t>(x0), static_cast<std::int64_t>(y0), level, w, h));
+        p.setRenderHint(QPainter::SmoothPixmapTransform);
+        p.drawImage(screenRect(x0, y0, x0 + static_cast<double>(w) * ds, y0 + static_cast<double>(h) * ds), region);
+        p.setRenderHint(QPainter::SmoothPixmapTransform, false);
+    }
+    if (const auto latent = view.latentLayer(); latent && latent->width > 0 && latent->height > 0) {
+        const QImage cells(latent->rgba.data(), latent->width, latent->height, latent->width * 4, QImage::Format_RGBA8888);
+        p.setOpacity(view.latentOpacity());
+        p.drawImage(screenRect(0, 0, latent->width * latent->cellSize, latent->height * latent->cellSize), cells);
+        p.setOpacity(1.0);
+    }
+    if (const auto grid = view.heatmap(); grid && !grid->empty() && view.heatmapVisible()) {
+        // As heatmap.frag: no data and values below the threshold stay transparent; colour index round(t·255).
+        const auto [lo, hi] = view.heatmapRange();
+        const double span = std::max(static_cast<double>(hi) - lo, 1e-12);
+        QImage cells(grid->width, grid->height, QImage::Format_ARGB32);
+        for (int r = 0; r < grid->height; ++r)
+            for (int c = 0; c < grid->width; ++c) {
+                const float v = grid->at(c, r);
+                if (!std::isfinite(v) || v < view.heatmapThreshold()) {
+                    cells.setPixel(c, r, 0);
+                    continue;
+                }
+                const auto col = colorAt(view.colorMap(), (v - lo) / span);
+                cells.setPixel(c, r, qRgba(col[0], col[1], col[2], 255));
+            }
+        p.setOpacity(view.heatmapOpacity());
+        p.drawImage(screenRect(0, 0, grid->width * grid->cellSize, grid->height * grid->cellSize), cells);
+        p.setOpacity(1.0);
+    }
+    p.end();
+    return out;
+}
+
 void writeFigure(SlideView& view, const Viewport& vp, const QString& path) {
     const auto fail = [&](const QString& cause) { return IoError((path + QStringLiteral(": ") + cause).toStdString()); };
     const auto format = figureFormatForPath(path);
@@ -227,7 +286,7 @@ void writeFigure(SlideView& view, const Viewport& vp, const QString& path) {
                                   .toStdString());
     QImage raster;
     try {
-        raster = view.renderLayers(vp);
+        raster = view.ensureGl() ? view.renderLayers(vp) : renderLayersWithoutGl(view, vp);
     } catch (const std::exception& e) {
         throw fail(QString::fromUtf8(e.what()));
     }
@@ -311,7 +370,10 @@ void FigureExporter::start(int timeoutMs) {
         QTimer::singleShot(0, this, [this] { finish(QStringLiteral("no view to export")); });
         return;
     }
-    view_->setFigureRequest(vp_);
+    // Without OpenGL the figure is read from the slide directly; there are no tiles to wait for.
+    withoutGl_ = !view_->ensureGl();
+    if (!withoutGl_)
+        view_->setFigureRequest(vp_);
     connect(view_, &SlideView::tileArrived, this, &FigureExporter::check);
     connect(view_, &SlideView::slideFailed, this, [this](const QString& message) { finish(message); });
     connect(view_, &QObject::destroyed, this, [this] { finish(QStringLiteral("the view was closed before the figure was written")); });
@@ -333,7 +395,9 @@ void FigureExporter::check() {
         finish(view_->errorMessage());
         return;
     }
-    if (!view_->isFigureReady(vp_))
+    if (!withoutGl_ && !view_->isFigureReady(vp_))
+        return;
+    if (withoutGl_ && !view_->hasSlide())
         return;
     try {
         writeFigure(*view_, vp_, path_);

@@ -8,6 +8,7 @@
 // an image and the annotations, legend and scale bar stay vector graphics. The live view's overlay uses
 // the same legend and scale-bar painters, so a figure looks like the screen.
 //
+// Without OpenGL (the offscreen platform) the raster is composed on the CPU from the slide instead.
 // Outputs are written atomically (QSaveFile: a temporary file beside the target, then rename).
 #include "ui/colormap.h"
 #include "ui/tilemath.h"
@@ -53,6 +54,11 @@ void paintHeatmapLegend(QPainter& p, const QRectF& area, ColorMapKind kind, std:
 /// with their lengths) for viewport `vp`, in the view's colours; `s` scales line widths.
 void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, double s);
 
+/// The layers (tiles, latent view, heatmap) of `vp` composed with QPainter from the slide read at
+/// view.figureLevel(vp): what writeFigure uses where there is no OpenGL (QT_QPA_PLATFORM=offscreen).
+/// Reads the slide synchronously. Throws nic::Error (SlideError with the file and cause).
+QImage renderLayersWithoutGl(const SlideView& view, const Viewport& vp);
+
 /// Composes the figure of `vp` (size vp.width × vp.height) and writes it to `path` in the format of its
 /// extension, atomically. Tiles not yet loaded are drawn from coarser levels; FigureExporter waits for
 /// them first. Throws nic::Error whose message names `path` and the cause.
@@ -82,6 +88,7 @@ private:
     QTimer* timeout_ = nullptr;
     bool done_ = false;
     bool autoDelete_ = true;
+    bool withoutGl_ = false;
 };
 
 } // namespace nic

@@ -547,14 +547,20 @@ bool SlideView::isFigureReady(const Viewport& vp) const {
     return true;
 }
 
+bool SlideView::ensureGl() {
+    if (!glReady_ && !glUnavailable_) {
+        grabFramebuffer(); // creates the context and runs initializeGL, also on a hidden widget
+        glUnavailable_ = !glReady_;
+    }
+    return glReady_ && context() && context()->isValid();
+}
+
 QImage SlideView::renderLayers(const Viewport& vp) {
     if (!slide_)
         throw Error("no slide is open");
     if (vp.width <= 0 || vp.height <= 0)
         throw InvalidArgument("empty figure size " + std::to_string(vp.width) + " x " + std::to_string(vp.height));
-    if (!glReady_)
-        grabFramebuffer(); // creates the context and runs initializeGL, also on a hidden widget
-    if (!glReady_ || !context() || !context()->isValid())
+    if (!ensureGl())
         throw Error("OpenGL is not available (no GL context could be created on this display)");
     makeCurrent();
     GLint maxSize = 0;

@@ -147,6 +147,12 @@ public:
     /// context is created on demand). Throws nic::Error naming the cause when GL is unavailable or the
     /// size exceeds the GL limits.
     QImage renderLayers(const Viewport& vp);
+    /// Creates the GL context if there is none yet (also on a hidden widget). False when this platform
+    /// has no OpenGL (QT_QPA_PLATFORM=offscreen without a display): figures are then composed on the
+    /// CPU (figureexport.h).
+    bool ensureGl();
+    std::shared_ptr<const LatentRgb> latentLayer() const { return latentVisible_ ? latent_ : nullptr; }
+    double latentOpacity() const { return latentOpacity_; }
     bool heatmapVisible() const { return heatVisible_; }
     double heatmapOpacity() const { return heatOpacity_; }
     double heatmapThreshold() const { return heatThreshold_; }
@@ -243,6 +249,7 @@ private:
 
     // GL objects (valid between initializeGL and releaseGl).
     bool glReady_ = false;
+    bool glUnavailable_ = false; // ensureGl() found no OpenGL
     QOpenGLShaderProgram tileProg_;
     QOpenGLShaderProgram heatProg_;
     QOpenGLShaderProgram solidProg_;

@@ -36,6 +36,15 @@ struct Options {
     QString exportPath;
 };
 
+// --export-view: Qt's notes about a platform without OpenGL ("QOpenGLWidget is not supported…", the
+// GL-less fallback handles that) and the root runtime-directory note are dropped; the rest is kept.
+void quietExportMessages(QtMsgType type, const QMessageLogContext&, const QString& message) {
+    if (type == QtDebugMsg || type == QtInfoMsg || message.contains(QLatin1String("QOpenGLWidget")) ||
+        message.startsWith(QLatin1String("QStandardPaths:")))
+        return;
+    std::fprintf(stderr, "%s\n", qPrintable(message));
+}
+
 void printError(const QString& message) {
     std::fprintf(stderr, "nic-studio: error: %s\n", message.simplified().toLocal8Bit().constData());
 }
@@ -206,8 +215,16 @@ int main(int argc, char** argv) {
     if (const auto code = parseCommandLine(argc, argv, options))
         return *code;
 
+    const bool exporting = !options.exportPath.isEmpty();
+    // A scripted figure needs no display: without one, use Qt's offscreen platform (figures are then
+    // composed without OpenGL), and keep stderr to our own one-line errors.
+    if (exporting && qEnvironmentVariableIsEmpty("DISPLAY") && qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY") &&
+        qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+    if (exporting)
+        qInstallMessageHandler(quietExportMessages);
     QApplication app(argc, argv);
-    if (!options.exportPath.isEmpty())
+    if (exporting)
         return exportFigure(options);
 
     nic::MainWindow window;

@@ -353,12 +353,13 @@ protected:
         slide = dir / "case.tif";
         nic::test::writeTestSlide(slide);
     }
-    int run(const std::string& args, std::string* out = nullptr, std::string* err = nullptr) {
+    int run(const std::string& args, std::string* out = nullptr, std::string* err = nullptr, const std::string& envPrefix = "") {
         // A private runtime directory, so Qt's "XDG_RUNTIME_DIR not set" note (running as root) does not
         // mix with the one-line error being checked.
         std::filesystem::create_directories(dir / "runtime");
         std::filesystem::permissions(dir / "runtime", std::filesystem::perms::owner_all);
-        return nic::test::runCommand("XDG_RUNTIME_DIR='" + (dir / "runtime").string() + "' '" + exe.string() + "' " + args, out, err);
+        return nic::test::runCommand(envPrefix + "XDG_RUNTIME_DIR='" + (dir / "runtime").string() + "' '" + exe.string() + "' " + args,
+                                     out, err);
     }
     nic::test::TempDir dir;
     std::filesystem::path exe;
@@ -446,4 +447,25 @@ TEST_F(ExportViewCli, HelpNamesTheProgram) {
     EXPECT_EQ(out.find("<executable_name>"), std::string::npos) << out;
     EXPECT_NE(out.find("Usage: nic-studio"), std::string::npos) << out;
     EXPECT_NE(out.find("--export-view <OUT>"), std::string::npos) << out;
+}
+
+TEST_F(ExportViewCli, WorksWithoutADisplayOnTheOffscreenPlatform) {
+    // No X display: Qt's offscreen platform has no OpenGL, so the figure is composed on the CPU from
+    // the slide; it must show the same layers as the GL figure.
+    writeHeatmapFile(dir / "case_heatmap.h5", gradcamLikeHeatmap());
+    const auto out = dir / "fig.png";
+    std::string err;
+    const int rc = run("'" + slide.string() + "' --region 0,0,2048,1536 --width 1024 --export-view '" + out.string() + "'",
+                       nullptr, &err, "env -u DISPLAY -u WAYLAND_DISPLAY QT_QPA_PLATFORM=offscreen ");
+    ASSERT_EQ(rc, 0) << err;
+    EXPECT_EQ(err, "");
+    const QImage img(QString::fromStdString(out.string()));
+    ASSERT_EQ(img.size(), QSize(1024, 768));
+    auto mix = [](Rgb8 c, std::array<std::uint8_t, 3> t) {
+        return std::array<std::uint8_t, 3>{static_cast<std::uint8_t>((c[0] + t[0]) / 2), static_cast<std::uint8_t>((c[1] + t[1]) / 2),
+                                           static_cast<std::uint8_t>((c[2] + t[2]) / 2)};
+    };
+    EXPECT_TRUE(colorNear(img, {2.5 * 128, 1.5 * 128}, mix(colorAt(ColorMapKind::Viridis, 1.0), nic::test::kTissue), 3));
+    EXPECT_TRUE(colorNear(img, {1664 / 2.0, 1152 / 2.0}, mix(colorAt(ColorMapKind::Viridis, 0.0), nic::test::kBlue), 3));
+    EXPECT_TRUE(colorNear(img, {6.5 * 128, 0.5 * 128}, nic::test::kGlass));
 }
