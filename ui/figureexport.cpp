@@ -206,7 +206,11 @@ void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, do
                 const double len0 = std::hypot(a.coordinates[1].x - a.coordinates[0].x, a.coordinates[1].y - a.coordinates[0].y);
                 const QString text = lengthText(len0, mpp);
                 const QPointF at = poly[1];
-                const QRectF box(at.x() + 6 * s, at.y() - 22 * s, p.fontMetrics().horizontalAdvance(text) + 8 * s, 18 * s);
+                QRectF box(at.x() + 6 * s, at.y() - 22 * s, p.fontMetrics().horizontalAdvance(text) + 8 * s, 18 * s);
+                if (box.right() > vp.width) // keep the label on the figure
+                    box.moveRight(at.x() - 6 * s);
+                if (box.top() < 0)
+                    box.moveTop(at.y() + 6 * s);
                 p.fillRect(box, QColor(0, 0, 0, 160));
                 p.setPen(Qt::white);
                 p.drawText(box, Qt::AlignCenter, text);

@@ -469,3 +469,57 @@ TEST_F(ExportViewCli, WorksWithoutADisplayOnTheOffscreenPlatform) {
     EXPECT_TRUE(colorNear(img, {1664 / 2.0, 1152 / 2.0}, mix(colorAt(ColorMapKind::Viridis, 0.0), nic::test::kBlue), 3));
     EXPECT_TRUE(colorNear(img, {6.5 * 128, 0.5 * 128}, nic::test::kGlass));
 }
+
+// Writes docs/viewer-figure.png through `nic-studio --export-view` (a real slide, a smooth Grad-CAM-format
+// heatmap and annotations beside it) when NIC_SCREENSHOT_DIR is set.
+TEST_F(ExportViewCli, DocsFigure) {
+    const char* outDir = std::getenv("NIC_SCREENSHOT_DIR");
+    if (!outDir)
+        GTEST_SKIP() << "set NIC_SCREENSHOT_DIR to write the exported figure";
+    NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
+    const auto real = dir / "CMU-1-Small-Region.svs";
+    std::filesystem::create_symlink(nic::test::sharedDataDir() / "slides/CMU-1-Small-Region.svs", real);
+    AnnotationSet set;
+    set.groups.push_back({"tumor", "", "#ff3030", {}, {}, GroupElement::Group});
+    set.groups.push_back({"stroma", "", "#30a0ff", {}, {}, GroupElement::Group});
+    Annotation a;
+    a.type = AnnotationType::Polygon;
+    a.group = "tumor";
+    a.name = "Region of interest";
+    for (int i = 0; i < 24; ++i) {
+        const double t = i / 24.0 * 2 * M_PI;
+        a.coordinates.push_back({1150 + 420 * std::cos(t) + 60 * std::cos(3 * t), 1500 + 520 * std::sin(t)});
+    }
+    set.annotations.push_back(a);
+    a.group = "stroma";
+    a.name = "Stroma";
+    a.type = AnnotationType::Rectangle;
+    a.coordinates = {{200, 2300}, {800, 2300}, {800, 2800}, {200, 2800}};
+    set.annotations.push_back(a);
+    a.type = AnnotationType::Measurement;
+    a.name = "Width";
+    a.group = "";
+    a.coordinates = {{1500, 400}, {2000, 600}};
+    set.annotations.push_back(a);
+    set.save(dir / "CMU-1-Small-Region.xml");
+    HeatmapData d;
+    d.cellSize = 32;
+    d.cols = static_cast<int>(std::ceil(2220 / 32.0));
+    d.rows = static_cast<int>(std::ceil(2967 / 32.0));
+    d.level0Width = 2220;
+    d.level0Height = 2967;
+    for (int r = 0; r < d.rows; ++r)
+        for (int c = 0; c < d.cols; ++c) {
+            const double dx = (c * 32 - 1150) / 500.0, dy = (r * 32 - 1500) / 600.0;
+            const auto heat = static_cast<float>(std::exp(-(dx * dx + dy * dy) * 1.5));
+            d.heat.push_back(heat);
+            d.tissue.push_back(heat > 0.1F ? 1.0F : 0.0F); // cells without tissue are not drawn
+        }
+    d.slideFile = "CMU-1-Small-Region.svs";
+    writeHeatmapFile(dir / "CMU-1-Small-Region_heatmap.h5", d);
+    const auto out = std::filesystem::path(outDir) / "viewer-figure.png";
+    std::string err;
+    ASSERT_EQ(run("'" + real.string() + "' --region 300,500,1800,1700 --width 900 --export-view '" + out.string() + "'", nullptr, &err), 0)
+        << err;
+    EXPECT_EQ(QImage(QString::fromStdString(out.string())).size(), QSize(900, 850));
+}
