@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     const double openMs = static_cast<double>(t.nsecsElapsed()) / 1e6;
-    QTest::qWaitFor([&] { return view.isFullyLoaded(); }, 60000);
+    if (!QTest::qWaitFor([&] { return view.isFullyLoaded(); }, 60000))
+        std::printf("note: the fit view was not fully loaded after 60 s\n");
     const auto& pyr = view.pyramid();
     std::printf("slide %.0f x %.0f px, %d levels; view %d x %d; opened in %.0f ms (background), fit view loaded after %.0f ms; "
                 "%d decode threads\n",
@@ -176,7 +177,8 @@ int main(int argc, char** argv) {
     std::vector<double> cachedPaint;
     for (int round = 0; round < 3; ++round) {
         view.setViewport({fx(rng), fy(rng), 1.0, 0, 0});
-        QTest::qWaitFor([&] { return view.isFullyLoaded(); }, 20000);
+        if (!QTest::qWaitFor([&] { return view.isFullyLoaded(); }, 20000))
+            std::printf("note: pan round %d: not fully loaded after 20 s\n", round);
         QTest::qWait(1500); // prefetch ring
         view.resetStatistics();
         for (int i = 0; i < 200; ++i) {

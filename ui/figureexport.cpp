@@ -24,19 +24,6 @@ namespace nic {
 
 namespace {
 
-bool isArea(AnnotationType t) {
-    return t == AnnotationType::Polygon || t == AnnotationType::Spline || t == AnnotationType::Rectangle;
-}
-
-std::vector<Point> ringOf(const Annotation& a) {
-    if (a.type == AnnotationType::Rectangle && a.coordinates.size() == 2) {
-        const auto& p = a.coordinates[0];
-        const auto& q = a.coordinates[1];
-        return {p, {q.x, p.y}, q, {p.x, q.y}};
-    }
-    return a.coordinates;
-}
-
 void setPixelFont(QPainter& p, double s) {
     QFont f = p.font();
     f.setPixelSize(std::max(6, static_cast<int>(std::lround(12.0 * s))));
@@ -51,6 +38,32 @@ QString lengthText(double level0Length, const std::optional<double>& mpp) {
 double overlayScale(const Viewport& vp) { return std::clamp(std::min(vp.width / 1000.0, vp.height / 700.0), 1.0, 8.0); }
 
 } // namespace
+
+bool isAreaAnnotation(const Annotation& a) {
+    return a.type == AnnotationType::Polygon || a.type == AnnotationType::Spline || a.type == AnnotationType::Rectangle;
+}
+
+std::vector<Point> annotationRing(const Annotation& a) {
+    if (a.type == AnnotationType::Rectangle && a.coordinates.size() == 2) {
+        const auto& p = a.coordinates[0];
+        const auto& q = a.coordinates[1];
+        return {p, {q.x, p.y}, q, {p.x, q.y}};
+    }
+    return a.coordinates;
+}
+
+RectD pointBounds(const std::vector<Point>& points) {
+    if (points.empty())
+        return {};
+    double x0 = points[0].x, x1 = x0, y0 = points[0].y, y1 = y0;
+    for (const auto& q : points) {
+        x0 = std::min(x0, q.x);
+        x1 = std::max(x1, q.x);
+        y0 = std::min(y0, q.y);
+        y1 = std::max(y1, q.y);
+    }
+    return {x0, y0, x1 - x0, y1 - y0};
+}
 
 std::optional<FigureFormat> figureFormatForPath(const QString& path) {
     const QString ext = QFileInfo(path).suffix().toLower();
@@ -174,14 +187,9 @@ void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, do
         const Annotation& a = list[i];
         if (a.coordinates.empty() || !view.isGroupVisible(QString::fromStdString(a.group)))
             continue;
-        const auto ring = isArea(a.type) ? ringOf(a) : a.coordinates;
-        double x0 = ring[0].x, x1 = x0, y0 = ring[0].y, y1 = y0;
-        for (const auto& q : ring) {
-            x0 = std::min(x0, q.x);
-            x1 = std::max(x1, q.x);
-            y0 = std::min(y0, q.y);
-            y1 = std::max(y1, q.y);
-        }
+        const auto ring = isAreaAnnotation(a) ? annotationRing(a) : a.coordinates;
+        const RectD box = pointBounds(ring);
+        const double x0 = box.x, y0 = box.y, x1 = box.right(), y1 = box.bottom();
         const double pad = 20.0 * s / vp.zoom;
         if (!RectD{x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad}.intersects(visible))
             continue;
@@ -190,7 +198,7 @@ void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, do
         QPolygonF poly;
         for (const auto& q : ring)
             poly << toScreen(q);
-        if (isArea(a.type) && poly.size() >= 3) {
+        if (isAreaAnnotation(a) && poly.size() >= 3) {
             QPainterPath path;
             path.setFillRule(Qt::OddEvenFill);
             path.addPolygon(poly);
@@ -206,14 +214,14 @@ void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, do
                 const double len0 = std::hypot(a.coordinates[1].x - a.coordinates[0].x, a.coordinates[1].y - a.coordinates[0].y);
                 const QString text = lengthText(len0, mpp);
                 const QPointF at = poly[1];
-                QRectF box(at.x() + 6 * s, at.y() - 22 * s, p.fontMetrics().horizontalAdvance(text) + 8 * s, 18 * s);
-                if (box.right() > vp.width) // keep the label on the figure
-                    box.moveRight(at.x() - 6 * s);
-                if (box.top() < 0)
-                    box.moveTop(at.y() + 6 * s);
-                p.fillRect(box, QColor(0, 0, 0, 160));
+                QRectF label(at.x() + 6 * s, at.y() - 22 * s, p.fontMetrics().horizontalAdvance(text) + 8 * s, 18 * s);
+                if (label.right() > vp.width) // keep the label on the figure
+                    label.moveRight(at.x() - 6 * s);
+                if (label.top() < 0)
+                    label.moveTop(at.y() + 6 * s);
+                p.fillRect(label, QColor(0, 0, 0, 160));
                 p.setPen(Qt::white);
-                p.drawText(box, Qt::AlignCenter, text);
+                p.drawText(label, Qt::AlignCenter, text);
             }
         } else {
             const double r = (selected ? 6.0 : 4.0) * s;
@@ -391,20 +399,19 @@ void FigureExporter::start(int timeoutMs) {
 void FigureExporter::check() {
     if (done_)
         return;
-    if (!view_) {
+    SlideView* view = view_.data();
+    if (view == nullptr) {
         finish(QStringLiteral("the view was closed before the figure was written"));
         return;
     }
-    if (!view_->errorMessage().isEmpty()) {
-        finish(view_->errorMessage());
+    if (const QString error = view->errorMessage(); !error.isEmpty()) {
+        finish(error);
         return;
     }
-    if (!withoutGl_ && !view_->isFigureReady(vp_))
-        return;
-    if (withoutGl_ && !view_->hasSlide())
+    if (withoutGl_ ? !view->hasSlide() : !view->isFigureReady(vp_))
         return;
     try {
-        writeFigure(*view_, vp_, path_);
+        writeFigure(*view, vp_, path_);
         finish(QString());
     } catch (const std::exception& e) {
         finish(QString::fromUtf8(e.what()));

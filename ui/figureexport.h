@@ -19,6 +19,7 @@
 
 #include <optional>
 #include <utility>
+#include <vector>
 
 class QPainter;
 class QRectF;
@@ -27,6 +28,15 @@ class QTimer;
 namespace nic {
 
 class SlideView;
+struct Annotation;
+struct Point;
+
+/// Polygons, splines and rectangles are areas (filled and outlined); the rest are lines and dots.
+bool isAreaAnnotation(const Annotation& a);
+/// The vertex ring of an annotation (a two-corner Rectangle becomes its four corners).
+std::vector<Point> annotationRing(const Annotation& a);
+/// The bounding box of `points` (empty for none).
+RectD pointBounds(const std::vector<Point>& points);
 
 enum class FigureFormat { Png, Svg, Pdf };
 

@@ -63,20 +63,6 @@ void appendSegment(std::vector<float>& out, PointD a, PointD b, double width) {
     }
 }
 
-bool isArea(AnnotationType t) {
-    return t == AnnotationType::Polygon || t == AnnotationType::Spline || t == AnnotationType::Rectangle;
-}
-
-// The vertex ring of an area annotation (a two-corner Rectangle becomes its four corners).
-std::vector<Point> ringOf(const Annotation& a) {
-    if (a.type == AnnotationType::Rectangle && a.coordinates.size() == 2) {
-        const auto& p = a.coordinates[0];
-        const auto& q = a.coordinates[1];
-        return {p, {q.x, p.y}, q, {p.x, q.y}};
-    }
-    return a.coordinates;
-}
-
 } // namespace
 
 struct SlideView::OpenResult {
@@ -242,18 +228,7 @@ void SlideView::onTileReady(const TileKey& key, const QImage& image, double deco
     pendingUploads_.emplace_back(key, image);
     // While tiles stream in, repaint at most every 30 ms instead of once per tile: on a small machine a
     // frame per arrival takes the CPU the decoders need. The tile that completes the view paints at once.
-    bool completes = vp_.width > 0 && slide_;
-    if (completes) {
-        std::unordered_set<TileKey, TileKeyHash> waiting;
-        for (const auto& p : pendingUploads_)
-            waiting.insert(p.first);
-        for (const auto& k : visibleTiles(pyramid_, vp_, levelForZoom(pyramid_, vp_.zoom)))
-            if (!textures_.contains(k) && waiting.count(k) == 0) {
-                completes = false;
-                break;
-            }
-    }
-    if (completes) {
+    if (vp_.width > 0 && slide_ && tilesAtHand(vp_, levelForZoom(pyramid_, vp_.zoom))) {
         arrivalTimer_->stop();
         update();
     } else if (!arrivalTimer_->isActive()) {
@@ -535,16 +510,18 @@ int SlideView::figureLevel(const Viewport& vp) const {
     return level;
 }
 
-bool SlideView::isFigureReady(const Viewport& vp) const {
-    if (!slide_ || vp.width <= 0 || vp.height <= 0)
-        return false;
+bool SlideView::tilesAtHand(const Viewport& vp, int level) const {
     std::unordered_set<TileKey, TileKeyHash> waiting;
     for (const auto& p : pendingUploads_)
         waiting.insert(p.first);
-    for (const auto& k : visibleTiles(pyramid_, vp, figureLevel(vp)))
+    for (const auto& k : visibleTiles(pyramid_, vp, level))
         if (!textures_.contains(k) && waiting.count(k) == 0)
             return false;
     return true;
+}
+
+bool SlideView::isFigureReady(const Viewport& vp) const {
+    return slide_ && vp.width > 0 && vp.height > 0 && tilesAtHand(vp, figureLevel(vp));
 }
 
 bool SlideView::ensureGl() {
@@ -815,14 +792,9 @@ void SlideView::drawAnnotations() {
         const Annotation& a = list[i];
         if (a.coordinates.empty() || hiddenGroups_.contains(QString::fromStdString(a.group)))
             continue;
-        const auto ring = isArea(a.type) ? ringOf(a) : a.coordinates;
-        double x0 = ring[0].x, x1 = x0, y0 = ring[0].y, y1 = y0;
-        for (const auto& p : ring) {
-            x0 = std::min(x0, p.x);
-            x1 = std::max(x1, p.x);
-            y0 = std::min(y0, p.y);
-            y1 = std::max(y1, p.y);
-        }
+        const auto ring = isAreaAnnotation(a) ? annotationRing(a) : a.coordinates;
+        const RectD box = pointBounds(ring);
+        const double x0 = box.x, y0 = box.y, x1 = box.right(), y1 = box.bottom();
         const double pad = 10.0 / vp_.zoom;
         if (!RectD{x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad}.intersects(view))
             continue;
@@ -833,7 +805,7 @@ void SlideView::drawAnnotations() {
         for (const auto& p : ring)
             s.push_back(vp_.toScreen({p.x, p.y}));
         xy.clear();
-        if (isArea(a.type) && s.size() >= 3) {
+        if (isAreaAnnotation(a) && s.size() >= 3) {
             // Even-odd fill through the stencil: a triangle fan inverts the stencil, then one quad
             // over the bounding box is coloured where it ended up odd (and resets it).
             for (const auto& p : s) {

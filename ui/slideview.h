@@ -200,6 +200,8 @@ private:
     void uploadHeatmap();
     void uploadColorMap();
     void drawTexturedRect(GLuint tex, const RectD& level0Rect);
+    /// True when every tile of `level` inside `vp` is cached or waiting for upload.
+    bool tilesAtHand(const Viewport& vp, int level) const;
     /// Uploads pending tiles, all of them or within a per-frame time budget.
     void uploadPending(bool all);
     /// Draws tiles (coarse ones first where `level` is incomplete), latent view, heatmap and, when

@@ -5,6 +5,7 @@
 #include "core/annotation.h"
 #include "core/error.h"
 #include "core/heatmapeval.h"
+#include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/heatmapgrid.h"
@@ -29,27 +30,16 @@
 
 using namespace nic;
 using nic::test::TestSlideGeometry;
+using nic::test::colorNear;
+using nic::test::halfway;
+using nic::test::rgb;
 
 namespace {
 
-testing::AssertionResult colorNear(const QImage& img, QPointF at, std::array<std::uint8_t, 3> want, int tol = 4) {
-    const int x = static_cast<int>(std::floor(at.x()));
-    const int y = static_cast<int>(std::floor(at.y()));
-    if (x < 0 || y < 0 || x >= img.width() || y >= img.height())
-        return testing::AssertionFailure() << "(" << x << ", " << y << ") is outside the " << img.width() << "×" << img.height() << " image";
-    const QColor c = img.pixelColor(x, y);
-    if (std::abs(c.red() - want[0]) <= tol && std::abs(c.green() - want[1]) <= tol && std::abs(c.blue() - want[2]) <= tol)
-        return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "pixel (" << x << ", " << y << ") is (" << c.red() << ", " << c.green() << ", "
-                                       << c.blue() << "), expected (" << int(want[0]) << ", " << int(want[1]) << ", "
-                                       << int(want[2]) << ") ± " << tol;
-}
-
-std::array<std::uint8_t, 3> rgb(Rgb8 c) { return {c[0], c[1], c[2]}; }
 
 std::string readFile(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    QFile f(QString::fromStdString(p.string()));
+    return f.open(QIODevice::ReadOnly) ? f.readAll().toStdString() : std::string();
 }
 
 // A `nic gradcam` heatmap file over the test slide: 256 px cells, cell (2, 1) hot, cell (6, 0) on glass
@@ -184,14 +174,13 @@ TEST_F(FigureExportTest, PngOfTheCurrentViewScalesItAndCarriesHeatmapAnnotations
     const QImage img(QString::fromStdString((dir / "view.png").string()));
     ASSERT_EQ(img.size(), QSize(vp.width, vp.height));
     auto at = [&](double x, double y) {
-        const PointD s = vp.toScreen({x, y});
-        return QPointF(s.x, s.y);
+        return vp.toScreen({x, y});
     };
     EXPECT_TRUE(colorNear(img, at(2.5 * 256, 1.5 * 256), rgb(colorAt(ColorMapKind::Jet, 1.0)), 2)); // hot cell
     EXPECT_TRUE(colorNear(img, at(768, 900), nic::test::kTissue));                                   // below threshold
     // The rectangle's outline is green on the figure, at its level-0 edge.
-    const QPointF edge = at(1280, 768);
-    const QColor c = img.pixelColor(static_cast<int>(edge.x()), static_cast<int>(edge.y()));
+    const PointD edge = at(1280, 768);
+    const QColor c = img.pixelColor(static_cast<int>(edge.x), static_cast<int>(edge.y));
     EXPECT_GT(c.green(), 200);
     EXPECT_LT(c.red(), 120);
     // The legend's colour bar (bottom right) shows the colour map's top colour near its right end.
@@ -281,8 +270,7 @@ TEST_F(FigureExportTest, GradCamHdf5HeatmapIsDrawnHotWhereHotAndNotOnGlass) {
     QTest::qWait(20);
     const QImage img = view->grabFramebuffer();
     auto at = [&](double x, double y) {
-        const PointD s = view->viewport().toScreen({x, y});
-        return QPointF(s.x, s.y);
+        return view->viewport().toScreen({x, y});
     };
     EXPECT_TRUE(colorNear(img, at(2.5 * 256, 1.5 * 256), rgb(colorAt(ColorMapKind::TrafficLight, 1.0)), 1));
     EXPECT_TRUE(colorNear(img, at(5.5 * 256, 4.5 * 256), rgb(colorAt(ColorMapKind::TrafficLight, 0.25)), 1));
@@ -344,6 +332,14 @@ TEST(GradCamHeatmapFile, MainWindowExportsTheViewAsAFigure) {
 
 // ---------------------------------------------------------------- the CLI, as a subprocess
 
+// A 1024 × 768 figure of the whole test slide with gradcamLikeHeatmap() at the default opacity 0.5.
+void expectHalfOpaqueGradCamOverTheSlide(const QImage& img) {
+    ASSERT_EQ(img.size(), QSize(1024, 768));
+    EXPECT_TRUE(colorNear(img, {2.5 * 128, 1.5 * 128}, halfway(colorAt(ColorMapKind::Viridis, 1.0), nic::test::kTissue))); // hot
+    EXPECT_TRUE(colorNear(img, {1664 / 2.0, 1152 / 2.0}, halfway(colorAt(ColorMapKind::Viridis, 0.0), nic::test::kBlue)));  // cold
+    EXPECT_TRUE(colorNear(img, {6.5 * 128, 0.5 * 128}, nic::test::kGlass)); // tissue 0: no heat drawn
+}
+
 class ExportViewCli : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -377,13 +373,7 @@ TEST_F(ExportViewCli, WritesAPngOfTheRegionWithTheHeatmapBesideTheSlide) {
     ASSERT_EQ(img.size(), QSize(1024, 768));
     // The heatmap at the default opacity 0.5 over everything but the glass cell (6, 0): the hot cell
     // (2, 1) is half viridis-top, half tissue; cold cells half viridis-bottom.
-    auto mix = [](Rgb8 c, std::array<std::uint8_t, 3> t) {
-        return std::array<std::uint8_t, 3>{static_cast<std::uint8_t>((c[0] + t[0]) / 2), static_cast<std::uint8_t>((c[1] + t[1]) / 2),
-                                           static_cast<std::uint8_t>((c[2] + t[2]) / 2)};
-    };
-    EXPECT_TRUE(colorNear(img, {2.5 * 128, 1.5 * 128}, mix(colorAt(ColorMapKind::Viridis, 1.0), nic::test::kTissue), 3));
-    EXPECT_TRUE(colorNear(img, {1664 / 2.0, 1152 / 2.0}, mix(colorAt(ColorMapKind::Viridis, 0.0), nic::test::kBlue), 3));
-    EXPECT_TRUE(colorNear(img, {6.5 * 128, 0.5 * 128}, nic::test::kGlass)); // tissue 0: no heat drawn
+    expectHalfOpaqueGradCamOverTheSlide(img);
 }
 
 TEST_F(ExportViewCli, FitWithAnnotationsWritesSvg) {
@@ -461,13 +451,7 @@ TEST_F(ExportViewCli, WorksWithoutADisplayOnTheOffscreenPlatform) {
     EXPECT_EQ(err, "");
     const QImage img(QString::fromStdString(out.string()));
     ASSERT_EQ(img.size(), QSize(1024, 768));
-    auto mix = [](Rgb8 c, std::array<std::uint8_t, 3> t) {
-        return std::array<std::uint8_t, 3>{static_cast<std::uint8_t>((c[0] + t[0]) / 2), static_cast<std::uint8_t>((c[1] + t[1]) / 2),
-                                           static_cast<std::uint8_t>((c[2] + t[2]) / 2)};
-    };
-    EXPECT_TRUE(colorNear(img, {2.5 * 128, 1.5 * 128}, mix(colorAt(ColorMapKind::Viridis, 1.0), nic::test::kTissue), 3));
-    EXPECT_TRUE(colorNear(img, {1664 / 2.0, 1152 / 2.0}, mix(colorAt(ColorMapKind::Viridis, 0.0), nic::test::kBlue), 3));
-    EXPECT_TRUE(colorNear(img, {6.5 * 128, 0.5 * 128}, nic::test::kGlass));
+    expectHalfOpaqueGradCamOverTheSlide(img);
 }
 
 // Writes docs/viewer-figure.png through `nic-studio --export-view` (a real slide, a smooth Grad-CAM-format
@@ -479,28 +463,7 @@ TEST_F(ExportViewCli, DocsFigure) {
     NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
     const auto real = dir / "CMU-1-Small-Region.svs";
     std::filesystem::create_symlink(nic::test::sharedDataDir() / "slides/CMU-1-Small-Region.svs", real);
-    AnnotationSet set;
-    set.groups.push_back({"tumor", "", "#ff3030", {}, {}, GroupElement::Group});
-    set.groups.push_back({"stroma", "", "#30a0ff", {}, {}, GroupElement::Group});
-    Annotation a;
-    a.type = AnnotationType::Polygon;
-    a.group = "tumor";
-    a.name = "Region of interest";
-    for (int i = 0; i < 24; ++i) {
-        const double t = i / 24.0 * 2 * M_PI;
-        a.coordinates.push_back({1150 + 420 * std::cos(t) + 60 * std::cos(3 * t), 1500 + 520 * std::sin(t)});
-    }
-    set.annotations.push_back(a);
-    a.group = "stroma";
-    a.name = "Stroma";
-    a.type = AnnotationType::Rectangle;
-    a.coordinates = {{200, 2300}, {800, 2300}, {800, 2800}, {200, 2800}};
-    set.annotations.push_back(a);
-    a.type = AnnotationType::Measurement;
-    a.name = "Width";
-    a.group = "";
-    a.coordinates = {{1500, 400}, {2000, 600}};
-    set.annotations.push_back(a);
+    const AnnotationSet set = nic::test::screenshotAnnotations();
     set.save(dir / "CMU-1-Small-Region.xml");
     HeatmapData d;
     d.cellSize = 32;

@@ -3,6 +3,7 @@
 #include "ui/mainwindow.h"
 
 #include "core/annotation.h"
+#include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/overviewnavigator.h"
@@ -189,28 +190,7 @@ TEST(MainWindow, Screenshot) {
     ASSERT_TRUE(QTest::qWaitForWindowExposed(&w));
     SlideTab* tab = w.openSlide(QString::fromStdString((nic::test::sharedDataDir() / "slides/CMU-1-Small-Region.svs").string()));
     ASSERT_TRUE(waitFor([&] { return tab->view()->hasSlide(); }));
-    auto set = std::make_shared<AnnotationSet>();
-    set->groups.push_back({"tumor", "", "#ff3030", {}, {}, GroupElement::Group});
-    set->groups.push_back({"stroma", "", "#30a0ff", {}, {}, GroupElement::Group});
-    Annotation a;
-    a.type = AnnotationType::Polygon;
-    a.group = "tumor";
-    a.name = "Region of interest";
-    for (int i = 0; i < 24; ++i) {
-        const double t = i / 24.0 * 2 * M_PI;
-        a.coordinates.push_back({1150 + 420 * std::cos(t) + 60 * std::cos(3 * t), 1500 + 520 * std::sin(t)});
-    }
-    set->annotations.push_back(a);
-    a.group = "stroma";
-    a.name = "Stroma";
-    a.type = AnnotationType::Rectangle;
-    a.coordinates = {{200, 2300}, {800, 2300}, {800, 2800}, {200, 2800}};
-    set->annotations.push_back(a);
-    a.type = AnnotationType::Measurement;
-    a.name = "Width";
-    a.group = "";
-    a.coordinates = {{1500, 400}, {2000, 600}};
-    set->annotations.push_back(a);
+    auto set = std::make_shared<AnnotationSet>(nic::test::screenshotAnnotations());
     tab->setAnnotations(set);
     // A smooth synthetic "likelihood" grid, 32 px cells.
     auto grid = std::make_shared<HeatmapGrid>();

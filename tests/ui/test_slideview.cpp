@@ -5,6 +5,7 @@
 
 #include "core/annotation.h"
 #include "core/latentgrid.h"
+#include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/tileloader.h"
@@ -20,24 +21,11 @@
 
 using namespace nic;
 using nic::test::TestSlideGeometry;
+using nic::test::colorNear;
+using nic::test::rgb;
 
 namespace {
 
-testing::AssertionResult colorNear(const QImage& img, PointD screen, std::array<std::uint8_t, 3> want, int tol = 3) {
-    const int x = static_cast<int>(std::floor(screen.x));
-    const int y = static_cast<int>(std::floor(screen.y));
-    if (x < 0 || y < 0 || x >= img.width() || y >= img.height())
-        return testing::AssertionFailure() << "(" << x << ", " << y << ") is outside the " << img.width() << "×"
-                                           << img.height() << " framebuffer";
-    const QColor c = img.pixelColor(x, y);
-    if (std::abs(c.red() - want[0]) <= tol && std::abs(c.green() - want[1]) <= tol && std::abs(c.blue() - want[2]) <= tol)
-        return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "pixel (" << x << ", " << y << ") is (" << c.red() << ", " << c.green() << ", "
-                                       << c.blue() << "), expected (" << int(want[0]) << ", " << int(want[1]) << ", "
-                                       << int(want[2]) << ") ± " << tol;
-}
-
-std::array<std::uint8_t, 3> rgb(Rgb8 c) { return {c[0], c[1], c[2]}; }
 
 class SlideViewTest : public ::testing::Test {
 protected:
