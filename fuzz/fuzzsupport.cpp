@@ -1,0 +1,38 @@
+#include "fuzz/fuzzsupport.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+
+namespace nic::fuzz {
+
+const std::filesystem::path& writeScratchFile(const std::uint8_t* data, std::size_t size, const char* extension) {
+    static const std::filesystem::path path = [extension] {
+        std::filesystem::path dir = std::filesystem::exists("/dev/shm") ? std::filesystem::path("/dev/shm")
+                                                                        : std::filesystem::temp_directory_path();
+        return dir / ("nic-fuzz-" + std::to_string(::getpid()) + extension);
+    }();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+    out.close();
+    if (!out)
+        throw std::runtime_error("cannot write the fuzz scratch file " + path.string());
+    static const bool cleanup = [] {
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove(path, ec);
+        });
+        return true;
+    }();
+    (void)cleanup;
+    return path;
+}
+
+void quietHdf5() {
+    ::setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1);
+}
+
+} // namespace nic::fuzz
