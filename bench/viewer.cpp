@@ -1,7 +1,7 @@
 // viewer — frame times of nic-studio's SlideView along a scripted path over a large slide (figures only,
 // never a test: house style #11). Run under `xvfb-run -a`.
 //
-// Usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S]
+// Usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S]      (NIC_BENCH_VERBOSE=1: one line per jump)
 //   SLIDE     a slide to use; without it a synthetic N × N slide (default 50000, core/synth.h) is written
 //             once to <temp>/nic-bench/ and reused by later runs.
 //
@@ -152,12 +152,20 @@ int main(int argc, char** argv) {
     // in the paint that first finds them all (statistics().lastFullDetailMs).
     std::vector<double> jumps;
     std::vector<std::vector<double>> jumpsByZoom(6);
+    const bool verbose = std::getenv("NIC_BENCH_VERBOSE") != nullptr;
     for (int i = 0; i < 18; ++i) {
+        QElapsedTimer polled;
+        polled.start();
+        view.resetStatistics();
         view.setViewport({fx(rng), fy(rng), zooms[i % 6], 0, 0});
         if (!QTest::qWaitFor([&] { return view.isFullyLoaded() && view.statistics().lastFullDetailMs >= 0; }, 20000)) {
             std::printf("  jump %d: not fully loaded after 20 s\n", i);
             continue;
         }
+        if (verbose)
+            std::printf("  jump %2d zoom %-5g: full detail %.0f ms (polled %.0f ms), %zu tiles decoded meanwhile\n", i, zooms[i % 6],
+                        view.statistics().lastFullDetailMs, static_cast<double>(polled.elapsed()),
+                        view.statistics().decodeMs.size());
         jumps.push_back(view.statistics().lastFullDetailMs);
         jumpsByZoom[static_cast<std::size_t>(i % 6)].push_back(view.statistics().lastFullDetailMs);
     }
@@ -242,7 +250,7 @@ int main(int argc, char** argv) {
             all.insert(all.end(), jumpsByZoom[3].begin(), jumpsByZoom[3].end());
         const int level = nic::levelForZoom(pyr, zooms[z]);
         std::printf("    at zoom %-5g (level %d, %3zu visible tiles): max %7.1f ms over %zu jumps\n", zooms[z], level,
-                    nic::visibleTiles(pyr, {0, 0, zooms[z], viewW, viewH}, level).size(),
+                    nic::visibleTiles(pyr, {pyr.width() / 2, pyr.height() / 2, zooms[z], viewW, viewH}, level).size(),
                     all.empty() ? 0.0 : *std::max_element(all.begin(), all.end()), all.size());
     }
     print("tile decode (worker thread)", stats.decodeMs);
