@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -156,6 +157,11 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 18; ++i) {
         QElapsedTimer polled;
         polled.start();
+        double atHandMs = -1.0; // when the last visible tile had been decoded (before its upload and paint)
+        const auto arrivals = QObject::connect(&view, &nic::SlideView::tileArrived, &view, [&] {
+            if (atHandMs < 0 && view.isFigureReady(view.viewport()))
+                atHandMs = static_cast<double>(polled.nsecsElapsed()) / 1e6;
+        });
         view.resetStatistics();
         view.setViewport({fx(rng), fy(rng), zooms[i % 6], 0, 0});
         if (!QTest::qWaitFor([&] { return view.isFullyLoaded() && view.statistics().lastFullDetailMs >= 0; }, 20000)) {
@@ -163,9 +169,12 @@ int main(int argc, char** argv) {
             continue;
         }
         if (verbose)
-            std::printf("  jump %2d zoom %-5g: full detail %.0f ms (polled %.0f ms), %zu tiles decoded meanwhile\n", i, zooms[i % 6],
-                        view.statistics().lastFullDetailMs, static_cast<double>(polled.elapsed()),
-                        view.statistics().decodeMs.size());
+            std::printf("  jump %2d zoom %-5g: full detail %.0f ms (polled %.0f ms); visible tiles decoded after %.0f ms; "
+                        "%zu tiles decoded, %zu uploaded, %zu frames painted (%.0f ms) meanwhile\n",
+                        i, zooms[i % 6], view.statistics().lastFullDetailMs, static_cast<double>(polled.elapsed()), atHandMs,
+                        view.statistics().decodeMs.size(), view.statistics().uploadMs.size(), view.statistics().frameMs.size(),
+                        std::accumulate(view.statistics().frameMs.begin(), view.statistics().frameMs.end(), 0.0));
+        QObject::disconnect(arrivals);
         jumps.push_back(view.statistics().lastFullDetailMs);
         jumpsByZoom[static_cast<std::size_t>(i % 6)].push_back(view.statistics().lastFullDetailMs);
     }

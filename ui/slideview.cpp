@@ -373,6 +373,14 @@ void SlideView::uploadPending(bool all) {
     // follow in the next frames.
     QElapsedTimer uploadTimer;
     uploadTimer.start();
+    if (!all && pendingUploads_.size() > 1 && vp_.width > 0) {
+        // Tiles the view shows now go first: after a jump, prefetched tiles of the old place that are
+        // still waiting would otherwise delay full detail by several frames.
+        const auto shown = visibleTiles(pyramid_, vp_, levelForZoom(pyramid_, vp_.zoom));
+        const std::unordered_set<TileKey, TileKeyHash> shownSet(shown.begin(), shown.end());
+        std::stable_partition(pendingUploads_.begin(), pendingUploads_.end(),
+                              [&](const auto& p) { return shownSet.count(p.first) != 0; });
+    }
     int uploads = 0;
     while (!pendingUploads_.empty() && (all || uploads == 0 || uploadTimer.nsecsElapsed() < 6'000'000)) {
         auto [key, img] = std::move(pendingUploads_.front());
