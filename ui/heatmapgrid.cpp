@@ -89,7 +89,15 @@ HeatmapGrid loadHeatmapFile(const std::filesystem::path& path, double slideWidth
     static const char kHdf5[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
     if (in.gcount() == 8 && std::equal(std::begin(magic), std::end(magic), std::begin(kHdf5)))
         return loadGradCamHeatmap(path);
-    return loadLikelihoodMap(path, slideWidth);
+    try {
+        return loadLikelihoodMap(path, slideWidth);
+    } catch (const Error& e) {
+        // Say which two kinds were tried, not only OpenSlide's view of the file as a "slide".
+        std::string cause = e.what();
+        if (const std::string prefix = path.string() + ": "; cause.rfind(prefix, 0) == 0)
+            cause.erase(0, prefix.size());
+        throw IoError(path.string() + ": not a heatmap (neither a nic gradcam HDF5 file nor a likelihood TIFF: " + cause + ")");
+    }
 }
 
 std::optional<std::filesystem::path> findHeatmap(const std::filesystem::path& slide) {

@@ -85,7 +85,7 @@ std::optional<int> parseCommandLine(int argc, char** argv, Options& o) {
         printError(parser.errorText() + QStringLiteral(" (see nic-studio --help)"));
         return kExitUsage;
     }
-    if (parser.isSet(help)) {
+    if (parser.isSet(help) || parser.isSet(QStringLiteral("help-all"))) {
         // Qt names the program by argv[0] (a path, or "<executable_name>" without an application
         // object); the usage line shows the command's name instead.
         QString text = parser.helpText();

@@ -288,6 +288,11 @@ TEST(GradCamHeatmapFile, NotAHeatmapFileIsAnErrorNamingTheFile) {
     std::filesystem::resize_file(h5, 600);
     const std::string e = nic::test::errorOf<Error>([&] { loadHeatmapFile(h5, 2048); });
     EXPECT_NE(e.find("latent.h5"), std::string::npos) << e;
+    const auto garbage = dir / "garbage_heatmap.tif";
+    std::ofstream(garbage) << "neither HDF5 nor TIFF";
+    const std::string g = nic::test::errorOf<Error>([&] { loadHeatmapFile(garbage, 2048); });
+    EXPECT_NE(g.find("garbage_heatmap.tif: not a heatmap (neither a nic gradcam HDF5 file nor a likelihood TIFF: "),
+              std::string::npos) << g;
     const auto missing = dir / "missing_heatmap.h5";
     const std::string m = nic::test::errorOf<Error>([&] { loadHeatmapFile(missing, 2048); });
     EXPECT_NE(m.find("missing_heatmap.h5: cannot open heatmap"), std::string::npos) << m;
