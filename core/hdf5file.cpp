@@ -111,6 +111,11 @@ namespace {
 
 /// HDF5 prints its error stack to stderr from every failing call unless silenced, per thread.
 void silenceThisThread() {
+    // HDF5's own exit handler closes every file still open; for a file whose write failed (disk full, a
+    // file-size limit) that close crashes inside HDF5 1.10 (H5F__close_cb). Every file we write is closed
+    // explicitly before it is renamed into place, so a file still open at exit is a failed one anyway.
+    static const bool noAtExit = [] { return H5dont_atexit() >= 0; }();
+    (void)noAtExit;
     thread_local bool silenced = false;
     if (!silenced) {
         H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -134,6 +139,15 @@ std::string hdf5Cause() {
     if (messages.empty())
         return "unknown HDF5 error";
     std::string cause = messages.back();
+    // A failed read or write of the file driver carries the system's message in a long report
+    // ("... errno = 28, error message = 'No space left on device', buf = ..."): keep just that.
+    const auto em = cause.find("error message = '");
+    if (em != std::string::npos) {
+        const auto start = em + 17;
+        const auto end = cause.find('\'', start);
+        if (end != std::string::npos)
+            cause = cause.substr(start, end - start);
+    }
     if (messages.size() > 1 && messages.front() != cause)
         cause = messages.front() + ": " + cause;
     return cause;

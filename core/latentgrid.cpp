@@ -332,15 +332,31 @@ std::unique_ptr<LatentGridWriter> LatentGridWriter::create(const std::filesystem
     impl->meta.encodedCells = 0;
     impl->bandRows = bandRows;
     impl->file.emplace(path, Hdf5File::Mode::Create);
-    Hdf5File& f = *impl->file;
-    writeMeta(f, impl->meta);
+    // From here the file is ours (created and truncated): if filling it in fails (disk full, a file-size
+    // limit), remove it, so nothing half-written is left for a later run to mistake for a partial file.
+    try {
+        initialise(*impl, tissueFractions);
+    } catch (...) {
+        impl.reset();
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
+        throw;
+    }
+    return std::unique_ptr<LatentGridWriter>(new LatentGridWriter(std::move(impl)));
+}
+
+void LatentGridWriter::initialise(Impl& impl, const std::vector<float>& tissueFractions) {
+    const LatentGridMeta& meta = impl.meta;
+    const int bandRows = impl.bandRows;
+    Hdf5File& f = *impl.file;
+    writeMeta(f, impl.meta);
     f.setIntAttribute("band_rows", bandRows);
     f.setIntAttribute("rows_done", 0);
     f.setIntAttribute("complete", 0);
     for (int k = 0; k < meta.augment; ++k) {
         Hdf5Layout layout;
-        layout.chunk = chunkShape(impl->meta, k, bandRows);
-        layout.chunkCacheBytes = impl->cacheBytes(k);
+        layout.chunk = chunkShape(impl.meta, k, bandRows);
+        layout.chunkCacheBytes = impl.cacheBytes(k);
         auto d = f.createDataset(LatentGridReader::datasetName(k), storedType(meta.dtype), variantShape(meta, k),
                                  layout);
         d.setIntAttribute("dihedral_index", k);
@@ -353,9 +369,8 @@ std::unique_ptr<LatentGridWriter> LatentGridWriter::create(const std::filesystem
         tissue.write({0, 0}, {meta.rows, meta.cols}, H5Type::Float32, tissueFractions.data());
     tissue.close();
     f.createDataset("cell_flags", H5Type::UInt8, {meta.rows, meta.cols}, small).close();
-    impl->openDatasets();
+    impl.openDatasets();
     f.flush();
-    return std::unique_ptr<LatentGridWriter>(new LatentGridWriter(std::move(impl)));
 }
 
 std::unique_ptr<LatentGridWriter> LatentGridWriter::resume(const std::filesystem::path& path,

@@ -147,6 +147,8 @@ public:
 private:
     struct Impl;
     explicit LatentGridWriter(std::unique_ptr<Impl> impl);
+    /// Writes the attributes and creates the datasets of a new file (create()'s work after the file exists).
+    static void initialise(Impl& impl, const std::vector<float>& tissueFractions);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -6,10 +6,14 @@
 #include "core/version.h"
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
 int main(int argc, char** argv) {
+    // Past a file-size limit (ulimit -f, a quota) write() then fails with EFBIG and the command reports it
+    // and removes its temporary output, instead of being killed by SIGXFSZ with a partial file left over.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"nic — Neural Image Compression for whole-slide images (NIC Studio)", "nic"};
     app.set_version_flag("--version", std::string("nic ") + nic::kVersion);
     app.require_subcommand(1);

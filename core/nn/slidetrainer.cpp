@@ -509,7 +509,7 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
             valLoss /= static_cast<double>(round.validation.size());
             const double metric = metricOf(options.task, valPred, valTruth);
             const double m = std::isnan(metric) ? -std::numeric_limits<double>::infinity() : metric;
-            EpochRecord rec;
+            SlideEpochRecord rec;
             rec.round = r;
             rec.epoch = epoch;
             rec.learningRate = lr;

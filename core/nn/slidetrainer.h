@@ -153,12 +153,7 @@ private:
     std::map<std::pair<std::size_t, int>, Entry> cache_;
 };
 
-// trainer.h has another nic::EpochRecord (encoder training). The inline namespace gives this one its
-// own mangled name, so std::vector<EpochRecord> code of the two never merges at link time (an ODR clash
-// of two layouts, 56 vs 64 bytes); `nic::EpochRecord` still names it wherever this header is included.
-inline namespace slidecv {
-struct EpochRecord;
-}
+struct SlideEpochRecord;
 
 /// Options of `nic train` (defaults follow the paper).
 struct SlideTrainOptions {
@@ -183,7 +178,7 @@ struct SlideTrainOptions {
     std::string device = "auto";
     int threads = 0;           ///< 0: LibTorch's default
     /// Called on the training thread after each completed epoch of every round (live curves); may be empty.
-    std::function<void(const EpochRecord&)> onEpoch;
+    std::function<void(const SlideEpochRecord&)> onEpoch;
 };
 
 /// One slide's held-out prediction.
@@ -195,8 +190,9 @@ struct SlidePrediction {
 };
 
 /// One training epoch of one round.
-inline namespace slidecv {
-struct EpochRecord {
+// Not "EpochRecord": trainer.h has an EpochRecord (encoder training), and two layouts under one name linked into
+// one program let std::vector code of one run on the other (an ODR violation that corrupted memory).
+struct SlideEpochRecord {
     int round = 0;
     int epoch = 0;             ///< 1-based
     double learningRate = 0.0;
@@ -206,12 +202,11 @@ struct EpochRecord {
     bool best = false;         ///< the model of this epoch is the one kept
     double seconds = 0.0;
 };
-} // namespace slidecv
 
 /// The outcome of a cross-validation.
 struct CrossValidationResult {
     std::vector<SlidePrediction> predictions; ///< the "All" set: every slide once, by the model that did not see it
-    std::vector<EpochRecord> curves;
+    std::vector<SlideEpochRecord> curves;
     RocCurve roc;                              ///< classification
     ConfidenceInterval auc;                    ///< classification
     ConfidenceInterval spearman;               ///< regression

@@ -74,3 +74,34 @@ TEST(Cli, InfoTextSaysMppUnknown) {
     EXPECT_TRUE(j["mpp_x"].is_null());
     EXPECT_EQ(j["mpp_source"], "unknown");
 }
+
+// A full disk or a file-size limit (here `ulimit -f`, in 512-byte blocks): the command fails with one
+// clear message naming the output and the system's cause, exit status 1, no crash, and nothing is left
+// behind — neither under the final name nor as a temporary or partial file.
+TEST(Cli, WritingPastAFileSizeLimitFailsCleanlyAndLeavesNothing) {
+    nic::test::TempDir dir;
+    std::string out, err;
+    ASSERT_EQ(runCommand(nicCmd("synth --out '" + (dir / "cohort").string() + "' --count 1 --size 2048 -q"), &out, &err), 0)
+        << err;
+    const auto slide = dir / "cohort" / "synth-000.svs";
+
+    // compress: the slide is read fine, the HDF5 output cannot grow past 10 KiB.
+    const int rc = runCommand("ulimit -f 20; " + nicCmd("compress -e mean-rgb --augment 8 --dtype float32 -q --out '" +
+                                                      (dir / "grids").string() + "' '" + slide.string() + "'"),
+                              &out, &err);
+    EXPECT_EQ(rc, 1) << err; // not 128 + SIGXFSZ or SIGSEGV
+    EXPECT_NE(err.find("synth-000"), std::string::npos) << err;
+    EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "grids"))
+        ADD_FAILURE() << "left behind: " << e.path().filename() << "\n" << err;
+
+    // synth: the TIFF writer hits the limit.
+    const int rc2 = runCommand("ulimit -f 20; " + nicCmd("synth -q --count 1 --size 2048 --out '" +
+                                                       (dir / "more").string() + "'"),
+                               &out, &err);
+    EXPECT_EQ(rc2, 1) << err;
+    EXPECT_NE(err.find("synth-000"), std::string::npos) << err;
+    if (std::filesystem::exists(dir / "more"))
+        for (const auto& e : std::filesystem::directory_iterator(dir / "more"))
+            ADD_FAILURE() << "left behind: " << e.path().filename();
+}

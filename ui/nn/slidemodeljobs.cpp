@@ -23,7 +23,7 @@ void trainSlideModelJob(const TrainSlideModelDialog::Options& o, JobContext& ctx
     t.epochs = o.epochs;
     t.network.pooling = t.task == SlideTask::Classification ? GlobalPooling::Max : GlobalPooling::Average;
     int epochs = 0; // rounds one after the other on one axis
-    t.onEpoch = [&sink, &epochs](const EpochRecord& r) {
+    t.onEpoch = [&sink, &epochs](const SlideEpochRecord& r) {
         if (!sink)
             return;
         EpochPoint p;

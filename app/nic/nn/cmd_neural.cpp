@@ -150,9 +150,10 @@ void addTrainEncoder(CLI::App& root) {
         if (train.empty())
             throw InvalidArgument("train-encoder needs --bank or --images");
         const PatchBank val = loadBank(o->valBank, o->valImages, train.patchSize(), *ctx, "validation set");
+        const std::string device = configureCompute(o->train.compute); // before computeThreads() reads it
         ctx->log("training " + o->kind + " on " + std::to_string(train.size()) + " patches of " +
-                 std::to_string(train.patchSize()) + " px, device " + configureCompute(o->train.compute) + ", " +
-                 std::to_string(computeThreads()) + " threads");
+                 std::to_string(train.patchSize()) + " px, device " + device + ", " + std::to_string(computeThreads()) +
+                 " threads");
         const TrainResult r = trainEncoder(o->train, train, val, *ctx);
         finishProgressLine();
         std::printf("encoder: %s\nkind: %s\nhash: %s\nepochs: %d%s\n", r.encoder.source.c_str(), r.encoder.name.c_str(),
