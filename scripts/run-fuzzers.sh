@@ -46,7 +46,7 @@ export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp"
 # "none": does not reproduce (fork mode can save an empty input after a child dies).
 classify() {
   local out
-  out="$(timeout 120 "$build/fuzz/$1" -runs=1 -timeout=10 -rss_limit_mb=2560 "$2" 2>&1)" && { echo none; return; }
+  out="$(timeout 60 "$build/fuzz/$1" -runs=1 -timeout=6 -rss_limit_mb=2560 "$2" 2>&1)" && { echo none; return; }
   echo "$out" | awk '/^ +#[0-9]+ / { if ($0 ~ /libhdf5/) { print "hdf5"; found = 1; exit }
                                      if ($0 ~ /nic::|\/core\/|LLVMFuzzerTestOneInput/) { print "ours"; found = 1; exit } }
                      END { if (!found) print "ours" }'
@@ -69,15 +69,19 @@ for h in "${harnesses[@]}"; do
       -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2560 -max_len=65536 \
       -artifact_prefix="$artifacts/" "$corpus" "$seeds/$h" >"$build/$h.log" 2>&1 || true
   grep -E '^#[0-9]+: ' "$build/$h.log" | tail -n 1 || true
-  for a in "$artifacts"/*; do
+  n=0
+  for a in $(ls -d "$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/oom-* "$artifacts"/timeout-* 2>/dev/null); do
     [ -e "$a" ] || continue
+    # Bounded: a timeout takes seconds to reproduce. Crashes first, they are the likelier to be ours.
+    n=$((n + 1))
+    if [ "$n" -gt "${NIC_FUZZ_TRIAGE_MAX:-12}" ]; then known+=("$h: $a (not triaged: over NIC_FUZZ_TRIAGE_MAX)"); continue; fi
     case "$(classify "$h" "$a")" in
       hdf5) known+=("$h: $a") ;;
       ours) failed+=("$h: $a") ;;
     esac
   done
   if [ "$leaks" = 0 ]; then
-    "$build/fuzz/${h}_replay" "$corpus" >"$build/$h.replay.log" 2>&1 || { tail -n 40 "$build/$h.replay.log"; failed+=("$h: leak on corpus replay (see $build/$h.replay.log)"); }
+    "$build/fuzz/${h}_replay" "$corpus" >"$build/$h.replay.log" 2>&1 || { tail -n 40 "$build/$h.replay.log"; failed+=("$h: the leak-checked replay of the corpus failed (see $build/$h.replay.log)"); }
   fi
 done
 

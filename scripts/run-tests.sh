@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Quick start (2): installs the Debian packages, builds NIC Studio and runs the whole test suite:
-# the release build's ctest, then the core tests (no LibTorch, no GUI) under ASan + UBSan.
+# the release build's ctest, then the core tests (no LibTorch, no GUI) under ASan + UBSan, the threaded
+# core tests under TSan, and the libFuzzer harnesses for a bounded time (scripts/run-fuzzers.sh).
+# NIC_SKIP_ASAN=1, NIC_SKIP_TSAN=1, NIC_SKIP_FUZZ=1 leave a stage out.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,4 +12,11 @@ ctest --preset release -j "$(nproc)"
 if [ "${NIC_SKIP_ASAN:-0}" != "1" ]; then
   "$root/scripts/build.sh" asan core_tests nic
   ctest --preset asan -j "$(nproc)"
+fi
+if [ "${NIC_SKIP_TSAN:-0}" != "1" ]; then
+  "$root/scripts/build.sh" tsan core_tests nic
+  ctest --preset tsan -j "$(nproc)"
+fi
+if [ "${NIC_SKIP_FUZZ:-0}" != "1" ]; then
+  NIC_FUZZ_SECONDS="${NIC_FUZZ_SECONDS:-35}" "$root/scripts/run-fuzzers.sh"
 fi
