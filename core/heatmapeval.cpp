@@ -178,6 +178,13 @@ HeatmapData readHeatmapFile(const std::filesystem::path& path) {
     d.layer = static_cast<int>(h5.intAttribute("layer"));
     d.output = h5.doubleAttribute("output");
     d.prediction = h5.doubleAttribute("prediction");
+    // A few KB of HDF5 can declare a never-written (or compressed) dataset of 10^12 cells: refuse sizes
+    // no heatmap reaches (a 2-Mpx-wide slide at 16 px cells has 1.6·10^10 / 256 ≈ 6·10^7 cells) before
+    // allocating, instead of failing with std::bad_alloc or exhausting memory.
+    constexpr std::int64_t kMaxHeatmapCells = std::int64_t{1} << 31;
+    if (d.rows < 0 || d.cols < 0 || (d.cols > 0 && d.rows > kMaxHeatmapCells / d.cols))
+        throw IoError(path.string() + ": heatmap of " + std::to_string(d.rows) + " x " + std::to_string(d.cols) +
+                      " cells is out of range (at most " + std::to_string(kMaxHeatmapCells) + " cells)");
     const std::vector<std::int64_t> shape{d.rows, d.cols};
     for (const char* name : {"heatmap", "tissue"}) {
         const auto ds = h5.openDataset(name);

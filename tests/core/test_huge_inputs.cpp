@@ -4,9 +4,13 @@
 // A cohort of tiny synthetic slides goes through `nic compress --shard 0/2` and `--shard 1/2` run as
 // two concurrent processes into one folder: every slide's grid exactly once, all valid, nothing else
 // left. 48 slides by default (a few seconds); NIC_SHARD_SLIDES=1000 runs the full-size check (see
-// scripts/check-shard-collision.sh).
+// scripts/check-shard-collision.sh). A tiny heatmap file that declares 10^12 cells is refused with
+// a clear error instead of std::bad_alloc.
 #include "core/annotation.h"
 #include "core/annotationraster.h"
+#include "core/error.h"
+#include "core/hdf5file.h"
+#include "core/heatmapeval.h"
 #include "core/latentgrid.h"
 #include "core/synth.h"
 #include "testsupport.h"
@@ -176,4 +180,34 @@ TEST(HugeInputs, TwoShardProcessesCompressACohortWithoutCollision) {
     }
     std::printf("[ shards ] %d slides of 256x256: synth %.1f s, two concurrent `nic compress --shard i/2` %.1f s\n", count,
                 synthSeconds, compressSeconds);
+}
+
+// Found reviewing the readers while fuzzing them: a 7 KB heatmap file whose attributes and (never written) datasets say
+// 1,000,000 x 1,000,000 cells made readHeatmapFile allocate 4 TB per dataset: std::bad_alloc instead of
+// the documented IoError (an abort under ASan), or, for sizes that do fit, memory exhausted.
+TEST(HugeInputs, HeatmapDeclaringATrillionCellsIsRefused) {
+    test::TempDir dir;
+    const auto p = dir / "huge_heatmap.h5";
+    constexpr std::int64_t side = 1000000;
+    {
+        Hdf5File f(p, Hdf5File::Mode::Create);
+        f.setStringAttribute("format", "nic-heatmap");
+        f.setIntAttribute("format_version", 1);
+        f.setIntAttribute("rows", side);
+        f.setIntAttribute("cols", side);
+        f.setDoubleAttribute("cell_size", 16);
+        f.setIntAttribute("level0_width", side * 16);
+        f.setIntAttribute("level0_height", side * 16);
+        for (const char* n : {"slide_file", "grid_file", "model", "task"})
+            f.setStringAttribute(n, "x");
+        f.setIntAttribute("layer", 1);
+        f.setDoubleAttribute("output", 0);
+        f.setDoubleAttribute("prediction", 0);
+        f.createDataset("heatmap", H5Type::Float32, {side, side});
+        f.createDataset("tissue", H5Type::Float32, {side, side});
+        f.close();
+    }
+    ASSERT_LT(std::filesystem::file_size(p), 100000U);
+    EXPECT_EQ(test::errorOf<IoError>([&] { (void)readHeatmapFile(p); }),
+              p.string() + ": heatmap of 1000000 x 1000000 cells is out of range (at most 2147483648 cells)");
 }
