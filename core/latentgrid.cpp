@@ -216,6 +216,16 @@ LatentGridMeta readMeta(const Hdf5File& f) {
         throw IoError(file + ": inconsistent attributes (grid " + std::to_string(m.rows) + " x " +
                       std::to_string(m.cols) + ", code size " + std::to_string(m.codeSize) + ", augment " +
                       std::to_string(m.augment) + ")");
+    // A few KB of HDF5 can declare never-written datasets of any size: refuse grids no slide produces
+    // (a 2-Mpx-wide slide at 16 px stride has 1.6·10^10 cells) before a reader allocates them, and keep
+    // rows × cols × code size within int64.
+    constexpr std::int64_t kMaxCells = std::int64_t{1} << 31;
+    constexpr std::int64_t kMaxValues = std::int64_t{1} << 32;
+    const std::int64_t cells = std::int64_t{m.rows} * m.cols;
+    if (cells > kMaxCells || (cells > 0 && m.codeSize > kMaxValues / cells))
+        throw IoError(file + ": grid of " + std::to_string(m.rows) + " x " + std::to_string(m.cols) + " cells x " +
+                      std::to_string(m.codeSize) + " channels is out of range (at most " + std::to_string(kMaxCells) +
+                      " cells and " + std::to_string(kMaxValues) + " values)");
     return m;
 }
 

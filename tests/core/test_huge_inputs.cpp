@@ -8,6 +8,8 @@
 // a clear error instead of std::bad_alloc.
 #include "core/annotation.h"
 #include "core/annotationraster.h"
+#include "core/compressor.h"
+#include "core/encoder.h"
 #include "core/error.h"
 #include "core/hdf5file.h"
 #include "core/heatmapeval.h"
@@ -210,4 +212,36 @@ TEST(HugeInputs, HeatmapDeclaringATrillionCellsIsRefused) {
     ASSERT_LT(std::filesystem::file_size(p), 100000U);
     EXPECT_EQ(test::errorOf<IoError>([&] { (void)readHeatmapFile(p); }),
               p.string() + ": heatmap of 1000000 x 1000000 cells is out of range (at most 2147483648 cells)");
+}
+
+// The same for compressed slides: a finished grid whose attributes and datasets were rewritten to say
+// 1,000,000 x 1,000,000 cells (a few KB on disk) made LatentGridReader::grid() allocate terabytes.
+TEST(HugeInputs, CompressedSlideDeclaringATrillionCellsIsRefused) {
+    test::TempDir dir;
+    SynthSlideParams sp;
+    sp.width = sp.height = 512;
+    SynthWriteOptions w;
+    w.threads = 1;
+    w.thumbnailMaxSide = 0;
+    SynthSlide(sp).write(dir / "s.svs", w);
+    MeanRgbEncoder enc(64);
+    const auto p = dir / "s.h5";
+    compressSlide(dir / "s.svs", enc, p, CompressOptions{});
+    constexpr std::int64_t side = 1000000;
+    {
+        Hdf5File f(p, Hdf5File::Mode::ReadWrite);
+        f.setIntAttribute("grid_rows", side);
+        f.setIntAttribute("grid_cols", side);
+        for (const char* n : {"grid", "tissue_fraction", "cell_flags"})
+            f.remove(n);
+        f.createDataset("grid", H5Type::Float16, {side, side, 3});
+        f.createDataset("tissue_fraction", H5Type::Float32, {side, side});
+        f.createDataset("cell_flags", H5Type::UInt8, {side, side});
+        f.close();
+    }
+    const std::string expected =
+        p.string() + ": grid of 1000000 x 1000000 cells x 3 channels is out of range (at most 2147483648 cells and "
+                     "4294967296 values)";
+    EXPECT_EQ(test::errorOf<IoError>([&] { (void)readLatentGridMeta(p); }), expected);
+    EXPECT_EQ(test::errorOf<IoError>([&] { (void)LatentGridReader(p).grid(0); }), expected);
 }
