@@ -1,20 +1,44 @@
 #!/usr/bin/env bash
-# Quick start (1): installs the Debian packages, builds NIC Studio and runs the main job on the built-in
-# default: a small synthetic cohort. Output goes to ./demo (or $1).
+# Quick start (1): installs the Debian packages, builds NIC Studio and runs the main job on its built-in
+# default, a small synthetic cohort: the whole NIC pipeline (bench/pipeline.sh: synth → patch bank →
+# train an encoder → compress → slide CNN with 4-fold cross-validation → Grad-CAM → heatmap scores),
+# then prints the results table and opens nic-studio on a positive slide with its heatmap and lesion
+# annotations — or, without a display, writes that view as figures (PNG, SVG, PDF).
+# Output goes to ./demo (or $1). Sizes can be changed through the environment (see bench/pipeline.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/demo}"
 "$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" release nic
+"$root/scripts/build.sh" release nic nic-studio
 nic="$root/build/release/app/nic/nic"
-echo "== generating a synthetic cohort in $out/cohort"
-"$nic" synth --out "$out/cohort" --count 6 --size 8192x6144 --seed 7 --positive-fraction 0.5
-echo "== what it made"
-cat "$out/cohort/cohort.csv"
-first="$(find "$out/cohort" -maxdepth 1 -name '*.tif' -o -maxdepth 1 -name '*.svs' | sort | head -n 1)"
-"$nic" info "$first"
-"$nic" tissue "$first" --out "$out/tissue-mask.png" --grid 128,128,0.5
-echo "== compressing the cohort with the Mean-RGB baseline encoder"
-"$nic" compress --encoder mean-rgb --out "$out/grids" --cohort "$out/cohort/cohort.csv"
-echo "== done: slides, annotations and cohort.csv in $out/cohort; tissue mask in $out/tissue-mask.png;"
-echo "   latent grids (HDF5, see docs/compressed-slide-format.md) in $out/grids"
+studio="$root/build/release/app/nic-studio/nic-studio"
+
+# The built-in default: 16 slides of 4096² px (half with lesions), Mean-RGB against a supervised
+# encoder trained here; about ten minutes on a 2-core machine.
+export NIC="$nic"
+export COUNT="${COUNT:-16}" SIZE="${SIZE:-4096x4096}" SEED="${SEED:-7}"
+export ENCODERS="${ENCODERS:-mean-rgb supervised-tumor}"
+export ENC_EPOCHS="${ENC_EPOCHS:-2}" ENC_STEPS="${ENC_STEPS:-20}" BANK_PER_SLIDE="${BANK_PER_SLIDE:-100}"
+export AUGMENT="${AUGMENT:-1}" EPOCHS="${EPOCHS:-20}" FOLDS="${FOLDS:-4}" THREADS="${THREADS:-$(nproc)}"
+"$root/bench/pipeline.sh" "$out"
+
+# A positive slide, its lesions and the heatmap of the last (learned) encoder.
+enc="${ENCODERS##* }"
+slide="$(awk -F, 'NR > 1 && $2 == 1 { print $1; exit }' "$out/synth/cohort.csv")"
+case "$slide" in /*) ;; *) slide="$out/synth/$slide" ;; esac
+stem="$(basename "${slide%.*}")"
+heatmap="$out/$enc/heatmaps/${stem}_heatmap.h5"
+xml="$(awk -F, -v s="$(basename "$slide")" 'NR > 1 && $1 == s { print $4 }' "$out/synth/cohort.csv")"
+case "$xml" in /*) ;; "") xml="${slide%.*}.xml" ;; *) xml="$out/synth/$xml" ;; esac
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  echo "== opening nic-studio on $slide with the $enc Grad-CAM heatmap and the lesion annotations"
+  "$studio" "$slide" --heatmap "$heatmap" --annotations "$xml" &
+else
+  echo "== no display: writing the same view as figures to $out/figures"
+  mkdir -p "$out/figures"
+  for ext in png svg pdf; do
+    QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}" "$studio" "$slide" --heatmap "$heatmap" --annotations "$xml" \
+      --fit --width 1600 --export-view "$out/figures/$stem-$enc.$ext"
+  done
+  ls -l "$out/figures"
+fi
