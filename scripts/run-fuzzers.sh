@@ -65,7 +65,8 @@ for h in "${harnesses[@]}"; do
   case "$h" in fuzz_latent_grid|fuzz_heatmap) leaks=0 ;; esac
   echo "== $h: ${seconds}s (seeds: $(ls "$seeds/$h" | wc -l), corpus: $(ls "$corpus" | wc -l))"
   # Fork mode keeps fuzzing after a crash, so one known HDF5 defect does not hide a bug of ours.
-  "$build/fuzz/$h" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -detect_leaks=$leaks \
+  # A fixed seed (NIC_FUZZ_SEED, default 1) makes a CI run repeatable; set another to explore further.
+  "$build/fuzz/$h" -seed="${NIC_FUZZ_SEED:-1}" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -detect_leaks=$leaks \
       -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2560 -max_len=65536 \
       -artifact_prefix="$artifacts/" "$corpus" "$seeds/$h" >"$build/$h.log" 2>&1 || true
   grep -E '^#[0-9]+: ' "$build/$h.log" | tail -n 1 || true
