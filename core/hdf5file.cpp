@@ -536,7 +536,16 @@ Hdf5File::Hdf5File(const std::filesystem::path& path, Mode mode) {
     name_ = "/";
     hid_t id = -1;
     if (mode == Mode::Create) {
-        id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        // The 1.8+ file format: its superblock and object headers carry checksums, so a flipped bit in a
+        // file's metadata is refused by HDF5 ("incorrect metadata checksum") before it is parsed. Parsing
+        // a damaged header of the 1.0 format overruns a buffer inside HDF5 1.10 (found by the broken-file
+        // corpus under ASan: H5Aexists → H5O__msg_iterate_real → strdup). h5py and HDF5 ≥ 1.8 read it.
+        const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0)
+            H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+        id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+        if (fapl >= 0)
+            H5Pclose(fapl);
         if (id < 0)
             throwIo(path, "cannot create HDF5 file");
     } else {
