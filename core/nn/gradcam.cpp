@@ -116,4 +116,25 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     return r;
 }
 
+HeatmapData gradCamHeatmapData(const GradCamResult& cam, const SlideGrid& grid, const LatentGridMeta& meta,
+                               const std::filesystem::path& gridFile, const std::filesystem::path& modelFile,
+                               const std::string& task) {
+    HeatmapData d;
+    d.rows = cam.rows;
+    d.cols = cam.cols;
+    d.heat = cam.heatmap;
+    d.tissue = grid.tissue;
+    d.cellSize = meta.stride * meta.targetMpp / meta.slideMpp;
+    d.level0Width = meta.level0Width;
+    d.level0Height = meta.level0Height;
+    d.slideFile = meta.slideFile;
+    d.gridFile = std::filesystem::absolute(gridFile).string();
+    d.model = std::filesystem::absolute(modelFile).string();
+    d.task = task;
+    d.layer = cam.layer;
+    d.output = cam.output;
+    d.prediction = cam.prediction;
+    return d;
+}
+
 } // namespace nic

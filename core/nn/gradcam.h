@@ -15,6 +15,8 @@
 // overlapping square tiles of `tileSize` cells (overlap `tileOverlap`), each explained on its own
 // output and blended with a weight that falls linearly towards the tile border (so seams do not
 // show); the result says where each region's own prediction comes from.
+#include "core/heatmapeval.h"
+#include "core/latentgrid.h"
 #include "core/nn/slidetrainer.h"
 
 #include <filesystem>
@@ -49,5 +51,12 @@ struct GradCamResult {
 /// IoError/Error when the model cannot be loaded.
 GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& grid, const GradCamOptions& options = {},
                       JobContext& job = JobContext::none());
+
+/// What `nic gradcam` writes as <slide>_heatmap.h5 (writeHeatmapFile) for `cam`, computed on `grid`
+/// (variant 0 of the compressed slide `gridFile`, whose metadata is `meta`) with the model `modelFile`
+/// of `task`: the heat and tissue per cell, the cell size in level-0 pixels and the provenance.
+HeatmapData gradCamHeatmapData(const GradCamResult& cam, const SlideGrid& grid, const LatentGridMeta& meta,
+                               const std::filesystem::path& gridFile, const std::filesystem::path& modelFile,
+                               const std::string& task);
 
 } // namespace nic

@@ -219,16 +219,9 @@ std::string LatentGridFileSource::id(std::size_t slide) const {
     return files_.at(slide).stem().string();
 }
 
-const SlideGrid& LatentGridFileSource::grid(std::size_t slide, int variant) {
-    const auto key = std::make_pair(slide, variant);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-        it->second.lastUse = ++tick_;
-        return it->second.grid;
-    }
-    const LatentGridReader reader(files_.at(slide));
+SlideGrid readSlideGrid(const LatentGridReader& reader, int variant) {
     if (variant < 0 || variant >= reader.variantCount())
-        throw InvalidArgument(files_[slide].string() + ": no dihedral variant " + std::to_string(variant));
+        throw InvalidArgument(reader.path().string() + ": no dihedral variant " + std::to_string(variant));
     auto t = reader.grid(variant);
     SlideGrid g;
     g.channels = t.channels;
@@ -245,6 +238,17 @@ const SlideGrid& LatentGridFileSource::grid(std::size_t slide, int variant) {
             g.tissue[static_cast<std::size_t>(r2) * static_cast<std::size_t>(g.cols) + static_cast<std::size_t>(c2)] =
                 tissue0[static_cast<std::size_t>(r) * static_cast<std::size_t>(cols0) + static_cast<std::size_t>(c)];
         }
+    return g;
+}
+
+const SlideGrid& LatentGridFileSource::grid(std::size_t slide, int variant) {
+    const auto key = std::make_pair(slide, variant);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+        it->second.lastUse = ++tick_;
+        return it->second.grid;
+    }
+    SlideGrid g = readSlideGrid(LatentGridReader(files_.at(slide)), variant);
     const auto bytes = static_cast<std::int64_t>((g.data.size() + g.tissue.size()) * sizeof(float));
     // Evict least recently used entries (never the one being returned) to stay within the budget.
     while (!cache_.empty() && cachedBytes_ + bytes > cacheBytes_) {

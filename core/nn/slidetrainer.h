@@ -85,6 +85,12 @@ struct SlideGrid {
     std::vector<float> tissue;
 };
 
+class LatentGridReader;
+
+/// Variant `variant` of a compressed slide as a SlideGrid, its tissue fractions turned to the variant's
+/// orientation. Throws InvalidArgument (no such variant, naming the file) or IoError.
+SlideGrid readSlideGrid(const LatentGridReader& reader, int variant = 0);
+
 /// Where training and inference get grids from. Implementations may load lazily and cache; a source is
 /// used by one thread at a time. grid() returns a reference valid until the next call.
 class SlideGridSource {

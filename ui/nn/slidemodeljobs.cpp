@@ -77,32 +77,10 @@ void gradCamJob(const GradCamDialog::Options& o, JobContext& ctx) {
         const std::filesystem::path gridPath = o.slides[i].toStdString();
         const LatentGridReader reader(gridPath);
         const auto& meta = reader.meta();
-        SlideGrid grid;
-        {
-            auto g = reader.grid(0);
-            grid.channels = g.channels;
-            grid.rows = g.height;
-            grid.cols = g.width;
-            grid.data = std::move(g.data);
-            grid.tissue = reader.tissueFractions();
-        }
+        const SlideGrid grid = readSlideGrid(reader);
         ctx.progress(i, o.slides.size(), "Grad-CAM " + gridPath.stem().string());
         const auto r = gradCam(model, grid, cam, ctx);
-        HeatmapData d;
-        d.rows = r.rows;
-        d.cols = r.cols;
-        d.heat = r.heatmap;
-        d.tissue = grid.tissue;
-        d.cellSize = meta.stride * meta.targetMpp / meta.slideMpp;
-        d.level0Width = meta.level0Width;
-        d.level0Height = meta.level0Height;
-        d.slideFile = meta.slideFile;
-        d.gridFile = std::filesystem::absolute(gridPath).string();
-        d.model = std::filesystem::absolute(model).string();
-        d.task = toString(modelMeta.task);
-        d.layer = r.layer;
-        d.output = r.output;
-        d.prediction = r.prediction;
+        const HeatmapData d = gradCamHeatmapData(r, grid, meta, gridPath, model, toString(modelMeta.task));
         const QString out = heatmapPathFor(o.slides[i], o.outputDir);
         writeHeatmapFile(out.toStdString(), d);
         ctx.log(gridPath.stem().string() + ": prediction " + std::to_string(r.prediction) + " -> " + out.toStdString());

@@ -264,31 +264,10 @@ void runGradCam(GradCamCliOptions& o) {
         const auto& meta = reader.meta();
         const std::string id = gridPath.stem().string();
         const auto modelPath = modelFor(model, id, foldOf);
-        SlideGrid grid;
-        {
-            auto t = reader.grid(0);
-            grid.channels = t.channels;
-            grid.rows = t.height;
-            grid.cols = t.width;
-            grid.data = std::move(t.data);
-            grid.tissue = reader.tissueFractions();
-        }
+        const SlideGrid grid = readSlideGrid(reader);
         const auto cam = gradCam(modelPath, grid, o.cam);
-        HeatmapData d;
-        d.rows = cam.rows;
-        d.cols = cam.cols;
-        d.heat = cam.heatmap;
-        d.tissue = grid.tissue;
-        d.cellSize = meta.stride * meta.targetMpp / meta.slideMpp;
-        d.level0Width = meta.level0Width;
-        d.level0Height = meta.level0Height;
-        d.slideFile = meta.slideFile;
-        d.gridFile = std::filesystem::absolute(gridPath).string();
-        d.model = std::filesystem::absolute(modelPath).string();
-        d.task = toString(readSlideModelMeta(modelPath).task);
-        d.layer = cam.layer;
-        d.output = cam.output;
-        d.prediction = cam.prediction;
+        const HeatmapData d =
+            gradCamHeatmapData(cam, grid, meta, gridPath, modelPath, toString(readSlideModelMeta(modelPath).task));
         const auto outDir = std::filesystem::path(o.out);
         writeHeatmapFile(outDir / (id + "_heatmap.h5"), d);
         if (!o.noPng) {
