@@ -231,6 +231,10 @@ void SlideView::onTileReady(const TileKey& key, const QImage& image, double deco
     if (vp_.width > 0 && slide_ && tilesAtHand(vp_, levelForZoom(pyramid_, vp_.zoom))) {
         arrivalTimer_->stop();
         update();
+        // The view's tiles are all here: now the prefetch ring and the next level (held back until
+        // then, see updateRequests).
+        if (prefetchHeldBack_)
+            scheduleRequests();
     } else if (!arrivalTimer_->isActive()) {
         arrivalTimer_->start();
     }
@@ -265,15 +269,19 @@ void SlideView::updateRequests() {
     const int level = levelForZoom(pyramid_, vp_.zoom);
     for (const auto& k : visibleTiles(pyramid_, vp_, level))
         want(k);
-    for (const auto& k : prefetchTiles(pyramid_, vp_, level))
-        want(k);
     // Tiles still waiting for upload are not requested again.
-    if (!pendingUploads_.empty()) {
-        std::unordered_set<TileKey, TileKeyHash> waiting;
-        for (const auto& p : pendingUploads_)
-            waiting.insert(p.first);
-        std::erase_if(wanted, [&](const TileKey& k) { return waiting.count(k) != 0; });
-    }
+    std::unordered_set<TileKey, TileKeyHash> waiting;
+    for (const auto& p : pendingUploads_)
+        waiting.insert(p.first);
+    std::erase_if(wanted, [&](const TileKey& k) { return waiting.count(k) != 0; });
+    // Prefetching starts only once every tile of the view is decoded: on a small machine, decoding the
+    // ring while the view still waits (or while the frames that complete it are drawn) takes the CPU the
+    // view needs, and after a jump the view's own tiles are all that matter (measured by bench/viewer).
+    prefetchHeldBack_ = !tilesAtHand(vp_, level);
+    if (!prefetchHeldBack_)
+        for (const auto& k : prefetchTiles(pyramid_, vp_, level))
+            if (!textures_.contains(k) && waiting.count(k) == 0)
+                wanted.push_back(k);
     loader_->request(wanted);
 }
 
@@ -373,16 +381,20 @@ void SlideView::uploadPending(bool all) {
     // follow in the next frames.
     QElapsedTimer uploadTimer;
     uploadTimer.start();
-    if (!all && pendingUploads_.size() > 1 && vp_.width > 0) {
-        // Tiles the view shows now go first: after a jump, prefetched tiles of the old place that are
-        // still waiting would otherwise delay full detail by several frames.
+    // Tiles the view shows now go first (after a jump, prefetched tiles of the old place that are still
+    // waiting would otherwise delay full detail by several frames), and they are never held back by the
+    // budget (≈ 0.2 ms each): the frame that can complete the view does.
+    std::size_t shownPending = 0;
+    if (!all && !pendingUploads_.empty() && vp_.width > 0) {
         const auto shown = visibleTiles(pyramid_, vp_, levelForZoom(pyramid_, vp_.zoom));
         const std::unordered_set<TileKey, TileKeyHash> shownSet(shown.begin(), shown.end());
-        std::stable_partition(pendingUploads_.begin(), pendingUploads_.end(),
-                              [&](const auto& p) { return shownSet.count(p.first) != 0; });
+        const auto firstOther = std::stable_partition(pendingUploads_.begin(), pendingUploads_.end(),
+                                                      [&](const auto& p) { return shownSet.count(p.first) != 0; });
+        shownPending = static_cast<std::size_t>(firstOther - pendingUploads_.begin());
     }
     int uploads = 0;
-    while (!pendingUploads_.empty() && (all || uploads == 0 || uploadTimer.nsecsElapsed() < 6'000'000)) {
+    while (!pendingUploads_.empty() &&
+           (all || uploads == 0 || static_cast<std::size_t>(uploads) < shownPending || uploadTimer.nsecsElapsed() < 6'000'000)) {
         auto [key, img] = std::move(pendingUploads_.front());
         pendingUploads_.pop_front();
         if (!isValidTile(pyramid_, key) || textures_.contains(key))

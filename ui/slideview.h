@@ -245,6 +245,7 @@ private:
     QElapsedTimer jumpTimer_;
     bool awaitingFullDetail_ = false;
     bool wasFullyLoaded_ = false;
+    bool prefetchHeldBack_ = false; // updateRequests left the prefetch out: the view was still incomplete
     ViewStatistics stats_;
     bool finishFrames_ = false;
     std::optional<Viewport> figureRequest_;

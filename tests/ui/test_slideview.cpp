@@ -174,6 +174,36 @@ TEST_F(SlideViewTest, WheelZoomKeepsThePointUnderTheCursor) {
     EXPECT_TRUE(colorNear(frame(), {cursor.x(), cursor.y()}, nic::test::testSlideColor(geometry, after.x, after.y)));
 }
 
+TEST_F(SlideViewTest, AfterAJumpOnlyTheViewIsDecodedThenTheRingIsPrefetched) {
+    // A small window, so the fit view is drawn from level 2 and its prefetch (level 1) holds no level-0 tile.
+    view->resize(300, 200);
+    ASSERT_TRUE(openAndWait(slidePath));
+    ASSERT_EQ(levelForZoom(view->pyramid(), view->viewport().zoom), 2);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return view->loader()->pendingCount() + view->loader()->inFlightCount() == 0; }, 10000));
+    const std::size_t cachedBefore = view->cachedTileCount();
+    const std::uint64_t generation = view->loader()->generation();
+
+    view->setViewport({1024, 768, 1.0, 0, 0});
+    const Viewport v = view->viewport();
+    const auto visible = visibleTiles(view->pyramid(), v, 0);
+    const auto ring = prefetchTiles(view->pyramid(), v, 0);
+    ASSERT_GE(visible.size(), 4U);
+    ASSERT_GE(ring.size(), 8U);
+    // The first request after the jump asks for the view's tiles only: the ring would take the decoders
+    // the view needs.
+    ASSERT_TRUE(QTest::qWaitFor([&] { return view->loader()->generation() > generation; }, 5000));
+    EXPECT_LE(view->loader()->pendingCount() + view->loader()->inFlightCount(), visible.size());
+    ASSERT_TRUE(waitLoaded());
+    // Once the view is complete, the ring around it follows.
+    EXPECT_TRUE(QTest::qWaitFor([&] { return view->cachedTileCount() >= cachedBefore + visible.size() + ring.size(); }, 10000))
+        << view->cachedTileCount() << " tiles cached, expected " << cachedBefore << " + " << visible.size() << " + " << ring.size();
+    // Panning by a tile stays fully detailed without a decode: the ring was there.
+    const std::uint64_t decoded = view->loader()->decodedCount();
+    view->setViewport({1024 + 256, 768, 1.0, 0, 0});
+    EXPECT_TRUE(view->isFullyLoaded());
+    EXPECT_EQ(view->loader()->decodedCount(), decoded);
+}
+
 TEST_F(SlideViewTest, KeyboardPansZoomsAndFits) {
     ASSERT_TRUE(openAndWait(slidePath));
     const Viewport fit = view->viewport();
