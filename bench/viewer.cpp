@@ -1,7 +1,8 @@
 // viewer — frame times of nic-studio's SlideView along a scripted path over a large slide (figures only,
 // never a test: house style #11). Run under `xvfb-run -a`.
 //
-// Usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S]      (NIC_BENCH_VERBOSE=1: one line per jump)
+// Usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S] [--annotations-only]
+//        (NIC_BENCH_VERBOSE=1: one line per jump)
 //   SLIDE     a slide to use; without it a synthetic N × N slide (default 50000, core/synth.h) is written
 //             once to <temp>/nic-bench/ and reused by later runs.
 //
@@ -9,10 +10,13 @@
 //   (a) frame times with every visible tile cached (panning inside the prefetched ring at 1:1),
 //   (b) frame times over the whole scripted path (jumps, pans and animated zooms across levels, paced
 //       at 60 Hz so tiles arrive while frames are drawn),
-//   time from a viewport jump to full detail, and the visible-tile cache hit rate.
+//   time from a viewport jump to full detail, and the visible-tile cache hit rate;
+//   (c) paint times with a huge annotation set (10,000 polygons, 210,000 vertices, as in the robustness
+//       tests) over the slide, from the whole slide in view down to 1:1 (--annotations-only: just this).
 // "paint" is the CPU time of paintGL ending with glFinish (Mesa llvmpipe rasterises on the CPU, so it
 // includes the drawing); "frame" is the wall time from requesting a frame to Qt having composed it into
 // the window (frameSwapped).
+#include "core/annotation.h"
 #include "core/synth.h"
 #include "ui/slideview.h"
 #include "ui/tileloader.h"
@@ -76,6 +80,38 @@ std::filesystem::path syntheticSlide(std::int64_t side, std::uint64_t seed) {
     return path;
 }
 
+/// 10,000 irregular polygons of 21 vertices (jittered circles, radius 8–120 px scaled to the slide) in three
+/// groups, like the huge-input robustness test's XML.
+std::shared_ptr<nic::AnnotationSet> hugeAnnotationSet(double side) {
+    auto s = std::make_shared<nic::AnnotationSet>();
+    const char* names[] = {"Tumor", "itc", "normal"};
+    const char* colors[] = {"#ff0000", "#00ff00", "#0000ff"};
+    for (int g = 0; g < 3; ++g) {
+        nic::AnnotationGroup group;
+        group.name = names[g];
+        group.color = colors[g];
+        s->groups.push_back(group);
+    }
+    std::mt19937_64 rng(17);
+    const double scale = side / 100000.0;
+    std::uniform_real_distribution<double> pos(200.0 * scale, side - 200.0 * scale);
+    std::uniform_real_distribution<double> radius(8.0, 120.0);
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    for (int i = 0; i < 10000; ++i) {
+        nic::Annotation a;
+        a.name = "Annotation " + std::to_string(i);
+        a.type = nic::AnnotationType::Polygon;
+        a.group = names[i % 3];
+        const double cx = pos(rng), cy = pos(rng), r = radius(rng) * std::max(1.0, scale);
+        for (int k = 0; k < 21; ++k) {
+            const double t = 2.0 * M_PI * k / 21;
+            a.coordinates.push_back({cx + r * jitter(rng) * std::cos(t), cy + r * jitter(rng) * std::sin(t)});
+        }
+        s->annotations.push_back(std::move(a));
+    }
+    return s;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -93,10 +129,12 @@ int main(int argc, char** argv) {
     std::int64_t side = 50000;
     std::uint64_t seed = 1;
     int viewW = 1024, viewH = 768;
+    bool annotationsOnly = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
         if (a == "--size") side = std::stoll(next());
+        else if (a == "--annotations-only") annotationsOnly = true;
         else if (a == "--seed") seed = std::stoull(next());
         else if (a == "--view") {
             const std::string v = next();
@@ -104,7 +142,7 @@ int main(int argc, char** argv) {
             viewW = std::stoi(v.substr(0, x));
             viewH = std::stoi(v.substr(x + 1));
         } else if (!a.empty() && a[0] == '-') {
-            std::fprintf(stderr, "usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S]\n");
+            std::fprintf(stderr, "usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S] [--annotations-only]\n");
             return 2;
         } else slideArg = a;
     }
@@ -147,6 +185,61 @@ int main(int argc, char** argv) {
     std::mt19937 rng(static_cast<std::uint32_t>(seed));
     std::uniform_real_distribution<double> fx(0.1 * pyr.width(), 0.9 * pyr.width());
     std::uniform_real_distribution<double> fy(0.1 * pyr.height(), 0.9 * pyr.height());
+
+    // (c) A huge annotation set: paint time at zooms from the whole slide to 1:1, tiles cached first.
+    auto annotationSection = [&] {
+        const auto set = hugeAnnotationSet(std::min(pyr.width(), pyr.height()));
+        std::size_t vertices = 0;
+        for (const auto& a : set->annotations)
+            vertices += a.coordinates.size();
+        QElapsedTimer setTimer;
+        setTimer.start();
+        view.setAnnotations(set);
+        const double setMs = static_cast<double>(setTimer.nsecsElapsed()) / 1e6;
+        std::printf("(c) %zu annotations, %zu vertices over the slide: setAnnotations %.1f ms\n", set->annotations.size(), vertices, setMs);
+        std::vector<double> all, allBare;
+        const double fit = nic::fitZoom(pyr, viewW, viewH);
+        for (const double zoom : {fit, 0.01, 0.03, 0.1, 0.3, 1.0}) {
+            std::vector<double> paints, bare; // with the annotations shown / hidden, same views
+            for (int place = 0; place < 3; ++place) {
+                view.setViewport({zoom == fit ? pyr.width() / 2 : fx(rng), zoom == fit ? pyr.height() / 2 : fy(rng), zoom, 0, 0});
+                if (!QTest::qWaitFor([&] { return view.isFullyLoaded(); }, 30000))
+                    std::printf("note: not fully loaded after 30 s\n");
+                QTest::qWait(300); // prefetch
+                for (const bool shown : {true, false, true, false}) {
+                    view.setAnnotationsVisible(shown);
+                    view.resetStatistics();
+                    for (int i = 0; i < 6; ++i) {
+                        nic::Viewport v = view.viewport();
+                        v.centerX += (i % 2 ? 2.0 : -2.0) / v.zoom;
+                        view.setViewport(v);
+                        QSignalSpy swapped(&view, &QOpenGLWidget::frameSwapped);
+                        view.update();
+                        swapped.wait(5000);
+                    }
+                    const auto& f = view.statistics().frameMs;
+                    (shown ? paints : bare).insert((shown ? paints : bare).end(), f.begin(), f.end());
+                }
+            }
+            view.setAnnotationsVisible(true);
+            char what[80];
+            std::snprintf(what, sizeof what, "(c) paint, zoom %.4g, annotations shown", zoom);
+            print(what, paints);
+            std::snprintf(what, sizeof what, "(c) paint, zoom %.4g, annotations hidden", zoom);
+            print(what, bare);
+            all.insert(all.end(), paints.begin(), paints.end());
+            allBare.insert(allBare.end(), bare.begin(), bare.end());
+        }
+        print("(c) paint, all zooms, annotations hidden", allBare);
+        print("(c) paint, all zooms, annotations shown", all);
+        view.setAnnotations(nullptr);
+        return all;
+    };
+    if (annotationsOnly) {
+        const auto all = annotationSection();
+        std::printf("load average at end: %s\n", loadAverage().c_str());
+        return 0;
+    }
     const double zooms[] = {1.0, 0.5, 0.25, 1.0, 0.125, 2.0};
 
     // Jumps: a new place at a zoom across levels; time until every visible tile is a texture, taken
@@ -270,6 +363,8 @@ int main(int argc, char** argv) {
                 hitRate, static_cast<unsigned long long>(stats.visibleHits), static_cast<unsigned long long>(stats.visibleLookups),
                 view.cachedTileCount(), static_cast<double>(view.cachedBytes()) / 1048576.0,
                 static_cast<unsigned long long>(view.loader()->droppedCount()));
+    view.setAnimationsEnabled(false);
+    annotationSection();
     std::printf("targets: (a) paint p95 <= 16 ms: %s; jump -> full detail p95 <= 500 ms: %s\n",
                 percentile(cachedPaint, 95) <= 16.0 ? "met" : "MISSED", percentile(jumps, 95) <= 500.0 ? "met" : "MISSED");
     std::printf("load average at end: %s\n", loadAverage().c_str());

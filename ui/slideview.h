@@ -210,6 +210,7 @@ private:
     void drawHeatmap();
     void drawLatent();
     void drawAnnotations();
+    void refreshAnnotationCache();
     void drawSolid(const std::vector<float>& xy, GLenum mode, const QColor& color);
     void paintOverlay(QPainter& p);
     void finishDrawing();
@@ -283,6 +284,24 @@ private:
     bool annotationsVisible_ = true;
     QSet<QString> hiddenGroups_;
     int selected_ = -1;
+    /// What drawAnnotations needs of each annotation, computed once per set (and again when the set grows
+    /// or its vertex count changes): ring in level-0 coordinates, bounds, colour and group indices.
+    struct AnnotationDrawCache {
+        const AnnotationSet* set = nullptr;
+        std::size_t count = 0, groups = 0, vertices = 0;
+        struct Item {
+            RectD box;
+            std::uint32_t first = 0, size = 0; ///< into points (x, y pairs)
+            int color = 0;                     ///< into colors
+            int group = -1;                    ///< into groupNames; -1: none
+            bool area = false;                 ///< filled polygon (≥ 3 vertices)
+        };
+        std::vector<Item> items;
+        std::vector<double> points;
+        std::vector<QColor> colors;
+        std::vector<QString> groupNames;
+    };
+    AnnotationDrawCache annoCache_;
 
     // Drawing tools.
     ViewTool tool_ = ViewTool::Navigate;

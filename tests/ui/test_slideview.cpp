@@ -154,6 +154,76 @@ TEST_F(SlideViewTest, AnnotationOutlineIsDrawnWhereThePolygonLies) {
     EXPECT_FALSE(colorNear(img, screen(700, 300), {0, 255, 0}, 1));
 }
 
+namespace {
+Annotation circle(const std::string& group, double cx, double cy, double r, int vertices = 21) {
+    Annotation a;
+    a.name = group;
+    a.type = AnnotationType::Polygon;
+    a.group = group;
+    for (int k = 0; k < vertices; ++k) {
+        const double t = 2.0 * M_PI * k / vertices;
+        a.coordinates.push_back({cx + r * std::cos(t), cy + r * std::sin(t)});
+    }
+    return a;
+}
+} // namespace
+
+TEST_F(SlideViewTest, ThousandsOfAnnotationsAreDrawnAtEverySize) {
+    // Crowded sets are drawn in batches with a level of detail by size on screen: under 3 px a point,
+    // under 8 px an outline, then outline and fill. Each size must still show where its polygon lies.
+    ASSERT_TRUE(openAndWait(slidePath));
+    const double zoom = view->viewport().zoom; // 0.3125
+    auto set = std::make_shared<AnnotationSet>();
+    set->groups.push_back({"tiny", "", "#ff0000", {}, {}, GroupElement::Group});
+    set->groups.push_back({"mid", "", "#00ff00", {}, {}, GroupElement::Group});
+    set->groups.push_back({"big", "", "#0000ff", {}, {}, GroupElement::Group});
+    // 5000 polygons of 2 px on screen over the glass right of the tissue.
+    std::vector<PointD> tinyCentres;
+    for (int j = 0; j < 50; ++j)
+        for (int i = 0; i < 100; ++i) {
+            const double x = 1320 + i * 6.5, y = 60 + j * 18.0;
+            if (y > 900)
+                continue;
+            set->annotations.push_back(circle("tiny", x, y, 1.0 / zoom));
+            tinyCentres.push_back({x, y});
+        }
+    ASSERT_GE(tinyCentres.size(), 4500U);
+    set->annotations.push_back(circle("mid", 500, 500, 12)); // 7.5 px across: outline only
+    set->annotations.push_back(circle("big", 700, 500, 30)); // 19 px: outline and fill
+    set->annotations.push_back(circle("big", 740, 500, 30)); // overlapping the one before
+    view->setAnnotations(set);
+    QTest::qWait(20);
+    QImage img = frame();
+    for (const std::size_t k : {std::size_t{0}, std::size_t{77}, tinyCentres.size() / 2, tinyCentres.size() - 1})
+        EXPECT_TRUE(colorNear(img, screen(tinyCentres[k].x, tinyCentres[k].y), {255, 0, 0}, 1)) << "tiny polygon " << k;
+    // On the mid outline (a 1 px line loop: within a pixel of where its ring lies).
+    auto nearby = [&](double x, double y, nic::test::Rgb want) {
+        for (int dy = -1; dy <= 1; ++dy)
+            for (int dx = -1; dx <= 1; ++dx)
+                if (colorNear(img, {screen(x, y).x + dx, screen(x, y).y + dy}, want, 1))
+                    return true;
+        return false;
+    };
+    EXPECT_TRUE(nearby(512, 500, {0, 255, 0}));
+    EXPECT_TRUE(nearby(500, 488, {0, 255, 0}));
+    EXPECT_TRUE(colorNear(img, screen(500, 500), nic::test::kTissue)); // not filled
+    EXPECT_TRUE(colorNear(img, screen(670, 500), {0, 0, 255}, 1));     // on the big outline
+    auto pixel = [&](double x, double y) { return img.pixelColor(static_cast<int>(screen(x, y).x), static_cast<int>(screen(x, y).y)); };
+    // Inside a big one: tinted blue. Where the two overlap, each fill counts (twice as blue), not an
+    // even-odd hole.
+    const QColor once = pixel(695, 492), twice = pixel(720, 492);
+    EXPECT_GT(once.blue(), nic::test::kTissue[2] + 15);
+    EXPECT_LT(once.red(), nic::test::kTissue[0]);
+    EXPECT_GT(twice.blue(), once.blue() + 10);
+    EXPECT_TRUE(colorNear(img, screen(1300, 1000), nic::test::kGlass)); // between groups: nothing drawn
+
+    view->setGroupVisible(QStringLiteral("tiny"), false);
+    QTest::qWait(20);
+    img = frame();
+    EXPECT_TRUE(colorNear(img, screen(tinyCentres[77].x, tinyCentres[77].y), nic::test::kGlass));
+    EXPECT_TRUE(nearby(512, 500, {0, 255, 0}));
+}
+
 TEST_F(SlideViewTest, WheelZoomKeepsThePointUnderTheCursor) {
     ASSERT_TRUE(openAndWait(slidePath));
     view->setAnimationsEnabled(true);
@@ -179,7 +249,11 @@ TEST_F(SlideViewTest, AfterAJumpOnlyTheViewIsDecodedThenTheRingIsPrefetched) {
     view->resize(300, 200);
     ASSERT_TRUE(openAndWait(slidePath));
     ASSERT_EQ(levelForZoom(view->pyramid(), view->viewport().zoom), 2);
-    ASSERT_TRUE(QTest::qWaitFor([&] { return view->loader()->pendingCount() + view->loader()->inFlightCount() == 0; }, 10000));
+    // Let the fit view's own prefetch (requested once it was complete) finish first.
+    auto idle = [&] { return view->loader()->pendingCount() + view->loader()->inFlightCount() == 0; };
+    ASSERT_TRUE(QTest::qWaitFor(idle, 10000));
+    QTest::qWait(300);
+    ASSERT_TRUE(QTest::qWaitFor(idle, 10000));
     const std::size_t cachedBefore = view->cachedTileCount();
     const std::uint64_t generation = view->loader()->generation();
 
@@ -195,7 +269,7 @@ TEST_F(SlideViewTest, AfterAJumpOnlyTheViewIsDecodedThenTheRingIsPrefetched) {
     EXPECT_LE(view->loader()->pendingCount() + view->loader()->inFlightCount(), visible.size());
     ASSERT_TRUE(waitLoaded());
     // Once the view is complete, the ring around it follows.
-    EXPECT_TRUE(QTest::qWaitFor([&] { return view->cachedTileCount() >= cachedBefore + visible.size() + ring.size(); }, 10000))
+    EXPECT_TRUE(QTest::qWaitFor([&] { return idle() && view->cachedTileCount() >= cachedBefore + visible.size() + ring.size(); }, 10000))
         << view->cachedTileCount() << " tiles cached, expected " << cachedBefore << " + " << visible.size() << " + " << ring.size();
     // Panning by a tile stays fully detailed without a decode: the ring was there.
     const std::uint64_t decoded = view->loader()->decodedCount();
