@@ -10,13 +10,16 @@
 #include "testsupport.h"
 #include "ui/tileloader.h"
 
+#include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QTest>
 #include <QWheelEvent>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 
 using namespace nic;
@@ -222,6 +225,51 @@ TEST_F(SlideViewTest, ThousandsOfAnnotationsAreDrawnAtEverySize) {
     img = frame();
     EXPECT_TRUE(colorNear(img, screen(tinyCentres[77].x, tinyCentres[77].y), nic::test::kGlass));
     EXPECT_TRUE(nearby(512, 500, {0, 255, 0}));
+}
+
+TEST_F(SlideViewTest, HundredThousandSquaredSlideOpensAndRendersAnyPlace) {
+    // 100,000² px at 9 levels (152,881 level-0 tiles): opening reads the pyramid's directories and a
+    // thumbnail, never level 0, and any place renders at full detail.
+    TestSlideGeometry huge;
+    huge.width = huge.height = 100000;
+    huge.levels = 9;
+    huge.tissueX0 = huge.tissueY0 = 49000;
+    huge.tissueX1 = huge.tissueY1 = 51000;
+    huge.blueX0 = 90000, huge.blueY0 = 10000, huge.blueX1 = 91000, huge.blueY1 = 11000;
+    const auto path = dir / "huge.tif";
+    const auto t0 = std::chrono::steady_clock::now();
+    nic::test::writeTestSlide(path, huge);
+    const double writeS = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    QElapsedTimer timer;
+    timer.start();
+    QSignalSpy opened(view.get(), &SlideView::slideOpened);
+    view->openSlide(QString::fromStdString(path.string()));
+    ASSERT_TRUE(opened.wait(20000)) << view->errorMessage().toStdString();
+    const double openMs = static_cast<double>(timer.nsecsElapsed()) / 1e6;
+    ASSERT_TRUE(waitLoaded());
+    const double fitMs = static_cast<double>(timer.nsecsElapsed()) / 1e6;
+    std::printf("[ 100k² slide ] written in %.1f s (%.0f MB); opened in %.0f ms, fit view at full detail after %.0f ms, "
+                "%zu tiles decoded\n",
+                writeS, static_cast<double>(std::filesystem::file_size(path)) / 1e6, openMs, fitMs, view->loader()->decodedCount());
+    ASSERT_EQ(view->pyramid().levelCount(), 9);
+    EXPECT_EQ(view->pyramid().width(), 100000);
+    // Only coarse tiles were read for the whole slide in view.
+    EXPECT_LT(view->loader()->decodedCount(), 100U);
+    QImage img = frame();
+    EXPECT_TRUE(colorNear(img, screen(50000, 50000), nic::test::kTissue));
+    EXPECT_TRUE(colorNear(img, screen(20000, 80000), nic::test::kGlass));
+    // 1:1 at the blue square's corner, then at the tissue: full detail, the right colours on both sides.
+    view->setViewport({90000, 10000, 1.0, 0, 0});
+    ASSERT_TRUE(waitLoaded());
+    img = frame();
+    EXPECT_TRUE(colorNear(img, screen(90010, 10010), nic::test::kBlue));
+    EXPECT_TRUE(colorNear(img, screen(89990, 9990), nic::test::kGlass));
+    view->setViewport({51000, 51000, 2.0, 0, 0});
+    ASSERT_TRUE(waitLoaded());
+    img = frame();
+    EXPECT_TRUE(colorNear(img, screen(50995, 50995), nic::test::kTissue));
+    EXPECT_TRUE(colorNear(img, screen(51005, 51005), nic::test::kGlass));
 }
 
 TEST_F(SlideViewTest, WheelZoomKeepsThePointUnderTheCursor) {
