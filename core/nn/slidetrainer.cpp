@@ -14,7 +14,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -308,6 +311,385 @@ void deserialise(SlideCnn& net, const std::string& bytes) {
     net->load(ar);
 }
 
+// --- resume state: per-epoch checkpoints of the running round, records of finished rounds ------------------
+
+using ojson = nlohmann::ordered_json;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr const char* kCheckpointFile = "checkpoint.pt";
+constexpr const char* kRoundFile = "round.json";
+constexpr const char* kResumeHint = " (resume with the same parameters, or start afresh without resuming)";
+
+std::string firstLine(std::string s) {
+    const auto nl = s.find('\n');
+    if (nl != std::string::npos)
+        s.resize(nl);
+    return s;
+}
+
+// The random state a round carries from one epoch to the next: torch's default generators (dropout; CPU,
+// and the GPU's when training there) and the batch sampler's engine. A checkpoint stores all of it, so a
+// resumed round draws exactly what the uninterrupted one would have, and a run with checkpoints draws
+// exactly what runs did before checkpoints existed (the same models as before for the same seed).
+std::vector<std::pair<std::string, at::Generator>> torchGenerators(torch::Device device) {
+    std::vector<std::pair<std::string, at::Generator>> out;
+    out.emplace_back("rng/cpu", at::globalContext().defaultGenerator(torch::Device(torch::kCPU)));
+    if (device.is_cuda())
+        out.emplace_back("rng/cuda", at::globalContext().defaultGenerator(device));
+    return out;
+}
+
+std::string engineState(const std::mt19937_64& rng) {
+    std::ostringstream os;
+    os << rng;
+    return os.str();
+}
+
+// Doubles that must come back bit-identical, including ±inf and NaN (JSON has no such numbers).
+ojson exactJson(double v) {
+    if (std::isfinite(v))
+        return v;
+    return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+double exactFromJson(const ojson& j) {
+    if (j.is_string()) {
+        const auto& s = j.get_ref<const std::string&>();
+        if (s == "nan")
+            return kNaN;
+        if (s == "inf")
+            return kInf;
+        if (s == "-inf")
+            return -kInf;
+        throw std::invalid_argument("not a number: " + s);
+    }
+    return j.get<double>();
+}
+
+ojson recordToJson(const SlideEpochRecord& e) {
+    ojson j;
+    j["epoch"] = e.epoch;
+    j["lr"] = exactJson(e.learningRate);
+    j["train_loss"] = exactJson(e.trainLoss);
+    j["val_loss"] = exactJson(e.validationLoss);
+    j["val_metric"] = exactJson(e.validationMetric);
+    j["best"] = e.best;
+    j["seconds"] = e.seconds;
+    return j;
+}
+
+SlideEpochRecord recordFromJson(const ojson& j, int round) {
+    SlideEpochRecord e;
+    e.round = round;
+    e.epoch = j.at("epoch").get<int>();
+    e.learningRate = exactFromJson(j.at("lr"));
+    e.trainLoss = exactFromJson(j.at("train_loss"));
+    e.validationLoss = exactFromJson(j.at("val_loss"));
+    e.validationMetric = exactFromJson(j.at("val_metric"));
+    e.best = j.at("best").get<bool>();
+    e.seconds = j.at("seconds").get<double>();
+    return e;
+}
+
+/// Schedule state of a round after `epoch` completed epochs.
+struct RoundState {
+    int epoch = 0;
+    double lr = 0.0;
+    double bestMetric = -kInf;
+    double bestLoss = kInf;
+    int sinceBest = 0;
+    bool stopped = false; ///< plateau at the minimum learning rate: no further epochs
+    std::vector<SlideEpochRecord> history;
+};
+
+/// What the final aggregation needs of a finished round (its model is fold<r>/model.pt).
+struct FinishedRound {
+    std::vector<double> testPredictions; ///< in the order of the round's test slides
+    double metric = kNaN;
+    std::vector<SlideEpochRecord> history;
+};
+
+const char* const kPerSlideKeys[][2] = {
+    {"slides", "id"}, {"labels", "label"}, {"slide_folds", "fold"}, {"slide_variants", "number of stored variants"}};
+
+/// Everything that decides a run's results besides the device and thread count. A checkpoint or round
+/// record is only resumed by a run with an identical identity.
+ojson runIdentity(SlideGridSource& source, const std::vector<double>& labels, const std::vector<int>& foldOf, int k,
+                  const SlideTrainOptions& o, const SlideCnnConfig& config, int cropSize) {
+    ojson j;
+    j["task"] = toString(o.task);
+    j["folds"] = k;
+    j["epochs"] = o.epochs;
+    j["steps_per_epoch"] = o.stepsPerEpoch;
+    j["batch_size"] = o.batchSize;
+    j["crop_size"] = o.cropSize;
+    j["shrink_crop_to_grids"] = o.shrinkCropToGrids;
+    j["crop_size_used"] = cropSize;
+    j["learning_rate"] = o.learningRate;
+    j["min_learning_rate"] = o.minLearningRate;
+    j["patience"] = o.patience;
+    j["balance_classes"] = o.balanceClasses;
+    j["test_crops"] = o.testCrops;
+    j["tissue_threshold"] = o.tissueThreshold;
+    j["input_channels"] = config.inputChannels;
+    j["filters"] = config.filters;
+    j["layers"] = config.layers;
+    j["unstrided_layers"] = config.unstridedLayers;
+    j["dense"] = config.dense;
+    j["dropout"] = config.dropout;
+    j["l2"] = config.l2;
+    j["pooling"] = toString(config.pooling);
+    j["seed"] = o.seed;
+    j["encoder_name"] = source.encoderName();
+    j["encoder_hash"] = source.encoderHash();
+    auto ids = ojson::array();
+    auto variants = ojson::array();
+    for (std::size_t i = 0; i < source.size(); ++i) {
+        ids.push_back(source.id(i));
+        variants.push_back(source.variantCount(i));
+    }
+    j["slides"] = ids;
+    j["labels"] = labels;
+    j["slide_folds"] = foldOf;
+    j["slide_variants"] = variants;
+    return j;
+}
+
+/// Throws InvalidArgument naming `file` and the first parameter in which `stored` differs from `now`.
+void checkIdentity(const std::filesystem::path& file, const ojson& stored, const ojson& now, SlideGridSource& source) {
+    for (auto it = now.begin(); it != now.end(); ++it) {
+        const std::string& key = it.key();
+        const ojson& cur = it.value();
+        const ojson old = stored.is_object() && stored.contains(key) ? stored.at(key) : ojson();
+        if (old == cur)
+            continue;
+        std::string what;
+        const char* element = nullptr;
+        for (const auto& kv : kPerSlideKeys)
+            if (key == kv[0])
+                element = kv[1];
+        if (element && old.is_array() && old.size() != cur.size()) {
+            what = "the checkpoint has " + std::to_string(old.size()) + " slides, this run " + std::to_string(cur.size());
+        } else if (element && old.is_array()) {
+            std::size_t i = 0;
+            while (i < cur.size() && old[i] == cur[i])
+                ++i;
+            what = std::string(element) + " of slide " + std::to_string(i + 1) + " (" + source.id(i) + ") is " +
+                   old[i].dump() + " in the checkpoint, " + cur[i].dump() + " now";
+        } else {
+            what = key + " is " + (old.is_null() ? std::string("absent") : old.dump()) + " in the checkpoint, " +
+                   cur.dump() + " now";
+        }
+        throw InvalidArgument(file.string() + ": cannot resume with different parameters: " + what + kResumeHint);
+    }
+}
+
+void writeRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torch::optim::Adam& opt,
+                          const std::string& bestState, const RoundState& st, const std::mt19937_64& rng,
+                          torch::Device device, int round, const ojson& identity) {
+    ojson j;
+    j["format"] = "nic-slide-train-checkpoint";
+    j["format_version"] = 1;
+    j["round"] = round;
+    j["epoch"] = st.epoch;
+    j["lr"] = exactJson(st.lr);
+    j["best_metric"] = exactJson(st.bestMetric);
+    j["best_loss"] = exactJson(st.bestLoss);
+    j["since_best"] = st.sinceBest;
+    j["stopped"] = st.stopped;
+    auto history = ojson::array();
+    for (const auto& e : st.history)
+        history.push_back(recordToJson(e));
+    j["history"] = history;
+    j["sampler_rng"] = engineState(rng);
+    j["identity"] = identity;
+    try {
+        torch::serialize::OutputArchive ar;
+        torch::serialize::OutputArchive model;
+        net->save(model);
+        ar.write("model", model);
+        torch::serialize::OutputArchive optimizer;
+        opt.save(optimizer);
+        ar.write("optimizer", optimizer);
+        auto best = torch::empty({static_cast<std::int64_t>(bestState.size())}, torch::kUInt8);
+        std::memcpy(best.data_ptr<std::uint8_t>(), bestState.data(), bestState.size());
+        ar.write("best_model", best);
+        for (auto& [key, gen] : torchGenerators(device)) {
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            ar.write(key, gen.get_state());
+        }
+        ar.write("state/json", c10::IValue(j.dump()));
+        AtomicFile file(path);
+        ar.save_to(file.tempPath().string());
+        file.commit();
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot write checkpoint: " + firstLine(e.what_without_backtrace()));
+    }
+}
+
+/// Opens a checkpoint into `ar` (tensors on `device`), checks that it belongs to `round` of a run with
+/// `identity`, and returns its state. IoError for unreadable or damaged files, InvalidArgument for another run's.
+ojson openRoundCheckpoint(const std::filesystem::path& path, torch::serialize::InputArchive& ar, torch::Device device,
+                          int round, const ojson& identity, SlideGridSource& source) {
+    const std::string src = path.string();
+    ojson j;
+    try {
+        ar.load_from(src, device);
+        c10::IValue iv;
+        if (!ar.try_read("state/json", iv) || !iv.isString())
+            throw IoError(src + ": not a nic train checkpoint (no state/json record)");
+        j = ojson::parse(iv.toStringRef());
+        if (j.value("format", std::string()) != "nic-slide-train-checkpoint")
+            throw IoError(src + ": not a nic train checkpoint (format is not nic-slide-train-checkpoint)");
+        if (j.at("format_version").get<int>() != 1)
+            throw IoError(src + ": unsupported checkpoint format version " + j.at("format_version").dump());
+        if (j.at("round").get<int>() != round)
+            throw IoError(src + ": checkpoint of round " + j.at("round").dump() + " where round " +
+                          std::to_string(round) + " was expected");
+        (void)j.at("identity");
+    } catch (const c10::Error& e) {
+        throw IoError(src + ": cannot read checkpoint: " + firstLine(e.what_without_backtrace()));
+    } catch (const nlohmann::json::exception& e) {
+        throw IoError(src + ": damaged checkpoint: " + e.what());
+    }
+    checkIdentity(path, j.at("identity"), identity, source);
+    return j;
+}
+
+/// Restores a round's network, optimiser, best model and schedule from its checkpoint.
+RoundState restoreRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torch::optim::Adam& opt,
+                                  std::string& bestState, std::mt19937_64& rng, torch::Device device, int round,
+                                  const ojson& identity, SlideGridSource& source, int epochs) {
+    const std::string src = path.string();
+    torch::serialize::InputArchive ar;
+    const ojson j = openRoundCheckpoint(path, ar, device, round, identity, source);
+    RoundState st;
+    try {
+        torch::serialize::InputArchive model;
+        ar.read("model", model);
+        net->load(model);
+        torch::serialize::InputArchive optimizer;
+        ar.read("optimizer", optimizer);
+        opt.load(optimizer);
+        torch::Tensor best;
+        ar.read("best_model", best);
+        best = best.to(torch::kCPU).contiguous();
+        if (best.scalar_type() != torch::kUInt8 || best.dim() != 1)
+            throw IoError(src + ": damaged checkpoint: best_model is not a byte array");
+        bestState.assign(reinterpret_cast<const char*>(best.data_ptr<std::uint8_t>()),
+                         static_cast<std::size_t>(best.numel()));
+        for (auto& [key, gen] : torchGenerators(device)) {
+            torch::Tensor state;
+            if (!ar.try_read(key, state))
+                throw IoError(src + ": checkpoint has no " + key + " record (made on another device?)");
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            gen.set_state(state.to(torch::kCPU));
+        }
+    } catch (const c10::Error& e) {
+        throw IoError(src + ": cannot read checkpoint: " + firstLine(e.what_without_backtrace()));
+    }
+    try {
+        st.epoch = j.at("epoch").get<int>();
+        st.lr = exactFromJson(j.at("lr"));
+        st.bestMetric = exactFromJson(j.at("best_metric"));
+        st.bestLoss = exactFromJson(j.at("best_loss"));
+        st.sinceBest = j.at("since_best").get<int>();
+        st.stopped = j.at("stopped").get<bool>();
+        for (const auto& e : j.at("history"))
+            st.history.push_back(recordFromJson(e, round));
+        std::istringstream engine(j.at("sampler_rng").get<std::string>());
+        engine >> rng;
+        if (!engine)
+            throw std::invalid_argument("unreadable sampler_rng");
+    } catch (const std::exception& e) {
+        throw IoError(src + ": damaged checkpoint: " + e.what());
+    }
+    if (st.epoch < 1 || st.epoch > epochs || st.history.size() != static_cast<std::size_t>(st.epoch) || !(st.lr > 0))
+        throw IoError(src + ": damaged checkpoint: inconsistent schedule state (epoch " + std::to_string(st.epoch) + ")");
+    for (auto& group : opt.param_groups())
+        group.options().set_lr(st.lr);
+    return st;
+}
+
+void writeRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
+                      const std::vector<std::string>& testIds, const std::vector<double>& testPredictions,
+                      double metric, const std::vector<SlideEpochRecord>& history) {
+    ojson j;
+    j["format"] = "nic-slide-train-round";
+    j["format_version"] = 1;
+    j["round"] = round;
+    j["test_metric"] = exactJson(metric);
+    auto test = ojson::array();
+    for (std::size_t i = 0; i < testIds.size(); ++i)
+        test.push_back({{"slide", testIds[i]}, {"prediction", exactJson(testPredictions[i])}});
+    j["test"] = test;
+    auto curves = ojson::array();
+    for (const auto& e : history)
+        curves.push_back(recordToJson(e));
+    j["curves"] = curves;
+    j["identity"] = identity;
+    writeFileAtomically(path, j.dump(1) + "\n");
+}
+
+FinishedRound readRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
+                              SlideGridSource& source, const std::vector<std::size_t>& testSlides) {
+    const std::string src = path.string();
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw IoError(src + ": cannot open round record");
+    std::ostringstream text;
+    text << in.rdbuf();
+    ojson j;
+    FinishedRound f;
+    try {
+        j = ojson::parse(text.str());
+        if (j.value("format", std::string()) != "nic-slide-train-round" || j.at("format_version").get<int>() != 1)
+            throw IoError(src + ": not a nic train round record (version 1)");
+        if (j.at("round").get<int>() != round)
+            throw IoError(src + ": record of round " + j.at("round").dump() + " where round " +
+                          std::to_string(round) + " was expected");
+        (void)j.at("identity");
+    } catch (const nlohmann::json::exception& e) {
+        throw IoError(src + ": damaged round record: " + e.what());
+    }
+    checkIdentity(path, j.at("identity"), identity, source);
+    try {
+        f.metric = exactFromJson(j.at("test_metric"));
+        const auto& test = j.at("test");
+        if (test.size() != testSlides.size())
+            throw IoError(src + ": damaged round record: " + std::to_string(test.size()) + " test predictions for " +
+                          std::to_string(testSlides.size()) + " test slides");
+        for (std::size_t i = 0; i < testSlides.size(); ++i) {
+            if (test[i].at("slide").get<std::string>() != source.id(testSlides[i]))
+                throw IoError(src + ": damaged round record: test slide " + std::to_string(i + 1) + " is " +
+                              test[i].at("slide").dump() + ", expected " + source.id(testSlides[i]));
+            f.testPredictions.push_back(exactFromJson(test[i].at("prediction")));
+        }
+        for (const auto& e : j.at("curves"))
+            f.history.push_back(recordFromJson(e, round));
+    } catch (const IoError&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw IoError(src + ": damaged round record: " + e.what());
+    }
+    return f;
+}
+
+/// Removes temporaries (<final name>.tmp-XXXXXXXX) that a killed run left in `dir`: never visible under a
+/// final name, but a checkpoint's are megabytes.
+void removeStaleTemporaries(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec))
+        return;
+    static const char* const finals[] = {"model.pt",     kCheckpointFile, kRoundFile, "predictions.csv",
+                                         "metrics.json", "curves.csv",    "folds.csv"};
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        for (const char* f : finals)
+            if (name.rfind(std::string(f) + ".tmp-", 0) == 0)
+                std::filesystem::remove(entry.path(), ec);
+    }
+}
+
 } // namespace
 
 CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
@@ -362,6 +744,42 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
     job.log("cross-validation: " + std::to_string(n) + " slides, " + std::to_string(k) + " folds, crops " +
             std::to_string(R) + "x" + std::to_string(R) + "x" + std::to_string(config.inputChannels) + ", device " +
             device.str());
+    const ojson identity = runIdentity(source, labels, foldOf, k, options, config, R);
+    const auto foldDir = [&](int r) { return outDir / ("fold" + std::to_string(r)); };
+    const auto roundName = [&](int r) { return "round " + std::to_string(r + 1) + "/" + std::to_string(k); };
+
+    // What an earlier run left: every finished round and checkpoint is checked against this run's parameters
+    // before anything is trained, so a mismatch is refused at once. Without resume it is removed.
+    removeStaleTemporaries(outDir);
+    std::vector<std::optional<FinishedRound>> finished(rounds.size());
+    for (const auto& round : rounds) {
+        const int r = round.round;
+        const auto dir = foldDir(r);
+        removeStaleTemporaries(dir);
+        std::error_code ec;
+        if (!options.resume) {
+            for (const char* name : {kRoundFile, kCheckpointFile})
+                if (std::filesystem::exists(dir / name)) {
+                    job.log("note: starting afresh; removing " + (dir / name).string() + " of an earlier run");
+                    std::filesystem::remove(dir / name, ec);
+                }
+            continue;
+        }
+        if (std::filesystem::exists(dir / kRoundFile)) {
+            if (std::filesystem::exists(dir / "model.pt")) {
+                finished[static_cast<std::size_t>(r)] = readRoundRecord(dir / kRoundFile, r, identity, source, round.test);
+                readSlideModelMeta(dir / "model.pt"); // a damaged model is an error, not a finished round
+                std::filesystem::remove(dir / kCheckpointFile, ec);
+                continue;
+            }
+            job.log("note: " + (dir / "model.pt").string() + " is missing; " + roundName(r) + " is trained again");
+            std::filesystem::remove(dir / kRoundFile, ec);
+        }
+        if (std::filesystem::exists(dir / kCheckpointFile)) {
+            torch::serialize::InputArchive ar;
+            openRoundCheckpoint(dir / kCheckpointFile, ar, device, r, identity, source);
+        }
+    }
 
     // folds.csv: which partition every slide is in.
     {
@@ -400,6 +818,26 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
 
     for (const auto& round : rounds) {
         const int r = round.round;
+        const int steps = stepsOf[static_cast<std::size_t>(r)];
+        const auto dir = foldDir(r);
+        std::filesystem::create_directories(dir);
+
+        if (const auto& done = finished[static_cast<std::size_t>(r)]) {
+            for (std::size_t j = 0; j < round.test.size(); ++j)
+                roundPred[round.test[j]] = done->testPredictions[j];
+            result.roundMetrics.push_back(done->metric);
+            for (const auto& rec : done->history) {
+                result.curves.push_back(rec);
+                if (options.onEpoch)
+                    options.onEpoch(rec);
+            }
+            stepsDone += std::int64_t{steps} * options.epochs;
+            job.log(roundName(r) + ": finished by an earlier run; reusing " + (dir / "model.pt").string());
+            job.progress(stepsDone, totalSteps, roundName(r) + " (earlier run)");
+            writeCurves();
+            continue;
+        }
+
         torch::manual_seed(options.seed * 7919 + static_cast<std::uint64_t>(r));
         std::mt19937_64 rng(options.seed * 104729 + static_cast<std::uint64_t>(r) * 31 + 1);
 
@@ -439,12 +877,21 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
         SlideCnn net(config);
         net->to(device);
         torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(options.learningRate));
-        double lr = options.learningRate;
-        double bestMetric = -std::numeric_limits<double>::infinity();
-        double bestLoss = std::numeric_limits<double>::infinity();
+        RoundState st;
+        st.lr = options.learningRate;
         std::string bestState = serialise(net);
-        int sinceBest = 0;
-        const int steps = stepsOf[static_cast<std::size_t>(r)];
+        const auto checkpoint = dir / kCheckpointFile;
+        if (options.resume && std::filesystem::exists(checkpoint)) {
+            st = restoreRoundCheckpoint(checkpoint, net, opt, bestState, rng, device, r, identity, source,
+                                        options.epochs);
+            for (const auto& rec : st.history) {
+                result.curves.push_back(rec);
+                if (options.onEpoch)
+                    options.onEpoch(rec);
+            }
+            stepsDone += std::int64_t{steps} * (st.stopped ? options.epochs : st.epoch);
+            job.log(roundName(r) + ": resuming from " + checkpoint.string() + " after epoch " + std::to_string(st.epoch));
+        }
         std::vector<float> batch(plane * static_cast<std::size_t>(options.batchSize));
         std::vector<float> target(static_cast<std::size_t>(options.batchSize));
 
@@ -457,7 +904,7 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
             return p;
         };
 
-        for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+        for (int epoch = st.epoch + 1; !st.stopped && epoch <= options.epochs; ++epoch) {
             const auto t0 = std::chrono::steady_clock::now();
             net->train();
             double lossSum = 0.0;
@@ -492,8 +939,7 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
                 opt.step();
                 ++stepsDone;
                 job.progress(stepsDone, totalSteps,
-                             "round " + std::to_string(r + 1) + "/" + std::to_string(k) + ", epoch " +
-                                 std::to_string(epoch) + "/" + std::to_string(options.epochs));
+                             roundName(r) + ", epoch " + std::to_string(epoch) + "/" + std::to_string(options.epochs));
             }
             // Validation with test-time augmentation.
             const auto valPred = predictSet(round.validation);
@@ -512,57 +958,69 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
             }
             valLoss /= static_cast<double>(round.validation.size());
             const double metric = metricOf(options.task, valPred, valTruth);
-            const double m = std::isnan(metric) ? -std::numeric_limits<double>::infinity() : metric;
+            const double m = std::isnan(metric) ? -kInf : metric;
             SlideEpochRecord rec;
             rec.round = r;
             rec.epoch = epoch;
-            rec.learningRate = lr;
+            rec.learningRate = st.lr;
             rec.trainLoss = lossSum / steps;
             rec.validationLoss = valLoss;
             rec.validationMetric = metric;
-            if (m > bestMetric + 1e-12 || (m >= bestMetric - 1e-12 && valLoss < bestLoss)) {
-                bestMetric = std::max(bestMetric, m);
-                bestLoss = valLoss;
+            if (m > st.bestMetric + 1e-12 || (m >= st.bestMetric - 1e-12 && valLoss < st.bestLoss)) {
+                st.bestMetric = std::max(st.bestMetric, m);
+                st.bestLoss = valLoss;
                 bestState = serialise(net);
                 rec.best = true;
-                sinceBest = 0;
+                st.sinceBest = 0;
             } else {
-                ++sinceBest;
+                ++st.sinceBest;
             }
             rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::string plateau;
+            if (st.sinceBest >= options.patience) {
+                st.sinceBest = 0;
+                if (st.lr / 10.0 < options.minLearningRate * (1.0 - 1e-9)) {
+                    plateau = roundName(r) + ": validation plateau at the minimum learning rate; stopping";
+                    st.stopped = true;
+                    stepsDone += std::int64_t{steps} * (options.epochs - epoch);
+                } else {
+                    st.lr /= 10.0;
+                    for (auto& group : opt.param_groups())
+                        group.options().set_lr(st.lr);
+                }
+            }
+            st.epoch = epoch;
+            st.history.push_back(rec);
+            writeRoundCheckpoint(checkpoint, net, opt, bestState, st, rng, device, r, identity);
             result.curves.push_back(rec);
             char line[256];
             std::snprintf(line, sizeof line,
                           "round %d/%d epoch %d: lr %.0e, train loss %.4f, val loss %.4f, val %s %s%s (%.1f s)", r + 1,
-                          k, epoch, lr, rec.trainLoss, valLoss, classify ? "AUC" : "Spearman",
+                          k, epoch, rec.learningRate, rec.trainLoss, valLoss, classify ? "AUC" : "Spearman",
                           std::isnan(metric) ? "n/a" : formatDouble(metric).c_str(), rec.best ? " *" : "",
                           rec.seconds);
             job.log(line);
+            if (!plateau.empty())
+                job.log(plateau);
             if (options.onEpoch)
                 options.onEpoch(rec);
-            if (sinceBest >= options.patience) {
-                sinceBest = 0;
-                if (lr / 10.0 < options.minLearningRate * (1.0 - 1e-9)) {
-                    job.log("round " + std::to_string(r + 1) + ": validation plateau at the minimum learning rate; stopping");
-                    stepsDone += std::int64_t{steps} * (options.epochs - epoch);
-                    break;
-                }
-                lr /= 10.0;
-                for (auto& group : opt.param_groups())
-                    group.options().set_lr(lr);
-            }
         }
+        // The round's outputs, each published atomically: the model, then the round record that marks the
+        // round finished; only then does its checkpoint go.
         deserialise(net, bestState);
-        const auto dir = outDir / ("fold" + std::to_string(r));
-        std::filesystem::create_directories(dir);
         saveSlideModel(net, meta, dir / "model.pt");
         const auto testPred = predictSet(round.test);
         std::vector<double> testTruth;
+        std::vector<std::string> testIds;
         for (std::size_t j = 0; j < round.test.size(); ++j) {
             roundPred[round.test[j]] = testPred[j];
             testTruth.push_back(labels[round.test[j]]);
+            testIds.push_back(source.id(round.test[j]));
         }
         result.roundMetrics.push_back(metricOf(options.task, testPred, testTruth));
+        writeRoundRecord(dir / kRoundFile, r, identity, testIds, testPred, result.roundMetrics.back(), st.history);
+        std::error_code ec;
+        std::filesystem::remove(checkpoint, ec);
         writeCurves();
     }
 

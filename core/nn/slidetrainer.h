@@ -17,6 +17,21 @@
 //
 // Determinism: under a fixed seed and thread count, a run reproduces its models, predictions and
 // metrics exactly (torch's generator and every sampler are seeded from `seed` and the round).
+//
+// Checkpoints and resume: after every completed epoch of round r, `outDir/fold<r>/checkpoint.pt` is written
+// atomically (network, Adam state, the best model so far, learning rate, plateau counter, best validation
+// metric and loss, the round's epoch records, the random state carried to the next epoch: torch's
+// generators and the sampler's engine, and the run's identity: every option that decides the
+// results, slide ids, labels, fold assignment, stored variant counts, encoder). When the round ends its
+// model fold<r>/model.pt and then fold<r>/round.json (test-fold predictions, test metric, epoch records,
+// identity) are published, and the checkpoint is deleted; round.json files stay with the run. A run with
+// `resume` reuses finished rounds without retraining, continues the running round from its checkpoint,
+// and ends with the same models, predictions.csv and metrics.json as an uninterrupted run (curves.csv
+// differs only in `seconds`) on the same device and thread count; those two are not part of the identity,
+// so a run may be resumed elsewhere, only not bit for bit. The random state is stored rather than reseeded
+// per epoch so that checkpointing leaves the results of a seed as they were before it existed. Without `resume` an earlier run's round.json and checkpoint files are removed
+// and training starts afresh. Every file appears under its final name only complete (temporary + rename),
+// so a run killed at any moment (SIGKILL included) leaves complete files or none.
 #include "core/jobcontext.h"
 #include "core/metrics.h"
 
@@ -183,6 +198,9 @@ struct SlideTrainOptions {
     int bootstrapResamples = 2000;
     std::string device = "auto";
     int threads = 0;           ///< 0: LibTorch's default
+    /// Continue a run in `outDir` from its round records and checkpoint (see above). Resume state made with
+    /// other parameters is refused (InvalidArgument naming the file and the parameter).
+    bool resume = false;
     /// Called on the training thread after each completed epoch of every round (live curves); may be empty.
     std::function<void(const SlideEpochRecord&)> onEpoch;
 };
@@ -223,11 +241,13 @@ struct CrossValidationResult {
 };
 
 /// Runs k-fold cross-validation (folds.h) on `labels[i]` of slide i of `source` (`foldColumn` empty, or
-/// one user fold per slide) and writes into `outDir` (created): fold<r>/model.pt per round,
-/// predictions.csv (slide,label,prediction,round), metrics.json, curves.csv and folds.csv, each
-/// atomically. Progress: one unit per training step, step "round r/k, epoch e/E"; cancellable between
-/// steps (throws Cancelled, leaving finished rounds' models). Throws InvalidArgument for bad options
-/// or labels (classification labels must be 0/1 and both classes must occur), IoError on write failures.
+/// one user fold per slide) and writes into `outDir` (created): fold<r>/model.pt and fold<r>/round.json per
+/// round, predictions.csv (slide,label,prediction,round), metrics.json, curves.csv and folds.csv, each
+/// atomically, and fold<r>/checkpoint.pt while round r trains. Progress: one unit per training step, step
+/// "round r/k, epoch e/E"; cancellable between steps (throws Cancelled, leaving finished rounds and the
+/// running round's last checkpoint, from which `options.resume` continues). Throws InvalidArgument for bad
+/// options or labels (classification labels must be 0/1 and both classes must occur) or resume state of a
+/// run with other parameters, IoError on write failures and unreadable or damaged resume state (naming the file).
 CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
                                     const std::vector<int>& foldColumn, const SlideTrainOptions& options,
                                     const std::filesystem::path& outDir, JobContext& job = JobContext::none());

@@ -111,7 +111,8 @@ void runTrain(TrainOptions& o) {
     std::printf("per round:");
     for (double m : r.roundMetrics)
         std::printf(" %.3f", m);
-    std::printf("\nwrote %s/{predictions.csv,metrics.json,curves.csv,folds.csv,fold*/model.pt}\n", o.out.c_str());
+    std::printf("\nwrote %s/{predictions.csv,metrics.json,curves.csv,folds.csv,fold*/model.pt,fold*/round.json}\n",
+                o.out.c_str());
 }
 
 // -------------------------------------------------------------------------------------------- gradcam
@@ -295,7 +296,8 @@ void addSlideModelCommands(CLI::App& root) {
     {
         auto* cmd = root.add_subcommand(
             "train", "Train the slide-level CNN (paper 8.2) on compressed slides with k-fold cross-validation: "
-                     "per-fold models, held-out predictions, metrics with bootstrap CIs, training curves");
+                     "per-fold models, held-out predictions, metrics with bootstrap CIs, training curves. A checkpoint "
+                     "is written after every epoch (OUT/fold<r>/checkpoint.pt); an interrupted run continues with --resume");
         auto o = std::make_shared<TrainOptions>();
         auto& t = o->train;
         cmd->add_option("--cohort", o->cohort, "Cohort CSV (columns slide,label[,score][,fold])")->required();
@@ -336,6 +338,10 @@ void addSlideModelCommands(CLI::App& root) {
         cmd->add_option("--cache-gb", o->cacheGb, "Memory for cached grids")->capture_default_str();
         cmd->add_option("--device", t.device, "auto, cpu or cuda")->capture_default_str();
         cmd->add_option("--threads", t.threads, "LibTorch intra-op threads (0: LibTorch's default)")->capture_default_str();
+        cmd->add_flag("--resume", t.resume,
+                      "Continue an interrupted run in OUT: finished rounds are reused, the running round continues "
+                      "from its last epoch, results equal an uninterrupted run's; refused when the parameters differ "
+                      "(without --resume an earlier run's checkpoints are discarded)");
         cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
         cmd->callback([o] { runTrain(*o); });
     }
