@@ -492,6 +492,9 @@ private:
     /// every thread (OpenSlide's rule), so after any error the shared handle is replaced and the cell is
     /// read again on a private, fresh handle: only a cell that fails there too is unreadable (a failure
     /// caused by another thread's bad region is not blamed on this cell).
+    /// A slide file that changed since it was opened (deleted, replaced, truncated, rewritten) is not a
+    /// bad region: SlideChangedError fails the slide, with skipBadRegions too, and a reopened handle
+    /// must be the same file (never read a file that replaced the slide).
     PatchItem readItem(std::int64_t s) {
         const Cell& cell = cells_[static_cast<std::size_t>(s)];
         PatchItem item;
@@ -500,14 +503,19 @@ private:
         try {
             item.pixels = grid_.readPatch(*slide, cell.col, cell.row).pixels;
             return item;
+        } catch (const SlideChangedError&) {
+            throw;
         } catch (const SlideError&) {
             replaceSlide(generation);
         }
         try {
-            const Slide fresh(slidePath_);
+            const Slide fresh = reopenSlide();
             item.pixels = grid_.readPatch(fresh, cell.col, cell.row).pixels;
             return item;
+        } catch (const SlideChangedError&) {
+            throw;
         } catch (const SlideError& e) {
+            slide_.checkUnchanged(); // a failure caused by the file changing is that, not a bad region
             const std::string where = cellLocation(grid_, cell);
             if (!options_.skipBadRegions)
                 throw SlideError(std::string(e.what()) + " [unreadable region at " + where + "]");
@@ -527,8 +535,23 @@ private:
         std::lock_guard lock(slideMutex_);
         if (generation != slideGeneration_)
             return; // another thread already replaced it
-        slideHandle_ = std::make_shared<const Slide>(slidePath_);
+        slideHandle_ = std::make_shared<const Slide>(reopenSlide());
         ++slideGeneration_;
+    }
+    /// A new handle on the slide file, which must still be the file that was opened (throws
+    /// SlideChangedError naming what changed, also when the file cannot be opened any more because it
+    /// changed).
+    Slide reopenSlide() const {
+        try {
+            Slide fresh(slidePath_);
+            fresh.checkSameFileAs(slide_);
+            return fresh;
+        } catch (const SlideChangedError&) {
+            throw;
+        } catch (const SlideError&) {
+            slide_.checkUnchanged();
+            throw;
+        }
     }
 
     std::int64_t claim() {

@@ -74,6 +74,45 @@ std::string diagnoseUnopenable(const std::filesystem::path& path) {
     return "not a file that OpenSlide can recognize (unsupported or corrupt slide format)";
 }
 
+// The identity of the file at `path` (0), or the errno of stat.
+int statIdentity(const std::filesystem::path& path, SlideFileIdentity& out) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return errno;
+    out.device = static_cast<std::uint64_t>(st.st_dev);
+    out.inode = static_cast<std::uint64_t>(st.st_ino);
+    out.size = static_cast<std::int64_t>(st.st_size);
+    out.mtimeNs = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    return 0;
+}
+
+// Whether `now` is still the file that was opened as `was`: same size and modification time. The inode
+// only names the cause: some network filesystems (CIFS with noserverino, some FUSE mounts) do not keep
+// inode numbers stable, and a copy that kept the size and time (rsync -t of the same file) has the same
+// bytes, so OpenSlide reading it at the old offsets is harmless.
+bool sameFile(const SlideFileIdentity& was, const SlideFileIdentity& now) {
+    return was.size == now.size && was.mtimeNs == now.mtimeNs;
+}
+
+// "<path>: slide file ... since it was opened (...)" for a file whose identity went from `was` to `now`.
+std::string changedMessage(const std::filesystem::path& path, const SlideFileIdentity& was, const SlideFileIdentity& now) {
+    const std::string sizes = "size was " + std::to_string(was.size) + " bytes, now " + std::to_string(now.size);
+    std::string what;
+    if (was.device != now.device || was.inode != now.inode)
+        what = "was replaced by another file since it was opened (" + sizes + ")";
+    else if (was.size != now.size)
+        what = "changed since it was opened (" + sizes + ": truncated or rewritten)";
+    else
+        what = "was modified in place since it was opened (same size, new modification time)";
+    return path.string() + ": slide file " + what + "; open it again to read the current file";
+}
+
+std::string vanishedMessage(const std::filesystem::path& path, int err) {
+    if (err == ENOENT || err == ENOTDIR)
+        return path.string() + ": slide file vanished since it was opened (deleted or moved away)";
+    return path.string() + ": slide file is no longer accessible since it was opened (" + std::strerror(err) + ")";
+}
+
 } // namespace
 
 Slide::Slide(const std::filesystem::path& path) : path_(path), osr_(nullptr, closeSlide) {
@@ -82,6 +121,9 @@ Slide::Slide(const std::filesystem::path& path) : path_(path), osr_(nullptr, clo
         throw SlideError(path.string() + ": cannot open slide: " + std::strerror(ENOENT));
     if (std::filesystem::is_directory(path, ec))
         throw SlideError(path.string() + ": cannot open slide: is a directory, not a slide file");
+    // Identity first: a file that changes while OpenSlide reads its header is caught at the end.
+    if (const int err = statIdentity(path, identity_))
+        throw SlideError(path.string() + ": cannot open slide: " + std::strerror(err));
     const char* vendor = openslide_detect_vendor(path.c_str());
     osr_.reset(openslide_open(path.c_str()));
     if (!osr_)
@@ -156,6 +198,7 @@ Slide::Slide(const std::filesystem::path& path) : path_(path), osr_(nullptr, clo
             }
         }
     }
+    checkUnchanged();
 }
 
 Slide::~Slide() = default;
@@ -165,6 +208,19 @@ Slide& Slide::operator=(Slide&&) noexcept = default;
 void Slide::throwIfError(const char* what) const {
     if (const char* err = openslide_get_error(osr_.get()))
         throw SlideError(path_.string() + ": " + what + ": " + err);
+}
+
+void Slide::checkUnchanged() const {
+    SlideFileIdentity now;
+    if (const int err = statIdentity(path_, now))
+        throw SlideChangedError(vanishedMessage(path_, err));
+    if (!sameFile(identity_, now))
+        throw SlideChangedError(changedMessage(path_, identity_, now));
+}
+
+void Slide::checkSameFileAs(const Slide& original) const {
+    if (!sameFile(original.identity_, identity_))
+        throw SlideChangedError(changedMessage(path_, original.identity_, identity_));
 }
 
 const LevelInfo& Slide::level(int index) const {
@@ -193,7 +249,9 @@ Image Slide::readAssociatedImage(const std::string& name) const {
         throw SlideError(path_.string() + ": no associated image named '" + name + "'");
     const auto [w, h] = it->second;
     std::vector<std::uint32_t> buf(static_cast<std::size_t>(w) * static_cast<std::size_t>(h));
+    checkUnchanged();
     openslide_read_associated_image(osr_.get(), name.c_str(), buf.data());
+    checkUnchanged(); // changed during the read: pixels or error may come from the other file
     throwIfError(("cannot read associated image '" + name + "'").c_str());
     Image out(static_cast<int>(w), static_cast<int>(h), 3);
     argbToRgbOnWhite(buf.data(), buf.size(), out.pixels.data());
@@ -209,7 +267,12 @@ Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w,
         throw InvalidArgument(path_.string() + ": region " + std::to_string(w) + "x" + std::to_string(h) +
                               " is too large for one read; read it in tiles");
     std::vector<std::uint32_t> buf(static_cast<std::size_t>(w) * static_cast<std::size_t>(h));
+    // OpenSlide reopens the file by name for every tile it reads, so a replaced file would be read at
+    // the old offsets (see the class comment): check the identity before, and after (a change during
+    // the read may have mixed in the other file's bytes, and explains OpenSlide's error better).
+    checkUnchanged();
     openslide_read_region(osr_.get(), buf.data(), x, y, lvl, w, h);
+    checkUnchanged();
     if (const char* err = openslide_get_error(osr_.get()))
         throw SlideError(path_.string() + ": cannot read region at (" + std::to_string(x) + ", " + std::to_string(y) +
                          ") level " + std::to_string(lvl) + " size " + std::to_string(w) + "x" + std::to_string(h) +

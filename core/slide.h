@@ -1,6 +1,7 @@
 #pragma once
 // A whole-slide image opened with OpenSlide. This is the only code in the project that calls
 // openslide_* (house style #2).
+#include "core/error.h"
 #include "core/image.h"
 
 #include <cstdint>
@@ -29,10 +30,36 @@ struct Resolution {
     std::string source; ///< "openslide.mpp" or "tiff.XResolution" (when known)
 };
 
+/// The slide file is no longer the file that was opened: deleted or moved away, replaced by another
+/// file (rename over it), truncated, or rewritten in place. what() names the file and what changed.
+class SlideChangedError : public SlideError {
+public:
+    using SlideError::SlideError;
+};
+
+/// A slide file as stat saw it: device, inode, size and modification time.
+struct SlideFileIdentity {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::int64_t size = 0;
+    std::int64_t mtimeNs = 0; ///< modification time, ns since the epoch
+};
+
 /// An open slide. Construction opens the file and throws SlideError (naming the file and
 /// OpenSlide's cause) when it cannot be opened. Reads are thread-safe (OpenSlide allows concurrent
 /// reads on one handle); after a read error the handle is dead, like OpenSlide's, and every later
 /// read throws the first error again. Move-only.
+///
+/// The file must stay as it was while it is open. OpenSlide (3.4) reopens the file *by name* for every
+/// TIFF read, so a deleted file fails every uncached tile with a cryptic libtiff/libjpeg error, and a
+/// file replaced by another one is read at the old offsets: tiles that happen to line up decode without
+/// error and return the other file's pixels. So every read checks, before and after calling OpenSlide,
+/// that the file at path() still exists with the size and modification time it had when it was opened
+/// (SlideFileIdentity; the inode only tells "replaced" from "changed" in the message) and otherwise
+/// throws SlideChangedError ("<path>: slide file vanished / was replaced by another file / changed
+/// since it was opened (...)"); a file moved back is readable again. Not detected: a rewrite that
+/// keeps the size and the modification time, changes to the data files of multi-file formats (MIRAX,
+/// VMS; only path() is checked), and changes an NFS client's attribute cache does not show yet.
 class Slide {
 public:
     explicit Slide(const std::filesystem::path& path);
@@ -88,9 +115,19 @@ public:
     /// openslide.quickhash-1 when the format provides it, else an empty string.
     std::string quickHash() const;
 
+    /// The file's identity when it was opened.
+    const SlideFileIdentity& fileIdentity() const { return identity_; }
+    /// Throws SlideChangedError (file + what changed) when the file at path() is no longer the file
+    /// that was opened (see the class comment). Every read calls it; cheap (one stat).
+    void checkUnchanged() const;
+    /// Throws SlideChangedError when this slide, opened later from the same path, is not the same file
+    /// as `original` (e.g. a handle reopened after a read error must not read a replacing file).
+    void checkSameFileAs(const Slide& original) const;
+
 private:
     void throwIfError(const char* what) const;
     std::filesystem::path path_;
+    SlideFileIdentity identity_;
     std::unique_ptr<openslide_t, void (*)(openslide_t*)> osr_;
     std::string vendor_;
     std::vector<LevelInfo> levels_;
