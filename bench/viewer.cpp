@@ -80,38 +80,6 @@ std::filesystem::path syntheticSlide(std::int64_t side, std::uint64_t seed) {
     return path;
 }
 
-/// 10,000 irregular polygons of 21 vertices (jittered circles, radius 8–120 px scaled to the slide) in three
-/// groups, like the huge-input robustness test's XML.
-std::shared_ptr<nic::AnnotationSet> hugeAnnotationSet(double side) {
-    auto s = std::make_shared<nic::AnnotationSet>();
-    const char* names[] = {"Tumor", "itc", "normal"};
-    const char* colors[] = {"#ff0000", "#00ff00", "#0000ff"};
-    for (int g = 0; g < 3; ++g) {
-        nic::AnnotationGroup group;
-        group.name = names[g];
-        group.color = colors[g];
-        s->groups.push_back(group);
-    }
-    std::mt19937_64 rng(17);
-    const double scale = side / 100000.0;
-    std::uniform_real_distribution<double> pos(200.0 * scale, side - 200.0 * scale);
-    std::uniform_real_distribution<double> radius(8.0, 120.0);
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    for (int i = 0; i < 10000; ++i) {
-        nic::Annotation a;
-        a.name = "Annotation " + std::to_string(i);
-        a.type = nic::AnnotationType::Polygon;
-        a.group = names[i % 3];
-        const double cx = pos(rng), cy = pos(rng), r = radius(rng) * std::max(1.0, scale);
-        for (int k = 0; k < 21; ++k) {
-            const double t = 2.0 * M_PI * k / 21;
-            a.coordinates.push_back({cx + r * jitter(rng) * std::cos(t), cy + r * jitter(rng) * std::sin(t)});
-        }
-        s->annotations.push_back(std::move(a));
-    }
-    return s;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -188,7 +156,7 @@ int main(int argc, char** argv) {
 
     // (c) A huge annotation set: paint time at zooms from the whole slide to 1:1, tiles cached first.
     auto annotationSection = [&] {
-        const auto set = hugeAnnotationSet(std::min(pyr.width(), pyr.height()));
+        const auto set = std::make_shared<nic::AnnotationSet>(nic::synthAnnotationCrowd(10000, 21, std::min(pyr.width(), pyr.height())));
         std::size_t vertices = 0;
         for (const auto& a : set->annotations)
             vertices += a.coordinates.size();

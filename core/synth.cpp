@@ -12,6 +12,7 @@
 #include <mutex>
 #include <numbers>
 #include <numeric>
+#include <random>
 #include <thread>
 
 namespace nic {
@@ -725,6 +726,48 @@ std::vector<SynthCohortEntry> generateSynthCohort(const SynthCohortParams& param
     }
     writeFileAtomically(params.outDir / "cohort.csv", csv);
     return entries;
+}
+
+AnnotationSet synthAnnotationCrowd(int count, int verticesEach, double side, std::uint64_t seed) {
+    if (count < 0 || verticesEach < 3 || !(side > 0.0))
+        throw InvalidArgument("synthAnnotationCrowd: count >= 0, verticesEach >= 3 and side > 0 required");
+    AnnotationSet s;
+    AnnotationGroup tumor;
+    tumor.name = "Tumor";
+    tumor.color = "#ff0000";
+    AnnotationGroup itc;
+    itc.name = "itc";
+    itc.parent = "Tumor";
+    itc.color = "#00ff00";
+    AnnotationGroup normal;
+    normal.name = "normal";
+    normal.color = "#0000ff";
+    s.groups = {tumor, itc, normal};
+    std::mt19937_64 rng(seed);
+    const double scale = std::max(1.0, side / 100000.0);
+    const double margin = std::min(200.0 * scale, side / 4);
+    std::uniform_real_distribution<double> pos(margin, side - margin);
+    std::uniform_real_distribution<double> radius(8.0 * scale, 120.0 * scale);
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    s.annotations.reserve(static_cast<std::size_t>(count));
+    const char* groups[] = {"Tumor", "itc", "normal"};
+    for (int i = 0; i < count; ++i) {
+        Annotation a;
+        a.name = "Annotation " + std::to_string(i);
+        a.type = (i % 50 == 0) ? AnnotationType::Spline : AnnotationType::Polygon;
+        a.group = groups[i % 3];
+        a.color = "#F4FA58";
+        if (i % 1000 == 0)
+            a.attributes["Reviewer"] = "r" + std::to_string(i / 1000);
+        const double cx = pos(rng), cy = pos(rng), r = radius(rng);
+        for (int k = 0; k < verticesEach; ++k) {
+            const double t = 2.0 * std::numbers::pi * k / verticesEach;
+            const double rk = r * jitter(rng);
+            a.coordinates.push_back({cx + rk * std::cos(t), cy + rk * std::sin(t)});
+        }
+        s.annotations.push_back(std::move(a));
+    }
+    return s;
 }
 
 } // namespace nic

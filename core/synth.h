@@ -162,4 +162,11 @@ std::string synthCohortStem(const SynthCohortParams& params, int index);
 /// IoError, Cancelled.
 std::vector<SynthCohortEntry> generateSynthCohort(const SynthCohortParams& params, JobContext& ctx = JobContext::none());
 
+/// A crowd of annotations for stress tests and benchmarks of readers, writers and the viewer: `count`
+/// irregular closed polygons (jittered circles of `verticesEach` vertices, radius 8–120 px times
+/// max(1, side / 100000)) at uniform places over a side × side slide, in three groups "Tumor" (#ff0000),
+/// "itc" (#00ff00, nested in Tumor) and "normal" (#0000ff) taken in turn; every 50th is a Spline, every
+/// 1000th carries a "Reviewer" attribute; coordinates are not integers. Pure (same seed, same set).
+AnnotationSet synthAnnotationCrowd(int count, int verticesEach, double side, std::uint64_t seed = 17);
+
 } // namespace nic

@@ -37,43 +37,7 @@ constexpr double kSlideSide = 100000.0;
 
 /// 10,000 irregular polygons (jittered circles, 8–120 px radius) over a 100k × 100k slide, in three
 /// groups (one nested), with non-integer coordinates and a few extra attributes.
-AnnotationSet hugeSet() {
-    AnnotationSet s;
-    AnnotationGroup tumor;
-    tumor.name = "Tumor";
-    tumor.color = "#ff0000";
-    AnnotationGroup itc;
-    itc.name = "itc";
-    itc.parent = "Tumor";
-    itc.color = "#00ff00";
-    AnnotationGroup normal;
-    normal.name = "normal";
-    normal.color = "#0000ff";
-    s.groups = {tumor, itc, normal};
-    std::mt19937_64 rng(17);
-    std::uniform_real_distribution<double> pos(200.0, kSlideSide - 200.0);
-    std::uniform_real_distribution<double> radius(8.0, 120.0);
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    s.annotations.reserve(kAnnotations);
-    const char* groups[] = {"Tumor", "itc", "normal"};
-    for (int i = 0; i < kAnnotations; ++i) {
-        Annotation a;
-        a.name = "Annotation " + std::to_string(i);
-        a.type = (i % 50 == 0) ? AnnotationType::Spline : AnnotationType::Polygon;
-        a.group = groups[i % 3];
-        a.color = "#F4FA58";
-        if (i % 1000 == 0)
-            a.attributes["Reviewer"] = "r" + std::to_string(i / 1000);
-        const double cx = pos(rng), cy = pos(rng), r = radius(rng);
-        for (int k = 0; k < kVerticesEach; ++k) {
-            const double t = 2.0 * M_PI * k / kVerticesEach;
-            const double rk = r * jitter(rng);
-            a.coordinates.push_back({cx + rk * std::cos(t), cy + rk * std::sin(t)});
-        }
-        s.annotations.push_back(std::move(a));
-    }
-    return s;
-}
+AnnotationSet hugeSet() { return synthAnnotationCrowd(kAnnotations, kVerticesEach, kSlideSide); }
 
 std::string readAll(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
