@@ -14,7 +14,7 @@ if [ "${NIC_SKIP_ASAN:-0}" != "1" ]; then
   ctest --preset asan -j "$(nproc)"
 fi
 if [ "${NIC_SKIP_TSAN:-0}" != "1" ]; then
-  "$root/scripts/build.sh" tsan core_tests nic
+  "$root/scripts/build.sh" tsan core_tests nic ui_thread_tests
   ctest --preset tsan -j "$(nproc)"
 fi
 if [ "${NIC_SKIP_FUZZ:-0}" != "1" ]; then

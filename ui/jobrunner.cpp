@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <mutex>
+#include <vector>
 
 namespace nic {
 
@@ -45,20 +47,65 @@ QString formatDuration(double seconds) {
     return QStringLiteral("%1 h %2 min").arg(s / 3600).arg((s % 3600) / 60, 2, 10, QLatin1Char('0'));
 }
 
-/// Runs one body at a time on the runner's thread. Nothing escapes run(): the outcome is recorded and
-/// signalled (house style #3).
+struct JobRunner::Mailbox {
+    struct Start {
+        JobId id = 0;
+        std::shared_ptr<JobContext> context;
+        std::function<void(JobContext&)> body;
+        std::shared_ptr<Outcome> outcome;
+    };
+    struct Event {
+        enum class Kind { Progress, Log, Finished } kind = Kind::Log;
+        JobId id = 0;
+        JobContext::Progress progress;
+        QString text;
+    };
+    std::mutex mutex;
+    std::deque<Start> starts;  ///< GUI → worker
+    std::vector<Event> events; ///< worker → GUI
+
+    /// Queues an event for the runner; the first of a batch wakes it.
+    void post(JobRunner* runner, Event e) {
+        bool wake = false;
+        {
+            std::lock_guard lock(mutex);
+            wake = events.empty();
+            events.push_back(std::move(e));
+        }
+        if (wake)
+            QMetaObject::invokeMethod(runner, "deliverMail", Qt::QueuedConnection);
+    }
+};
+
+/// Runs one body at a time on the runner's thread. Nothing escapes runNext(): the outcome is recorded
+/// and posted (house style #3).
 class JobWorker : public QObject {
     Q_OBJECT
 public:
-    using QObject::QObject;
+    JobWorker(JobRunner* runner, std::shared_ptr<JobRunner::Mailbox> mail) : runner_(runner), mail_(std::move(mail)) {}
+    /// Runs on the worker thread when it finishes (deleteLater). The runner takes the mailbox lock
+    /// before stopping the thread, so taking it here orders the runner's earlier uses of this object
+    /// (queued calls) before its destruction, also for ThreadSanitizer.
+    ~JobWorker() override { std::lock_guard lock(mail_->mutex); }
 
-    void run(JobId id, JobContext& ctx, const std::function<void(JobContext&)>& body, JobState& state,
-             QString& error) {
+    /// Takes the next job the runner queued in the mailbox and runs it.
+    Q_INVOKABLE void runNext() {
+        JobRunner::Mailbox::Start start;
+        {
+            std::lock_guard lock(mail_->mutex);
+            if (mail_->starts.empty())
+                return;
+            start = std::move(mail_->starts.front());
+            mail_->starts.pop_front();
+        }
+        JobContext& ctx = *start.context;
+        JobState& state = start.outcome->state;
+        QString& error = start.outcome->error;
         try {
             if (QThread::currentThread()->isInterruptionRequested())
                 ctx.cancel();
             ctx.throwIfCancelled();
-            body(ctx);
+            start.body(ctx);
             state = JobState::Succeeded;
         } catch (const Cancelled&) {
             state = JobState::Cancelled;
@@ -71,11 +118,12 @@ public:
             error = QStringLiteral("unknown error (an exception that is not a std::exception)");
             logQuietly(ctx, error.toStdString());
         }
-        Q_EMIT finished(id);
+        start.body = nullptr; // what the body captured is released on this thread, before the runner hears
+        JobRunner::Mailbox::Event done;
+        done.kind = JobRunner::Mailbox::Event::Kind::Finished;
+        done.id = start.id;
+        mail_->post(runner_, std::move(done));
     }
-
-Q_SIGNALS:
-    void finished(nic::JobId id);
 
 private:
     static void fail(JobContext& ctx, const char* what, JobState& state, QString& error) {
@@ -91,14 +139,17 @@ private:
         } catch (...) {
         }
     }
+
+    JobRunner* runner_;
+    std::shared_ptr<JobRunner::Mailbox> mail_;
 };
 
 JobRunner::JobRunner(QObject* parent) : QObject(parent) {
     thread_.setObjectName(QStringLiteral("nic-jobs"));
-    worker_ = new JobWorker; // no parent: it is moved to thread_
+    mail_ = std::make_shared<Mailbox>();
+    worker_ = new JobWorker(this, mail_); // no parent: it is moved to thread_
     worker_->moveToThread(&thread_);
     connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
-    connect(worker_, &JobWorker::finished, this, &JobRunner::onWorkerFinished, Qt::QueuedConnection);
     thread_.start();
 }
 
@@ -157,25 +208,48 @@ void JobRunner::startNext() {
     const JobId id = queue_.front();
     queue_.pop_front();
     Entry& e = jobs_.at(id);
-    // The sinks run on the worker thread; they only post to this object (dropped if it is gone).
+    // The sinks run on the worker thread; they only post to the mailbox (the runner outlives the
+    // worker thread: its destructor waits for it).
+    Mailbox* mail = mail_.get();
     e.context = std::make_shared<JobContext>(
-        [this, id](const JobContext::Progress& p) {
-            QMetaObject::invokeMethod(this, [this, id, p] { onProgress(id, p); }, Qt::QueuedConnection);
+        [this, mail, id](const JobContext::Progress& p) {
+            Mailbox::Event ev;
+            ev.kind = Mailbox::Event::Kind::Progress;
+            ev.id = id;
+            ev.progress = p;
+            mail->post(this, std::move(ev));
         },
-        [this, id](const std::string& line) {
-            const QString text = QString::fromStdString(line);
-            QMetaObject::invokeMethod(this, [this, id, text] { onLog(id, text); }, Qt::QueuedConnection);
+        [this, mail, id](const std::string& line) {
+            Mailbox::Event ev;
+            ev.kind = Mailbox::Event::Kind::Log;
+            ev.id = id;
+            ev.text = QString::fromStdString(line);
+            mail->post(this, std::move(ev));
         });
     e.outcome = std::make_shared<Outcome>();
     running_ = id;
     e.info.percent = 0;
     setState(e, JobState::Running);
-    QMetaObject::invokeMethod(
-        worker_,
-        [worker = worker_, id, ctx = e.context, body = e.body, outcome = e.outcome] {
-            worker->run(id, *ctx, body, outcome->state, outcome->error);
-        },
-        Qt::QueuedConnection);
+    {
+        std::lock_guard lock(mail_->mutex);
+        mail_->starts.push_back({id, e.context, e.body, e.outcome});
+    }
+    QMetaObject::invokeMethod(worker_, "runNext", Qt::QueuedConnection);
+}
+
+void JobRunner::deliverMail() {
+    std::vector<Mailbox::Event> events;
+    {
+        std::lock_guard lock(mail_->mutex);
+        events.swap(mail_->events);
+    }
+    for (const auto& ev : events) {
+        switch (ev.kind) {
+        case Mailbox::Event::Kind::Progress: onProgress(ev.id, ev.progress); break;
+        case Mailbox::Event::Kind::Log: onLog(ev.id, ev.text); break;
+        case Mailbox::Event::Kind::Finished: onWorkerFinished(ev.id); break;
+        }
+    }
 }
 
 void JobRunner::onProgress(JobId id, const JobContext::Progress& p) {
@@ -275,18 +349,28 @@ bool JobRunner::shutdown(int timeoutMs) {
         shutDown_ = true;
     }
     if (thread_.isRunning()) {
+        { std::lock_guard lock(mail_->mutex); } // see ~JobWorker
         thread_.requestInterruption();
         thread_.quit();
         const bool stopped = timeoutMs < 0 ? thread_.wait() : thread_.wait(QDeadlineTimer(timeoutMs));
         if (!stopped)
             return false;
     }
-    // The worker's finished event for the last job may still be queued here; settle it now.
+    // Events the worker posted may still wait in the mailbox (their wake-up call is queued): handle
+    // them now, in order; the last job's finished event settles it. A job whose body never started
+    // keeps the Cancelled outcome.
+    deliverMail();
     if (running_) {
         const JobId id = *running_;
         running_.reset();
         Entry& e = jobs_.at(id);
-        const Outcome outcome = e.outcome ? *e.outcome : Outcome{JobState::Cancelled, {}};
+        Outcome outcome{JobState::Cancelled, {}};
+        {
+            std::lock_guard lock(mail_->mutex); // orders the worker's writes to the outcome before this read
+            if (e.outcome)
+                outcome = *e.outcome;
+            mail_->starts.clear();
+        }
         e.context.reset();
         finish(id, outcome.state, outcome.error);
     }

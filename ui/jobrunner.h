@@ -87,6 +87,14 @@ private:
         std::shared_ptr<JobContext> context; ///< set while running (shared with the worker)
         std::shared_ptr<Outcome> outcome;
     };
+    /// What crosses between the GUI thread and the worker, under one std::mutex (defined in the .cpp):
+    /// jobs to start one way, progress/log/finished events the other. Posting only wakes the other
+    /// side with a queued call; the data itself is ordered by our lock, which ThreadSanitizer sees
+    /// (Qt's event queue locks inside uninstrumented libQt6Core).
+    struct Mailbox;
+    friend class JobWorker;
+    /// Handles the events the worker posted, in order (queued by the worker's first post of a batch).
+    Q_INVOKABLE void deliverMail();
     void startNext();
     void onProgress(JobId id, const JobContext::Progress& p);
     void onLog(JobId id, const QString& line);
@@ -102,6 +110,7 @@ private:
     bool shutDown_ = false;
     QThread thread_;
     JobWorker* worker_ = nullptr; ///< lives on thread_; deleted by the thread's finished signal
+    std::shared_ptr<Mailbox> mail_;
 };
 
 } // namespace nic

@@ -39,6 +39,10 @@ TileLoader::~TileLoader() {
         shared_->pending.clear();
     }
     pool_.waitForDone();
+    // Every worker touched the shared state last under the lock: taking it once more orders their
+    // writes before its destruction for ThreadSanitizer too (waitForDone's own ordering is inside Qt).
+    std::lock_guard lock(shared_->mutex);
+    shared_->finished.clear();
 }
 
 std::uint64_t TileLoader::request(const std::vector<TileKey>& keys) {
@@ -96,6 +100,7 @@ void TileLoader::workerLoop() {
             error = QStringLiteral("unknown error while decoding a tile");
         }
         const double ms = static_cast<double>(timer.nsecsElapsed()) / 1e6;
+        bool wake = false;
         {
             std::lock_guard lock(shared_->mutex);
             shared_->inFlight.erase(req.key);
@@ -103,16 +108,28 @@ void TileLoader::workerLoop() {
                 ++shared_->decoded;
             else
                 ++shared_->failed;
+            wake = shared_->finished.empty();
+            shared_->finished.push_back({req.key, std::move(image), req.generation, ms, std::move(error)});
         }
-        // Delivered through the loader's event loop (GUI thread). The loader's destructor waits for
-        // this worker, so `this` is alive here; events still queued when it dies are discarded by Qt.
-        if (error.isEmpty())
-            QMetaObject::invokeMethod(
-                this, [this, key = req.key, image = std::move(image), gen = req.generation, ms] { Q_EMIT tileReady(key, image, gen, ms); },
-                Qt::QueuedConnection);
+        // One queued call per batch of results, delivered through the loader's event loop (GUI thread).
+        // The loader's destructor waits for this worker, so `this` is alive here; a call still queued
+        // when it dies is discarded by Qt.
+        if (wake)
+            QMetaObject::invokeMethod(this, "deliverFinished", Qt::QueuedConnection);
+    }
+}
+
+void TileLoader::deliverFinished() {
+    std::vector<Finished> batch;
+    {
+        std::lock_guard lock(shared_->mutex);
+        batch.swap(shared_->finished);
+    }
+    for (auto& f : batch) {
+        if (f.error.isEmpty())
+            Q_EMIT tileReady(f.key, f.image, f.generation, f.decodeMs);
         else
-            QMetaObject::invokeMethod(
-                this, [this, key = req.key, error] { Q_EMIT tileFailed(key, error); }, Qt::QueuedConnection);
+            Q_EMIT tileFailed(f.key, f.error);
     }
 }
 

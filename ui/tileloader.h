@@ -6,7 +6,7 @@
 // served first; pending tiles from older batches that are not in the new one are dropped and counted),
 // tiles already being decoded are not requested twice, and each decoded tile is delivered on the
 // loader's thread (the GUI thread) by the tileReady signal as a QImage (RGB888), never as a pixmap or
-// texture. Destruction drops everything pending and waits for the tiles in flight (at most one per
+// texture (workers queue results under the loader's lock and wake it with one queued call per batch). Destruction drops everything pending and waits for the tiles in flight (at most one per
 // worker), so no worker outlives the loader.
 #include "ui/tilemath.h"
 
@@ -76,14 +76,27 @@ Q_SIGNALS:
     void tileFailed(nic::TileKey key, QString message);
 
 private:
+    /// Delivers the finished tiles on the loader's thread (queued by the first worker to finish one).
+    Q_INVOKABLE void deliverFinished();
+
     struct Request {
         TileKey key;
         std::uint64_t generation;
+    };
+    struct Finished {
+        TileKey key;
+        QImage image;
+        std::uint64_t generation = 0;
+        double decodeMs = 0.0;
+        QString error; ///< empty: decoded
     };
     struct Shared {
         mutable std::mutex mutex;
         std::deque<Request> pending;
         std::unordered_set<TileKey, TileKeyHash> inFlight;
+        // Results travel to the loader's thread through this queue (under `mutex`), so the hand-off is
+        // ordered by our own lock, not only by Qt's event queue (which ThreadSanitizer cannot see into).
+        std::vector<Finished> finished;
         std::uint64_t generation = 0;
         int activeWorkers = 0;
         bool stopping = false;
