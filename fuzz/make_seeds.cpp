@@ -1,12 +1,16 @@
 // Writes the generated seed corpora of the fuzz harnesses: fuzz_make_seeds <out-dir> creates
 // <out-dir>/<harness>/ with files made by the project's own writers (synthetic cohort and its XML,
 // compressed grids in both dtypes with and without the 8 dihedral variants, a heatmap) plus a few
-// hand-written inputs that reach the less common branches. scripts/run-fuzzers.sh adds the real ASAP
-// files of ../shared/data when present.
+// hand-written inputs that reach the less common branches, our own encoder metadata for every encoder
+// kind, and — given the shared data folder as a second argument — the model_config attribute of every
+// Keras HDF5 encoder there (read at seed time, never copied into the repository). scripts/run-fuzzers.sh
+// adds the real ASAP files of ../shared/data when present.
 #include "core/annotation.h"
 #include "core/compressor.h"
 #include "core/encoder.h"
+#include "core/hdf5file.h"
 #include "core/heatmapeval.h"
+#include "core/modelmeta.h"
 #include "core/synth.h"
 
 #include <cstdio>
@@ -57,18 +61,120 @@ nic::AnnotationSet richAnnotationSet() {
     return s;
 }
 
+nic::KerasLayer kl(nic::KerasLayer::Type type, const char* name, int in, int out, int kernel = 3, int stride = 1) {
+    nic::KerasLayer l;
+    l.type = type;
+    l.name = name;
+    l.inChannels = in;
+    l.outChannels = out;
+    l.kernel = kernel;
+    l.stride = stride;
+    return l;
+}
+
+/// Our own encoder metadata, one per kind (what saveEncoder / importKerasEncoder write).
+void writeEncoderMetaSeeds(const fs::path& dir) {
+    for (const char* kind : {"vae", "contrastive", "bigan", "supervised-tumor", "supervised-tissue"}) {
+        nic::EncoderMeta m;
+        m.kind = m.name = kind;
+        m.classes = m.kind == "supervised-tissue" ? 5 : (m.kind == "supervised-tumor" ? 2 : 0);
+        m.trainingJson = R"({"epochs":3,"learning_rate":0.001,"seed":7,"patches":"bank.h5"})";
+        writeText(dir / (std::string("ours-") + kind + ".json"), nic::encoderMetaToJson(m));
+    }
+    using T = nic::KerasLayer::Type;
+    nic::EncoderMeta k;
+    k.kind = "keras";
+    k.name = "keras:encoder_bigan";
+    k.patchSize = 128;
+    k.codeSize = 128;
+    k.kerasLayers = {kl(T::AvgPool2, "input_downsample", 0, 0), kl(T::Conv2d, "conv2d_10", 3, 128, 3, 2),
+                     kl(T::LeakyRelu, "leaky_re_lu_12", 128, 128), kl(T::BatchNorm, "batch_normalization_10", 128, 128),
+                     kl(T::Conv2d, "conv2d_11", 128, 256, 3, 2), kl(T::Flatten, "flatten_1", 57600, 57600),
+                     kl(T::Dense, "dense_1", 57600, 128)};
+    k.kerasLayers[1].samePadding = true;
+    k.kerasLayers[2].alpha = 0.2;
+    k.kerasLayers[3].momentum = 0.8;
+    k.trainingJson = R"({"imported_from":"encoder_bigan.h5","keras_version":"2.2.4","input_side":64})";
+    writeText(dir / "ours-keras.json", nic::encoderMetaToJson(k));
+    nic::EncoderMeta g = k;
+    g.name = "keras:encoder_mean-rgb";
+    g.codeSize = 3;
+    g.kerasLayers = {kl(T::GlobalAvgPool, "global_average_pooling2d_1", 3, 3)};
+    writeText(dir / "ours-keras-mean-rgb.json", nic::encoderMetaToJson(g));
+}
+
+/// Hand-made model_config texts for the branches the authors' files do not use.
+void writeKerasConfigSeeds(const fs::path& dir) {
+    writeText(dir / "sequential.json",
+              R"({"class_name": "Sequential", "config": [{"class_name": "Conv2D", "config": {"name": "c1", )"
+              R"("batch_input_shape": [null, 32, 32, 3], "filters": 8, "kernel_size": [3, 3], "strides": [1, 1], )"
+              R"("padding": "same", "data_format": "channels_last", "dilation_rate": [1, 1], "activation": "linear", )"
+              R"("use_bias": false}}, {"class_name": "BatchNormalization", "config": {"name": "b1", "axis": 3, )"
+              R"("scale": false, "center": false}}, {"class_name": "LeakyReLU", "config": {"name": "l1", "alpha": 0.1}}, )"
+              R"({"class_name": "GlobalAveragePooling2D", "config": {"name": "g"}}, {"class_name": "Dense", )"
+              R"("config": {"name": "d", "units": 4, "activation": "linear"}}]})");
+    writeText(dir / "nested-model.json",
+              R"({"class_name": "Model", "config": {"name": "m", "layers": [{"name": "in", "class_name": "InputLayer", )"
+              R"("config": {"batch_input_shape": [null, 64, 64, 3]}}, {"name": "inner", "class_name": "Model", "config": )"
+              R"({"name": "inner", "layers": [{"class_name": "Conv2D", "config": {"name": "c", "filters": 4, )"
+              R"("kernel_size": [5, 5], "strides": [2, 2]}}, {"class_name": "Flatten", "config": {"name": "f"}}]}}, )"
+              R"({"name": "d", "class_name": "Dense", "config": {"name": "d", "units": 2}}]}})");
+}
+
+/// The model_config attribute of every Keras HDF5 file under `shared` (the NIC authors' encoders), and
+/// the encoder metadata an import of each writes.
+void writeSharedKerasSeeds(const fs::path& shared, const fs::path& configDir, const fs::path& metaDir) {
+    if (!fs::is_directory(shared)) {
+        std::printf("fuzz_make_seeds: %s not found: no Keras seeds from the shared data\n", shared.string().c_str());
+        return;
+    }
+    int n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(shared)) {
+        if (!e.is_regular_file() || e.path().extension() != ".h5")
+            continue;
+        try {
+            const nic::Hdf5File f(e.path(), nic::Hdf5File::Mode::ReadOnly);
+            if (!f.hasAttribute("model_config"))
+                continue;
+            const std::string config = f.stringAttribute("model_config");
+            const std::string stem = e.path().stem().string();
+            writeText(configDir / ("shared-" + stem + ".json"), config);
+            const auto model = nic::parseKerasModelConfig(config, e.path().string());
+            nic::EncoderMeta m;
+            m.kind = "keras";
+            m.name = "keras:" + stem;
+            m.patchSize = model.patchSize;
+            m.codeSize = model.codeSize;
+            for (const auto& l : model.layers)
+                m.kerasLayers.push_back(l.layer);
+            writeText(metaDir / ("shared-" + stem + ".json"), nic::encoderMetaToJson(m));
+            ++n;
+        } catch (const std::exception& ex) {
+            std::printf("fuzz_make_seeds: skipping %s: %s\n", e.path().string().c_str(), ex.what());
+        }
+    }
+    std::printf("fuzz_make_seeds: %d Keras model_config seeds from %s\n", n, shared.string().c_str());
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: fuzz_make_seeds <out-dir>\n");
+    if (argc != 2 && argc != 3) {
+        std::fprintf(stderr, "usage: fuzz_make_seeds <out-dir> [<shared-data-dir>]\n");
         return 2;
     }
     try {
         const fs::path out = argv[1];
         const fs::path work = out / "work";
-        for (const char* h : {"fuzz_annotation_xml", "fuzz_cohort_csv", "fuzz_latent_grid", "fuzz_heatmap"})
+        for (const char* h : {"fuzz_annotation_xml", "fuzz_cohort_csv", "fuzz_latent_grid", "fuzz_heatmap",
+                              "fuzz_encoder_meta", "fuzz_keras_config"})
             fs::create_directories(out / h);
+        writeEncoderMetaSeeds(out / "fuzz_encoder_meta");
+        writeKerasConfigSeeds(out / "fuzz_keras_config");
+        if (argc == 3)
+            writeSharedKerasSeeds(argv[2], out / "fuzz_keras_config", out / "fuzz_encoder_meta");
+        else
+            std::printf("fuzz_make_seeds: no shared data folder given: no Keras seeds from the shared data\n");
 
         // A tiny synthetic cohort: two slides with lesions (XML), one without.
         nic::SynthCohortParams p;

@@ -172,30 +172,6 @@ BiganImpl::BiganImpl(int patchSize, int codeSize) {
     discriminator = register_module("discriminator", BiganDiscriminator(patchSize, codeSize));
 }
 
-const char* toString(KerasLayer::Type type) {
-    switch (type) {
-    case KerasLayer::Type::AvgPool2: return "avgpool2";
-    case KerasLayer::Type::Conv2d: return "conv2d";
-    case KerasLayer::Type::LeakyRelu: return "leakyrelu";
-    case KerasLayer::Type::BatchNorm: return "batchnorm";
-    case KerasLayer::Type::Flatten: return "flatten";
-    case KerasLayer::Type::Dense: return "dense";
-    case KerasLayer::Type::GlobalAvgPool: return "globalavgpool";
-    }
-    return "?";
-}
-
-bool parseKerasLayerType(const std::string& text, KerasLayer::Type& type) {
-    for (auto t : {KerasLayer::Type::AvgPool2, KerasLayer::Type::Conv2d, KerasLayer::Type::LeakyRelu,
-                   KerasLayer::Type::BatchNorm, KerasLayer::Type::Flatten, KerasLayer::Type::Dense,
-                   KerasLayer::Type::GlobalAvgPool})
-        if (text == toString(t)) {
-            type = t;
-            return true;
-        }
-    return false;
-}
-
 KerasChainImpl::KerasChainImpl(std::vector<KerasLayer> layers_) : layers(std::move(layers_)) {
     modules.resize(layers.size());
     for (std::size_t i = 0; i < layers.size(); ++i) {

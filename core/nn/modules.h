@@ -9,6 +9,8 @@
 //  - "LRA" is LeakyReLU with slope 0.2 (the slope of the authors' published Keras encoders);
 //  - classifier-type heads return logits (the sigmoid / softmax lives in the loss), which is
 //    numerically safer and equivalent to the paper's sigmoid / softmax output units.
+#include "core/modelmeta.h"
+
 #include <torch/torch.h>
 
 #include <string>
@@ -160,21 +162,7 @@ struct BiganImpl : torch::nn::Module {
 };
 TORCH_MODULE(Bigan);
 
-/// One layer of an imported Keras encoder (a linear chain of these).
-struct KerasLayer {
-    enum class Type { AvgPool2, Conv2d, LeakyRelu, BatchNorm, Flatten, Dense, GlobalAvgPool };
-    Type type = Type::Conv2d;
-    std::string name;
-    int inChannels = 0, outChannels = 0; ///< conv: channels; dense: features
-    int kernel = 3, stride = 1;
-    bool samePadding = false; ///< TF 'same' (asymmetric for even sizes: the extra row/column goes bottom/right)
-    bool bias = true;
-    double alpha = 0.3;      ///< LeakyReLU slope
-    double epsilon = 1e-3;   ///< BN
-    double momentum = 0.99;  ///< BN, Keras convention (weight of the old running value)
-};
-const char* toString(KerasLayer::Type type);
-bool parseKerasLayerType(const std::string& text, KerasLayer::Type& type);
+// KerasLayer (one layer of an imported Keras encoder): core/modelmeta.h (torch-free).
 
 /// A chain of Keras layers on NCHW input. Flatten permutes to NHWC first, so Dense weights keep the
 /// Keras (channels-last) feature order. Conv/Dense/BN parameters are registered as "<index>_<type>".

@@ -1,6 +1,7 @@
 #pragma once
 // The LibTorch side of encoder files (internal to core_nn, its tests and benchmarks; includes torch).
 #include "core/encoder.h"
+#include "core/modelmeta.h"
 #include "core/nn/modules.h"
 
 #include <filesystem>
@@ -9,22 +10,7 @@
 
 namespace nic {
 
-/// Architecture of a saved encoder; stored as JSON ("meta/json") in the encoder file.
-struct EncoderMeta {
-    std::string kind;        ///< "vae", "contrastive", "bigan", "supervised-tumor", "supervised-tissue", "keras"
-    std::string name;        ///< display name (kind, or "keras:<file stem>")
-    int patchSize = 128;     ///< P
-    int codeSize = 128;      ///< C
-    int classes = 0;         ///< supervised-tissue: K (informational for the others)
-    double mpp = 0.5;
-    std::string inputScaling = "uint8/127.5-1"; ///< the only scaling implemented
-    std::vector<KerasLayer> kerasLayers;       ///< kind "keras" only
-    std::string trainingJson = "{}";           ///< free-form record of how it was trained / imported
-};
-
-std::string encoderMetaToJson(const EncoderMeta& meta);
-/// Parses and validates; `source` names the file in error messages. Throws Error.
-EncoderMeta encoderMetaFromJson(const std::string& json, const std::string& source);
+// EncoderMeta, encoderMetaToJson and encoderMetaFromJson: core/modelmeta.h (torch-free).
 
 /// Builds the (untrained) embedding module for `meta`: NCHW float input in [−1, 1] → [N, C].
 torch::nn::AnyModule buildEncoderModule(const EncoderMeta& meta);

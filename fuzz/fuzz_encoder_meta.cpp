@@ -1,0 +1,55 @@
+// Fuzzes the encoder files' architecture JSON ("meta/json": encoderMetaFromJson, core/modelmeta.h), the
+// description every encoder is built from. Contract checked: parsing either succeeds or throws nic::Error;
+// a parsed description is within the documented limits, serialises (encoderMetaToJson) and parses back
+// equal.
+#include "core/error.h"
+#include "core/modelmeta.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+namespace {
+
+bool same(const nic::EncoderMeta& a, const nic::EncoderMeta& b) {
+    return a.kind == b.kind && a.name == b.name && a.patchSize == b.patchSize && a.codeSize == b.codeSize &&
+           a.classes == b.classes && a.mpp == b.mpp && a.inputScaling == b.inputScaling &&
+           a.kerasLayers == b.kerasLayers && a.trainingJson == b.trainingJson;
+}
+
+[[noreturn]] void fail(const char* what, const std::string& detail) {
+    std::fprintf(stderr, "%s: %s\n", what, detail.c_str());
+    std::abort();
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using namespace nic::modellimits;
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    nic::EncoderMeta meta;
+    try {
+        meta = nic::encoderMetaFromJson(text, "fuzz.nicenc");
+    } catch (const nic::Error&) {
+        return 0;
+    }
+    if (meta.patchSize < 1 || meta.patchSize > kMaxPatchSize || meta.codeSize < 1 || meta.codeSize > kMaxChannels ||
+        meta.classes < 0 || meta.classes > kMaxClasses || meta.kerasLayers.size() > static_cast<std::size_t>(kMaxLayers))
+        fail("accepted a description outside the limits", text);
+    std::string again;
+    try {
+        again = nic::encoderMetaToJson(meta);
+    } catch (const std::exception& e) {
+        fail("parsed description does not serialise", e.what());
+    }
+    try {
+        if (!same(nic::encoderMetaFromJson(again, "fuzz-roundtrip.nicenc"), meta))
+            fail("round trip changed the description", again);
+    } catch (const nic::Error& e) {
+        fail("serialised description does not parse back", e.what());
+    }
+    return 0;
+}

@@ -1,0 +1,73 @@
+// Fuzzes the Keras importer's parsing of the `model_config` attribute (parseKerasModelConfig,
+// core/modelmeta.h): the layer chain, channels, sizes and weight groups importKerasEncoder builds from.
+// Contract checked: parsing either succeeds or throws nic::Error; an accepted model is within the
+// documented limits, its chain is consistent (each layer's input is the previous layer's output), and
+// the encoder description made from it (as the importer does) survives encoderMetaToJson/FromJson.
+#include "core/error.h"
+#include "core/modelmeta.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+namespace {
+
+[[noreturn]] void fail(const char* what, const std::string& detail) {
+    std::fprintf(stderr, "%s: %s\n", what, detail.c_str());
+    std::abort();
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using namespace nic::modellimits;
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    nic::KerasModelConfig model;
+    try {
+        model = nic::parseKerasModelConfig(text, "fuzz.h5");
+    } catch (const nic::Error&) {
+        return 0;
+    }
+    if (model.inputSide < 1 || model.inputSide > kMaxPatchSize || model.patchSize < 1 ||
+        model.patchSize > kMaxPatchSize || model.codeSize < 1 || model.codeSize > kMaxChannels || model.layers.empty() ||
+        model.layers.size() > static_cast<std::size_t>(kMaxLayers) + 1)
+        fail("accepted a model outside the limits", text);
+    int channels = 3;
+    for (const auto& e : model.layers) {
+        const auto& l = e.layer;
+        if (l.type == nic::KerasLayer::Type::AvgPool2)
+            continue;
+        if (l.inChannels != (l.type == nic::KerasLayer::Type::Flatten ? l.inChannels : channels))
+            fail("inconsistent chain at layer", l.name);
+        if (l.type == nic::KerasLayer::Type::Conv2d &&
+            (l.kernel < 1 || l.kernel > kMaxKernel || l.stride < 1 || l.stride > kMaxStride))
+            fail("accepted a kernel or stride outside the limits", l.name);
+        channels = l.outChannels;
+    }
+    if (channels != model.codeSize)
+        fail("code size is not the last layer's output", text);
+
+    nic::EncoderMeta meta;
+    meta.kind = "keras";
+    meta.name = "keras:fuzz";
+    meta.patchSize = model.patchSize;
+    meta.codeSize = model.codeSize;
+    for (const auto& e : model.layers)
+        meta.kerasLayers.push_back(e.layer);
+    std::string json;
+    try {
+        json = nic::encoderMetaToJson(meta);
+    } catch (const std::exception& e) {
+        fail("the imported description does not serialise", e.what());
+    }
+    try {
+        if (!(nic::encoderMetaFromJson(json, "fuzz-import.nicenc").kerasLayers == meta.kerasLayers))
+            fail("the imported description changed on the way through encoder metadata", json);
+    } catch (const nic::Error& e) {
+        fail("the imported description is refused as encoder metadata", e.what());
+    }
+    return 0;
+}
