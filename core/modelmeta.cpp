@@ -48,7 +48,9 @@ std::string range(long long lo, long long hi) { return " is out of range (" + st
 /// `v` as an int in [lo, hi]; otherwise Error "<where>: <field> <value> is out of range (lo..hi)".
 int intIn(const json& v, long long lo, long long hi, const std::string& where, const std::string& field) {
     const auto i = exactInt(v);
-    if (!i || *i < lo || *i > hi)
+    if (!i)
+        throw Error(where + ": " + field + " " + v.dump() + " is not a 32-bit integer");
+    if (*i < lo || *i > hi)
         throw Error(where + ": " + field + " " + v.dump() + range(lo, hi));
     return *i;
 }
