@@ -155,6 +155,7 @@ void SlideView::openSlide(const QString& path) {
     thumbDirty_ = true;
     path_ = path;
     error_.clear();
+    slideChanged_ = false;
     opening_ = true;
     const quint64 serial = ++openSerial_;
     auto* watcher = new QFutureWatcher<OpenResult>(this);
@@ -202,6 +203,17 @@ void SlideView::onOpened(const OpenResult& r) {
     connect(loader_.get(), &TileLoader::tileReady, this,
             [this](const TileKey& k, const QImage& img, quint64, double ms) { onTileReady(k, img, ms); });
     connect(loader_.get(), &TileLoader::tileFailed, this, [this](const TileKey&, const QString& msg) {
+        // A slide file that changed since it was opened (deleted, replaced, truncated) will fail every
+        // further read: stop asking; what is cached stays on screen with the error.
+        if (!slideChanged_ && slide_) {
+            try {
+                slide_->checkUnchanged();
+            } catch (const SlideChangedError&) {
+                slideChanged_ = true;
+                loader_->cancelPending();
+            } catch (const std::exception&) {
+            }
+        }
         if (error_.isEmpty()) {
             error_ = msg;
             Q_EMIT slideFailed(msg);
@@ -248,7 +260,7 @@ void SlideView::scheduleRequests() {
 }
 
 void SlideView::updateRequests() {
-    if (!loader_)
+    if (!loader_ || slideChanged_)
         return;
     std::vector<TileKey> wanted;
     auto want = [&](const TileKey& k) {

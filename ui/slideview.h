@@ -246,6 +246,7 @@ private:
     QElapsedTimer jumpTimer_;
     bool awaitingFullDetail_ = false;
     bool wasFullyLoaded_ = false;
+    bool slideChanged_ = false;     // the file changed since it was opened: no more tile requests
     bool prefetchHeldBack_ = false; // updateRequests left the prefetch out: the view was still incomplete
     ViewStatistics stats_;
     bool finishFrames_ = false;

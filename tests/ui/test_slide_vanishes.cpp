@@ -157,11 +157,17 @@ TEST_F(SlideVanishesView, ChangedFileShowsTheCauseOnceAndTheViewStaysUsable) {
         EXPECT_EQ(view->errorMessage(), message);
         EXPECT_GT(view->loader()->failedCount(), 0U);
 
-        // Still usable: panning elsewhere fails more tiles but reports once, no crash.
+        // Still usable: panning elsewhere reports nothing new and asks for no more tiles (every read of
+        // a changed file would fail); no crash.
+        ASSERT_TRUE(waitIdle());
+        const std::uint64_t generation = view->loader()->generation();
+        const std::uint64_t attempts = view->loader()->decodedCount() + view->loader()->failedCount();
         view->setViewport({512, 512, 2.0, 0, 0});
         EXPECT_TRUE(waitIdle());
         QTest::qWait(20);
         EXPECT_EQ(failed.count(), 1);
+        EXPECT_EQ(view->loader()->generation(), generation);
+        EXPECT_EQ(view->loader()->decodedCount() + view->loader()->failedCount(), attempts);
         EXPECT_EQ(view->errorMessage(), message);
 
         // An intact slide opens and renders in the same view.
