@@ -12,7 +12,9 @@
 // band; a later run with the same parameters and encoder resumes from it; completion renames it to
 // `<name>.h5`. A finished output with the same parameters and encoder hash is skipped. A read error
 // fails the slide (message with the cell and level-0 rectangle; the partial file is removed), or with
-// skipBadRegions leaves the cell empty, flags it and counts it.
+// skipBadRegions leaves the cell empty, flags it and counts it. A slide file that changed since it was
+// opened (deleted, replaced, truncated: SlideChangedError) always fails the slide, also with
+// skipBadRegions, and a replacing file is never read.
 #include "core/encoder.h"
 #include "core/jobcontext.h"
 #include "core/latentgrid.h"
