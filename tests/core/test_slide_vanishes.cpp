@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/slide.h"
 #include "core/synth.h"
+#include "slidechange.h"
 #include "testsupport.h"
 
 #include <gmock/gmock.h>
@@ -29,65 +30,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Change { Delete, Replace, TruncateHalf, TruncateToZero, OverwriteInPlace };
-
-const char* name(Change c) {
-    switch (c) {
-    case Change::Delete: return "delete";
-    case Change::Replace: return "replace";
-    case Change::TruncateHalf: return "truncate-half";
-    case Change::TruncateToZero: return "truncate-0";
-    case Change::OverwriteInPlace: return "overwrite-in-place";
-    }
-    return "?";
-}
-
-const Change kAllChanges[] = {Change::Delete, Change::Replace, Change::TruncateHalf, Change::TruncateToZero,
-                              Change::OverwriteInPlace};
-
-/// What the error must say for each change (besides the file name and "since it was opened").
-const char* expectedCause(Change c) {
-    switch (c) {
-    case Change::Delete: return "vanished";
-    case Change::Replace: return "replaced by another file";
-    case Change::TruncateHalf:
-    case Change::TruncateToZero: return "changed";
-    case Change::OverwriteInPlace: return "modified in place";
-    }
-    return "?";
-}
-
-/// Applies `c` to `path`; `other` is the intact slide a replace puts in its place.
-void applyChange(Change c, const fs::path& path, const fs::path& other) {
-    switch (c) {
-    case Change::Delete:
-        ASSERT_TRUE(fs::remove(path));
-        break;
-    case Change::Replace: {
-        // Atomic replace, as a rescan or `mv new old` does: a new inode under the old name.
-        const fs::path tmp = path.string() + ".new";
-        fs::copy_file(other, tmp, fs::copy_options::overwrite_existing);
-        fs::rename(tmp, path);
-        break;
-    }
-    case Change::TruncateHalf:
-        ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(fs::file_size(path) / 2)), 0);
-        break;
-    case Change::TruncateToZero:
-        ASSERT_EQ(::truncate(path.c_str(), 0), 0);
-        break;
-    case Change::OverwriteInPlace: {
-        // Same inode, same size, other bytes from the middle on.
-        const auto size = fs::file_size(path);
-        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekp(static_cast<std::streamoff>(size / 2));
-        const std::string junk(size - size / 2, '\xA5');
-        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-        ASSERT_TRUE(f.good());
-        break;
-    }
-    }
-}
+using nic::test::Change;
+using nic::test::kAllChanges;
+using nic::test::applyChange;
+using nic::test::expectedCause;
+using nic::test::name;
 
 class SlideVanishes : public ::testing::Test {
 protected:

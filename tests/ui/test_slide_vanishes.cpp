@@ -7,6 +7,7 @@
 
 #include "pixelcheck.h"
 #include "testslide.h"
+#include "slidechange.h"
 #include "testsupport.h"
 #include "ui/tileloader.h"
 
@@ -28,59 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Change { Delete, Replace, TruncateHalf, TruncateToZero, OverwriteInPlace };
-
-const char* name(Change c) {
-    switch (c) {
-    case Change::Delete: return "delete";
-    case Change::Replace: return "replace";
-    case Change::TruncateHalf: return "truncate-half";
-    case Change::TruncateToZero: return "truncate-0";
-    case Change::OverwriteInPlace: return "overwrite-in-place";
-    }
-    return "?";
-}
-
-/// What the message must say for each change (besides the file name and "since it was opened").
-const char* expectedCause(Change c) {
-    switch (c) {
-    case Change::Delete: return "vanished";
-    case Change::Replace: return "replaced by another file";
-    case Change::TruncateHalf:
-    case Change::TruncateToZero: return "changed";
-    case Change::OverwriteInPlace: return "modified in place";
-    }
-    return "?";
-}
-
-void applyChange(Change c, const fs::path& path, const fs::path& other) {
-    switch (c) {
-    case Change::Delete:
-        ASSERT_TRUE(fs::remove(path));
-        break;
-    case Change::Replace: {
-        const fs::path tmp = path.string() + ".new";
-        fs::copy_file(other, tmp, fs::copy_options::overwrite_existing);
-        fs::rename(tmp, path);
-        break;
-    }
-    case Change::TruncateHalf:
-        ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(fs::file_size(path) / 2)), 0);
-        break;
-    case Change::TruncateToZero:
-        ASSERT_EQ(::truncate(path.c_str(), 0), 0);
-        break;
-    case Change::OverwriteInPlace: {
-        const auto size = fs::file_size(path);
-        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekp(static_cast<std::streamoff>(size / 2));
-        const std::string junk(size - size / 2, '\xA5');
-        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-        ASSERT_TRUE(f.good());
-        break;
-    }
-    }
-}
+using nic::test::Change;
+using nic::test::applyChange;
+using nic::test::expectedCause;
+using nic::test::name;
 
 class SlideVanishesView : public ::testing::Test {
 protected:
@@ -136,8 +88,7 @@ protected:
 } // namespace
 
 TEST_F(SlideVanishesView, ChangedFileShowsTheCauseOnceAndTheViewStaysUsable) {
-    for (const Change c : {Change::Delete, Change::Replace, Change::TruncateHalf, Change::TruncateToZero,
-                           Change::OverwriteInPlace}) {
+    for (const Change c : nic::test::kAllChanges) {
         SCOPED_TRACE(name(c));
         const fs::path p = freshCopy(std::string("open-") + name(c));
         ASSERT_TRUE(openAndWait(p));
