@@ -4,6 +4,7 @@
 // equal.
 #include "core/error.h"
 #include "core/modelmeta.h"
+#include "fuzz/fuzzsupport.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -20,15 +21,11 @@ bool same(const nic::EncoderMeta& a, const nic::EncoderMeta& b) {
            a.kerasLayers == b.kerasLayers && a.trainingJson == b.trainingJson;
 }
 
-[[noreturn]] void fail(const char* what, const std::string& detail) {
-    std::fprintf(stderr, "%s: %s\n", what, detail.c_str());
-    std::abort();
-}
-
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace nic::modellimits;
+    using nic::fuzz::fail;
     const std::string text(reinterpret_cast<const char*>(data), size);
     nic::EncoderMeta meta;
     try {
@@ -39,17 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (meta.patchSize < 1 || meta.patchSize > kMaxPatchSize || meta.codeSize < 1 || meta.codeSize > kMaxChannels ||
         meta.classes < 0 || meta.classes > kMaxClasses || meta.kerasLayers.size() > static_cast<std::size_t>(kMaxLayers))
         fail("accepted a description outside the limits", text);
-    std::string again;
-    try {
-        again = nic::encoderMetaToJson(meta);
-    } catch (const std::exception& e) {
-        fail("parsed description does not serialise", e.what());
-    }
-    try {
-        if (!same(nic::encoderMetaFromJson(again, "fuzz-roundtrip.nicenc"), meta))
-            fail("round trip changed the description", again);
-    } catch (const nic::Error& e) {
-        fail("serialised description does not parse back", e.what());
-    }
+    if (!same(nic::fuzz::encoderMetaRoundTrip(meta, "fuzz-roundtrip.nicenc"), meta))
+        fail("round trip changed the description", text);
     return 0;
 }

@@ -5,6 +5,7 @@
 // the encoder description made from it (as the importer does) survives encoderMetaToJson/FromJson.
 #include "core/error.h"
 #include "core/modelmeta.h"
+#include "fuzz/fuzzsupport.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,17 +14,9 @@
 #include <exception>
 #include <string>
 
-namespace {
-
-[[noreturn]] void fail(const char* what, const std::string& detail) {
-    std::fprintf(stderr, "%s: %s\n", what, detail.c_str());
-    std::abort();
-}
-
-} // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace nic::modellimits;
+    using nic::fuzz::fail;
     const std::string text(reinterpret_cast<const char*>(data), size);
     nic::KerasModelConfig model;
     try {
@@ -57,17 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     meta.codeSize = model.codeSize;
     for (const auto& e : model.layers)
         meta.kerasLayers.push_back(e.layer);
-    std::string json;
-    try {
-        json = nic::encoderMetaToJson(meta);
-    } catch (const std::exception& e) {
-        fail("the imported description does not serialise", e.what());
-    }
-    try {
-        if (!(nic::encoderMetaFromJson(json, "fuzz-import.nicenc").kerasLayers == meta.kerasLayers))
-            fail("the imported description changed on the way through encoder metadata", json);
-    } catch (const nic::Error& e) {
-        fail("the imported description is refused as encoder metadata", e.what());
-    }
+    if (!(nic::fuzz::encoderMetaRoundTrip(meta, "fuzz-import.nicenc").kerasLayers == meta.kerasLayers))
+        fail("the imported description changed on the way through encoder metadata", text);
     return 0;
 }

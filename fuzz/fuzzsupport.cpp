@@ -1,5 +1,8 @@
 #include "fuzz/fuzzsupport.h"
 
+#include "core/error.h"
+#include "core/modelmeta.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -33,6 +36,25 @@ const std::filesystem::path& writeScratchFile(const std::uint8_t* data, std::siz
 
 void quietHdf5() {
     ::setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1);
+}
+
+void fail(const char* what, const std::string& detail) {
+    std::fprintf(stderr, "%s: %s\n", what, detail.c_str());
+    std::abort();
+}
+
+EncoderMeta encoderMetaRoundTrip(const EncoderMeta& meta, const char* source) {
+    std::string json;
+    try {
+        json = encoderMetaToJson(meta);
+    } catch (const std::exception& e) {
+        fail("a parsed description does not serialise", e.what());
+    }
+    try {
+        return encoderMetaFromJson(json, source);
+    } catch (const Error& e) {
+        fail("a serialised description does not parse back", std::string(e.what()) + "\n" + json);
+    }
 }
 
 } // namespace nic::fuzz

@@ -3,6 +3,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <string>
+
+namespace nic {
+struct EncoderMeta;
+}
 
 namespace nic::fuzz {
 
@@ -13,5 +18,13 @@ const std::filesystem::path& writeScratchFile(const std::uint8_t* data, std::siz
 /// Turns off HDF5 file locking (the scratch file is private to the process). Call once per process,
 /// before the first HDF5 call (core/hdf5file.cpp silences HDF5's error printing itself).
 void quietHdf5();
+
+/// Reports a harness's finding (`what`: the broken property, `detail`: the input or the cause) on
+/// stderr and aborts, so libFuzzer records the input.
+[[noreturn]] void fail(const char* what, const std::string& detail);
+
+/// `meta` → encoderMetaToJson → encoderMetaFromJson (as file `source`); fail()s when either step refuses
+/// what the other produced. Returns the description read back.
+EncoderMeta encoderMetaRoundTrip(const EncoderMeta& meta, const char* source);
 
 } // namespace nic::fuzz
