@@ -37,14 +37,12 @@ TempDir::~TempDir() {
 
 std::filesystem::path nicExecutable() { return NIC_CLI_PATH; }
 
-namespace {
-std::string readAll(const std::filesystem::path& p) {
-    std::ifstream in(p);
+std::string readFile(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
 }
-} // namespace
 
 int runCommand(const std::string& command, std::string* out, std::string* err) {
     TempDir dir;
@@ -53,9 +51,9 @@ int runCommand(const std::string& command, std::string* out, std::string* err) {
     const std::string full = command + " >'" + o.string() + "' 2>'" + e.string() + "' </dev/null";
     const int status = std::system(full.c_str());
     if (out)
-        *out = readAll(o);
+        *out = readFile(o);
     if (err)
-        *err = readAll(e);
+        *err = readFile(e);
     if (status == -1)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -50,4 +50,7 @@ std::filesystem::path nicExecutable();
 /// Runs a shell command, returns its exit status; stdout and stderr are captured into the strings.
 int runCommand(const std::string& command, std::string* out = nullptr, std::string* err = nullptr);
 
+/// The whole file as bytes ("" when it cannot be read).
+std::string readFile(const std::filesystem::path& path);
+
 } // namespace nic::test

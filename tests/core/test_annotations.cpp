@@ -28,13 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string readFile(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // The what() of the AnnotationError thrown by parse(), or "<no error>".
 std::string parseError(const std::string& xml, const std::string& source = "test.xml") {
     return nic::test::errorOf<AnnotationError>([&] { AnnotationSet::parse(xml, source); });
@@ -151,7 +144,7 @@ TEST_P(RealAnnotationFile, LoadsAndRoundTripsExactly) {
     EXPECT_EQ(AnnotationSet::load(dir / "copy.xml"), set);
 
     // These files were written by ASAP; the writer reproduces them byte for byte.
-    EXPECT_EQ(set.toXml(), readFile(path));
+    EXPECT_EQ(set.toXml(), nic::test::readFile(path));
 }
 
 INSTANTIATE_TEST_SUITE_P(Camelyon17, RealAnnotationFile, testing::ValuesIn(realAnnotationFiles()), caseName);

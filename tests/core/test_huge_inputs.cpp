@@ -39,11 +39,6 @@ constexpr double kSlideSide = 100000.0;
 /// groups (one nested), with non-integer coordinates and a few extra attributes.
 AnnotationSet hugeSet() { return synthAnnotationCrowd(kAnnotations, kVerticesEach, kSlideSide); }
 
-std::string readAll(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 double secondsSince(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -62,7 +57,7 @@ TEST(HugeInputs, AsapXmlWith210kVerticesLoadsRoundTripsAndRasterises) {
     auto t0 = std::chrono::steady_clock::now();
     original.save(dir / "huge.xml");
     const double saveSeconds = secondsSince(t0);
-    const std::string bytes = readAll(dir / "huge.xml");
+    const std::string bytes = nic::test::readFile(dir / "huge.xml");
 
     t0 = std::chrono::steady_clock::now();
     const AnnotationSet loaded = AnnotationSet::load(dir / "huge.xml");
@@ -71,7 +66,7 @@ TEST(HugeInputs, AsapXmlWith210kVerticesLoadsRoundTripsAndRasterises) {
 
     // Byte for byte: saving what was loaded reproduces the file.
     loaded.save(dir / "again.xml");
-    EXPECT_TRUE(readAll(dir / "again.xml") == bytes);
+    EXPECT_TRUE(nic::test::readFile(dir / "again.xml") == bytes);
 
     // Onto the grid of a 100k × 100k slide with 256 px cells (391 × 391), as eval-heatmap does.
     const int cells = static_cast<int>(std::ceil(kSlideSide / 256.0));
@@ -124,7 +119,7 @@ TEST(HugeInputs, TwoShardProcessesCompressACohortWithoutCollision) {
                              "echo \"shard 0: $ra, shard 1: $rb\"; [ $ra -eq 0 ] && [ $rb -eq 0 ]";
     t0 = std::chrono::steady_clock::now();
     std::string o, e;
-    EXPECT_EQ(test::runCommand("sh -c \"" + both + "\"" , &o, &e), 0) << o << e << readAll(dir / "s0.log") << readAll(dir / "s1.log");
+    EXPECT_EQ(test::runCommand("sh -c \"" + both + "\"" , &o, &e), 0) << o << e << nic::test::readFile(dir / "s0.log") << nic::test::readFile(dir / "s1.log");
     const double compressSeconds = secondsSince(t0);
 
     std::set<std::string> expected;

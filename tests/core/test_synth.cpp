@@ -25,13 +25,6 @@ using namespace nic;
 
 namespace {
 
-std::string readFile(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::vector<std::string> listDir(const std::filesystem::path& dir) {
     std::vector<std::string> names;
     for (const auto& e : std::filesystem::directory_iterator(dir))
@@ -275,7 +268,7 @@ TEST(Synth, SameSeedSameBytesDifferentSeedDifferentBytes) {
     SynthSlide(p).write(dir / "b.svs", two); // the thread count does not change the bytes
     p.seed = 43;
     SynthSlide(p).write(dir / "c.svs", one);
-    const std::string a = readFile(dir / "a.svs"), b = readFile(dir / "b.svs"), c = readFile(dir / "c.svs");
+    const std::string a = nic::test::readFile(dir / "a.svs"), b = nic::test::readFile(dir / "b.svs"), c = nic::test::readFile(dir / "c.svs");
     ASSERT_GT(a.size(), 10000U);
     EXPECT_TRUE(a == b);
     EXPECT_FALSE(a == c);
@@ -414,7 +407,7 @@ TEST(SynthCohort, WritesSlidesXmlAndCsv) {
         expected += e.slide + buf + e.annotations + "\n";
     }
     EXPECT_EQ(positives, 2);
-    EXPECT_EQ(readFile(c.outDir / "cohort.csv"), expected);
+    EXPECT_EQ(nic::test::readFile(c.outDir / "cohort.csv"), expected);
 }
 
 TEST(SynthCohort, SlideParametersAreDeterministicAndDistinct) {
@@ -521,10 +514,10 @@ TEST(PyramidTiffWriter, SpoolingAndBigTiffDoNotChangePixels) {
     writePattern(dir / "mem.svs", 1500, 900, o);
     o.spoolThresholdBytes = 0; // every lower level through a temporary file
     writePattern(dir / "spool.svs", 1500, 900, o);
-    EXPECT_TRUE(readFile(dir / "mem.svs") == readFile(dir / "spool.svs"));
+    EXPECT_TRUE(nic::test::readFile(dir / "mem.svs") == nic::test::readFile(dir / "spool.svs"));
     o.bigTiff = BigTiffMode::Always;
     writePattern(dir / "big.svs", 1500, 900, o);
-    const std::string big = readFile(dir / "big.svs");
+    const std::string big = nic::test::readFile(dir / "big.svs");
     ASSERT_GT(big.size(), 4U);
     EXPECT_EQ(big.substr(0, 4), std::string("II\x2B\x00", 4)); // BigTIFF magic
     EXPECT_EQ(listDir(dir.path()), (std::vector<std::string>{"big.svs", "mem.svs", "spool.svs"}));

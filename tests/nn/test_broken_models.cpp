@@ -16,11 +16,6 @@
 namespace nic {
 namespace {
 
-std::string readBytes(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void writeBytes(const std::filesystem::path& p, const std::string& bytes) {
     std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
@@ -33,7 +28,7 @@ TEST(BrokenModels, DamagedEncoderFilesAreRefusedNamingTheFileOrLoadUnchanged) {
     auto enc = createEncoder(EncoderKind::Vae, p, c, 0, 5);
     const auto good = dir / "good.nicenc";
     const EncoderInfo saved = saveEncoder(*enc, good);
-    const std::string bytes = readBytes(good);
+    const std::string bytes = nic::test::readFile(good);
     ASSERT_GT(bytes.size(), 1000U);
     std::vector<std::uint8_t> patch(static_cast<std::size_t>(p * p * 3));
     for (std::size_t i = 0; i < patch.size(); ++i)

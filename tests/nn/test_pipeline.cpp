@@ -14,13 +14,6 @@
 namespace nic {
 namespace {
 
-std::string readText(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 int countLines(const std::filesystem::path& p) {
     std::ifstream in(p);
     int n = 0;
@@ -67,7 +60,7 @@ TEST_F(Pipeline, EveryStageReadsWhatThePreviousOneWrote) {
     for (const char* f : {"predictions.csv", "metrics.json", "curves.csv", "folds.csv"})
         EXPECT_TRUE(std::filesystem::exists(dir / "run" / f)) << f;
     EXPECT_EQ(countLines(dir / "run/predictions.csv"), 7); // every slide predicted once, held out
-    const auto metrics = nlohmann::json::parse(readText(dir / "run/metrics.json"));
+    const auto metrics = nlohmann::json::parse(nic::test::readFile(dir / "run/metrics.json"));
     ASSERT_TRUE(metrics.contains("auc")) << metrics.dump();
     const double auc = metrics["auc"]["value"].get<double>();
     EXPECT_GE(auc, 0.0);
@@ -84,7 +77,7 @@ TEST_F(Pipeline, EveryStageReadsWhatThePreviousOneWrote) {
 
     nic("eval-heatmap --cohort " + cohort + " --heatmaps " + d("heatmaps") + " --bootstrap 50 --json " +
         d("eval.json") + " > " + d("eval.txt"));
-    const auto ev = nlohmann::json::parse(readText(dir / "eval.json"));
+    const auto ev = nlohmann::json::parse(nic::test::readFile(dir / "eval.json"));
     ASSERT_TRUE(ev.contains("cohort")) << ev.dump();
     EXPECT_EQ(ev["cohort"]["pointing_game"]["slides"].get<int>(), 3); // the positive slides
     const double pix = ev["cohort"]["pixel_auc"]["mean"].get<double>();

@@ -25,20 +25,13 @@ using namespace nic;
 
 namespace {
 
-std::string readText(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 int countLines(const std::string& text) {
     return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
 // curves.csv without its last column (seconds, the one timing field).
 std::string curvesWithoutSeconds(const std::filesystem::path& p) {
-    std::istringstream in(readText(p));
+    std::istringstream in(nic::test::readFile(p));
     std::string out;
     for (std::string line; std::getline(in, line);)
         out += line.substr(0, line.rfind(',')) + "\n";
@@ -178,7 +171,7 @@ TEST_F(TrainResume, CancelledRunResumesToTheUninterruptedResult) {
     }
     for (const char* f : {"predictions.csv", "metrics.json", "folds.csv", "fold0/model.pt", "fold1/model.pt",
                           "fold2/model.pt", "fold3/model.pt"})
-        EXPECT_EQ(readText(full / f), readText(cut / f)) << f;
+        EXPECT_EQ(nic::test::readFile(full / f), nic::test::readFile(cut / f)) << f;
     EXPECT_EQ(curvesWithoutSeconds(full / "curves.csv"), curvesWithoutSeconds(cut / "curves.csv"));
     for (int r = 0; r < 4; ++r)
         EXPECT_FALSE(std::filesystem::exists(cut / ("fold" + std::to_string(r)) / "checkpoint.pt")) << r;
@@ -219,7 +212,7 @@ TEST_F(TrainResume, RefusesResumeStateOfOtherParametersAndDamagedFiles) {
     EXPECT_TRUE(std::filesystem::exists(ckpt)); // a refusal changes nothing
 
     // Damaged checkpoints: an IoError naming the file, never a crash.
-    const std::string good = readText(ckpt);
+    const std::string good = nic::test::readFile(ckpt);
     for (const std::string& bad : {good.substr(0, good.size() / 2), std::string("not a checkpoint\n"), std::string()}) {
         std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << bad;
         const auto e = test::errorOf<IoError>([&] { crossValidate(source, cohort.labels, {}, o, dir.path()); });
@@ -291,7 +284,7 @@ void expectOnlyCompleteFiles(const std::filesystem::path& run, int slides, int f
     const auto text = [&](const char* name) -> std::optional<std::string> {
         if (!std::filesystem::exists(run / name))
             return std::nullopt;
-        return readText(run / name);
+        return nic::test::readFile(run / name);
     };
     if (const auto t = text("folds.csv")) {
         EXPECT_EQ(countLines(*t), slides + 1) << *t;
@@ -309,7 +302,7 @@ void expectOnlyCompleteFiles(const std::filesystem::path& run, int slides, int f
     for (int r = 0; r < folds; ++r) {
         const auto fold = run / ("fold" + std::to_string(r));
         if (std::filesystem::exists(fold / "round.json")) {
-            EXPECT_TRUE(nlohmann::json::accept(readText(fold / "round.json"))) << fold;
+            EXPECT_TRUE(nlohmann::json::accept(nic::test::readFile(fold / "round.json"))) << fold;
         }
         if (!deep)
             continue;
@@ -365,7 +358,7 @@ TEST(TrainResumeCli, KilledRunsResumeToTheUninterruptedOutputs) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     const double total = std::chrono::duration<double>(Clock::now() - t0).count();
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << readText(dir / "full.log");
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << nic::test::readFile(dir / "full.log");
     ASSERT_GE(started, 0.0);
     const double training = total - started;
     std::printf("[ info ] nic train: %.2f s in all, %.2f s from folds.csv to exit\n", total, training);
@@ -413,7 +406,7 @@ TEST(TrainResumeCli, KilledRunsResumeToTheUninterruptedOutputs) {
                 << err;
         }
         for (const auto& f : finals)
-            EXPECT_EQ(readText(full / f), readText(run / f)) << f;
+            EXPECT_EQ(nic::test::readFile(full / f), nic::test::readFile(run / f)) << f;
         EXPECT_EQ(curvesWithoutSeconds(full / "curves.csv"), curvesWithoutSeconds(run / "curves.csv"));
         for (const auto& e : std::filesystem::recursive_directory_iterator(run)) {
             EXPECT_NE(e.path().filename().string(), "checkpoint.pt") << e.path();
@@ -433,7 +426,7 @@ TEST(TrainResumeCli, KilledRunsResumeToTheUninterruptedOutputs) {
                                 ": cannot resume with different parameters: patience is 3 in the checkpoint, 5 now "
                                 "(resume with the same parameters, or start afresh without resuming)\n";
     EXPECT_EQ(err.substr(err.size() - std::min(err.size(), message.size())), message) << err;
-    EXPECT_EQ(readText(full / "metrics.json"), readText(dir / "killed1/metrics.json"));
+    EXPECT_EQ(nic::test::readFile(full / "metrics.json"), nic::test::readFile(dir / "killed1/metrics.json"));
     if (killedWithState == 0)
         GTEST_SKIP() << "no kill landed while training (each run finished or was killed before its first epoch)";
 }
