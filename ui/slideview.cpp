@@ -262,10 +262,16 @@ void SlideView::scheduleRequests() {
 void SlideView::updateRequests() {
     if (!loader_ || slideChanged_)
         return;
+    // Tiles cached or still waiting for upload are not requested again.
+    std::unordered_set<TileKey, TileKeyHash> waiting;
+    for (const auto& p : pendingUploads_)
+        waiting.insert(p.first);
     std::vector<TileKey> wanted;
     auto want = [&](const TileKey& k) {
-        if (!textures_.contains(k))
-            wanted.push_back(k);
+        if (textures_.contains(k) || waiting.count(k) != 0)
+            return false;
+        wanted.push_back(k);
+        return true;
     };
     if (figureRequest_)
         for (const auto& k : visibleTiles(pyramid_, *figureRequest_, figureLevel(*figureRequest_)))
@@ -280,21 +286,16 @@ void SlideView::updateRequests() {
             for (std::int64_t x = 0; x < pyramid_.tilesX(c); ++x)
                 want({c, x, y});
     const int level = levelForZoom(pyramid_, vp_.zoom);
+    bool viewMissing = false; // a tile of the view is neither cached nor waiting for upload
     for (const auto& k : visibleTiles(pyramid_, vp_, level))
-        want(k);
-    // Tiles still waiting for upload are not requested again.
-    std::unordered_set<TileKey, TileKeyHash> waiting;
-    for (const auto& p : pendingUploads_)
-        waiting.insert(p.first);
-    std::erase_if(wanted, [&](const TileKey& k) { return waiting.count(k) != 0; });
+        viewMissing = want(k) || viewMissing;
     // Prefetching starts only once every tile of the view is decoded: on a small machine, decoding the
     // ring while the view still waits (or while the frames that complete it are drawn) takes the CPU the
     // view needs, and after a jump the view's own tiles are all that matter (measured by bench/viewer).
-    prefetchHeldBack_ = !tilesAtHand(vp_, level);
+    prefetchHeldBack_ = viewMissing;
     if (!prefetchHeldBack_)
         for (const auto& k : prefetchTiles(pyramid_, vp_, level))
-            if (!textures_.contains(k) && waiting.count(k) == 0)
-                wanted.push_back(k);
+            want(k);
     loader_->request(wanted);
 }
 
