@@ -23,7 +23,7 @@
 #include "core/encoder.h"
 #include "core/patchgrid.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "core/tissue.h"
 
 #ifdef NIC_WITH_TORCH

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/imageio.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 
 #include <chrono>
 #include <cstdio>

@@ -17,7 +17,7 @@
 // includes the drawing); "frame" is the wall time from requesting a frame to Qt having composed it into
 // the window (frameSwapped).
 #include "core/annotation.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "ui/slideview.h"
 #include "ui/tileloader.h"
 

@@ -1,7 +1,10 @@
 #include "core/cohort.h"
 
+#include "core/compressor.h"
+#include "core/csv.h"
 #include "core/error.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -13,92 +16,11 @@ namespace nic {
 
 namespace {
 
-std::string trim(const std::string& s) {
-    const auto b = s.find_first_not_of(" \t");
-    if (b == std::string::npos)
-        return {};
-    const auto e = s.find_last_not_of(" \t");
-    return s.substr(b, e - b + 1);
-}
-
-/// Splits CSV text into records of fields, with their starting line numbers.
-struct Record {
-    int line = 0;
-    std::vector<std::string> fields;
-    bool blankOrComment = false;
-};
-
-std::vector<Record> splitCsv(const std::string& text, const std::string& file) {
-    std::vector<Record> records;
-    Record cur;
-    std::string field;
-    bool quoted = false, fieldWasQuoted = false, atFieldStart = true;
-    int line = 1;
-    cur.line = 1;
-    auto endField = [&] {
-        cur.fields.push_back(fieldWasQuoted ? field : trim(field));
-        field.clear();
-        fieldWasQuoted = false;
-        atFieldStart = true;
-    };
-    auto endRecord = [&] {
-        endField();
-        const std::string first = cur.fields.empty() ? std::string() : cur.fields.front();
-        cur.blankOrComment = (cur.fields.size() == 1 && first.empty()) || (!first.empty() && first[0] == '#');
-        records.push_back(std::move(cur));
-        cur = Record();
-        cur.line = line;
-    };
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (quoted) {
-            if (c == '"') {
-                if (i + 1 < text.size() && text[i + 1] == '"') {
-                    field += '"';
-                    ++i;
-                } else {
-                    quoted = false;
-                }
-            } else {
-                if (c == '\n')
-                    ++line;
-                field += c;
-            }
-            continue;
-        }
-        if (c == '"' && trim(field).empty() && atFieldStart) {
-            quoted = true;
-            fieldWasQuoted = true;
-            field.clear();
-            continue;
-        }
-        if (c == ',') {
-            endField();
-        } else if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-            continue;
-        } else if (c == '\n') {
-            ++line;
-            endRecord();
-        } else {
-            if (c != ' ' && c != '\t')
-                atFieldStart = false;
-            field += c;
-        }
-    }
-    if (quoted)
-        throw InvalidArgument(file + ":" + std::to_string(cur.line) + ": unterminated quoted field");
-    if (!field.empty() || !cur.fields.empty())
-        endRecord();
-    return records;
-}
-
 bool parseDouble(const std::string& s, double& out) {
-    if (s.empty())
-        return false;
-    errno = 0;
-    char* end = nullptr;
-    out = std::strtod(s.c_str(), &end);
-    return errno == 0 && end == s.c_str() + s.size() && std::isfinite(out);
+    const auto v = parseCsvNumber(s);
+    if (v)
+        out = *v;
+    return v.has_value();
 }
 
 } // namespace
@@ -106,7 +28,8 @@ bool parseDouble(const std::string& s, double& out) {
 double CohortEntry::labelValue() const {
     double v = 0;
     if (!parseDouble(label, v))
-        throw InvalidArgument("line " + std::to_string(line) + ": label '" + label + "' is not a number");
+        throw FormatError((file.empty() ? std::string() : file + ":") + std::to_string(line) + ": label '" + label +
+                          "' of slide " + slide.filename().string() + " is not a number");
     return v;
 }
 
@@ -122,20 +45,18 @@ Cohort parseCohort(const std::string& text, const std::filesystem::path& file, c
     const std::string name = file.string();
     Cohort cohort;
     cohort.file = file;
-    auto records = splitCsv(text, name);
+    const auto records = parseCsv(text, name);
     std::size_t i = 0;
-    while (i < records.size() && records[i].blankOrComment)
-        ++i;
     if (i == records.size())
-        throw InvalidArgument(name + ": empty cohort file (expected a header row with columns slide,label)");
-    const Record& header = records[i++];
+        throw FormatError(name + ": empty cohort file (expected a header row with columns slide,label)");
+    const CsvRecord& header = records[i++];
     cohort.columns = header.fields;
     int slideCol = -1, labelCol = -1, scoreCol = -1, foldCol = -1;
     std::set<std::string> seen;
     for (std::size_t c = 0; c < header.fields.size(); ++c) {
         const std::string& h = header.fields[c];
         if (!seen.insert(h).second)
-            throw InvalidArgument(name + ":" + std::to_string(header.line) + ": duplicate column '" + h + "'");
+            throw FormatError(name + ":" + std::to_string(header.line) + ": duplicate column '" + h + "'");
         const int ci = static_cast<int>(c);
         if (h == "slide")
             slideCol = ci;
@@ -147,7 +68,7 @@ Cohort parseCohort(const std::string& text, const std::filesystem::path& file, c
             foldCol = ci;
     }
     if (slideCol < 0 || labelCol < 0)
-        throw InvalidArgument(name + ":" + std::to_string(header.line) + ": header must name columns 'slide' and " +
+        throw FormatError(name + ":" + std::to_string(header.line) + ": header must name columns 'slide' and " +
                               "'label' (found: " + [&] {
                                   std::string s;
                                   for (const auto& h : header.fields)
@@ -156,29 +77,28 @@ Cohort parseCohort(const std::string& text, const std::filesystem::path& file, c
                               }() + ")");
     std::set<std::filesystem::path> slides;
     for (; i < records.size(); ++i) {
-        const Record& r = records[i];
-        if (r.blankOrComment)
-            continue;
+        const CsvRecord& r = records[i];
         const std::string where = name + ":" + std::to_string(r.line) + ": ";
         if (r.fields.size() != header.fields.size())
-            throw InvalidArgument(where + std::to_string(r.fields.size()) + " fields, the header has " +
+            throw FormatError(where + std::to_string(r.fields.size()) + " fields, the header has " +
                                   std::to_string(header.fields.size()));
         CohortEntry e;
         e.line = r.line;
+        e.file = name;
         const std::string& slide = r.fields[static_cast<std::size_t>(slideCol)];
         if (slide.empty())
-            throw InvalidArgument(where + "empty slide path");
+            throw FormatError(where + "empty slide path");
         std::filesystem::path p(slide);
         e.slide = p.is_absolute() ? p : (baseDir / p).lexically_normal();
         if (!slides.insert(e.slide).second)
-            throw InvalidArgument(where + "slide " + slide + " is listed twice");
+            throw FormatError(where + "slide " + slide + " is listed twice");
         e.label = r.fields[static_cast<std::size_t>(labelCol)];
         if (e.label.empty())
-            throw InvalidArgument(where + "empty label for slide " + slide);
+            throw FormatError(where + "empty label for slide " + slide);
         if (scoreCol >= 0 && !r.fields[static_cast<std::size_t>(scoreCol)].empty()) {
             double v = 0;
             if (!parseDouble(r.fields[static_cast<std::size_t>(scoreCol)], v))
-                throw InvalidArgument(where + "score '" + r.fields[static_cast<std::size_t>(scoreCol)] +
+                throw FormatError(where + "score '" + r.fields[static_cast<std::size_t>(scoreCol)] +
                                       "' is not a number");
             e.score = v;
         }
@@ -186,7 +106,7 @@ Cohort parseCohort(const std::string& text, const std::filesystem::path& file, c
             double v = 0;
             const std::string& f = r.fields[static_cast<std::size_t>(foldCol)];
             if (!parseDouble(f, v) || v < 0 || v != std::floor(v) || v > 1e6)
-                throw InvalidArgument(where + "fold '" + f + "' is not an integer >= 0");
+                throw FormatError(where + "fold '" + f + "' is not an integer >= 0");
             e.fold = static_cast<int>(v);
         }
         for (std::size_t c = 0; c < header.fields.size(); ++c) {
@@ -197,6 +117,60 @@ Cohort parseCohort(const std::string& text, const std::filesystem::path& file, c
         cohort.entries.push_back(std::move(e));
     }
     return cohort;
+}
+
+CohortTarget parseCohortTarget(const std::string& text) {
+    if (text == "auto")
+        return CohortTarget::Auto;
+    if (text == "label")
+        return CohortTarget::Label;
+    if (text == "score")
+        return CohortTarget::Score;
+    throw InvalidArgument("--target must be auto, label or score (got '" + text + "')");
+}
+
+CohortGrids resolveCohortGrids(const Cohort& cohort, const std::filesystem::path& gridsDir,
+                               const CohortGridOptions& options) {
+    if (cohort.entries.empty())
+        throw FormatError(cohort.file.string() + ": the cohort lists no slides");
+    const auto all = [&](auto has) { return std::all_of(cohort.entries.begin(), cohort.entries.end(), has); };
+    CohortGrids out;
+    out.usesScore = options.target == CohortTarget::Score ||
+                    (options.target == CohortTarget::Auto && options.regression &&
+                     all([](const CohortEntry& e) { return e.score.has_value(); }));
+    const bool foldColumn = !options.ignoreFoldColumn && all([](const CohortEntry& e) { return e.fold.has_value(); });
+    std::vector<std::string> missing;
+    for (const auto& e : cohort.entries) {
+        const auto grid = compressedPathFor(e.slide, gridsDir);
+        std::error_code ec;
+        if (!std::filesystem::exists(grid, ec)) {
+            missing.push_back(grid.string());
+            continue;
+        }
+        out.grids.push_back(grid);
+        if (out.usesScore) {
+            if (!e.score)
+                throw FormatError(cohort.file.string() + ":" + std::to_string(e.line) + ": no score for " +
+                                  e.slide.string());
+            out.labels.push_back(*e.score);
+        } else {
+            out.labels.push_back(e.labelValue());
+            if (!options.regression && out.labels.back() != 0.0 && out.labels.back() != 1.0)
+                throw FormatError(cohort.file.string() + ":" + std::to_string(e.line) + ": label '" + e.label +
+                                  "' of slide " + e.slide.filename().string() +
+                                  " is not 0 or 1 (classification; use --task regress for continuous labels)");
+        }
+        if (foldColumn)
+            out.folds.push_back(*e.fold);
+    }
+    if (!missing.empty()) {
+        std::string msg = std::to_string(missing.size()) + " slide(s) of the cohort have no compressed grid in " +
+                          gridsDir.string() + " (run nic compress first):";
+        for (std::size_t i = 0; i < std::min<std::size_t>(missing.size(), 5); ++i)
+            msg += "\n  " + missing[i];
+        throw Error(msg);
+    }
+    return out;
 }
 
 Cohort readCohort(const std::filesystem::path& path) {

@@ -624,6 +624,10 @@ LatentGridMeta plannedMeta(const Slide& slide, const EncoderInfo& encoder, const
     return metaFor(slide, grid, encoder, options);
 }
 
+// The share of a slide's progress (JobContext::Progress::fraction) taken by tissue detection; encoding
+// takes the rest (on real slides tissue detection reads one coarse level: a few percent of the time).
+constexpr double kTissueShare = 0.1;
+
 CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncoder& encoder,
                              const std::filesystem::path& output, const CompressOptions& options, JobContext& job) {
     const auto start = std::chrono::steady_clock::now();
@@ -662,7 +666,13 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
         }
     }
 
+    struct PhaseReset {
+        JobContext& job;
+        ~PhaseReset() { job.setPhase(0.0, 1.0); }
+    } phaseReset{job};
+    job.setPhase(0.0, kTissueShare);
     const TissueMask mask = detectTissue(slide, options.tissue, options.slideMpp, job);
+    job.setPhase(kTissueShare, 1.0);
     grid.setTissueFractions(tissueFractionPerCell(mask, grid));
     for (float f : grid.tissueFractions())
         result.tissueCells += isTissue(f, meta.tissueThreshold) ? 1 : 0;
@@ -734,36 +744,71 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
     return result;
 }
 
-std::vector<BatchItemResult> compressSlides(const std::vector<std::filesystem::path>& slides, PatchEncoder& encoder,
-                                            const std::filesystem::path& outDir, const CompressOptions& options,
-                                            const Shard& shard, JobContext& job) {
-    if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
-        throw InvalidArgument("invalid shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count));
+void checkDistinctOutputs(const std::vector<std::filesystem::path>& slides, const std::filesystem::path& outDir) {
     std::map<std::filesystem::path, std::filesystem::path> outputs;
     for (const auto& s : slides) {
         const auto out = compressedPathFor(s, outDir);
-        auto [it, inserted] = outputs.emplace(out, s);
+        const auto [it, inserted] = outputs.emplace(out, s);
         if (!inserted && it->second != s)
             throw InvalidArgument("slides " + it->second.string() + " and " + s.string() + " would both write " +
-                                  out.string() + " (rename one, or compress them into different --out folders)");
+                                  out.string() + " (rename one, or compress them into different output folders)");
     }
+}
+
+std::vector<BatchItemResult> compressSlides(const std::vector<std::filesystem::path>& slides, PatchEncoder& encoder,
+                                            const std::filesystem::path& outDir, const CompressOptions& options,
+                                            const Shard& shard, JobContext& job, const CompressEvents& events) {
+    if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
+        throw InvalidArgument("invalid shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count));
+    checkDistinctOutputs(slides, outDir);
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < slides.size(); ++i)
+        if (shard.contains(i))
+            mine.push_back(i);
+    if (!mine.empty())
+        std::filesystem::create_directories(outDir);
     std::vector<BatchItemResult> results;
-    for (std::size_t i = 0; i < slides.size(); ++i) {
-        if (!shard.contains(i))
-            continue;
+    const std::size_t n = mine.size();
+    for (std::size_t k = 0; k < n; ++k) {
+        job.throwIfCancelled();
+        const auto& slide = slides[mine[k]];
         BatchItemResult r;
-        r.slide = slides[i];
+        r.slide = slide;
+        r.output = compressedPathFor(slide, outDir);
+        if (events.started)
+            events.started(k, n, slide);
+        JobContext child(job, static_cast<double>(k) / static_cast<double>(n),
+                         static_cast<double>(k + 1) / static_cast<double>(n),
+                         (n > 1 ? "slide " + std::to_string(k + 1) + "/" + std::to_string(n) + " " : std::string()) +
+                             slide.filename().string() + ": ");
         try {
-            r.result = compressSlide(slides[i], encoder, compressedPathFor(slides[i], outDir), options, job);
+            r.result = compressSlide(slide, encoder, r.output, options, child);
         } catch (const Cancelled&) {
             throw;
         } catch (const std::exception& e) {
-            r.error = e.what();
-            job.log("error: " + r.error);
+            // Also InvalidArgument (e.g. unknown mpp): in a batch it concerns one slide; report and go on.
+            const std::string what = e.what();
+            r.error = what.rfind(slide.string(), 0) == 0 ? what : slide.string() + ": " + what;
         }
+        job.progress(static_cast<std::int64_t>(k + 1), static_cast<std::int64_t>(n), "done");
+        if (events.finished)
+            events.finished(k, n, r);
         results.push_back(std::move(r));
     }
     return results;
+}
+
+std::string batchFailureMessage(const std::vector<BatchItemResult>& items) {
+    std::vector<const BatchItemResult*> failed;
+    for (const auto& i : items)
+        if (!i.error.empty())
+            failed.push_back(&i);
+    if (failed.empty())
+        return {};
+    std::string msg = std::to_string(failed.size()) + " of " + std::to_string(items.size()) + " slide(s) failed:";
+    for (const auto* f : failed)
+        msg += "\n  " + f->error;
+    return msg;
 }
 
 } // namespace nic

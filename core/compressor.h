@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,15 +98,38 @@ Shard parseShard(const std::string& text);
 /// One slide's outcome in a batch.
 struct BatchItemResult {
     std::filesystem::path slide;
+    std::filesystem::path output;         ///< compressedPathFor(slide, outDir)
     std::optional<CompressResult> result; ///< set on success
-    std::string error;                    ///< set on failure
+    std::string error;                    ///< set on failure: "<slide>: <cause>" (the cause names the file)
 };
 
-/// Compresses the slides of `shard` (every count-th slide of `slides`, from index) into `outDir`, one
-/// after the other; a failing slide is reported (log + result) and the others continue. Cancellation
-/// stops the batch (throws Cancelled). Throws InvalidArgument when two slides would write the same file.
+/// What compressSlides() reports while it runs (on the calling thread); every member may be empty.
+struct CompressEvents {
+    /// Before slide `position` (0-based, of `count` in this shard) starts.
+    std::function<void(std::size_t position, std::size_t count, const std::filesystem::path& slide)> started;
+    /// After it finished, successfully or not (`item.error` set).
+    std::function<void(std::size_t position, std::size_t count, const BatchItemResult& item)> finished;
+};
+
+/// Throws InvalidArgument "slides A and B would both write OUT (...)" when two different slides of the
+/// list have the same output file in `outDir`.
+void checkDistinctOutputs(const std::vector<std::filesystem::path>& slides, const std::filesystem::path& outDir);
+
+/// Compresses the slides of `shard` (every count-th slide of `slides`, from index) into `outDir` (created
+/// when missing), one after the other — the one cohort-level compression of core/, used by `nic compress`,
+/// nic-studio's Compress job and the cluster path. Checks the outputs first (checkDistinctOutputs). Each
+/// slide runs with a child JobContext covering its share of `job` (step "slide k/n <name>: ..."), so a
+/// front-end shows batch progress without reading step texts, and cancelling `job` stops the running slide
+/// at its next batch of patches. A failing slide is reported through `events.finished` and collected
+/// (the front-end shows it), and the others continue; cancellation stops the batch (throws Cancelled, the running slide's
+/// partial file is kept for resuming).
 std::vector<BatchItemResult> compressSlides(const std::vector<std::filesystem::path>& slides, PatchEncoder& encoder,
                                             const std::filesystem::path& outDir, const CompressOptions& options,
-                                            const Shard& shard = {}, JobContext& job = JobContext::none());
+                                            const Shard& shard = {}, JobContext& job = JobContext::none(),
+                                            const CompressEvents& events = {});
+
+/// "" when every item succeeded, otherwise "<failed> of <items> slide(s) failed:" followed by one
+/// "\n  <slide>: <cause>" line per failure.
+std::string batchFailureMessage(const std::vector<BatchItemResult>& items);
 
 } // namespace nic

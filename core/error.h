@@ -24,13 +24,22 @@ public:
     using Error::Error;
 };
 
-/// Malformed or inconsistent annotation XML.
-class AnnotationError : public Error {
+/// A file's contents are malformed or inconsistent (a cohort CSV, a run folder, a checkpoint, a compressed
+/// slide, a patch bank, ...): the file was read, but what it says cannot be used. The message names the file
+/// (and the line, field or dataset) and the cause. Not a usage error: the CLI exits with 1, not 2.
+class FormatError : public Error {
 public:
     using Error::Error;
 };
 
-/// A parameter is out of range or inconsistent (maps to the CLI's usage exit code 2).
+/// Malformed or inconsistent annotation XML.
+class AnnotationError : public FormatError {
+public:
+    using FormatError::FormatError;
+};
+
+/// A parameter (a command-line option, a dialog field, an argument of a core call) is out of range or
+/// inconsistent: the CLI's usage exit code 2. Bad file contents are FormatError, never this.
 class InvalidArgument : public Error {
 public:
     using Error::Error;

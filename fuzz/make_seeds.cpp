@@ -11,7 +11,7 @@
 #include "core/hdf5file.h"
 #include "core/heatmapeval.h"
 #include "core/modelmeta.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 
 #include <cstdio>
 #include <exception>

@@ -2,6 +2,8 @@
 
 #include "core/cohort.h"
 #include "core/compressor.h"
+#include "core/csv.h"
+#include "core/error.h"
 
 #include <QFile>
 #include <QFileDialog>
@@ -18,36 +20,6 @@
 #include <map>
 
 namespace nic {
-
-bool splitCsvLine(const QString& line, QStringList& fields) {
-    fields.clear();
-    QString field;
-    bool quoted = false;
-    for (int i = 0; i < line.size(); ++i) {
-        const QChar c = line[i];
-        if (quoted) {
-            if (c == QLatin1Char('"')) {
-                if (i + 1 < line.size() && line[i + 1] == QLatin1Char('"')) {
-                    field += c;
-                    ++i;
-                } else {
-                    quoted = false;
-                }
-            } else {
-                field += c;
-            }
-        } else if (c == QLatin1Char('"')) {
-            quoted = true;
-        } else if (c == QLatin1Char(',')) {
-            fields << field;
-            field.clear();
-        } else {
-            field += c;
-        }
-    }
-    fields << field;
-    return !quoted;
-}
 
 namespace {
 
@@ -117,49 +89,27 @@ bool CohortModel::loadPredictions(const QString& csv, QString* error, int* match
             *error = QStringLiteral("%1: %2").arg(csv, cause);
         return false;
     };
-    QFile file(csv);
-    if (!file.open(QIODevice::ReadOnly | QIODevice::Text))
-        return failWith(file.errorString());
-    const QStringList lines = QString::fromUtf8(file.readAll()).split(QLatin1Char('\n'));
-    int slideCol = -1;
-    int predCol = -1;
     std::map<QString, double> byKey;
-    bool header = true;
-    QStringList fields;
-    for (int n = 0; n < lines.size(); ++n) {
-        QString line = lines[n];
-        if (line.endsWith(QLatin1Char('\r')))
-            line.chop(1);
-        if (line.trimmed().isEmpty() || line.startsWith(QLatin1Char('#')))
-            continue;
-        if (!splitCsvLine(line, fields))
-            return failWith(QStringLiteral("line %1: unterminated quote").arg(n + 1));
-        if (header) {
-            for (int i = 0; i < fields.size(); ++i) {
-                const QString h = fields[i].trimmed().toLower();
-                if (h == QLatin1String("slide"))
-                    slideCol = i;
-                else if (h == QLatin1String("prediction"))
-                    predCol = i;
-            }
-            if (slideCol < 0 || predCol < 0)
-                return failWith(QStringLiteral("needs the columns 'slide' and 'prediction'"));
-            header = false;
-            continue;
+    try {
+        const CsvTable t = readCsvTable(csv.toStdString());
+        int slideCol = -1;
+        int predCol = -1;
+        for (std::size_t i = 0; i < t.header.size(); ++i) {
+            const QString h = QString::fromStdString(t.header[i]).trimmed().toLower();
+            if (h == QLatin1String("slide"))
+                slideCol = static_cast<int>(i);
+            else if (h == QLatin1String("prediction"))
+                predCol = static_cast<int>(i);
         }
-        if (fields.size() <= std::max(slideCol, predCol))
-            return failWith(QStringLiteral("line %1: expected at least %2 fields, found %3")
-                                .arg(n + 1)
-                                .arg(std::max(slideCol, predCol) + 1)
-                                .arg(fields.size()));
-        bool ok = false;
-        const double v = fields[predCol].trimmed().toDouble(&ok);
-        if (!ok)
-            return failWith(QStringLiteral("line %1: prediction '%2' is not a number").arg(n + 1).arg(fields[predCol]));
-        byKey[fields[slideCol].trimmed()] = v;
+        if (slideCol < 0 || predCol < 0)
+            return failWith(QStringLiteral("needs the columns 'slide' and 'prediction'"));
+        for (const CsvRecord& row : t.rows)
+            byKey[QString::fromStdString(row.fields[static_cast<std::size_t>(slideCol)])] = t.number(row, predCol);
+    } catch (const Error& e) {
+        if (error)
+            *error = QString::fromUtf8(e.what()); // names the file (and line) itself
+        return false;
     }
-    if (header)
-        return failWith(QStringLiteral("the file is empty"));
     int count = 0;
     for (Row& r : rows_) {
         const QFileInfo info(r.slide);

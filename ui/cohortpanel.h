@@ -103,8 +103,4 @@ private:
     QLabel* status_;
 };
 
-/// Splits one CSV record (RFC 4180 quoting; no embedded line breaks) into `fields`. Returns false on
-/// an unterminated quote.
-bool splitCsvLine(const QString& line, QStringList& fields);
-
 } // namespace nic

@@ -2,6 +2,7 @@
 
 #include "core/cohort.h"
 #include "core/error.h"
+#include "core/runfolder.h"
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -505,9 +506,13 @@ void TrainSlideModelDialog::setOptions(const Options& o) {
 
 QString GradCamDialog::Options::validate(const Options& o) {
     if (o.model.trimmed().isEmpty())
-        return QStringLiteral("Choose a model.");
-    if (!QFileInfo(o.model).isFile())
+        return QStringLiteral("Choose a model file or a training run folder.");
+    if (QFileInfo(o.model).isDir()) {
+        if (!isRunFolder(o.model.toStdString()))
+            return QStringLiteral("Not a training run folder (no folds.csv): %1").arg(o.model);
+    } else if (!QFileInfo(o.model).isFile()) {
         return QStringLiteral("Model file not found: %1").arg(o.model);
+    }
     if (o.slides.isEmpty())
         return QStringLiteral("Add at least one compressed slide.");
     for (const QString& s : o.slides) {
@@ -525,7 +530,18 @@ GradCamDialog::GradCamDialog(QWidget* parent)
     : OptionsDialog(tr("Grad-CAM heatmaps"), QStringLiteral("gradCam"), parent),
       model_(new PathEdit(PathEdit::Mode::OpenFile, tr("Slide models (*.pt);;All files (*)"), this)),
       slides_(new QPlainTextEdit(this)), layer_(new QSpinBox(this)),
-      output_(new PathEdit(PathEdit::Mode::Directory, {}, this)) {
+      output_(new PathEdit(PathEdit::Mode::Directory, {}, this)),
+      png_(new QCheckBox(tr("PNG overlay (<slide>_gradcam.png)"), this)),
+      tiff_(new QCheckBox(tr("ASAP likelihood map (<slide>_likelihood_map.tif)"), this)) {
+    model_->setToolTip(tr("A slide model (.pt), or a training run folder: each slide is then explained by the "
+                          "model of the cross-validation round that held it out"));
+    auto* runButton = new QPushButton(tr("Run folder…"), this);
+    runButton->setObjectName(QStringLiteral("runFolderButton"));
+    connect(runButton, &QPushButton::clicked, this, &GradCamDialog::chooseRunFolder);
+    auto* modelBox = new QHBoxLayout;
+    modelBox->setContentsMargins(0, 0, 0, 0);
+    modelBox->addWidget(model_, 1);
+    modelBox->addWidget(runButton);
     slides_->setPlaceholderText(tr("One compressed slide (.h5) per line"));
     slides_->setMaximumHeight(110);
     auto* addButton = new QPushButton(tr("Add compressed slides…"), this);
@@ -534,10 +550,15 @@ GradCamDialog::GradCamDialog(QWidget* parent)
     slidesBox->addWidget(slides_);
     slidesBox->addWidget(addButton, 0, Qt::AlignLeft);
     layer_->setRange(-1, 64);
-    addField(tr("Model"), model_, QStringLiteral("model"));
+    form_->addRow(tr("Model"), modelBox);
+    remember(QStringLiteral("model"), model_);
     form_->addRow(tr("Slides"), slidesBox);
     addField(tr("Layer k"), layer_, QStringLiteral("layer"));
     addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
+    form_->addRow(tr("Also write"), png_);
+    form_->addRow(QString(), tiff_);
+    remember(QStringLiteral("png"), png_);
+    remember(QStringLiteral("tiff"), tiff_);
     watch(slides_);
     setOptions(Options{});
     restoreSettings();
@@ -549,6 +570,8 @@ GradCamDialog::Options GradCamDialog::options() const {
     o.slides = nonEmptyLines(slides_->toPlainText());
     o.layer = layer_->value();
     o.outputDir = output_->path();
+    o.png = png_->isChecked();
+    o.tiff = tiff_->isChecked();
     return o;
 }
 
@@ -557,7 +580,15 @@ void GradCamDialog::setOptions(const Options& o) {
     slides_->setPlainText(o.slides.join(QLatin1Char('\n')));
     layer_->setValue(o.layer);
     output_->setPath(o.outputDir);
+    png_->setChecked(o.png);
+    tiff_->setChecked(o.tiff);
     revalidate();
+}
+
+void GradCamDialog::chooseRunFolder() {
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Training run folder"), model_->path());
+    if (!dir.isEmpty())
+        model_->setPath(dir);
 }
 
 

@@ -191,10 +191,14 @@ class GradCamDialog : public OptionsDialog {
     Q_OBJECT
 public:
     struct Options {
-        QString model;             ///< slide model file
+        /// A slide-model file, or a `nic train` run folder (each slide is then explained by the model of
+        /// the round that held it out, as `nic gradcam` does).
+        QString model;
         QStringList slides;        ///< compressed slides (.h5)
         int layer = 1;             ///< k: 0 (input) … the model's layer count
         QString outputDir;
+        bool png = true;           ///< also <slide>_gradcam.png (overlay)
+        bool tiff = true;          ///< also the ASAP <slide>_likelihood_map.tif
         bool operator==(const Options&) const = default;
         static QString validate(const Options& o);
     };
@@ -207,10 +211,13 @@ public:
 
 private:
     void addSlides();
+    void chooseRunFolder();
     PathEdit* model_;
     QPlainTextEdit* slides_;
     QSpinBox* layer_;
     PathEdit* output_;
+    QCheckBox* png_;
+    QCheckBox* tiff_;
 };
 
 } // namespace nic

@@ -257,11 +257,8 @@ void JobRunner::onProgress(JobId id, const JobContext::Progress& p) {
     if (it == jobs_.end() || it->second.info.state != JobState::Running)
         return;
     JobInfo& info = it->second.info;
-    int percent = -1;
-    if (p.total > 0) {
-        const double fraction = static_cast<double>(std::clamp<std::int64_t>(p.done, 0, p.total)) / static_cast<double>(p.total);
-        percent = static_cast<int>(std::floor(fraction * 100.0));
-    }
+    // The job's own share done (JobContext: done/total mapped through phases and child contexts).
+    const int percent = p.fraction >= 0.0 ? static_cast<int>(std::floor(std::clamp(p.fraction, 0.0, 1.0) * 100.0)) : -1;
     info.percent = percent;
     info.etaSeconds = p.etaSeconds;
     info.elapsedSeconds = p.elapsedSeconds;

@@ -3,6 +3,8 @@
 // scatter and the encoder comparison bar chart. Every plot exports itself to PNG, PDF and SVG and its
 // data to CSV, each written atomically (QSaveFile: the old file or nothing on failure).
 // QCustomPlot is a private dependency of `ui`: it appears here only as a forward declaration.
+#include "core/runfolder.h"
+
 #include <QSize>
 #include <QString>
 #include <QStringList>
@@ -64,6 +66,18 @@ struct EpochPoint {
     double validationLoss = std::numeric_limits<double>::quiet_NaN();
     double validationMetric = std::numeric_limits<double>::quiet_NaN();
     double learningRate = std::numeric_limits<double>::quiet_NaN();
+
+    /// A slide-model epoch (a row of a run's curves.csv, or a live record of `nic train`) as point `epoch` of
+    /// the plot (rounds one after the other on one axis).
+    static EpochPoint fromRun(const RunCurvePoint& c, int epoch) {
+        EpochPoint p;
+        p.epoch = epoch;
+        p.trainLoss = c.trainLoss;
+        p.validationLoss = c.validationLoss;
+        p.validationMetric = c.validationMetric;
+        p.learningRate = c.learningRate;
+        return p;
+    }
 };
 
 /// Loss (train, validation) and the validation metric per epoch above, the learning rate (log scale)

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/heatmapeval.h"
 #include "core/metrics.h"
+#include "core/runfolder.h"
 #include "ui/cohortpanel.h"
 #include "ui/compareview.h"
 #include "ui/jobrunner.h"
@@ -56,68 +57,6 @@ std::vector<std::filesystem::path> toPaths(const QStringList& list) {
     for (const auto& s : list)
         out.emplace_back(s.toStdString());
     return out;
-}
-
-/// Progress of one slide of a compression batch mapped onto the whole batch, never going back: the
-/// tissue pass ("reading level …") takes the first 10 % of a slide, encoding the rest.
-class BatchProgress {
-public:
-    BatchProgress(JobContext& parent, std::size_t slides) : parent_(parent), slides_(static_cast<std::int64_t>(slides)) {}
-    void report(std::size_t slide, const JobContext::Progress& p, const std::string& name) {
-        double f = last_;
-        if (p.total > 0) {
-            const double part = std::clamp(static_cast<double>(p.done) / static_cast<double>(p.total), 0.0, 1.0);
-            const bool tissue = p.step.rfind("reading level", 0) == 0;
-            f = static_cast<double>(slide) + (tissue ? 0.1 * part : 0.1 + 0.9 * part);
-        }
-        last_ = std::max(last_, std::min(f, static_cast<double>(slide + 1)));
-        const auto done = static_cast<std::int64_t>(std::floor(last_ * kUnits));
-        // The batch's 100 % comes from finishSlide() of the last slide, never from a sub-step.
-        parent_.progress(std::min(done, slides_ * kUnits - 1), slides_ * kUnits,
-                         (slides_ > 1 ? "slide " + std::to_string(slide + 1) + "/" + std::to_string(slides_) + " " : "") +
-                             name + ": " + p.step);
-    }
-    void finishSlide(std::size_t slide) {
-        last_ = static_cast<double>(slide + 1);
-        parent_.progress(static_cast<std::int64_t>(slide + 1) * kUnits, slides_ * kUnits, "done");
-    }
-
-private:
-    static constexpr std::int64_t kUnits = 1000;
-    JobContext& parent_;
-    std::int64_t slides_;
-    double last_ = 0.0;
-};
-
-/// Rows of a CSV file as header name → value; throws IoError naming the file.
-std::vector<std::map<QString, QString>> readCsv(const QString& path) {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly | QIODevice::Text))
-        throw IoError(path.toStdString() + ": cannot open: " + f.errorString().toStdString());
-    QTextStream in(&f);
-    QStringList header;
-    splitCsvLine(in.readLine().trimmed(), header);
-    std::vector<std::map<QString, QString>> rows;
-    while (!in.atEnd()) {
-        const QString line = in.readLine();
-        if (line.trimmed().isEmpty())
-            continue;
-        QStringList fields;
-        if (!splitCsvLine(line, fields))
-            throw IoError(path.toStdString() + ": unterminated quote in \"" + line.toStdString() + "\"");
-        std::map<QString, QString> row;
-        for (int i = 0; i < header.size() && i < fields.size(); ++i)
-            row[header[i]] = fields[i];
-        rows.push_back(std::move(row));
-    }
-    return rows;
-}
-
-double number(const std::map<QString, QString>& row, const QString& key) {
-    const auto it = row.find(key);
-    bool ok = false;
-    const double v = it == row.end() ? 0.0 : it->second.toDouble(&ok);
-    return ok ? v : std::numeric_limits<double>::quiet_NaN();
 }
 
 /// Choose a slide, 2–6 heatmap files and optionally an annotation XML.
@@ -351,57 +290,26 @@ JobId Workflow::startCompress(const CompressDialog::Options& o, QString* error) 
         c.stride = stride;
         c.targetMpp = mpp;
         c.augment = augment;
-        std::filesystem::create_directories(outDir);
-        std::map<std::filesystem::path, std::filesystem::path> outputs;
-        for (const auto& s : slides) {
-            const auto [it, inserted] = outputs.emplace(compressedPathFor(s, outDir), s);
-            if (!inserted && it->second != s)
-                throw InvalidArgument("slides " + it->second.string() + " and " + s.string() + " would both write " +
-                                      it->first.string() + " (compress them into different output folders)");
-        }
+        checkDistinctOutputs(slides, outDir);
         const EncoderInfo& info = encoder->info();
         ctx.log("compressing " + std::to_string(slides.size()) + " slide(s) with " + info.name + " (P=" +
                 std::to_string(info.patchSize) + ", C=" + std::to_string(info.codeSize) + ") into " + outDir.string());
-        BatchProgress batch(ctx, slides.size());
-        std::vector<std::string> failures;
-        for (std::size_t i = 0; i < slides.size(); ++i) {
-            ctx.throwIfCancelled();
-            const auto& slide = slides[i];
-            const std::string name = slide.filename().string();
-            // The slide's own context: its reports go to the batch, and the batch's cancel reaches it
-            // at its next report (one batch of patches at most).
-            JobContext* self = nullptr;
-            JobContext child(
-                [&](const JobContext::Progress& p) {
-                    batch.report(i, p, name);
-                    if (ctx.isCancelled() && self)
-                        self->cancel();
-                },
-                [&](const std::string& line) { ctx.log(line); });
-            self = &child;
-            child.setMinInterval(std::chrono::milliseconds(0));
-            try {
-                const CompressResult r = compressSlide(slide, *encoder, compressedPathFor(slide, outDir), c, child);
-                ctx.log(slide.string() + " -> " + r.output.string() + ": " + toString(r.status) + ", " +
-                        std::to_string(r.rows) + " x " + std::to_string(r.cols) + " grid, " +
-                        std::to_string(r.tissueCells) + " tissue cells");
-            } catch (const Cancelled&) {
-                throw;
-            } catch (const std::exception& e) {
-                const std::string what = e.what();
-                failures.push_back(what.rfind(slide.string(), 0) == 0 ? what : slide.string() + ": " + what);
-                ctx.log("error: " + failures.back());
+        CompressEvents events;
+        events.finished = [&ctx](std::size_t, std::size_t, const BatchItemResult& item) {
+            if (!item.result) {
+                ctx.log("error: " + item.error);
+                return;
             }
-            batch.finishSlide(i);
-        }
-        if (failures.size() == 1 && slides.size() == 1)
-            throw Error(failures.front());
-        if (!failures.empty()) {
-            std::string msg = std::to_string(failures.size()) + " of " + std::to_string(slides.size()) + " slide(s) failed: ";
-            for (std::size_t k = 0; k < failures.size(); ++k)
-                msg += (k ? "; " : "") + failures[k];
-            throw Error(msg);
-        }
+            const CompressResult& r = *item.result;
+            ctx.log(item.slide.string() + " -> " + r.output.string() + ": " + toString(r.status) + ", " +
+                    std::to_string(r.rows) + " x " + std::to_string(r.cols) + " grid, " +
+                    std::to_string(r.tissueCells) + " tissue cells");
+        };
+        const auto items = compressSlides(slides, *encoder, outDir, c, Shard{}, ctx, events);
+        if (items.size() == 1 && !items.front().error.empty())
+            throw Error(items.front().error);
+        if (const std::string failed = batchFailureMessage(items); !failed.empty())
+            throw Error(failed);
     };
     return runner_->enqueue(std::move(job));
 }
@@ -551,34 +459,23 @@ bool Workflow::openRunPlots(const QString& runDir) {
     win->setAttribute(Qt::WA_QuitOnClose, false);
     win->setWindowTitle(tr("Slide model: %1").arg(QDir(runDir).dirName()));
     try {
-        const QDir dir(runDir);
+        const std::filesystem::path run = runDir.toStdString();
         auto* curves = new TrainingCurvesPlot;
         curves->setTitle(tr("Training curves (rounds one after the other)"));
         int epoch = 0;
-        for (const auto& row : readCsv(dir.filePath(QStringLiteral("curves.csv")))) {
-            EpochPoint p;
-            p.epoch = ++epoch;
-            p.learningRate = number(row, QStringLiteral("lr"));
-            p.trainLoss = number(row, QStringLiteral("train_loss"));
-            p.validationLoss = number(row, QStringLiteral("val_loss"));
-            p.validationMetric = number(row, QStringLiteral("val_metric"));
-            curves->appendPoint(p);
-        }
-        bool regression = false;
-        QFile metrics(dir.filePath(QStringLiteral("metrics.json")));
-        if (metrics.open(QIODevice::ReadOnly))
-            regression = QJsonDocument::fromJson(metrics.readAll()).object().value(QStringLiteral("task")).toString() ==
-                         QLatin1String("regress");
+        for (const RunCurvePoint& c : readRunCurves(run))
+            curves->appendPoint(EpochPoint::fromRun(c, ++epoch));
+        const bool regression = readRunTask(run) == "regress";
         curves->setMetricName(regression ? tr("validation Spearman") : tr("validation AUC"));
-        const auto predictions = readCsv(dir.filePath(QStringLiteral("predictions.csv")));
+        const auto predictions = readRunPredictions(run);
         if (regression) {
             auto* scatter = new ScatterPlot;
             QVector<double> truth, predicted;
             QStringList ids;
             for (const auto& row : predictions) {
-                truth << number(row, QStringLiteral("label"));
-                predicted << number(row, QStringLiteral("prediction"));
-                ids << row.at(QStringLiteral("slide"));
+                truth << row.label;
+                predicted << row.prediction;
+                ids << QString::fromStdString(row.slide);
             }
             scatter->setData(truth, predicted, ids);
             win->addTab(scatter, tr("Predicted vs true"));
@@ -587,13 +484,10 @@ bool Workflow::openRunPlots(const QString& runDir) {
             std::map<int, std::pair<std::vector<double>, std::vector<double>>> byRound;
             std::vector<double> allScores, allLabels;
             for (const auto& row : predictions) {
-                const double label = number(row, QStringLiteral("label"));
-                const double score = number(row, QStringLiteral("prediction"));
-                const int round = static_cast<int>(number(row, QStringLiteral("round")));
-                byRound[round].first.push_back(score);
-                byRound[round].second.push_back(label);
-                allScores.push_back(score);
-                allLabels.push_back(label);
+                byRound[row.round].first.push_back(row.prediction);
+                byRound[row.round].second.push_back(row.label);
+                allScores.push_back(row.prediction);
+                allLabels.push_back(row.label);
             }
             for (const auto& [round, data] : byRound)
                 roc->addCurve(tr("fold %1").arg(round), rocCurve(data.first, data.second));

@@ -9,6 +9,9 @@
 #include "ui/workflow.h"
 #include "ui/slidetab.h"
 #include "ui/slideview.h"
+#ifdef NIC_WITH_UI_NN
+#include "ui/nn/neuraljobs.h"
+#endif
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -227,6 +230,9 @@ int main(int argc, char** argv) {
     if (exporting)
         return exportFigure(options);
 
+#ifdef NIC_WITH_UI_NN
+    nic::registerTorchJobs(); // the LibTorch stages of the Analysis menu
+#endif
     nic::MainWindow window;
     nic::Workflow::install(&window); // jobs, cohort, training curves, Analysis menu, compare view
     window.show();

@@ -13,7 +13,6 @@
 #endif
 
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,59 +93,37 @@ void run(const Options& o) {
 
     auto encoder = makeEncoder(o);
     const EncoderInfo& info = encoder->info();
-    std::filesystem::create_directories(o.out);
-
-    // Two slides with the same file name would write the same output: refuse before any work.
-    std::map<std::filesystem::path, std::filesystem::path> outputs;
-    for (const auto& s : slides) {
-        const auto [it, inserted] = outputs.emplace(compressedPathFor(s, o.out), s);
-        if (!inserted && it->second != s)
-            throw InvalidArgument("slides " + it->second.string() + " and " + s.string() + " would both write " +
-                                  it->first.string() + " (compress them into different --out folders)");
-    }
-    std::vector<std::size_t> mine;
+    checkDistinctOutputs(slides, o.out); // before any work, and before printing a plan
+    std::size_t mine = 0;
     for (std::size_t i = 0; i < slides.size(); ++i)
-        if (shard.contains(i))
-            mine.push_back(i);
-    std::fprintf(stderr, "nic compress: %zu slide(s)%s, encoder %s (%s), P=%d, C=%d\n", mine.size(),
+        mine += shard.contains(i) ? 1 : 0;
+    std::fprintf(stderr, "nic compress: %zu slide(s)%s, encoder %s (%s), P=%d, C=%d\n", mine,
                  o.shard.empty() ? "" : (" (shard " + o.shard + " of " + std::to_string(slides.size()) + ")").c_str(),
                  info.name.c_str(), info.hash.substr(0, 12).c_str(), info.patchSize, info.codeSize);
 
-    std::vector<std::string> failures;
-    std::size_t n = 0;
-    for (std::size_t i : mine) {
-        ++n;
-        const auto& slide = slides[i];
-        const auto output = compressedPathFor(slide, o.out);
-        auto job = makeTerminalContext(o.quiet);
-        try {
-            const CompressResult r = compressSlide(slide, *encoder, output, c, *job);
-            finishProgressLine();
-            std::printf("[%zu/%zu] %s -> %s: %s, %d x %d grid, %lld tissue cells", n, mine.size(), slide.c_str(),
-                        output.c_str(), toString(r.status), r.rows, r.cols, static_cast<long long>(r.tissueCells));
-            if (r.status != CompressStatus::Skipped)
-                std::printf(", %lld encoded in %.1f s (%.1f patches/s)", static_cast<long long>(r.encodedCells),
-                            r.seconds, r.patchesPerSecond);
-            if (r.skippedCells > 0)
-                std::printf(", %lld unreadable cells left empty", static_cast<long long>(r.skippedCells));
-            std::printf("\n");
-            std::fflush(stdout);
-        } catch (const Cancelled&) {
-            throw;
-        } catch (const std::exception& e) {
-            // Also InvalidArgument (e.g. unknown mpp): in a batch it concerns one slide; report and go on.
-            finishProgressLine();
-            std::fprintf(stderr, "nic: error: %s\n", e.what());
-            const std::string what = e.what();
-            failures.push_back(what.rfind(slide.string(), 0) == 0 ? what : slide.string() + ": " + what);
+    CompressEvents events;
+    events.finished = [](std::size_t k, std::size_t n, const BatchItemResult& item) {
+        finishProgressLine();
+        if (!item.result) {
+            std::fprintf(stderr, "nic: error: %s\n", item.error.c_str());
+            return;
         }
-    }
-    if (!failures.empty()) {
-        std::string msg = std::to_string(failures.size()) + " of " + std::to_string(mine.size()) + " slide(s) failed:";
-        for (const auto& f : failures)
-            msg += "\n  " + f;
-        throw Error(msg);
-    }
+        const CompressResult& r = *item.result;
+        std::printf("[%zu/%zu] %s -> %s: %s, %d x %d grid, %lld tissue cells", k + 1, n, item.slide.c_str(),
+                    item.output.c_str(), toString(r.status), r.rows, r.cols, static_cast<long long>(r.tissueCells));
+        if (r.status != CompressStatus::Skipped)
+            std::printf(", %lld encoded in %.1f s (%.1f patches/s)", static_cast<long long>(r.encodedCells), r.seconds,
+                        r.patchesPerSecond);
+        if (r.skippedCells > 0)
+            std::printf(", %lld unreadable cells left empty", static_cast<long long>(r.skippedCells));
+        std::printf("\n");
+        std::fflush(stdout);
+    };
+    auto job = makeTerminalContext(o.quiet);
+    const auto items = compressSlides(slides, *encoder, o.out, c, shard, *job, events);
+    finishProgressLine();
+    if (const std::string failed = batchFailureMessage(items); !failed.empty())
+        throw Error(failed);
 }
 
 } // namespace

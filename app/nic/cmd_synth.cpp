@@ -4,7 +4,7 @@
 #include "progressbar.h"
 
 #include "core/error.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 
 #include <cctype>
 #include <cstdio>

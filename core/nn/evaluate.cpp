@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/nn/modules.h"
+#include "core/plateau.h"
 
 #include <cmath>
 #include <limits>
@@ -139,21 +140,20 @@ EvalResult evaluateEncoder(PatchEncoder& encoder, const PatchBank& trainBank, co
         }
         ctx.throwIfCancelled();
         const double acc = (predict(mlp, xVal, outputs) == yVal).to(torch::kDouble).mean().item<double>();
-        if (acc > best) {
+        const bool improved = acc > best;
+        if (improved) {
             best = acc;
             r.bestEpoch = epoch;
-            bad = 0;
             bestState.clear();
             for (auto& t : state())
                 bestState.push_back(t.detach().clone());
-        } else if (++bad >= o.patience) {
-            bad = 0;
-            if (lr / 10.0 < o.minLearningRate * (1.0 - 1e-9))
-                break;
-            lr /= 10.0;
+        }
+        const PlateauStep step = PlateauSchedule{o.minLearningRate, o.patience}.epochEnded(improved, lr, bad);
+        if (step == PlateauStep::Stop)
+            break;
+        if (step == PlateauStep::Reduced)
             for (auto& g : opt.param_groups())
                 g.options().set_lr(lr);
-        }
     }
     {
         torch::NoGradGuard ng;

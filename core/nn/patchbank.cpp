@@ -2,6 +2,7 @@
 
 #include "core/annotationraster.h"
 #include "core/atomicfile.h"
+#include "core/csv.h"
 #include "core/error.h"
 #include "core/imageio.h"
 #include "core/resample.h"
@@ -181,28 +182,27 @@ PatchBank PatchBank::load(const std::filesystem::path& path) {
 PatchBank patchBankFromFolder(const std::filesystem::path& folder, int patchSize, JobContext& ctx,
                               const std::filesystem::path& labelsCsv) {
     const auto csvPath = labelsCsv.empty() ? folder / "labels.csv" : labelsCsv;
-    std::ifstream in(csvPath);
+    std::ifstream in(csvPath, std::ios::binary);
     if (!in)
         throw IoError(csvPath.string() + ": cannot open labels file (expected 'file,label' lines)");
+    std::ostringstream text;
+    text << in.rdbuf();
     std::vector<std::pair<std::string, std::string>> rows;
-    std::string line;
-    int lineNo = 0;
-    while (std::getline(in, line)) {
-        ++lineNo;
-        if (!line.empty() && line.back() == '\r')
-            line.pop_back();
-        if (line.empty())
+    for (auto& r : parseCsv(text.str(), csvPath.string())) {
+        if (r.fields.size() < 2)
+            throw FormatError(csvPath.string() + ":" + std::to_string(r.line) + ": expected 'file,label'");
+        // An unquoted file name may hold commas: the label is the last field.
+        std::string label = std::move(r.fields.back());
+        r.fields.pop_back();
+        std::string file;
+        for (const auto& f : r.fields)
+            file += (file.empty() ? "" : ",") + f;
+        if (rows.empty() && r.line == 1 && file == "file" && label == "label")
             continue;
-        const auto comma = line.rfind(',');
-        if (comma == std::string::npos)
-            throw InvalidArgument(csvPath.string() + ":" + std::to_string(lineNo) + ": expected 'file,label'");
-        std::string file = line.substr(0, comma), label = line.substr(comma + 1);
-        if (lineNo == 1 && file == "file" && label == "label")
-            continue;
-        rows.emplace_back(file, label);
+        rows.emplace_back(std::move(file), std::move(label));
     }
     if (rows.empty())
-        throw InvalidArgument(csvPath.string() + ": no labelled images");
+        throw FormatError(csvPath.string() + ": no labelled images");
     std::set<std::string> names;
     for (const auto& r : rows)
         names.insert(r.second);

@@ -4,9 +4,11 @@
 #include "core/cropsampler.h"
 #include "core/error.h"
 #include "core/folds.h"
+#include "core/plateau.h"
 #include "core/latentgrid.h"
 #include "core/nn/encoders.h"
 #include "core/nn/slidecnn.h"
+#include "core/runfolder.h"
 
 #include <nlohmann/json.hpp>
 
@@ -28,13 +30,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string formatDouble(double v) {
-    if (std::isnan(v))
-        return "";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    return buf;
-}
+std::string formatDouble(double v) { return formatRunNumber(v); }
 
 nlohmann::ordered_json numberOrNull(double v) {
     return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
@@ -49,248 +45,11 @@ nlohmann::ordered_json ciJson(const ConfidenceInterval& ci) {
             {"bootstrap_valid", ci.validResamples}};
 }
 
-std::string csvField(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos)
-        return s;
-    std::string out = "\"";
-    for (char c : s)
-        out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-}
-
 } // namespace
-
-// --- enums and metadata ------------------------------------------------------------------------------
-
-const char* toString(SlideTask task) {
-    return task == SlideTask::Classification ? "classify" : "regress";
-}
-
-SlideTask parseSlideTask(const std::string& text) {
-    if (text == "classify" || text == "classification")
-        return SlideTask::Classification;
-    if (text == "regress" || text == "regression")
-        return SlideTask::Regression;
-    throw InvalidArgument("unknown task '" + text + "' (expected classify or regress)");
-}
-
-const char* toString(GlobalPooling pooling) {
-    return pooling == GlobalPooling::Max ? "max" : "avg";
-}
-
-GlobalPooling parseGlobalPooling(const std::string& text) {
-    if (text == "max")
-        return GlobalPooling::Max;
-    if (text == "avg" || text == "average" || text == "mean")
-        return GlobalPooling::Average;
-    throw InvalidArgument("unknown pooling '" + text + "' (expected max or avg)");
-}
-
-std::string SlideModelMeta::toJson() const {
-    nlohmann::ordered_json j;
-    j["format"] = "nic-slide-model";
-    j["format_version"] = 1;
-    j["architecture"] = {{"input_channels", config.inputChannels},
-                         {"filters", config.filters},
-                         {"layers", config.layers},
-                         {"unstrided_layers", config.unstridedLayers},
-                         {"dense", config.dense},
-                         {"dropout", config.dropout},
-                         {"l2", config.l2},
-                         {"pooling", toString(config.pooling)}};
-    j["task"] = toString(task);
-    j["label_mean"] = labelMean;
-    j["label_scale"] = labelScale;
-    j["crop_size"] = cropSize;
-    j["tissue_threshold"] = tissueThreshold;
-    j["test_crops"] = testCrops;
-    j["encoder_name"] = encoderName;
-    j["encoder_hash"] = encoderHash;
-    j["round"] = round;
-    j["train_slides"] = trainSlides;
-    j["validation_slides"] = validationSlides;
-    j["seed"] = seed;
-    return j.dump();
-}
-
-SlideModelMeta SlideModelMeta::fromJson(const std::string& text) {
-    SlideModelMeta m;
-    try {
-        const auto j = nlohmann::json::parse(text);
-        if (j.value("format", std::string()) != "nic-slide-model")
-            throw Error("not a NIC slide model (format is not nic-slide-model)");
-        if (j.at("format_version").get<int>() != 1)
-            throw Error("unsupported slide model format version " + j.at("format_version").dump());
-        const auto& a = j.at("architecture");
-        m.config.inputChannels = a.at("input_channels").get<int>();
-        m.config.filters = a.at("filters").get<int>();
-        m.config.layers = a.at("layers").get<int>();
-        m.config.unstridedLayers = a.at("unstrided_layers").get<int>();
-        m.config.dense = a.at("dense").get<int>();
-        m.config.dropout = a.at("dropout").get<double>();
-        m.config.l2 = a.at("l2").get<double>();
-        m.config.pooling = parseGlobalPooling(a.at("pooling").get<std::string>());
-        m.task = parseSlideTask(j.at("task").get<std::string>());
-        m.labelMean = j.at("label_mean").get<double>();
-        m.labelScale = j.at("label_scale").get<double>();
-        m.cropSize = j.at("crop_size").get<int>();
-        m.tissueThreshold = j.at("tissue_threshold").get<float>();
-        m.testCrops = j.at("test_crops").get<int>();
-        m.encoderName = j.value("encoder_name", std::string());
-        m.encoderHash = j.value("encoder_hash", std::string());
-        m.round = j.value("round", -1);
-        m.trainSlides = j.value("train_slides", std::vector<std::string>{});
-        m.validationSlides = j.value("validation_slides", std::vector<std::string>{});
-        m.seed = j.value("seed", std::uint64_t{0});
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(std::string("malformed slide model description: ") + e.what());
-    }
-    return m;
-}
-
-SlideModelMeta readSlideModelMeta(const std::filesystem::path& path) {
-    torch::serialize::InputArchive ar;
-    try {
-        ar.load_from(path.string());
-    } catch (const c10::Error& e) {
-        throw IoError(path.string() + ": cannot read slide model: " + e.what_without_backtrace());
-    }
-    c10::IValue iv;
-    if (!ar.try_read("meta/json", iv) || !iv.isString())
-        throw Error(path.string() + ": not a NIC slide model (no meta/json record)");
-    try {
-        return SlideModelMeta::fromJson(iv.toStringRef());
-    } catch (const Error& e) {
-        throw Error(path.string() + ": " + e.what());
-    }
-}
-
-// --- grid sources ---------------------------------------------------------------------------------------
-
-InMemoryGridSource::InMemoryGridSource(std::vector<std::string> ids, std::vector<std::vector<SlideGrid>> variants)
-    : ids_(std::move(ids)), variants_(std::move(variants)) {
-    if (ids_.size() != variants_.size())
-        throw InvalidArgument("grid source: " + std::to_string(ids_.size()) + " ids for " +
-                              std::to_string(variants_.size()) + " slides");
-    for (std::size_t i = 0; i < variants_.size(); ++i) {
-        if (variants_[i].empty())
-            throw InvalidArgument("grid source: slide " + ids_[i] + " has no grid");
-        for (const auto& g : variants_[i])
-            if (g.channels != variants_[0][0].channels ||
-                g.data.size() != static_cast<std::size_t>(g.channels) * static_cast<std::size_t>(g.rows) *
-                                     static_cast<std::size_t>(g.cols) ||
-                g.tissue.size() != static_cast<std::size_t>(g.rows) * static_cast<std::size_t>(g.cols))
-                throw InvalidArgument("grid source: slide " + ids_[i] + " has an inconsistent grid");
-    }
-}
-
-int InMemoryGridSource::channels() const {
-    return variants_.empty() ? 0 : variants_[0][0].channels;
-}
-
-std::pair<int, int> InMemoryGridSource::shape(std::size_t slide) const {
-    const auto& g = variants_.at(slide).at(0);
-    return {g.rows, g.cols};
-}
-
-const SlideGrid& InMemoryGridSource::grid(std::size_t slide, int variant) {
-    return variants_.at(slide).at(static_cast<std::size_t>(variant));
-}
-
-LatentGridFileSource::LatentGridFileSource(std::vector<std::filesystem::path> files, std::int64_t cacheBytes)
-    : files_(std::move(files)), cacheBytes_(cacheBytes) {
-    for (std::size_t i = 0; i < files_.size(); ++i) {
-        const auto meta = readLatentGridMeta(files_[i]);
-        if (i == 0) {
-            channels_ = meta.codeSize;
-            encoderName_ = meta.encoderName;
-            encoderHash_ = meta.encoderHash;
-        } else if (meta.codeSize != channels_ || meta.encoderHash != encoderHash_) {
-            throw InvalidArgument(files_[i].string() + " was compressed with " + meta.encoderName + " (C = " +
-                                  std::to_string(meta.codeSize) + ") but " + files_[0].string() + " with " +
-                                  encoderName_ + " (C = " + std::to_string(channels_) +
-                                  "); a cohort needs one encoder");
-        }
-        variants_.push_back(meta.augment);
-        shapes_.emplace_back(meta.rows, meta.cols);
-    }
-}
-
-LatentGridFileSource::~LatentGridFileSource() = default;
-
-std::string LatentGridFileSource::id(std::size_t slide) const {
-    return files_.at(slide).stem().string();
-}
-
-SlideGrid readSlideGrid(const LatentGridReader& reader, int variant) {
-    if (variant < 0 || variant >= reader.variantCount())
-        throw InvalidArgument(reader.path().string() + ": no dihedral variant " + std::to_string(variant));
-    auto t = reader.grid(variant);
-    SlideGrid g;
-    g.channels = t.channels;
-    g.rows = t.height;
-    g.cols = t.width;
-    g.data = std::move(t.data);
-    const auto tissue0 = reader.tissueFractions();
-    const int rows0 = reader.meta().rows;
-    const int cols0 = reader.meta().cols;
-    g.tissue.assign(static_cast<std::size_t>(g.rows) * static_cast<std::size_t>(g.cols), 0.0f);
-    for (int r = 0; r < rows0; ++r)
-        for (int c = 0; c < cols0; ++c) {
-            const auto [r2, c2] = dihedralMap(variant, r, c, rows0, cols0);
-            g.tissue[static_cast<std::size_t>(r2) * static_cast<std::size_t>(g.cols) + static_cast<std::size_t>(c2)] =
-                tissue0[static_cast<std::size_t>(r) * static_cast<std::size_t>(cols0) + static_cast<std::size_t>(c)];
-        }
-    return g;
-}
-
-const SlideGrid& LatentGridFileSource::grid(std::size_t slide, int variant) {
-    const auto key = std::make_pair(slide, variant);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-        it->second.lastUse = ++tick_;
-        return it->second.grid;
-    }
-    SlideGrid g = readSlideGrid(LatentGridReader(files_.at(slide)), variant);
-    const auto bytes = static_cast<std::int64_t>((g.data.size() + g.tissue.size()) * sizeof(float));
-    // Evict least recently used entries (never the one being returned) to stay within the budget.
-    while (!cache_.empty() && cachedBytes_ + bytes > cacheBytes_) {
-        auto oldest = cache_.begin();
-        for (auto i = cache_.begin(); i != cache_.end(); ++i)
-            if (i->second.lastUse < oldest->second.lastUse)
-                oldest = i;
-        cachedBytes_ -= static_cast<std::int64_t>((oldest->second.grid.data.size() + oldest->second.grid.tissue.size()) *
-                                                  sizeof(float));
-        cache_.erase(oldest);
-    }
-    cachedBytes_ += bytes;
-    auto& entry = cache_[key];
-    entry.grid = std::move(g);
-    entry.lastUse = ++tick_;
-    return entry.grid;
-}
 
 // --- training -------------------------------------------------------------------------------------------
 
 namespace {
-
-struct RoundContext {
-    SlideGridSource& source;
-    const std::vector<double>& labels;
-    const SlideTrainOptions& options;
-    torch::Device device;
-    int cropSize;
-    std::map<std::pair<std::size_t, int>, std::unique_ptr<CropSampler>> samplers;
-
-    const CropSampler& sampler(std::size_t slide, int variant) {
-        auto& s = samplers[{slide, variant}];
-        if (!s) {
-            const SlideGrid& g = source.grid(slide, variant);
-            s = std::make_unique<CropSampler>(g.tissue, g.cols, g.rows, options.tissueThreshold);
-        }
-        return *s;
-    }
-};
 
 double metricOf(SlideTask task, const std::vector<double>& pred, const std::vector<double>& truth) {
     return task == SlideTask::Classification ? rocAuc(pred, truth) : spearman(pred, truth);
@@ -692,9 +451,14 @@ void removeStaleTemporaries(const std::filesystem::path& dir) {
 
 } // namespace
 
-CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
-                                    const std::vector<int>& foldColumn, const SlideTrainOptions& options,
-                                    const std::filesystem::path& outDir, JobContext& job) {
+// --- cross-validation, in named parts ----------------------------------------------------------------------
+
+namespace {
+
+/// Checks crossValidate()'s inputs; returns the class of each slide (the strata of fold assignment) when
+/// classifying, empty otherwise.
+std::vector<int> checkInputs(SlideGridSource& source, const std::vector<double>& labels,
+                             const std::vector<int>& foldColumn, const SlideTrainOptions& options) {
     const std::size_t n = source.size();
     if (labels.size() != n)
         throw InvalidArgument(std::to_string(labels.size()) + " labels for " + std::to_string(n) + " slides");
@@ -704,352 +468,397 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
         options.patience < 1 || !(options.learningRate > 0) || !(options.minLearningRate > 0))
         throw InvalidArgument("training: epochs and test crops must be ≥ 1, batch size ≥ 2, crop size ≥ 1, "
                               "patience ≥ 1 and learning rates > 0");
-    const bool classify = options.task == SlideTask::Classification;
     std::vector<int> strata;
-    if (classify) {
-        int positives = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (labels[i] != 0.0 && labels[i] != 1.0)
-                throw InvalidArgument("classification labels must be 0 or 1; slide " + source.id(i) + " has " +
-                                      formatDouble(labels[i]));
-            positives += labels[i] == 1.0 ? 1 : 0;
-            strata.push_back(static_cast<int>(labels[i]));
-        }
-        if (positives == 0 || positives == static_cast<int>(n))
-            throw InvalidArgument("classification needs both classes in the cohort");
-    } else {
+    if (options.task != SlideTask::Classification) {
         for (std::size_t i = 0; i < n; ++i)
             if (!std::isfinite(labels[i]))
                 throw InvalidArgument("regression label of slide " + source.id(i) + " is not a finite number");
+        return strata;
     }
-    const std::vector<int> foldOf =
-        foldColumn.empty() ? assignFolds(n, options.folds, options.seed, strata) : foldsFromColumn(foldColumn);
-    const int k = 1 + *std::max_element(foldOf.begin(), foldOf.end());
-    const auto rounds = rotateFolds(foldOf, k);
-
-    int R = options.cropSize;
-    if (options.shrinkCropToGrids) {
-        int largest = 1;
-        for (std::size_t i = 0; i < n; ++i)
-            largest = std::max({largest, source.shape(i).first, source.shape(i).second});
-        R = std::min(R, (largest + 15) / 16 * 16);
+    int positives = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (labels[i] != 0.0 && labels[i] != 1.0)
+            throw InvalidArgument("classification labels must be 0 or 1; slide " + source.id(i) + " has " +
+                                  formatDouble(labels[i]));
+        positives += labels[i] == 1.0 ? 1 : 0;
+        strata.push_back(static_cast<int>(labels[i]));
     }
-    const torch::Device device(configureCompute(ComputeOptions{options.device, options.threads}));
-    std::filesystem::create_directories(outDir);
+    if (positives == 0 || positives == static_cast<int>(n))
+        throw InvalidArgument("classification needs both classes in the cohort");
+    return strata;
+}
 
+/// What every part of one cross-validation shares.
+struct CvRun {
+    CvRun(SlideGridSource& s, const std::vector<double>& l, const SlideTrainOptions& o, const std::filesystem::path& out,
+          JobContext& j, torch::Device d)
+        : source(s), labels(l), options(o), outDir(out), job(j), device(d) {}
+
+    SlideGridSource& source;
+    const std::vector<double>& labels;
+    const SlideTrainOptions& options;
+    const std::filesystem::path& outDir;
+    JobContext& job;
+    torch::Device device;
+    std::vector<int> foldOf;
+    int k = 0;
+    int R = 0; ///< crop size
+    bool classify = true;
+    SlideCnnConfig config;
+    ojson identity;
     CrossValidationResult result;
-    result.cropSize = R;
-    SlideCnnConfig config = options.network;
-    config.inputChannels = source.channels();
-    job.log("cross-validation: " + std::to_string(n) + " slides, " + std::to_string(k) + " folds, crops " +
-            std::to_string(R) + "x" + std::to_string(R) + "x" + std::to_string(config.inputChannels) + ", device " +
-            device.str());
-    const ojson identity = runIdentity(source, labels, foldOf, k, options, config, R);
-    const auto foldDir = [&](int r) { return outDir / ("fold" + std::to_string(r)); };
-    const auto roundName = [&](int r) { return "round " + std::to_string(r + 1) + "/" + std::to_string(k); };
+    std::int64_t totalSteps = 0;
+    std::int64_t stepsDone = 0;
 
-    // What an earlier run left: every finished round and checkpoint is checked against this run's parameters
-    // before anything is trained, so a mismatch is refused at once. Without resume it is removed.
-    removeStaleTemporaries(outDir);
+    std::filesystem::path foldDir(int r) const { return outDir / ("fold" + std::to_string(r)); }
+    /// Whether this process trains round r (every round, or the one of SlideTrainOptions::onlyRound).
+    bool mine(int r) const { return options.onlyRound < 0 || options.onlyRound == r; }
+    std::string roundName(int r) const { return "round " + std::to_string(r + 1) + "/" + std::to_string(k); }
+    void writeCurves() const { writeRunCurves(outDir, result.curves); }
+    void replay(const std::vector<SlideEpochRecord>& history) {
+        for (const auto& rec : history) {
+            result.curves.push_back(rec);
+            if (options.onEpoch)
+                options.onEpoch(rec);
+        }
+    }
+};
+
+/// The crop size R: the option, shrunk to the smallest multiple of 16 holding every grid when asked to.
+int cropSizeFor(SlideGridSource& source, const SlideTrainOptions& options) {
+    if (!options.shrinkCropToGrids)
+        return options.cropSize;
+    int largest = 1;
+    for (std::size_t i = 0; i < source.size(); ++i)
+        largest = std::max({largest, source.shape(i).first, source.shape(i).second});
+    return std::min(options.cropSize, (largest + 15) / 16 * 16);
+}
+
+/// What an earlier run left: every finished round and checkpoint is checked against this run's parameters
+/// before anything is trained, so a mismatch is refused at once. Without resume it is removed.
+std::vector<std::optional<FinishedRound>> scanEarlierRun(CvRun& run, const std::vector<FoldRound>& rounds) {
+    const int only = run.options.onlyRound;
+    if (only >= static_cast<int>(rounds.size()))
+        throw InvalidArgument("round " + std::to_string(only) + " does not exist: the run has " +
+                              std::to_string(rounds.size()) + " rounds (0-" + std::to_string(rounds.size() - 1) + ")");
+    // With onlyRound, other tasks may be writing the other rounds' and the run folder's files right now.
+    if (only < 0)
+        removeStaleTemporaries(run.outDir);
     std::vector<std::optional<FinishedRound>> finished(rounds.size());
     for (const auto& round : rounds) {
         const int r = round.round;
-        const auto dir = foldDir(r);
+        const auto dir = run.foldDir(r);
+        if (!run.mine(r)) {
+            if (std::filesystem::exists(dir / kRoundFile) && std::filesystem::exists(dir / "model.pt"))
+                finished[static_cast<std::size_t>(r)] =
+                    readRoundRecord(dir / kRoundFile, r, run.identity, run.source, round.test);
+            continue;
+        }
         removeStaleTemporaries(dir);
         std::error_code ec;
-        if (!options.resume) {
+        if (!run.options.resume) {
             for (const char* name : {kRoundFile, kCheckpointFile})
                 if (std::filesystem::exists(dir / name)) {
-                    job.log("note: starting afresh; removing " + (dir / name).string() + " of an earlier run");
+                    run.job.log("note: starting afresh; removing " + (dir / name).string() + " of an earlier run");
                     std::filesystem::remove(dir / name, ec);
                 }
             continue;
         }
         if (std::filesystem::exists(dir / kRoundFile)) {
             if (std::filesystem::exists(dir / "model.pt")) {
-                finished[static_cast<std::size_t>(r)] = readRoundRecord(dir / kRoundFile, r, identity, source, round.test);
+                finished[static_cast<std::size_t>(r)] =
+                    readRoundRecord(dir / kRoundFile, r, run.identity, run.source, round.test);
                 readSlideModelMeta(dir / "model.pt"); // a damaged model is an error, not a finished round
                 std::filesystem::remove(dir / kCheckpointFile, ec);
                 continue;
             }
-            job.log("note: " + (dir / "model.pt").string() + " is missing; " + roundName(r) + " is trained again");
+            run.job.log("note: " + (dir / "model.pt").string() + " is missing; " + run.roundName(r) +
+                        " is trained again");
             std::filesystem::remove(dir / kRoundFile, ec);
         }
         if (std::filesystem::exists(dir / kCheckpointFile)) {
             torch::serialize::InputArchive ar;
-            openRoundCheckpoint(dir / kCheckpointFile, ar, device, r, identity, source);
+            openRoundCheckpoint(dir / kCheckpointFile, ar, run.device, r, run.identity, run.source);
         }
     }
+    return finished;
+}
 
-    // folds.csv: which partition every slide is in.
-    {
-        std::string csv = "slide,fold\n";
-        for (std::size_t i = 0; i < n; ++i)
-            csv += csvField(source.id(i)) + "," + std::to_string(foldOf[i]) + "\n";
-        writeFileAtomically(outDir / "folds.csv", csv);
-    }
+/// Batches per epoch of each round. Auto: each training slide drawn about 8 times per epoch, and at least
+/// 20 steps, so that BN's running statistics (momentum 0.1) have settled before each validation.
+std::vector<int> stepsPerEpoch(const std::vector<FoldRound>& rounds, const SlideTrainOptions& options) {
+    std::vector<int> steps;
+    const auto batch = static_cast<std::size_t>(options.batchSize);
+    for (const auto& round : rounds)
+        steps.push_back(options.stepsPerEpoch > 0
+                            ? options.stepsPerEpoch
+                            : std::max(20, static_cast<int>((8 * round.train.size() + batch - 1) / batch)));
+    return steps;
+}
 
-    const auto writeCurves = [&] {
-        std::string csv = "round,epoch,lr,train_loss,val_loss,val_metric,best,seconds\n";
-        for (const auto& e : result.curves)
-            csv += std::to_string(e.round) + "," + std::to_string(e.epoch) + "," + formatDouble(e.learningRate) + "," +
-                   formatDouble(e.trainLoss) + "," + formatDouble(e.validationLoss) + "," +
-                   formatDouble(e.validationMetric) + "," + (e.best ? "1" : "0") + "," + formatDouble(e.seconds) + "\n";
-        writeFileAtomically(outDir / "curves.csv", csv);
-    };
-
-    RoundContext ctx{source, labels, options, device, R, {}};
-    const auto plane = static_cast<std::size_t>(config.inputChannels) * static_cast<std::size_t>(R) *
-                       static_cast<std::size_t>(R);
-    std::int64_t totalSteps = 0;
-    std::vector<int> stepsOf;
-    for (const auto& round : rounds) {
-        // Auto: each training slide drawn about 8 times per epoch, and at least 20 steps, so that BN's
-        // running statistics (momentum 0.1) have settled before each validation.
-        const auto batch = static_cast<std::size_t>(options.batchSize);
-        const int steps = options.stepsPerEpoch > 0
-                              ? options.stepsPerEpoch
-                              : std::max(20, static_cast<int>((8 * round.train.size() + batch - 1) / batch));
-        stepsOf.push_back(steps);
-        totalSteps += std::int64_t{steps} * options.epochs;
-    }
-    std::int64_t stepsDone = 0;
-    std::vector<double> roundPred(n, kNaN);
-
-    for (const auto& round : rounds) {
-        const int r = round.round;
-        const int steps = stepsOf[static_cast<std::size_t>(r)];
-        const auto dir = foldDir(r);
-        std::filesystem::create_directories(dir);
-
-        if (const auto& done = finished[static_cast<std::size_t>(r)]) {
-            for (std::size_t j = 0; j < round.test.size(); ++j)
-                roundPred[round.test[j]] = done->testPredictions[j];
-            result.roundMetrics.push_back(done->metric);
-            for (const auto& rec : done->history) {
-                result.curves.push_back(rec);
-                if (options.onEpoch)
-                    options.onEpoch(rec);
-            }
-            stepsDone += std::int64_t{steps} * options.epochs;
-            job.log(roundName(r) + ": finished by an earlier run; reusing " + (dir / "model.pt").string());
-            job.progress(stepsDone, totalSteps, roundName(r) + " (earlier run)");
-            writeCurves();
-            continue;
-        }
-
-        torch::manual_seed(options.seed * 7919 + static_cast<std::uint64_t>(r));
-        std::mt19937_64 rng(options.seed * 104729 + static_cast<std::uint64_t>(r) * 31 + 1);
-
-        SlideModelMeta meta;
-        meta.config = config;
-        meta.task = options.task;
-        meta.cropSize = R;
-        meta.tissueThreshold = options.tissueThreshold;
-        meta.testCrops = options.testCrops;
-        meta.encoderName = source.encoderName();
-        meta.encoderHash = source.encoderHash();
-        meta.round = r;
-        meta.seed = options.seed;
+/// The metadata stored with round `round`'s model (regression: the label standardisation of its training set).
+SlideModelMeta roundMeta(const CvRun& run, const FoldRound& round) {
+    SlideModelMeta meta;
+    meta.config = run.config;
+    meta.task = run.options.task;
+    meta.cropSize = run.R;
+    meta.tissueThreshold = run.options.tissueThreshold;
+    meta.testCrops = run.options.testCrops;
+    meta.encoderName = run.source.encoderName();
+    meta.encoderHash = run.source.encoderHash();
+    meta.round = round.round;
+    meta.seed = run.options.seed;
+    for (auto i : round.train)
+        meta.trainSlides.push_back(run.source.id(i));
+    for (auto i : round.validation)
+        meta.validationSlides.push_back(run.source.id(i));
+    if (!run.classify) {
+        double mean = 0.0;
         for (auto i : round.train)
-            meta.trainSlides.push_back(source.id(i));
-        for (auto i : round.validation)
-            meta.validationSlides.push_back(source.id(i));
-        if (!classify) {
-            double mean = 0.0;
-            for (auto i : round.train)
-                mean += labels[i];
-            mean /= static_cast<double>(round.train.size());
-            double var = 0.0;
-            for (auto i : round.train)
-                var += (labels[i] - mean) * (labels[i] - mean);
-            var /= static_cast<double>(round.train.size());
-            meta.labelMean = mean;
-            meta.labelScale = var > 0.0 ? std::sqrt(var) : 1.0;
-        }
-
-        std::vector<std::size_t> pos;
-        std::vector<std::size_t> neg;
+            mean += run.labels[i];
+        mean /= static_cast<double>(round.train.size());
+        double var = 0.0;
         for (auto i : round.train)
-            (labels[i] > 0.5 ? pos : neg).push_back(i);
-        const bool balance = classify && options.balanceClasses && !pos.empty() && !neg.empty();
+            var += (run.labels[i] - mean) * (run.labels[i] - mean);
+        var /= static_cast<double>(round.train.size());
+        meta.labelMean = mean;
+        meta.labelScale = var > 0.0 ? std::sqrt(var) : 1.0;
+    }
+    return meta;
+}
 
-        SlideCnn net(config);
-        net->to(device);
-        torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(options.learningRate));
-        RoundState st;
-        st.lr = options.learningRate;
-        std::string bestState = serialise(net);
-        const auto checkpoint = dir / kCheckpointFile;
-        if (options.resume && std::filesystem::exists(checkpoint)) {
-            st = restoreRoundCheckpoint(checkpoint, net, opt, bestState, rng, device, r, identity, source,
-                                        options.epochs);
-            for (const auto& rec : st.history) {
-                result.curves.push_back(rec);
-                if (options.onEpoch)
-                    options.onEpoch(rec);
-            }
-            stepsDone += std::int64_t{steps} * (st.stopped ? options.epochs : st.epoch);
-            job.log(roundName(r) + ": resuming from " + checkpoint.string() + " after epoch " + std::to_string(st.epoch));
+/// One round of training: the network, its optimiser and random state, restored from the round's checkpoint
+/// when resuming.
+class RoundTrainer {
+public:
+    RoundTrainer(CvRun& run, const FoldRound& round, int steps)
+        : run_(run), round_(round), o_(run.options), steps_(steps), meta_(roundMeta(run, round)), net_(run.config),
+          opt_(net_->parameters(), torch::optim::AdamOptions(o_.learningRate)),
+          rng_(o_.seed * 104729 + static_cast<std::uint64_t>(round.round) * 31 + 1),
+          checkpoint_(run.foldDir(round.round) / kCheckpointFile),
+          plane_(static_cast<std::size_t>(run.config.inputChannels) * static_cast<std::size_t>(run.R) *
+                 static_cast<std::size_t>(run.R)),
+          batch_(plane_ * static_cast<std::size_t>(o_.batchSize)), target_(static_cast<std::size_t>(o_.batchSize)) {
+        net_->to(run.device);
+        for (auto i : round.train)
+            (run.labels[i] > 0.5 ? pos_ : neg_).push_back(i);
+        balance_ = run.classify && o_.balanceClasses && !pos_.empty() && !neg_.empty();
+        st_.lr = o_.learningRate;
+        bestState_ = serialise(net_);
+        if (o_.resume && std::filesystem::exists(checkpoint_)) {
+            st_ = restoreRoundCheckpoint(checkpoint_, net_, opt_, bestState_, rng_, run.device, round.round,
+                                         run.identity, run.source, o_.epochs);
+            run.replay(st_.history);
+            run.stepsDone += std::int64_t{steps} * (st_.stopped ? o_.epochs : st_.epoch);
+            run.job.log(run.roundName(round.round) + ": resuming from " + checkpoint_.string() + " after epoch " +
+                        std::to_string(st_.epoch));
         }
-        std::vector<float> batch(plane * static_cast<std::size_t>(options.batchSize));
-        std::vector<float> target(static_cast<std::size_t>(options.batchSize));
+    }
 
-        const auto predictSet = [&](const std::vector<std::size_t>& set) {
-            std::vector<double> p;
-            for (auto i : set) {
-                const auto crops = inferenceCrops(source, i, R, options.testCrops, options.tissueThreshold);
-                p.push_back(averagePrediction(net, meta, crops, device));
-            }
-            return p;
-        };
-
-        for (int epoch = st.epoch + 1; !st.stopped && epoch <= options.epochs; ++epoch) {
-            const auto t0 = std::chrono::steady_clock::now();
-            net->train();
-            double lossSum = 0.0;
-            for (int s = 0; s < steps; ++s) {
-                job.throwIfCancelled();
-                for (int b = 0; b < options.batchSize; ++b) {
-                    std::size_t slide = 0;
-                    if (balance) {
-                        const auto& cls = uniformUnit(rng) < 0.5 ? pos : neg;
-                        slide = cls[static_cast<std::size_t>(uniformIndex(rng, cls.size()))];
-                    } else {
-                        slide = round.train[static_cast<std::size_t>(uniformIndex(rng, round.train.size()))];
-                    }
-                    const int variant = static_cast<int>(
-                        uniformIndex(rng, static_cast<std::uint64_t>(source.variantCount(slide))));
-                    const GridCell centre = ctx.sampler(slide, variant).sample(rng);
-                    const SlideGrid& g = source.grid(slide, variant);
-                    extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, R,
-                                batch.data() + static_cast<std::size_t>(b) * plane);
-                    target[static_cast<std::size_t>(b)] =
-                        classify ? static_cast<float>(labels[slide])
-                                 : static_cast<float>((labels[slide] - meta.labelMean) / meta.labelScale);
-                }
-                const auto x = torch::from_blob(batch.data(), {options.batchSize, config.inputChannels, R, R}).to(device);
-                const auto y = torch::from_blob(target.data(), {options.batchSize}).to(device);
-                const auto out = net->forward(x);
-                auto loss = classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
-                lossSum += loss.item<double>();
-                loss = loss + net->l2Penalty();
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                ++stepsDone;
-                job.progress(stepsDone, totalSteps,
-                             roundName(r) + ", epoch " + std::to_string(epoch) + "/" + std::to_string(options.epochs));
-            }
-            // Validation with test-time augmentation.
-            const auto valPred = predictSet(round.validation);
-            std::vector<double> valTruth;
-            double valLoss = 0.0;
-            for (std::size_t j = 0; j < round.validation.size(); ++j) {
-                const double t = labels[round.validation[j]];
-                valTruth.push_back(t);
-                if (classify) {
-                    const double p = std::clamp(valPred[j], 1e-7, 1.0 - 1e-7);
-                    valLoss -= t * std::log(p) + (1.0 - t) * std::log(1.0 - p);
-                } else {
-                    const double d = (valPred[j] - t) / meta.labelScale;
-                    valLoss += d * d;
-                }
-            }
-            valLoss /= static_cast<double>(round.validation.size());
-            const double metric = metricOf(options.task, valPred, valTruth);
-            const double m = std::isnan(metric) ? -kInf : metric;
-            SlideEpochRecord rec;
-            rec.round = r;
-            rec.epoch = epoch;
-            rec.learningRate = st.lr;
-            rec.trainLoss = lossSum / steps;
-            rec.validationLoss = valLoss;
-            rec.validationMetric = metric;
-            if (m > st.bestMetric + 1e-12 || (m >= st.bestMetric - 1e-12 && valLoss < st.bestLoss)) {
-                st.bestMetric = std::max(st.bestMetric, m);
-                st.bestLoss = valLoss;
-                bestState = serialise(net);
-                rec.best = true;
-                st.sinceBest = 0;
-            } else {
-                ++st.sinceBest;
-            }
-            rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            std::string plateau;
-            if (st.sinceBest >= options.patience) {
-                st.sinceBest = 0;
-                if (st.lr / 10.0 < options.minLearningRate * (1.0 - 1e-9)) {
-                    plateau = roundName(r) + ": validation plateau at the minimum learning rate; stopping";
-                    st.stopped = true;
-                    stepsDone += std::int64_t{steps} * (options.epochs - epoch);
-                } else {
-                    st.lr /= 10.0;
-                    for (auto& group : opt.param_groups())
-                        group.options().set_lr(st.lr);
-                }
-            }
-            st.epoch = epoch;
-            st.history.push_back(rec);
-            writeRoundCheckpoint(checkpoint, net, opt, bestState, st, rng, device, r, identity);
-            result.curves.push_back(rec);
-            char line[256];
-            std::snprintf(line, sizeof line,
-                          "round %d/%d epoch %d: lr %.0e, train loss %.4f, val loss %.4f, val %s %s%s (%.1f s)", r + 1,
-                          k, epoch, rec.learningRate, rec.trainLoss, valLoss, classify ? "AUC" : "Spearman",
-                          std::isnan(metric) ? "n/a" : formatDouble(metric).c_str(), rec.best ? " *" : "",
-                          rec.seconds);
-            job.log(line);
-            if (!plateau.empty())
-                job.log(plateau);
-            if (options.onEpoch)
-                options.onEpoch(rec);
-        }
-        // The round's outputs, each published atomically: the model, then the round record that marks the
-        // round finished; only then does its checkpoint go.
-        deserialise(net, bestState);
-        saveSlideModel(net, meta, dir / "model.pt");
-        const auto testPred = predictSet(round.test);
+    /// Trains the remaining epochs, then publishes the round: model.pt, then round.json (which marks the round
+    /// finished), then removes the checkpoint. Returns the round's test predictions, in the order of round.test.
+    std::vector<double> run() {
+        for (int epoch = st_.epoch + 1; !st_.stopped && epoch <= o_.epochs; ++epoch)
+            runEpoch(epoch);
+        deserialise(net_, bestState_);
+        const auto dir = run_.foldDir(round_.round);
+        saveSlideModel(net_, meta_, dir / "model.pt");
+        const auto testPred = predictSet(round_.test);
         std::vector<double> testTruth;
         std::vector<std::string> testIds;
-        for (std::size_t j = 0; j < round.test.size(); ++j) {
-            roundPred[round.test[j]] = testPred[j];
-            testTruth.push_back(labels[round.test[j]]);
-            testIds.push_back(source.id(round.test[j]));
+        for (std::size_t j = 0; j < round_.test.size(); ++j) {
+            testTruth.push_back(run_.labels[round_.test[j]]);
+            testIds.push_back(run_.source.id(round_.test[j]));
         }
-        result.roundMetrics.push_back(metricOf(options.task, testPred, testTruth));
-        writeRoundRecord(dir / kRoundFile, r, identity, testIds, testPred, result.roundMetrics.back(), st.history);
+        run_.result.roundMetrics.push_back(metricOf(o_.task, testPred, testTruth));
+        writeRoundRecord(dir / kRoundFile, round_.round, run_.identity, testIds, testPred,
+                         run_.result.roundMetrics.back(), st_.history);
         std::error_code ec;
-        std::filesystem::remove(checkpoint, ec);
-        writeCurves();
+        std::filesystem::remove(checkpoint_, ec);
+        return testPred;
     }
 
-    // The "All" set.
+private:
+    std::vector<double> predictSet(const std::vector<std::size_t>& set) {
+        std::vector<double> p;
+        for (auto i : set) {
+            const auto crops = inferenceCrops(run_.source, i, run_.R, o_.testCrops, o_.tissueThreshold);
+            p.push_back(averagePrediction(net_, meta_, crops, run_.device));
+        }
+        return p;
+    }
+
+    const CropSampler& sampler(std::size_t slide, int variant) {
+        auto& s = samplers_[{slide, variant}];
+        if (!s) {
+            const SlideGrid& g = run_.source.grid(slide, variant);
+            s = std::make_unique<CropSampler>(g.tissue, g.cols, g.rows, o_.tissueThreshold);
+        }
+        return *s;
+    }
+
+    /// Fills the batch with random crops (class-balanced when asked to) and their targets.
+    void sampleBatch() {
+        for (int b = 0; b < o_.batchSize; ++b) {
+            std::size_t slide = 0;
+            if (balance_) {
+                const auto& cls = uniformUnit(rng_) < 0.5 ? pos_ : neg_;
+                slide = cls[static_cast<std::size_t>(uniformIndex(rng_, cls.size()))];
+            } else {
+                slide = round_.train[static_cast<std::size_t>(uniformIndex(rng_, round_.train.size()))];
+            }
+            const int variant =
+                static_cast<int>(uniformIndex(rng_, static_cast<std::uint64_t>(run_.source.variantCount(slide))));
+            const GridCell centre = sampler(slide, variant).sample(rng_);
+            const SlideGrid& g = run_.source.grid(slide, variant);
+            extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R,
+                        batch_.data() + static_cast<std::size_t>(b) * plane_);
+            target_[static_cast<std::size_t>(b)] =
+                run_.classify ? static_cast<float>(run_.labels[slide])
+                              : static_cast<float>((run_.labels[slide] - meta_.labelMean) / meta_.labelScale);
+        }
+    }
+
+    /// The epoch's training steps; returns the mean training loss.
+    double trainSteps(int epoch) {
+        net_->train();
+        double lossSum = 0.0;
+        for (int s = 0; s < steps_; ++s) {
+            run_.job.throwIfCancelled();
+            sampleBatch();
+            const auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.config.inputChannels, run_.R, run_.R})
+                               .to(run_.device);
+            const auto y = torch::from_blob(target_.data(), {o_.batchSize}).to(run_.device);
+            const auto out = net_->forward(x);
+            auto loss = run_.classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
+            lossSum += loss.item<double>();
+            loss = loss + net_->l2Penalty();
+            opt_.zero_grad();
+            loss.backward();
+            opt_.step();
+            ++run_.stepsDone;
+            run_.job.progress(run_.stepsDone, run_.totalSteps,
+                              run_.roundName(round_.round) + ", epoch " + std::to_string(epoch) + "/" +
+                                  std::to_string(o_.epochs));
+        }
+        return lossSum / steps_;
+    }
+
+    /// Validation with test-time augmentation: the metric (AUC or Spearman) and the loss.
+    std::pair<double, double> validate() {
+        const auto valPred = predictSet(round_.validation);
+        std::vector<double> valTruth;
+        double valLoss = 0.0;
+        for (std::size_t j = 0; j < round_.validation.size(); ++j) {
+            const double t = run_.labels[round_.validation[j]];
+            valTruth.push_back(t);
+            if (run_.classify) {
+                const double p = std::clamp(valPred[j], 1e-7, 1.0 - 1e-7);
+                valLoss -= t * std::log(p) + (1.0 - t) * std::log(1.0 - p);
+            } else {
+                const double d = (valPred[j] - t) / meta_.labelScale;
+                valLoss += d * d;
+            }
+        }
+        return {metricOf(o_.task, valPred, valTruth), valLoss / static_cast<double>(round_.validation.size())};
+    }
+
+    void runEpoch(int epoch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        SlideEpochRecord rec;
+        rec.round = round_.round;
+        rec.epoch = epoch;
+        rec.learningRate = st_.lr;
+        rec.trainLoss = trainSteps(epoch);
+        std::tie(rec.validationMetric, rec.validationLoss) = validate();
+        const double m = std::isnan(rec.validationMetric) ? -kInf : rec.validationMetric;
+        if (m > st_.bestMetric + 1e-12 || (m >= st_.bestMetric - 1e-12 && rec.validationLoss < st_.bestLoss)) {
+            st_.bestMetric = std::max(st_.bestMetric, m);
+            st_.bestLoss = rec.validationLoss;
+            bestState_ = serialise(net_);
+            rec.best = true;
+        }
+        rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::string plateau;
+        switch (PlateauSchedule{o_.minLearningRate, o_.patience}.epochEnded(rec.best, st_.lr, st_.sinceBest)) {
+        case PlateauStep::Continue: break;
+        case PlateauStep::Stop:
+            plateau = run_.roundName(round_.round) + ": validation plateau at the minimum learning rate; stopping";
+            st_.stopped = true;
+            run_.stepsDone += std::int64_t{steps_} * (o_.epochs - epoch);
+            break;
+        case PlateauStep::Reduced:
+            for (auto& group : opt_.param_groups())
+                group.options().set_lr(st_.lr);
+            break;
+        }
+        st_.epoch = epoch;
+        st_.history.push_back(rec);
+        writeRoundCheckpoint(checkpoint_, net_, opt_, bestState_, st_, rng_, run_.device, round_.round, run_.identity);
+        run_.result.curves.push_back(rec);
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "round %d/%d epoch %d: lr %.0e, train loss %.4f, val loss %.4f, val %s %s%s (%.1f s)",
+                      round_.round + 1, run_.k, epoch, rec.learningRate, rec.trainLoss, rec.validationLoss,
+                      run_.classify ? "AUC" : "Spearman",
+                      std::isnan(rec.validationMetric) ? "n/a" : formatDouble(rec.validationMetric).c_str(),
+                      rec.best ? " *" : "", rec.seconds);
+        run_.job.log(line);
+        if (!plateau.empty())
+            run_.job.log(plateau);
+        if (o_.onEpoch)
+            o_.onEpoch(rec);
+    }
+
+    CvRun& run_;
+    const FoldRound& round_;
+    const SlideTrainOptions& o_;
+    int steps_;
+    SlideModelMeta meta_;
+    SlideCnn net_;
+    torch::optim::Adam opt_;
+    std::mt19937_64 rng_;
+    std::filesystem::path checkpoint_;
+    std::size_t plane_;
+    std::vector<float> batch_;
+    std::vector<float> target_;
+    std::vector<std::size_t> pos_;
+    std::vector<std::size_t> neg_;
+    bool balance_ = false;
+    RoundState st_;
+    std::string bestState_;
+    std::map<std::pair<std::size_t, int>, std::unique_ptr<CropSampler>> samplers_;
+};
+
+/// predictions.csv (the "All" set: every slide by the model that did not see it) and metrics.json.
+void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
+    const std::size_t n = run.source.size();
+    CrossValidationResult& result = run.result;
     std::vector<double> pred;
     std::vector<double> truth;
-    std::string csv = "slide,label,prediction,round\n";
+    std::vector<RunPrediction> rows;
     for (std::size_t i = 0; i < n; ++i) {
-        SlidePrediction p{source.id(i), labels[i], roundPred[i], foldOf[i]};
-        csv += csvField(p.id) + "," + formatDouble(p.label) + "," + formatDouble(p.prediction) + "," +
-               std::to_string(p.round) + "\n";
+        SlidePrediction p{run.source.id(i), run.labels[i], roundPred[i], run.foldOf[i]};
+        rows.push_back({p.id, p.label, p.prediction, p.round});
         result.predictions.push_back(p);
         pred.push_back(p.prediction);
         truth.push_back(p.label);
     }
-    writeFileAtomically(outDir / "predictions.csv", csv);
+    writeRunPredictions(run.outDir, rows);
 
+    const SlideTrainOptions& options = run.options;
     nlohmann::ordered_json j;
     j["task"] = toString(options.task);
     j["slides"] = n;
-    j["folds"] = k;
-    j["crop_size"] = R;
-    j["encoder_name"] = source.encoderName();
-    j["encoder_hash"] = source.encoderHash();
+    j["folds"] = run.k;
+    j["crop_size"] = run.R;
+    j["encoder_name"] = run.source.encoderName();
+    j["encoder_hash"] = run.source.encoderHash();
     j["seed"] = options.seed;
     auto perRound = nlohmann::ordered_json::array();
     for (double v : result.roundMetrics)
         perRound.push_back(numberOrNull(v));
-    if (classify) {
+    if (run.classify) {
         result.roc = rocCurve(pred, truth);
         result.auc = bootstrapAuc(pred, truth, options.bootstrapResamples, options.seed);
         j["auc"] = ciJson(result.auc);
@@ -1068,9 +877,80 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
         j["round_spearman"] = perRound;
     }
     result.metricsJson = j.dump(2) + "\n";
-    writeFileAtomically(outDir / "metrics.json", result.metricsJson);
-    job.progress(totalSteps, totalSteps, "done");
-    return result;
+    writeFileAtomically(run.outDir / "metrics.json", result.metricsJson);
+}
+
+} // namespace
+
+CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
+                                    const std::vector<int>& foldColumn, const SlideTrainOptions& options,
+                                    const std::filesystem::path& outDir, JobContext& job) {
+    const std::vector<int> strata = checkInputs(source, labels, foldColumn, options);
+    const std::size_t n = source.size();
+    CvRun run(source, labels, options, outDir, job,
+              torch::Device(configureCompute(ComputeOptions{options.device, options.threads})));
+    run.foldOf = foldColumn.empty() ? assignFolds(n, options.folds, options.seed, strata) : foldsFromColumn(foldColumn);
+    run.k = 1 + *std::max_element(run.foldOf.begin(), run.foldOf.end());
+    run.R = cropSizeFor(source, options);
+    run.classify = options.task == SlideTask::Classification;
+    run.config = options.network;
+    run.config.inputChannels = source.channels();
+    run.result.cropSize = run.R;
+    const auto rounds = rotateFolds(run.foldOf, run.k);
+    std::filesystem::create_directories(outDir);
+    job.log("cross-validation: " + std::to_string(n) + " slides, " + std::to_string(run.k) + " folds, crops " +
+            std::to_string(run.R) + "x" + std::to_string(run.R) + "x" + std::to_string(run.config.inputChannels) +
+            ", device " + run.device.str());
+    run.identity = runIdentity(source, labels, run.foldOf, run.k, options, run.config, run.R);
+    const auto finished = scanEarlierRun(run, rounds);
+    {
+        std::vector<std::string> ids;
+        for (std::size_t i = 0; i < n; ++i)
+            ids.push_back(source.id(i));
+        writeRunFolds(outDir, ids, run.foldOf);
+    }
+    const std::vector<int> stepsOf = stepsPerEpoch(rounds, options);
+    for (int steps : stepsOf)
+        run.totalSteps += std::int64_t{steps} * options.epochs;
+
+    std::vector<double> roundPred(n, kNaN);
+    bool allRounds = true;
+    for (const auto& round : rounds) {
+        const int r = round.round;
+        const int steps = stepsOf[static_cast<std::size_t>(r)];
+        if (!run.mine(r) && !finished[static_cast<std::size_t>(r)]) { // another task's round, not finished yet
+            allRounds = false;
+            run.stepsDone += std::int64_t{steps} * options.epochs;
+            continue;
+        }
+        std::filesystem::create_directories(run.foldDir(r));
+        std::vector<double> testPred;
+        if (const auto& done = finished[static_cast<std::size_t>(r)]) {
+            testPred = done->testPredictions;
+            run.result.roundMetrics.push_back(done->metric);
+            run.replay(done->history);
+            run.stepsDone += std::int64_t{steps} * options.epochs;
+            job.log(run.roundName(r) + ": finished by an earlier run; reusing " + (run.foldDir(r) / "model.pt").string());
+            job.progress(run.stepsDone, run.totalSteps, run.roundName(r) + " (earlier run)");
+        } else {
+            torch::manual_seed(options.seed * 7919 + static_cast<std::uint64_t>(r));
+            testPred = RoundTrainer(run, round, steps).run();
+        }
+        for (std::size_t j = 0; j < round.test.size(); ++j)
+            roundPred[round.test[j]] = testPred[j];
+        if (options.onlyRound < 0) // one round's task leaves the run's curves to the task that has every round
+            run.writeCurves();
+    }
+    if (!allRounds) {
+        job.log(run.roundName(options.onlyRound) + " finished; the run's predictions and metrics wait for the other rounds");
+        job.progress(run.totalSteps, run.totalSteps, "done");
+        return std::move(run.result);
+    }
+    if (options.onlyRound >= 0)
+        run.writeCurves(); // every round is finished: the run's files, as a whole run writes them
+    writeRunResults(run, roundPred);
+    job.progress(run.totalSteps, run.totalSteps, "done");
+    return std::move(run.result);
 }
 
 std::vector<double> predictSlides(const std::filesystem::path& modelPath, SlideGridSource& source,

@@ -34,6 +34,7 @@
 // so a run killed at any moment (SIGKILL included) leaves complete files or none.
 #include "core/jobcontext.h"
 #include "core/metrics.h"
+#include "core/runfolder.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -174,7 +175,10 @@ private:
     std::map<std::pair<std::size_t, int>, Entry> cache_;
 };
 
-struct SlideEpochRecord;
+/// One training epoch of one round: a row of the run's curves.csv (core/runfolder.h).
+// Not "EpochRecord": trainer.h has an EpochRecord (encoder training), and two layouts under one name linked into
+// one program let std::vector code of one run on the other (an ODR violation that corrupted memory).
+using SlideEpochRecord = RunCurvePoint;
 
 /// Options of `nic train` (defaults follow the paper).
 struct SlideTrainOptions {
@@ -201,6 +205,10 @@ struct SlideTrainOptions {
     /// Continue a run in `outDir` from its round records and checkpoint (see above). Resume state made with
     /// other parameters is refused (InvalidArgument naming the file and the parameter).
     bool resume = false;
+    /// ≥ 0: train (or finish) only this round, as one task of a cluster job (nic submit train); other rounds are
+    /// only read. predictions.csv, metrics.json and curves.csv are written only when every round is finished
+    /// (otherwise the result has no predictions); leftovers of other rounds and of the run folder are not touched.
+    int onlyRound = -1;
     /// Called on the training thread after each completed epoch of every round (live curves); may be empty.
     std::function<void(const SlideEpochRecord&)> onEpoch;
 };
@@ -213,19 +221,6 @@ struct SlidePrediction {
     int round = 0;             ///< the round (= test fold) whose model predicted it
 };
 
-/// One training epoch of one round.
-// Not "EpochRecord": trainer.h has an EpochRecord (encoder training), and two layouts under one name linked into
-// one program let std::vector code of one run on the other (an ODR violation that corrupted memory).
-struct SlideEpochRecord {
-    int round = 0;
-    int epoch = 0;             ///< 1-based
-    double learningRate = 0.0;
-    double trainLoss = 0.0;
-    double validationLoss = 0.0;
-    double validationMetric = 0.0; ///< AUC or Spearman; NaN when undefined
-    bool best = false;         ///< the model of this epoch is the one kept
-    double seconds = 0.0;
-};
 
 /// The outcome of a cross-validation.
 struct CrossValidationResult {

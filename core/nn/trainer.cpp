@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/nn/augment.h"
 #include "core/nn/torchencoder.h"
+#include "core/plateau.h"
 
 #include <nlohmann/json.hpp>
 
@@ -494,6 +495,122 @@ std::string fmt(const char* f, double a, double b = 0, double c = 0) {
 
 } // namespace
 
+namespace {
+
+/// The banks one training run uses: the given ones, or (no validation bank, not BiGAN) a 90/10 split of the
+/// training bank; with the class count of supervised kinds (checked) and the network's output count.
+struct TrainingBanks {
+    PatchBank splitTrain, splitVal;
+    const PatchBank* train = nullptr;
+    const PatchBank* val = nullptr;
+    int classes = 0;
+    int outputs = 0;
+};
+
+void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
+                  int p) {
+    b.train = &trainBank;
+    b.val = &validationBank;
+    if (validationBank.empty() && o.kind != EncoderKind::Bigan) {
+        std::tie(b.splitTrain, b.splitVal) = trainBank.split(0.1, o.seed);
+        b.train = &b.splitTrain;
+        b.val = &b.splitVal;
+        if (b.val->empty() || b.train->size() < 2)
+            throw InvalidArgument("train-encoder: too few patches to hold out a validation set");
+    }
+    if (!b.val->empty() && b.val->patchSize() != p)
+        throw InvalidArgument("train-encoder: training and validation banks have different patch sizes");
+    if (o.kind != EncoderKind::SupervisedTumor && o.kind != EncoderKind::SupervisedTissue)
+        return;
+    b.classes = static_cast<int>(trainBank.classNames().size());
+    if (o.kind == EncoderKind::SupervisedTumor && b.classes != 2)
+        throw InvalidArgument("supervised-tumor needs a bank with exactly 2 classes (label 1 = tumour), got " +
+                              std::to_string(b.classes));
+    if (o.kind == EncoderKind::SupervisedTissue && b.classes < 2)
+        throw InvalidArgument("supervised-tissue needs a bank with at least 2 classes");
+    for (const PatchBank* bank : {b.train, b.val})
+        for (std::size_t i = 0; i < bank->size(); ++i)
+            if (bank->label(i) < 0 || bank->label(i) >= b.classes)
+                throw InvalidArgument("supervised training needs every patch labelled (patch " + std::to_string(i) +
+                                      " has label " + std::to_string(bank->label(i)) + ")");
+    b.outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : b.classes;
+}
+
+std::unique_ptr<Session> makeSession(const TrainOptions& o, int p, const TrainingBanks& b, torch::Device dev,
+                                     double lr0, double augment) {
+    try {
+        switch (o.kind) {
+        case EncoderKind::Vae: return std::make_unique<VaeSession>(o, p, *b.train, *b.val, dev, lr0);
+        case EncoderKind::Contrastive:
+            return std::make_unique<ContrastiveSession>(o, p, *b.train, *b.val, dev, lr0, augment);
+        case EncoderKind::Bigan: return std::make_unique<BiganSession>(o, p, *b.train, dev, lr0);
+        case EncoderKind::SupervisedTumor:
+        case EncoderKind::SupervisedTissue:
+            return std::make_unique<SupervisedSession>(o, p, b.outputs, *b.train, *b.val, dev, lr0, augment);
+        }
+    } catch (const c10::Error& e) {
+        throw Error(std::string("train-encoder: ") + torchMessage(e));
+    }
+    throw InvalidArgument("train-encoder: unknown encoder kind");
+}
+
+/// The training steps of epoch `epoch` (its record without validation). Per-epoch seeding makes a resumed
+/// run identical to an uninterrupted one.
+EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& train, int epoch, std::size_t steps,
+                          double lr, JobContext& ctx) {
+    const std::uint64_t epochSeed = o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch);
+    torch::manual_seed(epochSeed);
+    auto gen = augment::makeGenerator(epochSeed ^ 0x5bd1e995ULL);
+    std::mt19937_64 rng(epochSeed);
+    std::vector<std::size_t> order = allIndices(train);
+    std::shuffle(order.begin(), order.end(), rng);
+    const std::int64_t totalSteps = static_cast<std::int64_t>(steps) * o.epochs;
+    double lossSum = 0, extraSum = 0, extra2Sum = 0;
+    std::size_t pos = 0;
+    for (std::size_t k = 0; k < steps; ++k) {
+        std::vector<std::size_t> idx;
+        for (int b = 0; b < o.batchSize && b < static_cast<int>(order.size()); ++b) {
+            if (pos == order.size()) {
+                std::shuffle(order.begin(), order.end(), rng);
+                pos = 0;
+            }
+            idx.push_back(order[pos++]);
+        }
+        const StepStats ss = s.step(idx, gen, rng);
+        lossSum += ss.loss;
+        extraSum += ss.extra;
+        extra2Sum += ss.extra2;
+        ctx.progress(static_cast<std::int64_t>(epoch - 1) * static_cast<std::int64_t>(steps) +
+                         static_cast<std::int64_t>(k + 1),
+                     totalSteps,
+                     "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs) +
+                         fmt(" loss %.4f", lossSum / static_cast<double>(k + 1)));
+        ctx.throwIfCancelled();
+    }
+    EpochRecord rec;
+    rec.epoch = epoch;
+    rec.learningRate = lr;
+    rec.trainLoss = lossSum / static_cast<double>(steps);
+    rec.extra = extraSum / static_cast<double>(steps);
+    rec.extra2 = extra2Sum / static_cast<double>(steps);
+    return rec;
+}
+
+std::string epochLogLine(const TrainOptions& o, const EpochRecord& rec, const std::string& metric, bool hasMetric) {
+    std::string line = "epoch " + std::to_string(rec.epoch) + ": " + fmt("loss %.5f", rec.trainLoss);
+    if (o.kind == EncoderKind::Bigan)
+        line += fmt(", G/E loss %.4f, D accuracy %.3f", rec.extra, rec.extra2);
+    else if (o.kind == EncoderKind::Vae)
+        line += fmt(", reconstruction %.5f, KL %.2f", rec.extra, rec.extra2);
+    else
+        line += fmt(", train accuracy %.3f", rec.extra);
+    if (hasMetric)
+        line += ", " + metric + fmt(" %.5f", rec.validation);
+    return line + fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (rec.improved ? " (saved)" : "");
+}
+
+} // namespace
+
 TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
                          JobContext& ctx) {
     if (o.out.empty())
@@ -508,34 +625,10 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     checkEncoderShape(p, o.codeSize);
     const torch::Device dev = toDevice(configureCompute(o.compute));
 
-    PatchBank splitTrain, splitVal;
-    const PatchBank* train = &trainBank;
-    const PatchBank* val = &validationBank;
-    if (validationBank.empty() && o.kind != EncoderKind::Bigan) {
-        std::tie(splitTrain, splitVal) = trainBank.split(0.1, o.seed);
-        train = &splitTrain;
-        val = &splitVal;
-        if (val->empty() || train->size() < 2)
-            throw InvalidArgument("train-encoder: too few patches to hold out a validation set");
-    }
-    if (!val->empty() && val->patchSize() != p)
-        throw InvalidArgument("train-encoder: training and validation banks have different patch sizes");
-
-    int classes = 0, outputs = 0;
-    if (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) {
-        classes = static_cast<int>(trainBank.classNames().size());
-        if (o.kind == EncoderKind::SupervisedTumor && classes != 2)
-            throw InvalidArgument("supervised-tumor needs a bank with exactly 2 classes (label 1 = tumour), got " +
-                                  std::to_string(classes));
-        if (o.kind == EncoderKind::SupervisedTissue && classes < 2)
-            throw InvalidArgument("supervised-tissue needs a bank with at least 2 classes");
-        for (const PatchBank* b : {train, val})
-            for (std::size_t i = 0; i < b->size(); ++i)
-                if (b->label(i) < 0 || b->label(i) >= classes)
-                    throw InvalidArgument("supervised training needs every patch labelled (patch " + std::to_string(i) +
-                                          " has label " + std::to_string(b->label(i)) + ")");
-        outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : classes;
-    }
+    TrainingBanks banks;
+    resolveBanks(banks, o, trainBank, validationBank, p);
+    const PatchBank* train = banks.train;
+    const int classes = banks.classes;
 
     const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
     const double augment = o.augmentStrength >= 0 ? o.augmentStrength
@@ -543,20 +636,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
                            : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
                                                                                                                  : 0.0;
     torch::manual_seed(o.seed);
-    std::unique_ptr<Session> s;
-    try {
-        switch (o.kind) {
-        case EncoderKind::Vae: s = std::make_unique<VaeSession>(o, p, *train, *val, dev, lr0); break;
-        case EncoderKind::Contrastive: s = std::make_unique<ContrastiveSession>(o, p, *train, *val, dev, lr0, augment); break;
-        case EncoderKind::Bigan: s = std::make_unique<BiganSession>(o, p, *train, dev, lr0); break;
-        case EncoderKind::SupervisedTumor:
-        case EncoderKind::SupervisedTissue:
-            s = std::make_unique<SupervisedSession>(o, p, outputs, *train, *val, dev, lr0, augment);
-            break;
-        }
-    } catch (const c10::Error& e) {
-        throw Error(std::string("train-encoder: ") + torchMessage(e));
-    }
+    const std::unique_ptr<Session> s = makeSession(o, p, banks, dev, lr0, augment);
 
     const json id = identity(o, p, classes);
     const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
@@ -578,7 +658,6 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     const std::size_t steps = o.stepsPerEpoch > 0
                                   ? static_cast<std::size_t>(o.stepsPerEpoch)
                                   : std::max<std::size_t>(1, train->size() / static_cast<std::size_t>(o.batchSize));
-    const std::int64_t totalSteps = static_cast<std::int64_t>(steps) * o.epochs;
     TrainResult result;
     result.metric = s->metricName();
     const bool hasMetric = o.kind != EncoderKind::Bigan;
@@ -587,83 +666,39 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
         while (!st.done && st.epoch < o.epochs) {
             const int epoch = st.epoch + 1;
             const auto t0 = std::chrono::steady_clock::now();
-            // Per-epoch seeding makes a resumed run identical to an uninterrupted one.
-            const std::uint64_t epochSeed = o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch);
-            torch::manual_seed(epochSeed);
-            auto gen = augment::makeGenerator(epochSeed ^ 0x5bd1e995ULL);
-            std::mt19937_64 rng(epochSeed);
-            std::vector<std::size_t> order = allIndices(*train);
-            std::shuffle(order.begin(), order.end(), rng);
-            double lossSum = 0, extraSum = 0, extra2Sum = 0;
-            std::size_t pos = 0;
-            for (std::size_t k = 0; k < steps; ++k) {
-                std::vector<std::size_t> idx;
-                for (int b = 0; b < o.batchSize && b < static_cast<int>(order.size()); ++b) {
-                    if (pos == order.size()) {
-                        std::shuffle(order.begin(), order.end(), rng);
-                        pos = 0;
-                    }
-                    idx.push_back(order[pos++]);
-                }
-                const StepStats ss = s->step(idx, gen, rng);
-                lossSum += ss.loss;
-                extraSum += ss.extra;
-                extra2Sum += ss.extra2;
-                ctx.progress(static_cast<std::int64_t>(st.epoch) * static_cast<std::int64_t>(steps) +
-                                 static_cast<std::int64_t>(k + 1),
-                             totalSteps,
-                             "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs) +
-                                 fmt(" loss %.4f", lossSum / static_cast<double>(k + 1)));
-                ctx.throwIfCancelled();
-            }
-            EpochRecord rec;
-            rec.epoch = epoch;
-            rec.learningRate = st.lr;
-            rec.trainLoss = lossSum / static_cast<double>(steps);
-            rec.extra = extraSum / static_cast<double>(steps);
-            rec.extra2 = extra2Sum / static_cast<double>(steps);
+            EpochRecord rec = trainOneEpoch(*s, o, *train, epoch, steps, st.lr, ctx);
             rec.validation = hasMetric ? s->validate() : std::numeric_limits<double>::quiet_NaN();
             ctx.throwIfCancelled();
 
-            bool improved = !hasMetric || !std::isfinite(st.best) ||
-                            (s->higherIsBetter() ? rec.validation > st.best : rec.validation < st.best);
+            const bool improved = !hasMetric || !std::isfinite(st.best) ||
+                                  (s->higherIsBetter() ? rec.validation > st.best : rec.validation < st.best);
             if (improved) {
                 if (hasMetric)
                     st.best = rec.validation;
-                st.badEpochs = 0;
                 json training = {{"epoch", epoch}, {"metric", result.metric}, {"seed", o.seed},
                                  {"train_patches", train->size()}, {"learning_rate", st.lr}};
                 if (hasMetric)
                     training["validation"] = rec.validation;
                 meta.trainingJson = training.dump();
                 writeEncoderFile(o.out, meta, s->encoderModule());
-            } else if (++st.badEpochs >= o.patience) {
-                st.badEpochs = 0;
-                if (st.lr / 10.0 < o.minLearningRate * (1.0 - 1e-9)) {
-                    st.done = true;
-                    result.stoppedByLearningRate = true;
-                } else {
-                    st.lr /= 10.0;
-                    s->setLearningRate(st.lr);
-                    ctx.log("validation plateau: learning rate now " + fmt("%.0e", st.lr));
-                }
+            }
+            switch (PlateauSchedule{o.minLearningRate, o.patience}.epochEnded(improved, st.lr, st.badEpochs)) {
+            case PlateauStep::Continue: break;
+            case PlateauStep::Stop:
+                st.done = true;
+                result.stoppedByLearningRate = true;
+                break;
+            case PlateauStep::Reduced:
+                s->setLearningRate(st.lr);
+                ctx.log("validation plateau: learning rate now " + fmt("%.0e", st.lr));
+                break;
             }
             rec.improved = improved;
             rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             st.history.push_back(rec);
             st.epoch = epoch;
             writeCheckpoint(ckpt, *s, st, id);
-            std::string line = "epoch " + std::to_string(epoch) + ": " + fmt("loss %.5f", rec.trainLoss);
-            if (o.kind == EncoderKind::Bigan)
-                line += fmt(", G/E loss %.4f, D accuracy %.3f", rec.extra, rec.extra2);
-            else if (o.kind == EncoderKind::Vae)
-                line += fmt(", reconstruction %.5f, KL %.2f", rec.extra, rec.extra2);
-            else
-                line += fmt(", train accuracy %.3f", rec.extra);
-            if (hasMetric)
-                line += ", " + result.metric + fmt(" %.5f", rec.validation);
-            line += fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (improved ? " (saved)" : "");
-            ctx.log(line);
+            ctx.log(epochLogLine(o, rec, result.metric, hasMetric));
             if (o.onEpoch)
                 o.onEpoch(rec);
         }

@@ -13,7 +13,7 @@
 #include "core/heatmapeval.h"
 #include "core/latentgrid.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

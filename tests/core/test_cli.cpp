@@ -2,6 +2,7 @@
 #include "testsupport.h"
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 using nic::test::nicExecutable;
@@ -43,6 +44,20 @@ TEST(Cli, RuntimeErrorIsOneLineNamingTheFile) {
     EXPECT_EQ(runCommand(nicCmd("info '" + p.string() + "'"), &out, &err), 1);
     EXPECT_EQ(err, "nic: error: " + p.string() + ": cannot open slide: Unsupported TIFF compression: 52479\n");
     EXPECT_EQ(lines(err), 1);
+}
+
+TEST(Cli, MalformedFileContentsAreRuntimeErrorsNotUsageErrors) {
+    // Exit code 2 means a usage error only: a cohort CSV that cannot be used is a bad file (exit 1),
+    // reported with its name and line.
+    nic::test::TempDir dir;
+    std::ofstream(dir / "bad.csv") << "slide,label\na.svs,1\na.svs,0\n";
+    std::string out, err;
+    EXPECT_EQ(runCommand(nicCmd("compress -q -e mean-rgb -o '" + (dir / "out").string() + "' --cohort '" +
+                                (dir / "bad.csv").string() + "'"),
+                         &out, &err),
+              1);
+    EXPECT_EQ(err, "nic: error: " + (dir / "bad.csv").string() + ":3: slide a.svs is listed twice\n");
+    EXPECT_FALSE(std::filesystem::exists(dir / "out"));
 }
 
 TEST(Cli, InfoJsonOnRealSlide) {

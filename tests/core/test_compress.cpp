@@ -7,7 +7,7 @@
 #include "core/latentgrid.h"
 #include "core/resample.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "testsupport.h"
 
 #include <gmock/gmock.h>
@@ -573,8 +573,9 @@ TEST_F(Compress, KilledProcessResumesToTheSameBits) {
     // Either the partial file was consistent and the run resumed it, or HDF5 metadata written after the
     // last flush was damaged by the kill (or the kill came after the last row) and the run started afresh;
     // the output is the same either way.
-    if (killed && o.find("slide-a.h5: resumed") == std::string::npos)
+    if (killed && o.find("slide-a.h5: resumed") == std::string::npos) {
         EXPECT_THAT(e, HasSubstr("starting afresh")) << o;
+    }
     EXPECT_FALSE(std::filesystem::exists(partial));
     expectSameContent(fullDir / "slide-a.h5", killedDir / "slide-a.h5", 8);
     if (!killed)

@@ -419,8 +419,8 @@ TEST(Cohort, ParsesColumnsQuotesAndComments) {
     EXPECT_EQ(c.entries[1].line, 5);
     EXPECT_EQ(c.entries[2].slide, std::filesystem::path("/abs/c.tif"));
     EXPECT_EQ(c.entries[2].score, 1e-3);
-    EXPECT_THAT(errorOf<InvalidArgument>([&] { (void)c.entries[2].labelValue(); }),
-                HasSubstr("line 6: label 'tumor' is not a number"));
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)c.entries[2].labelValue(); }),
+              "cohort.csv:6: label 'tumor' of slide c.tif is not a number");
 }
 
 TEST(Cohort, MalformedFilesNameFileAndLine) {
@@ -442,7 +442,7 @@ TEST(Cohort, MalformedFilesNameFileAndLine) {
         {"slide,label,slide\na,1,b\n", "c.csv:1: duplicate column 'slide'"},
     };
     for (const auto& c : cases)
-        EXPECT_THAT(errorOf<InvalidArgument>([&] { parseCohort(c.text, "c.csv", "."); }), HasSubstr(c.error))
+        EXPECT_THAT(errorOf<FormatError>([&] { parseCohort(c.text, "c.csv", "."); }), HasSubstr(c.error))
             << c.text;
     test::TempDir dir;
     EXPECT_THAT(errorOf<IoError>([&] { readCohort(dir / "none.csv"); }), HasSubstr("none.csv: cannot read cohort file"));

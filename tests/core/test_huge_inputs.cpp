@@ -14,7 +14,7 @@
 #include "core/hdf5file.h"
 #include "core/heatmapeval.h"
 #include "core/latentgrid.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "testsupport.h"
 
 #include <chrono>

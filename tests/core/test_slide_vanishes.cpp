@@ -10,7 +10,7 @@
 #include "core/encoder.h"
 #include "core/error.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "slidechange.h"
 #include "testsupport.h"
 

@@ -9,7 +9,7 @@
 #include "core/jobcontext.h"
 #include "core/resample.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "core/tiffwriter.h"
 
 #include <gtest/gtest.h>

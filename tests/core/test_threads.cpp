@@ -9,7 +9,7 @@
 #include "core/jobcontext.h"
 #include "core/latentgrid.h"
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "testsupport.h"
 
 #include <atomic>
@@ -108,8 +108,9 @@ TEST_F(Threads, CancelFromAnotherThreadMidwayThenResume) {
     if (!cancelled)
         done.store(1 << 30);
     canceller.join();
-    if (cancelled)
+    if (cancelled) {
         EXPECT_FALSE(std::filesystem::exists(out));
+    }
     compressSlide(slide(), enc, out, o);
     EXPECT_EQ(gridOf(out), gridOf(work / "full.h5"));
 }

@@ -1,6 +1,6 @@
 // Tissue detection against the synthetic generator's ground truth (issue: IoU >= 0.9).
 #include "core/slide.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "core/tissue.h"
 #include "testsupport.h"
 

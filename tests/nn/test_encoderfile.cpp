@@ -61,8 +61,8 @@ TEST_P(EveryEncoder, EncodesToCodeSizeAndSurvivesSaveLoadBitIdentically) {
 INSTANTIATE_TEST_SUITE_P(All, EveryEncoder,
                          ::testing::Values(EncoderKind::Vae, EncoderKind::Contrastive, EncoderKind::Bigan,
                                            EncoderKind::SupervisedTumor, EncoderKind::SupervisedTissue),
-                         [](const auto& info) {
-                             std::string n = toString(info.param);
+                         [](const auto& p) {
+                             std::string n = toString(p.param);
                              std::replace(n.begin(), n.end(), '-', '_');
                              return n;
                          });
@@ -246,7 +246,7 @@ INSTANTIATE_TEST_SUITE_P(
                       KerasCase{"encoder_multitask-4.h5", numbered("/model_weights/conv2d_#/conv2d_#", 1),
                                 numbered("/model_weights/batch_normalization_#/batch_normalization_#", 1),
                                 "/model_weights/encoded/encoded"}),
-    [](const auto& info) { return std::string(info.param.file[8] == 'b' ? "bigan" : "multitask4"); });
+    [](const auto& p) { return std::string(p.param.file[8] == 'b' ? "bigan" : "multitask4"); });
 
 TEST(KerasImportMeanRgb, IsTheMeanOfTheScaledInput) {
     NIC_REQUIRE_SHARED("models/nic_encoders/encoder_mean-rgb.h5");

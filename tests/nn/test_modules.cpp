@@ -181,7 +181,7 @@ INSTANTIATE_TEST_SUITE_P(All, Augment,
                                            AugmentCase{"contrast", augment::contrast},
                                            AugmentCase{"gaussianNoise", augment::gaussianNoise},
                                            AugmentCase{"heavy", augment::heavy}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& p) { return std::string(p.param.name); });
 
 } // namespace
 } // namespace nic

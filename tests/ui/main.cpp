@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#ifdef NIC_WITH_UI_NN
+#include "ui/nn/neuraljobs.h"
+#endif
+
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);
     QSurfaceFormat format;
@@ -16,5 +20,8 @@ int main(int argc, char** argv) {
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("nic-tests"));
     QApplication::setApplicationName(QStringLiteral("ui_tests"));
+#ifdef NIC_WITH_UI_NN
+    nic::registerTorchJobs();
+#endif
     return RUN_ALL_TESTS();
 }

@@ -110,7 +110,7 @@ TEST_F(CohortPanelTest, PredictionsMatchByStemAndSortNumerically) {
     EXPECT_EQ(panel.statusLabel()->text(), error);
     const fs::path notNumber = write(dir / "nan.csv", "slide,prediction\na_001,high\n");
     EXPECT_FALSE(panel.loadPredictions(qpath(notNumber), &error));
-    EXPECT_EQ(error, qpath(notNumber) + ": line 2: prediction 'high' is not a number");
+    EXPECT_EQ(error, qpath(notNumber) + ":2: prediction 'high' is not a number");
 }
 
 TEST_F(CohortPanelTest, FilterBoxNarrowsTheRows) {

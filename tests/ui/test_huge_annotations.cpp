@@ -4,7 +4,7 @@
 #include "ui/mainwindow.h"
 
 #include "core/annotation.h"
-#include "core/synth.h"
+#include "core/synth/synth.h"
 #include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"

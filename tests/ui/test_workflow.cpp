@@ -106,7 +106,7 @@ TEST(Workflow, InstallsDocksAndAnalysisMenu) {
     EXPECT_TRUE(wf->compressAction()->isEnabled());
     EXPECT_TRUE(wf->compareAction()->isEnabled());
 #ifdef NIC_WITH_UI_NN
-    // ui_nn is linked: its static initialiser registered the LibTorch stages.
+    // ui_nn is linked and main() registered the LibTorch stages (registerTorchJobs()).
     EXPECT_TRUE(neuralJobs().trainEncoder && neuralJobs().trainSlideModel && neuralJobs().gradCam &&
                 neuralJobs().loadEncoder);
     EXPECT_EQ(neuralJobsUnavailableReason(), QString());

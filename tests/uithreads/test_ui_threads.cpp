@@ -107,9 +107,11 @@ TEST(Threads, TileLoaderDeliversEveryTileIntactWhileRequestsChangeUnderIt) {
     }
     EXPECT_EQ(wrong, 0U);
     EXPECT_GE(failed, 1U);
-    for (int i = 0; i < 20; ++i)
-        if (i != 13)
+    for (int i = 0; i < 20; ++i) {
+        if (i != 13) {
             EXPECT_TRUE(seen.count({i, 99}) != 0) << "tile " << i << " of the last batch never arrived";
+        }
+    }
     // Nothing is delivered after the loader is gone.
     const std::size_t before = delivered;
     QCoreApplication::processEvents();

@@ -20,8 +20,8 @@ void trainSlideModelJob(const TrainSlideModelDialog::Options& o, JobContext& ctx
 /// `nic gradcam`: one `<grid stem>_heatmap.h5` per compressed slide in the output folder.
 void gradCamJob(const GradCamDialog::Options& o, JobContext& ctx);
 
-/// Registers the bodies above with registerNeuralJobs(). Runs once at start-up by itself (a static
-/// initialiser of this object library); calling it again is harmless. Returns true.
+/// Registers the bodies above with registerNeuralJobs(). main() of nic-studio (and of the GUI tests) calls it
+/// once, before any workflow is installed; calling it again is harmless. Returns true.
 bool registerTorchJobs();
 
 } // namespace nic

@@ -14,9 +14,4 @@ bool registerTorchJobs() {
     return true;
 }
 
-namespace {
-// ui_nn is an object library, so this file is always linked into nic-studio and runs at start-up.
-[[maybe_unused]] const bool kRegistered = registerTorchJobs();
-} // namespace
-
 } // namespace nic

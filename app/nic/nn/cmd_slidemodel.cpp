@@ -4,26 +4,14 @@
 #include "../commands.h"
 #include "../progressbar.h"
 
-#include "core/atomicfile.h"
 #include "core/cohort.h"
 #include "core/error.h"
-#include "core/heatmapeval.h"
-#include "core/imageio.h"
 #include "core/latentgrid.h"
-#include "core/nn/gradcam.h"
+#include "core/nn/gradcamrun.h"
 #include "core/nn/slidetrainer.h"
-#include "core/resample.h"
-#include "core/slide.h"
-#include "core/tiffwriter.h"
 
-#include <algorithm>
-#include <array>
-#include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <map>
 #include <memory>
-#include <sstream>
 
 namespace nic::cli {
 
@@ -54,47 +42,15 @@ void runTrain(TrainOptions& o) {
         o.train.network.pooling = o.train.task == SlideTask::Classification ? GlobalPooling::Max : GlobalPooling::Average;
     else
         o.train.network.pooling = parseGlobalPooling(o.pool);
-    const Cohort cohort = readCohort(o.cohort);
-    if (cohort.entries.empty())
-        throw InvalidArgument(o.cohort + ": the cohort lists no slides");
-    const bool useScore = o.target == "score" || (o.target == "auto" && o.train.task == SlideTask::Regression &&
-                                                  std::all_of(cohort.entries.begin(), cohort.entries.end(),
-                                                              [](const CohortEntry& e) { return e.score.has_value(); }));
-    if (o.target != "auto" && o.target != "label" && o.target != "score")
-        throw InvalidArgument("--target must be auto, label or score");
-    std::vector<std::filesystem::path> files;
-    std::vector<double> labels;
-    std::vector<int> folds;
-    const bool foldColumn = !o.ignoreFoldColumn && std::all_of(cohort.entries.begin(), cohort.entries.end(),
-                                                               [](const CohortEntry& e) { return e.fold.has_value(); });
-    std::vector<std::string> missing;
-    for (const auto& e : cohort.entries) {
-        const auto grid = std::filesystem::path(o.grids) / (e.slide.stem().string() + ".h5");
-        if (!std::filesystem::exists(grid)) {
-            missing.push_back(grid.string());
-            continue;
-        }
-        files.push_back(grid);
-        if (useScore) {
-            if (!e.score)
-                throw InvalidArgument(o.cohort + ":" + std::to_string(e.line) + ": no score for " + e.slide.string());
-            labels.push_back(*e.score);
-        } else {
-            labels.push_back(e.labelValue());
-        }
-        if (foldColumn)
-            folds.push_back(*e.fold);
-    }
-    if (!missing.empty()) {
-        std::string msg = std::to_string(missing.size()) + " slide(s) of the cohort have no compressed grid in " +
-                          o.grids + " (run nic compress first):";
-        for (std::size_t i = 0; i < std::min<std::size_t>(missing.size(), 5); ++i)
-            msg += "\n  " + missing[i];
-        throw Error(msg);
-    }
-    LatentGridFileSource source(files, static_cast<std::int64_t>(o.cacheGb * (1 << 30)));
+    CohortGridOptions g;
+    g.regression = o.train.task == SlideTask::Regression;
+    g.target = parseCohortTarget(o.target);
+    g.ignoreFoldColumn = o.ignoreFoldColumn;
+    const CohortGrids cohort = resolveCohortGrids(readCohort(o.cohort), o.grids, g);
+    const auto& labels = cohort.labels;
+    LatentGridFileSource source(cohort.grids, static_cast<std::int64_t>(o.cacheGb * (1 << 30)));
     auto ctx = makeTerminalContext(o.quiet);
-    const auto r = crossValidate(source, labels, folds, o.train, o.out, *ctx);
+    const auto r = crossValidate(source, labels, cohort.folds, o.train, o.out, *ctx);
     finishProgressLine();
     std::printf("slides: %zu   folds: %d   crop: %d   encoder: %s\n", labels.size(),
                 r.roundMetrics.empty() ? 0 : static_cast<int>(r.roundMetrics.size()), r.cropSize,
@@ -129,163 +85,26 @@ struct GradCamCliOptions {
     GradCamOptions cam;
 };
 
-// Model for a grid: a model file, or in a `nic train` run directory the model of the round that held
-// the slide out (paper §4.6: each slide is explained by a CNN that never saw it).
-std::filesystem::path modelFor(const std::filesystem::path& model, const std::string& slideId,
-                               const std::map<std::string, int>& foldOf) {
-    if (!std::filesystem::is_directory(model))
-        return model;
-    const auto it = foldOf.find(slideId);
-    const int fold = it == foldOf.end() ? 0 : it->second;
-    return model / ("fold" + std::to_string(fold)) / "model.pt";
-}
-
-std::map<std::string, int> readFolds(const std::filesystem::path& run) {
-    std::map<std::string, int> out;
-    std::ifstream in(run / "folds.csv");
-    if (!in)
-        throw IoError((run / "folds.csv").string() + ": cannot open (is " + run.string() + " a nic train run?)");
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-        const auto comma = line.rfind(',');
-        if (comma == std::string::npos)
-            continue;
-        std::string id = line.substr(0, comma);
-        if (id.size() >= 2 && id.front() == '"')
-            id = id.substr(1, id.size() - 2);
-        out[id] = std::stoi(line.substr(comma + 1));
-    }
-    return out;
-}
-
-std::array<std::uint8_t, 3> jet(double t) {
-    t = std::clamp(t, 0.0, 1.0);
-    const auto ch = [](double v) { return static_cast<std::uint8_t>(std::lround(255.0 * std::clamp(v, 0.0, 1.0))); };
-    return {ch(1.5 - std::abs(4.0 * t - 3.0)), ch(1.5 - std::abs(4.0 * t - 2.0)), ch(1.5 - std::abs(4.0 * t - 1.0))};
-}
-
-// Level-0 position → heat cell, for pixel centres of an image of w × h covering level0W × level0H.
-Image overlay(const HeatmapData& d, const Image& base) {
-    Image img = base;
-    float maxHeat = 0.0f;
-    for (float v : d.heat)
-        maxHeat = std::max(maxHeat, v);
-    for (int y = 0; y < img.height; ++y)
-        for (int x = 0; x < img.width; ++x) {
-            const double lx = (x + 0.5) * static_cast<double>(d.level0Width) / img.width;
-            const double ly = (y + 0.5) * static_cast<double>(d.level0Height) / img.height;
-            const int cx = std::min(d.cols - 1, static_cast<int>(lx / d.cellSize));
-            const int cy = std::min(d.rows - 1, static_cast<int>(ly / d.cellSize));
-            const float h = d.heat[static_cast<std::size_t>(cy) * static_cast<std::size_t>(d.cols) + static_cast<std::size_t>(cx)];
-            if (!(h > 0.0f) || maxHeat <= 0.0f)
-                continue;
-            const double t = h / maxHeat;
-            const auto c = jet(t);
-            const double a = 0.25 + 0.45 * t;
-            std::uint8_t* p = img.at(x, y);
-            for (int k = 0; k < 3; ++k)
-                p[k] = static_cast<std::uint8_t>(std::lround((1 - a) * p[k] + a * c[static_cast<std::size_t>(k)]));
-        }
-    return img;
-}
-
-Image baseImage(const HeatmapData& d, const std::filesystem::path& slidePath, int maxSide, JobContext& ctx) {
-    const double aspect = static_cast<double>(d.level0Width) / static_cast<double>(std::max<std::int64_t>(1, d.level0Height));
-    const int w = aspect >= 1 ? maxSide : std::max(1, static_cast<int>(std::lround(maxSide * aspect)));
-    const int h = aspect >= 1 ? std::max(1, static_cast<int>(std::lround(maxSide / aspect))) : maxSide;
-    if (!slidePath.empty() && std::filesystem::exists(slidePath)) {
-        try {
-            const Slide slide(slidePath);
-            return resize(slide.thumbnail(maxSide), w, h);
-        } catch (const Error& e) {
-            ctx.log(std::string("note: no thumbnail (") + e.what() + "); drawing the tissue map instead");
-        }
-    }
-    // No slide at hand: the tissue map, light grey on white.
-    Image img(w, h, 3, 255);
-    for (int y = 0; y < h; ++y)
-        for (int x = 0; x < w; ++x) {
-            const int cx = std::min(d.cols - 1, static_cast<int>((x + 0.5) * d.level0Width / w / d.cellSize));
-            const int cy = std::min(d.rows - 1, static_cast<int>((y + 0.5) * d.level0Height / h / d.cellSize));
-            const float t = d.tissue[static_cast<std::size_t>(cy) * static_cast<std::size_t>(d.cols) + static_cast<std::size_t>(cx)];
-            const auto v = static_cast<std::uint8_t>(std::lround(255.0 - 90.0 * std::clamp(t, 0.0f, 1.0f)));
-            std::fill(img.at(x, y), img.at(x, y) + 3, v);
-        }
-    return img;
-}
-
-// ASAP likelihood map: 8-bit grey, one pixel per d × d level-0 pixels with d = round(cell size), so
-// its size is an integer fraction of level 0 (ASAP overlays it on the slide by that ratio).
-void writeLikelihoodMap(const std::filesystem::path& path, const HeatmapData& d, double slideMpp) {
-    const auto ds = std::max<std::int64_t>(1, std::llround(d.cellSize));
-    const std::int64_t W = (d.level0Width + ds - 1) / ds;
-    const std::int64_t H = (d.level0Height + ds - 1) / ds;
-    float maxHeat = 0.0f;
-    for (float v : d.heat)
-        maxHeat = std::max(maxHeat, v);
-    PyramidTiffOptions opt;
-    opt.channels = 1;
-    opt.compression = TiffCompression::Deflate;
-    opt.tileSize = 256;
-    opt.levelDownsample = 2;
-    opt.minLevelSide = 256;
-    opt.mpp = slideMpp > 0 ? slideMpp * static_cast<double>(ds) : 0.0;
-    opt.description = "NIC Studio Grad-CAM likelihood map; downsample " + std::to_string(ds) + " of " + d.slideFile;
-    AtomicFile file(path);
-    {
-        PyramidTiffWriter writer(file.tempPath(), W, H, opt);
-        for (std::int64_t y0 = 0; y0 < H; y0 += opt.tileSize) {
-            const auto rows = static_cast<int>(std::min<std::int64_t>(opt.tileSize, H - y0));
-            Image strip(static_cast<int>(W), rows, 1, 0);
-            for (int y = 0; y < rows; ++y)
-                for (std::int64_t x = 0; x < W; ++x) {
-                    const int cx = std::min(d.cols - 1, static_cast<int>((static_cast<double>(x) + 0.5) * static_cast<double>(ds) / d.cellSize));
-                    const int cy = std::min(d.rows - 1, static_cast<int>((static_cast<double>(y0 + y) + 0.5) * static_cast<double>(ds) / d.cellSize));
-                    const float h = d.heat[static_cast<std::size_t>(cy) * static_cast<std::size_t>(d.cols) + static_cast<std::size_t>(cx)];
-                    *strip.at(static_cast<int>(x), y) =
-                        maxHeat > 0 ? static_cast<std::uint8_t>(std::lround(255.0 * std::clamp(h / maxHeat, 0.0f, 1.0f))) : 0;
-                }
-            writer.appendStrip(strip);
-        }
-        writer.finish();
-    }
-    file.commit();
-}
-
 void runGradCam(GradCamCliOptions& o) {
-    std::filesystem::create_directories(o.out);
-    const std::filesystem::path model(o.model);
-    const auto foldOf = std::filesystem::is_directory(model) ? readFolds(model) : std::map<std::string, int>{};
+    GradCamRunOptions run;
+    run.model = o.model;
+    run.outDir = o.out;
+    run.slidesDir = o.slides;
+    run.png = !o.noPng;
+    run.overlaySide = o.overlaySide;
+    run.tiff = !o.noTiff;
+    run.cam = o.cam;
+    const std::vector<std::filesystem::path> grids(o.grids.begin(), o.grids.end());
     auto ctx = makeTerminalContext(o.quiet);
-    for (std::size_t i = 0; i < o.grids.size(); ++i) {
-        ctx->throwIfCancelled();
-        const std::filesystem::path gridPath(o.grids[i]);
-        const LatentGridReader reader(gridPath);
-        const auto& meta = reader.meta();
-        const std::string id = gridPath.stem().string();
-        const auto modelPath = modelFor(model, id, foldOf);
-        const SlideGrid grid = readSlideGrid(reader);
-        const auto cam = gradCam(modelPath, grid, o.cam);
-        const HeatmapData d =
-            gradCamHeatmapData(cam, grid, meta, gridPath, modelPath, toString(readSlideModelMeta(modelPath).task));
-        const auto outDir = std::filesystem::path(o.out);
-        writeHeatmapFile(outDir / (id + "_heatmap.h5"), d);
-        if (!o.noPng) {
-            std::filesystem::path slidePath;
-            if (!o.slides.empty())
-                slidePath = std::filesystem::path(o.slides) / meta.slideFile;
-            else if (std::filesystem::exists(gridPath.parent_path() / meta.slideFile))
-                slidePath = gridPath.parent_path() / meta.slideFile;
-            writePng(outDir / (id + "_gradcam.png"), overlay(d, baseImage(d, slidePath, o.overlaySide, *ctx)));
+    const auto results = gradCamSlides(grids, run, *ctx, [](std::size_t, std::size_t, const GradCamSlideResult& r) {
+        if (!r.error.empty()) {
+            finishProgressLine();
+            std::fprintf(stderr, "nic: error: %s\n", r.error.c_str());
         }
-        if (!o.noTiff)
-            writeLikelihoodMap(outDir / (id + "_likelihood_map.tif"), d, meta.slideMpp);
-        ctx->log(id + ": prediction " + std::to_string(cam.prediction) + (cam.tiled ? " (tiled)" : "") + " with " +
-                 modelPath.string());
-        ctx->progress(static_cast<std::int64_t>(i + 1), static_cast<std::int64_t>(o.grids.size()), "Grad-CAM");
-    }
+    });
     finishProgressLine();
+    if (const std::string failed = gradCamFailureMessage(results); !failed.empty())
+        throw Error(failed);
     std::printf("wrote %zu heatmap(s) to %s (<slide>_heatmap.h5%s%s)\n", o.grids.size(), o.out.c_str(),
                 o.noPng ? "" : ", <slide>_gradcam.png", o.noTiff ? "" : ", <slide>_likelihood_map.tif");
 }

@@ -1,4 +1,4 @@
-#include "core/synthtissue.h"
+#include "core/synth/synthtissue.h"
 
 #include "core/error.h"
 

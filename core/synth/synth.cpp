@@ -1,8 +1,8 @@
-#include "core/synth.h"
+#include "core/synth/synth.h"
 
 #include "core/atomicfile.h"
 #include "core/error.h"
-#include "core/synthtissue.h"
+#include "core/synth/synthtissue.h"
 
 #include <algorithm>
 #include <cmath>
