@@ -240,7 +240,7 @@ TEST_F(Dialogs, GradCamValidatesEveryInput) {
 
     auto bad = o;
     bad.model = "";
-    expectReason(d, bad, "Choose a model.");
+    expectReason(d, bad, "Choose a model file or a training run folder.");
     bad.model = qpath(dir / "m.pt");
     expectReason(d, bad, "Model file not found: " + qpath(dir / "m.pt"));
     bad = o;
