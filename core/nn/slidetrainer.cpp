@@ -750,11 +750,22 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
 
     // What an earlier run left: every finished round and checkpoint is checked against this run's parameters
     // before anything is trained, so a mismatch is refused at once. Without resume it is removed.
-    removeStaleTemporaries(outDir);
+    if (options.onlyRound >= static_cast<int>(rounds.size()))
+        throw InvalidArgument("round " + std::to_string(options.onlyRound) + " does not exist: the run has " +
+                              std::to_string(rounds.size()) + " rounds (0-" + std::to_string(rounds.size() - 1) + ")");
+    // With onlyRound, other tasks may be writing the other rounds' and the run folder's files right now.
+    const auto mine = [&](int r) { return options.onlyRound < 0 || options.onlyRound == r; };
+    if (options.onlyRound < 0)
+        removeStaleTemporaries(outDir);
     std::vector<std::optional<FinishedRound>> finished(rounds.size());
     for (const auto& round : rounds) {
         const int r = round.round;
         const auto dir = foldDir(r);
+        if (!mine(r)) {
+            if (std::filesystem::exists(dir / kRoundFile) && std::filesystem::exists(dir / "model.pt"))
+                finished[static_cast<std::size_t>(r)] = readRoundRecord(dir / kRoundFile, r, identity, source, round.test);
+            continue;
+        }
         removeStaleTemporaries(dir);
         std::error_code ec;
         if (!options.resume) {
@@ -789,7 +800,9 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
         writeFileAtomically(outDir / "folds.csv", csv);
     }
 
-    const auto writeCurves = [&] {
+    const auto writeCurves = [&](bool wholeRun = false) {
+        if (options.onlyRound >= 0 && !wholeRun)
+            return; // the run's curves are written by the run that has every round
         std::string csv = "round,epoch,lr,train_loss,val_loss,val_metric,best,seconds\n";
         for (const auto& e : result.curves)
             csv += std::to_string(e.round) + "," + std::to_string(e.epoch) + "," + formatDouble(e.learningRate) + "," +
@@ -816,10 +829,16 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
     std::int64_t stepsDone = 0;
     std::vector<double> roundPred(n, kNaN);
 
+    bool allRounds = true;
     for (const auto& round : rounds) {
         const int r = round.round;
         const int steps = stepsOf[static_cast<std::size_t>(r)];
         const auto dir = foldDir(r);
+        if (!mine(r) && !finished[static_cast<std::size_t>(r)]) {
+            allRounds = false;
+            stepsDone += std::int64_t{steps} * options.epochs;
+            continue;
+        }
         std::filesystem::create_directories(dir);
 
         if (const auto& done = finished[static_cast<std::size_t>(r)]) {
@@ -1023,6 +1042,14 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
         std::filesystem::remove(checkpoint, ec);
         writeCurves();
     }
+
+    if (!allRounds) {
+        job.log(roundName(options.onlyRound) + " finished; the run's predictions and metrics wait for the other rounds");
+        job.progress(totalSteps, totalSteps, "done");
+        return result;
+    }
+    if (options.onlyRound >= 0)
+        writeCurves(true); // every round is finished: the run's files, as a whole run writes them
 
     // The "All" set.
     std::vector<double> pred;

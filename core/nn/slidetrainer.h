@@ -201,6 +201,10 @@ struct SlideTrainOptions {
     /// Continue a run in `outDir` from its round records and checkpoint (see above). Resume state made with
     /// other parameters is refused (InvalidArgument naming the file and the parameter).
     bool resume = false;
+    /// ≥ 0: train (or finish) only this round, as one task of a cluster job (nic submit train); other rounds are
+    /// only read. predictions.csv, metrics.json and curves.csv are written only when every round is finished
+    /// (otherwise the result has no predictions); leftovers of other rounds and of the run folder are not touched.
+    int onlyRound = -1;
     /// Called on the training thread after each completed epoch of every round (live curves); may be empty.
     std::function<void(const SlideEpochRecord&)> onEpoch;
 };
