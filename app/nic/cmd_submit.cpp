@@ -11,6 +11,8 @@
 #include "core/submitfolder.h"
 
 #include <algorithm>
+#include <functional>
+#include <utility>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -35,6 +37,12 @@ struct SubmitOptions {
 struct LocalCommand {
     std::unique_ptr<CLI::App> app = std::make_unique<CLI::App>();
     CLI::App* cmd = nullptr;
+    std::function<void()> command; ///< the command's own callback: it owns the variables the options write to
+};
+
+// CLI11 has no getter for a subcommand's callback; this reaches the protected member to set it aside.
+struct CallbackAccess : CLI::App {
+    static std::function<void()>& of(CLI::App& app) { return app.*(&CallbackAccess::final_callback_); }
 };
 
 LocalCommand parseLocal(const std::string& name, std::vector<std::string> args) {
@@ -46,7 +54,7 @@ LocalCommand parseLocal(const std::string& name, std::vector<std::string> args) 
         addSlideModelCommands(*l.app);
 #endif
     l.cmd = l.app->get_subcommand(name);
-    l.cmd->callback([] {});
+    l.command = std::exchange(CallbackAccess::of(*l.cmd), std::function<void()>{});
     args.insert(args.begin(), name);
     std::reverse(args.begin(), args.end());
     try {
@@ -345,7 +353,8 @@ void addSubmitVariant(CLI::App* parent, const std::string& name, const std::stri
     cmd->add_option("--cpus", o->slurm.cpusPerTask, "CPUs per task")->check(CLI::PositiveNumber);
     cmd->add_option("--mem", o->slurm.memory, "Memory per task, e.g. 8G");
     cmd->add_option("--account", o->slurm.account, "Account to charge");
-    cmd->add_option("--sbatch-arg", o->slurm.extraArgs, "Another sbatch argument, one word (repeatable), e.g. --qos=long");
+    cmd->add_option("--sbatch-arg", o->slurm.extraArgs, "Another sbatch argument, one word (repeatable), e.g. --qos=long")
+        ->allow_extra_args(false);
     if (name != "train") {
         cmd->add_option("--array-size", o->arraySize, "Array tasks; items are dealt round-robin (default: one per item, "
                                                       "at most 1000)")
