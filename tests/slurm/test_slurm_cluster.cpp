@@ -250,8 +250,8 @@ TEST_F(SlurmCluster, UnknownPartitionIsAClearErrorAndLeavesNothing) {
 
 #ifdef NIC_WITH_TORCH
 // Cross-validation as one array task per round plus an afterok merge job: the same metrics and predictions as
-// a local nic train with the same seed.
-TEST_F(SlurmCluster, TrainRoundsAsArrayPlusMergeEqualLocalTrain) {
+// a local nic train with the same seed; then Grad-CAM as an array job gives the same overlays as locally.
+TEST_F(SlurmCluster, TrainRoundsAsArrayPlusMergeAndGradCamArrayEqualLocalRuns) {
     NIC_REQUIRE_SLURM();
     makeCohort(6, "1024");
     compressLocally(tmp_ / "grids", " --augment 8");
@@ -275,5 +275,24 @@ TEST_F(SlurmCluster, TrainRoundsAsArrayPlusMergeEqualLocalTrain) {
     EXPECT_EQ(nic::test::readFile(run / "predictions.csv"), nic::test::readFile(tmp_ / "local" / "predictions.csv"));
     EXPECT_EQ(nic::test::readFile(run / "metrics.json"), nic::test::readFile(tmp_ / "local" / "metrics.json"));
     EXPECT_FALSE(nic::test::readFile(run / "metrics.json").empty());
+
+    // Grad-CAM of every grid with the run's models as a 2-task array: the same overlays as a local nic gradcam.
+    std::string grids;
+    for (const auto& s : nic::readCohort(cohortCsv()).slides())
+        grids += " " + q(tmp_ / "grids" / (s.stem().string() + ".h5"));
+    ASSERT_EQ(runCommand(nicCmd("gradcam -q --no-tiff --model " + q(run) + " --out " + q(tmp_ / "heat-local") + grids), &o, &e), 0)
+        << e;
+    const fs::path heat = tmp_ / "heat";
+    EXPECT_NE(submit("gradcam --array-size 2 --no-tiff --model " + q(run) + " --out " + q(heat) + grids)
+                  .find(": 2 array task(s) over 6 grid(s)"),
+              std::string::npos);
+    const auto cam = waitForJobs(heat, &rc);
+    EXPECT_EQ(rc, 0) << cam.dump(1);
+    EXPECT_EQ(cam["counts"]["done"], 6);
+    EXPECT_EQ(filesIn(heat), filesIn(tmp_ / "heat-local"));
+    for (const auto& s : nic::readCohort(cohortCsv()).slides()) {
+        const auto png = s.stem().string() + "_gradcam.png";
+        EXPECT_EQ(nic::test::readFile(heat / png), nic::test::readFile(tmp_ / "heat-local" / png)) << png;
+    }
 }
 #endif
