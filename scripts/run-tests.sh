@@ -25,6 +25,7 @@ fi
 if [ "${NIC_SKIP_SLURM:-0}" != "1" ]; then
   slurm_dir="$(mktemp -d)"
   trap '"$root/scripts/slurm-local.sh" stop "$slurm_dir"; rm -rf "$slurm_dir"' EXIT
-  eval "$("$root/scripts/slurm-local.sh" start "$slurm_dir")"
+  slurm_env="$("$root/scripts/slurm-local.sh" start "$slurm_dir")"
+  eval "$slurm_env"
   ctest --preset release -L slurm
 fi

@@ -28,6 +28,7 @@ start)
     command -v "$tool" >/dev/null || { echo "slurm-local: $tool not found (apt-get install slurm-wlm munge)" >&2; exit 1; }
   done
   mkdir -p "$dir"
+  chmod 755 "$dir" # munged (as the munge user) keeps its pid file below it; mktemp -d makes it 0700
   dir=$(cd "$dir" && pwd)
   host=$(hostname -s)
   mkdir -p "$dir/state" "$dir/spool" "$dir/log"
