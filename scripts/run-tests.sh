@@ -20,3 +20,12 @@ fi
 if [ "${NIC_SKIP_FUZZ:-0}" != "1" ]; then
   NIC_FUZZ_SECONDS="${NIC_FUZZ_SECONDS:-35}" "$root/scripts/run-fuzzers.sh"
 fi
+# nic submit / nic status against a real single-node Slurm on this machine (the release ctest above skipped
+# them: no cluster was running). NIC_SKIP_SLURM=1 leaves this stage out. Needs root (the daemons run as root).
+if [ "${NIC_SKIP_SLURM:-0}" != "1" ]; then
+  slurm_dir="$(mktemp -d)"
+  trap '"$root/scripts/slurm-local.sh" stop "$slurm_dir"; rm -rf "$slurm_dir"' EXIT
+  slurm_env="$("$root/scripts/slurm-local.sh" start "$slurm_dir")"
+  eval "$slurm_env"
+  ctest --preset release -L slurm
+fi

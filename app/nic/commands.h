@@ -10,6 +10,15 @@ void addTissueCommand(CLI::App& root);
 void addSynthCommand(CLI::App& root);
 void addCompressCommand(CLI::App& root);
 void addEvalHeatmapCommand(CLI::App& root);
+/// Cluster commands (cmd_submit.cpp, cmd_status.cpp): submit compress/gradcam/train to Slurm, follow them.
+void addSubmitCommand(CLI::App& root);
+void addStatusCommand(CLI::App& root);
+
+/// Thrown by a command that has reported its result and only needs a particular exit status (nic status: 3
+/// while incomplete); main() returns `code` without printing anything.
+struct ExitStatus {
+    int code = 0;
+};
 
 #ifdef NIC_WITH_TORCH
 /// Subcommands that need LibTorch (app/nic/nn/): train-encoder, embed, import-keras, eval-encoder, ...

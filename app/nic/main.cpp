@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
     nic::cli::addSynthCommand(app);
     nic::cli::addCompressCommand(app);
     nic::cli::addEvalHeatmapCommand(app);
+    nic::cli::addSubmitCommand(app);
+    nic::cli::addStatusCommand(app);
 #ifdef NIC_WITH_TORCH
     nic::cli::addNeuralCommands(app);
     nic::cli::addSlideModelCommands(app);
@@ -37,6 +39,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "nic: usage error: %s\nRun 'nic --help' (or 'nic COMMAND --help') for usage.\n",
                      e.what());
         return 2;
+    } catch (const nic::cli::ExitStatus& e) {
+        return e.code;
     } catch (const nic::InvalidArgument& e) {
         nic::cli::finishProgressLine();
         std::fprintf(stderr, "nic: usage error: %s\n", e.what());

@@ -52,6 +52,11 @@ void runTrain(TrainOptions& o) {
     auto ctx = makeTerminalContext(o.quiet);
     const auto r = crossValidate(source, labels, cohort.folds, o.train, o.out, *ctx);
     finishProgressLine();
+    if (r.predictions.empty()) { // --round: this round is done, others are not yet
+        std::printf("round %d finished in %s/fold%d; predictions.csv and metrics.json wait for the other rounds\n",
+                    o.train.onlyRound, o.out.c_str(), o.train.onlyRound);
+        return;
+    }
     std::printf("slides: %zu   folds: %d   crop: %d   encoder: %s\n", labels.size(),
                 r.roundMetrics.empty() ? 0 : static_cast<int>(r.roundMetrics.size()), r.cropSize,
                 source.encoderName().empty() ? "?" : source.encoderName().c_str());
@@ -157,6 +162,10 @@ void addSlideModelCommands(CLI::App& root) {
         cmd->add_option("--cache-gb", o->cacheGb, "Memory for cached grids")->capture_default_str();
         cmd->add_option("--device", t.device, "auto, cpu or cuda")->capture_default_str();
         cmd->add_option("--threads", t.threads, "LibTorch intra-op threads (0: LibTorch's default)")->capture_default_str();
+        cmd->add_option("--round", t.onlyRound,
+                        "Train only round R (0-based; one cluster task per round, see nic submit train); the run's "
+                        "predictions and metrics are written once every round is finished")
+            ->check(CLI::NonNegativeNumber);
         cmd->add_flag("--resume", t.resume,
                       "Continue an interrupted run in OUT: finished rounds are reused, the running round continues "
                       "from its last epoch, results equal an uninterrupted run's; refused when the parameters differ "
