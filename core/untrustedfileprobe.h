@@ -54,8 +54,8 @@ public:
     /// Registers a file this process has just written (its current size and mtime) as safe to read.
     static void trust(const std::filesystem::path& path);
 
-    /// Time limit for one file: base + one second per `bytesPerSecond` bytes of the file (a large
-    /// legitimate grid takes longer to read). Defaults: 5 s, 32 MiB/s; $NIC_PROBE_TIMEOUT_S sets the base.
+    /// Time limit for one file: 5 s + 4 s per MiB of the file (compressed grids are small on disk but
+    /// slow to decompress); $NIC_PROBE_TIMEOUT_S replaces the 5 s.
     static std::chrono::milliseconds timeLimitFor(std::uintmax_t fileBytes);
 
     /// The probe executable that check() uses (after enable()), or empty when none was found.
