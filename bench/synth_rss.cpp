@@ -1,4 +1,4 @@
-// synth_rss — time and peak memory of writing one synthetic slide (core/synth.h).
+// synth_rss — time and peak memory of writing one synthetic slide (core/synth/synth.h).
 // Usage: synth_rss WxH [--mpp M] [--seed S] [--lesions N] [--lesion-size MIN:MAX] [--threads T]
 //                      [--out FILE.svs] [--png FILE.png] [--png-side N] [--keep]
 // Prints wall time, Mpx/s, file size and peak RSS (getrusage). Not a test: figures only.

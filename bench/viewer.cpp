@@ -3,7 +3,7 @@
 //
 // Usage: viewer [SLIDE] [--size N] [--view WxH] [--seed S] [--annotations-only]
 //        (NIC_BENCH_VERBOSE=1: one line per jump)
-//   SLIDE     a slide to use; without it a synthetic N × N slide (default 50000, core/synth.h) is written
+//   SLIDE     a slide to use; without it a synthetic N × N slide (default 50000, core/synth/synth.h) is written
 //             once to <temp>/nic-bench/ and reused by later runs.
 //
 // Prints, with the load average before and after (the reference machine has 2 cores shared with builds):

@@ -4,6 +4,7 @@
 #include "core/atomicfile.h"
 #include "core/hdf5file.h"
 #include "core/error.h"
+#include "core/untrustedfileprobe.h"
 
 #include <algorithm>
 #include <cmath>
@@ -156,9 +157,11 @@ void writeHeatmapFile(const std::filesystem::path& path, const HeatmapData& d) {
         h5.close();
     }
     file.commit();
+    UntrustedFileProbe::trust(path);
 }
 
 HeatmapData readHeatmapFile(const std::filesystem::path& path) {
+    UntrustedFileProbe::check(UntrustedKind::Heatmap, path);
     const Hdf5File h5(path, Hdf5File::Mode::ReadOnly);
     if (!h5.hasAttribute("format") || h5.stringAttribute("format") != "nic-heatmap")
         throw IoError(path.string() + ": not a NIC heatmap file (no format = nic-heatmap attribute)");

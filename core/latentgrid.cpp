@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/hdf5file.h"
+#include "core/untrustedfileprobe.h"
 #include "core/version.h"
 
 #include <algorithm>
@@ -275,6 +276,7 @@ void fsyncPath(const std::filesystem::path& p, bool directory) {
 LatentGridMeta readLatentGridMeta(const std::filesystem::path& path) {
     if (!std::filesystem::exists(path))
         throw IoError(path.string() + ": no such file");
+    UntrustedFileProbe::check(UntrustedKind::LatentGrid, path);
     if (!Hdf5File::isHdf5(path))
         throw IoError(path.string() + ": not an HDF5 file");
     const Hdf5File f(path, Hdf5File::Mode::ReadOnly);
@@ -504,6 +506,7 @@ void LatentGridWriter::finishAndPublish(const std::filesystem::path& target) {
     if (::rename(d.path.c_str(), target.c_str()) != 0)
         throw IoError(target.string() + ": cannot rename " + d.path.string() + " into place: " + std::strerror(errno));
     fsyncPath(target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path(), true);
+    UntrustedFileProbe::trust(target);
 }
 
 void LatentGridWriter::close() {
@@ -535,6 +538,7 @@ LatentGridReader::LatentGridReader(const std::filesystem::path& path) : impl_(st
     impl_->path = path;
     if (!std::filesystem::exists(path))
         throw IoError(path.string() + ": no such file");
+    UntrustedFileProbe::check(UntrustedKind::LatentGrid, path);
     if (!Hdf5File::isHdf5(path))
         throw IoError(path.string() + ": not an HDF5 file");
     impl_->file.emplace(path, Hdf5File::Mode::ReadOnly);

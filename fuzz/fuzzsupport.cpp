@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/modelmeta.h"
+#include "core/untrustedfileprobe.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +37,11 @@ const std::filesystem::path& writeScratchFile(const std::uint8_t* data, std::siz
 
 void quietHdf5() {
     ::setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1);
+}
+
+void enableProbe() {
+    ::setenv("NIC_PROBE_TIMEOUT_S", "2", 0);
+    UntrustedFileProbe::enable(NIC_PROBE_PATH);
 }
 
 void fail(const char* what, const std::string& detail) {

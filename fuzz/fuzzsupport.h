@@ -19,6 +19,11 @@ const std::filesystem::path& writeScratchFile(const std::uint8_t* data, std::siz
 /// before the first HDF5 call (core/hdf5file.cpp silences HDF5's error printing itself).
 void quietHdf5();
 
+/// Turns on the untrusted-file probe as the applications do, with the nic-probe built beside the
+/// harnesses (NIC_PROBE_PATH) and a 2 s time limit per file (NIC_PROBE_TIMEOUT_S, unless set), well
+/// under libFuzzer's -timeout.
+void enableProbe();
+
 /// Reports a harness's finding (`what`: the broken property, `detail`: the input or the cause) on
 /// stderr and aborts, so libFuzzer records the input.
 [[noreturn]] void fail(const char* what, const std::string& detail);

@@ -2,6 +2,7 @@
 
 #include "core/annotation.h"
 #include "core/slide.h"
+#include "ui/annotationrecovery.h"
 #include "ui/async.h"
 #include "ui/overviewnavigator.h"
 #include "ui/slideview.h"
@@ -15,6 +16,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QSlider>
 #include <QSplitter>
@@ -30,6 +32,11 @@ namespace {
 
 constexpr int kIndexRole = Qt::UserRole + 1; // annotation index (−1 for a group item)
 constexpr int kGroupRole = Qt::UserRole + 2; // group name of a group item
+
+SlideTab::RecoveryPrompt& recoveryPrompt() {
+    static SlideTab::RecoveryPrompt prompt;
+    return prompt;
+}
 
 QIcon swatch(const QColor& c) {
     QPixmap pm(12, 12);
@@ -140,8 +147,12 @@ SlideTab::SlideTab(const QString& path, QWidget* parent) : QWidget(parent), path
         view_->setSelectedAnnotation(item ? item->data(0, kIndexRole).toInt() : -1);
     });
     connect(saveButton, &QPushButton::clicked, this, &SlideTab::saveAnnotations);
+    recovery_ = new AnnotationRecovery(path, [this] { return recoverySnapshot(); }, this);
+    connect(recovery_, &AnnotationRecovery::failed, this, &SlideTab::statusMessage);
+    connect(view_, &SlideView::drawingChanged, this, &SlideTab::annotationsChanged);
     connect(view_, &SlideView::annotationAdded, this, [this](int) {
         rebuildAnnotationTree();
+        annotationsChanged();
         saveAnnotations();
     });
     connect(heatVisible_, &QCheckBox::toggled, view_, &SlideView::setHeatmapVisible);
@@ -154,13 +165,86 @@ SlideTab::SlideTab(const QString& path, QWidget* parent) : QWidget(parent), path
     view_->openSlide(path);
 }
 
+SlideTab::~SlideTab() {
+    // Closed normally: whatever was not saved was given up on purpose.
+    recovery_->remove();
+}
+
+void SlideTab::setRecoveryPrompt(RecoveryPrompt prompt) { recoveryPrompt() = std::move(prompt); }
+
 QString SlideTab::title() const { return QFileInfo(path_).fileName(); }
+
+void SlideTab::annotationsChanged() {
+    ++changes_;
+    recovery_->schedule();
+}
+
+AnnotationSet SlideTab::recoverySnapshot() const {
+    AnnotationSet set;
+    if (const auto current = view_->annotations())
+        set = *current;
+    const auto outline = view_->polygonInProgress();
+    if (!outline.empty()) {
+        Annotation a;
+        a.name = AnnotationRecovery::unfinishedName().toStdString();
+        a.type = AnnotationType::Polygon;
+        a.color = "#FF8000";
+        a.coordinates = outline;
+        set.annotations.push_back(std::move(a));
+    }
+    return set;
+}
+
+bool SlideTab::offerRecovery(const QString& recoveryFile) {
+    AnnotationSet set;
+    try {
+        set = AnnotationSet::load(recoveryFile.toStdString());
+    } catch (const std::exception& e) {
+        const QString message = tr("Cannot read the annotation recovery file: %1").arg(QString::fromUtf8(e.what()));
+        Q_EMIT layerFailed(message);
+        Q_EMIT statusMessage(message);
+        return false;
+    }
+    const int count = static_cast<int>(set.annotations.size());
+    bool restore = false;
+    if (const auto& prompt = recoveryPrompt()) {
+        restore = prompt(path_, recoveryFile, count);
+    } else {
+        QMessageBox box(QMessageBox::Question, tr("Unsaved annotations"),
+                        tr("%1 was not closed normally while its annotations were being edited. "
+                           "%2 annotations (with any outline still being drawn) were kept in %3.")
+                            .arg(QFileInfo(path_).fileName())
+                            .arg(count)
+                            .arg(recoveryFile),
+                        QMessageBox::NoButton, this);
+        auto* restoreButton = box.addButton(tr("Restore"), QMessageBox::AcceptRole);
+        box.addButton(tr("Discard"), QMessageBox::DestructiveRole);
+        box.setDefaultButton(restoreButton);
+        box.exec();
+        restore = box.clickedButton() == restoreButton;
+    }
+    if (!restore) {
+        recovery_->remove();
+        Q_EMIT recoveryHandled(false);
+        return false;
+    }
+    // The restored set replaces the file beside the slide (it was the whole set when written) and is
+    // saved back there, which removes the recovery file once written.
+    setAnnotations(std::make_shared<AnnotationSet>(std::move(set)));
+    ++changes_;
+    saveAnnotations();
+    Q_EMIT annotationsLoaded(count);
+    Q_EMIT recoveryHandled(true);
+    return true;
+}
 
 void SlideTab::onSlideOpened() {
     navigator_->setSlide(view_->thumbnail(), view_->pyramid().width(), view_->pyramid().height());
     navigator_->setViewRect(view_->viewport().visibleLevel0());
     const std::filesystem::path slidePath(path_.toStdString());
-    if (const auto xml = findAnnotationXml(slidePath))
+    const QString recoveryFile = AnnotationRecovery::existingRecoveryFile(path_);
+    const bool restored = !recoveryFile.isEmpty() && offerRecovery(recoveryFile);
+    if (const auto xml = findAnnotationXml(slidePath); xml && !restored)
         loadAnnotations(QString::fromStdString(xml->string()));
     if (const auto heat = findHeatmap(slidePath))
         loadHeatmap(QString::fromStdString(heat->string()));
@@ -316,6 +400,7 @@ void SlideTab::saveAnnotations() {
         return;
     auto copy = std::make_shared<const AnnotationSet>(*set);
     const QString target = annotationPath_;
+    const quint64 changesSaved = changes_;
     runAsync<QString>(
         this,
         [copy, p = target.toStdString()] {
@@ -326,12 +411,15 @@ void SlideTab::saveAnnotations() {
                 return QString::fromUtf8(e.what());
             }
         },
-        [this, target](const QString& error) {
+        [this, target, changesSaved](const QString& error) {
             if (!error.isEmpty()) {
                 Q_EMIT layerFailed(error);
                 Q_EMIT statusMessage(tr("Cannot save annotations: %1").arg(error));
                 return;
             }
+            // Everything is in the file now, unless more was drawn meanwhile (the recovery file keeps that).
+            if (changesSaved == changes_ && view_->polygonInProgress().empty())
+                recovery_->remove();
             Q_EMIT statusMessage(tr("Annotations saved to %1").arg(target));
             Q_EMIT annotationsSaved(target);
         });

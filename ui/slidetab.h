@@ -10,6 +10,7 @@
 #include <QString>
 #include <QWidget>
 
+#include <functional>
 #include <memory>
 
 class QCheckBox;
@@ -23,6 +24,7 @@ class QTreeWidgetItem;
 
 namespace nic {
 
+class AnnotationRecovery;
 class AnnotationSet;
 class OverviewNavigator;
 class SlideView;
@@ -32,6 +34,14 @@ class SlideTab : public QWidget {
 public:
     /// Starts opening `path` (asynchronously) in a new view.
     explicit SlideTab(const QString& path, QWidget* parent = nullptr);
+    /// Closing the tab normally removes its annotation recovery file (annotationrecovery.h).
+    ~SlideTab() override;
+
+    /// Asked when a slide opens with unsaved annotation work left by a crash or kill: `annotations` of
+    /// them (one possibly an unfinished outline) in `recoveryFile`. True = restore, false = discard.
+    /// Default (an empty function): a Restore / Discard message box. Process-wide; for tests and scripts.
+    using RecoveryPrompt = std::function<bool(const QString& slidePath, const QString& recoveryFile, int annotations)>;
+    static void setRecoveryPrompt(RecoveryPrompt prompt);
 
     SlideView* view() const { return view_; }
     OverviewNavigator* navigator() const { return navigator_; }
@@ -62,6 +72,7 @@ public:
     QComboBox* colorMapCombo() const { return colorMap_; }
     QDoubleSpinBox* percentileSpin() const { return percentile_; }
     QLabel* heatmapLabel() const { return heatLabel_; }
+    AnnotationRecovery* recovery() const { return recovery_; }
 
 Q_SIGNALS:
     void statusMessage(const QString& message);
@@ -70,9 +81,16 @@ Q_SIGNALS:
     void heatmapLoaded();
     void latentLoaded();
     void layerFailed(const QString& message);
+    /// A recovery file was found on opening and restored (true) or discarded (false).
+    void recoveryHandled(bool restored);
 
 private:
     void onSlideOpened();
+    /// Offers the recovery file left beside the slide; true when its annotations were restored.
+    bool offerRecovery(const QString& recoveryFile);
+    /// The annotations plus the polygon being drawn (as an annotation named unfinishedName()).
+    AnnotationSet recoverySnapshot() const;
+    void annotationsChanged();
     void rebuildAnnotationTree();
     void applyThreshold();
     QString path_;
@@ -91,6 +109,9 @@ private:
     QCheckBox* latentVisible_;
     QSlider* latentOpacity_;
     bool rebuilding_ = false;
+    AnnotationRecovery* recovery_ = nullptr;
+    /// Counts annotation changes; a save removes the recovery file only when none came after it.
+    quint64 changes_ = 0;
 };
 
 } // namespace nic

@@ -1321,6 +1321,7 @@ void SlideView::mousePressEvent(QMouseEvent* e) {
     case ViewTool::Polygon:
         drawing_.push_back(p);
         hover0_ = p;
+        Q_EMIT drawingChanged();
         break;
     case ViewTool::Rectangle:
     case ViewTool::Measure:
@@ -1398,11 +1399,17 @@ void SlideView::keyPressEvent(QKeyEvent* e) {
     case Qt::Key_Home: fitToWindow(); break;
     case Qt::Key_Return:
     case Qt::Key_Enter: finishDrawing(); break;
-    case Qt::Key_Escape: drawing_.clear(); drawDragging_ = false; update(); break;
+    case Qt::Key_Escape:
+        drawing_.clear();
+        drawDragging_ = false;
+        update();
+        Q_EMIT drawingChanged();
+        break;
     case Qt::Key_Backspace:
         if (!drawing_.empty() && tool_ == ViewTool::Polygon) {
             drawing_.pop_back();
             update();
+            Q_EMIT drawingChanged();
         }
         break;
     default: QOpenGLWidget::keyPressEvent(e); return;
@@ -1416,11 +1423,23 @@ void SlideView::leaveEvent(QEvent* e) {
 // ---------------------------------------------------------------- drawing tools
 
 void SlideView::setTool(ViewTool tool) {
+    const bool hadPolygon = tool_ == ViewTool::Polygon && !drawing_.empty();
     tool_ = tool;
     drawing_.clear();
     drawDragging_ = false;
     setCursor(tool == ViewTool::Navigate ? Qt::ArrowCursor : Qt::CrossCursor);
     update();
+    if (hadPolygon)
+        Q_EMIT drawingChanged();
+}
+
+std::vector<Point> SlideView::polygonInProgress() const {
+    std::vector<Point> pts;
+    if (tool_ != ViewTool::Polygon)
+        return pts;
+    for (const auto& p : drawing_)
+        pts.push_back({p.x, p.y});
+    return pts;
 }
 
 void SlideView::finishDrawing() {
@@ -1429,6 +1448,8 @@ void SlideView::finishDrawing() {
         pts.push_back({p.x, p.y});
     drawing_.clear();
     update();
+    if (tool_ == ViewTool::Polygon)
+        Q_EMIT drawingChanged();
     if (tool_ == ViewTool::Polygon) {
         // Drop repeated vertices (a double-click adds the last one twice).
         std::vector<Point> clean;

@@ -128,6 +128,8 @@ public:
     QColor annotationColor(const Annotation& a) const;
     void setTool(ViewTool tool);
     ViewTool tool() const { return tool_; }
+    /// Level-0 vertices of the polygon being drawn (not yet an annotation); empty when none.
+    std::vector<Point> polygonInProgress() const;
     /// Group new annotations are put in ("" = none).
     void setDrawingGroup(const QString& group) { drawingGroup_ = group; }
 
@@ -170,6 +172,8 @@ Q_SIGNALS:
     void tileArrived();
     /// A drawing tool added annotation `index` to annotations().
     void annotationAdded(int index);
+    /// The polygon being drawn gained or lost a vertex, or was finished or abandoned.
+    void drawingChanged();
     /// A measurement was made (µm when mpp is known, else level-0 px).
     void measured(double length, bool micrometres);
 

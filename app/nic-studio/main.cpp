@@ -2,6 +2,7 @@
 // `--export-view` (a figure of a slide written with no window shown, for scripts).
 #include "core/annotation.h"
 #include "core/error.h"
+#include "core/untrustedfileprobe.h"
 #include "core/version.h"
 #include "ui/figureexport.h"
 #include "ui/heatmapgrid.h"
@@ -213,6 +214,10 @@ int main(int argc, char** argv) {
     QCoreApplication::setOrganizationName(QStringLiteral("NIC"));
     QCoreApplication::setApplicationName(QStringLiteral("nic-studio"));
     QCoreApplication::setApplicationVersion(QStringLiteral(NIC_VERSION_STRING));
+
+    // A damaged compressed slide or heatmap (File menu, or found beside a slide) is read first by nic-probe:
+    // a crash inside HDF5 becomes an error message instead of taking the window and its unsaved work down.
+    nic::UntrustedFileProbe::enable();
 
     Options options;
     if (const auto code = parseCommandLine(argc, argv, options))

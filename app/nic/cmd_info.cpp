@@ -1,7 +1,13 @@
-// nic info SLIDE — what a slide is: size, levels, resolution, vendor, associated images.
+// nic info FILE — what a slide is: size, levels, resolution, vendor, associated images; or, for an HDF5
+// file, what compressed slide or heatmap it holds (read through nic-probe first, core/untrustedfileprobe.h).
 #include "commands.h"
 
+#include "core/error.h"
+#include "core/hdf5file.h"
+#include "core/heatmapeval.h"
+#include "core/latentgrid.h"
 #include "core/slide.h"
+#include "core/untrustedfileprobe.h"
 
 #include <cstdio>
 #include <iostream>
@@ -11,7 +17,50 @@ namespace nic::cli {
 
 namespace {
 
+// A compressed slide or a heatmap. The probe says which one it is (and whether it is safe to open here)
+// without this process parsing any of the file's HDF5 structure first.
+void printHdf5Info(const std::string& path, bool json) {
+    UntrustedFileProbe::check(UntrustedKind::Hdf5, path);
+    const ProbeOutcome kind = UntrustedFileProbe::probe(UntrustedKind::Hdf5, path);
+    nlohmann::ordered_json j;
+    j["path"] = path;
+    if (kind.message == "heatmap") {
+        const HeatmapData h = readHeatmapFile(path);
+        j["kind"] = "heatmap";
+        j["rows"] = h.rows;
+        j["cols"] = h.cols;
+        j["cell_size"] = h.cellSize;
+        j["level0_width"] = h.level0Width;
+        j["level0_height"] = h.level0Height;
+        j["slide_file"] = h.slideFile;
+        j["model"] = h.model;
+    } else {
+        const LatentGridMeta m = readLatentGridMeta(path);
+        j["kind"] = "compressed slide";
+        j["rows"] = m.rows;
+        j["cols"] = m.cols;
+        j["code_size"] = m.codeSize;
+        j["encoder"] = m.encoderName;
+        j["patch_size"] = m.patchSize;
+        j["stride"] = m.stride;
+        j["level0_width"] = m.level0Width;
+        j["level0_height"] = m.level0Height;
+        j["slide_file"] = m.slideFile;
+        j["augment"] = m.augment;
+    }
+    if (json) {
+        std::cout << j.dump(2) << '\n';
+        return;
+    }
+    for (const auto& [k, v] : j.items())
+        std::printf("%-14s %s\n", (k + ":").c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+}
+
 void printInfo(const std::string& path, bool json, bool properties) {
+    if (Hdf5File::isHdf5(path)) {
+        printHdf5Info(path, json);
+        return;
+    }
     const Slide slide(path);
     const auto& res = slide.resolution();
     if (json) {
@@ -89,15 +138,15 @@ void printInfo(const std::string& path, bool json, bool properties) {
 } // namespace
 
 void addInfoCommand(CLI::App& root) {
-    auto* cmd = root.add_subcommand("info", "Describe a slide: size, pyramid levels, resolution (mpp), vendor, "
-                                            "associated images");
+    auto* cmd = root.add_subcommand("info", "Describe a slide (size, pyramid levels, resolution (mpp), vendor, "
+                                            "associated images) or a compressed slide / heatmap (.h5)");
     struct Options {
         std::string slide;
         bool json = false;
         bool properties = false;
     };
     auto opts = std::make_shared<Options>();
-    cmd->add_option("SLIDE", opts->slide, "Slide file (any format OpenSlide reads)")->required();
+    cmd->add_option("SLIDE", opts->slide, "Slide file (any format OpenSlide reads), or an HDF5 compressed slide or heatmap")->required();
     cmd->add_flag("--json", opts->json, "Print machine-readable JSON");
     cmd->add_flag("--properties", opts->properties, "Also list every OpenSlide property");
     cmd->callback([opts] { printInfo(opts->slide, opts->json, opts->properties); });

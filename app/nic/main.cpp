@@ -3,6 +3,7 @@
 #include "progressbar.h"
 
 #include "core/error.h"
+#include "core/untrustedfileprobe.h"
 #include "core/version.h"
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,9 @@ int main(int argc, char** argv) {
     // Past a file-size limit (ulimit -f, a quota) write() then fails with EFBIG and the command reports it
     // and removes its temporary output, instead of being killed by SIGXFSZ with a partial file left over.
     std::signal(SIGXFSZ, SIG_IGN);
+    // Compressed slides and heatmaps from outside are read first by nic-probe, so a file that crashes
+    // HDF5 gives an error instead of a crash (core/untrustedfileprobe.h).
+    nic::UntrustedFileProbe::enable();
     CLI::App app{"nic — Neural Image Compression for whole-slide images (NIC Studio)", "nic"};
     app.set_version_flag("--version", std::string("nic ") + nic::kVersion);
     app.require_subcommand(1);

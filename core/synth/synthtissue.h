@@ -1,5 +1,5 @@
 #pragma once
-// Procedural H&E texture for the synthetic slide generator (core/synth.h): eosin stroma with wavy
+// Procedural H&E texture for the synthetic slide generator (core/synth/synth.h): eosin stroma with wavy
 // fibres, hematoxylin nuclei on jittered grids, and a "tumour" texture (crowded, larger, pleomorphic
 // nuclei on a paler background) whose mean colour is calibrated to match normal tissue. Everything is a
 // pure function of (seed, level-0 pixel coordinates): no global RNG state, so tiles render independently.

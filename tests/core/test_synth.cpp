@@ -1,4 +1,4 @@
-// Synthetic cohort generator (core/synth.h) and the pyramidal TIFF writer (core/tiffwriter.h): files
+// Synthetic cohort generator (core/synth/synth.h) and the pyramidal TIFF writer (core/tiffwriter.h): files
 // open in OpenSlide with the requested geometry and mpp, are byte-identical for a seed, carry ground
 // truth (tissue mask, lesions as ASAP XML, cohort.csv), and tumour differs from normal tissue in texture
 // but not in mean colour.

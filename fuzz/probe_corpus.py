@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Bit-flip and truncation corpus for the HDF5 readers, run through nic-probe (issue 19).
+
+  fuzz/probe_corpus.py NIC_PROBE KIND SEED_FILE... [--count N] [--seed S] [--out DIR] [--timeout T]
+
+Writes N variants of each seed (a quarter truncated at a random length, the rest with 1-8 flipped bits,
+most of them in the first 8 KiB where HDF5 keeps superblock, object headers and heaps), has
+`NIC_PROBE KIND variant` read each with a T-second limit (default 5), and keeps under DIR (default
+fuzz/regressions/fuzz_latent_grid for KIND grid, fuzz_heatmap for heatmap) every variant on which the
+probe died of a signal (crash-<signal>-<kind>-<sha1>.h5) or did not finish (hang-<kind>-<sha1>.h5).
+Refusals (exit 1 with a message) are the expected outcome and are not kept. Prints a summary.
+"""
+import argparse
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("probe")
+    ap.add_argument("kind", choices=["grid", "heatmap"])
+    ap.add_argument("seeds", nargs="+")
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out")
+    ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--keep", type=int, default=6, help="at most this many inputs per outcome")
+    a = ap.parse_args()
+    root = os.path.dirname(os.path.abspath(__file__))
+    out = a.out or os.path.join(root, "regressions", "fuzz_latent_grid" if a.kind == "grid" else "fuzz_heatmap")
+    os.makedirs(out, exist_ok=True)
+    rng = random.Random(a.seed)
+    counts = {"refused": 0, "ok": 0}
+    kept = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cand = os.path.join(tmp, "variant.h5")
+        for seed_path in a.seeds:
+            data = open(seed_path, "rb").read()
+            for i in range(a.count):
+                b = bytearray(data)
+                if i % 4 == 0:
+                    b = b[: rng.randrange(1, len(b))]
+                else:
+                    for _ in range(rng.randint(1, 8)):
+                        pos = rng.randrange(min(len(b), 8192)) if rng.random() < 0.8 else rng.randrange(len(b))
+                        b[pos] ^= 1 << rng.randrange(8)
+                with open(cand, "wb") as f:
+                    f.write(b)
+                try:
+                    r = subprocess.run([a.probe, a.kind, cand], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       timeout=a.timeout)
+                    if r.returncode < 0:
+                        outcome = "crash-" + signal.Signals(-r.returncode).name.lower()
+                    else:
+                        outcome = "ok" if r.returncode == 0 else "refused"
+                except subprocess.TimeoutExpired:
+                    outcome = "hang"
+                counts[outcome] = counts.get(outcome, 0) + 1
+                if outcome in ("ok", "refused"):
+                    continue
+                kept.setdefault(outcome, 0)
+                if kept[outcome] >= a.keep:
+                    continue
+                name = "%s-%s-%s.h5" % (outcome, a.kind, hashlib.sha1(bytes(b)).hexdigest()[:12])
+                with open(os.path.join(out, name), "wb") as f:
+                    f.write(b)
+                kept[outcome] += 1
+    print("%s: %d variants: %s; kept %s in %s" % (a.kind, a.count * len(a.seeds), counts, kept, out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

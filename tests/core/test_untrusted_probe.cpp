@@ -1,0 +1,191 @@
+// Untrusted HDF5 files are read first in nic-probe (issue 19): valid files pass and say what they are,
+// refusals carry the reader's own message, a crash or hang in the child becomes a one-line error naming
+// the file, outcomes are cached per file version, files this process wrote are trusted, and every
+// crashing/hanging input the fuzzers found (fuzz/regressions) gives `nic` exit 1 with one line, quickly.
+#include "core/error.h"
+#include "core/heatmapeval.h"
+#include "core/latentgrid.h"
+#include "core/untrustedfileprobe.h"
+#include "testsupport.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sys/stat.h>
+
+using namespace nic;
+using nic::test::errorOf;
+
+namespace {
+
+const std::filesystem::path kProbe = NIC_PROBE_PATH;
+
+LatentGridMeta tinyMeta() {
+    LatentGridMeta m;
+    m.encoderName = "test";
+    m.encoderHash = "abc123";
+    m.codeSize = 4;
+    m.patchSize = 64;
+    m.stride = 64;
+    m.targetMpp = 0.5;
+    m.slideMpp = 0.5;
+    m.slideMppSource = "slide";
+    m.readSize = 64;
+    m.level0Width = 3 * 64;
+    m.level0Height = 2 * 64;
+    m.rows = 2;
+    m.cols = 3;
+    m.slideFile = "slide.svs";
+    return m;
+}
+
+void writeTinyGrid(const std::filesystem::path& path) {
+    const LatentGridMeta m = tinyMeta();
+    const std::vector<float> tissue(6, 1.0F);
+    auto w = LatentGridWriter::create(path, m, tissue, 2);
+    const std::vector<float> values(static_cast<std::size_t>(2 * 3 * m.codeSize), 0.25F);
+    const std::vector<std::uint8_t> flags(6, kCellEncoded);
+    w->writeBand(2, {values.data()}, flags.data());
+    w->finishAndPublish(path);
+}
+
+void writeTinyHeatmap(const std::filesystem::path& path) {
+    HeatmapData d;
+    d.rows = 2;
+    d.cols = 2;
+    d.heat = {0, 1, 2, 3};
+    d.tissue = {1, 1, 1, 1};
+    d.cellSize = 64;
+    d.level0Width = 128;
+    d.level0Height = 128;
+    writeHeatmapFile(path, d);
+}
+
+void writeScript(const std::filesystem::path& path, const std::string& body) {
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    ::chmod(path.c_str(), 0755);
+}
+
+// Every test starts and ends with the probe off and nothing cached (the default of core_tests).
+class UntrustedFileProbeTest : public ::testing::Test {
+protected:
+    void SetUp() override { reset(); }
+    void TearDown() override { reset(); }
+    static void reset() {
+        UntrustedFileProbe::disable();
+        UntrustedFileProbe::clearCache();
+        ::unsetenv("NIC_PROBE_TIMEOUT_S");
+    }
+    nic::test::TempDir dir;
+};
+
+} // namespace
+
+TEST_F(UntrustedFileProbeTest, ValidFilesPassAndSayWhatTheyAre) {
+    writeTinyGrid(dir / "g.h5");
+    writeTinyHeatmap(dir / "h.h5");
+    UntrustedFileProbe::clearCache(); // forget that this process wrote them: run the real probe
+    UntrustedFileProbe::enable(kProbe);
+    const auto grid = UntrustedFileProbe::probe(UntrustedKind::LatentGrid, dir / "g.h5");
+    EXPECT_TRUE(grid.ok) << grid.message;
+    EXPECT_EQ(grid.message, "grid");
+    const auto any = UntrustedFileProbe::probe(UntrustedKind::Hdf5, dir / "h.h5");
+    EXPECT_TRUE(any.ok) << any.message;
+    EXPECT_EQ(any.message, "heatmap");
+    // Through the readers, with the probe on: same data as without it.
+    EXPECT_EQ(readLatentGridMeta(dir / "g.h5").cols, 3);
+    EXPECT_EQ(LatentGridReader(dir / "g.h5").gridHwc(0).size(), 24U);
+    EXPECT_EQ(readHeatmapFile(dir / "h.h5").heat, (std::vector<float>{0, 1, 2, 3}));
+}
+
+TEST_F(UntrustedFileProbeTest, RefusalsCarryTheReadersOwnMessage) {
+    std::ofstream(dir / "junk.h5") << "not hdf5 at all";
+    writeTinyGrid(dir / "g.h5");
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    const std::string junk = (dir / "junk.h5").string();
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "junk.h5"); }), junk + ": not an HDF5 file");
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readHeatmapFile(dir / "g.h5"); }),
+              (dir / "g.h5").string() + ": not a NIC heatmap file (no format = nic-heatmap attribute)");
+    // A missing file is the reader's own error, not the probe's.
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "missing.h5"); }),
+              (dir / "missing.h5").string() + ": no such file");
+}
+
+TEST_F(UntrustedFileProbeTest, ACrashInTheChildIsAOneLineErrorAndTheParentNeverReadsTheFile) {
+    writeTinyGrid(dir / "g.h5");
+    UntrustedFileProbe::clearCache();
+    // A stand-in for a probe that HDF5 crashes: it counts its runs, then dies of SIGSEGV.
+    writeScript(dir / "segv-probe", "echo run >> '" + (dir / "runs").string() + "'\nkill -SEGV $$");
+    UntrustedFileProbe::enable(dir / "segv-probe");
+    const std::string expected =
+        (dir / "g.h5").string() + ": reading the compressed slide crashed (SIGSEGV): the file is damaged; it was not opened";
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }), expected);
+    EXPECT_EQ(errorOf<IoError>([&] { (void)LatentGridReader(dir / "g.h5"); }), expected);
+    EXPECT_EQ(nic::test::readFile(dir / "runs"), "run\n") << "probed once per file version";
+    // A new version of the file (other size) is probed again.
+    std::ofstream(dir / "g.h5", std::ios::app) << "x";
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }), expected);
+    EXPECT_EQ(nic::test::readFile(dir / "runs"), "run\nrun\n");
+}
+
+TEST_F(UntrustedFileProbeTest, AHangingChildIsKilledAtTheTimeLimit) {
+    writeTinyHeatmap(dir / "h.h5");
+    UntrustedFileProbe::clearCache();
+    writeScript(dir / "hang-probe", "exec sleep 60");
+    ::setenv("NIC_PROBE_TIMEOUT_S", "1", 1);
+    UntrustedFileProbe::enable(dir / "hang-probe");
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
+              (dir / "h.h5").string() + ": reading the heatmap did not finish within 1 s (damaged file?); it was not opened");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(seconds, 3.0);
+    EXPECT_GE(seconds, 0.9);
+}
+
+TEST_F(UntrustedFileProbeTest, FilesThisProcessWroteAreNotProbed) {
+    writeScript(dir / "segv-probe", "kill -SEGV $$");
+    UntrustedFileProbe::enable(dir / "segv-probe");
+    writeTinyGrid(dir / "g.h5");
+    writeTinyHeatmap(dir / "h.h5");
+    EXPECT_EQ(readLatentGridMeta(dir / "g.h5").rows, 2);
+    EXPECT_EQ(readHeatmapFile(dir / "h.h5").cols, 2);
+}
+
+TEST_F(UntrustedFileProbeTest, AMissingProbeProgramIsAClearErrorNotASilentDirectRead) {
+    writeTinyGrid(dir / "g.h5");
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(dir / "no-such-probe");
+    const std::string e = errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); });
+    EXPECT_EQ(e, (dir / "g.h5").string() + ": cannot check the file before reading it: cannot start " +
+                     (dir / "no-such-probe").string() + ": No such file or directory");
+}
+
+// Every input that crashed or hung HDF5 1.10.8 under a fuzzer or the bit-flip corpus: the application's
+// path (nic info → probe) answers with exit 1 and one line naming the file, within seconds, no crash.
+TEST(UntrustedFileRegressions, EveryCrashingOrHangingInputGivesNicExit1WithOneLine) {
+    const std::filesystem::path root = std::filesystem::path(NIC_SOURCE_DIR) / "fuzz" / "regressions";
+    int count = 0;
+    for (const char* harness : {"fuzz_latent_grid", "fuzz_heatmap"}) {
+        for (const auto& e : std::filesystem::directory_iterator(root / harness)) {
+            if (e.path().extension() != ".h5")
+                continue;
+            ++count;
+            SCOPED_TRACE(e.path().string());
+            std::string out, err;
+            const auto t0 = std::chrono::steady_clock::now();
+            const int status = nic::test::runCommand("'" + nic::test::nicExecutable().string() + "' info '" +
+                                                         e.path().string() + "'",
+                                                     &out, &err);
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            EXPECT_EQ(status, 1) << err;
+            EXPECT_EQ(err.rfind("nic: error: " + e.path().string() + ": ", 0), 0U) << err;
+            EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+            EXPECT_LT(seconds, 12.0);
+        }
+    }
+    EXPECT_GE(count, 10) << "regression inputs under " << root;
+}
