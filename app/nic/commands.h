@@ -10,6 +10,8 @@ void addTissueCommand(CLI::App& root);
 void addSynthCommand(CLI::App& root);
 void addCompressCommand(CLI::App& root);
 void addEvalHeatmapCommand(CLI::App& root);
+/// convert-annotations (ASAP XML <-> GeoJSON) and export-heatmap (GeoJSON tiles for QuPath).
+void addAnnotationCommands(CLI::App& root);
 
 #ifdef NIC_WITH_TORCH
 /// Subcommands that need LibTorch (app/nic/nn/): train-encoder, embed, import-keras, eval-encoder, ...

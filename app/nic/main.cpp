@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     nic::cli::addSynthCommand(app);
     nic::cli::addCompressCommand(app);
     nic::cli::addEvalHeatmapCommand(app);
+    nic::cli::addAnnotationCommands(app);
 #ifdef NIC_WITH_TORCH
     nic::cli::addNeuralCommands(app);
     nic::cli::addSlideModelCommands(app);
