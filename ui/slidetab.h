@@ -3,6 +3,7 @@
 // layer with per-group visibility and a zoom-to list, heatmap layer controls). Layers next to the
 // slide are found as ASAP does (`<stem>.xml`; `<stem>_heatmap.h5` from `nic gradcam`, else `<stem>_likelihood_map.tif`) and loaded in the
 // background once the slide is open; their errors are shown with the cause, never thrown.
+#include "core/heatmapeval.h"
 #include "ui/colormap.h"
 #include "ui/heatmapgrid.h"
 #include "ui/latentview.h"
@@ -11,6 +12,7 @@
 #include <QWidget>
 
 #include <memory>
+#include <optional>
 
 class QCheckBox;
 class QComboBox;
@@ -55,6 +57,16 @@ public:
     void saveAnnotations();
     /// Centres and zooms on annotation `index`.
     void zoomToAnnotation(int index);
+    /// Shows or hides the side panel (focus mode hides it so the slide takes the whole tab).
+    void setSidePanelVisible(bool on);
+    bool isSidePanelVisible() const;
+    /// Agreement of the heatmap with the annotations for this slide, computed (in the background) with the
+    /// same core functions and default options as `nic eval-heatmap` (all area annotations are lesion,
+    /// tissue fraction > 0, lesion fraction >= 0.5, pointing tolerance 0). nullopt until both layers are
+    /// loaded, and for heatmaps that record no tissue (likelihood maps).
+    std::optional<HeatmapScores> agreement() const { return agreement_; }
+    /// The info box lines for the current layers (also shown by the view).
+    QStringList infoLines() const;
 
     // Controls (exposed for tests).
     QTreeWidget* annotationTree() const { return tree_; }
@@ -62,6 +74,8 @@ public:
     QComboBox* colorMapCombo() const { return colorMap_; }
     QDoubleSpinBox* percentileSpin() const { return percentile_; }
     QLabel* heatmapLabel() const { return heatLabel_; }
+    QComboBox* renderingCombo() const { return rendering_; }
+    QCheckBox* contourCheck() const { return contour_; }
 
 Q_SIGNALS:
     void statusMessage(const QString& message);
@@ -69,12 +83,21 @@ Q_SIGNALS:
     void annotationsSaved(const QString& path);
     void heatmapLoaded();
     void latentLoaded();
+    /// agreement() and the view's info box were updated.
+    void infoUpdated();
     void layerFailed(const QString& message);
 
 private:
     void onSlideOpened();
     void rebuildAnnotationTree();
     void applyThreshold();
+    void updateAgreement();
+    void updateInfo();
+    QWidget* panel_;
+    QComboBox* rendering_;
+    QCheckBox* contour_;
+    std::optional<HeatmapScores> agreement_;
+    quint64 agreementSerial_ = 0;
     QString path_;
     QString annotationPath_;
     SlideView* view_;

@@ -1,9 +1,18 @@
 // ui_tests entry point: GoogleTest inside a QApplication (ctest runs this once under xvfb-run).
 #include <QApplication>
+#include <QSettings>
 #include <QSurfaceFormat>
 #include <QStandardPaths>
 
 #include <gtest/gtest.h>
+
+namespace {
+// Every test starts from default settings: view settings (colour map, threshold, ...) that one test
+// changes are remembered by the application and would otherwise leak into the next test.
+class FreshSettings : public ::testing::EmptyTestEventListener {
+    void OnTestStart(const ::testing::TestInfo&) override { QSettings().clear(); }
+};
+} // namespace
 
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);
@@ -16,5 +25,6 @@ int main(int argc, char** argv) {
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("nic-tests"));
     QApplication::setApplicationName(QStringLiteral("ui_tests"));
+    ::testing::UnitTest::GetInstance()->listeners().Append(new FreshSettings);
     return RUN_ALL_TESTS();
 }
