@@ -3,6 +3,9 @@
 // layer with per-group visibility and a zoom-to list, heatmap layer controls). Layers next to the
 // slide are found as ASAP does (`<stem>.xml`; `<stem>_heatmap.h5` from `nic gradcam`, else `<stem>_likelihood_map.tif`) and loaded in the
 // background once the slide is open; their errors are shown with the cause, never thrown.
+// Heatmap controls (opacity, colour map, threshold percentile, cells/smooth, outline at threshold) start
+// from and are saved to QSettings "view/…"; the view's info box shows the heatmap file's prediction and
+// model and, with annotations, the agreement computed as `nic eval-heatmap` does.
 #include "core/heatmapeval.h"
 #include "ui/colormap.h"
 #include "ui/heatmapgrid.h"
