@@ -26,6 +26,57 @@ std::optional<std::pair<float, float>> valueRange(const HeatmapGrid& grid) {
     return r;
 }
 
+std::vector<float> isoContour(const HeatmapGrid& grid, float level) {
+    std::vector<float> out;
+    if (grid.empty() || !std::isfinite(level))
+        return out;
+    const double s = grid.cellSize;
+    for (int r = 0; r + 1 < grid.height; ++r)
+        for (int c = 0; c + 1 < grid.width; ++c) {
+            // Corners: a top-left, b top-right, d bottom-right, e bottom-left (cell centres).
+            const float va = grid.at(c, r), vb = grid.at(c + 1, r), vd = grid.at(c + 1, r + 1), ve = grid.at(c, r + 1);
+            if (!std::isfinite(va) || !std::isfinite(vb) || !std::isfinite(vd) || !std::isfinite(ve))
+                continue;
+            const bool ia = va >= level, ib = vb >= level, id = vd >= level, ie = ve >= level;
+            if (ia == ib && ib == id && id == ie)
+                continue;
+            const double x0 = (c + 0.5) * s, y0 = (r + 0.5) * s, x1 = x0 + s, y1 = y0 + s;
+            auto t = [level](float p, float q) { return static_cast<double>((level - p) / (q - p)); };
+            // Crossing points on the four edges (only used where the edge is crossed).
+            const double top[2] = {x0 + t(va, vb) * s, y0};
+            const double right[2] = {x1, y0 + t(vb, vd) * s};
+            const double bottom[2] = {x0 + t(ve, vd) * s, y1};
+            const double left[2] = {x0, y0 + t(va, ve) * s};
+            auto seg = [&out](const double* p, const double* q) {
+                out.insert(out.end(), {static_cast<float>(p[0]), static_cast<float>(p[1]), static_cast<float>(q[0]),
+                                       static_cast<float>(q[1])});
+            };
+            std::vector<const double*> crossed;
+            if (ia != ib)
+                crossed.push_back(top);
+            if (ib != id)
+                crossed.push_back(right);
+            if (id != ie)
+                crossed.push_back(bottom);
+            if (ie != ia)
+                crossed.push_back(left);
+            if (crossed.size() == 2) {
+                seg(crossed[0], crossed[1]);
+            } else if (crossed.size() == 4) {
+                // Saddle: the centre (mean) decides which pair of opposite corners is connected.
+                const bool centre = (va + vb + vd + ve) / 4.0F >= level;
+                if (centre == ia) {
+                    seg(top, right);
+                    seg(bottom, left);
+                } else {
+                    seg(top, left);
+                    seg(right, bottom);
+                }
+            }
+        }
+    return out;
+}
+
 float percentileValue(const HeatmapGrid& grid, double percent) {
     std::vector<float> v;
     v.reserve(grid.values.size());
@@ -64,7 +115,8 @@ HeatmapGrid loadLikelihoodMap(const std::filesystem::path& path, double slideWid
 }
 
 HeatmapGrid loadGradCamHeatmap(const std::filesystem::path& path) {
-    const HeatmapData d = readHeatmapFile(path);
+    auto data = std::make_shared<const HeatmapData>(readHeatmapFile(path));
+    const HeatmapData& d = *data;
     if (!(d.cellSize > 0) || !std::isfinite(d.cellSize))
         throw IoError(path.string() + ": heatmap has no valid cell_size (" + std::to_string(d.cellSize) + ")");
     HeatmapGrid g;
@@ -73,6 +125,7 @@ HeatmapGrid loadGradCamHeatmap(const std::filesystem::path& path) {
     g.values = d.heat;
     g.cellSize = d.cellSize;
     g.source = path.string();
+    g.file = data;
     if (d.tissue.size() == g.values.size())
         for (std::size_t i = 0; i < g.values.size(); ++i)
             if (!(d.tissue[i] > 0.0F))

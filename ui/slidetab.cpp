@@ -18,12 +18,15 @@
 #include <QLabel>
 #include <QMessageBox>
 #include <QPushButton>
+#include <QSettings>
 #include <QSlider>
 #include <QSplitter>
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <cmath>
 
 namespace nic {
@@ -55,6 +58,7 @@ SlideTab::SlideTab(const QString& path, QWidget* parent) : QWidget(parent), path
     splitter->addWidget(view_);
 
     auto* panel = new QWidget(splitter);
+    panel_ = panel;
     auto* side = new QVBoxLayout(panel);
     side->setContentsMargins(4, 4, 4, 4);
 
@@ -102,7 +106,27 @@ SlideTab::SlideTab(const QString& path, QWidget* parent) : QWidget(parent), path
     hl->addRow(heatVisible_);
     hl->addRow(tr("Opacity"), opacity_);
     hl->addRow(tr("Colour map"), colorMap_);
+    rendering_ = new QComboBox(heatBox);
+    rendering_->addItem(tr("Cells"), static_cast<int>(HeatmapRendering::Cells));
+    rendering_->addItem(tr("Smooth"), static_cast<int>(HeatmapRendering::Smooth));
+    rendering_->setToolTip(tr("Cells: each grid cell a flat square; smooth: interpolated between cell centres"));
+    contour_ = new QCheckBox(tr("Outline at threshold"), heatBox);
+    contour_->setToolTip(tr("Draw the heatmap's iso-line at the threshold, to compare with annotation outlines"));
     hl->addRow(tr("Threshold"), percentile_);
+    hl->addRow(tr("Rendering"), rendering_);
+    hl->addRow(contour_);
+
+    // View settings are remembered between runs (QSettings "view/…").
+    {
+        const QSettings settings;
+        opacity_->setValue(std::clamp(settings.value(QStringLiteral("view/opacity"), 50).toInt(), 0, 100));
+        const int cmap = colorMap_->findData(settings.value(QStringLiteral("view/colorMap"), colorMap_->currentData()).toInt());
+        if (cmap >= 0)
+            colorMap_->setCurrentIndex(cmap);
+        percentile_->setValue(settings.value(QStringLiteral("view/thresholdPercentile"), 0.0).toDouble());
+        rendering_->setCurrentIndex(settings.value(QStringLiteral("view/heatmapRendering")).toString() == QLatin1String("smooth") ? 1 : 0);
+        contour_->setChecked(settings.value(QStringLiteral("view/contour"), false).toBool());
+    }
     side->addWidget(heatBox);
 
     auto* latentBox = new QGroupBox(tr("Latent view"), panel);
@@ -127,7 +151,10 @@ SlideTab::SlideTab(const QString& path, QWidget* parent) : QWidget(parent), path
     splitter->setStretchFactor(1, 0);
     splitter->setSizes({900, 260});
 
-    view_->setHeatmapOpacity(0.5);
+    view_->setHeatmapOpacity(opacity_->value() / 100.0);
+    view_->setColorMap(static_cast<ColorMapKind>(colorMap_->currentData().toInt()));
+    view_->setHeatmapRendering(static_cast<HeatmapRendering>(rendering_->currentData().toInt()));
+    view_->setContourVisible(contour_->isChecked());
     connect(view_, &SlideView::slideOpened, this, &SlideTab::onSlideOpened);
     connect(view_, &SlideView::viewportChanged, this,
             [this] { navigator_->setViewRect(view_->viewport().visibleLevel0()); });
@@ -154,12 +181,31 @@ SlideTab::SlideTab(const QString& path, QWidget* parent) : QWidget(parent), path
         rebuildAnnotationTree();
         annotationsChanged();
         saveAnnotations();
+        updateAgreement();
     });
     connect(heatVisible_, &QCheckBox::toggled, view_, &SlideView::setHeatmapVisible);
-    connect(opacity_, &QSlider::valueChanged, this, [this](int v) { view_->setHeatmapOpacity(v / 100.0); });
-    connect(colorMap_, &QComboBox::currentIndexChanged, this,
-            [this](int) { view_->setColorMap(static_cast<ColorMapKind>(colorMap_->currentData().toInt())); });
-    connect(percentile_, &QDoubleSpinBox::valueChanged, this, &SlideTab::applyThreshold);
+    connect(opacity_, &QSlider::valueChanged, this, [this](int v) {
+        view_->setHeatmapOpacity(v / 100.0);
+        QSettings().setValue(QStringLiteral("view/opacity"), v);
+    });
+    connect(colorMap_, &QComboBox::currentIndexChanged, this, [this](int) {
+        view_->setColorMap(static_cast<ColorMapKind>(colorMap_->currentData().toInt()));
+        QSettings().setValue(QStringLiteral("view/colorMap"), colorMap_->currentData().toInt());
+    });
+    connect(percentile_, &QDoubleSpinBox::valueChanged, this, [this](double v) {
+        applyThreshold();
+        QSettings().setValue(QStringLiteral("view/thresholdPercentile"), v);
+    });
+    connect(rendering_, &QComboBox::currentIndexChanged, this, [this](int) {
+        const auto mode = static_cast<HeatmapRendering>(rendering_->currentData().toInt());
+        view_->setHeatmapRendering(mode);
+        QSettings().setValue(QStringLiteral("view/heatmapRendering"),
+                             mode == HeatmapRendering::Smooth ? QStringLiteral("smooth") : QStringLiteral("cells"));
+    });
+    connect(contour_, &QCheckBox::toggled, this, [this](bool on) {
+        view_->setContourVisible(on);
+        QSettings().setValue(QStringLiteral("view/contour"), on);
+    });
 
     annotationPath_ = QString::fromStdString(std::filesystem::path(path.toStdString()).replace_extension(".xml").string());
     view_->openSlide(path);
@@ -325,6 +371,7 @@ void SlideTab::loadAnnotations(const QString& xmlPath) {
             annotationPath_ = xmlPath;
             view_->setAnnotations(r.set);
             rebuildAnnotationTree();
+            updateAgreement();
             Q_EMIT annotationsLoaded(static_cast<int>(r.set->annotations.size()));
         });
 }
@@ -332,6 +379,7 @@ void SlideTab::loadAnnotations(const QString& xmlPath) {
 void SlideTab::setAnnotations(std::shared_ptr<AnnotationSet> set) {
     view_->setAnnotations(std::move(set));
     rebuildAnnotationTree();
+    updateAgreement();
 }
 
 void SlideTab::rebuildAnnotationTree() {
@@ -463,7 +511,97 @@ void SlideTab::setHeatmap(std::shared_ptr<const HeatmapGrid> grid) {
                                                           : tr(" from %1").arg(QFileInfo(QString::fromStdString(grid->source)).fileName())));
     view_->setHeatmap(std::move(grid));
     applyThreshold();
+    updateAgreement();
     Q_EMIT heatmapLoaded();
+}
+
+void SlideTab::setSidePanelVisible(bool on) { panel_->setVisible(on); }
+
+bool SlideTab::isSidePanelVisible() const { return !panel_->isHidden(); }
+
+void SlideTab::updateAgreement() {
+    const quint64 serial = ++agreementSerial_;
+    agreement_.reset();
+    const auto grid = view_->heatmap();
+    const auto set = view_->annotations();
+    if (!grid || !grid->file || !set || grid->file->tissue.size() != grid->file->heat.size()) {
+        updateInfo();
+        return;
+    }
+    struct Result {
+        std::optional<HeatmapScores> scores;
+        QString error;
+    };
+    auto copy = std::make_shared<const AnnotationSet>(*set);
+    runAsync<Result>(
+        this,
+        [data = grid->file, copy] {
+            Result r;
+            try {
+                // As nic eval-heatmap does it: every area annotation is lesion, default options.
+                const auto lesion = lesionFractionOnGrid(*copy, {}, data->cellSize, data->cols, data->rows);
+                r.scores = scoreHeatmap(data->heat, lesion, data->tissue, data->cols, data->rows, HeatmapEvalOptions{});
+            } catch (const std::exception& e) {
+                r.error = QString::fromUtf8(e.what());
+            }
+            return r;
+        },
+        [this, serial](const Result& r) {
+            if (serial != agreementSerial_)
+                return; // layers changed meanwhile; a newer computation follows
+            if (!r.error.isEmpty())
+                Q_EMIT statusMessage(tr("Cannot compare heatmap and annotations: %1").arg(r.error));
+            agreement_ = r.scores;
+            updateInfo();
+        });
+}
+
+namespace {
+QString score(double v) { return std::isfinite(v) ? QString::number(v, 'f', 3) : QStringLiteral("n/a"); }
+
+// `nic gradcam` records the absolute path of the fold's checkpoint (<run>/fold<k>/model.pt): shown as its
+// last three parts, with the fold named.
+QString modelLabel(const std::string& model) {
+    if (model.empty())
+        return QObject::tr("unknown");
+    const std::filesystem::path p(model);
+    const auto parent = p.parent_path();
+    std::filesystem::path shortPath = parent.parent_path().filename() / parent.filename() / p.filename();
+    QString label = QString::fromStdString(shortPath.lexically_normal().string());
+    const std::string dir = parent.filename().string();
+    if (dir.size() > 4 && dir.rfind("fold", 0) == 0 &&
+        std::all_of(dir.begin() + 4, dir.end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
+        label += QObject::tr(" (fold %1)").arg(QString::fromStdString(dir.substr(4)));
+    return label;
+}
+} // namespace
+
+QStringList SlideTab::infoLines() const {
+    QStringList lines;
+    const auto grid = view_->heatmap();
+    if (!grid)
+        return lines;
+    if (const auto& d = grid->file) {
+        QString pred = tr("Prediction %1").arg(score(d->prediction));
+        if (!d->task.empty())
+            pred += tr(" (%1)").arg(QString::fromStdString(d->task));
+        lines << pred;
+        lines << tr("Model %1, layer %2").arg(modelLabel(d->model)).arg(d->layer);
+    } else {
+        lines << tr("Heatmap %1 (records no prediction or model)")
+                     .arg(QFileInfo(QString::fromStdString(grid->source)).fileName());
+    }
+    if (agreement_) {
+        const auto& a = *agreement_;
+        lines << tr("Pixel AUC %1 · pointing game %2")
+                     .arg(score(a.pixelAuc), a.pointingDefined ? (a.pointingHit ? tr("hit") : tr("miss")) : tr("n/a"));
+    }
+    return lines;
+}
+
+void SlideTab::updateInfo() {
+    view_->setInfoLines(infoLines());
+    Q_EMIT infoUpdated();
 }
 
 void SlideTab::applyThreshold() {

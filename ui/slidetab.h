@@ -3,6 +3,10 @@
 // layer with per-group visibility and a zoom-to list, heatmap layer controls). Layers next to the
 // slide are found as ASAP does (`<stem>.xml`; `<stem>_heatmap.h5` from `nic gradcam`, else `<stem>_likelihood_map.tif`) and loaded in the
 // background once the slide is open; their errors are shown with the cause, never thrown.
+// Heatmap controls (opacity, colour map, threshold percentile, cells/smooth, outline at threshold) start
+// from and are saved to QSettings "view/…"; the view's info box shows the heatmap file's prediction and
+// model and, with annotations, the agreement computed as `nic eval-heatmap` does.
+#include "core/heatmapeval.h"
 #include "ui/colormap.h"
 #include "ui/heatmapgrid.h"
 #include "ui/latentview.h"
@@ -12,6 +16,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 class QCheckBox;
 class QComboBox;
@@ -65,6 +70,16 @@ public:
     void saveAnnotations();
     /// Centres and zooms on annotation `index`.
     void zoomToAnnotation(int index);
+    /// Shows or hides the side panel (focus mode hides it so the slide takes the whole tab).
+    void setSidePanelVisible(bool on);
+    bool isSidePanelVisible() const;
+    /// Agreement of the heatmap with the annotations for this slide, computed (in the background) with the
+    /// same core functions and default options as `nic eval-heatmap` (all area annotations are lesion,
+    /// tissue fraction > 0, lesion fraction >= 0.5, pointing tolerance 0). nullopt until both layers are
+    /// loaded, and for heatmaps that record no tissue (likelihood maps).
+    std::optional<HeatmapScores> agreement() const { return agreement_; }
+    /// The info box lines for the current layers (also shown by the view).
+    QStringList infoLines() const;
 
     // Controls (exposed for tests).
     QTreeWidget* annotationTree() const { return tree_; }
@@ -73,6 +88,8 @@ public:
     QDoubleSpinBox* percentileSpin() const { return percentile_; }
     QLabel* heatmapLabel() const { return heatLabel_; }
     AnnotationRecovery* recovery() const { return recovery_; }
+    QComboBox* renderingCombo() const { return rendering_; }
+    QCheckBox* contourCheck() const { return contour_; }
 
 Q_SIGNALS:
     void statusMessage(const QString& message);
@@ -80,6 +97,8 @@ Q_SIGNALS:
     void annotationsSaved(const QString& path);
     void heatmapLoaded();
     void latentLoaded();
+    /// agreement() and the view's info box were updated.
+    void infoUpdated();
     void layerFailed(const QString& message);
     /// A recovery file was found on opening and restored (true) or discarded (false).
     void recoveryHandled(bool restored);
@@ -93,6 +112,13 @@ private:
     void annotationsChanged();
     void rebuildAnnotationTree();
     void applyThreshold();
+    void updateAgreement();
+    void updateInfo();
+    QWidget* panel_;
+    QComboBox* rendering_;
+    QCheckBox* contour_;
+    std::optional<HeatmapScores> agreement_;
+    quint64 agreementSerial_ = 0;
     QString path_;
     QString annotationPath_;
     SlideView* view_;

@@ -625,6 +625,30 @@ void SlideView::setHeatmap(std::shared_ptr<const HeatmapGrid> grid) {
         if (auto r = valueRange(*heatmap_))
             heatRange_ = *r;
     heatDirty_ = true;
+    contourDirty_ = true;
+    update();
+}
+
+void SlideView::setHeatmapRendering(HeatmapRendering mode) {
+    heatRendering_ = mode;
+    update();
+}
+
+void SlideView::setContourVisible(bool on) {
+    contourVisible_ = on;
+    update();
+}
+
+const std::vector<float>& SlideView::contourSegments() {
+    if (contourDirty_) {
+        contour_ = heatmap_ ? isoContour(*heatmap_, static_cast<float>(heatThreshold_)) : std::vector<float>{};
+        contourDirty_ = false;
+    }
+    return contour_;
+}
+
+void SlideView::setInfoLines(const QStringList& lines) {
+    infoLines_ = lines;
     update();
 }
 
@@ -639,6 +663,8 @@ void SlideView::setHeatmapOpacity(double opacity) {
 }
 
 void SlideView::setHeatmapThreshold(double value) {
+    if (value != heatThreshold_)
+        contourDirty_ = true;
     heatThreshold_ = value;
     update();
 }
@@ -685,8 +711,11 @@ void SlideView::drawHeatmap() {
         uploadHeatmap();
     if (cmapDirty_)
         uploadColorMap();
-    if (!heatVisible_ || !heatTex_ || !heatmap_)
+    if (!heatVisible_ || !heatTex_ || !heatmap_) {
+        if (contourVisible_)
+            drawContour(); // the outline alone: heat compared with annotation outlines, tissue uncovered
         return;
+    }
     const RectD r{0, 0, heatmap_->width * heatmap_->cellSize, heatmap_->height * heatmap_->cellSize};
     const PointD a = vp_.toScreen({r.x, r.y});
     const PointD b = vp_.toScreen({r.right(), r.bottom()});
@@ -704,6 +733,7 @@ void SlideView::drawHeatmap() {
     heatProg_.setUniformValue("u_max", heatRange_.second);
     heatProg_.setUniformValue("u_threshold", static_cast<float>(heatThreshold_));
     heatProg_.setUniformValue("u_opacity", static_cast<float>(heatOpacity_));
+    heatProg_.setUniformValue("u_smooth", heatRendering_ == HeatmapRendering::Smooth ? 1 : 0);
     glActiveTexture(GL_TEXTURE0);
     glBindTexture(GL_TEXTURE_2D, heatTex_);
     glActiveTexture(GL_TEXTURE1);
@@ -714,6 +744,32 @@ void SlideView::drawHeatmap() {
     glActiveTexture(GL_TEXTURE0);
     heatProg_.release();
     glDisable(GL_BLEND);
+    if (contourVisible_)
+        drawContour();
+}
+
+void SlideView::drawContour() {
+    const auto& seg = contourSegments();
+    if (seg.empty())
+        return;
+    // Only segments near the viewport; transformed to widget pixels for the flat-geometry shader.
+    const RectD view = vp_.visibleLevel0();
+    const double pad = heatmap_ ? heatmap_->cellSize : 0.0;
+    std::vector<float> xy;
+    xy.reserve(seg.size());
+    for (std::size_t i = 0; i + 3 < seg.size(); i += 4) {
+        const double minX = std::min(seg[i], seg[i + 2]), maxX = std::max(seg[i], seg[i + 2]);
+        const double minY = std::min(seg[i + 1], seg[i + 3]), maxY = std::max(seg[i + 1], seg[i + 3]);
+        if (maxX < view.x - pad || minX > view.right() + pad || maxY < view.y - pad || minY > view.bottom() + pad)
+            continue;
+        const PointD a = vp_.toScreen({seg[i], seg[i + 1]});
+        const PointD b = vp_.toScreen({seg[i + 2], seg[i + 3]});
+        xy.insert(xy.end(), {static_cast<float>(a.x), static_cast<float>(a.y), static_cast<float>(b.x), static_cast<float>(b.y)});
+    }
+    solidProg_.bind();
+    solidProg_.setUniformValue("u_size", static_cast<float>(vp_.width), static_cast<float>(vp_.height));
+    drawSolid(xy, GL_LINES, contourColor());
+    solidProg_.release();
 }
 
 // ---------------------------------------------------------------- latent view
@@ -1137,6 +1193,24 @@ void SlideView::drawAnnotations() {
 
 // ---------------------------------------------------------------- overlay (QPainter)
 
+void SlideView::paintInfo(QPainter& p) {
+    if (infoLines_.isEmpty())
+        return;
+    const QFontMetrics fm = p.fontMetrics();
+    int w = 0;
+    for (const auto& line : infoLines_)
+        w = std::max(w, fm.horizontalAdvance(line));
+    const int lineH = fm.height();
+    const QRect box(8, 8, w + 16, lineH * static_cast<int>(infoLines_.size()) + 10);
+    p.save();
+    p.setRenderHint(QPainter::Antialiasing, false);
+    p.fillRect(box, QColor(0, 0, 0, 170));
+    p.setPen(QColor(235, 235, 235));
+    for (int i = 0; i < infoLines_.size(); ++i)
+        p.drawText(QRect(box.x() + 8, box.y() + 5 + i * lineH, w + 4, lineH), Qt::AlignLeft | Qt::AlignVCenter, infoLines_[i]);
+    p.restore();
+}
+
 void SlideView::paintOverlay(QPainter& p) {
     p.setRenderHint(QPainter::Antialiasing);
     if (!slide_) {
@@ -1156,6 +1230,7 @@ void SlideView::paintOverlay(QPainter& p) {
     paintScaleBar(p, QRectF(rect()), (slideMpp ? *slideMpp : 1.0) / vp_.zoom, slideMpp.has_value(), 1.0);
     if (heatmap_ && heatVisible_)
         paintHeatmapLegend(p, QRectF(rect()), colorMap_, heatRange_, heatThreshold_, 1.0);
+    paintInfo(p);
     // Shape being drawn.
     if (!drawing_.empty()) {
         QPen pen(QColor(0, 255, 255), 2, Qt::DashLine);

@@ -24,6 +24,7 @@
 #include <QPointF>
 #include <QSet>
 #include <QString>
+#include <QStringList>
 
 #include <deque>
 #include <memory>
@@ -41,6 +42,9 @@ class TileLoader;
 
 /// Drawing tools. Navigate pans with the left button; the others draw with it (pan with the right).
 enum class ViewTool { Navigate, Polygon, Rectangle, Dot, Measure };
+
+/// How the heatmap is drawn: each grid cell a flat square, or interpolated bilinearly between cell centres.
+enum class HeatmapRendering { Cells, Smooth };
 
 /// Figures the view measures about itself (for the status bar, tests and benchmarks).
 struct ViewStatistics {
@@ -110,6 +114,18 @@ public:
     ColorMapKind colorMap() const { return colorMap_; }
     /// The value range the colour map spans (the grid's finite range).
     std::pair<float, float> heatmapRange() const { return heatRange_; }
+    void setHeatmapRendering(HeatmapRendering mode);
+    HeatmapRendering heatmapRendering() const { return heatRendering_; }
+    /// Draws the heatmap's iso-line at the threshold (isoContour() of heatmapgrid.h) as a 1 px outline in
+    /// contourColor(), also while the heatmap's colours are hidden; nothing while the threshold is -inf.
+    void setContourVisible(bool on);
+    bool contourVisible() const { return contourVisible_; }
+    QColor contourColor() const { return QColor(255, 255, 255); }
+    /// The contour's segments in level-0 px (x0, y0, x1, y1 each), recomputed when grid or threshold change.
+    const std::vector<float>& contourSegments();
+    /// Lines shown in the info box at the top left of the view (prediction, model, agreement); empty = no box.
+    void setInfoLines(const QStringList& lines);
+    QStringList infoLines() const { return infoLines_; }
 
     // Latent view layer (PCA colours of a compressed slide), drawn under the heatmap.
     void setLatentView(std::shared_ptr<const LatentRgb> latent);
@@ -212,6 +228,8 @@ private:
     /// `annotationsToo`, annotations for vp_. Returns whether every visible tile of `level` was cached.
     bool drawScene(int level, bool annotationsToo, bool recordStatistics);
     void drawHeatmap();
+    void drawContour();
+    void paintInfo(QPainter& p);
     void drawLatent();
     void drawAnnotations();
     void refreshAnnotationCache();
@@ -282,6 +300,11 @@ private:
     double heatOpacity_ = 0.5;
     double heatThreshold_ = -1e30;
     ColorMapKind colorMap_ = ColorMapKind::Viridis;
+    HeatmapRendering heatRendering_ = HeatmapRendering::Cells;
+    bool contourVisible_ = false;
+    bool contourDirty_ = true;
+    std::vector<float> contour_;
+    QStringList infoLines_;
     std::shared_ptr<const LatentRgb> latent_;
     bool latentVisible_ = true;
     double latentOpacity_ = 0.7;

@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
 #endif
     nic::MainWindow window;
     nic::Workflow::install(&window); // jobs, cohort, training curves, Analysis menu, compare view
+    window.restoreLayout();          // geometry and dock layout of the last run (needs every dock)
     window.show();
     for (int i = 0; i < options.slides.size(); ++i) {
         nic::SlideTab* tab = window.openSlide(options.slides[i]);

@@ -19,6 +19,8 @@ void addStatusCommand(CLI::App& root);
 struct ExitStatus {
     int code = 0;
 };
+/// convert-annotations (ASAP XML <-> GeoJSON) and export-heatmap (GeoJSON tiles for QuPath).
+void addAnnotationCommands(CLI::App& root);
 
 #ifdef NIC_WITH_TORCH
 /// Subcommands that need LibTorch (app/nic/nn/): train-encoder, embed, import-keras, eval-encoder, ...

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     nic::cli::addEvalHeatmapCommand(app);
     nic::cli::addSubmitCommand(app);
     nic::cli::addStatusCommand(app);
+    nic::cli::addAnnotationCommands(app);
 #ifdef NIC_WITH_TORCH
     nic::cli::addNeuralCommands(app);
     nic::cli::addSlideModelCommands(app);

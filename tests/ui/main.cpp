@@ -1,5 +1,6 @@
 // ui_tests entry point: GoogleTest inside a QApplication (ctest runs this once under xvfb-run).
 #include <QApplication>
+#include <QSettings>
 #include <QSurfaceFormat>
 #include <QStandardPaths>
 
@@ -8,6 +9,13 @@
 #ifdef NIC_WITH_UI_NN
 #include "ui/nn/neuraljobs.h"
 #endif
+namespace {
+// Every test starts from default settings: view settings (colour map, threshold, ...) that one test
+// changes are remembered by the application and would otherwise leak into the next test.
+class FreshSettings : public ::testing::EmptyTestEventListener {
+    void OnTestStart(const ::testing::TestInfo&) override { QSettings().clear(); }
+};
+} // namespace
 
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);
@@ -23,5 +31,6 @@ int main(int argc, char** argv) {
 #ifdef NIC_WITH_UI_NN
     nic::registerTorchJobs();
 #endif
+    ::testing::UnitTest::GetInstance()->listeners().Append(new FreshSettings);
     return RUN_ALL_TESTS();
 }
