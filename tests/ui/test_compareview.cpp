@@ -181,8 +181,11 @@ TEST(CompareView, BadHeatmapFileIsReportedWithItsCause) {
     // The readable heatmap is still shown, and the view still works.
     ASSERT_TRUE(QTest::qWaitFor([&] { return cv.view(0)->heatmap() != nullptr; }, 5000));
     EXPECT_EQ(cv.view(1)->heatmap(), nullptr);
+    // Both views have their slide (opened in the background) before the first one is moved.
+    ASSERT_TRUE(QTest::qWaitFor([&] { return cv.view(0)->hasSlide() && cv.view(1)->hasSlide(); }, 15000));
     cv.view(0)->centerOn({500, 500});
-    EXPECT_TRUE(viewportsEqual(cv));
+    QString why;
+    EXPECT_TRUE(viewportsEqual(cv, &why)) << why.toStdString();
 }
 
 TEST(CompareView, ThreeViewsStaySynchronisedAndShowTheirOwnHeatmaps) {
