@@ -184,8 +184,8 @@ TEST(CompareView, BadHeatmapFileIsReportedWithItsCause) {
     // Both views have their slide (opened in the background) before the first one is moved.
     ASSERT_TRUE(QTest::qWaitFor([&] { return cv.view(0)->hasSlide() && cv.view(1)->hasSlide(); }, 15000));
     cv.view(0)->centerOn({500, 500});
-    QString why;
-    EXPECT_TRUE(viewportsEqual(cv, &why)) << why.toStdString();
+    QString unequal;
+    EXPECT_TRUE(viewportsEqual(cv, &unequal)) << unequal.toStdString();
 }
 
 TEST(CompareView, ThreeViewsStaySynchronisedAndShowTheirOwnHeatmaps) {
