@@ -14,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds="${NIC_FUZZ_SECONDS:-35}"
 jobs="${NIC_FUZZ_JOBS:-$(nproc)}"
-harnesses=(fuzz_annotation_xml fuzz_cohort_csv fuzz_latent_grid fuzz_heatmap fuzz_encoder_meta fuzz_keras_config)
+mapfile -t harnesses < <(grep -E '^[a-z0-9_]+$' "$root/fuzz/harnesses.txt") # the one list (fuzz/CMakeLists.txt reads it too)
 build="$root/build/fuzz"
 
 cmake --preset fuzz >/dev/null
