@@ -8,6 +8,7 @@
 //   <temp>/nic-bench/longuse/ with `<stem>_heatmap.h5` (read through nic-probe, as in nic-studio) and
 //   `<stem>.xml` (40 polygons of 24 vertices) beside each.
 // Prints RSS after the first slide, then every 10 slides, and at the end the growth since the first slide.
+#include "ui/glformat.h"
 #include "core/annotation.h"
 #include "core/heatmapeval.h"
 #include "core/synth/synth.h"
@@ -84,11 +85,7 @@ std::filesystem::path prepareSlide(const std::filesystem::path& dir, int index, 
 } // namespace
 
 int main(int argc, char** argv) {
-    QSurfaceFormat format;
-    format.setVersion(3, 3);
-    format.setProfile(QSurfaceFormat::CoreProfile);
-    format.setStencilBufferSize(8);
-    QSurfaceFormat::setDefaultFormat(format);
+    nic::setDefaultGlFormat(); // before QApplication
     QStandardPaths::setTestModeEnabled(true); // default settings, not the user's
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("nic-bench"));

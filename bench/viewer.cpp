@@ -16,6 +16,7 @@
 // "paint" is the CPU time of paintGL ending with glFinish (Mesa llvmpipe rasterises on the CPU, so it
 // includes the drawing); "frame" is the wall time from requesting a frame to Qt having composed it into
 // the window (frameSwapped).
+#include "ui/glformat.h"
 #include "core/annotation.h"
 #include "core/synth/synth.h"
 #include "ui/slideview.h"
@@ -83,11 +84,7 @@ std::filesystem::path syntheticSlide(std::int64_t side, std::uint64_t seed) {
 } // namespace
 
 int main(int argc, char** argv) {
-    QSurfaceFormat format;
-    format.setVersion(3, 3);
-    format.setProfile(QSurfaceFormat::CoreProfile);
-    format.setStencilBufferSize(8);
-    QSurfaceFormat::setDefaultFormat(format);
+    nic::setDefaultGlFormat(); // before QApplication
     QStandardPaths::setTestModeEnabled(true); // default settings (512 MiB tile cache), not the user's
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("nic-bench"));

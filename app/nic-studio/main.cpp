@@ -1,5 +1,6 @@
 // nic-studio: the desktop viewer. Thin: surface format, application, command line, main window, and
 // `--export-view` (a figure of a slide written with no window shown, for scripts).
+#include "ui/glformat.h"
 #include "core/annotation.h"
 #include "core/error.h"
 #include "core/untrustedfileprobe.h"
@@ -205,11 +206,7 @@ int exportFigure(const Options& o) {
 
 int main(int argc, char** argv) {
     // The GL format must be the default before QApplication exists (QOpenGLWidget shares it).
-    QSurfaceFormat format;
-    format.setVersion(3, 3);
-    format.setProfile(QSurfaceFormat::CoreProfile);
-    format.setStencilBufferSize(8); // annotation fills use the stencil
-    QSurfaceFormat::setDefaultFormat(format);
+    nic::setDefaultGlFormat(); // before QApplication
 
     QCoreApplication::setOrganizationName(QStringLiteral("NIC"));
     QCoreApplication::setApplicationName(QStringLiteral("nic-studio"));

@@ -1,4 +1,5 @@
 // ui_tests entry point: GoogleTest inside a QApplication (ctest runs this once under xvfb-run).
+#include "ui/glformat.h"
 #include <QApplication>
 #include <QSettings>
 #include <QSurfaceFormat>
@@ -19,11 +20,7 @@ class FreshSettings : public ::testing::EmptyTestEventListener {
 
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);
-    QSurfaceFormat format;
-    format.setVersion(3, 3);
-    format.setProfile(QSurfaceFormat::CoreProfile);
-    format.setStencilBufferSize(8);
-    QSurfaceFormat::setDefaultFormat(format); // before QApplication
+    nic::setDefaultGlFormat(); // before QApplication
     QStandardPaths::setTestModeEnabled(true);  // QSettings/recent files never touch the user's config
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("nic-tests"));
