@@ -290,7 +290,6 @@ JobId Workflow::startCompress(const CompressDialog::Options& o, QString* error) 
         c.stride = stride;
         c.targetMpp = mpp;
         c.augment = augment;
-        checkDistinctOutputs(slides, outDir);
         const EncoderInfo& info = encoder->info();
         ctx.log("compressing " + std::to_string(slides.size()) + " slide(s) with " + info.name + " (P=" +
                 std::to_string(info.patchSize) + ", C=" + std::to_string(info.codeSize) + ") into " + outDir.string());

@@ -93,7 +93,6 @@ void run(const Options& o) {
 
     auto encoder = makeEncoder(o);
     const EncoderInfo& info = encoder->info();
-    checkDistinctOutputs(slides, o.out); // before any work, and before printing a plan
     std::size_t mine = 0;
     for (std::size_t i = 0; i < slides.size(); ++i)
         mine += shard.contains(i) ? 1 : 0;
