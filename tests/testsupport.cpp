@@ -37,6 +37,10 @@ TempDir::~TempDir() {
 
 std::filesystem::path nicExecutable() { return NIC_CLI_PATH; }
 
+std::string nicCommand(const std::string& args) { return shellQuoted(nicExecutable()) + " " + args; }
+
+std::string shellQuoted(const std::filesystem::path& path) { return "'" + path.string() + "'"; }
+
 std::string readFile(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream ss;

@@ -46,6 +46,10 @@ std::string errorOf(F&& f) {
 
 /// Path of the built `nic` executable.
 std::filesystem::path nicExecutable();
+/// `'<nic>' args`: a shell command line running the built `nic` (for runCommand()).
+std::string nicCommand(const std::string& args);
+/// `path` in single quotes, for a shell command line.
+std::string shellQuoted(const std::filesystem::path& path);
 
 /// Runs a shell command, returns its exit status; stdout and stderr are captured into the strings.
 int runCommand(const std::string& command, std::string* out = nullptr, std::string* err = nullptr);

@@ -310,7 +310,6 @@ TEST(GeoJson, HeatmapTilesForQuPath) {
 // ---- CLI ---------------------------------------------------------------------------------------------
 
 namespace {
-std::string nicCmd(const std::string& args) { return "'" + nic::test::nicExecutable().string() + "' " + args; }
 } // namespace
 
 TEST(GeoJsonCli, ConvertAnnotationsRoundTripsRealFile) {
@@ -318,10 +317,10 @@ TEST(GeoJsonCli, ConvertAnnotationsRoundTripsRealFile) {
     const auto xml = sharedDataDir() / "annotations/camelyon17/patient_010_node_4.xml";
     nic::test::TempDir dir;
     std::string out, err;
-    ASSERT_EQ(runCommand(nicCmd("convert-annotations '" + xml.string() + "' '" + (dir / "a.geojson").string() + "'"), &out, &err), 0) << err;
+    ASSERT_EQ(runCommand(nic::test::nicCommand("convert-annotations '" + xml.string() + "' '" + (dir / "a.geojson").string() + "'"), &out, &err), 0) << err;
     EXPECT_EQ(err, "");
     EXPECT_EQ(out, (dir / "a.geojson").string() + ": 66 annotation(s), 2 group(s) written\n");
-    ASSERT_EQ(runCommand(nicCmd("convert-annotations '" + (dir / "a.geojson").string() + "' '" + (dir / "b.xml").string() + "'"), &out, &err), 0) << err;
+    ASSERT_EQ(runCommand(nic::test::nicCommand("convert-annotations '" + (dir / "a.geojson").string() + "' '" + (dir / "b.xml").string() + "'"), &out, &err), 0) << err;
     EXPECT_EQ(nic::test::readFile(dir / "b.xml"), nic::test::readFile(xml));
 }
 
@@ -329,21 +328,21 @@ TEST(GeoJsonCli, WarningsErrorsAndHeatmapExport) {
     nic::test::TempDir dir;
     { std::ofstream(dir / "q.geojson") << kQuPath; }
     std::string out, err;
-    ASSERT_EQ(runCommand(nicCmd("convert-annotations '" + (dir / "q.geojson").string() + "' '" + (dir / "q.xml").string() + "'"), &out, &err), 0) << err;
+    ASSERT_EQ(runCommand(nic::test::nicCommand("convert-annotations '" + (dir / "q.geojson").string() + "' '" + (dir / "q.xml").string() + "'"), &out, &err), 0) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 4) << err; // 2 holes on import, 2 multi-part notes on export
     EXPECT_EQ(err.rfind("nic: warning: features[0]: 2 hole(s)", 0), 0U) << err;
 
     { std::ofstream(dir / "bad.geojson") << R"({"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":["a",1]}}]})"; }
-    EXPECT_EQ(runCommand(nicCmd("convert-annotations '" + (dir / "bad.geojson").string() + "' '" + (dir / "o.xml").string() + "'"), &out, &err), 1);
+    EXPECT_EQ(runCommand(nic::test::nicCommand("convert-annotations '" + (dir / "bad.geojson").string() + "' '" + (dir / "o.xml").string() + "'"), &out, &err), 1);
     EXPECT_EQ(err, "nic: error: " + (dir / "bad.geojson").string() +
                        ": features[0].geometry.coordinates[0]: expected a number, got the string \"a\"\n");
     EXPECT_FALSE(fs::exists(dir / "o.xml"));
-    EXPECT_EQ(runCommand(nicCmd("convert-annotations '" + (dir / "q.geojson").string() + "' '" + (dir / "o.txt").string() + "'"), &out, &err), 2);
+    EXPECT_EQ(runCommand(nic::test::nicCommand("convert-annotations '" + (dir / "q.geojson").string() + "' '" + (dir / "o.txt").string() + "'"), &out, &err), 2);
     EXPECT_EQ(err, "nic: usage error: " + (dir / "o.txt").string() +
                        ": unknown annotation format '.txt' (use .xml for ASAP or .geojson/.json for GeoJSON)\n");
 
     nic::writeHeatmapFile(dir / "s_heatmap.h5", smallHeatmap());
-    ASSERT_EQ(runCommand(nicCmd("export-heatmap '" + (dir / "s_heatmap.h5").string() + "' '" + (dir / "t.geojson").string() +
+    ASSERT_EQ(runCommand(nic::test::nicCommand("export-heatmap '" + (dir / "s_heatmap.h5").string() + "' '" + (dir / "t.geojson").string() +
                                 "' --threshold 0.5"), &out, &err), 0) << err;
     EXPECT_EQ(out, (dir / "t.geojson").string() + ": 3 tile(s) of 256 px, prediction 0.8750\n");
     const json j = json::parse(nic::test::readFile(dir / "t.geojson"));

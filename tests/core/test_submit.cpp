@@ -15,8 +15,6 @@ using nic::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-std::string nicCmd(const std::string& args) { return "'" + nicExecutable().string() + "' " + args; }
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 void touch(const fs::path& p, const std::string& text = "x") {
     fs::create_directories(p.parent_path());
     std::ofstream(p) << text;
@@ -157,10 +155,10 @@ TEST(SubmitFolder, TrainRoundsAndMerge) {
 TEST(SubmitCli, StatusOfAFolderWithoutSubmission) {
     TempDir tmp;
     std::string o, e;
-    EXPECT_EQ(runCommand(nicCmd("status " + q(tmp.path())), &o, &e), 1);
+    EXPECT_EQ(runCommand(nic::test::nicCommand("status " + nic::test::shellQuoted(tmp.path())), &o, &e), 1);
     EXPECT_EQ(e, "nic: error: " + tmp.path().string() + ": no submission recorded here (no " +
                      (tmp.path() / ".nic-submit/run.json").string() + ")\n");
-    EXPECT_EQ(runCommand(nicCmd("status " + q(tmp / "nope")), &o, &e), 1);
+    EXPECT_EQ(runCommand(nic::test::nicCommand("status " + nic::test::shellQuoted(tmp / "nope")), &o, &e), 1);
     EXPECT_EQ(e, "nic: error: " + (tmp / "nope").string() + ": no such folder\n");
 }
 
@@ -172,10 +170,10 @@ TEST(SubmitCli, DryRunPrintsTheArrayScript) {
     touch(tmp / "s3.tiff");
     const fs::path out = tmp / "out";
     std::string o, e;
-    ASSERT_EQ(runCommand(nicCmd("submit compress --dry-run --array-size 2 --parallel 1 --partition cpu --time 2:00:00 "
+    ASSERT_EQ(runCommand(nic::test::nicCommand("submit compress --dry-run --array-size 2 --parallel 1 --partition cpu --time 2:00:00 "
                                 "--cpus 4 --mem 6G --account lab --sbatch-arg=--qos=long " +
-                                q(tmp / "s1.tiff") + " " + q(tmp / "s2.tiff") + " " + q(tmp / "s3.tiff") +
-                                " -e mean-rgb -o " + q(out) + " --augment 8 --no-resume --band-rows 4"),
+                                nic::test::shellQuoted(tmp / "s1.tiff") + " " + nic::test::shellQuoted(tmp / "s2.tiff") + " " + nic::test::shellQuoted(tmp / "s3.tiff") +
+                                " -e mean-rgb -o " + nic::test::shellQuoted(out) + " --augment 8 --no-resume --band-rows 4"),
                          &o, &e),
               0)
         << e;
@@ -199,13 +197,13 @@ TEST(SubmitCli, CompressOptionsAreCheckedOnSubmit) {
     TempDir tmp;
     touch(tmp / "s1.tiff");
     std::string o, e;
-    EXPECT_EQ(runCommand(nicCmd("submit compress --dry-run " + q(tmp / "s1.tiff") + " -e mean-rgb -o " +
-                                q(tmp / "out") + " --augment 3"),
+    EXPECT_EQ(runCommand(nic::test::nicCommand("submit compress --dry-run " + nic::test::shellQuoted(tmp / "s1.tiff") + " -e mean-rgb -o " +
+                                nic::test::shellQuoted(tmp / "out") + " --augment 3"),
                          &o, &e),
               2);
     EXPECT_EQ(e.rfind("nic: usage error: nic compress: --augment: ", 0), 0U) << e;
-    EXPECT_EQ(runCommand(nicCmd("submit compress --dry-run " + q(tmp / "s1.tiff") + " -e mean-rgb -o " +
-                                q(tmp / "out") + " --shard 0/2"),
+    EXPECT_EQ(runCommand(nic::test::nicCommand("submit compress --dry-run " + nic::test::shellQuoted(tmp / "s1.tiff") + " -e mean-rgb -o " +
+                                nic::test::shellQuoted(tmp / "out") + " --shard 0/2"),
                          &o, &e),
               2);
     EXPECT_EQ(e, "nic: usage error: --shard: nic submit shards the slides over the array tasks itself\n");
@@ -217,8 +215,8 @@ TEST(SubmitCli, MissingSbatchIsAClearErrorAndWritesNothing) {
     touch(tmp / "s1.tiff");
     fs::create_directories(tmp / "emptybin");
     std::string o, e;
-    EXPECT_EQ(runCommand("PATH=" + q(tmp / "emptybin") + " " +
-                             nicCmd("submit compress " + q(tmp / "s1.tiff") + " -e mean-rgb -o " + q(tmp / "out")),
+    EXPECT_EQ(runCommand("PATH=" + nic::test::shellQuoted(tmp / "emptybin") + " " +
+                             nic::test::nicCommand("submit compress " + nic::test::shellQuoted(tmp / "s1.tiff") + " -e mean-rgb -o " + nic::test::shellQuoted(tmp / "out")),
                          &o, &e),
               1);
     EXPECT_EQ(e, "nic: error: sbatch not found on PATH: submitting needs the Slurm client commands on this machine "
@@ -234,14 +232,14 @@ TEST(SubmitCli, UnusableOutputFolderIsAClearError) {
     touch(tmp / "bin" / "sbatch", "#!/bin/sh\ntouch \"$(dirname \"$0\")/called\"\necho 1\n");
     fs::permissions(tmp / "bin" / "sbatch", fs::perms::owner_all);
     touch(tmp / "afile", "x");
-    const std::string path = "PATH=" + q(tmp / "bin") + ":\"$PATH\" ";
+    const std::string path = "PATH=" + nic::test::shellQuoted(tmp / "bin") + ":\"$PATH\" ";
     std::string o, e;
-    EXPECT_EQ(runCommand(path + nicCmd("submit compress " + q(tmp / "s1.tiff") + " -e mean-rgb -o " + q(tmp / "afile")),
+    EXPECT_EQ(runCommand(path + nic::test::nicCommand("submit compress " + nic::test::shellQuoted(tmp / "s1.tiff") + " -e mean-rgb -o " + nic::test::shellQuoted(tmp / "afile")),
                          &o, &e),
               1);
     EXPECT_EQ(e, "nic: error: " + (tmp / "afile").string() + ": cannot use as output folder: it is a file\n");
-    EXPECT_EQ(runCommand(path + nicCmd("submit compress " + q(tmp / "s1.tiff") + " -e mean-rgb -o " +
-                                       q(tmp / "afile" / "out")),
+    EXPECT_EQ(runCommand(path + nic::test::nicCommand("submit compress " + nic::test::shellQuoted(tmp / "s1.tiff") + " -e mean-rgb -o " +
+                                       nic::test::shellQuoted(tmp / "afile" / "out")),
                          &o, &e),
               1);
     EXPECT_EQ(e, "nic: error: " + (tmp / "afile" / "out").string() + ": cannot create output folder: Not a directory\n");

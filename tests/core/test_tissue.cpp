@@ -457,7 +457,6 @@ TEST(TissueSlide, UnknownMppAsksForAnOverride) {
 
 // ---- the CLI ----------------------------------------------------------------------------------------------
 
-std::string nicCmd(const std::string& args) { return "'" + nic::test::nicExecutable().string() + "' " + args; }
 
 TEST(TissueCli, WritesTheMaskAndReportsTheGridAsJson) {
     NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
@@ -465,7 +464,7 @@ TEST(TissueCli, WritesTheMaskAndReportsTheGridAsJson) {
     const auto slide = nic::test::sharedDataDir() / "slides/CMU-1-Small-Region.svs";
     const auto out = tmp / "mask.png";
     std::string sout, serr;
-    ASSERT_EQ(nic::test::runCommand(nicCmd("tissue '" + slide.string() + "' --out '" + out.string() +
+    ASSERT_EQ(nic::test::runCommand(nic::test::nicCommand("tissue '" + slide.string() + "' --out '" + out.string() +
                                            "' --grid 128,128 --json -q"),
                                     &sout, &serr),
               0)
@@ -482,7 +481,7 @@ TEST(TissueCli, WritesTheMaskAndReportsTheGridAsJson) {
     EXPECT_NEAR(nic::foregroundFraction(mask), j["tissue_fraction"].get<double>(), 1e-9);
 
     // Plain text with --patch/--stride/--patch-mpp.
-    ASSERT_EQ(nic::test::runCommand(nicCmd("tissue '" + slide.string() + "' --patch 64 --stride 64 --patch-mpp 1 -q"),
+    ASSERT_EQ(nic::test::runCommand(nic::test::nicCommand("tissue '" + slide.string() + "' --patch 64 --stride 64 --patch-mpp 1 -q"),
                                     &sout, &serr),
               0)
         << serr;
@@ -495,19 +494,19 @@ TEST(TissueCli, ErrorsNameTheFileAndTheCause) {
     std::string sout, serr;
     nic::test::TempDir tmp;
     const auto missing = tmp / "nope.svs";
-    EXPECT_EQ(nic::test::runCommand(nicCmd("tissue '" + missing.string() + "'"), &sout, &serr), 1);
+    EXPECT_EQ(nic::test::runCommand(nic::test::nicCommand("tissue '" + missing.string() + "'"), &sout, &serr), 1);
     EXPECT_NE(serr.find("nope.svs"), std::string::npos) << serr;
 
     if (std::filesystem::exists(nic::test::sharedDataDir() / "slides/synthetic/boxes.tiff")) {
         const auto boxes = nic::test::sharedDataDir() / "slides/synthetic/boxes.tiff";
-        EXPECT_EQ(nic::test::runCommand(nicCmd("tissue '" + boxes.string() + "' -q"), &sout, &serr), 2);
+        EXPECT_EQ(nic::test::runCommand(nic::test::nicCommand("tissue '" + boxes.string() + "' -q"), &sout, &serr), 2);
         EXPECT_NE(serr.find("boxes.tiff"), std::string::npos) << serr;
         EXPECT_NE(serr.find("--mpp"), std::string::npos) << serr;
-        EXPECT_EQ(nic::test::runCommand(nicCmd("tissue '" + boxes.string() + "' --mpp 0.25 --grid 12,x -q"), &sout, &serr), 2);
+        EXPECT_EQ(nic::test::runCommand(nic::test::nicCommand("tissue '" + boxes.string() + "' --mpp 0.25 --grid 12,x -q"), &sout, &serr), 2);
         EXPECT_NE(serr.find("--grid"), std::string::npos) << serr;
         // Unwritable output: the mask's path and the cause.
         const auto out = tmp / "no-such-dir" / "mask.png";
-        EXPECT_EQ(nic::test::runCommand(nicCmd("tissue '" + boxes.string() + "' --mpp 0.25 -q --out '" + out.string() + "'"),
+        EXPECT_EQ(nic::test::runCommand(nic::test::nicCommand("tissue '" + boxes.string() + "' --mpp 0.25 -q --out '" + out.string() + "'"),
                                         &sout, &serr),
                   1);
         EXPECT_NE(serr.find("mask.png"), std::string::npos) << serr;

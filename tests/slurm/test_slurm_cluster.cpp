@@ -19,8 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string nicCmd(const std::string& args) { return "'" + nicExecutable().string() + "' " + args; }
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 // True when sinfo answers and shows an idle node.
 bool slurmReachable() {
@@ -37,7 +35,7 @@ bool slurmReachable() {
 
 nlohmann::json status(const fs::path& out, int* exitCode = nullptr) {
     std::string o, e;
-    const int rc = runCommand(nicCmd("status --json " + q(out)), &o, &e);
+    const int rc = runCommand(nic::test::nicCommand("status --json " + nic::test::shellQuoted(out)), &o, &e);
     if (exitCode)
         *exitCode = rc;
     if (rc != 0 && rc != 3)
@@ -69,7 +67,7 @@ nlohmann::json waitForJobs(const fs::path& out, int* exitCode, int seconds = 240
 
 std::string submit(const std::string& args) {
     std::string o, e;
-    EXPECT_EQ(runCommand(nicCmd("submit " + args), &o, &e), 0) << e;
+    EXPECT_EQ(runCommand(nic::test::nicCommand("submit " + args), &o, &e), 0) << e;
     return o;
 }
 
@@ -106,7 +104,7 @@ protected:
     fs::path cohortCsv() const { return tmp_ / "cohort" / "cohort.csv"; }
     void makeCohort(int count, const std::string& size) {
         std::string o, e;
-        ASSERT_EQ(runCommand(nicCmd("synth -q --out " + q(tmp_ / "cohort") + " --count " + std::to_string(count) +
+        ASSERT_EQ(runCommand(nic::test::nicCommand("synth -q --out " + nic::test::shellQuoted(tmp_ / "cohort") + " --count " + std::to_string(count) +
                                     " --size " + size + " --seed 7"),
                              &o, &e),
                   0)
@@ -114,7 +112,7 @@ protected:
     }
     void compressLocally(const fs::path& out, const std::string& extra = "") {
         std::string o, e;
-        ASSERT_EQ(runCommand(nicCmd("compress -q -e mean-rgb --cohort " + q(cohortCsv()) + " --out " + q(out) + extra), &o, &e), 0)
+        ASSERT_EQ(runCommand(nic::test::nicCommand("compress -q -e mean-rgb --cohort " + nic::test::shellQuoted(cohortCsv()) + " --out " + nic::test::shellQuoted(out) + extra), &o, &e), 0)
             << e;
     }
 };
@@ -130,7 +128,7 @@ TEST_F(SlurmCluster, ArrayCompressEqualsLocalCompress) {
     compressLocally(tmp_ / "local");
     const fs::path out = tmp_ / "cluster";
     const std::string submitted =
-        submit("compress --array-size 3 --cohort " + q(cohortCsv()) + " -e mean-rgb -o " + q(out));
+        submit("compress --array-size 3 --cohort " + nic::test::shellQuoted(cohortCsv()) + " -e mean-rgb -o " + nic::test::shellQuoted(out));
     EXPECT_NE(submitted.find(": 3 array task(s) over 12 slide(s) into " + out.string()), std::string::npos) << submitted;
     int rc = -1;
     const auto st = waitForJobs(out, &rc);
@@ -164,7 +162,7 @@ TEST_F(SlurmCluster, CancelledTaskIsResubmittedAndCompletesIdentically) {
     // Overlapping cells (stride P/4), one band per grid row, a single reader and 8 variants: a slide takes
     // seconds, long enough to be cancelled in the middle.
     const std::string opts = " -e mean-rgb --stride 32 --band-rows 1 --read-threads 1 --augment 8";
-    const std::string args = "--cohort " + q(cohortCsv()) + " -o " + q(out) + opts;
+    const std::string args = "--cohort " + nic::test::shellQuoted(cohortCsv()) + " -o " + nic::test::shellQuoted(out) + opts;
     const std::string job = jobIdOf(submit("compress --array-size 3 " + args));
     ASSERT_FALSE(job.empty());
     const auto victim = slides[1].stem().string(); // task 1
@@ -212,7 +210,7 @@ TEST_F(SlurmCluster, FailedSlideIsReportedWithItsError) {
     const fs::path broken = tmp_ / "broken.tiff";
     { std::ofstream(broken) << "not a slide"; }
     const fs::path out = tmp_ / "cluster";
-    submit("compress " + q(slides[0]) + " " + q(broken) + " " + q(slides[1]) + " -e mean-rgb -o " + q(out));
+    submit("compress " + nic::test::shellQuoted(slides[0]) + " " + nic::test::shellQuoted(broken) + " " + nic::test::shellQuoted(slides[1]) + " -e mean-rgb -o " + nic::test::shellQuoted(out));
     int rc = -1;
     const auto st = waitForJobs(out, &rc);
     EXPECT_EQ(rc, 3);
@@ -231,8 +229,8 @@ TEST_F(SlurmCluster, UnknownPartitionIsAClearErrorAndLeavesNothing) {
     makeCohort(1, "1024");
     const fs::path out = tmp_ / "cluster";
     std::string o, e;
-    EXPECT_EQ(runCommand(nicCmd("submit compress --partition nosuch --cohort " + q(cohortCsv()) + " -e mean-rgb -o " +
-                                q(out)),
+    EXPECT_EQ(runCommand(nic::test::nicCommand("submit compress --partition nosuch --cohort " + nic::test::shellQuoted(cohortCsv()) + " -e mean-rgb -o " +
+                                nic::test::shellQuoted(out)),
                          &o, &e),
               1);
     EXPECT_EQ(e, "nic: error: sbatch refused " + (out / ".nic-submit/batch-1/job.sh").string() +
@@ -240,8 +238,8 @@ TEST_F(SlurmCluster, UnknownPartitionIsAClearErrorAndLeavesNothing) {
     EXPECT_FALSE(fs::exists(out)) << "the refused submission left " << out;
     // An existing folder keeps what it had, and nothing of the refused submission.
     fs::create_directories(out);
-    EXPECT_EQ(runCommand(nicCmd("submit compress --partition nosuch --cohort " + q(cohortCsv()) + " -e mean-rgb -o " +
-                                q(out)),
+    EXPECT_EQ(runCommand(nic::test::nicCommand("submit compress --partition nosuch --cohort " + nic::test::shellQuoted(cohortCsv()) + " -e mean-rgb -o " +
+                                nic::test::shellQuoted(out)),
                          &o, &e),
               1);
     EXPECT_TRUE(fs::is_directory(out));
@@ -255,13 +253,13 @@ TEST_F(SlurmCluster, TrainRoundsAsArrayPlusMergeAndGradCamArrayEqualLocalRuns) {
     NIC_REQUIRE_SLURM();
     makeCohort(6, "1024");
     compressLocally(tmp_ / "grids", " --augment 8");
-    const std::string trainArgs = "--cohort " + q(cohortCsv()) + " --grids " + q(tmp_ / "grids") +
+    const std::string trainArgs = "--cohort " + nic::test::shellQuoted(cohortCsv()) + " --grids " + nic::test::shellQuoted(tmp_ / "grids") +
                                   " --folds 3 --epochs 6 --steps-per-epoch 4 --batch 8 --patience 3 --min-lr 1e-4"
                                   " --filters 8 --layers 3 --dense 8 --bootstrap 50 --seed 1 --threads 1 --device cpu";
     std::string o, e;
-    ASSERT_EQ(runCommand(nicCmd("train -q " + trainArgs + " --out " + q(tmp_ / "local")), &o, &e), 0) << e;
+    ASSERT_EQ(runCommand(nic::test::nicCommand("train -q " + trainArgs + " --out " + nic::test::shellQuoted(tmp_ / "local")), &o, &e), 0) << e;
     const fs::path run = tmp_ / "cluster";
-    const std::string submitted = submit("train " + trainArgs + " --out " + q(run));
+    const std::string submitted = submit("train " + trainArgs + " --out " + nic::test::shellQuoted(run));
     EXPECT_NE(submitted.find(": 3 array task(s) over 3 round(s) into " + run.string()), std::string::npos) << submitted;
     EXPECT_NE(submitted.find(": merges the rounds into " + run.string() + " when they succeed"), std::string::npos)
         << submitted;
@@ -279,11 +277,11 @@ TEST_F(SlurmCluster, TrainRoundsAsArrayPlusMergeAndGradCamArrayEqualLocalRuns) {
     // Grad-CAM of every grid with the run's models as a 2-task array: the same overlays as a local nic gradcam.
     std::string grids;
     for (const auto& s : nic::readCohort(cohortCsv()).slides())
-        grids += " " + q(tmp_ / "grids" / (s.stem().string() + ".h5"));
-    ASSERT_EQ(runCommand(nicCmd("gradcam -q --no-tiff --model " + q(run) + " --out " + q(tmp_ / "heat-local") + grids), &o, &e), 0)
+        grids += " " + nic::test::shellQuoted(tmp_ / "grids" / (s.stem().string() + ".h5"));
+    ASSERT_EQ(runCommand(nic::test::nicCommand("gradcam -q --no-tiff --model " + nic::test::shellQuoted(run) + " --out " + nic::test::shellQuoted(tmp_ / "heat-local") + grids), &o, &e), 0)
         << e;
     const fs::path heat = tmp_ / "heat";
-    EXPECT_NE(submit("gradcam --array-size 2 --no-tiff --model " + q(run) + " --out " + q(heat) + grids)
+    EXPECT_NE(submit("gradcam --array-size 2 --no-tiff --model " + nic::test::shellQuoted(run) + " --out " + nic::test::shellQuoted(heat) + grids)
                   .find(": 2 array task(s) over 6 grid(s)"),
               std::string::npos);
     const auto cam = waitForJobs(heat, &rc);
