@@ -13,6 +13,7 @@
 #include <QApplication>
 #include <QFileDialog>
 #include <QLabel>
+#include <QLineEdit>
 #include <QMenu>
 #include <QMenuBar>
 #include <QSignalSpy>
@@ -65,15 +66,22 @@ QAction* fileAction(MainWindow& w, const QString& text) {
     return nullptr;
 }
 
-// Answers the next file dialog with `path`.
+// Answers the next file dialog with `path`. selectFile() alone is not enough: while the dialog's
+// file-name field has focus and its directory is still being listed (a background thread), selectFile()
+// neither selects the file nor fills the field, and accept() then does nothing. So the field is set
+// directly, and the answer is retried until the dialog has closed.
 void answerFileDialog(const std::filesystem::path& path) {
     auto* timer = new QTimer(qApp);
     QObject::connect(timer, &QTimer::timeout, timer, [timer, p = QString::fromStdString(path.string())] {
-        if (auto* d = qobject_cast<QFileDialog*>(QApplication::activeModalWidget())) {
-            d->selectFile(p);
-            static_cast<QDialog*>(d)->accept(); // QFileDialog::accept, through the public QDialog slot
+        auto* d = qobject_cast<QFileDialog*>(QApplication::activeModalWidget());
+        if (!d)
+            return;
+        d->selectFile(p);
+        if (auto* name = d->findChild<QLineEdit*>(QStringLiteral("fileNameEdit")))
+            name->setText(p);
+        static_cast<QDialog*>(d)->accept(); // QFileDialog::accept, through the public QDialog slot
+        if (!d->isVisible())
             timer->deleteLater();
-        }
     });
     timer->start(50);
 }
