@@ -7,10 +7,10 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,42 +27,52 @@ class FreshSettings : public ::testing::EmptyTestEventListener {
 
 // A test that runs past NIC_UI_TEST_LIMIT_S seconds (default 240) ends the run with its name on stderr, so
 // a hung GUI test (a modal dialog nobody answers) is named in the log instead of only ctest's time-out.
+// The watching thread owns its state with the listener, so it never touches a listener that gtest has
+// already deleted at exit.
 class Watchdog : public ::testing::EmptyTestEventListener {
 public:
-    explicit Watchdog(int limitSeconds) : limit_(limitSeconds) {
-        std::thread([this] { watch(); }).detach();
+    explicit Watchdog(int limitSeconds) : state_(std::make_shared<State>()) {
+        std::thread([state = state_, limitSeconds] { watch(*state, limitSeconds); }).detach();
     }
     void OnTestStart(const ::testing::TestInfo& info) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        name_ = std::string(info.test_suite_name()) + "." + info.name();
-        started_ = std::chrono::steady_clock::now();
-        running_ = true;
+        std::lock_guard<std::mutex> lock(state_->mutex);
+        state_->name = std::string(info.test_suite_name()) + "." + info.name();
+        state_->started = std::chrono::steady_clock::now();
+        state_->running = true;
     }
     void OnTestEnd(const ::testing::TestInfo&) override {
-        std::lock_guard<std::mutex> lock(mutex_);
-        running_ = false;
+        std::lock_guard<std::mutex> lock(state_->mutex);
+        state_->running = false;
     }
 
 private:
-    void watch() {
+    struct State {
+        std::mutex mutex;
+        std::string name;
+        std::chrono::steady_clock::time_point started;
+        bool running = false;
+    };
+    static void watch(State& state, int limitSeconds) {
         for (;;) {
             std::this_thread::sleep_for(std::chrono::seconds(1));
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (running_ && std::chrono::steady_clock::now() - started_ > std::chrono::seconds(limit_)) {
+            std::lock_guard<std::mutex> lock(state.mutex);
+            if (state.running && std::chrono::steady_clock::now() - state.started > std::chrono::seconds(limitSeconds)) {
                 std::fprintf(stderr, "ui_tests: %s still running after %d s (NIC_UI_TEST_LIMIT_S); stopping the run\n",
-                             name_.c_str(), limit_);
+                             state.name.c_str(), limitSeconds);
                 std::fflush(stdout);
                 std::fflush(stderr);
                 std::_Exit(1);
             }
         }
     }
-    const int limit_;
-    std::mutex mutex_;
-    std::string name_;
-    std::chrono::steady_clock::time_point started_;
-    bool running_ = false;
+    std::shared_ptr<State> state_;
 };
+
+int watchdogLimitSeconds() {
+    const char* env = std::getenv("NIC_UI_TEST_LIMIT_S");
+    const int seconds = env ? std::atoi(env) : 0;
+    return seconds > 0 ? seconds : 240;
+}
 } // namespace
 
 int main(int argc, char** argv) {
@@ -76,7 +86,6 @@ int main(int argc, char** argv) {
     nic::registerTorchJobs();
 #endif
     ::testing::UnitTest::GetInstance()->listeners().Append(new FreshSettings);
-    const char* limit = std::getenv("NIC_UI_TEST_LIMIT_S");
-    ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog(limit && std::atoi(limit) > 0 ? std::atoi(limit) : 240));
+    ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog(watchdogLimitSeconds()));
     return RUN_ALL_TESTS();
 }
