@@ -9,6 +9,7 @@
 # Environment (defaults in brackets):
 #   NIC        path of the nic binary            [build/release/app/nic/nic, else `nic` on PATH]
 #   COUNT      slides                            [40]      SIZE     level-0 size  [4096x4096]
+#   DIFFICULTY standard or hard (one lesion 2–4 patches across per positive slide; nic synth --difficulty) [standard]
 #   ENCODERS   space-separated list              ["mean-rgb supervised-tumor bigan"]
 #   ENC_EPOCHS encoder epochs [5]   ENC_STEPS steps/epoch [100]   BANK_PER_SLIDE patches/slide [200]
 #   AUGMENT    1 or 8 stored dihedral variants   [8]
@@ -26,6 +27,7 @@ if [[ -z "${NIC:-}" ]]; then
 fi
 COUNT=${COUNT:-40}
 SIZE=${SIZE:-4096x4096}
+DIFFICULTY=${DIFFICULTY:-standard}
 ENCODERS=${ENCODERS:-"mean-rgb supervised-tumor bigan"}
 ENC_EPOCHS=${ENC_EPOCHS:-5}
 ENC_STEPS=${ENC_STEPS:-100}
@@ -43,8 +45,9 @@ T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*" >&2; }
 
 if [[ ! -f "$WORK/synth/cohort.csv" ]]; then
-  stamp "synth: $COUNT slides of $SIZE"
-  "$NIC" synth --out "$WORK/synth" --count "$COUNT" --size "$SIZE" --seed "$SEED" --positive-fraction 0.5 -q
+  stamp "synth: $COUNT slides of $SIZE ($DIFFICULTY)"
+  "$NIC" synth --out "$WORK/synth" --count "$COUNT" --size "$SIZE" --seed "$SEED" --positive-fraction 0.5 \
+    --difficulty "$DIFFICULTY" -q
 fi
 COHORT="$WORK/synth/cohort.csv"
 

@@ -21,8 +21,9 @@ struct SynthOptions {
     std::uint64_t seed = 1;
     double mpp = 0.5;
     double positiveFraction = 0.5;
-    std::string lesionSize = "200:1000";
-    std::string lesions = "1:3";
+    std::string difficulty = "standard";
+    std::string lesionSize; // empty: the difficulty's
+    std::string lesions;
     int tileSize = 256;
     int quality = 90;
     std::string bigTiff = "auto";
@@ -98,13 +99,19 @@ void runSynth(const SynthOptions& o) {
     if (!(o.mpp >= 0.05 && o.mpp <= 10.0))
         throw InvalidArgument("--mpp must be in [0.05, 10], got " + std::to_string(o.mpp));
     p.positiveFraction = o.positiveFraction;
-    std::tie(p.lesionMinUm, p.lesionMaxUm) =
-        parseRange<double>(o.lesionSize, [&](const std::string& s) { return parseLength(s, o.mpp); });
-    if (p.lesionMaxUm < p.lesionMinUm)
-        throw InvalidArgument("--lesion-size: MIN must not exceed MAX");
-    const auto lesions = parseRange<std::int64_t>(o.lesions, [](const std::string& s) { return parseCount(s, "--lesions"); });
-    p.minLesions = static_cast<int>(lesions.first);
-    p.maxLesions = static_cast<int>(lesions.second);
+    applySynthDifficulty(p, parseSynthDifficulty(o.difficulty));
+    if (!o.lesionSize.empty()) {
+        std::tie(p.lesionMinUm, p.lesionMaxUm) =
+            parseRange<double>(o.lesionSize, [&](const std::string& s) { return parseLength(s, o.mpp); });
+        if (p.lesionMaxUm < p.lesionMinUm)
+            throw InvalidArgument("--lesion-size: MIN must not exceed MAX");
+    }
+    if (!o.lesions.empty()) {
+        const auto lesions =
+            parseRange<std::int64_t>(o.lesions, [](const std::string& s) { return parseCount(s, "--lesions"); });
+        p.minLesions = static_cast<int>(lesions.first);
+        p.maxLesions = static_cast<int>(lesions.second);
+    }
     p.write.tileSize = o.tileSize;
     p.write.quality = o.quality;
     p.write.bigTiff = parseBigTiffMode(o.bigTiff);
@@ -140,11 +147,15 @@ void addSynthCommand(CLI::App& root) {
                     "Fraction of slides with tumour lesions (label 1); the rest have none")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--difficulty", o->difficulty,
+                    "Lesion preset: standard (1-3 lesions of 200-1000 um per positive slide) or hard (one lesion of "
+                    "128-256 um, 2-4 patches across); --lesion-size and --lesions override it")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"standard", "hard"}));
     cmd->add_option("--lesion-size", o->lesionSize,
                     "Lesion diameter range MIN:MAX (or one value), in um unless suffixed mm, px (level-0 pixels) or "
-                    "patches (128 px at 0.5 um/px = 64 um), e.g. 4patches:40patches")
-        ->capture_default_str();
-    cmd->add_option("--lesions", o->lesions, "Lesions per positive slide, MIN:MAX (or one value)")->capture_default_str();
+                    "patches (128 px at 0.5 um/px = 64 um), e.g. 4patches:40patches [difficulty's]");
+    cmd->add_option("--lesions", o->lesions, "Lesions per positive slide, MIN:MAX (or one value) [difficulty's]");
     cmd->add_option("--tile-size", o->tileSize, "TIFF tile size in pixels (multiple of 16)")->capture_default_str();
     cmd->add_option("--quality", o->quality, "JPEG quality")->capture_default_str()->check(CLI::Range(1, 100));
     cmd->add_option("--bigtiff", o->bigTiff, "BigTIFF: auto (when the file could pass 4 GB), yes or no")

@@ -673,6 +673,32 @@ SynthSlideParams slideParams(const SynthCohortParams& p, int index, bool positiv
 }
 } // namespace
 
+SynthDifficulty parseSynthDifficulty(const std::string& text) {
+    if (text == "standard")
+        return SynthDifficulty::Standard;
+    if (text == "hard")
+        return SynthDifficulty::Hard;
+    throw InvalidArgument("unknown difficulty '" + text + "' (use standard or hard)");
+}
+
+const char* toString(SynthDifficulty difficulty) {
+    return difficulty == SynthDifficulty::Hard ? "hard" : "standard";
+}
+
+void applySynthDifficulty(SynthCohortParams& params, SynthDifficulty difficulty) {
+    if (difficulty == SynthDifficulty::Hard) {
+        params.minLesions = params.maxLesions = 1;
+        params.lesionMinUm = 2 * 64.0; // 2 patches of 128 px at 0.5 µm/px
+        params.lesionMaxUm = 4 * 64.0;
+    } else {
+        const SynthCohortParams defaults;
+        params.minLesions = defaults.minLesions;
+        params.maxLesions = defaults.maxLesions;
+        params.lesionMinUm = defaults.lesionMinUm;
+        params.lesionMaxUm = defaults.lesionMaxUm;
+    }
+}
+
 SynthSlideParams synthCohortSlide(const SynthCohortParams& params, int index) {
     validate(params);
     if (index < 0 || index >= params.count)

@@ -143,6 +143,16 @@ struct SynthCohortParams {
     SynthWriteOptions write;
 };
 
+/// Named lesion settings of a cohort. Standard: 1–3 lesions of 200–1000 µm per positive slide (3–16
+/// patches of 64 µm across), easy for any learned encoder. Hard: one lesion of 128–256 µm (2–4 patches
+/// across) per positive slide, so that a positive slide differs from a negative one in a handful of grid
+/// cells and the slide CNN needs the encoder to make those few cells stand out.
+enum class SynthDifficulty { Standard, Hard };
+SynthDifficulty parseSynthDifficulty(const std::string& text); ///< "standard" / "hard"; InvalidArgument otherwise
+const char* toString(SynthDifficulty difficulty);
+/// Sets minLesions, maxLesions, lesionMinUm and lesionMaxUm of `params` to the difficulty's values.
+void applySynthDifficulty(SynthCohortParams& params, SynthDifficulty difficulty);
+
 /// One row of cohort.csv. Paths are relative to the cohort directory.
 struct SynthCohortEntry {
     std::string slide;       ///< "synth-000.svs"

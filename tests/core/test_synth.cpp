@@ -575,3 +575,45 @@ TEST(SynthCli, WritesACohort) {
               2);
     EXPECT_NE(err.find("--size"), std::string::npos) << err;
 }
+
+// The hard setting: every positive slide has one lesion 2–4 patches (128–256 µm at 0.5 µm/px) across,
+// so the slide CNN must find a few cells; the standard setting keeps the generator's defaults.
+TEST(SynthCohort, HardDifficultyGivesOneSmallLesionPerPositiveSlide) {
+    SynthCohortParams c;
+    c.outDir = "unused";
+    c.count = 12;
+    c.width = c.height = 8192;
+    applySynthDifficulty(c, parseSynthDifficulty("hard"));
+    EXPECT_EQ(c.minLesions, 1);
+    EXPECT_EQ(c.maxLesions, 1);
+    EXPECT_DOUBLE_EQ(c.lesionMinUm, 128.0);
+    EXPECT_DOUBLE_EQ(c.lesionMaxUm, 256.0);
+    int positives = 0;
+    for (int i = 0; i < c.count; ++i) {
+        const SynthSlideParams sp = synthCohortSlide(c, i);
+        if (sp.lesionCount == 0)
+            continue;
+        ++positives;
+        EXPECT_EQ(sp.lesionCount, 1);
+        const SynthSlide slide(sp);
+        ASSERT_EQ(slide.lesions().size(), 1U);
+        const double diameterUm = 2.0 * slide.lesions().front().meanRadius * sp.mpp;
+        EXPECT_GE(diameterUm, 128.0 - 1e-9) << "slide " << i;
+        EXPECT_LE(diameterUm, 256.0 + 1e-9) << "slide " << i;
+    }
+    EXPECT_EQ(positives, 6);
+
+    applySynthDifficulty(c, SynthDifficulty::Standard);
+    const SynthCohortParams defaults;
+    EXPECT_EQ(c.minLesions, defaults.minLesions);
+    EXPECT_EQ(c.maxLesions, defaults.maxLesions);
+    EXPECT_EQ(c.lesionMinUm, defaults.lesionMinUm);
+    EXPECT_EQ(c.lesionMaxUm, defaults.lesionMaxUm);
+    EXPECT_STREQ(toString(SynthDifficulty::Hard), "hard");
+    try {
+        parseSynthDifficulty("easy");
+        FAIL() << "no exception";
+    } catch (const InvalidArgument& e) {
+        EXPECT_STREQ(e.what(), "unknown difficulty 'easy' (use standard or hard)");
+    }
+}
