@@ -170,6 +170,7 @@ CohortGrids resolveCohortGrids(const Cohort& cohort, const std::filesystem::path
             msg += "\n  " + missing[i];
         throw Error(msg);
     }
+    out.subsets = evaluationSubsets(cohort);
     return out;
 }
 

@@ -5,6 +5,8 @@
 // (a number) and `fold` (an integer ≥ 0) are optional; any other column is kept as text in `extra`.
 // Fields may be quoted ("a,b", "" for a quote), CRLF line ends are fine, blank lines and lines
 // starting with '#' are ignored. Relative slide paths are resolved against the CSV's directory.
+#include "core/evaluationsets.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -61,6 +63,7 @@ struct CohortGrids {
     std::vector<double> labels;               ///< the learned value per slide
     std::vector<int> folds;                   ///< the cohort's fold column, or empty (folds assigned by the trainer)
     bool usesScore = false;                   ///< labels come from the score column
+    std::vector<EvaluationSubset> subsets;    ///< from the `set` and `macro` columns (core/evaluationsets.h)
 };
 
 /// Resolves `cohort` against the folder of its compressed slides (`nic compress --out gridsDir`). Throws

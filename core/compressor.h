@@ -37,7 +37,7 @@ struct CompressOptions {
     /// Tissue detection; tissue.minCellFraction is the threshold: a cell is encoded when its tissue
     /// fraction is ≥ the threshold and > 0 (so 0 means "any tissue").
     TissueOptions tissue;
-    int augment = 1;                    ///< 1, or 8 for all dihedral variants (paper §3.2)
+    int augment = 1;                    ///< 1, or 8 for all dihedral variants (paper §3.2; the default of `nic compress` and the GUI)
     LatentDType dtype = LatentDType::Float16;
     int batchSize = 32;                 ///< patches per encoder call
     int readThreads = 0;                ///< 0 = hardware concurrency (at least 1)

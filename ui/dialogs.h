@@ -94,7 +94,7 @@ public:
         int patchSize = 128;       ///< P (builtin encoders; a file encoder has its own)
         int stride = 128;          ///< S in target pixels
         double targetMpp = 0.0;    ///< µm/px, 0 = the encoder's
-        int augment = 1;           ///< 1 or 8 (all dihedral variants)
+        int augment = 8;           ///< 8 (all dihedral variants, the paper) or 1
         QString outputDir;
         bool operator==(const Options&) const = default;
         static QString validate(const Options& o);

@@ -830,6 +830,20 @@ private:
     std::map<std::pair<std::size_t, int>, std::unique_ptr<CropSampler>> samplers_;
 };
 
+/// The paper trains and tests on all 8 dihedral variants of every grid (nic compress --augment 8); a cohort
+/// compressed with fewer still trains, on the stored ones only, and the log says so.
+void warnAboutFewOrientations(const SlideGridSource& source, JobContext& job) {
+    std::size_t fewer = 0;
+    std::string example;
+    for (std::size_t i = 0; i < source.size(); ++i)
+        if (source.variantCount(i) < 8 && fewer++ == 0)
+            example = source.id(i) + " has " + std::to_string(source.variantCount(i));
+    if (fewer > 0)
+        job.log("warning: " + std::to_string(fewer) + " of " + std::to_string(source.size()) +
+                " compressed slides store fewer than the paper's 8 orientations (" + example +
+                "); training and test-time augmentation use only the stored ones (nic compress --augment 8 stores all)");
+}
+
 /// predictions.csv (the "All" set: every slide by the model that did not see it) and metrics.json.
 void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
     const std::size_t n = run.source.size();
@@ -876,6 +890,20 @@ void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
         j["pearson"] = ciJson(result.pearson);
         j["round_spearman"] = perRound;
     }
+    if (!options.subsets.empty()) {
+        result.subsetScores = scoreSubsets(options.subsets, pred, run.classify, options.bootstrapResamples, options.seed);
+        auto subsets = nlohmann::ordered_json::array();
+        for (const SubsetScore& s : result.subsetScores) {
+            nlohmann::ordered_json o{{"name", s.name}, {"slides", s.slides}};
+            if (run.classify) {
+                o["positives"] = s.positives;
+                o["negatives"] = s.negatives;
+            }
+            o[run.classify ? "auc" : "spearman"] = ciJson(s.value);
+            subsets.push_back(o);
+        }
+        j["subsets"] = subsets;
+    }
     result.metricsJson = j.dump(2) + "\n";
     writeFileAtomically(run.outDir / "metrics.json", result.metricsJson);
 }
@@ -886,6 +914,7 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
                                     const std::vector<int>& foldColumn, const SlideTrainOptions& options,
                                     const std::filesystem::path& outDir, JobContext& job) {
     const std::vector<int> strata = checkInputs(source, labels, foldColumn, options);
+    warnAboutFewOrientations(source, job);
     const std::size_t n = source.size();
     CvRun run(source, labels, options, outDir, job,
               torch::Device(configureCompute(ComputeOptions{options.device, options.threads})));

@@ -32,6 +32,7 @@
 // per epoch so that checkpointing leaves the results of a seed as they were before it existed. Without `resume` an earlier run's round.json and checkpoint files are removed
 // and training starts afresh. Every file appears under its final name only complete (temporary + rename),
 // so a run killed at any moment (SIGKILL included) leaves complete files or none.
+#include "core/evaluationsets.h"
 #include "core/jobcontext.h"
 #include "core/metrics.h"
 #include "core/runfolder.h"
@@ -209,6 +210,9 @@ struct SlideTrainOptions {
     /// only read. predictions.csv, metrics.json and curves.csv are written only when every round is finished
     /// (otherwise the result has no predictions); leftovers of other rounds and of the run folder are not touched.
     int onlyRound = -1;
+    /// Subsets of the cohort scored besides "All" in metrics.json (the paper's Test and Macro sets,
+    /// core/evaluationsets.h); slide indices in the order of `source`. Reporting only: not part of the run's identity.
+    std::vector<EvaluationSubset> subsets;
     /// Called on the training thread after each completed epoch of every round (live curves); may be empty.
     std::function<void(const SlideEpochRecord&)> onEpoch;
 };
@@ -231,6 +235,7 @@ struct CrossValidationResult {
     ConfidenceInterval spearman;               ///< regression
     ConfidenceInterval pearson;                ///< regression
     std::vector<double> roundMetrics;          ///< AUC / Spearman of each round's test fold
+    std::vector<SubsetScore> subsetScores;     ///< options.subsets scored on the "All" predictions
     int cropSize = 0;                          ///< R actually used
     std::string metricsJson;                   ///< what metrics.json holds
 };

@@ -109,7 +109,7 @@ TEST_F(Dialogs, CompressRemembersAcceptedValuesButNotSlides) {
         o.patchSize = 64;
         o.stride = 32;
         o.targetMpp = 1.0;
-        o.augment = 8;
+        o.augment = 1;
         o.outputDir = qpath(dir.path());
         d.setOptions(o);
         d.accept();
@@ -121,7 +121,7 @@ TEST_F(Dialogs, CompressRemembersAcceptedValuesButNotSlides) {
     EXPECT_EQ(o.patchSize, 64);
     EXPECT_EQ(o.stride, 32);
     EXPECT_EQ(o.targetMpp, 1.0);
-    EXPECT_EQ(o.augment, 8);
+    EXPECT_EQ(o.augment, 1);
     EXPECT_EQ(o.outputDir, qpath(dir.path()));
     EXPECT_EQ(again.errorLabel()->text(), "Add at least one slide.");
     EXPECT_FALSE(again.okButton()->isEnabled());

@@ -31,11 +31,15 @@ void trainSlideModelJob(const TrainSlideModelDialog::Options& o, JobContext& ctx
     g.regression = t.task == SlideTask::Regression;
     const CohortGrids cohort = resolveCohortGrids(readCohort(o.cohort.toStdString()), o.gridsDir.toStdString(), g);
     LatentGridFileSource source(cohort.grids);
+    t.subsets = cohort.subsets;
     const auto r = crossValidate(source, cohort.labels, cohort.folds, t, o.outputDir.toStdString(), ctx);
     const auto& ci = t.task == SlideTask::Classification ? r.auc : r.spearman;
     ctx.log(std::string(t.task == SlideTask::Classification ? "AUC " : "Spearman ") + std::to_string(ci.estimate) +
             " (95% CI " + std::to_string(ci.lower) + "-" + std::to_string(ci.upper) + "), crop " +
             std::to_string(r.cropSize));
+    for (const SubsetScore& s : r.subsetScores)
+        ctx.log("  on '" + s.name + "' (" + std::to_string(s.slides) + " slides): " + std::to_string(s.value.estimate) +
+                " (95% CI " + std::to_string(s.value.lower) + "-" + std::to_string(s.value.upper) + ")");
 }
 
 void gradCamJob(const GradCamDialog::Options& o, JobContext& ctx) {

@@ -10,6 +10,7 @@
 #include "core/nn/gradcamrun.h"
 #include "core/nn/slidetrainer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -50,6 +51,7 @@ void runTrain(TrainOptions& o) {
     const auto& labels = cohort.labels;
     LatentGridFileSource source(cohort.grids, static_cast<std::int64_t>(o.cacheGb * (1 << 30)));
     auto ctx = makeTerminalContext(o.quiet);
+    o.train.subsets = cohort.subsets;
     const auto r = crossValidate(source, labels, cohort.folds, o.train, o.out, *ctx);
     finishProgressLine();
     if (r.predictions.empty()) { // --round: this round is done, others are not yet
@@ -68,6 +70,16 @@ void runTrain(TrainOptions& o) {
     } else {
         show("Spearman", r.spearman);
         show("Pearson", r.pearson);
+    }
+    // The cohort's evaluation subsets (columns set/macro): the paper's Test and Macro beside All.
+    for (const SubsetScore& s : r.subsetScores) {
+        const std::string name = (o.train.task == SlideTask::Classification ? "AUC " : "Spearman ") + s.name;
+        if (std::isnan(s.value.estimate))
+            std::printf("%-9s n/a    (%zu slides%s)\n", name.c_str(), s.slides,
+                        o.train.task == SlideTask::Classification ? ", needs both classes" : ", needs 3");
+        else
+            std::printf("%-9s %.3f  (95%% CI %.3f-%.3f, %zu slides)\n", name.c_str(), s.value.estimate, s.value.lower,
+                        s.value.upper, s.slides);
     }
     std::printf("per round:");
     for (double m : r.roundMetrics)
