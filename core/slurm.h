@@ -17,6 +17,7 @@ struct SlurmOptions {
     std::string memory;                  ///< --mem, e.g. "8G"
     std::string account;                 ///< --account
     std::vector<std::string> extraArgs;  ///< more sbatch arguments, each one word ("--qos=long")
+    bool operator==(const SlurmOptions&) const = default;
 };
 
 /// One batch job: an array of `tasks` tasks (indices 0..tasks-1) or, with tasks == 0, a single job.

@@ -17,6 +17,7 @@
 #include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QSpinBox>
 #include <QToolButton>
@@ -103,6 +104,29 @@ void PathEdit::browse() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// RunOn
+
+bool slurmAvailable() { return !findOnPath("sbatch").empty(); }
+
+QString RunOn::validate(const RunOn& r) {
+    if (!r.cluster)
+        return {};
+    // Slurm's --time: minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S; --mem: a number with an optional K/M/G/T.
+    static const QRegularExpression time(QStringLiteral(R"(^(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2})$)"));
+    static const QRegularExpression memory(QStringLiteral(R"(^\d+[KMGT]?$)"));
+    if (!r.slurm.time.empty() && !time.match(QString::fromStdString(r.slurm.time)).hasMatch())
+        return QStringLiteral("Time limit '%1' is not in Slurm's format (minutes, H:MM:SS or D-HH:MM:SS).")
+            .arg(QString::fromStdString(r.slurm.time));
+    if (!r.slurm.memory.empty() && !memory.match(QString::fromStdString(r.slurm.memory)).hasMatch())
+        return QStringLiteral("Memory '%1' is not in Slurm's format (a number with K, M, G or T, e.g. 8G).")
+            .arg(QString::fromStdString(r.slurm.memory));
+    for (const QString& field : {QString::fromStdString(r.slurm.partition), QString::fromStdString(r.slurm.account)})
+        if (field.contains(QLatin1Char(' ')))
+            return QStringLiteral("Partition and account are single words, not '%1'.").arg(field);
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // OptionsDialog
 
 OptionsDialog::OptionsDialog(const QString& title, const QString& settingsGroup, QWidget* parent)
@@ -127,6 +151,65 @@ OptionsDialog::OptionsDialog(const QString& title, const QString& settingsGroup,
 void OptionsDialog::addField(const QString& label, QWidget* widget, const QString& key) {
     form_->addRow(label, widget);
     remember(key, widget);
+}
+
+void OptionsDialog::addRunOnFields() {
+    if (runOn_ || !slurmAvailable())
+        return;
+    runOn_ = new QComboBox(this);
+    runOn_->setObjectName(QStringLiteral("runOn"));
+    runOn_->addItem(tr("this computer"), QStringLiteral("local"));
+    runOn_->addItem(tr("Slurm cluster (nic submit)"), QStringLiteral("slurm"));
+    runOn_->setToolTip(tr("On a cluster every slide, grid or round becomes a Slurm array task; the output folder "
+                          "must be on a file system the compute nodes share. The Jobs dock follows the submission."));
+    partition_ = new QLineEdit(this);
+    partition_->setPlaceholderText(tr("the cluster's default"));
+    time_ = new QLineEdit(this);
+    time_->setPlaceholderText(tr("e.g. 4:00:00 (default: the partition's)"));
+    cpus_ = new QSpinBox(this);
+    cpus_->setRange(0, 1024);
+    cpus_->setSpecialValueText(tr("the cluster's default"));
+    memory_ = new QLineEdit(this);
+    memory_->setPlaceholderText(tr("e.g. 8G"));
+    account_ = new QLineEdit(this);
+    account_->setPlaceholderText(tr("none"));
+    addField(tr("Run on"), runOn_, QStringLiteral("runOn"));
+    addField(tr("Partition"), partition_, QStringLiteral("slurmPartition"));
+    addField(tr("Time limit per task"), time_, QStringLiteral("slurmTime"));
+    addField(tr("CPUs per task"), cpus_, QStringLiteral("slurmCpus"));
+    addField(tr("Memory per task"), memory_, QStringLiteral("slurmMemory"));
+    addField(tr("Account"), account_, QStringLiteral("slurmAccount"));
+    const auto showRows = [this] {
+        const bool cluster = runOn_->currentData().toString() == QLatin1String("slurm");
+        for (QWidget* w : std::initializer_list<QWidget*>{partition_, time_, cpus_, memory_, account_})
+            form_->setRowVisible(w, cluster);
+    };
+    connect(runOn_, &QComboBox::currentIndexChanged, this, showRows);
+    showRows();
+}
+
+RunOn OptionsDialog::runOn() const {
+    RunOn r;
+    if (!runOn_)
+        return r;
+    r.cluster = runOn_->currentData().toString() == QLatin1String("slurm");
+    r.slurm.partition = partition_->text().trimmed().toStdString();
+    r.slurm.time = time_->text().trimmed().toStdString();
+    r.slurm.cpusPerTask = cpus_->value();
+    r.slurm.memory = memory_->text().trimmed().toStdString();
+    r.slurm.account = account_->text().trimmed().toStdString();
+    return r;
+}
+
+void OptionsDialog::setRunOn(const RunOn& r) {
+    if (!runOn_)
+        return;
+    runOn_->setCurrentIndex(r.cluster ? 1 : 0);
+    partition_->setText(QString::fromStdString(r.slurm.partition));
+    time_->setText(QString::fromStdString(r.slurm.time));
+    cpus_->setValue(r.slurm.cpusPerTask);
+    memory_->setText(QString::fromStdString(r.slurm.memory));
+    account_->setText(QString::fromStdString(r.slurm.account));
 }
 
 void OptionsDialog::remember(const QString& key, QWidget* widget) {
@@ -206,7 +289,9 @@ void OptionsDialog::watch(QWidget* w) {
 }
 
 void OptionsDialog::revalidate() {
-    const QString problem = validationError();
+    QString problem = validationError();
+    if (problem.isEmpty())
+        problem = RunOn::validate(runOn());
     error_->setText(problem);
     error_->setVisible(!problem.isEmpty());
     ok_->setEnabled(problem.isEmpty());
@@ -214,7 +299,7 @@ void OptionsDialog::revalidate() {
 
 void OptionsDialog::accept() {
     revalidate();
-    if (!validationError().isEmpty())
+    if (!validationError().isEmpty() || !RunOn::validate(runOn()).isEmpty())
         return;
     QSettings settings;
     settings.beginGroup(group_);
@@ -299,6 +384,7 @@ CompressDialog::CompressDialog(QWidget* parent)
     addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
     watch(slides_); // slides are not remembered: they differ every time
     remember(QStringLiteral("encoder"), encoder_);
+    addRunOnFields();
 
     setOptions(Options{});
     restoreSettings();
@@ -313,6 +399,7 @@ CompressDialog::Options CompressDialog::options() const {
     o.targetMpp = mpp_->value();
     o.augment = augment_->currentData().toInt();
     o.outputDir = output_->path();
+    o.runOn = runOn();
     return o;
 }
 
@@ -325,6 +412,7 @@ void CompressDialog::setOptions(const Options& o) {
     const int a = augment_->findData(o.augment);
     augment_->setCurrentIndex(a >= 0 ? a : 0);
     output_->setPath(o.outputDir);
+    setRunOn(o.runOn);
     revalidate();
 }
 
@@ -470,6 +558,7 @@ TrainSlideModelDialog::TrainSlideModelDialog(QWidget* parent)
     addField(tr("Test crops T"), testCrops_, QStringLiteral("testCrops"));
     addField(tr("Epochs"), epochs_, QStringLiteral("epochs"));
     addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
+    addRunOnFields();
     setOptions(Options{});
     restoreSettings();
 }
@@ -484,6 +573,7 @@ TrainSlideModelDialog::Options TrainSlideModelDialog::options() const {
     o.testCrops = testCrops_->value();
     o.epochs = epochs_->value();
     o.outputDir = output_->path();
+    o.runOn = runOn();
     return o;
 }
 
@@ -497,6 +587,7 @@ void TrainSlideModelDialog::setOptions(const Options& o) {
     testCrops_->setValue(o.testCrops);
     epochs_->setValue(o.epochs);
     output_->setPath(o.outputDir);
+    setRunOn(o.runOn);
     revalidate();
 }
 
@@ -560,6 +651,7 @@ GradCamDialog::GradCamDialog(QWidget* parent)
     remember(QStringLiteral("png"), png_);
     remember(QStringLiteral("tiff"), tiff_);
     watch(slides_);
+    addRunOnFields();
     setOptions(Options{});
     restoreSettings();
 }
@@ -572,6 +664,7 @@ GradCamDialog::Options GradCamDialog::options() const {
     o.outputDir = output_->path();
     o.png = png_->isChecked();
     o.tiff = tiff_->isChecked();
+    o.runOn = runOn();
     return o;
 }
 
@@ -582,6 +675,7 @@ void GradCamDialog::setOptions(const Options& o) {
     output_->setPath(o.outputDir);
     png_->setChecked(o.png);
     tiff_->setChecked(o.tiff);
+    setRunOn(o.runOn);
     revalidate();
 }
 

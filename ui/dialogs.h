@@ -5,6 +5,8 @@
 // Options struct. They create no jobs: the caller maps options() to a core/ call.
 // Each Options struct has a static validate() returning the first problem as a sentence ("" = fine),
 // so that callers and tests can check options without a dialog.
+#include "core/slurm.h"
+
 #include <QDialog>
 #include <QList>
 #include <QPair>
@@ -23,6 +25,20 @@ class QSpinBox;
 class QToolButton;
 
 namespace nic {
+
+/// Where a job runs: on this computer, or as Slurm jobs submitted through `nic submit` (docs/cluster.md),
+/// which the Jobs dock then follows through the output folder (ui/clusterjobs.h).
+struct RunOn {
+    bool cluster = false;
+    SlurmOptions slurm; ///< partition, time limit, CPUs, memory, account; empty: the cluster's defaults
+    bool operator==(const RunOn&) const = default;
+    /// The first problem with the Slurm fields ("" = fine): time limit and memory in Slurm's formats.
+    static QString validate(const RunOn& r);
+};
+
+/// True when Slurm's `sbatch` is on PATH: the Compress, Train slide model and Grad-CAM dialogs then offer
+/// "Run on: Slurm cluster".
+bool slurmAvailable();
 
 /// A line edit with a "…" button that opens a file or folder chooser.
 class PathEdit : public QWidget {
@@ -53,6 +69,8 @@ public:
     virtual QString validationError() const = 0;
     QLabel* errorLabel() const { return error_; }
     QPushButton* okButton() const { return ok_; }
+    /// The "Run on" choice; nullptr when the dialog has none (no sbatch on PATH, or a local-only job).
+    QComboBox* runOnCombo() const { return runOn_; }
 
 public Q_SLOTS:
     /// Validates; when valid saves the values to QSettings and closes with Accepted.
@@ -72,6 +90,12 @@ protected:
     void restoreSettings();
     /// A form row `label` → `widget` whose value is remember()ed under `key`.
     void addField(const QString& label, QWidget* widget, const QString& key);
+    /// Adds "Run on: this computer | Slurm cluster" and the Slurm rows (shown only for the cluster) when
+    /// slurmAvailable(); nothing otherwise.
+    void addRunOnFields();
+    /// The chosen place to run ({} without the fields).
+    RunOn runOn() const;
+    void setRunOn(const RunOn& r);
 
     QFormLayout* form_;
 
@@ -82,6 +106,12 @@ private:
     QList<QPair<QString, QWidget*>> remembered_;
     QLabel* error_;
     QPushButton* ok_;
+    QComboBox* runOn_ = nullptr;
+    QLineEdit* partition_ = nullptr;
+    QLineEdit* time_ = nullptr;
+    QSpinBox* cpus_ = nullptr;
+    QLineEdit* memory_ = nullptr;
+    QLineEdit* account_ = nullptr;
 };
 
 /// Compress slides into latent grids (`nic compress`).
@@ -96,6 +126,7 @@ public:
         double targetMpp = 0.0;    ///< µm/px, 0 = the encoder's
         int augment = 8;           ///< 8 (all dihedral variants, the paper) or 1
         QString outputDir;
+        RunOn runOn;
         bool operator==(const Options&) const = default;
         static QString validate(const Options& o);
     };
@@ -163,6 +194,7 @@ public:
         int testCrops = 10;        ///< T
         int epochs = 50;
         QString outputDir;
+        RunOn runOn;
         bool operator==(const Options&) const = default;
         /// Also parses the cohort (its error is reported as "Cohort: <cause>") and checks that there
         /// are at least as many slides as folds.
@@ -199,6 +231,7 @@ public:
         QString outputDir;
         bool png = true;           ///< also <slide>_gradcam.png (overlay)
         bool tiff = true;          ///< also the ASAP <slide>_likelihood_map.tif
+        RunOn runOn;
         bool operator==(const Options&) const = default;
         static QString validate(const Options& o);
     };

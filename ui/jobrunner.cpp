@@ -180,6 +180,41 @@ JobId JobRunner::enqueue(Job job) {
     return id;
 }
 
+JobId JobRunner::addExternal(const QString& name, const QStringList& resultPaths) {
+    const JobId id = nextId_++;
+    Entry e;
+    e.info.id = id;
+    e.info.name = name;
+    e.info.resultPaths = resultPaths;
+    e.info.percent = -1;
+    jobs_.emplace(id, std::move(e));
+    order_.append(id);
+    external_.insert(id);
+    Q_EMIT jobAdded(id);
+    setState(jobs_.at(id), JobState::Running);
+    return id;
+}
+
+void JobRunner::reportExternal(JobId id, int percent, const QString& step) {
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end() || !external_.count(id) || it->second.info.state != JobState::Running)
+        return;
+    it->second.info.percent = percent;
+    it->second.info.step = step;
+    Q_EMIT jobProgress(id, percent, -1.0, step);
+}
+
+void JobRunner::settleExternal(JobId id, JobState state, const QString& error) {
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end() || !external_.count(id) || isFinished(it->second.info.state) || !isFinished(state))
+        return;
+    if (state == JobState::Succeeded && it->second.info.percent != 100) {
+        it->second.info.percent = 100;
+        Q_EMIT jobProgress(id, 100, 0.0, it->second.info.step);
+    }
+    finish(id, state, error);
+}
+
 JobInfo JobRunner::info(JobId id) const {
     const auto it = jobs_.find(id);
     return it == jobs_.end() ? JobInfo{} : it->second.info;
@@ -313,6 +348,9 @@ void JobRunner::cancel(JobId id) {
         finish(id, JobState::Cancelled, {});
         if (!running_ && queue_.empty())
             Q_EMIT idle();
+    } else if (it->second.info.state == JobState::Running && external_.count(id)) {
+        onLog(id, QStringLiteral("cancel requested"));
+        Q_EMIT externalCancelRequested(id);
     } else if (it->second.info.state == JobState::Running && it->second.context) {
         it->second.context->cancel();
         onLog(id, QStringLiteral("cancel requested"));
@@ -332,6 +370,7 @@ void JobRunner::removeFinished() {
         const JobId id = *it;
         if (isFinished(jobs_.at(id).info.state)) {
             jobs_.erase(id);
+            external_.erase(id);
             it = order_.erase(it);
             Q_EMIT jobRemoved(id);
         } else {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 namespace nic {
 
@@ -43,6 +44,17 @@ public:
     bool contains(JobId id) const { return jobs_.count(id) != 0; }
     /// All known jobs in submission order.
     QList<JobId> jobIds() const;
+    /// A job that runs elsewhere (a Slurm submission the GUI follows, ui/clusterjobs.h): listed, logged and
+    /// cancelled like the others but never queued or run on the worker; its owner reports on the GUI thread
+    /// through reportExternal()/logExternal() and ends it with settleExternal(). It starts Running, does not
+    /// count in activeCount() (closing the window does not stop a cluster job), and cancel() only emits
+    /// externalCancelRequested() (the owner stops it and settles it).
+    JobId addExternal(const QString& name, const QStringList& resultPaths);
+    bool isExternal(JobId id) const { return external_.count(id) != 0; }
+    void reportExternal(JobId id, int percent, const QString& step);
+    void logExternal(JobId id, const QString& line) { onLog(id, line); }
+    void settleExternal(JobId id, JobState state, const QString& error = {});
+
     /// The job running now, if any.
     std::optional<JobId> runningJob() const { return running_; }
     /// Queued plus running jobs.
@@ -72,6 +84,8 @@ Q_SIGNALS:
     /// After jobStateChanged to a finished state; `error` is the cause for Failed, else empty.
     void jobFinished(nic::JobId id, nic::JobState state, const QString& error);
     void jobRemoved(nic::JobId id);
+    /// cancel() was called on a running external job.
+    void externalCancelRequested(nic::JobId id);
     /// The queue ran dry (no job queued or running).
     void idle();
 
@@ -106,6 +120,7 @@ private:
     QList<JobId> order_;
     std::deque<JobId> queue_;
     std::optional<JobId> running_;
+    std::set<JobId> external_;
     JobId nextId_ = 1;
     bool shutDown_ = false;
     QThread thread_;

@@ -8,6 +8,7 @@
 #include "core/runfolder.h"
 #include "ui/cohortpanel.h"
 #include "ui/compareview.h"
+#include "ui/clusterjobs.h"
 #include "ui/jobrunner.h"
 #include "ui/jobspanel.h"
 #include "ui/mainwindow.h"
@@ -174,6 +175,7 @@ Workflow::Workflow(MainWindow* window) : QObject(window), window_(window) {
     // The runner is this object's child, and this object is created before the docks, so on window
     // destruction the runner is shut down (worker waited for) while the panels still exist.
     runner_ = new JobRunner(this);
+    cluster_ = new ClusterJobs(runner_, this);
 
     jobsPanel_ = new JobsPanel(*runner_);
     jobsDock_ = new QDockWidget(tr("Jobs"), window);
@@ -278,6 +280,16 @@ JobId Workflow::startCompress(const CompressDialog::Options& o, QString* error) 
         job.resultPaths << out;
         results_.insert(out, {ResultKind::CompressedGrid, s, 0});
     }
+    if (o.runOn.cluster) {
+        QStringList args = o.slides;
+        args << QStringLiteral("--encoder=") + o.encoder << QStringLiteral("--out=") + o.outputDir
+             << QStringLiteral("--stride=%1").arg(o.stride) << QStringLiteral("--augment=%1").arg(o.augment);
+        if (builtin)
+            args << QStringLiteral("--patch=%1").arg(o.patchSize);
+        if (o.targetMpp > 0.0)
+            args << QStringLiteral("--target-mpp=%1").arg(o.targetMpp, 0, 'g', 10);
+        return submitToCluster(SubmitCommand::Compress, args, o.outputDir, job.name, job.resultPaths, o.runOn, error);
+    }
     job.body = [slides = toPaths(o.slides), encoderName = o.encoder.toStdString(), builtin, loadNeural,
                 patch = o.patchSize, stride = o.stride, mpp = o.targetMpp, augment = o.augment,
                 outDir = std::filesystem::path(o.outputDir.toStdString())](JobContext& ctx) {
@@ -360,6 +372,19 @@ JobId Workflow::startTrainEncoder(const TrainEncoderDialog::Options& o, QString*
 JobId Workflow::startTrainSlideModel(const TrainSlideModelDialog::Options& o, QString* error) {
     if (!requireNeural(error))
         return 0;
+    if (o.runOn.cluster) {
+        const QStringList args{QStringLiteral("--cohort=") + o.cohort, QStringLiteral("--grids=") + o.gridsDir,
+                               QStringLiteral("--task=") + (o.task == QLatin1String("regression") ? QStringLiteral("regress") : QStringLiteral("classify")),
+                               QStringLiteral("--folds=%1").arg(o.folds), QStringLiteral("--crop=%1").arg(o.cropSize),
+                               QStringLiteral("--test-crops=%1").arg(o.testCrops), QStringLiteral("--epochs=%1").arg(o.epochs),
+                               QStringLiteral("--out=") + o.outputDir};
+        const JobId id = submitToCluster(SubmitCommand::Train, args, o.outputDir,
+                                         tr("Train slide model (%1, %2 folds) → %3").arg(o.task).arg(o.folds).arg(QDir(o.outputDir).dirName()),
+                                         {o.outputDir}, o.runOn, error);
+        if (id)
+            results_.insert(o.outputDir, {ResultKind::SlideModelRun, {}, id});
+        return id;
+    }
     TrainingCurvesPlot* plot =
         addCurves(0, tr("Slide model %1").arg(QDir(o.outputDir).dirName()),
                   o.task == QLatin1String("regression") ? tr("validation Spearman") : tr("validation AUC"));
@@ -386,9 +411,37 @@ JobId Workflow::startGradCam(const GradCamDialog::Options& o, QString* error) {
         job.resultPaths << out;
         results_.insert(out, {ResultKind::Heatmap, {}, 0});
     }
+    if (o.runOn.cluster) {
+        QStringList args = o.slides;
+        args << QStringLiteral("--model=") + o.model << QStringLiteral("--layer=%1").arg(o.layer)
+             << QStringLiteral("--out=") + o.outputDir;
+        if (!o.png)
+            args << QStringLiteral("--no-png");
+        if (!o.tiff)
+            args << QStringLiteral("--no-tiff");
+        return submitToCluster(SubmitCommand::GradCam, args, o.outputDir, job.name, job.resultPaths, o.runOn, error);
+    }
     auto body = registry().gradCam;
     job.body = [body, o](JobContext& ctx) { body(o, ctx); };
     return runner_->enqueue(std::move(job));
+}
+
+JobId Workflow::submitToCluster(SubmitCommand command, const QStringList& arguments, const QString& outputDir,
+                                const QString& name, const QStringList& resultPaths, const RunOn& runOn, QString* error) {
+    ClusterJobs::Submission s;
+    s.command = command;
+    s.arguments = arguments;
+    s.outputDir = outputDir;
+    s.name = name;
+    s.resultPaths = resultPaths;
+    s.slurm = runOn.slurm;
+    const JobId id = cluster_->submit(s, error);
+    if (id) {
+        jobsDock_->show();
+        jobsDock_->raise();
+        jobsPanel_->selectJob(id);
+    }
+    return id;
 }
 
 // ---------------------------------------------------------------------------------------- results

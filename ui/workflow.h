@@ -14,6 +14,7 @@
 //
 // Closing the window while jobs are queued or running asks first; on "Yes" every job is cancelled and
 // the worker thread is waited for before the window closes.
+#include "core/submitfolder.h"
 #include "ui/dialogs.h"
 #include "ui/job.h"
 
@@ -34,6 +35,7 @@ class QTabWidget;
 
 namespace nic {
 
+class ClusterJobs;
 class CohortPanel;
 class CompareView;
 class JobRunner;
@@ -78,6 +80,8 @@ public:
 
     MainWindow* window() const { return window_; }
     JobRunner* runner() const { return runner_; }
+    /// Jobs submitted to Slurm from the dialogs (their Options' runOn.cluster).
+    ClusterJobs* clusterJobs() const { return cluster_; }
     JobsPanel* jobsPanel() const { return jobsPanel_; }
     CohortPanel* cohortPanel() const { return cohortPanel_; }
     QDockWidget* jobsDock() const { return jobsDock_; }
@@ -138,6 +142,9 @@ private:
     TrainingCurvesPlot* addCurves(JobId id, const QString& title, const QString& metricName);
     EpochSink epochSinkFor(TrainingCurvesPlot* plot);
     QString findSlide(const QString& fileName, const QStringList& nearDirs) const;
+    /// The dialogs' "Run on: Slurm cluster": `nic submit <command> arguments…`, followed in the Jobs dock.
+    JobId submitToCluster(SubmitCommand command, const QStringList& arguments, const QString& outputDir, const QString& name,
+                          const QStringList& resultPaths, const RunOn& runOn, QString* error);
     bool openSlideWithGrid(const QString& h5, const QString& slide);
     bool openSlideWithHeatmap(const QString& h5, const QString& slide);
     bool openRunPlots(const QString& runDir);
@@ -146,6 +153,7 @@ private:
 
     MainWindow* window_;
     JobRunner* runner_;
+    ClusterJobs* cluster_;
     JobsPanel* jobsPanel_;
     CohortPanel* cohortPanel_;
     QDockWidget* jobsDock_;
