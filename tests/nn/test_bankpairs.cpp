@@ -296,7 +296,7 @@ protected:
         std::string out, err;
         const auto path = *dir_ / "bank.nicbank";
         EXPECT_EQ(test::runCommand(test::nicCommand("make-bank --cohort " + test::shellQuoted(*dir_ / "synth/cohort.csv") +
-                                                    " --max-per-slide 24 --unlabelled --quiet --out " + test::shellQuoted(path) +
+                                                    " --max-per-slide 24 --quiet --out " + test::shellQuoted(path) +
                                                     " " + extra),
                                    &out, &err),
                   0)
@@ -311,7 +311,7 @@ test::TempDir* CohortPairs::dir_ = nullptr;
 
 TEST_F(CohortPairs, BankFromMaxPerSlideGivesThePapersNegatives) {
     std::string log;
-    const PatchBank bank = makeBank("", &log);
+    const PatchBank bank = makeBank("--unlabelled", &log);
     ASSERT_EQ(bank.size(), 4U * 24U) << log;
     EXPECT_NE(log.find("kept 96 of "), std::string::npos) << log;
     EXPECT_NE(log.find("(random anchors with their 4-neighbours); 0 without a kept 4-neighbour"), std::string::npos) << log;
@@ -327,7 +327,7 @@ TEST_F(CohortPairs, BankFromMaxPerSlideGivesThePapersNegatives) {
 
 TEST_F(CohortPairs, PlainRandomSubsetLosesAdjacentNegativesAndSaysSo) {
     // The old behaviour (--no-neighbours) is what the paper's 75 % collapses to: the sampler counts the misses.
-    const PatchBank bank = makeBank("--no-neighbours");
+    const PatchBank bank = makeBank("--unlabelled --no-neighbours");
     ASSERT_EQ(bank.size(), 4U * 24U);
     const PairStats st = drawEpochs(bank, 20, 11);
     EXPECT_LT(st.adjacentFraction(), 0.70);
@@ -336,7 +336,7 @@ TEST_F(CohortPairs, PlainRandomSubsetLosesAdjacentNegativesAndSaysSo) {
 }
 
 TEST_F(CohortPairs, ContrastiveTrainingLogsTheRealisedAdjacentShare) {
-    const PatchBank bank = makeBank("--patch-size 32 --stride 32 --target-mpp 2");
+    const PatchBank bank = makeBank("--unlabelled --patch-size 32 --stride 32 --target-mpp 2");
     test::TempDir out;
     TrainOptions o;
     o.kind = EncoderKind::Contrastive;
@@ -360,6 +360,40 @@ TEST_F(CohortPairs, ContrastiveTrainingLogsTheRealisedAdjacentShare) {
     ASSERT_FALSE(lines.empty());
     EXPECT_NE(lines.back().find(" adjacent / "), std::string::npos) << lines.back();
     EXPECT_NE(lines.back().find("(0 fallbacks, 0 without a neighbour)"), std::string::npos) << lines.back();
+}
+
+TEST_F(CohortPairs, EvalEncoderSplitsBySlideAndReportsBalancedAccuracy) {
+    const PatchBank bank = makeBank("--min-tissue 0.3");
+    ASSERT_EQ(bank.knownSourceCount(), 4U);
+    const std::string bankArg = " --bank " + test::shellQuoted(*dir_ / "bank.nicbank");
+    const auto json = *dir_ / "eval.json";
+    std::string out, err;
+    ASSERT_EQ(test::runCommand(test::nicCommand("eval-encoder --encoder mean-rgb:128 --epochs 3 --threads 1 --quiet" + bankArg +
+                                                " --json " + test::shellQuoted(json)),
+                               &out, &err),
+              0)
+        << err;
+    EXPECT_NE(out.find("test split: by source ("), std::string::npos) << out;
+    EXPECT_NE(out.find("; none on both sides); validation split: by source"), std::string::npos) << out;
+    const auto j = nlohmann::json::parse(test::readFile(json));
+    std::vector<std::vector<std::int64_t>> confusion = j.at("confusion");
+    EXPECT_DOUBLE_EQ(j.at("balanced_accuracy").get<double>(), balancedAccuracy(confusion));
+    char line[64];
+    std::snprintf(line, sizeof line, "test balanced accuracy: %.4f\n", j.at("balanced_accuracy").get<double>());
+    EXPECT_NE(out.find(line), std::string::npos) << out;
+    EXPECT_EQ(j.at("validation_split"), "source");
+    EXPECT_EQ(j.at("encoder").at("name"), "mean-rgb");
+
+    // The patch-level split is still there when asked for; a wrong mode is a usage error naming it.
+    ASSERT_EQ(test::runCommand(test::nicCommand("eval-encoder --encoder mean-rgb:128 --epochs 2 --threads 1 --quiet --split patch" +
+                                                bankArg),
+                               &out, &err),
+              0)
+        << err;
+    EXPECT_NE(out.find("test split: by patch (a source can be on both sides); validation split: by patch"), std::string::npos)
+        << out;
+    EXPECT_NE(test::runCommand(test::nicCommand("eval-encoder --encoder mean-rgb:128 --split slide" + bankArg), &out, &err), 0);
+    EXPECT_NE(err.find("--split must be auto, source or patch, not 'slide'"), std::string::npos) << err;
 }
 
 } // namespace
