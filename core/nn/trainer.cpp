@@ -478,6 +478,7 @@ struct TrainingBanks {
     const PatchBank* val = nullptr;
     int classes = 0;
     int outputs = 0;
+    bool valBySource = false; ///< validation held out as whole sources
 };
 
 void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
@@ -485,7 +486,10 @@ void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trai
     b.train = &trainBank;
     b.val = &validationBank;
     if (validationBank.empty() && o.kind != EncoderKind::Bigan) {
-        std::tie(b.splitTrain, b.splitVal) = trainBank.split(0.1, o.seed);
+        // Contrastive validation pairs need the held-out anchors' neighbours and other slides: hold out
+        // whole slides when the bank knows them (a random 10 % would leave almost no neighbour pairs).
+        b.valBySource = o.kind == EncoderKind::Contrastive && trainBank.knownSourceCount() >= 3;
+        std::tie(b.splitTrain, b.splitVal) = b.valBySource ? trainBank.splitBySource(0.1, o.seed) : trainBank.split(0.1, o.seed);
         b.train = &b.splitTrain;
         b.val = &b.splitVal;
         if (b.val->empty() || b.train->size() < 2)
@@ -608,6 +612,10 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     resolveBanks(banks, o, trainBank, validationBank, p);
     const PatchBank* train = banks.train;
     const int classes = banks.classes;
+    if (banks.valBySource)
+        ctx.log("validation: whole slides held out (" + std::to_string(banks.val->knownSourceCount()) + " of " +
+                std::to_string(trainBank.knownSourceCount()) + ", " + std::to_string(banks.val->size()) +
+                " patches), so that validation pairs keep their neighbours");
 
     const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
     const double augment = o.augmentStrength >= 0 ? o.augmentStrength

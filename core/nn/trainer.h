@@ -79,7 +79,8 @@ struct TrainResult {
 };
 
 /// Trains an encoder. `validation` may be empty, in which case 10 % of `train` (stratified, from the
-/// seed) is held out. Supervised kinds need labelled banks (supervised-tumor: exactly 2 classes, label 1
+/// seed) is held out; for contrastive training on a bank of ≥ 3 known sources, whole sources are held
+/// out instead (PatchBank::splitBySource), so that validation pairs have neighbours and other slides. Supervised kinds need labelled banks (supervised-tumor: exactly 2 classes, label 1
 /// = tumour; supervised-tissue: ≥ 2 classes). Throws InvalidArgument, IoError, Cancelled.
 TrainResult trainEncoder(const TrainOptions& options, const PatchBank& train, const PatchBank& validation,
                          JobContext& ctx = JobContext::none());

@@ -360,6 +360,14 @@ TEST_F(CohortPairs, ContrastiveTrainingLogsTheRealisedAdjacentShare) {
     ASSERT_FALSE(lines.empty());
     EXPECT_NE(lines.back().find(" adjacent / "), std::string::npos) << lines.back();
     EXPECT_NE(lines.back().find("(0 fallbacks, 0 without a neighbour)"), std::string::npos) << lines.back();
+
+    // Without a validation bank, whole slides are held out (a random 10 % would leave few neighbour pairs).
+    lines.clear();
+    o.out = out / "c2.nicenc";
+    const TrainResult r2 = trainEncoder(o, bank, PatchBank(), ctx);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines.front(), "validation: whole slides held out (1 of 4, 24 patches), so that validation pairs keep their neighbours");
+    EXPECT_EQ(r2.history.at(0).pairFallbacks, 0);
 }
 
 TEST_F(CohortPairs, EvalEncoderSplitsBySlideAndReportsBalancedAccuracy) {
