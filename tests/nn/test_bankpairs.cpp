@@ -177,22 +177,6 @@ TEST(BalancedAccuracy, KnownValuesOnHandMadeConfusions) {
     EXPECT_TRUE(std::isnan(balancedAccuracy({{0, 0}, {0, 0}})));
 }
 
-TEST(BalancedAccuracy, EvalEncoderReportsItBesideAccuracy) {
-    const PatchBank train = test::makeTwoClassBank(80, 32, 11);
-    const PatchBank testBank = test::makeTwoClassBank(40, 32, 12);
-    MeanRgbEncoder enc(32);
-    EvalOptions o;
-    o.epochs = 5;
-    o.compute.threads = 1;
-    const EvalResult r = evaluateEncoder(enc, train, testBank, o);
-    EXPECT_DOUBLE_EQ(r.balancedAccuracy, balancedAccuracy(r.confusion));
-    EXPECT_DOUBLE_EQ(r.balancedAccuracy, (r.perClassAccuracy[0] + r.perClassAccuracy[1]) / 2);
-    const auto j = nlohmann::json::parse(r.toJson());
-    EXPECT_DOUBLE_EQ(j.at("balanced_accuracy").get<double>(), r.balancedAccuracy);
-    EXPECT_DOUBLE_EQ(j.at("accuracy").get<double>(), r.accuracy);
-    EXPECT_EQ(j.at("validation_split"), "patch"); // one source
-}
-
 // ------------------------------------------------------------------------------- contrastive pairs
 
 TEST(CellSampling, EveryKeptCellHasAKeptNeighbourAndTheCapHolds) {
