@@ -4,6 +4,8 @@
 #include "core/nn/modules.h"
 #include "core/plateau.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <limits>
 #include <random>
@@ -26,6 +28,55 @@ std::string EvalResult::confusionCsv() const {
         out << '\n';
     }
     return out.str();
+}
+
+std::optional<EvalSplit> parseEvalSplit(const std::string& text) {
+    if (text == "auto")
+        return EvalSplit::Auto;
+    if (text == "source")
+        return EvalSplit::Source;
+    if (text == "patch")
+        return EvalSplit::Patch;
+    return std::nullopt;
+}
+
+std::pair<PatchBank, PatchBank> evaluationSplit(const PatchBank& bank, double fraction, std::uint64_t seed, EvalSplit mode,
+                                                bool& bySource) {
+    bySource = mode == EvalSplit::Source || (mode == EvalSplit::Auto && bank.knownSourceCount() >= 2);
+    return bySource ? bank.splitBySource(fraction, seed) : bank.split(fraction, seed);
+}
+
+double balancedAccuracy(const std::vector<std::vector<std::int64_t>>& confusion) {
+    double sum = 0.0;
+    int present = 0;
+    for (std::size_t t = 0; t < confusion.size(); ++t) {
+        std::int64_t row = 0;
+        for (auto v : confusion[t])
+            row += v;
+        if (row == 0)
+            continue;
+        sum += t < confusion[t].size() ? static_cast<double>(confusion[t][t]) / static_cast<double>(row) : 0.0;
+        ++present;
+    }
+    return present ? sum / present : std::numeric_limits<double>::quiet_NaN();
+}
+
+std::string EvalResult::toJson() const {
+    const auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    nlohmann::json j;
+    j["classes"] = classNames;
+    j["accuracy"] = num(accuracy);
+    j["balanced_accuracy"] = num(balancedAccuracy);
+    auto recall = nlohmann::json::object();
+    for (std::size_t c = 0; c < classNames.size() && c < perClassAccuracy.size(); ++c)
+        recall[classNames[c]] = num(perClassAccuracy[c]);
+    j["per_class_recall"] = recall;
+    j["confusion"] = confusion;
+    j["validation_accuracy"] = num(validationAccuracy);
+    j["best_epoch"] = bestEpoch;
+    j["patches"] = {{"train", trainCount}, {"validation", validationCount}, {"test", testCount}};
+    j["validation_split"] = validationBySource ? "source" : "patch";
+    return j.dump(2);
 }
 
 namespace {
@@ -78,12 +129,14 @@ EvalResult evaluateEncoder(PatchEncoder& encoder, const PatchBank& trainBank, co
     if (testBank.empty())
         throw InvalidArgument("eval-encoder: empty test set");
     configureCompute(o.compute); // threads; the MLP itself is tiny and runs on the CPU
-    auto [trainPart, valPart] = trainBank.split(o.validationFraction, o.seed);
+    bool valBySource = false;
+    auto [trainPart, valPart] = evaluationSplit(trainBank, o.validationFraction, o.seed, o.validationSplit, valBySource);
     if (trainPart.size() < 2 || valPart.empty())
         throw InvalidArgument("eval-encoder: too few training patches for a validation split");
 
     EvalResult r;
     r.classNames = trainBank.classNames();
+    r.validationBySource = valBySource;
     r.trainCount = trainPart.size();
     r.validationCount = valPart.size();
     r.testCount = testBank.size();
@@ -177,6 +230,7 @@ EvalResult evaluateEncoder(PatchEncoder& encoder, const PatchBank& trainBank, co
                                                 : std::numeric_limits<double>::quiet_NaN());
     }
     r.accuracy = static_cast<double>(correct) / static_cast<double>(pred.size(0));
+    r.balancedAccuracy = nic::balancedAccuracy(r.confusion);
     return r;
 }
 

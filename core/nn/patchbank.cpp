@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -102,6 +103,95 @@ std::pair<PatchBank, PatchBank> PatchBank::split(double fraction, std::uint64_t 
     std::sort(rest.begin(), rest.end());
     std::sort(part.begin(), part.end());
     return {subset(rest), subset(part)};
+}
+
+std::size_t PatchBank::knownSourceCount() const {
+    std::set<int> seen;
+    for (auto s : sources_) {
+        if (s < 0)
+            return 0;
+        seen.insert(s);
+    }
+    return seen.size();
+}
+
+std::pair<PatchBank, PatchBank> PatchBank::splitBySource(double fraction, std::uint64_t seed) const {
+    if (!(fraction >= 0.0 && fraction <= 1.0))
+        throw InvalidArgument("split fraction must be in [0, 1]");
+    std::map<int, std::vector<std::size_t>> bySource;
+    int maxLabel = -1;
+    for (std::size_t i = 0; i < size(); ++i) {
+        if (sources_[i] < 0)
+            throw InvalidArgument("cannot split the bank by source: patch " + std::to_string(i) + " has no source");
+        bySource[sources_[i]].push_back(i);
+        maxLabel = std::max(maxLabel, labels_[i]);
+    }
+    if (bySource.size() < 2)
+        throw InvalidArgument("cannot split the bank by source: all its patches come from one source");
+    // Class counts per source; bucket 0 holds unlabelled patches.
+    const auto buckets = static_cast<std::size_t>(maxLabel + 2);
+    std::vector<double> target(buckets, 0.0);
+    std::map<int, std::vector<double>> counts;
+    for (const auto& [src, idx] : bySource) {
+        auto& c = counts[src];
+        c.assign(buckets, 0.0);
+        for (auto i : idx)
+            c[static_cast<std::size_t>(labels_[i] + 1)] += 1.0;
+        for (std::size_t b = 0; b < buckets; ++b)
+            target[b] += fraction * c[b];
+    }
+    std::vector<int> order;
+    for (const auto& kv : bySource)
+        order.push_back(kv.first);
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<double> part(buckets, 0.0);
+    const auto distance = [&](const std::vector<double>& v, const std::vector<double>* plus) {
+        double d = 0.0;
+        for (std::size_t b = 0; b < buckets; ++b)
+            d += std::abs(v[b] + (plus ? (*plus)[b] : 0.0) - target[b]);
+        return d;
+    };
+    std::set<int> inPart;
+    for (int src : order)
+        if (distance(part, &counts[src]) < distance(part, nullptr)) {
+            inPart.insert(src);
+            for (std::size_t b = 0; b < buckets; ++b)
+                part[b] += counts[src][b];
+        }
+    if (inPart.empty())
+        inPart.insert(order.front());
+    if (inPart.size() == order.size())
+        inPart.erase(order.back());
+    std::vector<std::size_t> rest, held;
+    for (std::size_t i = 0; i < size(); ++i)
+        (inPart.count(sources_[i]) ? held : rest).push_back(i);
+    return {subset(rest), subset(held)};
+}
+
+PatchBank PatchBank::balanced(std::uint64_t seed) const {
+    if (classNames_.empty())
+        throw InvalidArgument("cannot balance the bank: it has no classes (unlabelled patches)");
+    std::vector<std::vector<std::size_t>> byLabel(classNames_.size());
+    for (std::size_t i = 0; i < size(); ++i) {
+        if (labels_[i] < 0 || static_cast<std::size_t>(labels_[i]) >= classNames_.size())
+            throw InvalidArgument("cannot balance the bank: patch " + std::to_string(i) + " is unlabelled");
+        byLabel[static_cast<std::size_t>(labels_[i])].push_back(i);
+    }
+    std::size_t keep = size();
+    for (std::size_t c = 0; c < byLabel.size(); ++c) {
+        if (byLabel[c].empty())
+            throw InvalidArgument("cannot balance the bank: class '" + classNames_[c] + "' has no patches");
+        keep = std::min(keep, byLabel[c].size());
+    }
+    std::mt19937_64 rng(seed);
+    std::vector<std::size_t> kept;
+    for (auto& idx : byLabel) {
+        std::shuffle(idx.begin(), idx.end(), rng);
+        kept.insert(kept.end(), idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(keep));
+    }
+    std::sort(kept.begin(), kept.end());
+    return subset(kept);
 }
 
 std::vector<std::size_t> PatchBank::labelCounts() const {
@@ -228,6 +318,64 @@ PatchBank patchBankFromFolder(const std::filesystem::path& folder, int patchSize
     return bank;
 }
 
+std::vector<std::pair<int, int>> sampleCellsWithNeighbours(const std::vector<std::pair<int, int>>& cells, int maxCells,
+                                                           std::mt19937_64& rng) {
+    std::vector<std::pair<int, int>> out;
+    const auto byRowCol = [](const std::pair<int, int>& a, const std::pair<int, int>& b) {
+        return std::tie(a.second, a.first) < std::tie(b.second, b.first);
+    };
+    if (maxCells <= 0 || cells.size() <= static_cast<std::size_t>(maxCells)) {
+        out = cells;
+        std::sort(out.begin(), out.end(), byRowCol);
+        return out;
+    }
+    const std::set<std::pair<int, int>> eligible(cells.begin(), cells.end());
+    std::set<std::pair<int, int>> taken;
+    const auto neighboursOf = [&](const std::pair<int, int>& c) {
+        std::vector<std::pair<int, int>> nb;
+        for (auto [dc, dr] : {std::pair{1, 0}, std::pair{-1, 0}, std::pair{0, 1}, std::pair{0, -1}}) {
+            const std::pair<int, int> n{c.first + dc, c.second + dr};
+            if (eligible.count(n))
+                nb.push_back(n);
+        }
+        return nb;
+    };
+    std::vector<std::pair<int, int>> order = cells;
+    std::shuffle(order.begin(), order.end(), rng);
+    auto remaining = static_cast<std::size_t>(maxCells);
+    for (const auto& c : order) {
+        if (remaining == 0)
+            break;
+        if (taken.count(c))
+            continue;
+        const auto nb = neighboursOf(c);
+        if (nb.empty())
+            continue; // an isolated cell cannot give an adjacent pair
+        const bool touchesKept = std::any_of(nb.begin(), nb.end(), [&](const auto& n) { return taken.count(n) > 0; });
+        std::vector<std::pair<int, int>> group{c};
+        for (const auto& n : nb)
+            if (!taken.count(n))
+                group.push_back(n);
+        if (remaining == 1 && !touchesKept)
+            continue; // alone it would have no kept neighbour; a later cell may touch a kept one
+        for (std::size_t k = 0; k < group.size() && remaining > 0; ++k, --remaining) {
+            taken.insert(group[k]);
+            out.push_back(group[k]);
+        }
+    }
+    // Only isolated cells (or none that fits) are left: fill up with them.
+    for (const auto& c : order) {
+        if (remaining == 0)
+            break;
+        if (taken.insert(c).second) {
+            out.push_back(c);
+            --remaining;
+        }
+    }
+    std::sort(out.begin(), out.end(), byRowCol);
+    return out;
+}
+
 PatchBank patchBankFromSlides(const std::vector<SlideBankSource>& slides, const SlideBankOptions& o, JobContext& ctx) {
     PatchBank bank(o.grid.patchSize);
     if (o.labelled)
@@ -236,7 +384,7 @@ PatchBank patchBankFromSlides(const std::vector<SlideBankSource>& slides, const 
         int col, row, label;
     };
     std::vector<std::vector<Cell>> perSlide(slides.size());
-    std::size_t total = 0;
+    std::size_t total = 0, eligibleTotal = 0, alone = 0;
     std::mt19937_64 rng(o.seed);
     for (std::size_t s = 0; s < slides.size(); ++s) {
         ctx.throwIfCancelled();
@@ -268,13 +416,35 @@ PatchBank patchBankFromSlides(const std::vector<SlideBankSource>& slides, const 
                 }
                 cells.push_back({c, r, label});
             }
-        if (o.maxPerSlide > 0 && cells.size() > static_cast<std::size_t>(o.maxPerSlide)) {
+        eligibleTotal += cells.size();
+        if (o.keepNeighbours && o.maxPerSlide > 0 && cells.size() > static_cast<std::size_t>(o.maxPerSlide)) {
+            std::map<std::pair<int, int>, int> labelOf;
+            std::vector<std::pair<int, int>> at;
+            for (const auto& cell : cells) {
+                labelOf[{cell.col, cell.row}] = cell.label;
+                at.emplace_back(cell.col, cell.row);
+            }
+            cells.clear();
+            for (const auto& [c, r] : sampleCellsWithNeighbours(at, o.maxPerSlide, rng))
+                cells.push_back({c, r, labelOf.at({c, r})});
+        } else if (o.maxPerSlide > 0 && cells.size() > static_cast<std::size_t>(o.maxPerSlide)) {
             std::shuffle(cells.begin(), cells.end(), rng);
             cells.resize(static_cast<std::size_t>(o.maxPerSlide));
             std::sort(cells.begin(), cells.end(), [](const Cell& a, const Cell& b) { return std::tie(a.row, a.col) < std::tie(b.row, b.col); });
         }
         total += cells.size();
+        std::set<std::pair<int, int>> kept;
+        for (const auto& cell : cells)
+            kept.insert({cell.col, cell.row});
+        for (const auto& cell : cells)
+            if (!kept.count({cell.col + 1, cell.row}) && !kept.count({cell.col - 1, cell.row}) &&
+                !kept.count({cell.col, cell.row + 1}) && !kept.count({cell.col, cell.row - 1}))
+                ++alone;
     }
+    ctx.log("kept " + std::to_string(total) + " of " + std::to_string(eligibleTotal) + " eligible cells from " +
+            std::to_string(slides.size()) + " slides" +
+            (o.maxPerSlide > 0 && o.keepNeighbours ? " (random anchors with their 4-neighbours)" : "") + "; " +
+            std::to_string(alone) + " without a kept 4-neighbour");
     std::size_t done = 0;
     for (std::size_t s = 0; s < slides.size(); ++s) {
         const Slide slide(slides[s].slide.string());

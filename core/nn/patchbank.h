@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,8 +57,21 @@ public:
     /// Random split into (rest, part) where part has round(fraction · size) patches, drawn by `seed`
     /// within each label so class proportions are kept.
     std::pair<PatchBank, PatchBank> split(double fraction, std::uint64_t seed) const;
+    /// Split into (rest, part) by source: every source (slide or folder) lands wholly on one side, so
+    /// no source is in both. Sources are taken in a seeded order and moved to `part` while that brings
+    /// part's count of every class closer to round(fraction · count) (stratified as far as whole sources
+    /// allow); both sides get at least one source. Throws InvalidArgument when a patch has no source or
+    /// the bank has fewer than 2 sources.
+    std::pair<PatchBank, PatchBank> splitBySource(double fraction, std::uint64_t seed) const;
+    /// Number of distinct sources used by the patches; 0 when any patch has no source.
+    std::size_t knownSourceCount() const;
     /// Patches per label (index = label; unlabelled patches are not counted).
     std::vector<std::size_t> labelCounts() const;
+    /// Class-balanced copy: every class keeps as many patches as the smallest class has, drawn by `seed`
+    /// within each class (the larger classes are undersampled); patches keep their label, source and
+    /// cell and their order in the bank. Throws InvalidArgument naming the class when a class has no
+    /// patch, or when a patch is unlabelled.
+    PatchBank balanced(std::uint64_t seed) const;
 
     /// Writes the bank atomically. Throws IoError.
     void save(const std::filesystem::path& path) const;
@@ -94,13 +108,26 @@ struct SlideBankOptions {
     bool labelled = true;                ///< classes "normal" (0) and "tumor" (1)
     std::vector<std::string> groups;     ///< annotation groups that mark tumour (empty: every area annotation)
     double tumorCoverage = 0.5;          ///< coverage ≥ this → tumour; 0 → normal; in between → skipped
-    int maxPerSlide = 0;                 ///< 0: every eligible cell; else a random subset of that many
+    int maxPerSlide = 0;                 ///< 0: every eligible cell; else at most that many per slide
+    bool keepNeighbours = true;          ///< with maxPerSlide: random anchor cells plus their eligible 4-neighbours
     std::uint64_t seed = 1;              ///< for the subset
 };
 
+/// Which of a slide's eligible cells (col, row) patchBankFromSlides keeps when at most `maxCells` may be
+/// kept (all when maxCells ≤ 0 or there are no more): anchors in an order drawn from `rng`, each with
+/// its eligible 4-neighbours, skipping cells with no eligible neighbour as anchors and never leaving
+/// a kept cell without a kept neighbour when another choice exists. Result sorted by (row, col).
+std::vector<std::pair<int, int>> sampleCellsWithNeighbours(const std::vector<std::pair<int, int>>& cells, int maxCells,
+                                                           std::mt19937_64& rng);
+
 /// Builds a bank from slides: detects tissue, keeps grid cells with enough tissue, labels them from
 /// the annotations (cells of slides without annotations are "normal"), reads the patches and records
-/// each patch's slide and grid cell (for the contrastive pair sampler). Progress per patch; cancellable.
+/// each patch's slide and grid cell (for the contrastive pair sampler). With maxPerSlide and
+/// keepNeighbours, the subset of a slide is built from random anchor cells, each taken with its
+/// eligible 4-neighbours, until maxPerSlide cells are kept; every kept cell then has a kept neighbour
+/// when the slide allows it (the paper's adjacent negatives, core/nn/pairsampler.h). Without
+/// keepNeighbours it is a plain random subset. Logs per slide how many cells were kept. Progress per
+/// patch; cancellable.
 /// Throws SlideError, AnnotationError, InvalidArgument, IoError, Cancelled.
 PatchBank patchBankFromSlides(const std::vector<SlideBankSource>& slides, const SlideBankOptions& options,
                               JobContext& ctx = JobContext::none());

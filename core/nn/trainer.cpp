@@ -5,6 +5,7 @@
 #include "core/atomicfile.h"
 #include "core/error.h"
 #include "core/nn/augment.h"
+#include "core/nn/pairsampler.h"
 #include "core/nn/torchencoder.h"
 #include "core/plateau.h"
 
@@ -14,7 +15,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <map>
 #include <random>
 #include <tuple>
 
@@ -56,6 +56,9 @@ public:
     virtual double validate() = 0;
     virtual bool higherIsBetter() const = 0;
     virtual const char* metricName() const = 0;
+    /// Called before the first and after the last step of an epoch (per-epoch statistics).
+    virtual void beginEpoch() {}
+    virtual void endEpoch(EpochRecord&) {}
 
     void setLearningRate(double lr) {
         for (auto* o : optimizers())
@@ -197,57 +200,6 @@ private:
 
 // ---------------------------------------------------------------------------------------- contrastive
 
-/// Pair sampler of §2.2: half the pairs are two views of one patch ("same", y = 1); of the others
-/// ("different", y = 0) 75 % pair a patch with a grid neighbour on the same slide (the bank's patches
-/// are grid cells, so neighbours do not overlap when stride ≥ P) and 25 % with any other patch.
-class PairSampler {
-public:
-    explicit PairSampler(const PatchBank& bank) : bank_(bank) {
-        for (std::size_t i = 0; i < bank.size(); ++i)
-            if (bank.source(i) >= 0 && bank.col(i) >= 0)
-                cells_[{bank.source(i), bank.col(i), bank.row(i)}] = i;
-    }
-    /// Fills (first, second, label) for `count` pairs anchored at `anchors`.
-    void sample(const std::vector<std::size_t>& anchors, std::mt19937_64& rng, std::vector<std::size_t>& a,
-                std::vector<std::size_t>& b, std::vector<float>& y) const {
-        a.clear();
-        b.clear();
-        y.clear();
-        std::uniform_real_distribution<double> u(0.0, 1.0);
-        std::uniform_int_distribution<std::size_t> any(0, bank_.size() - 1);
-        for (std::size_t k = 0; k < anchors.size(); ++k) {
-            const std::size_t i = anchors[k];
-            a.push_back(i);
-            if (k % 2 == 0) {
-                b.push_back(i);
-                y.push_back(1.0f);
-                continue;
-            }
-            std::size_t j = i;
-            if (u(rng) < 0.75) {
-                std::vector<std::size_t> nb;
-                const int s = bank_.source(i), c = bank_.col(i), r = bank_.row(i);
-                if (s >= 0 && c >= 0)
-                    for (auto [dc, dr] : {std::pair{1, 0}, std::pair{-1, 0}, std::pair{0, 1}, std::pair{0, -1}}) {
-                        auto it = cells_.find({s, c + dc, r + dr});
-                        if (it != cells_.end())
-                            nb.push_back(it->second);
-                    }
-                if (!nb.empty())
-                    j = nb[std::uniform_int_distribution<std::size_t>(0, nb.size() - 1)(rng)];
-            }
-            for (int tries = 0; j == i && tries < 100 && bank_.size() > 1; ++tries)
-                j = any(rng);
-            b.push_back(j);
-            y.push_back(0.0f);
-        }
-    }
-
-private:
-    const PatchBank& bank_;
-    std::map<std::tuple<int, int, int>, std::size_t> cells_;
-};
-
 class ContrastiveSession final : public Session {
 public:
     ContrastiveSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev,
@@ -262,6 +214,16 @@ public:
     std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
     bool higherIsBetter() const override { return true; }
     const char* metricName() const override { return "val_accuracy"; }
+
+    void beginEpoch() override { trainPairs_.resetStats(); }
+    /// The realised share of adjacent negatives and the draws that fell back (none silently).
+    void endEpoch(EpochRecord& rec) override {
+        const PairStats& st = trainPairs_.stats();
+        rec.adjacentNegatives = st.adjacentFraction();
+        rec.otherSourceNegatives = st.otherSourceFraction();
+        rec.pairFallbacks = static_cast<std::int64_t>(st.fallbacks());
+        rec.pairNoNeighbour = static_cast<std::int64_t>(st.noNeighbour);
+    }
 
     std::tuple<torch::Tensor, torch::Tensor> views(const PatchBank& bank, const std::vector<std::size_t>& a,
                                                    const std::vector<std::size_t>& b, at::Generator& gen) {
@@ -389,7 +351,10 @@ private:
 json recordToJson(const EpochRecord& r) {
     return {{"epoch", r.epoch}, {"lr", r.learningRate}, {"train_loss", r.trainLoss},
             {"validation", std::isfinite(r.validation) ? json(r.validation) : json(nullptr)},
-            {"extra", r.extra}, {"extra2", r.extra2}, {"seconds", r.seconds}, {"improved", r.improved}};
+            {"extra", r.extra}, {"extra2", r.extra2}, {"seconds", r.seconds}, {"improved", r.improved},
+            {"adjacent_negatives", std::isfinite(r.adjacentNegatives) ? json(r.adjacentNegatives) : json(nullptr)},
+            {"other_source_negatives", std::isfinite(r.otherSourceNegatives) ? json(r.otherSourceNegatives) : json(nullptr)},
+            {"pair_fallbacks", r.pairFallbacks}, {"pair_no_neighbour", r.pairNoNeighbour}};
 }
 
 EpochRecord recordFromJson(const json& j) {
@@ -402,6 +367,13 @@ EpochRecord recordFromJson(const json& j) {
     r.extra2 = j.value("extra2", 0.0);
     r.seconds = j.value("seconds", 0.0);
     r.improved = j.value("improved", false);
+    const auto share = [&](const char* key) {
+        return j.contains(key) && j.at(key).is_number() ? j.at(key).get<double>() : std::numeric_limits<double>::quiet_NaN();
+    };
+    r.adjacentNegatives = share("adjacent_negatives");
+    r.otherSourceNegatives = share("other_source_negatives");
+    r.pairFallbacks = j.value("pair_fallbacks", std::int64_t{0});
+    r.pairNoNeighbour = j.value("pair_no_neighbour", std::int64_t{0});
     return r;
 }
 
@@ -505,6 +477,7 @@ struct TrainingBanks {
     const PatchBank* val = nullptr;
     int classes = 0;
     int outputs = 0;
+    bool valBySource = false; ///< validation held out as whole sources
 };
 
 void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
@@ -512,7 +485,10 @@ void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trai
     b.train = &trainBank;
     b.val = &validationBank;
     if (validationBank.empty() && o.kind != EncoderKind::Bigan) {
-        std::tie(b.splitTrain, b.splitVal) = trainBank.split(0.1, o.seed);
+        // Contrastive validation pairs need the held-out anchors' neighbours and other slides: hold out
+        // whole slides when the bank knows them (a random 10 % would leave almost no neighbour pairs).
+        b.valBySource = o.kind == EncoderKind::Contrastive && trainBank.knownSourceCount() >= 3;
+        std::tie(b.splitTrain, b.splitVal) = b.valBySource ? trainBank.splitBySource(0.1, o.seed) : trainBank.split(0.1, o.seed);
         b.train = &b.splitTrain;
         b.val = &b.splitVal;
         if (b.val->empty() || b.train->size() < 2)
@@ -564,6 +540,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
     std::mt19937_64 rng(epochSeed);
     std::vector<std::size_t> order = allIndices(train);
     std::shuffle(order.begin(), order.end(), rng);
+    s.beginEpoch();
     const std::int64_t totalSteps = static_cast<std::int64_t>(steps) * o.epochs;
     double lossSum = 0, extraSum = 0, extra2Sum = 0;
     std::size_t pos = 0;
@@ -593,6 +570,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
     rec.trainLoss = lossSum / static_cast<double>(steps);
     rec.extra = extraSum / static_cast<double>(steps);
     rec.extra2 = extra2Sum / static_cast<double>(steps);
+    s.endEpoch(rec);
     return rec;
 }
 
@@ -604,6 +582,10 @@ std::string epochLogLine(const TrainOptions& o, const EpochRecord& rec, const st
         line += fmt(", reconstruction %.5f, KL %.2f", rec.extra, rec.extra2);
     else
         line += fmt(", train accuracy %.3f", rec.extra);
+    if (std::isfinite(rec.adjacentNegatives))
+        line += fmt(", negatives %.3f adjacent / %.3f other slide", rec.adjacentNegatives, rec.otherSourceNegatives) +
+                " (" + std::to_string(rec.pairFallbacks) + " fallbacks, " + std::to_string(rec.pairNoNeighbour) +
+                " without a neighbour)";
     if (hasMetric)
         line += ", " + metric + fmt(" %.5f", rec.validation);
     return line + fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (rec.improved ? " (saved)" : "");
@@ -629,6 +611,10 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     resolveBanks(banks, o, trainBank, validationBank, p);
     const PatchBank* train = banks.train;
     const int classes = banks.classes;
+    if (banks.valBySource)
+        ctx.log("validation: whole slides held out (" + std::to_string(banks.val->knownSourceCount()) + " of " +
+                std::to_string(trainBank.knownSourceCount()) + ", " + std::to_string(banks.val->size()) +
+                " patches), so that validation pairs keep their neighbours");
 
     const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
     const double augment = o.augmentStrength >= 0 ? o.augmentStrength

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ struct EpochRecord {
     double extra2 = 0.0;       ///< BiGAN: discriminator accuracy on real + fake pairs
     double seconds = 0.0;
     bool improved = false;     ///< encoder file rewritten after this epoch
+    /// Contrastive only (NaN otherwise): realised shares of the epoch's "different" pairs that were a
+    /// 4-neighbour of the anchor and that came from another slide (the paper: 0.75 and 0.25).
+    double adjacentNegatives = std::numeric_limits<double>::quiet_NaN();
+    double otherSourceNegatives = std::numeric_limits<double>::quiet_NaN();
+    std::int64_t pairFallbacks = 0;   ///< contrastive: negatives not drawn as intended (see PairStats)
+    std::int64_t pairNoNeighbour = 0; ///< of those: adjacent draws whose anchor had no neighbour in the bank
 };
 
 struct TrainResult {
@@ -72,7 +79,8 @@ struct TrainResult {
 };
 
 /// Trains an encoder. `validation` may be empty, in which case 10 % of `train` (stratified, from the
-/// seed) is held out. Supervised kinds need labelled banks (supervised-tumor: exactly 2 classes, label 1
+/// seed) is held out; for contrastive training on a bank of ≥ 3 known sources, whole sources are held
+/// out instead (PatchBank::splitBySource), so that validation pairs have neighbours and other slides. Supervised kinds need labelled banks (supervised-tumor: exactly 2 classes, label 1
 /// = tumour; supervised-tissue: ≥ 2 classes). Throws InvalidArgument, IoError, Cancelled.
 TrainResult trainEncoder(const TrainOptions& options, const PatchBank& train, const PatchBank& validation,
                          JobContext& ctx = JobContext::none());

@@ -8,6 +8,7 @@
 #include "testsupport.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <fstream>
@@ -93,6 +94,12 @@ TEST(EvalEncoder, MeanRgbSeparatesColourClasses) {
     EXPECT_EQ(r.confusion[0][0] + r.confusion[0][1] + r.confusion[1][0] + r.confusion[1][1], 40);
     ASSERT_EQ(r.perClassAccuracy.size(), 2U);
     EXPECT_EQ(r.confusionCsv().substr(0, r.confusionCsv().find('\n')), "true\\predicted,normal,tumor");
+    // Balanced accuracy beside accuracy: the mean recall of the two classes, also in the JSON.
+    EXPECT_DOUBLE_EQ(r.balancedAccuracy, (r.perClassAccuracy[0] + r.perClassAccuracy[1]) / 2);
+    const auto j = nlohmann::json::parse(r.toJson());
+    EXPECT_DOUBLE_EQ(j.at("balanced_accuracy").get<double>(), r.balancedAccuracy);
+    EXPECT_DOUBLE_EQ(j.at("accuracy").get<double>(), r.accuracy);
+    EXPECT_EQ(j.at("validation_split"), "patch"); // the bank has one source
 }
 
 TEST(EvalEncoder, RejectsMismatchedPatchSizes) {

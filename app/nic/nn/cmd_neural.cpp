@@ -3,6 +3,7 @@
 #include "../commands.h"
 #include "../progressbar.h"
 
+#include "core/atomicfile.h"
 #include "core/cohort.h"
 #include "core/error.h"
 #include "core/imageio.h"
@@ -12,9 +13,10 @@
 #include "core/nn/trainer.h"
 #include "core/resample.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -47,7 +49,7 @@ void addMakeBank(CLI::App& root) {
         std::vector<std::string> slides, annotations, groups;
         SlideBankOptions bank;
         double mpp = 0.0;
-        bool unlabelled = false, quiet = false;
+        bool unlabelled = false, quiet = false, balance = false, noNeighbours = false;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("--out", o->out, "Bank file to write (.nicbank)")->required();
@@ -62,8 +64,12 @@ void addMakeBank(CLI::App& root) {
     cmd->add_option("--mpp", o->mpp, "Level-0 um/px of slides without resolution metadata");
     cmd->add_option("--min-tissue", o->bank.minTissue, "Minimum tissue fraction of a grid cell")->capture_default_str();
     cmd->add_option("--groups", o->groups, "Annotation groups that mark tumour (default: all)");
-    cmd->add_option("--max-per-slide", o->bank.maxPerSlide, "Random subset per slide (0: all)")->capture_default_str();
-    cmd->add_option("--seed", o->bank.seed, "Seed of the subset")->capture_default_str();
+    cmd->add_option("--max-per-slide", o->bank.maxPerSlide,
+                    "At most this many patches per slide: random anchor cells with their in-tissue 4-neighbours "
+                    "(for contrastive pairs) (0: all)")->capture_default_str();
+    cmd->add_flag("--no-neighbours", o->noNeighbours, "With --max-per-slide: a plain random subset, without neighbours");
+    cmd->add_flag("--balance", o->balance, "Equal patch counts per class (larger classes undersampled with --seed)");
+    cmd->add_option("--seed", o->bank.seed, "Seed of the subset and of --balance")->capture_default_str();
     cmd->add_flag("--unlabelled", o->unlabelled, "Do not label slide patches (unsupervised training)");
     cmd->add_flag("--quiet", o->quiet, "No progress output");
     cmd->callback([o] {
@@ -92,10 +98,23 @@ void addMakeBank(CLI::App& root) {
             if (sources.empty())
                 throw InvalidArgument("make-bank needs --images, --slides or --cohort");
             o->bank.labelled = !o->unlabelled;
+            o->bank.keepNeighbours = !o->noNeighbours;
             o->bank.groups = o->groups;
             if (o->mpp > 0)
                 o->bank.slideMpp = o->mpp;
             bank = patchBankFromSlides(sources, o->bank, *ctx);
+        }
+        if (o->balance) {
+            if (o->unlabelled)
+                throw InvalidArgument("--balance needs labelled patches (drop --unlabelled)");
+            const auto before = bank.labelCounts();
+            bank = bank.balanced(o->bank.seed);
+            const auto after = bank.labelCounts();
+            std::string line = "balanced:";
+            for (std::size_t c = 0; c < after.size() && c < bank.classNames().size(); ++c)
+                line += std::string(c == 0 ? " kept " : ", ") + std::to_string(after[c]) + " of " +
+                        std::to_string(c < before.size() ? before[c] : 0) + " " + bank.classNames()[c];
+            ctx->log(line);
         }
         bank.save(o->out);
         finishProgressLine();
@@ -229,7 +248,7 @@ void addEvalEncoder(CLI::App& root) {
     auto* cmd = root.add_subcommand("eval-encoder", "Patch-level evaluation (paper Table 1): frozen encoder + MLP on a "
                                                     "labelled patch set; accuracy overall and per class, confusion matrix");
     struct Options {
-        std::string encoder, bank, images, testBank, testImages, confusion;
+        std::string encoder, bank, images, testBank, testImages, confusion, json, split = "auto";
         double testFraction = 0.3;
         EvalOptions eval;
         bool quiet = false;
@@ -241,12 +260,20 @@ void addEvalEncoder(CLI::App& root) {
     cmd->add_option("--test-bank", o->testBank, "Separate test bank (default: split off --test-fraction)");
     cmd->add_option("--test-images", o->testImages, "Or: separate test folder with labels.csv");
     cmd->add_option("--test-fraction", o->testFraction, "Share held out for testing when no test set is given")->capture_default_str();
+    cmd->add_option("--split", o->split,
+                    "Train/test (and validation) split: source (no slide/folder on both sides), patch (random "
+                    "patches), auto (source when the bank knows >= 2 sources)")->capture_default_str();
     cmd->add_option("--confusion", o->confusion, "Write the confusion matrix to this CSV");
+    cmd->add_option("--json", o->json, "Write the result (accuracy, balanced accuracy, confusion) to this JSON file");
     cmd->add_option("--epochs", o->eval.epochs, "Maximum MLP epochs")->capture_default_str();
     cmd->add_option("--seed", o->eval.seed, "Random seed (splits and MLP)")->capture_default_str();
     cmd->add_flag("--quiet", o->quiet, "No progress bar");
     addCompute(cmd, o->eval.compute);
     cmd->callback([o] {
+        const auto split = parseEvalSplit(o->split);
+        if (!split)
+            throw InvalidArgument("--split must be auto, source or patch, not '" + o->split + "'");
+        o->eval.validationSplit = *split;
         auto ctx = makeTerminalContext(o->quiet);
         auto enc = loadEncoder(o->encoder, o->eval.compute);
         const int p = enc->info().patchSize;
@@ -255,24 +282,34 @@ void addEvalEncoder(CLI::App& root) {
             throw InvalidArgument("eval-encoder needs --bank or --images");
         PatchBank test = loadBank(o->testBank, o->testImages, p, *ctx, "test set");
         PatchBank train;
-        if (test.empty())
-            std::tie(train, test) = all.split(o->testFraction, o->eval.seed + 101);
-        else
+        std::string splitLine = "separate test set";
+        if (test.empty()) {
+            bool bySource = false;
+            std::tie(train, test) = evaluationSplit(all, o->testFraction, o->eval.seed + 101, *split, bySource);
+            splitLine = bySource ? "by source (" + std::to_string(train.knownSourceCount()) + " train, " +
+                                       std::to_string(test.knownSourceCount()) + " test; none on both sides)"
+                                 : std::string("by patch (a source can be on both sides)");
+        } else {
             train = std::move(all);
+        }
         const EvalResult r = evaluateEncoder(*enc, train, test, o->eval, *ctx);
         finishProgressLine();
         std::printf("encoder: %s (%s)\npatches: %zu train, %zu validation, %zu test\n", enc->info().name.c_str(),
                     enc->info().hash.c_str(), r.trainCount, r.validationCount, r.testCount);
-        std::printf("validation accuracy: %.4f (epoch %d)\ntest accuracy: %.4f\n", r.validationAccuracy, r.bestEpoch,
-                    r.accuracy);
+        std::printf("test split: %s; validation split: by %s\n", splitLine.c_str(),
+                    r.validationBySource ? "source" : "patch");
+        std::printf("validation accuracy: %.4f (epoch %d)\ntest accuracy: %.4f\ntest balanced accuracy: %.4f\n",
+                    r.validationAccuracy, r.bestEpoch, r.accuracy, r.balancedAccuracy);
         for (std::size_t c = 0; c < r.classNames.size(); ++c)
             std::printf("  %s: %.4f\n", r.classNames[c].c_str(), r.perClassAccuracy[c]);
         std::printf("confusion (rows true, columns predicted):\n%s", r.confusionCsv().c_str());
-        if (!o->confusion.empty()) {
-            std::ofstream out(o->confusion);
-            out << r.confusionCsv();
-            if (!out)
-                throw IoError(o->confusion + ": cannot write the confusion matrix");
+        if (!o->confusion.empty())
+            writeFileAtomically(o->confusion, r.confusionCsv());
+        if (!o->json.empty()) {
+            auto j = nlohmann::json::parse(r.toJson());
+            j["encoder"] = {{"name", enc->info().name}, {"hash", enc->info().hash}};
+            j["test_split"] = splitLine;
+            writeFileAtomically(o->json, j.dump(2) + "\n");
         }
     });
 }
