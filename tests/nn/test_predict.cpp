@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
 
 namespace nic {
@@ -179,6 +180,30 @@ TEST_F(Predict, CliWritesTheEnsembleCsvAtomicallyAndNamesAMismatchedGrid) {
     // Both files are called model.pt, so the columns carry the paths as given.
     EXPECT_EQ(csv.substr(0, csv.find('\n')), "slide,prediction," + models[0].string() + "," + models[1].string());
     EXPECT_EQ(csv.substr(csv.find('\n')), runCsv.substr(runCsv.find('\n')));
+
+    // --cohort: the cohort's slides, found in --grids; a slide without a grid is named.
+    std::ofstream(dir / "cohort.csv") << "slide,label\nslides/slide-2.svs,1\nslides/slide-0.svs,0\n";
+    ASSERT_EQ(test::runCommand(test::nicCommand("predict --run " + test::shellQuoted(dir / "run") + " --cohort " +
+                                                test::shellQuoted(dir / "cohort.csv") + " --grids " +
+                                                test::shellQuoted(dir.path()) + " -o " +
+                                                test::shellQuoted(dir / "c.csv") + " --device cpu -q"),
+                               &stdoutText, &err),
+              0)
+        << err;
+    const std::string cohortCsv = test::readFile(dir / "c.csv");
+    EXPECT_EQ(cohortCsv.substr(0, cohortCsv.find('\n')), "slide,prediction,fold0,fold1");
+    EXPECT_EQ(cohortCsv.substr(cohortCsv.find('\n') + 1, 8), "slide-2,"); // cohort order
+    EXPECT_NE(cohortCsv.find("\nslide-0," + formatRunNumber(expected.mean[0]) + ","), std::string::npos) << cohortCsv;
+    std::ofstream(dir / "cohort2.csv") << "slide,label\nslides/slide-9.svs,1\n";
+    EXPECT_EQ(test::runCommand(test::nicCommand("predict --run " + test::shellQuoted(dir / "run") + " --cohort " +
+                                                test::shellQuoted(dir / "cohort2.csv") + " --grids " +
+                                                test::shellQuoted(dir.path()) + " -o " +
+                                                test::shellQuoted(dir / "c2.csv") + " -q"),
+                               &stdoutText, &err),
+              1);
+    EXPECT_EQ(err, "nic: error: " + (dir / "slide-9.h5").string() + ": no compressed slide for " +
+                       (dir / "slides" / "slide-9.svs").string() + " (run nic compress first)\n");
+    EXPECT_FALSE(std::filesystem::exists(dir / "c2.csv"));
 
     // A grid of another encoder: exit 1, one line naming it, and the earlier output untouched.
     const auto other = dir / "other.h5";
