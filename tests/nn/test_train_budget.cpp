@@ -265,6 +265,23 @@ TEST(SlideBudget, EveryRoundRecordsWhatEndedIt) {
     }
     EXPECT_GE(floors, 1); // with patience 1 at the floor, at least one round stops before the cap
 
+    // A cancelled round says so in the log (and where a resumed run continues).
+    test::TempDir cancelled;
+    std::vector<std::string> cancelLog;
+    JobContext* self = nullptr;
+    int reports = 0;
+    JobContext cancelCtx(
+        [&](const JobContext::Progress&) {
+            if (++reports == 2) // the one step of round 1's second epoch
+                self->cancel();
+        },
+        [&cancelLog](const std::string& l) { cancelLog.push_back(l); });
+    self = &cancelCtx;
+    cancelCtx.setMinInterval(std::chrono::milliseconds(0));
+    EXPECT_THROW(crossValidate(source, labels, {0, 0, 1, 1, 2, 2, 3, 3}, o, cancelled.path(), cancelCtx), Cancelled);
+    ASSERT_FALSE(cancelLog.empty());
+    EXPECT_EQ(cancelLog.back(), "round 1/4: training ended: cancelled during epoch 3; resume continues after epoch 2");
+
     // A resumed run reuses the finished rounds with their reasons: the same metrics.json.
     o.resume = true;
     const auto again = crossValidate(source, labels, {0, 0, 1, 1, 2, 2, 3, 3}, o, dir.path());
