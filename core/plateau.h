@@ -4,6 +4,31 @@
 // floor, training stops. One rule for the encoder trainer, the slide CNN and the eval-encoder probe.
 namespace nic {
 
+/// What ended a training run (or one cross-validation round): its word in logs and result files.
+enum class StopReason {
+    None,              ///< still running (no limit reached yet)
+    LearningRateFloor, ///< "lr-floor": a validation plateau at the minimum learning rate
+    StepCap,           ///< "step-cap": the total-steps budget is used up
+    EpochCap,          ///< "epoch-cap": the maximum number of epochs is reached
+    Cancelled,         ///< "cancelled": the user (or job) cancelled it
+};
+
+inline const char* toString(StopReason reason) {
+    switch (reason) {
+    case StopReason::LearningRateFloor:
+        return "lr-floor";
+    case StopReason::StepCap:
+        return "step-cap";
+    case StopReason::EpochCap:
+        return "epoch-cap";
+    case StopReason::Cancelled:
+        return "cancelled";
+    case StopReason::None:
+        break;
+    }
+    return "";
+}
+
 /// What one epoch's validation outcome did to the schedule.
 enum class PlateauStep {
     Continue, ///< improved, or not yet `patience` epochs without improvement

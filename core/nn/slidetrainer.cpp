@@ -2,12 +2,13 @@
 
 #include "core/atomicfile.h"
 #include "core/cropsampler.h"
+#include "core/csv.h"
 #include "core/error.h"
 #include "core/folds.h"
-#include "core/plateau.h"
 #include "core/latentgrid.h"
 #include "core/nn/encoders.h"
 #include "core/nn/slidecnn.h"
+#include "core/plateau.h"
 #include "core/runfolder.h"
 
 #include <nlohmann/json.hpp>
@@ -160,11 +161,17 @@ struct RoundState {
     std::vector<SlideEpochRecord> history;
 };
 
+/// What ended a round whose epoch loop is over: the plateau at the floor, else the epoch cap.
+StopReason roundStopReason(const RoundState& st) {
+    return st.stopped ? StopReason::LearningRateFloor : StopReason::EpochCap;
+}
+
 /// What the final aggregation needs of a finished round (its model is fold<r>/model.pt).
 struct FinishedRound {
     std::vector<double> testPredictions; ///< in the order of the round's test slides
     double metric = kNaN;
     std::vector<SlideEpochRecord> history;
+    std::string stopReason; ///< "lr-floor" or "epoch-cap"; "" in records from before stop reasons were kept
 };
 
 const char* const kPerSlideKeys[][2] = {
@@ -371,12 +378,14 @@ RoundState restoreRoundCheckpoint(const std::filesystem::path& path, SlideCnn& n
 
 void writeRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
                       const std::vector<std::string>& testIds, const std::vector<double>& testPredictions,
-                      double metric, const std::vector<SlideEpochRecord>& history) {
+                      double metric, const std::vector<SlideEpochRecord>& history, StopReason stopReason) {
     ojson j;
     j["format"] = "nic-slide-train-round";
     j["format_version"] = 1;
     j["round"] = round;
     j["test_metric"] = exactJson(metric);
+    j["stop_reason"] = toString(stopReason);
+    j["epochs_run"] = history.size();
     auto test = ojson::array();
     for (std::size_t i = 0; i < testIds.size(); ++i)
         test.push_back({{"slide", testIds[i]}, {"prediction", exactJson(testPredictions[i])}});
@@ -425,6 +434,7 @@ FinishedRound readRoundRecord(const std::filesystem::path& path, int round, cons
         }
         for (const auto& e : j.at("curves"))
             f.history.push_back(recordFromJson(e, round));
+        f.stopReason = j.value("stop_reason", std::string());
     } catch (const IoError&) {
         throw;
     } catch (const std::exception& e) {
@@ -658,8 +668,19 @@ public:
     /// Trains the remaining epochs, then publishes the round: model.pt, then round.json (which marks the round
     /// finished), then removes the checkpoint. Returns the round's test predictions, in the order of round.test.
     std::vector<double> run() {
-        for (int epoch = st_.epoch + 1; !st_.stopped && epoch <= o_.epochs; ++epoch)
-            runEpoch(epoch);
+        try {
+            for (int epoch = st_.epoch + 1; !st_.stopped && epoch <= o_.epochs; ++epoch)
+                runEpoch(epoch);
+        } catch (const Cancelled&) {
+            run_.job.log(
+                run_.roundName(round_.round) + ": training ended: cancelled during epoch " +
+                std::to_string(st_.epoch + 1) +
+                (st_.epoch > 0 ? "; resume continues after epoch " + std::to_string(st_.epoch) : std::string()));
+            throw;
+        }
+        const StopReason reason = roundStopReason(st_);
+        run_.job.log(run_.roundName(round_.round) + ": training ended: " + toString(reason) + " after " +
+                     std::to_string(st_.epoch) + " epochs");
         deserialise(net_, bestState_);
         const auto dir = run_.foldDir(round_.round);
         saveSlideModel(net_, meta_, dir / "model.pt");
@@ -671,8 +692,9 @@ public:
             testIds.push_back(run_.source.id(round_.test[j]));
         }
         run_.result.roundMetrics.push_back(metricOf(o_.task, testPred, testTruth));
+        run_.result.roundStopReasons.push_back(toString(reason));
         writeRoundRecord(dir / kRoundFile, round_.round, run_.identity, testIds, testPred,
-                         run_.result.roundMetrics.back(), st_.history);
+                         run_.result.roundMetrics.back(), st_.history, reason);
         std::error_code ec;
         std::filesystem::remove(checkpoint_, ec);
         return testPred;
@@ -872,6 +894,7 @@ void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
     auto perRound = nlohmann::ordered_json::array();
     for (double v : result.roundMetrics)
         perRound.push_back(numberOrNull(v));
+    j["round_stop_reasons"] = result.roundStopReasons;
     if (run.classify) {
         result.roc = rocCurve(pred, truth);
         result.auc = bootstrapAuc(pred, truth, options.bootstrapResamples, options.seed);
@@ -957,6 +980,7 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
         if (const auto& done = finished[static_cast<std::size_t>(r)]) {
             testPred = done->testPredictions;
             run.result.roundMetrics.push_back(done->metric);
+            run.result.roundStopReasons.push_back(done->stopReason);
             run.replay(done->history);
             run.stepsDone += std::int64_t{steps} * options.epochs;
             job.log(run.roundName(r) + ": finished by an earlier run; reusing " + (run.foldDir(r) / "model.pt").string());
@@ -982,9 +1006,12 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
     return std::move(run.result);
 }
 
-std::vector<double> predictSlides(const std::filesystem::path& modelPath, SlideGridSource& source,
-                                  const std::vector<std::size_t>& slides, const std::string& device, JobContext& job) {
-    auto model = loadSlideModel(modelPath, device);
+namespace {
+
+/// `slides` of `source` predicted by a loaded model; progress counts `done` + this model's slides of `total`.
+std::vector<double> predictWith(LoadedSlideModel& model, const std::filesystem::path& modelPath,
+                                SlideGridSource& source, const std::vector<std::size_t>& slides, JobContext& job,
+                                std::int64_t done, std::int64_t total) {
     if (model.meta.config.inputChannels != source.channels())
         throw InvalidArgument(modelPath.string() + " expects grids with " +
                               std::to_string(model.meta.config.inputChannels) + " channels, the slides have " +
@@ -995,9 +1022,123 @@ std::vector<double> predictSlides(const std::filesystem::path& modelPath, SlideG
         const auto crops = inferenceCrops(source, slides[j], model.meta.cropSize, model.meta.testCrops,
                                           model.meta.tissueThreshold);
         out.push_back(averagePrediction(model.net, model.meta, crops, model.device));
-        job.progress(static_cast<std::int64_t>(j + 1), static_cast<std::int64_t>(slides.size()), "predicting");
+        job.progress(done + static_cast<std::int64_t>(j + 1), total, "predicting");
     }
     return out;
+}
+
+std::string encoderLabel(const std::string& name, const std::string& hash, int channels) {
+    return "'" + (name.empty() ? std::string("?") : name) + "' (hash " +
+           (hash.empty() ? std::string("unknown") : hash) + ", C = " + std::to_string(channels) + ")";
+}
+
+} // namespace
+
+std::vector<double> predictSlides(const std::filesystem::path& modelPath, SlideGridSource& source,
+                                  const std::vector<std::size_t>& slides, const std::string& device, JobContext& job) {
+    auto model = loadSlideModel(modelPath, device);
+    return predictWith(model, modelPath, source, slides, job, 0, static_cast<std::int64_t>(slides.size()));
+}
+
+std::vector<std::filesystem::path> runModelFiles(const std::filesystem::path& run) {
+    const auto folds = readRunFolds(run);
+    int rounds = 0;
+    for (const auto& [id, fold] : folds)
+        rounds = std::max(rounds, fold + 1);
+    if (rounds == 0)
+        throw IoError((run / "folds.csv").string() + ": lists no slides");
+    std::vector<std::filesystem::path> models;
+    for (int r = 0; r < rounds; ++r) {
+        models.push_back(runModelPath(run, r));
+        if (!std::filesystem::is_regular_file(models.back()))
+            throw IoError(models.back().string() + ": no model for round " + std::to_string(r) + " of " +
+                          std::to_string(rounds) + " (is the run finished?)");
+    }
+    return models;
+}
+
+EnsemblePrediction predictEnsemble(const std::vector<std::filesystem::path>& models, SlideGridSource& source,
+                                   const std::vector<std::size_t>& slides, const std::string& device, JobContext& job) {
+    if (models.empty())
+        throw InvalidArgument("predict: no slide models given");
+    std::vector<SlideModelMeta> metas;
+    for (const auto& m : models) {
+        metas.push_back(readSlideModelMeta(m));
+        const SlideModelMeta& meta = metas.back();
+        const SlideModelMeta& first = metas.front();
+        if (meta.task != first.task || meta.config.inputChannels != first.config.inputChannels ||
+            meta.encoderHash != first.encoderHash)
+            throw FormatError(m.string() + ": a " + toString(meta.task) + " model for encoder " +
+                              encoderLabel(meta.encoderName, meta.encoderHash, meta.config.inputChannels) + ", but " +
+                              models.front().string() + " is a " + toString(first.task) + " model for " +
+                              encoderLabel(first.encoderName, first.encoderHash, first.config.inputChannels) +
+                              "; an ensemble needs models of one task and encoder");
+        if (meta.config.inputChannels != source.channels() ||
+            (!meta.encoderHash.empty() && !source.encoderHash().empty() && meta.encoderHash != source.encoderHash()))
+            throw FormatError(m.string() + " was trained on grids of encoder " +
+                              encoderLabel(meta.encoderName, meta.encoderHash, meta.config.inputChannels) +
+                              ", the slides were compressed with " +
+                              encoderLabel(source.encoderName(), source.encoderHash(), source.channels()));
+    }
+    EnsemblePrediction out;
+    for (auto i : slides)
+        out.slides.push_back(source.id(i));
+    out.mean.assign(slides.size(), 0.0);
+    const auto total = static_cast<std::int64_t>(models.size() * slides.size());
+    for (std::size_t m = 0; m < models.size(); ++m) {
+        auto model = loadSlideModel(models[m], device);
+        out.models.push_back(
+            predictWith(model, models[m], source, slides, job, static_cast<std::int64_t>(m * slides.size()), total));
+    }
+    for (std::size_t j = 0; j < slides.size(); ++j) {
+        double sum = 0.0;
+        for (const auto& p : out.models)
+            sum += p[j];
+        out.mean[j] = sum / static_cast<double>(models.size());
+    }
+    return out;
+}
+
+EnsemblePrediction predictEnsembleFiles(const std::vector<std::filesystem::path>& models,
+                                        const std::vector<std::filesystem::path>& grids, const std::string& device,
+                                        JobContext& job, std::int64_t cacheBytes) {
+    if (models.empty())
+        throw InvalidArgument("predict: no slide models given");
+    if (grids.empty())
+        throw InvalidArgument("predict: no compressed slides given");
+    const SlideModelMeta model = readSlideModelMeta(models.front());
+    const int c = model.config.inputChannels;
+    for (const auto& g : grids) {
+        const LatentGridMeta meta = readLatentGridMeta(g);
+        if (meta.codeSize != c ||
+            (!model.encoderHash.empty() && !meta.encoderHash.empty() && meta.encoderHash != model.encoderHash))
+            throw FormatError(g.string() + ": compressed with encoder " +
+                              encoderLabel(meta.encoderName, meta.encoderHash, meta.codeSize) + " but " +
+                              models.front().string() + " was trained on " +
+                              encoderLabel(model.encoderName, model.encoderHash, c) +
+                              "; compress the slide with the models' encoder");
+    }
+    LatentGridFileSource source(grids, cacheBytes);
+    std::vector<std::size_t> all(grids.size());
+    for (std::size_t i = 0; i < all.size(); ++i)
+        all[i] = i;
+    return predictEnsemble(models, source, all, device, job);
+}
+
+std::string ensembleCsv(const EnsemblePrediction& p, const std::vector<std::string>& modelNames) {
+    if (modelNames.size() != p.models.size())
+        throw InvalidArgument("ensembleCsv: " + std::to_string(modelNames.size()) + " names for " +
+                              std::to_string(p.models.size()) + " models");
+    std::vector<std::string> header{"slide", "prediction"};
+    header.insert(header.end(), modelNames.begin(), modelNames.end());
+    std::string csv = csvRow(header);
+    for (std::size_t j = 0; j < p.slides.size(); ++j) {
+        std::vector<std::string> row{p.slides[j], formatRunNumber(p.mean[j])};
+        for (const auto& m : p.models)
+            row.push_back(formatRunNumber(m[j]));
+        csv += csvRow(row);
+    }
+    return csv;
 }
 
 } // namespace nic

@@ -236,6 +236,11 @@ struct CrossValidationResult {
     ConfidenceInterval pearson;                ///< regression
     std::vector<double> roundMetrics;          ///< AUC / Spearman of each round's test fold
     std::vector<SubsetScore> subsetScores;     ///< options.subsets scored on the "All" predictions
+    /// What ended each round's training, in round order: "lr-floor" (validation plateau at the minimum learning
+    /// rate) or "epoch-cap" ("" for a round reused from a record written before stop reasons were kept). Also in
+    /// metrics.json (round_stop_reasons) and each fold<r>/round.json (stop_reason, epochs_run); the log says
+    /// the same, and "cancelled" when a round is cancelled.
+    std::vector<std::string> roundStopReasons;
     int cropSize = 0;                          ///< R actually used
     std::string metricsJson;                   ///< what metrics.json holds
 };
@@ -260,5 +265,36 @@ SlideModelMeta readSlideModelMeta(const std::filesystem::path& path);
 std::vector<double> predictSlides(const std::filesystem::path& modelPath, SlideGridSource& source,
                                   const std::vector<std::size_t>& slides, const std::string& device = "auto",
                                   JobContext& job = JobContext::none());
+
+/// Predictions of an ensemble of slide models (the paper's: the fold models of a cross-validation).
+struct EnsemblePrediction {
+    std::vector<std::string> slides;         ///< slide ids, in the order asked for
+    std::vector<std::vector<double>> models; ///< [model][slide]: each model's TTA prediction (as predictSlides)
+    std::vector<double> mean;                ///< [slide]: the ensemble's prediction, the mean over the models
+};
+
+/// The models of a `nic train` run folder, RUN/fold<r>/model.pt for every round r listed in RUN/folds.csv.
+/// Throws IoError naming RUN/folds.csv when it is not a run, or the first missing model file (unfinished run).
+std::vector<std::filesystem::path> runModelFiles(const std::filesystem::path& run);
+
+/// Predicts `slides` of `source` with every model (TTA, as predictSlides) and averages them. The models must
+/// agree on task, input channels and encoder, and match the grids: FormatError naming the model file
+/// that differs (from the first model, or from the grids' code size or encoder hash, when both are known).
+/// Progress: one unit per model and slide; cancellable between slides. IoError/Error for unreadable models.
+EnsemblePrediction predictEnsemble(const std::vector<std::filesystem::path>& models, SlideGridSource& source,
+                                   const std::vector<std::size_t>& slides, const std::string& device = "auto",
+                                   JobContext& job = JobContext::none());
+
+/// predictEnsemble() of compressed-slide files (ids: file names without extension). Every file is first
+/// checked against the first model: FormatError "<grid>: compressed with encoder … (C = …) but <model>
+/// was trained on …" for a different code size or encoder hash. IoError naming an unreadable file.
+EnsemblePrediction predictEnsembleFiles(const std::vector<std::filesystem::path>& models,
+                                        const std::vector<std::filesystem::path>& grids,
+                                        const std::string& device = "auto", JobContext& job = JobContext::none(),
+                                        std::int64_t cacheBytes = std::int64_t{4} << 30);
+
+/// The ensemble's predictions as CSV: header `slide,prediction,<name of each model>`, one row per slide
+/// (9 significant digits). `modelNames` has one entry per model.
+std::string ensembleCsv(const EnsemblePrediction& prediction, const std::vector<std::string>& modelNames);
 
 } // namespace nic

@@ -349,12 +349,14 @@ private:
 // ------------------------------------------------------------------------------------- checkpoints
 
 json recordToJson(const EpochRecord& r) {
-    return {{"epoch", r.epoch}, {"lr", r.learningRate}, {"train_loss", r.trainLoss},
-            {"validation", std::isfinite(r.validation) ? json(r.validation) : json(nullptr)},
-            {"extra", r.extra}, {"extra2", r.extra2}, {"seconds", r.seconds}, {"improved", r.improved},
-            {"adjacent_negatives", std::isfinite(r.adjacentNegatives) ? json(r.adjacentNegatives) : json(nullptr)},
-            {"other_source_negatives", std::isfinite(r.otherSourceNegatives) ? json(r.otherSourceNegatives) : json(nullptr)},
-            {"pair_fallbacks", r.pairFallbacks}, {"pair_no_neighbour", r.pairNoNeighbour}};
+    json j = {{"epoch", r.epoch}, {"lr", r.learningRate}, {"train_loss", r.trainLoss},
+              {"validation", std::isfinite(r.validation) ? json(r.validation) : json(nullptr)},
+              {"extra", r.extra}, {"extra2", r.extra2}, {"seconds", r.seconds}, {"improved", r.improved},
+              {"adjacent_negatives", std::isfinite(r.adjacentNegatives) ? json(r.adjacentNegatives) : json(nullptr)},
+              {"other_source_negatives", std::isfinite(r.otherSourceNegatives) ? json(r.otherSourceNegatives) : json(nullptr)},
+              {"pair_fallbacks", r.pairFallbacks}, {"pair_no_neighbour", r.pairNoNeighbour}};
+    j["steps"] = r.steps;
+    return j;
 }
 
 EpochRecord recordFromJson(const json& j) {
@@ -374,15 +376,18 @@ EpochRecord recordFromJson(const json& j) {
     r.otherSourceNegatives = share("other_source_negatives");
     r.pairFallbacks = j.value("pair_fallbacks", std::int64_t{0});
     r.pairNoNeighbour = j.value("pair_no_neighbour", std::int64_t{0});
+    r.steps = j.value("steps", 0);
     return r;
 }
 
 struct LoopState {
-    int epoch = 0; ///< completed epochs
+    int epoch = 0;          ///< completed epochs
+    std::int64_t steps = 0; ///< completed optimisation steps
     double lr = 0.0;
     double best = std::numeric_limits<double>::quiet_NaN();
     int badEpochs = 0;
-    bool done = false;
+    bool done = false;                    ///< plateau at the learning-rate floor: no further epochs, even when resumed
+    StopReason reason = StopReason::None; ///< the limit reached after the last completed epoch, if any
     std::vector<EpochRecord> history;
 };
 
@@ -393,6 +398,8 @@ json identity(const TrainOptions& o, int p, int classes) {
 void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st, const json& id) {
     json j = id;
     j["epoch"] = st.epoch;
+    j["steps"] = st.steps;
+    j["stop_reason"] = toString(st.reason);
     j["lr"] = st.lr;
     j["best"] = std::isfinite(st.best) ? json(st.best) : json(nullptr);
     j["bad_epochs"] = st.badEpochs;
@@ -421,7 +428,7 @@ void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopSt
     }
 }
 
-LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const json& id) {
+LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const json& id, std::int64_t stepsPerEpoch) {
     const std::string src = path.string();
     LoopState st;
     try {
@@ -445,6 +452,8 @@ LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const js
             opts[i]->load(oa);
         }
         st.epoch = j.at("epoch").get<int>();
+        // Checkpoints from before step budgets: every epoch was a full one.
+        st.steps = j.value("steps", static_cast<std::int64_t>(st.epoch) * stepsPerEpoch);
         st.lr = j.at("lr").get<double>();
         st.best = j.at("best").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("best").get<double>();
         st.badEpochs = j.at("bad_epochs").get<int>();
@@ -532,8 +541,10 @@ std::unique_ptr<Session> makeSession(const TrainOptions& o, int p, const Trainin
 
 /// The training steps of epoch `epoch` (its record without validation). Per-epoch seeding makes a resumed
 /// run identical to an uninterrupted one.
+/// `steps` may be fewer than a full epoch (the step cap): the first `steps` batches of the full epoch.
+/// Progress counts `stepsBefore` + this epoch's steps out of `totalSteps` (0: unknown).
 EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& train, int epoch, std::size_t steps,
-                          double lr, JobContext& ctx) {
+                          double lr, std::int64_t stepsBefore, std::int64_t totalSteps, JobContext& ctx) {
     const std::uint64_t epochSeed = o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch);
     torch::manual_seed(epochSeed);
     auto gen = augment::makeGenerator(epochSeed ^ 0x5bd1e995ULL);
@@ -541,7 +552,8 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
     std::vector<std::size_t> order = allIndices(train);
     std::shuffle(order.begin(), order.end(), rng);
     s.beginEpoch();
-    const std::int64_t totalSteps = static_cast<std::int64_t>(steps) * o.epochs;
+    const std::string epochName =
+        "epoch " + std::to_string(epoch) + (o.epochs > 0 ? "/" + std::to_string(o.epochs) : std::string());
     double lossSum = 0, extraSum = 0, extra2Sum = 0;
     std::size_t pos = 0;
     for (std::size_t k = 0; k < steps; ++k) {
@@ -557,11 +569,8 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
         lossSum += ss.loss;
         extraSum += ss.extra;
         extra2Sum += ss.extra2;
-        ctx.progress(static_cast<std::int64_t>(epoch - 1) * static_cast<std::int64_t>(steps) +
-                         static_cast<std::int64_t>(k + 1),
-                     totalSteps,
-                     "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs) +
-                         fmt(" loss %.4f", lossSum / static_cast<double>(k + 1)));
+        ctx.progress(stepsBefore + static_cast<std::int64_t>(k + 1), totalSteps,
+                     epochName + fmt(" loss %.4f", lossSum / static_cast<double>(k + 1)));
         ctx.throwIfCancelled();
     }
     EpochRecord rec;
@@ -571,6 +580,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
     rec.extra = extraSum / static_cast<double>(steps);
     rec.extra2 = extra2Sum / static_cast<double>(steps);
     s.endEpoch(rec);
+    rec.steps = static_cast<int>(steps);
     return rec;
 }
 
@@ -601,8 +611,10 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
         throw InvalidArgument("train-encoder: the training bank needs at least 2 patches");
     if (o.batchSize < 2)
         throw InvalidArgument("train-encoder: batch size must be at least 2");
-    if (o.epochs < 1)
-        throw InvalidArgument("train-encoder: epochs must be at least 1");
+    if (o.epochs < 0 || o.maxSteps < 0 || o.stepsPerEpoch < 0)
+        throw InvalidArgument("train-encoder: epochs, total steps and steps per epoch must not be negative");
+    if (o.kind == EncoderKind::Bigan && o.epochs == 0 && o.maxSteps == 0)
+        throw InvalidArgument("train-encoder: bigan has no validation plateau to stop at; give a step or epoch budget");
     const int p = trainBank.patchSize();
     checkEncoderShape(p, o.codeSize);
     const torch::Device dev = toDevice(configureCompute(o.compute));
@@ -628,8 +640,11 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
     LoopState st;
     st.lr = lr0;
+    const std::size_t steps = o.stepsPerEpoch > 0
+                                  ? static_cast<std::size_t>(o.stepsPerEpoch)
+                                  : std::max<std::size_t>(1, train->size() / static_cast<std::size_t>(o.batchSize));
     if (o.resume && std::filesystem::exists(ckpt)) {
-        st = readCheckpoint(ckpt, *s, id);
+        st = readCheckpoint(ckpt, *s, id, static_cast<std::int64_t>(steps));
         ctx.log("resuming from " + ckpt.string() + " after epoch " + std::to_string(st.epoch));
     }
     s->setLearningRate(st.lr);
@@ -641,18 +656,31 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     meta.codeSize = o.codeSize;
     meta.classes = o.kind == EncoderKind::SupervisedTissue ? classes : (o.kind == EncoderKind::SupervisedTumor ? 2 : 0);
 
-    const std::size_t steps = o.stepsPerEpoch > 0
-                                  ? static_cast<std::size_t>(o.stepsPerEpoch)
-                                  : std::max<std::size_t>(1, train->size() / static_cast<std::size_t>(o.batchSize));
     TrainResult result;
     result.metric = s->metricName();
     const bool hasMetric = o.kind != EncoderKind::Bigan;
 
+    // The limit that ends training, in the order of precedence documented in trainer.h.
+    const auto limitReached = [&o](const LoopState& state) {
+        if (state.done)
+            return StopReason::LearningRateFloor;
+        if (o.maxSteps > 0 && state.steps >= o.maxSteps)
+            return StopReason::StepCap;
+        if (o.epochs > 0 && state.epoch >= o.epochs)
+            return StopReason::EpochCap;
+        return StopReason::None;
+    };
+    std::int64_t totalSteps = o.epochs > 0 ? static_cast<std::int64_t>(steps) * o.epochs : 0;
+    if (o.maxSteps > 0)
+        totalSteps = totalSteps > 0 ? std::min(totalSteps, o.maxSteps) : o.maxSteps;
+
     try {
-        while (!st.done && st.epoch < o.epochs) {
+        while ((st.reason = limitReached(st)) == StopReason::None) {
             const int epoch = st.epoch + 1;
             const auto t0 = std::chrono::steady_clock::now();
-            EpochRecord rec = trainOneEpoch(*s, o, *train, epoch, steps, st.lr, ctx);
+            const std::size_t epochSteps =
+                o.maxSteps > 0 ? std::min<std::size_t>(steps, static_cast<std::size_t>(o.maxSteps - st.steps)) : steps;
+            EpochRecord rec = trainOneEpoch(*s, o, *train, epoch, epochSteps, st.lr, st.steps, totalSteps, ctx);
             rec.validation = hasMetric ? s->validate() : std::numeric_limits<double>::quiet_NaN();
             ctx.throwIfCancelled();
 
@@ -661,8 +689,8 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             if (improved) {
                 if (hasMetric)
                     st.best = rec.validation;
-                json training = {{"epoch", epoch}, {"metric", result.metric}, {"seed", o.seed},
-                                 {"train_patches", train->size()}, {"learning_rate", st.lr}};
+                json training = {{"epoch", epoch}, {"steps", st.steps + rec.steps},  {"metric", result.metric},
+                                 {"seed", o.seed}, {"train_patches", train->size()}, {"learning_rate", st.lr}};
                 if (hasMetric)
                     training["validation"] = rec.validation;
                 meta.trainingJson = training.dump();
@@ -683,20 +711,50 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             st.history.push_back(rec);
             st.epoch = epoch;
+            st.steps += rec.steps;
+            st.reason = limitReached(st);
             writeCheckpoint(ckpt, *s, st, id);
             ctx.log(epochLogLine(o, rec, result.metric, hasMetric));
             if (o.onEpoch)
                 o.onEpoch(rec);
         }
+    } catch (const Cancelled&) {
+        ctx.log("training ended: cancelled during epoch " + std::to_string(st.epoch + 1) + "; " + ckpt.string() +
+                " holds epoch " + std::to_string(st.epoch) + " (" + std::to_string(st.steps) + " steps)");
+        throw;
     } catch (const c10::Error& e) {
         throw Error(std::string("train-encoder: ") + torchMessage(e));
     }
     result.history = st.history;
     result.epochsRun = st.epoch;
+    result.stepsRun = st.steps;
     result.bestValidation = st.best;
     result.stoppedByLearningRate = result.stoppedByLearningRate || st.done;
+    result.stopReason = st.reason;
+    const char* why = st.reason == StopReason::LearningRateFloor ? " (validation plateau at the learning-rate floor)"
+                      : st.reason == StopReason::StepCap         ? " (total-steps budget used up)"
+                                                                 : " (maximum epochs reached)";
+    ctx.log(std::string("training ended: ") + toString(st.reason) + why + " after " + std::to_string(st.epoch) +
+            " epochs, " + std::to_string(st.steps) + " steps");
     result.encoder = readEncoderInfo(o.out);
     return result;
+}
+
+std::string trainResultJson(const TrainResult& r) {
+    json j = {{"encoder", r.encoder.source},
+              {"kind", r.encoder.name},
+              {"hash", r.encoder.hash},
+              {"metric", r.metric},
+              {"best_validation",
+               std::isfinite(r.bestValidation) && r.metric != "none" ? json(r.bestValidation) : json(nullptr)},
+              {"epochs", r.epochsRun},
+              {"steps", r.stepsRun},
+              {"stop_reason", toString(r.stopReason)}};
+    auto hist = json::array();
+    for (const auto& rec : r.history)
+        hist.push_back(recordToJson(rec));
+    j["history"] = hist;
+    return j.dump(2) + "\n";
 }
 
 } // namespace nic

@@ -126,15 +126,37 @@ void addMakeBank(CLI::App& root) {
     });
 }
 
+/// A training budget preset of `train-encoder --budget`: the caps it sets (0: none).
+struct TrainBudget {
+    int epochs = 20;
+    std::int64_t steps = 0;
+    int stepsPerEpoch = 0;
+};
+
+/// "default": 20 epochs of one pass each (the plateau may end it earlier). "paper" (supplementary §7): BiGAN
+/// 200,000 iterations at a fixed learning rate (§7.3); VAE, contrastive and the supervised kinds until the
+/// learning rate reaches its 1e-5 floor (§7.1, 7.2, 7.5, 7.6), with no epoch or step cap. "demo": 40 steps as
+/// 2 epochs of 20 (the README demo's budget).
+TrainBudget budgetPreset(const std::string& name, EncoderKind kind) {
+    if (name == "default")
+        return {};
+    if (name == "paper")
+        return kind == EncoderKind::Bigan ? TrainBudget{0, 200000, 0} : TrainBudget{0, 0, 0};
+    if (name == "demo")
+        return {0, 40, 20};
+    throw InvalidArgument("unknown budget '" + name + "' (default, paper or demo)");
+}
+
 void addTrainEncoder(CLI::App& root) {
     auto* cmd = root.add_subcommand("train-encoder", "Train one of the paper's encoders (vae, contrastive, bigan, "
                                                      "supervised-tumor, supervised-tissue) on a patch bank");
     struct Options {
         std::string kind, bank, images, valBank, valImages;
         TrainOptions train;
-        std::string out, checkpoint;
+        std::string out, checkpoint, budget = "default", result;
         int patchSize = 128;
         bool quiet = false;
+        CLI::Option *epochs = nullptr, *steps = nullptr, *stepsPerEpoch = nullptr;
     };
     auto o = std::make_shared<Options>();
     cmd->add_option("--kind", o->kind, "vae, contrastive, bigan, supervised-tumor or supervised-tissue")->required();
@@ -146,14 +168,28 @@ void addTrainEncoder(CLI::App& root) {
     cmd->add_option("--out", o->out, "Encoder file to write (best epoch)")->required();
     cmd->add_option("--checkpoint", o->checkpoint, "Checkpoint file (default: OUT.ckpt)");
     cmd->add_option("--code-size", o->train.codeSize, "C, the embedding length")->capture_default_str();
-    cmd->add_option("--epochs", o->train.epochs, "Maximum epochs")->capture_default_str();
+    cmd->add_option("--budget", o->budget,
+                    "Budget preset: default (20 epochs), paper (supp. 7: bigan 200000 steps, the others until the "
+                    "learning-rate floor) or demo (40 steps, 2 epochs of 20); --epochs, --steps and "
+                    "--steps-per-epoch given explicitly override the preset")
+        ->capture_default_str();
+    o->epochs = cmd->add_option("--epochs", o->train.epochs, "Maximum epochs (0: no epoch cap)")
+                    ->capture_default_str()
+                    ->check(CLI::NonNegativeNumber);
+    o->steps = cmd->add_option("--steps", o->train.maxSteps,
+                               "Total optimisation steps (mini-batches) over the run (0: no step cap); training ends "
+                               "at the first of: learning-rate floor, --steps, --epochs")
+                   ->check(CLI::NonNegativeNumber);
     cmd->add_option("--batch-size", o->train.batchSize, "Mini-batch size")->capture_default_str();
-    cmd->add_option("--steps-per-epoch", o->train.stepsPerEpoch, "Steps per epoch (0: one pass)")->capture_default_str();
+    o->stepsPerEpoch = cmd->add_option("--steps-per-epoch", o->train.stepsPerEpoch, "Steps per epoch (0: one pass)")
+                           ->capture_default_str()
+                           ->check(CLI::NonNegativeNumber);
     cmd->add_option("--lr", o->train.learningRate, "Start learning rate (0: the paper's)")->capture_default_str();
     cmd->add_option("--min-lr", o->train.minLearningRate, "Stop when the learning rate would fall below")->capture_default_str();
     cmd->add_option("--patience", o->train.patience, "Epochs without improvement before lr/10")->capture_default_str();
     cmd->add_option("--augment", o->train.augmentStrength, "Augmentation strength (-1: per kind)")->capture_default_str();
     cmd->add_option("--seed", o->train.seed, "Random seed")->capture_default_str();
+    cmd->add_option("--result", o->result, "Also write the result (stop reason, epochs, steps, history) as JSON");
     cmd->add_flag("--resume", o->train.resume, "Continue from the checkpoint when it exists");
     cmd->add_flag("--quiet", o->quiet, "No progress bar");
     addCompute(cmd, o->train.compute);
@@ -162,6 +198,13 @@ void addTrainEncoder(CLI::App& root) {
         if (!kind)
             throw InvalidArgument("unknown encoder kind '" + o->kind + "'");
         o->train.kind = *kind;
+        const TrainBudget budget = budgetPreset(o->budget, *kind);
+        if (o->epochs->count() == 0)
+            o->train.epochs = budget.epochs;
+        if (o->steps->count() == 0)
+            o->train.maxSteps = budget.steps;
+        if (o->stepsPerEpoch->count() == 0)
+            o->train.stepsPerEpoch = budget.stepsPerEpoch;
         o->train.out = o->out;
         o->train.checkpoint = o->checkpoint;
         auto ctx = makeTerminalContext(o->quiet);
@@ -175,10 +218,13 @@ void addTrainEncoder(CLI::App& root) {
                  " threads");
         const TrainResult r = trainEncoder(o->train, train, val, *ctx);
         finishProgressLine();
-        std::printf("encoder: %s\nkind: %s\nhash: %s\nepochs: %d%s\n", r.encoder.source.c_str(), r.encoder.name.c_str(),
-                    r.encoder.hash.c_str(), r.epochsRun, r.stoppedByLearningRate ? " (stopped: learning rate floor)" : "");
+        std::printf("encoder: %s\nkind: %s\nhash: %s\nepochs: %d\nsteps: %lld\nstopped: %s\n", r.encoder.source.c_str(),
+                    r.encoder.name.c_str(), r.encoder.hash.c_str(), r.epochsRun, static_cast<long long>(r.stepsRun),
+                    toString(r.stopReason));
         if (r.metric != "none")
             std::printf("best %s: %.5f\n", r.metric.c_str(), r.bestValidation);
+        if (!o->result.empty())
+            writeFileAtomically(o->result, trainResultJson(r));
     });
 }
 

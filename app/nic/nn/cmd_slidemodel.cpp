@@ -1,10 +1,13 @@
-// Slide-level model subcommands: `nic train` (k-fold cross-validated slide CNN on compressed slides)
-// and `nic gradcam` (heatmaps: HDF5, PNG overlay, ASAP likelihood-map TIFF). Uses only the torch-free
+// Slide-level model subcommands: `nic train` (k-fold cross-validated slide CNN on compressed slides),
+// `nic gradcam` (heatmaps: HDF5, PNG overlay, ASAP likelihood-map TIFF) and `nic predict` (new slides scored
+// by the ensemble of a run's fold models). Uses only the torch-free
 // headers of core/nn, so this file compiles without <torch/torch.h>.
 #include "../commands.h"
 #include "../progressbar.h"
 
+#include "core/atomicfile.h"
 #include "core/cohort.h"
+#include "core/compressor.h"
 #include "core/error.h"
 #include "core/latentgrid.h"
 #include "core/nn/gradcamrun.h"
@@ -12,6 +15,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 namespace nic::cli {
@@ -126,6 +130,62 @@ void runGradCam(GradCamCliOptions& o) {
                 o.noPng ? "" : ", <slide>_gradcam.png", o.noTiff ? "" : ", <slide>_likelihood_map.tif");
 }
 
+// -------------------------------------------------------------------------------------------- predict
+
+struct PredictCliOptions {
+    std::string run;
+    std::vector<std::string> models;
+    std::vector<std::string> grids;
+    std::string cohort;
+    std::string gridsDir;
+    std::string out;
+    std::string device = "auto";
+    double cacheGb = 4.0;
+    bool quiet = false;
+};
+
+void runPredict(const PredictCliOptions& o) {
+    if (o.run.empty() == o.models.empty())
+        throw InvalidArgument("predict needs either --run RUN or --model FILE (one or more), not both");
+    std::vector<std::filesystem::path> models;
+    std::vector<std::string> names;
+    if (!o.run.empty()) {
+        models = runModelFiles(o.run);
+        for (std::size_t r = 0; r < models.size(); ++r)
+            names.push_back("fold" + std::to_string(r));
+    } else {
+        std::map<std::string, int> stems;
+        for (const auto& m : o.models)
+            ++stems[std::filesystem::path(m).stem().string()];
+        for (const auto& m : o.models) {
+            models.emplace_back(m);
+            const std::string stem = std::filesystem::path(m).stem().string();
+            names.push_back(stems[stem] > 1 ? m : stem); // two model.pt of different runs: their paths
+        }
+    }
+    std::vector<std::filesystem::path> grids(o.grids.begin(), o.grids.end());
+    if (!o.cohort.empty()) {
+        if (o.gridsDir.empty())
+            throw InvalidArgument("predict --cohort needs --grids DIR (the folder of its compressed slides)");
+        for (const auto& slide : readCohort(o.cohort).slides()) {
+            grids.push_back(compressedPathFor(slide, o.gridsDir));
+            if (!std::filesystem::exists(grids.back()))
+                throw IoError(grids.back().string() + ": no compressed slide for " + slide.string() +
+                              " (run nic compress first)");
+        }
+    } else if (!o.gridsDir.empty()) {
+        throw InvalidArgument("--grids DIR goes with --cohort; give compressed slides as arguments otherwise");
+    }
+    if (grids.empty())
+        throw InvalidArgument("predict needs compressed slides (GRID.h5 ... or --cohort CSV --grids DIR)");
+    auto ctx = makeTerminalContext(o.quiet);
+    const auto p =
+        predictEnsembleFiles(models, grids, o.device, *ctx, static_cast<std::int64_t>(o.cacheGb * (1 << 30)));
+    finishProgressLine();
+    writeFileAtomically(o.out, ensembleCsv(p, names));
+    std::printf("wrote %s: %zu slide(s), mean of %zu model(s)\n", o.out.c_str(), p.slides.size(), models.size());
+}
+
 } // namespace
 
 void addSlideModelCommands(CLI::App& root) {
@@ -209,6 +269,24 @@ void addSlideModelCommands(CLI::App& root) {
         cmd->add_option("--device", o->cam.device, "auto, cpu or cuda")->capture_default_str();
         cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
         cmd->callback([o] { runGradCam(*o); });
+    }
+    {
+        auto* cmd = root.add_subcommand(
+            "predict", "Score new compressed slides with the ensemble of slide models (paper: the mean of the "
+                       "cross-validation fold models' predictions, each with its test-time augmentation); writes "
+                       "slide,prediction (the mean) and one column per model");
+        auto o = std::make_shared<PredictCliOptions>();
+        cmd->add_option("--run", o->run, "nic train run folder: its fold models RUN/fold<r>/model.pt");
+        cmd->add_option("--model", o->models, "Or: a slide model file (repeat the option for an ensemble)")
+            ->allow_extra_args(false);
+        cmd->add_option("GRID", o->grids, "Compressed slides (.h5)");
+        cmd->add_option("--cohort", o->cohort, "Or also: cohort CSV whose slides to score (with --grids)");
+        cmd->add_option("--grids", o->gridsDir, "Folder of the cohort's compressed slides (from nic compress)");
+        cmd->add_option("-o,--out", o->out, "CSV to write (atomically)")->required();
+        cmd->add_option("--cache-gb", o->cacheGb, "Memory for cached grids")->capture_default_str();
+        cmd->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+        cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
+        cmd->callback([o] { runPredict(*o); });
     }
 }
 
