@@ -13,11 +13,14 @@ out="${1:-$root/demo}"
 nic="$root/build/release/app/nic/nic"
 studio="$root/build/release/app/nic-studio/nic-studio"
 
-# The built-in default: 16 slides of 4096² px (half with lesions), Mean-RGB against a supervised
-# encoder trained here; about ten minutes on a 2-core machine.
+# The built-in default: 16 slides of 4096² px (half with lesions). NIC's claim is that an encoder trained
+# *without labels* makes slide labels enough: a contrastive encoder trained here on unlabelled patches,
+# beside the Mean-RGB lower bound and the supervised-tumor upper bound (trained on patch labels from the
+# lesion annotations); the figure shows the contrastive encoder's Grad-CAM. About 15 minutes on 2 cores.
+# One stored orientation per grid (AUGMENT=1) keeps it there; the paper's 8 are AUGMENT=8 (compression 8x).
 export NIC="$nic"
 export COUNT="${COUNT:-16}" SIZE="${SIZE:-4096x4096}" SEED="${SEED:-7}"
-export ENCODERS="${ENCODERS:-mean-rgb supervised-tumor}"
+export ENCODERS="${ENCODERS:-mean-rgb supervised-tumor contrastive}"
 export ENC_EPOCHS="${ENC_EPOCHS:-2}" ENC_STEPS="${ENC_STEPS:-20}" BANK_PER_SLIDE="${BANK_PER_SLIDE:-100}"
 export AUGMENT="${AUGMENT:-1}" EPOCHS="${EPOCHS:-20}" FOLDS="${FOLDS:-4}" THREADS="${THREADS:-$(nproc)}"
 "$root/bench/pipeline.sh" "$out"
