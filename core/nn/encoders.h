@@ -34,6 +34,9 @@ double defaultLearningRate(EncoderKind kind);
 struct ComputeOptions {
     std::string device = "auto";
     int threads = 0;
+    /// Encoders from loadEncoder/createEncoder run with BatchNorm folded into their convolutions (the
+    /// same embeddings up to float rounding, faster); false runs the modules as trained.
+    bool optimiseInference = true;
 };
 /// Applies `options.threads` and returns the device to use ("cpu" or "cuda"). Throws InvalidArgument
 /// for an unknown device or "cuda" without CUDA.
