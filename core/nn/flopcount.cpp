@@ -9,6 +9,8 @@ namespace nic {
 
 namespace {
 
+std::string join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+
 /// Walks `m` in forward order with the current spatial side, appending each conv/dense layer's cost.
 class CostWalker {
 public:
@@ -23,25 +25,25 @@ public:
             return side;
         }
         if (auto* u = dynamic_cast<UpBlockImpl*>(&m))
-            return walk(*u->conv, path + ".conv", side * 2);
+            return walk(*u->conv, join(path, "conv"), side * 2);
         if (auto* e = dynamic_cast<BiganEncoderImpl*>(&m)) {
-            side = walk(*e->convs, path + ".convs", e->downsampleInput ? side / 2 : side);
-            return walk(*e->code, path + ".code", side);
+            side = walk(*e->convs, join(path, "convs"), e->downsampleInput ? side / 2 : side);
+            return walk(*e->code, join(path, "code"), side);
         }
         if (auto* d = dynamic_cast<VaeDecoderImpl*>(&m)) {
-            walk(*d->dense, path + ".dense", side);
-            return walk(*d->out, path + ".out", walk(*d->ups, path + ".ups", d->side));
+            walk(*d->dense, join(path, "dense"), side);
+            return walk(*d->out, join(path, "out"), walk(*d->ups, join(path, "ups"), d->side));
         }
         if (auto* g = dynamic_cast<BiganGeneratorImpl*>(&m)) {
-            walk(*g->dense, path + ".dense", side);
-            return walk(*g->out, path + ".out", walk(*g->ups, path + ".ups", g->side));
+            walk(*g->dense, join(path, "dense"), side);
+            return walk(*g->out, join(path, "out"), walk(*g->ups, join(path, "ups"), g->side));
         }
         if (auto* k = dynamic_cast<KerasChainImpl*>(&m))
             return keras(*k, path, side);
         // Containers and blocks run their children in registration order (Sequential, ConvBlock,
         // DenseBlock, ConvEncoder, ClassifierHead); element-wise layers have no children.
         for (const auto& child : m.named_children())
-            side = walk(*child.value(), path.empty() ? child.key() : path + "." + child.key(), side);
+            side = walk(*child.value(), join(path, child.key()), side);
         return side;
     }
 
@@ -61,7 +63,7 @@ private:
     std::int64_t keras(KerasChainImpl& chain, const std::string& path, std::int64_t side) {
         for (std::size_t i = 0; i < chain.layers.size(); ++i) {
             const auto& l = chain.layers[i];
-            const std::string name = path + "." + std::to_string(i) + "_" + toString(l.type);
+            const std::string name = join(path, std::to_string(i) + "_" + toString(l.type));
             switch (l.type) {
             case KerasLayer::Type::AvgPool2: side /= 2; break;
             case KerasLayer::Type::Conv2d: {

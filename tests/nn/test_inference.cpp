@@ -47,6 +47,10 @@ TEST(FlopCount, BiganEncoderWorksOnTheHalvedPatch) {
     const double macs = 1024.0 * 128 * 3 * 9 + 256.0 * 128 * 128 * 9 + 64.0 * 128 * 128 * 9 + 16.0 * 128 * 128 * 9 +
                         2048.0 * 128;
     EXPECT_DOUBLE_EQ(inferenceFlopsPerPatch(metaOf("bigan", 128, 128)), 2.0 * macs);
+    const auto layers = inferenceLayerCosts(metaOf("bigan", 128, 128));
+    ASSERT_EQ(layers.size(), 5U);
+    EXPECT_EQ(layers[1].name, "convs.1.conv");
+    EXPECT_EQ(layers[4].name, "code");
 }
 
 TEST(FlopCount, TrainingCountsEveryNetworkOfAStepThreeTimes) {
