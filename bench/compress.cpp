@@ -2,7 +2,8 @@
 // measured in one run); asserts nothing.
 //
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
-//                  [--work 8] [--batch 32] [--read-threads 0] [--dir DIR] [--rss-only]
+//                  [--work 8] [--batch 32] [--read-threads 0] [--compute-threads 0] [--plain] [--dir DIR]
+//                  [--rss-only]
 //
 // 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px.
 // 2. Encoder forward throughput: the first tissue patches of the slide, read once into batches, then
@@ -11,7 +12,10 @@
 //    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
 // 4. Ratios pipeline / forward (target ≥ 0.85: reading and writing hidden behind compute) and
 //    pipeline / serial.
-// 5. Peak RSS (VmHWM) of a fresh process compressing the size² slide and an rss-size² slide
+// 5. With LibTorch and a neural encoder, the limit probe (bench/limitprobe.h): the sgemm rate measured
+//    in this run / the encoder's FLOPs per patch = limit patches/s; forward-only and pipelined
+//    throughput as ratios of it, and the system-time share of both timed sections.
+// 6. Peak RSS (VmHWM) of a fresh process compressing the size² slide and an rss-size² slide
 //    (target ≤ 1.5 GiB at 100k²); the child re-executes this binary so its RSS is its own.
 //    --rss-only runs just this step (for --size and --rss-size).
 //
@@ -27,7 +31,9 @@
 #include "core/tissue.h"
 
 #ifdef NIC_WITH_TORCH
+#include "bench/limitprobe.h"
 #include "core/nn/encoders.h"
+#include "core/nn/flopcount.h"
 #endif
 
 #include <chrono>
@@ -109,14 +115,21 @@ private:
     std::vector<float> x_;
 };
 
+int gComputeThreads = 0;   // --compute-threads: LibTorch threads (0 = the pipeline's default)
+bool gPlainInference = false; // --plain: encoders run as trained (no BatchNorm folding)
+
 std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
     if (name == "projection")
         return std::make_unique<ProjectionEncoder>(128, work);
     if (name == "mean-rgb")
         return std::make_unique<MeanRgbEncoder>(128);
 #ifdef NIC_WITH_TORCH
-    if (auto kind = parseEncoderKind(name))
-        return createEncoder(*kind, 128, 128, 2, 1);
+    if (auto kind = parseEncoderKind(name)) {
+        ComputeOptions compute;
+        compute.threads = gComputeThreads;
+        compute.optimiseInference = !gPlainInference;
+        return createEncoder(*kind, 128, 128, 2, 1, compute);
+    }
 #endif
     std::fprintf(stderr, "unknown encoder %s\n", name.c_str());
     std::exit(2);
@@ -128,6 +141,12 @@ double cpuSeconds() {
     ::getrusage(RUSAGE_SELF, &u);
     return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double sysSeconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6;
 }
 
 long peakRssKiB() {
@@ -198,7 +217,8 @@ struct ChildResult {
 
 ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     std::string cmd = "'" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --child '" + slide.string() +
-                      "' --encoder " + a.encoder + " --work " + std::to_string(a.work) + " --batch " + std::to_string(a.batch) + " --read-threads " +
+                      "' --encoder " + a.encoder + " --work " + std::to_string(a.work) +
+                      " --compute-threads " + std::to_string(gComputeThreads) + (gPlainInference ? " --plain" : "") + " --batch " + std::to_string(a.batch) + " --read-threads " +
                       std::to_string(a.readThreads) + " --dir '" + a.dir.string() + "'";
     ChildResult r;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -232,6 +252,10 @@ int main(int argc, char** argv) {
             a.batch = std::stoi(next());
         else if (k == "--read-threads")
             a.readThreads = std::stoi(next());
+        else if (k == "--compute-threads")
+            gComputeThreads = std::stoi(next());
+        else if (k == "--plain")
+            gPlainInference = true;
         else if (k == "--dir")
             a.dir = next();
         else if (k == "--rss-only")
@@ -240,7 +264,7 @@ int main(int argc, char** argv) {
             child = next();
         else {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
-                                 "[--read-threads N] [--dir DIR] [--rss-only]\n");
+                                 "[--read-threads N] [--compute-threads N] [--plain] [--dir DIR] [--rss-only]\n");
             return 2;
         }
     }
@@ -267,7 +291,7 @@ int main(int argc, char** argv) {
                 enc->info().patchSize, enc->info().codeSize, a.batch, std::thread::hardware_concurrency());
 
     // Encoder alone on real batches of this slide.
-    double forward = 0, forwardCpuMs = 0;
+    double forward = 0, forwardCpuMs = 0, forwardSys = 0;
     {
         const Slide slide(slidePath);
         PatchGrid grid(slide, GridSpec{enc->info().patchSize, enc->info().patchSize, enc->info().mpp});
@@ -293,6 +317,7 @@ int main(int argc, char** argv) {
         std::thread([&] {
             for (int b = 0; b < std::min(nb, 2); ++b) // warm-up: first calls allocate and start the thread pool
                 enc->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch, out.data());
+            forwardSys = sysSeconds();
             cpu0 = cpuSeconds();
             const auto t0 = Clock::now();
             while (s < 10.0) {
@@ -304,15 +329,19 @@ int main(int argc, char** argv) {
             }
         }).join();
         forward = static_cast<double>(done) / s;
+        const double sysD = sysSeconds() - forwardSys;
+        forwardSys = sysD / std::max(1e-9, cpuSeconds() - cpu0 - sysD); // system / user time
         forwardCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(done);
         std::printf("encoder forward only:   %10.1f patches/s (%d batches of %d, %.1f s; %.3f CPU ms/patch)\n", forward,
                     nb, a.batch, s, forwardCpuMs);
     }
 
     const auto out = a.dir / "bench-out.h5";
-    double cpu0 = cpuSeconds();
+    double cpu0 = cpuSeconds(), sys0 = sysSeconds();
     const CompressResult pip = compressSlide(slidePath, *enc, out, compressOptions(a, true));
     const double pipCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(pip.encodedCells);
+    const double pipSysD = sysSeconds() - sys0;
+    const double pipSys = pipSysD / std::max(1e-9, cpuSeconds() - cpu0 - pipSysD); // system / user time
     std::printf("pipelined compress:     %10.1f patches/s (%lld patches, encode phase %.1f s, whole call %.1f s = "
                 "%.1f patches/s)\n",
                 pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
@@ -330,6 +359,25 @@ int main(int argc, char** argv) {
     std::printf("ratio pipeline/forward: %10.3f   (target >= 0.85; CPU-time bound on %u idle CPUs: %.3f)\n",
                 pip.patchesPerSecond / forward, cpus, bound);
     std::printf("ratio pipeline/serial:  %10.3f\n", pip.patchesPerSecond / ser.patchesPerSecond);
+    std::printf("system / user time:     forward only %.3f, pipelined compress %.3f (target <= 0.10)\n",
+                forwardSys, pipSys);
+#ifdef NIC_WITH_TORCH
+    if (auto kind = parseEncoderKind(a.encoder)) {
+        EncoderMeta meta;
+        meta.kind = toString(*kind);
+        meta.patchSize = enc->info().patchSize;
+        meta.codeSize = enc->info().codeSize;
+        const bench::SgemmRate rate = bench::probeSgemm();
+        std::printf("limit probe: sgemm %d^3 through LibTorch %.1f GFLOP/s (median of 5; %.1f-%.1f; %.1f per CPU "
+                    "second); %s\n",
+                    rate.n, rate.gflops, rate.minGflops, rate.maxGflops, rate.gflopsPerCpuSecond,
+                    bench::threadLayout().c_str());
+        const double flops = inferenceFlopsPerPatch(meta);
+        bench::printLimit("encoder forward only", flops, rate, forward, forwardCpuMs / 1000.0);
+        bench::printLimit("pipelined compress", flops, rate, pip.patchesPerSecond, pipCpuMs / 1000.0);
+        std::printf("  (target: pipelined >= 0.75 x limit)\n");
+    }
+#endif
     std::printf("output size:            %10.1f MB\n", static_cast<double>(std::filesystem::file_size(out)) / 1e6);
     std::filesystem::remove(out);
 

@@ -1,10 +1,16 @@
 // bench_encoders — forward throughput (patches/s, batch 64) and training throughput of every encoder on
-// this machine, with the LibTorch thread count. Prints figures; asserts nothing (house style #11).
+// this machine, with the LibTorch thread count, against the limit probe (bench/limitprobe.h): the
+// sgemm rate measured in the same run divided by each encoder's FLOPs per patch (core/nn/flopcount.h)
+// gives a limit in patches/s; the ratio achieved / limit is the figure to track. Also the system-time
+// share of each timed section. Prints figures; asserts nothing (house style #11).
 //
 // Usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] [--forward-batches K]
-//                       [--train-steps S] [--only KIND]
+//                       [--train-steps S] [--only KIND] [--layers] [--plain]
+// --train-steps 0 measures the forward pass only. --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
 #include "core/encoder.h"
+#include "bench/limitprobe.h"
 #include "core/nn/encoders.h"
+#include "core/nn/flopcount.h"
 #include "core/nn/patchbank.h"
 #include "core/nn/trainer.h"
 
@@ -15,14 +21,11 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
     nic::PatchBank bank(p);
@@ -43,6 +46,7 @@ nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
 int main(int argc, char** argv) {
     int threads = 0, p = 128, c = 128, forwardBatches = 3, trainSteps = 3;
     std::string only;
+    bool layers = false, plain = false;
     for (int i = 1; i < argc; ++i) {
         auto next = [&] { return i + 1 < argc ? argv[++i] : (std::fprintf(stderr, "missing value\n"), std::exit(2), ""); };
         if (!std::strcmp(argv[i], "--threads"))
@@ -57,18 +61,28 @@ int main(int argc, char** argv) {
             trainSteps = std::atoi(next());
         else if (!std::strcmp(argv[i], "--only"))
             only = next();
+        else if (!std::strcmp(argv[i], "--layers"))
+            layers = true;
+        else if (!std::strcmp(argv[i], "--plain"))
+            plain = true;
         else {
             std::fprintf(stderr, "usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] "
-                                 "[--forward-batches K] [--train-steps S] [--only KIND]\n");
+                                 "[--forward-batches K] [--train-steps S] [--only KIND] [--layers] [--plain]\n");
             return 2;
         }
     }
     try {
         nic::ComputeOptions compute;
         compute.threads = threads;
+        compute.optimiseInference = !plain;
         const std::string device = nic::configureCompute(compute);
         std::printf("device %s, %d LibTorch threads, P = %d, C = %d, batch 64\n", device.c_str(), nic::computeThreads(), p, c);
-        std::printf("%-18s %16s %16s %14s\n", "encoder", "forward patch/s", "train patch/s", "train s/step");
+        std::printf("threads: %s\n", nic::bench::threadLayout().c_str());
+        const nic::bench::SgemmRate rate = nic::bench::probeSgemm();
+        std::printf("limit probe: sgemm %d^3 through LibTorch %.1f GFLOP/s (median of 5; %.1f-%.1f; %.1f per CPU "
+                    "second; %d LibTorch, %d OpenBLAS threads)\n",
+                    rate.n, rate.gflops, rate.minGflops, rate.maxGflops, rate.gflopsPerCpuSecond, rate.torchThreads,
+                    rate.blasThreads);
         const int batch = 64;
         const nic::PatchBank bank = randomBank(batch * 2, p, 1);
         const nic::PatchBank val = randomBank(16, p, 2);
@@ -86,37 +100,65 @@ int main(int argc, char** argv) {
             else
                 enc = std::make_unique<nic::MeanRgbEncoder>(p);
             std::vector<float> out(static_cast<std::size_t>(batch) * static_cast<std::size_t>(enc->info().codeSize));
-            enc->encode(bank.data(), batch, out.data()); // warm-up
-            const auto t0 = Clock::now();
-            for (int k = 0; k < forwardBatches; ++k)
-                enc->encode(bank.data(), batch, out.data());
-            const double fwd = forwardBatches * batch / seconds(t0);
-
-            double train = 0.0, perStep = 0.0;
-            if (kind) {
-                nic::TrainOptions o;
-                o.kind = *kind;
-                o.codeSize = c;
-                o.out = tmp / (name + ".nicenc");
-                o.epochs = 1;
-                o.stepsPerEpoch = trainSteps;
-                o.validationPairs = 16;
-                o.compute = compute;
-                // A one-step run first, so that allocation warm-up is not counted.
-                auto warm = o;
-                warm.stepsPerEpoch = 1;
-                nic::trainEncoder(warm, bank, val);
-                const auto t1 = Clock::now();
-                nic::trainEncoder(o, bank, val);
-                const double s = seconds(t1);
-                perStep = s / trainSteps;
-                // Contrastive steps see 64 pairs (128 patches); the others 64 patches.
-                train = trainSteps * batch * (name == "contrastive" ? 2 : 1) / s;
+            // On a thread of its own, as compressSlide's inference stage calls the encoder.
+            double fwd = 0;
+            nic::bench::CpuClock fwdClock;
+            std::thread([&] {
+                enc->encode(bank.data(), batch, out.data()); // warm-up
+                fwdClock = nic::bench::CpuClock();
+                for (int k = 0; k < forwardBatches; ++k)
+                    enc->encode(bank.data(), batch, out.data());
+                fwdClock.stop();
+                fwd = forwardBatches * batch / fwdClock.wall();
+            }).join();
+            std::printf("%s\n", name.c_str());
+            if (!kind) {
+                std::printf("  forward %.1f patches/s (no multiply-adds to count)\n", fwd);
+                continue;
             }
-            if (kind)
-                std::printf("%-18s %16.1f %16.1f %14.2f\n", name.c_str(), fwd, train, perStep);
-            else
-                std::printf("%-18s %16.1f %16s %14s\n", name.c_str(), fwd, "-", "-");
+            nic::EncoderMeta meta;
+            meta.kind = name;
+            meta.patchSize = p;
+            meta.codeSize = c;
+            nic::bench::printLimit("forward (compression)", nic::inferenceFlopsPerPatch(meta), rate, fwd,
+                                   (fwdClock.user() + fwdClock.sys()) / (forwardBatches * batch));
+            std::printf("    sys/user %.3f, %.2f cores busy, %.2f ms per patch\n", fwdClock.sysPerUser(),
+                        fwdClock.coresBusy(), 1000.0 / fwd);
+            if (layers) {
+                nic::bench::printLayerTimes(*enc, bank.data(), batch, rate);
+                const auto costs = nic::inferenceLayerCosts(meta);
+                double total = 0;
+                for (const auto& l : costs)
+                    total += static_cast<double>(l.macs);
+                for (const auto& l : costs)
+                    std::printf("    %-24s %8.2f M multiply-adds  %5.1f %%\n", l.name.c_str(),
+                                static_cast<double>(l.macs) / 1e6, 100.0 * static_cast<double>(l.macs) / total);
+            }
+
+            if (trainSteps <= 0)
+                continue;
+            nic::TrainOptions o;
+            o.kind = *kind;
+            o.codeSize = c;
+            o.out = tmp / (name + ".nicenc");
+            o.epochs = 1;
+            o.stepsPerEpoch = trainSteps;
+            o.validationPairs = 16;
+            o.compute = compute;
+            // A one-step run first, so that allocation warm-up is not counted.
+            auto warm = o;
+            warm.stepsPerEpoch = 1;
+            nic::trainEncoder(warm, bank, val);
+            nic::bench::CpuClock trainClock;
+            nic::trainEncoder(o, bank, val);
+            trainClock.stop();
+            const double s = trainClock.wall();
+            // Contrastive steps see 64 pairs (128 patches); the others 64 patches.
+            const double train = trainSteps * batch * (name == "contrastive" ? 2 : 1) / s;
+            nic::bench::printLimit("training (3x forward FLOPs)", nic::trainingFlopsPerPatch(*kind, p, c, 9), rate, train,
+                                   (trainClock.user() + trainClock.sys()) / (train * s));
+            std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step\n", trainClock.sysPerUser(),
+                        trainClock.coresBusy(), s / trainSteps);
             std::fflush(stdout);
         }
         std::filesystem::remove_all(tmp);

@@ -34,9 +34,14 @@ double defaultLearningRate(EncoderKind kind);
 struct ComputeOptions {
     std::string device = "auto";
     int threads = 0;
+    /// Encoders from loadEncoder/createEncoder run with BatchNorm folded into their convolutions (the
+    /// same embeddings up to float rounding, faster); false runs the modules as trained.
+    bool optimiseInference = true;
 };
 /// Applies `options.threads` and returns the device to use ("cpu" or "cuda"). Throws InvalidArgument
-/// for an unknown device or "cuda" without CUDA.
+/// for an unknown device or "cuda" without CUDA. The first call also tells glibc malloc (process-wide)
+/// to use one arena and keep blocks up to 1 GiB in its heap rather than mmap/munmap them per tensor,
+/// which removes most of LibTorch's system time on the CPU (see docs/timings.md).
 std::string configureCompute(const ComputeOptions& options);
 /// Intra-op threads LibTorch uses now.
 int computeThreads();

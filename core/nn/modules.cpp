@@ -8,6 +8,35 @@ namespace F = torch::nn::functional;
 
 namespace {
 torch::Tensor lra(const torch::Tensor& x) { return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope)); }
+/// In place on a fresh layer output (the folded inference path): no allocation for the activation.
+torch::Tensor lraInPlace(torch::Tensor x) {
+    return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope).inplace(true));
+}
+
+/// Folds eval-mode BN (y = (x − μ) / √(σ² + ε) · γ + β) into the layer before it: W ← W · s per output
+/// channel and b ← (b − μ) · s + β with s = γ / √(σ² + ε), computed in double.
+template <typename Bn>
+void foldInto(torch::Tensor& weight, torch::Tensor& bias, Bn& bn) {
+    torch::NoGradGuard noGrad;
+    const auto dtype = weight.scalar_type();
+    auto var = bn.running_var.to(torch::kDouble), mean = bn.running_mean.to(torch::kDouble);
+    auto scale = torch::rsqrt(var + bn.options.eps());
+    auto shift = torch::zeros_like(mean);
+    if (bn.options.affine()) {
+        scale = scale * bn.weight.to(torch::kDouble);
+        shift = bn.bias.to(torch::kDouble);
+    }
+    std::vector<std::int64_t> view(static_cast<std::size_t>(weight.dim()), 1);
+    view[0] = -1;
+    auto w = weight.to(torch::kDouble) * scale.view(view);
+    auto b = bias.defined() ? bias.to(torch::kDouble) : torch::zeros_like(mean);
+    b = (b - mean) * scale + shift;
+    weight.copy_(w.to(dtype));
+    if (bias.defined())
+        bias.copy_(b.to(dtype));
+    else
+        bias = b.to(dtype).to(weight.device()); // the layer's forward() reads this member
+}
 } // namespace
 
 void checkEncoderShape(int patchSize, int codeSize) {
@@ -21,7 +50,7 @@ ConvBlockImpl::ConvBlockImpl(int in, int out, int stride) {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)));
     bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
-torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) { return lra(bn(conv(x))); }
+torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(conv(x)) : lra(bn(conv(x))); }
 
 UpBlockImpl::UpBlockImpl(int in, int out) {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1)));
@@ -31,14 +60,14 @@ torch::Tensor UpBlockImpl::forward(const torch::Tensor& x) {
     auto up = F::interpolate(x, F::InterpolateFuncOptions()
                                     .scale_factor(std::vector<double>{2.0, 2.0})
                                     .mode(torch::kNearest));
-    return lra(bn(conv(up)));
+    return bnFolded ? lraInPlace(conv(up)) : lra(bn(conv(up)));
 }
 
 DenseBlockImpl::DenseBlockImpl(int in, int out) {
     fc = register_module("fc", torch::nn::Linear(in, out));
     bn = register_module("bn", torch::nn::BatchNorm1d(out));
 }
-torch::Tensor DenseBlockImpl::forward(const torch::Tensor& x) { return lra(bn(fc(x))); }
+torch::Tensor DenseBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(fc(x)) : lra(bn(fc(x))); }
 
 ConvEncoderImpl::ConvEncoderImpl(int patchSize_, int codeSize_) : patchSize(patchSize_), codeSize(codeSize_) {
     checkEncoderShape(patchSize, codeSize);
@@ -174,6 +203,7 @@ BiganImpl::BiganImpl(int patchSize, int codeSize) {
 
 KerasChainImpl::KerasChainImpl(std::vector<KerasLayer> layers_) : layers(std::move(layers_)) {
     modules.resize(layers.size());
+    skip.assign(layers.size(), false);
     for (std::size_t i = 0; i < layers.size(); ++i) {
         const auto& l = layers[i];
         const std::string key = std::to_string(i) + "_" + toString(l.type);
@@ -202,6 +232,8 @@ KerasChainImpl::KerasChainImpl(std::vector<KerasLayer> layers_) : layers(std::mo
 torch::Tensor KerasChainImpl::forward(torch::Tensor x) {
     for (std::size_t i = 0; i < layers.size(); ++i) {
         const auto& l = layers[i];
+        if (skip[i])
+            continue;
         switch (l.type) {
         case KerasLayer::Type::AvgPool2:
             x = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
@@ -240,6 +272,36 @@ torch::Tensor KerasChainImpl::forward(torch::Tensor x) {
         }
     }
     return x;
+}
+
+int foldBatchNorm(torch::nn::Module& module) {
+    int folded = 0;
+    for (const auto& m : module.modules(/*include_self=*/true)) {
+        if (auto* c = dynamic_cast<ConvBlockImpl*>(m.get()); c && !c->bnFolded) {
+            foldInto(c->conv->weight, c->conv->bias, *c->bn);
+            c->bnFolded = true;
+            ++folded;
+        } else if (auto* u = dynamic_cast<UpBlockImpl*>(m.get()); u && !u->bnFolded) {
+            foldInto(u->conv->weight, u->conv->bias, *u->bn);
+            u->bnFolded = true;
+            ++folded;
+        } else if (auto* d = dynamic_cast<DenseBlockImpl*>(m.get()); d && !d->bnFolded) {
+            foldInto(d->fc->weight, d->fc->bias, *d->bn);
+            d->bnFolded = true;
+            ++folded;
+        } else if (auto* k = dynamic_cast<KerasChainImpl*>(m.get())) {
+            for (std::size_t i = 0; i + 1 < k->layers.size(); ++i)
+                if (k->layers[i].type == KerasLayer::Type::Conv2d &&
+                    k->layers[i + 1].type == KerasLayer::Type::BatchNorm && !k->skip[i + 1]) {
+                    auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(k->modules[i]);
+                    auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(k->modules[i + 1]);
+                    foldInto(conv->weight, conv->bias, *bn);
+                    k->skip[i + 1] = true;
+                    ++folded;
+                }
+        }
+    }
+    return folded;
 }
 
 } // namespace nic

@@ -23,12 +23,13 @@ inline constexpr double kLeakySlope = 0.2;
 /// Throws InvalidArgument unless P is a positive multiple of 32 and C is positive.
 void checkEncoderShape(int patchSize, int codeSize);
 
-/// Conv 3×3 (stride s, padding 1) → BN → LRA.
+/// Conv 3×3 (stride s, padding 1) → BN → LRA. bnFolded (set by foldBatchNorm): BN is in conv's weights.
 struct ConvBlockImpl : torch::nn::Module {
     ConvBlockImpl(int in, int out, int stride);
     torch::Tensor forward(const torch::Tensor& x);
     torch::nn::Conv2d conv{nullptr};
     torch::nn::BatchNorm2d bn{nullptr};
+    bool bnFolded = false;
 };
 TORCH_MODULE(ConvBlock);
 
@@ -38,6 +39,7 @@ struct UpBlockImpl : torch::nn::Module {
     torch::Tensor forward(const torch::Tensor& x);
     torch::nn::Conv2d conv{nullptr};
     torch::nn::BatchNorm2d bn{nullptr};
+    bool bnFolded = false;
 };
 TORCH_MODULE(UpBlock);
 
@@ -47,6 +49,7 @@ struct DenseBlockImpl : torch::nn::Module {
     torch::Tensor forward(const torch::Tensor& x);
     torch::nn::Linear fc{nullptr};
     torch::nn::BatchNorm1d bn{nullptr};
+    bool bnFolded = false;
 };
 TORCH_MODULE(DenseBlock);
 
@@ -171,7 +174,16 @@ struct KerasChainImpl : torch::nn::Module {
     torch::Tensor forward(torch::Tensor x);
     std::vector<KerasLayer> layers;
     std::vector<std::shared_ptr<torch::nn::Module>> modules; ///< per layer, null for parameter-free ones
+    std::vector<bool> skip; ///< per layer: a BatchNorm folded into the convolution before it
 };
 TORCH_MODULE(KerasChain);
+
+/// Inference only: folds every BatchNorm that directly follows a convolution or dense layer (ConvBlock,
+/// UpBlock, DenseBlock, and Conv2d → BatchNorm in a KerasChain) into that layer's weights and bias, using
+/// BN's running statistics (eval-mode BN), and makes the block skip BN: forward() in eval mode gives
+/// the same result up to float rounding with one pass less over each activation. Afterwards the module
+/// must be neither trained nor saved (its BN tensors no longer describe it). Returns the number of BN
+/// layers folded; folding twice folds nothing more.
+int foldBatchNorm(torch::nn::Module& module);
 
 } // namespace nic

@@ -1,0 +1,158 @@
+#include "bench/limitprobe.h"
+
+#include "core/nn/flopcount.h"
+#include "core/nn/torchencoder.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <functional>
+#include <sys/resource.h>
+#include <thread>
+#include <vector>
+
+namespace nic::bench {
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+void cpuTimes(double& user, double& sys) {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    user = static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6;
+    sys = static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6;
+}
+
+} // namespace
+
+int openBlasThreads() {
+    using Fn = int (*)();
+    auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    return fn ? fn() : -1;
+}
+
+std::string threadLayout() {
+    auto env = [](const char* k) {
+        const char* v = std::getenv(k);
+        return std::string(k) + "=" + (v ? v : "(unset)");
+    };
+    return "LibTorch " + std::to_string(torch::get_num_threads()) + " intra-op / " +
+           std::to_string(torch::get_num_interop_threads()) + " inter-op threads, OpenBLAS " +
+           std::to_string(openBlasThreads()) + " threads, " + env("OMP_NUM_THREADS") + ", " + env("OMP_WAIT_POLICY") +
+           ", " + env("OPENBLAS_NUM_THREADS") + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs";
+}
+
+SgemmRate probeSgemm(int n, int reps) {
+    SgemmRate r;
+    r.n = n;
+    std::vector<double> rates;
+    std::thread([&] {
+        torch::NoGradGuard noGrad;
+        r.torchThreads = torch::get_num_threads();
+        r.blasThreads = openBlasThreads();
+        torch::manual_seed(1);
+        auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
+        torch::mm_out(c, a, b); // warm-up: thread pools, page faults
+        const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+        double u0 = 0, s0 = 0, u1 = 0, s1 = 0;
+        cpuTimes(u0, s0);
+        for (int i = 0; i < reps; ++i) {
+            const double t0 = now();
+            torch::mm_out(c, a, b);
+            rates.push_back(flops / (now() - t0) / 1e9);
+        }
+        cpuTimes(u1, s1);
+        r.gflopsPerCpuSecond = flops * reps / std::max(1e-9, u1 - u0 + s1 - s0) / 1e9;
+    }).join();
+    std::sort(rates.begin(), rates.end());
+    r.gflops = rates[rates.size() / 2];
+    r.minGflops = rates.front();
+    r.maxGflops = rates.back();
+    return r;
+}
+
+CpuClock::CpuClock() {
+    wall0_ = now();
+    cpuTimes(user0_, sys0_);
+}
+
+void CpuClock::stop() {
+    double u = 0, s = 0;
+    cpuTimes(u, s);
+    wall_ = now() - wall0_;
+    user_ = u - user0_;
+    sys_ = s - sys0_;
+}
+
+void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate& rate, double achieved,
+                double cpuSecondsPerPatch) {
+    const double limit = rate.gflops * 1e9 / flopsPerPatch;
+    std::printf("  %-28s %7.4f GFLOP/patch  limit %8.1f patches/s  achieved %8.1f  ratio %.3f", label.c_str(),
+                flopsPerPatch / 1e9, limit, achieved, achieved / limit);
+    if (cpuSecondsPerPatch > 0)
+        std::printf("  per CPU second %.3f", flopsPerPatch / cpuSecondsPerPatch / 1e9 / rate.gflopsPerCpuSecond);
+    std::printf("\n");
+}
+
+void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count, const SgemmRate& rate) {
+    auto* te = dynamic_cast<TorchPatchEncoder*>(&encoder);
+    if (!te)
+        return;
+    using Step = std::pair<std::string, std::function<torch::Tensor(const torch::Tensor&)>>;
+    std::vector<Step> steps;
+    torch::nn::Module& m = te->inferenceModule();
+    if (auto* e = dynamic_cast<ConvEncoderImpl*>(&m)) {
+        int i = 0;
+        for (auto& block : *e->convs)
+            steps.emplace_back("convs." + std::to_string(i++), [&block](const torch::Tensor& x) { return block.forward(x); });
+        steps.emplace_back("dense", [e](const torch::Tensor& x) { return e->dense(x.flatten(1)); });
+        steps.emplace_back("code", [e](const torch::Tensor& x) { return e->code(x); });
+    } else if (auto* b = dynamic_cast<BiganEncoderImpl*>(&m)) {
+        if (b->downsampleInput)
+            steps.emplace_back("pool", [](const torch::Tensor& x) {
+                return torch::nn::functional::avg_pool2d(x, torch::nn::functional::AvgPool2dFuncOptions(2));
+            });
+        int i = 0;
+        for (auto& block : *b->convs)
+            steps.emplace_back("convs." + std::to_string(i++), [&block](const torch::Tensor& x) { return block.forward(x); });
+        steps.emplace_back("code", [b](const torch::Tensor& x) { return b->code(x.flatten(1)); });
+    } else {
+        return;
+    }
+    const auto costs = inferenceLayerCosts(te->meta());
+    std::vector<double> ms(steps.size(), 1e30);
+    std::thread([&] {
+        c10::InferenceMode guard;
+        const auto input = toModelInput(nhwc, count, te->meta().patchSize, torch::kCPU);
+        for (int rep = 0; rep < 3; ++rep) {
+            auto x = input;
+            for (std::size_t i = 0; i < steps.size(); ++i) {
+                const double t0 = now();
+                x = steps[i].second(x);
+                ms[i] = std::min(ms[i], (now() - t0) * 1000.0 / count);
+            }
+        }
+    }).join();
+    double total = 0;
+    for (double v : ms)
+        total += v;
+    std::printf("    where the forward time goes (%d patches, best of 3, block by block):\n", count);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        double macs = 0;
+        for (const auto& c : costs)
+            if (c.name == steps[i].first || c.name.rfind(steps[i].first + ".", 0) == 0)
+                macs += static_cast<double>(c.macs);
+        const double gflops = 2.0 * macs / (ms[i] / 1000.0) / 1e9;
+        std::printf("      %-10s %7.3f ms/patch %5.1f %%", steps[i].first.c_str(), ms[i], 100.0 * ms[i] / total);
+        if (macs > 0)
+            std::printf("  %7.1f GFLOP/s = %.2f x sgemm", gflops, gflops / rate.gflops);
+        std::printf("\n");
+    }
+}
+
+} // namespace nic::bench

@@ -1,0 +1,184 @@
+// The optimised inference path: multiply-add counts of the encoders (the benchmarks' limit probe divides
+// by them), BatchNorm folding, and a whole slide compressed with the optimised encoder against the
+// plain one: the grids agree within float16 rounding.
+#include "core/compressor.h"
+#include "core/hdf5file.h"
+#include "core/latentgrid.h"
+#include "core/nn/encoders.h"
+#include "core/nn/flopcount.h"
+#include "core/nn/modules.h"
+#include "core/nn/torchencoder.h"
+#include "core/synth/synth.h"
+#include "testsupport.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace nic {
+namespace {
+
+EncoderMeta metaOf(const std::string& kind, int p, int c) {
+    EncoderMeta m;
+    m.kind = kind;
+    m.patchSize = p;
+    m.codeSize = c;
+    return m;
+}
+
+TEST(FlopCount, VaeEncoderAt128IsFiveConvolutionsAndTwoDenseLayers) {
+    // Worked by hand: 3x3 stride-2 convs 3→32 (64² out), 32→64 (32²), 64→128 (16²), 128→256 (8²),
+    // 256→512 (4²); dense 4·4·512 → 512; linear 512 → 128.
+    const auto layers = inferenceLayerCosts(metaOf("vae", 128, 128));
+    ASSERT_EQ(layers.size(), 7U);
+    EXPECT_EQ(layers[0].name, "convs.0.conv");
+    EXPECT_EQ(layers[0].macs, 64 * 64 * 32 * 3 * 9);
+    for (int i = 1; i < 5; ++i)
+        EXPECT_EQ(layers[static_cast<std::size_t>(i)].macs, 18874368) << layers[static_cast<std::size_t>(i)].name;
+    EXPECT_EQ(layers[5].name, "dense.fc");
+    EXPECT_EQ(layers[5].macs, 8192 * 512);
+    EXPECT_EQ(layers[6].name, "code");
+    EXPECT_EQ(layers[6].macs, 512 * 128);
+    EXPECT_DOUBLE_EQ(inferenceFlopsPerPatch(metaOf("vae", 128, 128)), 2.0 * 83296256.0);
+}
+
+TEST(FlopCount, BiganEncoderWorksOnTheHalvedPatch) {
+    // 2×2 pooling to 64², then 3→128 (32² out), 128→128 at 16², 8², 4²; linear 4·4·128 → 128.
+    const double macs = 1024.0 * 128 * 3 * 9 + 256.0 * 128 * 128 * 9 + 64.0 * 128 * 128 * 9 + 16.0 * 128 * 128 * 9 +
+                        2048.0 * 128;
+    EXPECT_DOUBLE_EQ(inferenceFlopsPerPatch(metaOf("bigan", 128, 128)), 2.0 * macs);
+    const auto layers = inferenceLayerCosts(metaOf("bigan", 128, 128));
+    ASSERT_EQ(layers.size(), 5U);
+    EXPECT_EQ(layers[1].name, "convs.1.conv");
+    EXPECT_EQ(layers[4].name, "code");
+}
+
+TEST(FlopCount, TrainingCountsEveryNetworkOfAStepThreeTimes) {
+    const double e = inferenceFlopsPerPatch(metaOf("vae", 128, 128));
+    // Supervised: E plus a 128 → 256 → 1 head.
+    EXPECT_DOUBLE_EQ(trainingFlopsPerPatch(EncoderKind::SupervisedTumor, 128, 128, 2), 3.0 * (e + 2.0 * (128 * 256 + 256)));
+    // VAE: E, the log σ² head and a decoder that costs more than E.
+    const double vae = trainingFlopsPerPatch(EncoderKind::Vae, 128, 128, 0);
+    EXPECT_GT(vae, 3.0 * 2.0 * e);
+    EXPECT_DOUBLE_EQ(trainingFlopsPerPatch(EncoderKind::Contrastive, 128, 128, 0),
+                     3.0 * (e + 0.5 * 2.0 * (256 * 256 + 256)));
+}
+
+/// Gives every BatchNorm of `m` statistics and an affine transform far from the identity, so that
+/// folding them changes the weights a lot.
+void randomiseBatchNorm(torch::nn::Module& m, std::uint64_t seed) {
+    torch::NoGradGuard noGrad;
+    torch::manual_seed(seed);
+    for (auto& b : m.named_buffers(true)) {
+        const std::string& k = b.key();
+        if (k.size() >= 12 && k.compare(k.size() - 12, 12, "running_mean") == 0)
+            b.value().copy_(torch::randn_like(b.value()) * 0.5);
+        else if (k.size() >= 11 && k.compare(k.size() - 11, 11, "running_var") == 0)
+            b.value().copy_(torch::rand_like(b.value()) * 2.0 + 0.2);
+    }
+    for (auto& p : m.named_parameters(true))
+        if (p.key().find("bn.") != std::string::npos)
+            p.value().copy_(torch::randn_like(p.value()) * 0.5 + (p.key().find("weight") != std::string::npos ? 1.0 : 0.0));
+}
+
+TEST(FoldBatchNorm, FoldedEncoderGivesTheSameOutputWithoutItsBatchNormLayers) {
+    ConvEncoder plain(64, 16), folded(64, 16);
+    randomiseBatchNorm(*plain, 3);
+    {
+        torch::NoGradGuard noGrad;
+        auto dst = folded->named_parameters(true);
+        for (const auto& p : plain->named_parameters(true))
+            dst[p.key()].copy_(p.value());
+        auto dstB = folded->named_buffers(true);
+        for (const auto& b : plain->named_buffers(true))
+            dstB[b.key()].copy_(b.value());
+    }
+    plain->eval();
+    folded->eval();
+    EXPECT_EQ(foldBatchNorm(*folded), 6); // five conv blocks and the dense block
+    EXPECT_EQ(foldBatchNorm(*folded), 0); // already folded
+    torch::manual_seed(5);
+    auto x = torch::rand({4, 3, 64, 64}) * 2 - 1;
+    torch::NoGradGuard noGrad;
+    auto a = plain->forward(x), b = folded->forward(x);
+    EXPECT_GT(a.abs().max().item<float>(), 0.1F);
+    EXPECT_LT((a - b).abs().max().item<float>(), 1e-4F * a.abs().max().item<float>());
+    // The weights changed: BN was really folded in, not left as the identity.
+    EXPECT_GT((plain->convs[0]->as<ConvBlock>()->conv->weight - folded->convs[0]->as<ConvBlock>()->conv->weight)
+                  .abs()
+                  .max()
+                  .item<float>(),
+              0.01F);
+}
+
+/// One f16 step at |v| (the spacing of float16 values around v).
+float halfUlp(float v) {
+    const float a = std::fabs(v);
+    if (a < 6.103515625e-05F) // below the smallest normal: subnormal spacing
+        return 5.9604645e-08F;
+    return std::ldexp(1.0F, std::ilogb(a) - 10);
+}
+
+class OptimisedInference : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(OptimisedInference, GridEqualsThePlainPathsWithinFloat16Rounding) {
+    test::TempDir dir;
+    SynthSlideParams sp;
+    sp.width = 1600;
+    sp.height = 1200;
+    sp.mpp = 0.5;
+    sp.seed = 21;
+    SynthWriteOptions w;
+    w.threads = 1;
+    SynthSlide(sp).write(dir / "slide.svs", w);
+
+    // An encoder file whose BatchNorm layers are far from the identity (as after training).
+    const auto kind = parseEncoderKind(GetParam());
+    ASSERT_TRUE(kind);
+    auto made = createEncoder(*kind, 64, 16, 3, 9);
+    auto* torchEnc = dynamic_cast<TorchPatchEncoder*>(made.get());
+    ASSERT_NE(torchEnc, nullptr);
+    randomiseBatchNorm(torchEnc->module(), 13);
+    saveEncoder(*made, dir / "enc.nicenc");
+
+    ComputeOptions optimised, plain;
+    optimised.device = plain.device = "cpu";
+    plain.optimiseInference = false;
+    auto fast = loadEncoder((dir / "enc.nicenc").string(), optimised);
+    auto slow = loadEncoder((dir / "enc.nicenc").string(), plain);
+    EXPECT_TRUE(dynamic_cast<TorchPatchEncoder*>(fast.get())->optimised());
+    EXPECT_FALSE(dynamic_cast<TorchPatchEncoder*>(slow.get())->optimised());
+    EXPECT_EQ(fast->info().hash, slow->info().hash); // the file's identity does not change
+
+    CompressOptions o;
+    o.batchSize = 16;
+    o.augment = 8;
+    o.force = true;
+    const CompressResult rf = compressSlide(dir / "slide.svs", *fast, dir / "fast.h5", o);
+    const CompressResult rs = compressSlide(dir / "slide.svs", *slow, dir / "slow.h5", o);
+    ASSERT_GT(rf.encodedCells, 20);
+    ASSERT_EQ(rf.encodedCells, rs.encodedCells);
+
+    const LatentGridReader a(dir / "fast.h5"), b(dir / "slow.h5");
+    EXPECT_EQ(a.meta().encoderHash, b.meta().encoderHash);
+    for (int k = 0; k < 8; ++k) {
+        const auto ga = a.gridHwc(k), gb = b.gridHwc(k);
+        ASSERT_EQ(ga.size(), gb.size());
+        std::size_t nonzero = 0, differ = 0;
+        for (std::size_t i = 0; i < ga.size(); ++i) {
+            nonzero += gb[i] != 0.0F;
+            differ += ga[i] != gb[i];
+            // Both are float16 roundings of float32 values a few float32 ulps apart: at most one f16 step.
+            ASSERT_LE(std::fabs(ga[i] - gb[i]), halfUlp(std::max(std::fabs(ga[i]), std::fabs(gb[i]))))
+                << "variant " << k << " value " << i << ": " << ga[i] << " vs " << gb[i];
+        }
+        EXPECT_GT(nonzero, ga.size() / 4);
+        EXPECT_LT(differ, ga.size() / 20); // one-step differences are rare
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, OptimisedInference, ::testing::Values("vae", "bigan"),
+                         [](const auto& p) { return std::string(p.param); });
+
+} // namespace
+} // namespace nic
