@@ -57,8 +57,9 @@ void runTrain(TrainOptions& o) {
                     o.train.onlyRound, o.out.c_str(), o.train.onlyRound);
         return;
     }
-    std::printf("slides: %zu   folds: %d   crop: %d   encoder: %s\n", labels.size(),
+    std::printf("slides: %zu   folds: %d   crop: %d   head: %s   encoder: %s\n", labels.size(),
                 r.roundMetrics.empty() ? 0 : static_cast<int>(r.roundMetrics.size()), r.cropSize,
+                toString(o.train.network.pooling),
                 source.encoderName().empty() ? "?" : source.encoderName().c_str());
     const auto show = [](const char* name, const ConfidenceInterval& ci) {
         std::printf("%-9s %.3f  (95%% CI %.3f-%.3f, bootstrap over slides)\n", name, ci.estimate, ci.lower, ci.upper);
@@ -149,7 +150,10 @@ void addSlideModelCommands(CLI::App& root) {
             ->capture_default_str()->check(CLI::PositiveNumber);
         cmd->add_option("--tissue-threshold", t.tissueThreshold, "A cell is tissue when its tissue fraction is above this")
             ->capture_default_str();
-        cmd->add_option("--pool", o->pool, "Global pooling before the dense head: max, avg, or auto (max to classify)")
+        cmd->add_option("--head,--pool", o->pool,
+                        "How the last feature map reaches the dense layer: max or avg (global pooling), flatten (the "
+                        "paper's dense head on the flattened map of an R x R crop), or auto (max to classify, avg to "
+                        "regress); the model stores it")
             ->capture_default_str();
         cmd->add_option("--filters", t.network.filters, "Filters per conv layer")->capture_default_str();
         cmd->add_option("--layers", t.network.layers, "Depthwise-separable conv layers")->capture_default_str();
