@@ -429,9 +429,12 @@ TEST(SlideCnn, FlattenModelFilesRoundTripWithIdenticalOutputs) {
 }
 
 TEST(SlideTrainer, FlattenHeadLearnsASmallCohort) {
-    // The paper's dense head on a small cohort: 24 slides (12 with a 3 × 3-cell lesion), 4-fold CV. The
-    // 28-cell grids shrink the crop to 32, so the dense layer flattens a 4 × 4 × 16 map (three strided blocks).
-    auto cohort = makeCohort(24, 28, 6, 21);
+    // The paper's dense head on a small cohort: 32 slides (16 with a 3 × 3-cell lesion), 4-fold CV. The
+    // 28-cell grids shrink the crop to 32, so the dense layer flattens a 4 × 4 × 16 map (three strided blocks)
+    // and has to learn the lesion at every one of its 16 places (crops land anywhere on the tissue).
+    // Measured (one thread): held-out AUC 1.000 with seed 5, 1.000 with seed 6, 0.965 with seed 7; with
+    // 12 epochs of 8 steps it was 0.88-0.95, so the budget below is what the head needs, not a margin.
+    auto cohort = makeCohort(32, 28, 6, 21);
     InMemoryGridSource source(cohort.ids, cohort.grids);
     test::TempDir dir;
     SlideTrainOptions o;
@@ -439,16 +442,16 @@ TEST(SlideTrainer, FlattenHeadLearnsASmallCohort) {
     o.network.layers = 5;
     o.network.unstridedLayers = 2;
     o.network.pooling = GlobalPooling::Flatten;
-    o.epochs = 12;
-    o.stepsPerEpoch = 8;
-    o.patience = 3;
+    o.epochs = 20;
+    o.stepsPerEpoch = 12;
+    o.patience = 4;
     o.seed = 5;
     o.bootstrapResamples = 200;
     o.device = "cpu";
     o.threads = 1;
     const auto result = crossValidate(source, cohort.labels, {}, o, dir.path());
     EXPECT_EQ(result.cropSize, 32);
-    ASSERT_EQ(result.predictions.size(), 24U);
+    ASSERT_EQ(result.predictions.size(), 32U);
     const auto meta = readSlideModelMeta(dir / "fold0" / "model.pt");
     EXPECT_EQ(meta.config.pooling, GlobalPooling::Flatten);
     EXPECT_EQ(meta.config.inputSize, 32); // the crop actually used, not the 400 asked for
