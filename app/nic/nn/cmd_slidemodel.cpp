@@ -189,10 +189,12 @@ void addSlideModelCommands(CLI::App& root) {
         cmd->add_option("GRID", o->grids, "Compressed slides (.h5)")->required();
         cmd->add_option("--layer", o->cam.layer, "Conv layer k (1 = first, the finest; 0 = the input)")->capture_default_str();
         cmd->add_option("--slides", o->slides, "Folder of the original slides, for the overlay's thumbnail");
-        cmd->add_option("--max-cells", o->cam.maxCells, "Largest grid (rows x cols) explained in one pass")
+        cmd->add_option("--max-cells", o->cam.maxCells,
+                        "Largest grid (rows x cols) explained in one pass (max/avg heads; a flatten-head model is "
+                        "always explained in R x R windows at stride R/2, tent-weighted)")
             ->capture_default_str();
-        cmd->add_option("--tile", o->cam.tileSize, "Tile size for larger grids")->capture_default_str();
-        cmd->add_option("--overlap", o->cam.tileOverlap, "Tile overlap")->capture_default_str();
+        cmd->add_option("--tile", o->cam.tileSize, "Tile size for larger grids (max/avg heads)")->capture_default_str();
+        cmd->add_option("--overlap", o->cam.tileOverlap, "Tile overlap (max/avg heads)")->capture_default_str();
         cmd->add_option("--tissue-threshold", o->cam.tissueThreshold, "Cells with tissue fraction <= this get 0 heat")
             ->capture_default_str();
         cmd->add_option("--overlay-size", o->overlaySide, "Longer side of the PNG overlay")->capture_default_str();
