@@ -161,18 +161,24 @@ torch::Tensor windowCam(SlideCnn& net, const torch::Tensor& window, int layer, d
     return map[0][0];
 }
 
-} // namespace
-
-TEST(GradCam, FlattenHeadSlideOfOneCropIsTheSingleWindowMap) {
-    test::TempDir dir;
-    torch::manual_seed(21);
+// A flatten-head model for 16 × 16 crops (random weights, amplified), saved to `file`.
+SlideCnn saveFlattenModel(const std::filesystem::path& file, std::uint64_t seed) {
+    torch::manual_seed(seed);
     SlideModelMeta meta;
     meta.config = tinyFlatten(16);
     meta.cropSize = 16;
     SlideCnn net(meta.config);
     amplify(net);
     net->eval();
-    saveSlideModel(net, meta, dir / "m.pt");
+    saveSlideModel(net, meta, file);
+    return net;
+}
+
+} // namespace
+
+TEST(GradCam, FlattenHeadSlideOfOneCropIsTheSingleWindowMap) {
+    test::TempDir dir;
+    SlideCnn net = saveFlattenModel(dir / "m.pt", 21);
     const SlideGrid grid = randomGrid(3, 16, 16);
     GradCamOptions o;
     o.device = "cpu";
@@ -216,14 +222,7 @@ TEST(GradCam, FlattenHeadSlideOfOneCropIsTheSingleWindowMap) {
 
 TEST(GradCam, FlattenHeadBlendsHalfOverlappingWindowsWithATent) {
     test::TempDir dir;
-    torch::manual_seed(22);
-    SlideModelMeta meta;
-    meta.config = tinyFlatten(16);
-    meta.cropSize = 16;
-    SlideCnn net(meta.config);
-    amplify(net);
-    net->eval();
-    saveSlideModel(net, meta, dir / "m.pt");
+    SlideCnn net = saveFlattenModel(dir / "m.pt", 22);
     // 24 rows = R + R/2: two windows down (rows 0–15 and 8–23), one across.
     const SlideGrid grid = randomGrid(3, 24, 16);
     GradCamOptions o;
