@@ -14,6 +14,9 @@
 #   ENC_EPOCHS encoder epochs [5]   ENC_STEPS steps/epoch [100]   BANK_PER_SLIDE patches/slide [200]
 #   AUGMENT    1 or 8 stored dihedral variants   [8]
 #   EPOCHS     slide-CNN epochs [30]   STEPS steps/epoch [0 = auto]   FOLDS [4]   SEED [1]
+#   HEADS      slide-CNN heads (nic train --head), one row each   [auto]
+#              auto keeps OUT/<encoder>/{run,heatmaps}; other heads write run-<head>, heatmaps-<head>
+#   TRAIN_ARGS extra nic train options, e.g. "--layers 6"   [none]
 #   THREADS    LibTorch threads (0 = default)    [0]
 set -euo pipefail
 
@@ -38,6 +41,8 @@ STEPS=${STEPS:-0}
 FOLDS=${FOLDS:-4}
 SEED=${SEED:-1}
 THREADS=${THREADS:-0}
+HEADS=${HEADS:-auto}
+TRAIN_ARGS=${TRAIN_ARGS:-}
 command -v jq >/dev/null || { echo "bench/pipeline.sh needs jq" >&2; exit 2; }
 
 mkdir -p "$WORK"
@@ -77,20 +82,26 @@ for ENC in $ENCODERS; do
   stamp "$ENC: compress"
   "$NIC" compress --cohort "$COHORT" -e "$ENCFILE" --out "$E/grids" --augment "$AUGMENT" -q
   SECS[compress]=$(( $(date +%s) - t )); t=$(date +%s)
-  stamp "$ENC: train (k=$FOLDS)"
-  "$NIC" train --cohort "$COHORT" --grids "$E/grids" --task classify --folds "$FOLDS" --epochs "$EPOCHS" \
-    --steps-per-epoch "$STEPS" --seed "$SEED" --threads "$THREADS" --out "$E/run" -q > "$E/train.txt"
-  SECS[train]=$(( $(date +%s) - t )); t=$(date +%s)
-  stamp "$ENC: gradcam"
-  "$NIC" gradcam --model "$E/run" --out "$E/heatmaps" --slides "$WORK/synth" -q "$E"/grids/*.h5 > /dev/null
-  SECS[gradcam]=$(( $(date +%s) - t ))
-  "$NIC" eval-heatmap --cohort "$COHORT" --heatmaps "$E/heatmaps" --json "$E/heatmap-eval.json" > "$E/heatmap-eval.txt"
-  ROWS+=("$(jq -c --arg enc "$ENC" --arg secs "$(for k in "${!SECS[@]}"; do echo "$k=${SECS[$k]}"; done | paste -sd, -)" \
-    --slurpfile ev "$E/heatmap-eval.json" \
-    '{encoder: $enc, auc: .auc.value, auc_ci: [.auc.ci_low, .auc.ci_high], round_auc: .round_auc,
-      pixel_auc: $ev[0].cohort.pixel_auc.mean, pointing: $ev[0].cohort.pointing_game.rate,
-      pointing_hits: $ev[0].cohort.pointing_game.hits, pointing_slides: $ev[0].cohort.pointing_game.slides,
-      mass_inside: $ev[0].cohort.mass_inside.mean, seconds: $secs, heatmaps: "'"$E/heatmaps"'"}' "$E/run/metrics.json")")
+  for HEAD in $HEADS; do
+    SFX=$([[ "$HEAD" == auto ]] && echo "" || echo "-$HEAD")
+    t=$(date +%s)
+    stamp "$ENC: train (k=$FOLDS, head $HEAD)"
+    "$NIC" train --cohort "$COHORT" --grids "$E/grids" --task classify --folds "$FOLDS" --epochs "$EPOCHS" \
+      --steps-per-epoch "$STEPS" --seed "$SEED" --threads "$THREADS" --head "$HEAD" $TRAIN_ARGS --out "$E/run$SFX" -q \
+      > "$E/train$SFX.txt"
+    SECS[train]=$(( $(date +%s) - t )); t=$(date +%s)
+    stamp "$ENC: gradcam (head $HEAD)"
+    "$NIC" gradcam --model "$E/run$SFX" --out "$E/heatmaps$SFX" --slides "$WORK/synth" -q "$E"/grids/*.h5 > /dev/null
+    SECS[gradcam]=$(( $(date +%s) - t ))
+    "$NIC" eval-heatmap --cohort "$COHORT" --heatmaps "$E/heatmaps$SFX" --json "$E/heatmap-eval$SFX.json" \
+      > "$E/heatmap-eval$SFX.txt"
+    ROWS+=("$(jq -c --arg enc "$ENC" --arg secs "$(for k in "${!SECS[@]}"; do echo "$k=${SECS[$k]}"; done | paste -sd, -)" \
+      --slurpfile ev "$E/heatmap-eval$SFX.json" \
+      '{encoder: $enc, head: .head, auc: .auc.value, auc_ci: [.auc.ci_low, .auc.ci_high], round_auc: .round_auc,
+        pixel_auc: $ev[0].cohort.pixel_auc.mean, pointing: $ev[0].cohort.pointing_game.rate,
+        pointing_hits: $ev[0].cohort.pointing_game.hits, pointing_slides: $ev[0].cohort.pointing_game.slides,
+        mass_inside: $ev[0].cohort.mass_inside.mean, seconds: $secs, heatmaps: "'"$E/heatmaps$SFX"'"}' "$E/run$SFX/metrics.json")")
+  done
   unset SECS
 done
 
@@ -100,11 +111,11 @@ printf '%s\n' "${ROWS[@]}" | jq -s --arg total "$TOTAL" --arg count "$COUNT" --a
 
 echo
 echo "NIC pipeline on $COUNT synthetic slides ($SIZE px), $FOLDS-fold CV, held-out \"All\" set"
-printf '%-18s %-22s %9s %9s %9s\n' encoder "AUC [95% CI]" "pix AUC" pointing "mass in"
-jq -r '.encoders[] | [.encoder,
+printf '%-18s %-8s %-22s %9s %9s %9s\n' encoder head "AUC [95% CI]" "pix AUC" pointing "mass in"
+jq -r '.encoders[] | [.encoder, (.head // "?"),
    ((.auc // 0 | tostring | .[0:5]) + " [" + (.auc_ci[0] // 0 | tostring | .[0:5]) + "-" + (.auc_ci[1] // 0 | tostring | .[0:5]) + "]"),
    (.pixel_auc // "n/a" | tostring | .[0:5]), ((.pointing_hits|tostring) + "/" + (.pointing_slides|tostring)),
    (.mass_inside // "n/a" | tostring | .[0:5])] | @tsv' "$WORK/results.json" |
-  while IFS=$'\t' read -r a b c d e; do printf '%-18s %-22s %9s %9s %9s\n' "$a" "$b" "$c" "$d" "$e"; done
+  while IFS=$'\t' read -r a h b c d e; do printf '%-18s %-8s %-22s %9s %9s %9s\n' "$a" "$h" "$b" "$c" "$d" "$e"; done
 echo
 echo "total ${TOTAL} s; JSON: $WORK/results.json; heatmaps: $WORK/<encoder>/heatmaps/"

@@ -535,6 +535,9 @@ QString TrainSlideModelDialog::Options::validate(const Options& o) {
         return QStringLiteral("Test crops T must be at least 1, not %1.").arg(o.testCrops);
     if (o.epochs < 1)
         return QStringLiteral("Epochs must be at least 1, not %1.").arg(o.epochs);
+    if (o.head != QLatin1String("auto") && o.head != QLatin1String("max") && o.head != QLatin1String("avg") &&
+        o.head != QLatin1String("flatten"))
+        return QStringLiteral("Head must be auto, max, avg or flatten, not '%1'.").arg(o.head);
     return checkOutputDir(o.outputDir);
 }
 
@@ -542,9 +545,14 @@ TrainSlideModelDialog::TrainSlideModelDialog(QWidget* parent)
     : OptionsDialog(tr("Train slide model"), QStringLiteral("trainSlideModel"), parent),
       cohort_(new PathEdit(PathEdit::Mode::OpenFile, tr("Cohort CSV (*.csv);;All files (*)"), this)),
       grids_(new PathEdit(PathEdit::Mode::Directory, {}, this)), task_(new QComboBox(this)), folds_(new QSpinBox(this)),
-      crop_(new QSpinBox(this)), testCrops_(new QSpinBox(this)), epochs_(new QSpinBox(this)),
+      crop_(new QSpinBox(this)), testCrops_(new QSpinBox(this)), epochs_(new QSpinBox(this)), head_(new QComboBox(this)),
       output_(new PathEdit(PathEdit::Mode::Directory, {}, this)) {
     task_->addItems({QStringLiteral("classification"), QStringLiteral("regression")});
+    head_->addItem(tr("auto (max to classify, avg to regress)"), QStringLiteral("auto"));
+    head_->addItem(tr("global max pooling"), QStringLiteral("max"));
+    head_->addItem(tr("global average pooling"), QStringLiteral("avg"));
+    head_->addItem(tr("flatten + dense (paper, R × R input)"), QStringLiteral("flatten"));
+    head_->setToolTip(tr("How the last feature map reaches the dense layer (nic train --head)"));
     folds_->setRange(0, 100);
     crop_->setRange(0, 8192);
     crop_->setSuffix(tr(" cells"));
@@ -557,6 +565,7 @@ TrainSlideModelDialog::TrainSlideModelDialog(QWidget* parent)
     addField(tr("Crop size R"), crop_, QStringLiteral("cropSize"));
     addField(tr("Test crops T"), testCrops_, QStringLiteral("testCrops"));
     addField(tr("Epochs"), epochs_, QStringLiteral("epochs"));
+    addField(tr("Head"), head_, QStringLiteral("head"));
     addField(tr("Output folder"), output_, QStringLiteral("outputDir"));
     addRunOnFields();
     setOptions(Options{});
@@ -572,6 +581,7 @@ TrainSlideModelDialog::Options TrainSlideModelDialog::options() const {
     o.cropSize = crop_->value();
     o.testCrops = testCrops_->value();
     o.epochs = epochs_->value();
+    o.head = head_->currentData().toString();
     o.outputDir = output_->path();
     o.runOn = runOn();
     return o;
@@ -586,6 +596,8 @@ void TrainSlideModelDialog::setOptions(const Options& o) {
     crop_->setValue(o.cropSize);
     testCrops_->setValue(o.testCrops);
     epochs_->setValue(o.epochs);
+    const int h = head_->findData(o.head);
+    head_->setCurrentIndex(h >= 0 ? h : 0);
     output_->setPath(o.outputDir);
     setRunOn(o.runOn);
     revalidate();

@@ -193,6 +193,9 @@ public:
         int cropSize = 400;        ///< R
         int testCrops = 10;        ///< T
         int epochs = 50;
+        /// The network head (`nic train --head`): "auto" (max to classify, avg to regress), "max", "avg" or
+        /// "flatten" (the paper's dense head on the flattened map of an R × R crop).
+        QString head = QStringLiteral("auto");
         QString outputDir;
         RunOn runOn;
         bool operator==(const Options&) const = default;
@@ -215,6 +218,7 @@ private:
     QSpinBox* crop_;
     QSpinBox* testCrops_;
     QSpinBox* epochs_;
+    QComboBox* head_;
     PathEdit* output_;
 };
 

@@ -1,5 +1,6 @@
 #include "core/nn/gradcam.h"
 
+#include "core/cropsampler.h"
 #include "core/error.h"
 #include "core/nn/slidecnn.h"
 
@@ -51,6 +52,56 @@ std::vector<std::int64_t> tileStarts(std::int64_t size, std::int64_t tile, std::
     return s;
 }
 
+// Starts of the crop-sized windows along an axis of n cells: stride S, the windows' joint span centred on
+// the axis (the zero padding is shared by both ends); n <= R gives one window where inference puts its
+// crop (centre n/2, cropsampler.h). The windows cover every cell.
+std::vector<std::int64_t> windowStarts(std::int64_t n, std::int64_t R, std::int64_t S) {
+    const std::int64_t k = n <= R ? 1 : (n - R + S - 1) / S + 1;
+    const std::int64_t span = (k - 1) * S + R;
+    std::vector<std::int64_t> s;
+    for (std::int64_t i = 0; i < k; ++i)
+        s.push_back(n / 2 - span / 2 + i * S);
+    return s;
+}
+
+// The flatten head: Grad-CAM of every R × R window (zero-padded where it leaves the grid), each cell's heat
+// the tent-weighted average of the windows that contain it (see gradcam.h).
+torch::Tensor flattenWindows(LoadedSlideModel& model, const SlideGrid& grid, int layer, GradCamResult& r,
+                             JobContext& job) {
+    const std::int64_t R = model.meta.config.inputSize;
+    const std::int64_t S = std::max<std::int64_t>(1, R / 2);
+    const auto ys = windowStarts(grid.rows, R, S);
+    const auto xs = windowStarts(grid.cols, R, S);
+    r.tiles = static_cast<int>(ys.size() * xs.size());
+    r.tiled = r.tiles > 1;
+    const auto ramp = torch::minimum(torch::arange(R) + 1, R - torch::arange(R)).to(torch::kFloat);
+    const auto weight = torch::outer(ramp, ramp);
+    auto acc = torch::zeros({grid.rows, grid.cols});
+    auto wsum = torch::zeros({grid.rows, grid.cols});
+    std::vector<float> crop(static_cast<std::size_t>(grid.channels) * static_cast<std::size_t>(R * R));
+    double outSum = 0.0;
+    int done = 0;
+    for (auto y0 : ys)
+        for (auto x0 : xs) {
+            job.throwIfCancelled();
+            extractCrop(grid.data.data(), grid.channels, grid.rows, grid.cols,
+                        GridCell{static_cast<int>(x0 + R / 2), static_cast<int>(y0 + R / 2)}, static_cast<int>(R),
+                        crop.data());
+            double out = 0.0;
+            const auto x = torch::from_blob(crop.data(), {grid.channels, R, R}).to(model.device);
+            const auto cam = camOf(model.net, x, layer, &out);
+            outSum += out;
+            const auto ya = std::max<std::int64_t>(0, y0), yb = std::min<std::int64_t>(grid.rows, y0 + R);
+            const auto xa = std::max<std::int64_t>(0, x0), xb = std::min<std::int64_t>(grid.cols, x0 + R);
+            const auto w = weight.slice(0, ya - y0, yb - y0).slice(1, xa - x0, xb - x0);
+            acc.slice(0, ya, yb).slice(1, xa, xb) += cam.slice(0, ya - y0, yb - y0).slice(1, xa - x0, xb - x0) * w;
+            wsum.slice(0, ya, yb).slice(1, xa, xb) += w;
+            job.progress(++done, r.tiles, "Grad-CAM windows");
+        }
+    r.output = outSum / r.tiles;
+    return acc / wsum;
+}
+
 } // namespace
 
 GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& grid, const GradCamOptions& options,
@@ -72,7 +123,9 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     const auto x = torch::from_blob(const_cast<float*>(grid.data.data()), {grid.channels, grid.rows, grid.cols})
                        .to(model.device);
     torch::Tensor heat;
-    if (std::int64_t{grid.rows} * grid.cols <= options.maxCells) {
+    if (cfg.pooling == GlobalPooling::Flatten) {
+        heat = flattenWindows(model, grid, options.layer, r, job);
+    } else if (std::int64_t{grid.rows} * grid.cols <= options.maxCells) {
         heat = camOf(model.net, x, options.layer, &r.output);
         job.progress(1, 1, "Grad-CAM");
     } else {

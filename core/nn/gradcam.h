@@ -15,6 +15,20 @@
 // overlapping square tiles of `tileSize` cells (overlap `tileOverlap`), each explained on its own
 // output and blended with a weight that falls linearly towards the tile border (so seams do not
 // show); the result says where each region's own prediction comes from.
+//
+// Flatten head (the paper's dense head, slidetrainer.h): the network only takes R × R crops (R = the model's
+// crop size), so the slide is always tiled with R × R windows at stride R/2, zero-padded where they leave
+// the grid (as training and inference crops are), the windows' joint span centred on the grid; a grid that
+// fits in one crop gets the one window inference uses (centred), so its map is exactly that crop's Grad-CAM.
+// Each window is explained on its own output (γ from that window's logit), and a cell's heat is the average
+// of the maps of every window containing it, weighted by a tent that is R/2 at the window's centre and
+// 1 at its border. Why a weighted average and not the maximum: with stride R/2 every cell lies in the
+// central half of some window, where it is seen with full context on every side, while near a window's
+// border the network sees it cut off (and its dense weights were learnt for features anywhere in the crop
+// with their context); the tent lets those central views dominate. An average also keeps the map linear
+// in the windows' maps, so one window's spurious peak is diluted rather than kept, and neighbouring
+// windows join without seams. `maxCells`, `tileSize` and `tileOverlap` do not apply to this head;
+// GradCamResult::output is then the mean raw output over the windows.
 #include "core/heatmapeval.h"
 #include "core/latentgrid.h"
 #include "core/nn/slidetrainer.h"
@@ -43,7 +57,7 @@ struct GradCamResult {
     double prediction = 0.0;        ///< probability (classification) or de-standardised value (regression)
     int layer = 1;
     bool tiled = false;
-    int tiles = 1;
+    int tiles = 1;                  ///< tiles, or crop-sized windows for the flatten head
 };
 
 /// Grad-CAM of the model in `modelPath` on `grid` (one orientation of a compressed slide). Throws

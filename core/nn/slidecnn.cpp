@@ -33,18 +33,37 @@ SlideCnnImpl::SlideCnnImpl(const SlideCnnConfig& cfg) : config(cfg) {
         throw InvalidArgument("slide CNN: invalid architecture (channels " + std::to_string(cfg.inputChannels) +
                               ", filters " + std::to_string(cfg.filters) + ", layers " + std::to_string(cfg.layers) +
                               ", dense " + std::to_string(cfg.dense) + ")");
+    if (cfg.pooling == GlobalPooling::Flatten && cfg.inputSize < 1)
+        throw InvalidArgument("slide CNN: the flatten head needs the crop size it is built for (input size " +
+                              std::to_string(cfg.inputSize) + ")");
     for (int k = 1; k <= cfg.layers; ++k) {
         const int in = k == 1 ? cfg.inputChannels : cfg.filters;
         blocks.push_back(register_module("block" + std::to_string(k),
                                          SeparableBlock(in, cfg.filters, strideOf(k), cfg.dropout)));
     }
-    fc = register_module("fc", torch::nn::Linear(cfg.filters, cfg.dense));
+    const int side = finalSide();
+    const std::int64_t flat = cfg.pooling == GlobalPooling::Flatten ? std::int64_t{cfg.filters} * side * side : cfg.filters;
+    fc = register_module("fc", torch::nn::Linear(flat, cfg.dense));
     fcBn = register_module("fc_bn", torch::nn::BatchNorm1d(cfg.dense));
     out = register_module("out", torch::nn::Linear(cfg.dense, 1));
 }
 
 int SlideCnnImpl::strideOf(int k) const {
     return k > config.layers - config.unstridedLayers ? 1 : 2;
+}
+
+int SlideCnnImpl::sideAfter(int k) const {
+    if (config.pooling != GlobalPooling::Flatten)
+        return 0;
+    int side = config.inputSize;
+    for (int i = 1; i <= k; ++i)
+        if (strideOf(i) == 2)
+            side = (side + 1) / 2; // 3 × 3, padding 1, stride 2: ⌈n/2⌉
+    return side;
+}
+
+int SlideCnnImpl::finalSide() const {
+    return sideAfter(config.layers);
 }
 
 torch::Tensor SlideCnnImpl::features(const torch::Tensor& x, int k) {
@@ -58,10 +77,32 @@ torch::Tensor SlideCnnImpl::features(const torch::Tensor& x, int k) {
 }
 
 torch::Tensor SlideCnnImpl::fromFeatures(const torch::Tensor& act, int k) {
+    if (config.pooling == GlobalPooling::Flatten) {
+        const int side = sideAfter(k);
+        if (act.dim() != 4 || act.size(2) != side || act.size(3) != side) {
+            const std::string crop = std::to_string(config.inputSize) + "x" + std::to_string(config.inputSize);
+            const std::string got = act.dim() == 4 ? std::to_string(act.size(2)) + "x" + std::to_string(act.size(3))
+                                                   : c10::str(act.sizes());
+            throw InvalidArgument("slide CNN: the flatten head takes " + crop + " crops" +
+                                  (k == 0 ? ", not " + got
+                                          : "; block " + std::to_string(k) + "'s map is " + got + ", not " +
+                                                std::to_string(side) + "x" + std::to_string(side)));
+        }
+    }
     auto h = act;
     for (int i = k; i < config.layers; ++i)
         h = blocks[static_cast<std::size_t>(i)]->forward(h);
-    h = config.pooling == GlobalPooling::Max ? h.amax({2, 3}) : h.mean({2, 3});
+    switch (config.pooling) {
+    case GlobalPooling::Max:
+        h = h.amax({2, 3});
+        break;
+    case GlobalPooling::Average:
+        h = h.mean({2, 3});
+        break;
+    case GlobalPooling::Flatten:
+        h = h.flatten(1);
+        break;
+    }
     h = torch::leaky_relu(fcBn(fc(h)), kSlope);
     return out(h).squeeze(1);
 }

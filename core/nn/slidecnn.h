@@ -4,9 +4,10 @@
 //
 // Block k (1-based): depthwise 3×3 conv (stride 2, or 1 for the last `unstridedLayers` blocks, padding
 // 1, no bias) → pointwise 1×1 conv to `filters` (no bias; BN follows) → BN → LeakyReLU(0.2) →
-// Dropout2d(dropout). Then a global pooling (slidetrainer.h explains why not a flatten), dense
-// `dense` → BN → LeakyReLU(0.2), and one linear output unit: a logit for classification (the sigmoid
-// lives in the loss, which is equivalent and numerically safer), the standardised value for regression.
+// Dropout2d(dropout). Then the head (slidetrainer.h, GlobalPooling): a global max or average pooling, or
+// the paper's flatten of the last R × R crop's map; dense `dense` → BN → LeakyReLU(0.2), and one linear
+// output unit: a logit for classification (the sigmoid lives in the loss, which is equivalent and
+// numerically safer), the standardised value for regression.
 // L2 regularisation is the explicit penalty l2 · Σ w² over conv and dense weights (Keras'
 // kernel_regularizer semantics), returned by l2Penalty().
 #include "core/nn/slidetrainer.h"
@@ -32,16 +33,22 @@ TORCH_MODULE(SeparableBlock);
 struct SlideCnnImpl : torch::nn::Module {
     explicit SlideCnnImpl(const SlideCnnConfig& config);
 
-    /// [N, C, H, W] → [N] (logit or standardised value). Any H, W ≥ 1.
+    /// [N, C, H, W] → [N] (logit or standardised value). Any H, W ≥ 1 with a pooling head; the flatten
+    /// head takes H = W = config.inputSize only (InvalidArgument otherwise).
     torch::Tensor forward(const torch::Tensor& x);
     /// Output of block k (1-based; k = 0 returns x itself): [N, filters, ⌈H/2^s⌉, ⌈W/2^s⌉].
     torch::Tensor features(const torch::Tensor& x, int k);
     /// The rest of the network from the output of block k: forward(x) == fromFeatures(features(x, k), k).
+    /// Flatten head: `act` must be block k's map of an inputSize crop (InvalidArgument otherwise).
     torch::Tensor fromFeatures(const torch::Tensor& act, int k);
     /// l2 · Σ w² over conv and dense weights (a scalar to add to the loss).
     torch::Tensor l2Penalty();
     /// Stride of block k (1-based).
     int strideOf(int k) const;
+    /// Flatten head: side of block k's map for an inputSize crop (⌈R/2^s⌉, s strided blocks up to k); 0 otherwise.
+    int sideAfter(int k) const;
+    /// sideAfter(layers): the map the dense layer flattens.
+    int finalSide() const;
 
     SlideCnnConfig config;
     std::vector<SeparableBlock> blocks;

@@ -31,7 +31,15 @@ SlideTask parseSlideTask(const std::string& text) {
 }
 
 const char* toString(GlobalPooling pooling) {
-    return pooling == GlobalPooling::Max ? "max" : "avg";
+    switch (pooling) {
+    case GlobalPooling::Max:
+        return "max";
+    case GlobalPooling::Average:
+        return "avg";
+    case GlobalPooling::Flatten:
+        return "flatten";
+    }
+    return "?";
 }
 
 GlobalPooling parseGlobalPooling(const std::string& text) {
@@ -39,7 +47,9 @@ GlobalPooling parseGlobalPooling(const std::string& text) {
         return GlobalPooling::Max;
     if (text == "avg" || text == "average" || text == "mean")
         return GlobalPooling::Average;
-    throw InvalidArgument("unknown pooling '" + text + "' (expected max or avg)");
+    if (text == "flatten")
+        return GlobalPooling::Flatten;
+    throw InvalidArgument("unknown head '" + text + "' (expected max, avg or flatten)");
 }
 
 std::string SlideModelMeta::toJson() const {
@@ -54,6 +64,8 @@ std::string SlideModelMeta::toJson() const {
                          {"dropout", config.dropout},
                          {"l2", config.l2},
                          {"pooling", toString(config.pooling)}};
+    if (config.pooling == GlobalPooling::Flatten)
+        j["architecture"]["input_size"] = config.inputSize;
     j["task"] = toString(task);
     j["label_mean"] = labelMean;
     j["label_scale"] = labelScale;
@@ -92,6 +104,12 @@ SlideModelMeta SlideModelMeta::fromJson(const std::string& text) {
         m.cropSize = j.at("crop_size").get<int>();
         m.tissueThreshold = j.at("tissue_threshold").get<float>();
         m.testCrops = j.at("test_crops").get<int>();
+        // Models from before the flatten head have no input_size (their pooling heads take any size).
+        m.config.inputSize = a.value("input_size", 0);
+        if (m.config.pooling == GlobalPooling::Flatten && m.config.inputSize != m.cropSize)
+            throw Error("the flatten head is built for " + std::to_string(m.config.inputSize) + "x" +
+                        std::to_string(m.config.inputSize) + " crops but the model's crop size is " +
+                        std::to_string(m.cropSize));
         m.encoderName = j.value("encoder_name", std::string());
         m.encoderHash = j.value("encoder_hash", std::string());
         m.round = j.value("round", -1);

@@ -888,6 +888,7 @@ void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
     j["slides"] = n;
     j["folds"] = run.k;
     j["crop_size"] = run.R;
+    j["head"] = toString(run.config.pooling);
     j["encoder_name"] = run.source.encoderName();
     j["encoder_hash"] = run.source.encoderHash();
     j["seed"] = options.seed;
@@ -947,12 +948,14 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
     run.classify = options.task == SlideTask::Classification;
     run.config = options.network;
     run.config.inputChannels = source.channels();
+    // The flatten head's dense layer follows the crop size actually used (after shrinkCropToGrids).
+    run.config.inputSize = run.config.pooling == GlobalPooling::Flatten ? run.R : 0;
     run.result.cropSize = run.R;
     const auto rounds = rotateFolds(run.foldOf, run.k);
     std::filesystem::create_directories(outDir);
     job.log("cross-validation: " + std::to_string(n) + " slides, " + std::to_string(run.k) + " folds, crops " +
             std::to_string(run.R) + "x" + std::to_string(run.R) + "x" + std::to_string(run.config.inputChannels) +
-            ", device " + run.device.str());
+            ", head " + toString(run.config.pooling) + ", device " + run.device.str());
     run.identity = runIdentity(source, labels, run.foldOf, run.k, options, run.config, run.R);
     const auto finished = scanEarlierRun(run, rounds);
     {

@@ -52,12 +52,17 @@ enum class SlideTask { Classification, Regression };
 const char* toString(SlideTask task);                    ///< "classify" / "regress"
 SlideTask parseSlideTask(const std::string& text);       ///< also "classification"/"regression"; InvalidArgument
 
-/// How the last feature map becomes one vector for the dense head. The paper's Keras model flattens a
-/// fixed R × R crop; a global pooling makes the network fully convolutional, so it accepts any crop
-/// size and the whole slide at once for Grad-CAM. Max pooling suits "is there a lesion anywhere"
-/// (multiple-instance style) and ignores zero padding; average pooling suits slide-wide quantities.
-enum class GlobalPooling { Max, Average };
-const char* toString(GlobalPooling pooling);              ///< "max" / "avg"
+/// The head: how the last feature map becomes one vector for the dense layer (dense → BN → LeakyReLU).
+/// - Flatten is the paper's Keras model (§8.2): the R × R crop's last map (⌈R/2^s⌉² cells × filters, s the
+///   strided blocks: 7 × 7 × 128 for R = 400) is flattened into the dense layer, so the network takes
+///   exactly R × R inputs (SlideCnnConfig::inputSize) and its dense weights depend on where in the crop a
+///   feature lies; Grad-CAM then explains a slide window by window (gradcam.h).
+/// - A global pooling makes the network fully convolutional, so it accepts any size and the whole slide at
+///   once for Grad-CAM. Max pooling suits "is there a lesion anywhere" (multiple-instance style) and ignores
+///   zero padding, but it makes the model a detector of the single strongest cell, which the paper argues
+///   against; average pooling suits slide-wide quantities.
+enum class GlobalPooling { Max, Average, Flatten };
+const char* toString(GlobalPooling pooling);              ///< "max" / "avg" / "flatten"
 GlobalPooling parseGlobalPooling(const std::string& text); ///< InvalidArgument
 
 /// Architecture of the slide CNN (§8.2). Stored with every model and compared before loading.
@@ -70,6 +75,9 @@ struct SlideCnnConfig {
     double dropout = 0.2;     ///< feature-wise (spatial) dropout after each block
     double l2 = 1e-5;         ///< coefficient of Σ w² over conv and dense weights added to the loss
     GlobalPooling pooling = GlobalPooling::Max;
+    /// Flatten head: the crop side R the dense layer is built for (crossValidate sets it to the crop size
+    /// actually used, after shrinkCropToGrids); 0 for the pooling heads.
+    int inputSize = 0;
     bool operator==(const SlideCnnConfig&) const = default;
 };
 

@@ -118,3 +118,148 @@ TEST(GradCam, WholeSlideAndTiledMapsAtGridResolution) {
     grid.channels = 4;
     EXPECT_THROW(gradCam(dir / "m.pt", grid, GradCamOptions{}), InvalidArgument);
 }
+
+// ------------------------------------------------------------------ the flatten head: crop-sized windows
+
+namespace {
+
+SlideCnnConfig tinyFlatten(int R) {
+    auto c = tiny(GlobalPooling::Flatten);
+    c.inputSize = R;
+    return c;
+}
+
+SlideGrid randomGrid(int channels, int rows, int cols) {
+    SlideGrid g;
+    g.channels = channels;
+    g.rows = rows;
+    g.cols = cols;
+    const auto v = torch::randn({channels, rows, cols});
+    g.data.assign(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+    g.tissue.assign(static_cast<std::size_t>(rows * cols), 1.0f);
+    return g;
+}
+
+// Trained-looking BN statistics: with the defaults (variance 1) an untrained network's activations fade to
+// ~1e-6 across its blocks, and maps that small could not tell a wrong window from the right one.
+void amplify(SlideCnn& net) {
+    for (auto& b : net->named_buffers())
+        if (b.key().find("running_var") != std::string::npos)
+            b.value().uniform_(0.002, 0.01);
+}
+
+// The Grad-CAM map of one R × R window (ReLU'd, resized to R × R), as gradcam.h defines it.
+torch::Tensor windowCam(SlideCnn& net, const torch::Tensor& window, int layer, double* output) {
+    const auto t = gradCamTensors(net, window.unsqueeze(0), layer);
+    *output = t.output;
+    auto map = torch::relu(t.map).unsqueeze(0).unsqueeze(0);
+    map = torch::nn::functional::interpolate(
+        map, torch::nn::functional::InterpolateFuncOptions()
+                 .size(std::vector<std::int64_t>{window.size(1), window.size(2)})
+                 .mode(torch::kBilinear)
+                 .align_corners(false));
+    return map[0][0];
+}
+
+// A flatten-head model for 16 × 16 crops (random weights, amplified), saved to `file`.
+SlideCnn saveFlattenModel(const std::filesystem::path& file, std::uint64_t seed) {
+    torch::manual_seed(seed);
+    SlideModelMeta meta;
+    meta.config = tinyFlatten(16);
+    meta.cropSize = 16;
+    SlideCnn net(meta.config);
+    amplify(net);
+    net->eval();
+    saveSlideModel(net, meta, file);
+    return net;
+}
+
+} // namespace
+
+TEST(GradCam, FlattenHeadSlideOfOneCropIsTheSingleWindowMap) {
+    test::TempDir dir;
+    SlideCnn net = saveFlattenModel(dir / "m.pt", 21);
+    const SlideGrid grid = randomGrid(3, 16, 16);
+    GradCamOptions o;
+    o.device = "cpu";
+    o.tissueThreshold = -1.0f;
+    o.maxCells = 1; // pooling-head settings do not apply to this head
+    for (int layer : {0, 1, 3}) {
+        o.layer = layer;
+        const auto cam = gradCam(dir / "m.pt", grid, o);
+        EXPECT_FALSE(cam.tiled);
+        EXPECT_EQ(cam.tiles, 1);
+        double out = 0.0;
+        const auto x = torch::from_blob(const_cast<float*>(grid.data.data()), {3, 16, 16}).clone();
+        const auto expected = windowCam(net, x, layer, &out).contiguous();
+        ASSERT_EQ(cam.heatmap.size(), 256U);
+        const float scale = expected.max().item<float>();
+        EXPECT_GT(scale, 1e-3f) << "layer " << layer; // a map that can tell a wrong window apart
+        for (std::size_t i = 0; i < 256; ++i)
+            EXPECT_NEAR(cam.heatmap[i], expected.data_ptr<float>()[i], 1e-6f * scale) << "layer " << layer << " cell " << i;
+        EXPECT_NEAR(cam.output, out, 1e-6);
+        torch::NoGradGuard g;
+        EXPECT_NEAR(cam.output, net->forward(x.unsqueeze(0)).item<double>(), 1e-5);
+    }
+    // A grid smaller than the crop gets the one window inference uses: centred, zero-padded.
+    const SlideGrid small = randomGrid(3, 11, 13);
+    o.layer = 1;
+    const auto cam = gradCam(dir / "m.pt", small, o);
+    EXPECT_EQ(cam.tiles, 1);
+    InMemoryGridSource source({"s"}, std::vector<std::vector<SlideGrid>>{std::vector<SlideGrid>{small}});
+    const auto crop = inferenceCrops(source, 0, 16, 10, 0.0f);
+    ASSERT_EQ(crop.size(0), 1);
+    double out = 0.0;
+    const auto full = windowCam(net, crop[0], 1, &out);
+    // Centre x = 13/2 = 6, y = 11/2 = 5, R/2 = 8: the grid starts at row 3, column 2 of the window.
+    const auto expected = full.slice(0, 3, 14).slice(1, 2, 15).contiguous();
+    const float scale = expected.max().item<float>();
+    EXPECT_GT(scale, 1e-3f);
+    for (std::size_t i = 0; i < cam.heatmap.size(); ++i)
+        EXPECT_NEAR(cam.heatmap[i], expected.data_ptr<float>()[i], 1e-6f * scale) << i;
+    EXPECT_NEAR(cam.output, out, 1e-6);
+}
+
+TEST(GradCam, FlattenHeadBlendsHalfOverlappingWindowsWithATent) {
+    test::TempDir dir;
+    SlideCnn net = saveFlattenModel(dir / "m.pt", 22);
+    // 24 rows = R + R/2: two windows down (rows 0–15 and 8–23), one across.
+    const SlideGrid grid = randomGrid(3, 24, 16);
+    GradCamOptions o;
+    o.device = "cpu";
+    o.tissueThreshold = -1.0f;
+    const auto cam = gradCam(dir / "m.pt", grid, o);
+    EXPECT_TRUE(cam.tiled);
+    EXPECT_EQ(cam.tiles, 2);
+    const auto x = torch::from_blob(const_cast<float*>(grid.data.data()), {3, 24, 16}).clone();
+    double outA = 0.0;
+    double outB = 0.0;
+    const auto a = windowCam(net, x.slice(1, 0, 16), 1, &outA);
+    const auto b = windowCam(net, x.slice(1, 8, 24), 1, &outB);
+    const auto tent = [](int i) { return static_cast<float>(std::min(i + 1, 16 - i)); }; // 1 … 8 8 … 1
+    const float scale = std::max(a.max().item<float>(), b.max().item<float>());
+    EXPECT_GT(scale, 1e-3f);
+    for (int y = 0; y < 24; ++y)
+        for (int xx = 0; xx < 16; ++xx) {
+            float num = 0.0f;
+            float den = 0.0f;
+            if (y < 16) {
+                num += a[y][xx].item<float>() * tent(y) * tent(xx);
+                den += tent(y) * tent(xx);
+            }
+            if (y >= 8) {
+                num += b[y - 8][xx].item<float>() * tent(y - 8) * tent(xx);
+                den += tent(y - 8) * tent(xx);
+            }
+            const float expected = num / den;
+            EXPECT_NEAR(cam.heatmap[static_cast<std::size_t>(y * 16 + xx)], expected, 1e-5f * scale)
+                << "cell (" << y << ", " << xx << ")";
+        }
+    EXPECT_NEAR(cam.output, (outA + outB) / 2, 1e-6);
+    // Larger grids: windows at stride R/2 whose span covers the grid (70 rows: 8 windows; 50 columns: 6).
+    const auto big = gradCam(dir / "m.pt", randomGrid(3, 70, 50), o);
+    EXPECT_EQ(big.tiles, 8 * 6);
+    ASSERT_EQ(big.heatmap.size(), 70U * 50U);
+    for (float v : big.heatmap)
+        EXPECT_TRUE(std::isfinite(v) && v >= 0.0f);
+}

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -304,4 +306,158 @@ TEST(SlideTrainer, DeterministicUnderASeed) {
         EXPECT_EQ(ra.predictions[i].round, static_cast<int>(i % 4)); // the fold column decides
     }
     EXPECT_EQ(ra.metricsJson, rb.metricsJson);
+}
+
+// ------------------------------------------------------------------------------- the flatten head (§8.2)
+
+TEST(SlideCnn, FlattenHeadIsBuiltForTheCropSize) {
+    // The paper's model: 400 × 400 crop → 7 × 7 × 128 last map → dense 128.
+    SlideCnnConfig paper;
+    paper.pooling = GlobalPooling::Flatten;
+    paper.inputSize = 400;
+    SlideCnn big(paper);
+    EXPECT_EQ(big->finalSide(), 7);
+    EXPECT_EQ(big->fc->weight.sizes(), (std::vector<std::int64_t>{128, 128 * 7 * 7}));
+    // ⌈R/2^6⌉ for 6 strided blocks, R not a power of two: 100 → 50 → 25 → 13 → 7 → 4 → 2.
+    auto c = smallConfig(8);
+    c.pooling = GlobalPooling::Flatten;
+    c.inputSize = 100;
+    torch::manual_seed(4);
+    SlideCnn net(c);
+    net->eval();
+    EXPECT_EQ(net->finalSide(), 2);
+    EXPECT_EQ(net->fc->weight.sizes(), (std::vector<std::int64_t>{16, 16 * 2 * 2}));
+    torch::NoGradGuard g;
+    const auto x = torch::randn({3, 8, 100, 100});
+    EXPECT_EQ(net->forward(x).sizes(), (std::vector<std::int64_t>{3}));
+    EXPECT_TRUE(torch::allclose(net->forward(x), net->fromFeatures(net->features(x, 2), 2), 1e-5, 1e-5));
+    // The last map is flattened channel by channel, row by row, into the dense layer (a map of order 1: an
+    // untrained network's activations fade to ~1e-6 after eight blocks)...
+    const auto last = torch::randn({3, 16, 2, 2});
+    const auto y = net->fromFeatures(last, 8);
+    EXPECT_TRUE(torch::allclose(
+        y, net->out(torch::leaky_relu(net->fcBn(net->fc(last.reshape({3, 16 * 2 * 2}))), 0.2)).squeeze(1), 1e-6, 1e-6));
+    // ...so the dense weights see where a feature lies: mirroring the last map changes the output, which a
+    // global pooling cannot notice.
+    EXPECT_GT((y - net->fromFeatures(last.flip({3}), 8)).abs().max().item<float>(), 1e-2f);
+    auto pooled = c;
+    pooled.pooling = GlobalPooling::Max;
+    SlideCnn maxNet(pooled);
+    maxNet->eval();
+    const auto maxLast = last;
+    EXPECT_TRUE(torch::allclose(maxNet->fromFeatures(maxLast, 8), maxNet->fromFeatures(maxLast.flip({3}), 8)));
+    // Only crops of the size it was built for (90 rows would also end in a 2 × 2 map: the input is checked).
+    for (const auto& [shape, message] : std::vector<std::pair<std::vector<std::int64_t>, std::string>>{
+             {{1, 8, 90, 100}, "slide CNN: the flatten head takes 100x100 crops, not 90x100"},
+             {{1, 8, 100, 400}, "slide CNN: the flatten head takes 100x100 crops, not 100x400"}}) {
+        try {
+            net->forward(torch::randn(shape));
+            ADD_FAILURE() << "expected an error for " << message;
+        } catch (const InvalidArgument& e) {
+            EXPECT_EQ(std::string(e.what()), message);
+        }
+    }
+    try {
+        net->fromFeatures(torch::randn({1, 16, 23, 25}), 2);
+        ADD_FAILURE() << "expected an error";
+    } catch (const InvalidArgument& e) {
+        EXPECT_EQ(std::string(e.what()), "slide CNN: the flatten head takes 100x100 crops; block 2's map is 23x25, not 25x25");
+    }
+    c.inputSize = 0;
+    EXPECT_THROW(SlideCnn{c}, InvalidArgument);
+}
+
+TEST(SlideCnn, FlattenModelFilesRoundTripWithIdenticalOutputs) {
+    test::TempDir dir;
+    torch::manual_seed(6);
+    SlideModelMeta meta;
+    meta.config = smallConfig(8);
+    meta.config.pooling = GlobalPooling::Flatten;
+    meta.config.inputSize = 100;
+    meta.cropSize = 100;
+    SlideCnn net(meta.config);
+    // Trained-looking BN statistics, so the check covers buffers too.
+    for (auto& b : net->named_buffers())
+        if (b.key().find("running_var") != std::string::npos)
+            b.value().uniform_(0.5, 2.0);
+    net->eval();
+    saveSlideModel(net, meta, dir / "m.pt");
+    const auto json = nlohmann::json::parse(meta.toJson());
+    EXPECT_EQ(json["architecture"]["pooling"], "flatten");
+    EXPECT_EQ(json["architecture"]["input_size"], 100);
+    auto loaded = loadSlideModel(dir / "m.pt", "cpu");
+    EXPECT_EQ(loaded.meta.config, meta.config);
+    EXPECT_EQ(loaded.net->fc->weight.sizes(), (std::vector<std::int64_t>{16, 16 * 2 * 2})); // 100 → … → 2
+    const auto x = torch::randn({4, 8, 100, 100});
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::equal(net->forward(x), loaded.net->forward(x)));
+
+    // A flatten head whose input size is not the model's crop size is refused, naming the file.
+    SlideModelMeta lie = meta;
+    lie.cropSize = 96;
+    saveSlideModel(net, lie, dir / "lie.pt");
+    try {
+        loadSlideModel(dir / "lie.pt", "cpu");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), (dir / "lie.pt").string() +
+                                             ": the flatten head is built for 100x100 crops but the model's crop size is 96");
+    }
+    // Weights for 100 × 100 crops described as a 200 × 200 model (a 4 × 4 last map): refused by the shape check.
+    SlideModelMeta other = meta;
+    other.config.inputSize = other.cropSize = 200;
+    saveSlideModel(net, other, dir / "other.pt");
+    try {
+        loadSlideModel(dir / "other.pt", "cpu");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("'fc.weight' has shape [16, 64], which does not match the stored "
+                                             "architecture"),
+                  std::string::npos)
+            << e.what();
+    }
+
+    // A model written before the flatten head existed (no input_size, pooling head) loads as before.
+    SlideModelMeta old;
+    old.config = smallConfig(8);
+    old.cropSize = 32;
+    auto oldJson = nlohmann::json::parse(old.toJson());
+    EXPECT_FALSE(oldJson["architecture"].contains("input_size"));
+    const auto back = SlideModelMeta::fromJson(oldJson.dump());
+    EXPECT_EQ(back.config, old.config);
+    EXPECT_EQ(back.config.inputSize, 0);
+}
+
+TEST(SlideTrainer, FlattenHeadLearnsASmallCohort) {
+    // The paper's dense head on a small cohort: 32 slides (16 with a 3 × 3-cell lesion), 4-fold CV. The
+    // 28-cell grids shrink the crop to 32, so the dense layer flattens a 4 × 4 × 16 map (three strided blocks)
+    // and has to learn the lesion at every one of its 16 places (crops land anywhere on the tissue).
+    // Measured (one thread): held-out AUC 1.000 with seed 5, 1.000 with seed 6, 0.965 with seed 7; with
+    // 12 epochs of 8 steps it was 0.88-0.95, so the budget below is what the head needs, not a margin.
+    auto cohort = makeCohort(32, 28, 6, 21);
+    InMemoryGridSource source(cohort.ids, cohort.grids);
+    test::TempDir dir;
+    SlideTrainOptions o;
+    o.network = smallConfig(6);
+    o.network.layers = 5;
+    o.network.unstridedLayers = 2;
+    o.network.pooling = GlobalPooling::Flatten;
+    o.epochs = 20;
+    o.stepsPerEpoch = 12;
+    o.patience = 4;
+    o.seed = 5;
+    o.bootstrapResamples = 200;
+    o.device = "cpu";
+    o.threads = 1;
+    const auto result = crossValidate(source, cohort.labels, {}, o, dir.path());
+    EXPECT_EQ(result.cropSize, 32);
+    ASSERT_EQ(result.predictions.size(), 32U);
+    const auto meta = readSlideModelMeta(dir / "fold0" / "model.pt");
+    EXPECT_EQ(meta.config.pooling, GlobalPooling::Flatten);
+    EXPECT_EQ(meta.config.inputSize, 32); // the crop actually used, not the 400 asked for
+    EXPECT_EQ(meta.cropSize, 32);
+    EXPECT_EQ(nlohmann::json::parse(result.metricsJson)["head"], "flatten");
+    std::printf("flatten head, small cohort: held-out AUC %.3f (95%% CI %.3f-%.3f)\n", result.auc.estimate,
+                result.auc.lower, result.auc.upper);
+    EXPECT_GE(result.auc.estimate, 0.9) << result.metricsJson;
 }

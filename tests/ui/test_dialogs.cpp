@@ -4,12 +4,14 @@
 
 #include "testsupport.h"
 
+#include <QComboBox>
 #include <QLabel>
 #include <QPushButton>
 #include <QSettings>
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -224,6 +226,28 @@ TEST_F(Dialogs, TrainSlideModelValidatesEveryInput) {
     expectReason(d, bad, "");
     EXPECT_EQ(TrainSlideModelDialog::Options::validate([&] { auto x = o; x.task = "survival"; return x; }()),
               "Task must be classification or regression, not 'survival'.");
+    // The head combo box: auto by default, each head round-trips, an unknown one is named.
+    EXPECT_EQ(d.options().head, "auto");
+    for (const char* head : {"max", "avg", "flatten", "auto"}) {
+        bad = o;
+        bad.head = head;
+        expectReason(d, bad, "");
+        EXPECT_EQ(d.options(), bad) << head;
+    }
+    EXPECT_EQ(TrainSlideModelDialog::Options::validate([&] { auto x = o; x.head = "mean"; return x; }()),
+              "Head must be auto, max, avg or flatten, not 'mean'.");
+    QComboBox* headBox = nullptr;
+    for (auto* c : d.findChildren<QComboBox*>())
+        if (c->findData(QStringLiteral("flatten")) >= 0)
+            headBox = c;
+    ASSERT_NE(headBox, nullptr);
+    EXPECT_EQ(headBox->count(), 4);
+    bad = o;
+    bad.head = "flatten";
+    d.setOptions(bad);
+    EXPECT_EQ(headBox->currentText(), QStringLiteral("flatten + dense (paper, R × R input)"));
+    if (const char* out = std::getenv("NIC_SCREENSHOT_DIR"))
+        d.grab().save(QString::fromUtf8(out) + QStringLiteral("/train-slide-model-dialog.png"));
 }
 
 TEST_F(Dialogs, GradCamValidatesEveryInput) {

@@ -8,6 +8,7 @@
 #include "core/encoder.h"
 #include "ui/dialogs.h"
 #include "core/latentgrid.h"
+#include "core/nn/slidetrainer.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/cohortpanel.h"
@@ -328,6 +329,7 @@ TEST(Workflow, SlideModelTrainingUpdatesTheLiveCurves) {
     o.gridsDir = q(grids);
     o.folds = 3;
     o.epochs = 2;
+    o.head = "flatten"; // the paper's dense head, through training and Grad-CAM below
     o.outputDir = q(dir / "run");
     ASSERT_TRUE(TrainSlideModelDialog::Options::validate(o).isEmpty()) << TrainSlideModelDialog::Options::validate(o).toStdString();
     QString error;
@@ -350,6 +352,7 @@ TEST(Workflow, SlideModelTrainingUpdatesTheLiveCurves) {
     EXPECT_GE(epochsWhileRunning, 1) << "no epoch reached the plot before the job ended";
     EXPECT_EQ(plot->epochCount(), 6); // 3 rounds × 2 epochs, one after the other
     EXPECT_TRUE(fs::is_regular_file(dir / "run" / "predictions.csv"));
+    EXPECT_EQ(readSlideModelMeta(dir / "run" / "fold0" / "model.pt").config.pooling, GlobalPooling::Flatten);
     EXPECT_TRUE(wf->openResult(q(dir / "run")));
     if (const char* out = std::getenv("NIC_SCREENSHOT_DIR")) {
         w.resize(1280, 800);

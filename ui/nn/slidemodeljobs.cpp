@@ -20,7 +20,10 @@ void trainSlideModelJob(const TrainSlideModelDialog::Options& o, JobContext& ctx
     t.cropSize = o.cropSize;
     t.testCrops = o.testCrops;
     t.epochs = o.epochs;
-    t.network.pooling = t.task == SlideTask::Classification ? GlobalPooling::Max : GlobalPooling::Average;
+    if (o.head == QLatin1String("auto"))
+        t.network.pooling = t.task == SlideTask::Classification ? GlobalPooling::Max : GlobalPooling::Average;
+    else
+        t.network.pooling = parseGlobalPooling(o.head.toStdString());
     int epochs = 0; // rounds one after the other on one axis
     t.onEpoch = [&sink, &epochs](const SlideEpochRecord& r) {
         if (!sink)

@@ -63,8 +63,9 @@ void runTrain(TrainOptions& o) {
                     o.train.onlyRound, o.out.c_str(), o.train.onlyRound);
         return;
     }
-    std::printf("slides: %zu   folds: %d   crop: %d   encoder: %s\n", labels.size(),
+    std::printf("slides: %zu   folds: %d   crop: %d   head: %s   encoder: %s\n", labels.size(),
                 r.roundMetrics.empty() ? 0 : static_cast<int>(r.roundMetrics.size()), r.cropSize,
+                toString(o.train.network.pooling),
                 source.encoderName().empty() ? "?" : source.encoderName().c_str());
     const auto show = [](const char* name, const ConfidenceInterval& ci) {
         std::printf("%-9s %.3f  (95%% CI %.3f-%.3f, bootstrap over slides)\n", name, ci.estimate, ci.lower, ci.upper);
@@ -221,7 +222,10 @@ void addSlideModelCommands(CLI::App& root) {
             ->capture_default_str()->check(CLI::PositiveNumber);
         cmd->add_option("--tissue-threshold", t.tissueThreshold, "A cell is tissue when its tissue fraction is above this")
             ->capture_default_str();
-        cmd->add_option("--pool", o->pool, "Global pooling before the dense head: max, avg, or auto (max to classify)")
+        cmd->add_option("--head,--pool", o->pool,
+                        "How the last feature map reaches the dense layer: max or avg (global pooling), flatten (the "
+                        "paper's dense head on the flattened map of an R x R crop), or auto (max to classify, avg to "
+                        "regress); the model stores it")
             ->capture_default_str();
         cmd->add_option("--filters", t.network.filters, "Filters per conv layer")->capture_default_str();
         cmd->add_option("--layers", t.network.layers, "Depthwise-separable conv layers")->capture_default_str();
@@ -257,10 +261,12 @@ void addSlideModelCommands(CLI::App& root) {
         cmd->add_option("GRID", o->grids, "Compressed slides (.h5)")->required();
         cmd->add_option("--layer", o->cam.layer, "Conv layer k (1 = first, the finest; 0 = the input)")->capture_default_str();
         cmd->add_option("--slides", o->slides, "Folder of the original slides, for the overlay's thumbnail");
-        cmd->add_option("--max-cells", o->cam.maxCells, "Largest grid (rows x cols) explained in one pass")
+        cmd->add_option("--max-cells", o->cam.maxCells,
+                        "Largest grid (rows x cols) explained in one pass (max/avg heads; a flatten-head model is "
+                        "always explained in R x R windows at stride R/2, tent-weighted)")
             ->capture_default_str();
-        cmd->add_option("--tile", o->cam.tileSize, "Tile size for larger grids")->capture_default_str();
-        cmd->add_option("--overlap", o->cam.tileOverlap, "Tile overlap")->capture_default_str();
+        cmd->add_option("--tile", o->cam.tileSize, "Tile size for larger grids (max/avg heads)")->capture_default_str();
+        cmd->add_option("--overlap", o->cam.tileOverlap, "Tile overlap (max/avg heads)")->capture_default_str();
         cmd->add_option("--tissue-threshold", o->cam.tissueThreshold, "Cells with tissue fraction <= this get 0 heat")
             ->capture_default_str();
         cmd->add_option("--overlay-size", o->overlaySide, "Longer side of the PNG overlay")->capture_default_str();
