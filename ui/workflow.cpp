@@ -377,7 +377,7 @@ JobId Workflow::startTrainSlideModel(const TrainSlideModelDialog::Options& o, QS
                                QStringLiteral("--task=") + (o.task == QLatin1String("regression") ? QStringLiteral("regress") : QStringLiteral("classify")),
                                QStringLiteral("--folds=%1").arg(o.folds), QStringLiteral("--crop=%1").arg(o.cropSize),
                                QStringLiteral("--test-crops=%1").arg(o.testCrops), QStringLiteral("--epochs=%1").arg(o.epochs),
-                               QStringLiteral("--out=") + o.outputDir};
+                               QStringLiteral("--head=") + o.head, QStringLiteral("--out=") + o.outputDir};
         const JobId id = submitToCluster(SubmitCommand::Train, args, o.outputDir,
                                          tr("Train slide model (%1, %2 folds) → %3").arg(o.task).arg(o.folds).arg(QDir(o.outputDir).dirName()),
                                          {o.outputDir}, o.runOn, error);
