@@ -3,11 +3,11 @@
 #include "core/annotation.h"
 #include "core/error.h"
 #include "core/slide.h"
+#include "ui/overlaypainters.h"
 #include "ui/qtimage.h"
 #include "ui/slideview.h"
 
 #include <QFileInfo>
-#include <QLinearGradient>
 #include <QPageSize>
 #include <QPainter>
 #include <QPainterPath>
@@ -24,12 +24,6 @@ namespace nic {
 
 namespace {
 
-void setPixelFont(QPainter& p, double s) {
-    QFont f = p.font();
-    f.setPixelSize(std::max(6, static_cast<int>(std::lround(12.0 * s))));
-    p.setFont(f);
-}
-
 QString lengthText(double level0Length, const std::optional<double>& mpp) {
     return mpp ? QString::fromStdString(formatLength(level0Length * *mpp)) : QStringLiteral("%1 px").arg(level0Length, 0, 'f', 1);
 }
@@ -38,32 +32,6 @@ QString lengthText(double level0Length, const std::optional<double>& mpp) {
 double overlayScale(const Viewport& vp) { return std::clamp(std::min(vp.width / 1000.0, vp.height / 700.0), 1.0, 8.0); }
 
 } // namespace
-
-bool isAreaAnnotation(const Annotation& a) {
-    return a.type == AnnotationType::Polygon || a.type == AnnotationType::Spline || a.type == AnnotationType::Rectangle;
-}
-
-std::vector<Point> annotationRing(const Annotation& a) {
-    if (a.type == AnnotationType::Rectangle && a.coordinates.size() == 2) {
-        const auto& p = a.coordinates[0];
-        const auto& q = a.coordinates[1];
-        return {p, {q.x, p.y}, q, {p.x, q.y}};
-    }
-    return a.coordinates;
-}
-
-RectD pointBounds(const std::vector<Point>& points) {
-    if (points.empty())
-        return {};
-    double x0 = points[0].x, x1 = x0, y0 = points[0].y, y1 = y0;
-    for (const auto& q : points) {
-        x0 = std::min(x0, q.x);
-        x1 = std::max(x1, q.x);
-        y0 = std::min(y0, q.y);
-        y1 = std::max(y1, q.y);
-    }
-    return {x0, y0, x1 - x0, y1 - y0};
-}
 
 std::optional<FigureFormat> figureFormatForPath(const QString& path) {
     const QString ext = QFileInfo(path).suffix().toLower();
@@ -118,55 +86,6 @@ Viewport figureViewport(const SlideView& view, const std::optional<RectD>& regio
     v.height = std::max(1, static_cast<int>(std::lround(cur.height * k)));
     v.zoom = cur.zoom * k;
     return v;
-}
-
-void paintScaleBar(QPainter& p, const QRectF& area, double umPerPx, bool mppKnown, double s) {
-    p.save();
-    setPixelFont(p, s);
-    const ScaleBar bar = chooseScaleBar(umPerPx, std::min(200.0 * s, area.width() * 0.3));
-    const QString label = mppKnown ? QString::fromStdString(bar.label) : QStringLiteral("%1 px").arg(bar.micrometres);
-    const double x = area.left() + 16 * s;
-    const double y = area.bottom() - 20 * s;
-    p.fillRect(QRectF(x - 6 * s, y - 22 * s, bar.pixels + 12 * s, 30 * s), QColor(0, 0, 0, 140));
-    p.fillRect(QRectF(x, y, bar.pixels, 4 * s), Qt::white);
-    p.setPen(Qt::white);
-    p.drawText(QRectF(x, y - 20 * s, bar.pixels + 60 * s, 18 * s), Qt::AlignLeft | Qt::AlignVCenter, label);
-    p.restore();
-}
-
-void paintHeatmapLegend(QPainter& p, const QRectF& area, ColorMapKind kind, std::pair<float, float> range,
-                        double threshold, double s) {
-    p.save();
-    setPixelFont(p, s);
-    const double w = 180 * s;
-    const QRectF box(area.right() - w - 16 * s, area.bottom() - 64 * s, w, 52 * s);
-    p.fillRect(box, QColor(0, 0, 0, 150));
-    const QRectF bar = box.adjusted(8 * s, 20 * s, -8 * s, -16 * s);
-    // A gradient through every table entry: vector in SVG and PDF, exact colours in PNG.
-    QLinearGradient gradient(bar.topLeft(), bar.topRight());
-    const auto& table = colorTable(kind);
-    for (int i = 0; i < 256; i += 5) {
-        const auto& c = table[static_cast<std::size_t>(i)];
-        gradient.setColorAt(i / 255.0, QColor(c[0], c[1], c[2]));
-    }
-    const auto& last = table[255];
-    gradient.setColorAt(1.0, QColor(last[0], last[1], last[2]));
-    p.fillRect(bar, gradient);
-    p.setPen(Qt::white);
-    const QString name = QString::fromStdString(colorMapName(kind));
-    p.drawText(box.adjusted(8 * s, 2 * s, -8 * s, 0), Qt::AlignTop | Qt::AlignLeft,
-               threshold > range.first ? QStringLiteral("heatmap (%1), ≥ %2").arg(name).arg(threshold, 0, 'g', 3)
-                                       : QStringLiteral("heatmap (%1)").arg(name));
-    p.drawText(box.adjusted(8 * s, 0, -8 * s, -2 * s), Qt::AlignBottom | Qt::AlignLeft, QString::number(range.first, 'g', 3));
-    p.drawText(box.adjusted(8 * s, 0, -8 * s, -2 * s), Qt::AlignBottom | Qt::AlignRight, QString::number(range.second, 'g', 3));
-    const double span = static_cast<double>(range.second) - static_cast<double>(range.first);
-    if (span > 0 && threshold > range.first) {
-        const double t = std::clamp((threshold - range.first) / span, 0.0, 1.0);
-        const double tx = bar.left() + t * bar.width();
-        p.fillRect(QRectF(bar.left(), bar.top(), tx - bar.left(), bar.height()), QColor(0, 0, 0, 160));
-        p.drawLine(QPointF(tx, bar.top() - 2 * s), QPointF(tx, bar.bottom() + 2 * s));
-    }
-    p.restore();
 }
 
 void paintAnnotations(QPainter& p, const SlideView& view, const Viewport& vp, double s) {

@@ -10,7 +10,12 @@
 //
 // Without OpenGL (the offscreen platform) the raster is composed on the CPU from the slide instead.
 // Outputs are written atomically (QSaveFile: a temporary file beside the target, then rename).
+//
+// Dependencies run one way: figure export uses SlideView; the view never includes this header (the
+// overlay painters and annotation geometry both use live in overlaypainters.h and annotationgeometry.h).
+#include "ui/annotationgeometry.h"
 #include "ui/colormap.h"
+#include "ui/overlaypainters.h"
 #include "ui/tilemath.h"
 
 #include <QObject>
@@ -28,16 +33,6 @@ class QTimer;
 namespace nic {
 
 class SlideView;
-struct Annotation;
-struct Point;
-
-/// Polygons, splines and rectangles are areas (filled and outlined); the rest are lines and dots.
-bool isAreaAnnotation(const Annotation& a);
-/// The vertex ring of an annotation (a two-corner Rectangle becomes its four corners).
-std::vector<Point> annotationRing(const Annotation& a);
-/// The bounding box of `points` (empty for none).
-RectD pointBounds(const std::vector<Point>& points);
-
 enum class FigureFormat { Png, Svg, Pdf };
 
 /// The format for `path`'s extension (.png, .svg, .pdf; case-insensitive), or nullopt.
@@ -51,14 +46,6 @@ std::optional<RectD> parseRegion(const QString& text);
 /// region's width at level 0, capped at 4096 px). The height follows from the aspect ratio.
 /// Throws InvalidArgument when the region lies outside the slide or is empty.
 Viewport figureViewport(const SlideView& view, const std::optional<RectD>& region, int widthPx);
-
-/// Scale bar at the bottom left of `area` for `micrometresPerPixel` (or level-0 px when the pixel size
-/// is unknown); `s` scales sizes and fonts (1 = screen).
-void paintScaleBar(QPainter& p, const QRectF& area, double micrometresPerPixel, bool mppKnown, double s);
-
-/// The heatmap's colour legend (colour map, value range, threshold mark) at the bottom right of `area`.
-void paintHeatmapLegend(QPainter& p, const QRectF& area, ColorMapKind kind, std::pair<float, float> range,
-                        double threshold, double s);
 
 /// The view's visible annotations as QPainter paths (outlines, translucent fills, dots, measurements
 /// with their lengths) for viewport `vp`, in the view's colours; `s` scales line widths.

@@ -2,18 +2,16 @@
 
 #include "core/error.h"
 #include "core/slide.h"
-#include "ui/figureexport.h"
+#include "ui/overlaypainters.h"
 #include "ui/qtimage.h"
 #include "ui/tileloader.h"
 
 #include <QFutureWatcher>
 #include <QKeyEvent>
-#include <QLinearGradient>
 #include <QMouseEvent>
 #include <QOpenGLContext>
 #include <QOpenGLFramebufferObject>
 #include <QPainter>
-#include <QPainterPath>
 #include <QSettings>
 #include <QTimer>
 #include <QVariantAnimation>
@@ -22,7 +20,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_map>
 
 namespace nic {
 
@@ -42,28 +39,6 @@ void pushStat(std::vector<double>& v, double x) {
     v.push_back(x);
 }
 
-// Thick line segments as triangles (screen px), `width` px wide.
-void appendSegment(std::vector<float>& out, PointD a, PointD b, double width) {
-    const double dx = b.x - a.x;
-    const double dy = b.y - a.y;
-    const double len = std::hypot(dx, dy);
-    if (len < 1e-9)
-        return;
-    const double nx = -dy / len * width / 2.0;
-    const double ny = dx / len * width / 2.0;
-    // Extend by half the width along the segment so corners close.
-    const double ex = dx / len * width / 2.0;
-    const double ey = dy / len * width / 2.0;
-    const float p[4][2] = {{static_cast<float>(a.x - ex + nx), static_cast<float>(a.y - ey + ny)},
-                           {static_cast<float>(a.x - ex - nx), static_cast<float>(a.y - ey - ny)},
-                           {static_cast<float>(b.x + ex + nx), static_cast<float>(b.y + ey + ny)},
-                           {static_cast<float>(b.x + ex - nx), static_cast<float>(b.y + ey - ny)}};
-    for (int i : {0, 1, 2, 2, 1, 3}) {
-        out.push_back(p[i][0]);
-        out.push_back(p[i][1]);
-    }
-}
-
 } // namespace
 
 struct SlideView::OpenResult {
@@ -74,7 +49,7 @@ struct SlideView::OpenResult {
 };
 
 SlideView::SlideView(QWidget* parent)
-    : QOpenGLWidget(parent), textures_(cacheBytesFromSettings(), [this](const TileKey&, GLuint& tex) {
+    : QOpenGLWidget(parent), tiles_(cacheBytesFromSettings(), [this](const TileKey&, GLuint tex) {
           // Evictions happen in paintGL or with the context made current (releaseGl).
           if (glReady_ && context())
               glDeleteTextures(1, &tex);
@@ -90,6 +65,11 @@ SlideView::SlideView(QWidget* parent)
     arrivalTimer_->setSingleShot(true);
     arrivalTimer_->setInterval(30);
     connect(arrivalTimer_, &QTimer::timeout, this, [this] { update(); });
+    drawingTool_ = new AnnotationTool(annotationLayer_, this);
+    connect(drawingTool_, &AnnotationTool::changed, this, [this] { update(); });
+    connect(drawingTool_, &AnnotationTool::annotationAdded, this, &SlideView::annotationAdded);
+    connect(drawingTool_, &AnnotationTool::drawingChanged, this, &SlideView::drawingChanged);
+    connect(drawingTool_, &AnnotationTool::measured, this, &SlideView::measured);
     zoomAnim_ = new QVariantAnimation(this);
     zoomAnim_->setStartValue(0.0);
     zoomAnim_->setEndValue(1.0);
@@ -116,11 +96,8 @@ void SlideView::releaseGl() {
     const bool current = context() && context()->isValid();
     if (current)
         makeCurrent();
-    textures_.clear();
+    tiles_.clear();
     if (current) {
-        for (GLuint* t : {&thumbTex_, &heatTex_, &cmapTex_, &latentTex_})
-            if (*t)
-                glDeleteTextures(1, t);
         if (quadVbo_)
             glDeleteBuffers(1, &quadVbo_);
         if (dynVbo_)
@@ -131,7 +108,10 @@ void SlideView::releaseGl() {
             glDeleteSamplers(1, &nearestSampler_);
     }
     nearestSampler_ = 0;
-    thumbTex_ = heatTex_ = cmapTex_ = latentTex_ = quadVbo_ = dynVbo_ = vao_ = 0;
+    heatmapLayer_.releaseGl(current ? this : nullptr);
+    latentLayer_.releaseGl(current ? this : nullptr);
+    tileLayer_.releaseGl(current ? this : nullptr);
+    quadVbo_ = dynVbo_ = vao_ = 0;
     glReady_ = false;
     if (current)
         doneCurrent();
@@ -143,16 +123,13 @@ void SlideView::openSlide(const QString& path) {
     loader_.reset();
     if (glReady_) {
         makeCurrent();
-        textures_.clear();
+        tiles_.reset({});
         doneCurrent();
     } else {
-        textures_.clear();
+        tiles_.reset({});
     }
-    pendingUploads_.clear();
+    tileLayer_.reset();
     slide_.reset();
-    pyramid_ = {};
-    thumbnail_ = {};
-    thumbDirty_ = true;
     path_ = path;
     error_.clear();
     slideChanged_ = false;
@@ -191,15 +168,13 @@ void SlideView::onOpened(const OpenResult& r) {
         return;
     }
     slide_ = r.slide;
-    thumbnail_ = r.thumbnail;
-    thumbDirty_ = true;
-    pyramid_ = {};
+    tileLayer_.setThumbnail(r.thumbnail);
+    Pyramid pyramid;
     for (const auto& lv : slide_->levels())
-        pyramid_.levels.push_back({lv.width, lv.height, lv.downsample});
-    pyramid_.tileSize = 256;
-    const int c = pyramid_.coarsestLevel();
-    pinCoarsest_ = pyramid_.tilesX(c) * pyramid_.tilesY(c) <= 64;
-    loader_ = std::make_unique<TileLoader>(std::make_shared<SlideTileSource>(slide_, pyramid_));
+        pyramid.levels.push_back({lv.width, lv.height, lv.downsample});
+    pyramid.tileSize = 256;
+    tiles_.reset(pyramid); // empty already (openSlide)
+    loader_ = std::make_unique<TileLoader>(std::make_shared<SlideTileSource>(slide_, tiles_.pyramid()));
     connect(loader_.get(), &TileLoader::tileReady, this,
             [this](const TileKey& k, const QImage& img, quint64, double ms) { onTileReady(k, img, ms); });
     connect(loader_.get(), &TileLoader::tileFailed, this, [this](const TileKey&, const QString& msg) {
@@ -221,7 +196,7 @@ void SlideView::onOpened(const OpenResult& r) {
         update();
     });
     if (width() > 0 && height() > 0)
-        vp_ = fitViewport(pyramid_, width(), height());
+        vp_ = fitViewport(tiles_.pyramid(), width(), height());
     else
         fitPending_ = true;
     Q_EMIT slideOpened();
@@ -238,10 +213,10 @@ std::optional<double> SlideView::mpp() const {
 
 void SlideView::onTileReady(const TileKey& key, const QImage& image, double decodeMs) {
     pushStat(stats_.decodeMs, decodeMs);
-    pendingUploads_.emplace_back(key, image);
+    tileLayer_.queue(key, image);
     // While tiles stream in, repaint at most every 30 ms instead of once per tile: on a small machine a
     // frame per arrival takes the CPU the decoders need. The tile that completes the view paints at once.
-    if (vp_.width > 0 && slide_ && tilesAtHand(vp_, levelForZoom(pyramid_, vp_.zoom))) {
+    if (vp_.width > 0 && slide_ && tilesAtHand(vp_, levelForZoom(tiles_.pyramid(), vp_.zoom))) {
         arrivalTimer_->stop();
         update();
         // The view's tiles are all here: now the prefetch ring and the next level (held back until
@@ -262,78 +237,20 @@ void SlideView::scheduleRequests() {
 void SlideView::updateRequests() {
     if (!loader_ || slideChanged_)
         return;
-    // Tiles cached or still waiting for upload are not requested again.
-    std::unordered_set<TileKey, TileKeyHash> waiting;
-    for (const auto& p : pendingUploads_)
-        waiting.insert(p.first);
-    std::vector<TileKey> wanted;
-    auto want = [&](const TileKey& k) {
-        if (textures_.contains(k) || waiting.count(k) != 0)
-            return false;
-        wanted.push_back(k);
-        return true;
-    };
-    if (figureRequest_)
-        for (const auto& k : visibleTiles(pyramid_, *figureRequest_, figureLevel(*figureRequest_)))
-            want(k);
-    if (vp_.width <= 0) {
-        loader_->request(wanted);
-        return;
-    }
-    const int c = pyramid_.coarsestLevel();
-    if (pinCoarsest_)
-        for (std::int64_t y = 0; y < pyramid_.tilesY(c); ++y)
-            for (std::int64_t x = 0; x < pyramid_.tilesX(c); ++x)
-                want({c, x, y});
-    const int level = levelForZoom(pyramid_, vp_.zoom);
-    bool viewMissing = false; // a tile of the view is neither cached nor waiting for upload
-    for (const auto& k : visibleTiles(pyramid_, vp_, level))
-        viewMissing = want(k) || viewMissing;
-    // Prefetching starts only once every tile of the view is decoded: on a small machine, decoding the
-    // ring while the view still waits (or while the frames that complete it are drawn) takes the CPU the
-    // view needs, and after a jump the view's own tiles are all that matter (measured by bench/viewer).
-    prefetchHeldBack_ = viewMissing;
-    if (!prefetchHeldBack_)
-        for (const auto& k : prefetchTiles(pyramid_, vp_, level))
-            want(k);
-    loader_->request(wanted);
+    // Tiles resident or still waiting for upload are not requested again.
+    TileRequestPlan plan = tiles_.plan(vp_, figureRequest_, waitingTiles());
+    if (vp_.width > 0)
+        prefetchHeldBack_ = plan.prefetchHeldBack;
+    loader_->request(plan.wanted);
 }
 
-bool SlideView::isFullyLoaded() const {
-    if (!slide_ || vp_.width <= 0)
-        return false;
-    const int level = levelForZoom(pyramid_, vp_.zoom);
-    for (const auto& k : visibleTiles(pyramid_, vp_, level))
-        if (!textures_.contains(k))
-            return false;
-    return true;
-}
+TileKeySet SlideView::waitingTiles() const { return tileLayer_.waiting(); }
+
+bool SlideView::isFullyLoaded() const { return slide_ && tiles_.isFullyResident(vp_); }
 
 void SlideView::resetStatistics() {
     stats_ = {};
-    textures_.resetStatistics();
-}
-
-void SlideView::setSampling2D(GLint filter) {
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, filter);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, filter);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-}
-
-GLuint SlideView::uploadRgbTexture(const QImage& src) {
-    // RGBX with 4-byte pixels: Mesa stores RGBA8 textures as they come, while 3-byte RGB takes a slow
-    // per-pixel conversion path in the driver (measured with bench/viewer). QImage's conversion is SIMD.
-    const QImage img = src.format() == QImage::Format_RGB888 ? src : src.convertToFormat(QImage::Format_RGB888);
-    GLuint tex = 0;
-    glGenTextures(1, &tex);
-    glBindTexture(GL_TEXTURE_2D, tex);
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
-    glPixelStorei(GL_UNPACK_ROW_LENGTH, static_cast<GLint>(img.bytesPerLine() / 3));
-    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB8, img.width(), img.height(), 0, GL_RGB, GL_UNSIGNED_BYTE, img.constBits());
-    glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
-    setSampling2D(GL_LINEAR);
-    return tex;
+    tiles_.resetStatistics();
 }
 
 // ---------------------------------------------------------------- GL
@@ -363,69 +280,19 @@ void SlideView::initializeGL() {
     glSamplerParameteri(nearestSampler_, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
     glSamplerParameteri(nearestSampler_, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
     glReady_ = true;
-    thumbDirty_ = true;
-    heatDirty_ = true;
-    cmapDirty_ = true;
-    latentDirty_ = true;
+    tileLayer_.glCreated();
+    heatmapLayer_.glCreated();
+    latentLayer_.glCreated();
 }
 
 void SlideView::resizeGL(int w, int h) {
     vp_.width = w;
     vp_.height = h;
     if (fitPending_ && slide_) {
-        vp_ = fitViewport(pyramid_, w, h);
+        vp_ = fitViewport(tiles_.pyramid(), w, h);
         fitPending_ = false;
     }
     viewportMoved(false);
-}
-
-void SlideView::drawTexturedRect(GLuint tex, const RectD& r) {
-    const PointD a = vp_.toScreen({r.x, r.y});
-    const PointD b = vp_.toScreen({r.right(), r.bottom()});
-    const double w = vp_.width;
-    const double h = vp_.height;
-    tileProg_.setUniformValue("u_rect", static_cast<float>(a.x / w * 2 - 1), static_cast<float>(1 - a.y / h * 2),
-                              static_cast<float>(b.x / w * 2 - 1), static_cast<float>(1 - b.y / h * 2));
-    glBindTexture(GL_TEXTURE_2D, tex);
-    glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
-}
-
-void SlideView::uploadPending(bool all) {
-    // Within a time budget per frame, so a burst of arriving tiles never stalls a frame; the rest
-    // follow in the next frames.
-    QElapsedTimer uploadTimer;
-    uploadTimer.start();
-    // Tiles the view shows now go first (after a jump, prefetched tiles of the old place that are still
-    // waiting would otherwise delay full detail by several frames), and they are never held back by the
-    // budget (≈ 0.2 ms each): the frame that can complete the view does.
-    std::size_t shownPending = 0;
-    if (!all && !pendingUploads_.empty() && vp_.width > 0) {
-        const auto shown = visibleTiles(pyramid_, vp_, levelForZoom(pyramid_, vp_.zoom));
-        const std::unordered_set<TileKey, TileKeyHash> shownSet(shown.begin(), shown.end());
-        const auto firstOther = std::stable_partition(pendingUploads_.begin(), pendingUploads_.end(),
-                                                      [&](const auto& p) { return shownSet.count(p.first) != 0; });
-        shownPending = static_cast<std::size_t>(firstOther - pendingUploads_.begin());
-    }
-    int uploads = 0;
-    while (!pendingUploads_.empty() &&
-           (all || uploads == 0 || static_cast<std::size_t>(uploads) < shownPending || uploadTimer.nsecsElapsed() < 6'000'000)) {
-        auto [key, img] = std::move(pendingUploads_.front());
-        pendingUploads_.pop_front();
-        if (!isValidTile(pyramid_, key) || textures_.contains(key))
-            continue;
-        const qint64 t0 = uploadTimer.nsecsElapsed();
-        const GLuint tex = uploadRgbTexture(img);
-        pushStat(stats_.uploadMs, static_cast<double>(uploadTimer.nsecsElapsed() - t0) / 1e6);
-        const bool pinned = pinCoarsest_ && key.level == pyramid_.coarsestLevel();
-        textures_.insert(key, tex, static_cast<std::size_t>(img.width()) * static_cast<std::size_t>(img.height()) * 4, pinned);
-        ++uploads;
-    }
-    if (thumbDirty_ && !thumbnail_.isNull()) {
-        if (thumbTex_)
-            glDeleteTextures(1, &thumbTex_);
-        thumbTex_ = uploadRgbTexture(thumbnail_);
-        thumbDirty_ = false;
-    }
 }
 
 bool SlideView::drawScene(int level, bool annotationsToo, bool recordStatistics) {
@@ -433,51 +300,18 @@ bool SlideView::drawScene(int level, bool annotationsToo, bool recordStatistics)
     glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
     glEnableVertexAttribArray(0);
     glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
-    tileProg_.bind();
-    tileProg_.setUniformValue("u_tex", 0);
-    tileProg_.setUniformValue("u_opacity", 1.0F);
-    tileProg_.setUniformValue("u_uv", 0.0F, 0.0F, 1.0F, 1.0F);
-    glActiveTexture(GL_TEXTURE0);
-
-    const auto visible = visibleTiles(pyramid_, vp_, level);
-    bool complete = true;
-    for (const auto& k : visible) {
-        if (recordStatistics) {
-            ++stats_.visibleLookups;
-            if (textures_.find(k))
-                ++stats_.visibleHits;
-            else
-                complete = false;
-        } else if (!textures_.peek(k)) {
-            complete = false;
-        }
+    const LayerGl g = layerGl();
+    const TileLayer::DrawResult drawn = tileLayer_.draw(g, level, recordStatistics);
+    if (recordStatistics) {
+        stats_.visibleLookups += drawn.lookups;
+        stats_.visibleHits += drawn.hits;
     }
-    if (!complete) {
-        // Coarse first: the thumbnail, then cached tiles of every coarser level.
-        if (thumbTex_)
-            drawTexturedRect(thumbTex_, {0, 0, pyramid_.width(), pyramid_.height()});
-        for (int l = pyramid_.coarsestLevel(); l > level; --l)
-            for (const auto& k : visibleTiles(pyramid_, vp_, l))
-                if (const GLuint* tex = textures_.peek(k))
-                    drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
-    }
-    // At 1:1 (one texel per screen pixel) nearest sampling looks the same as bilinear and is much
-    // cheaper for a software rasteriser.
-    const double texelsPerPixel = vp_.zoom * pyramid_.levels[static_cast<std::size_t>(level)].downsample;
-    const bool oneToOne = std::abs(texelsPerPixel - 1.0) < 1e-3;
-    if (oneToOne)
-        glBindSampler(0, nearestSampler_);
-    for (const auto& k : visible)
-        if (const GLuint* tex = textures_.peek(k))
-            drawTexturedRect(*tex, tileRectLevel0(pyramid_, k));
-    if (oneToOne)
-        glBindSampler(0, 0);
-    tileProg_.release();
+    const bool complete = drawn.complete;
 
-    drawLatent();
-    drawHeatmap();
+    latentLayer_.draw(g);
+    heatmapLayer_.draw(g);
     if (annotationsToo)
-        drawAnnotations();
+        annotationLayer_.draw(g);
     glBindVertexArray(0);
     glBindBuffer(GL_ARRAY_BUFFER, 0);
     glUseProgram(0);
@@ -503,10 +337,10 @@ void SlideView::paintGL() {
 
     bool complete = false;
     if (slide_) {
-        uploadPending(false);
-        if (!pendingUploads_.empty())
+        tileLayer_.uploadPending(layerGl(), false, [this](double ms) { pushStat(stats_.uploadMs, ms); });
+        if (tileLayer_.hasPending())
             QTimer::singleShot(0, this, [this] { update(); });
-        complete = drawScene(levelForZoom(pyramid_, vp_.zoom), true, true);
+        complete = drawScene(levelForZoom(tiles_.pyramid(), vp_.zoom), true, true);
         if (complete && !wasFullyLoaded_) {
             if (awaitingFullDetail_) {
                 stats_.lastFullDetailMs = static_cast<double>(jumpTimer_.nsecsElapsed()) / 1e6;
@@ -534,25 +368,9 @@ void SlideView::setFigureRequest(std::optional<Viewport> vp) {
     scheduleRequests();
 }
 
-int SlideView::figureLevel(const Viewport& vp) const {
-    const std::size_t budget = textures_.capacity() / 2;
-    int level = levelForZoom(pyramid_, vp.zoom);
-    while (level < pyramid_.coarsestLevel() &&
-           visibleTiles(pyramid_, vp, level).size() * static_cast<std::size_t>(pyramid_.tileSize * pyramid_.tileSize) * 4 >
-               budget)
-        ++level;
-    return level;
-}
+int SlideView::figureLevel(const Viewport& vp) const { return tiles_.figureLevel(vp); }
 
-bool SlideView::tilesAtHand(const Viewport& vp, int level) const {
-    std::unordered_set<TileKey, TileKeyHash> waiting;
-    for (const auto& p : pendingUploads_)
-        waiting.insert(p.first);
-    for (const auto& k : visibleTiles(pyramid_, vp, level))
-        if (!textures_.contains(k) && waiting.count(k) == 0)
-            return false;
-    return true;
-}
+bool SlideView::tilesAtHand(const Viewport& vp, int level) const { return tiles_.tilesAtHand(vp, level, waitingTiles()); }
 
 bool SlideView::isFigureReady(const Viewport& vp) const {
     return slide_ && vp.width > 0 && vp.height > 0 && tilesAtHand(vp, figureLevel(vp));
@@ -584,7 +402,7 @@ QImage SlideView::renderLayers(const Viewport& vp) {
         throw InvalidArgument("a figure of " + std::to_string(vp.width) + " x " + std::to_string(vp.height) +
                               " px exceeds this OpenGL's limit of " + std::to_string(maxSize) + " px per side");
     }
-    uploadPending(true);
+    tileLayer_.uploadPending(layerGl(), true, [this](double ms) { pushStat(stats_.uploadMs, ms); });
     QImage image;
     {
         QOpenGLFramebufferObjectFormat format;
@@ -616,35 +434,41 @@ QImage SlideView::renderLayers(const Viewport& vp) {
     return image;
 }
 
-// ---------------------------------------------------------------- heatmap
+// ---------------------------------------------------------------- heatmap and latent layers
 
 void SlideView::setHeatmap(std::shared_ptr<const HeatmapGrid> grid) {
-    heatmap_ = std::move(grid);
-    heatRange_ = {0.0F, 1.0F};
-    if (heatmap_)
-        if (auto r = valueRange(*heatmap_))
-            heatRange_ = *r;
-    heatDirty_ = true;
-    contourDirty_ = true;
+    heatmapLayer_.setGrid(std::move(grid));
     update();
 }
 
 void SlideView::setHeatmapRendering(HeatmapRendering mode) {
-    heatRendering_ = mode;
+    heatmapLayer_.setRendering(mode);
     update();
 }
 
 void SlideView::setContourVisible(bool on) {
-    contourVisible_ = on;
+    heatmapLayer_.setContourVisible(on);
     update();
 }
 
-const std::vector<float>& SlideView::contourSegments() {
-    if (contourDirty_) {
-        contour_ = heatmap_ ? isoContour(*heatmap_, static_cast<float>(heatThreshold_)) : std::vector<float>{};
-        contourDirty_ = false;
-    }
-    return contour_;
+void SlideView::setHeatmapVisible(bool on) {
+    heatmapLayer_.setVisible(on);
+    update();
+}
+
+void SlideView::setHeatmapOpacity(double opacity) {
+    heatmapLayer_.setOpacity(opacity);
+    update();
+}
+
+void SlideView::setHeatmapThreshold(double value) {
+    heatmapLayer_.setThreshold(value);
+    update();
+}
+
+void SlideView::setColorMap(ColorMapKind kind) {
+    heatmapLayer_.setColorMap(kind);
+    update();
 }
 
 void SlideView::setInfoLines(const QStringList& lines) {
@@ -652,543 +476,54 @@ void SlideView::setInfoLines(const QStringList& lines) {
     update();
 }
 
-void SlideView::setHeatmapVisible(bool on) {
-    heatVisible_ = on;
-    update();
-}
-
-void SlideView::setHeatmapOpacity(double opacity) {
-    heatOpacity_ = std::clamp(opacity, 0.0, 1.0);
-    update();
-}
-
-void SlideView::setHeatmapThreshold(double value) {
-    if (value != heatThreshold_)
-        contourDirty_ = true;
-    heatThreshold_ = value;
-    update();
-}
-
-void SlideView::setColorMap(ColorMapKind kind) {
-    colorMap_ = kind;
-    cmapDirty_ = true;
-    update();
-}
-
-void SlideView::uploadHeatmap() {
-    if (heatTex_) {
-        glDeleteTextures(1, &heatTex_);
-        heatTex_ = 0;
-    }
-    heatDirty_ = false;
-    if (!heatmap_ || heatmap_->empty())
-        return;
-    glGenTextures(1, &heatTex_);
-    glBindTexture(GL_TEXTURE_2D, heatTex_);
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
-    glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, heatmap_->width, heatmap_->height, 0, GL_RED, GL_FLOAT,
-                 heatmap_->values.data());
-    // Nearest: a grid cell is one value, drawn as a crisp square (as ASAP does).
-    setSampling2D(GL_NEAREST);
-}
-
-void SlideView::uploadColorMap() {
-    if (!cmapTex_)
-        glGenTextures(1, &cmapTex_);
-    glBindTexture(GL_TEXTURE_1D, cmapTex_);
-    const auto& table = colorTable(colorMap_);
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-    glTexImage1D(GL_TEXTURE_1D, 0, GL_RGB8, 256, 0, GL_RGB, GL_UNSIGNED_BYTE, table.data());
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
-    glTexParameteri(GL_TEXTURE_1D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
-    glTexParameteri(GL_TEXTURE_1D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
-    glTexParameteri(GL_TEXTURE_1D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-    cmapDirty_ = false;
-}
-
-void SlideView::drawHeatmap() {
-    if (heatDirty_)
-        uploadHeatmap();
-    if (cmapDirty_)
-        uploadColorMap();
-    if (!heatVisible_ || !heatTex_ || !heatmap_) {
-        if (contourVisible_)
-            drawContour(); // the outline alone: heat compared with annotation outlines, tissue uncovered
-        return;
-    }
-    const RectD r{0, 0, heatmap_->width * heatmap_->cellSize, heatmap_->height * heatmap_->cellSize};
-    const PointD a = vp_.toScreen({r.x, r.y});
-    const PointD b = vp_.toScreen({r.right(), r.bottom()});
-    const double w = vp_.width;
-    const double h = vp_.height;
-    glEnable(GL_BLEND);
-    glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
-    heatProg_.bind();
-    heatProg_.setUniformValue("u_rect", static_cast<float>(a.x / w * 2 - 1), static_cast<float>(1 - a.y / h * 2),
-                              static_cast<float>(b.x / w * 2 - 1), static_cast<float>(1 - b.y / h * 2));
-    heatProg_.setUniformValue("u_uv", 0.0F, 0.0F, 1.0F, 1.0F);
-    heatProg_.setUniformValue("u_values", 0);
-    heatProg_.setUniformValue("u_colormap", 1);
-    heatProg_.setUniformValue("u_min", heatRange_.first);
-    heatProg_.setUniformValue("u_max", heatRange_.second);
-    heatProg_.setUniformValue("u_threshold", static_cast<float>(heatThreshold_));
-    heatProg_.setUniformValue("u_opacity", static_cast<float>(heatOpacity_));
-    heatProg_.setUniformValue("u_smooth", heatRendering_ == HeatmapRendering::Smooth ? 1 : 0);
-    glActiveTexture(GL_TEXTURE0);
-    glBindTexture(GL_TEXTURE_2D, heatTex_);
-    glActiveTexture(GL_TEXTURE1);
-    glBindTexture(GL_TEXTURE_1D, cmapTex_);
-    glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
-    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
-    glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
-    glActiveTexture(GL_TEXTURE0);
-    heatProg_.release();
-    glDisable(GL_BLEND);
-    if (contourVisible_)
-        drawContour();
-}
-
-void SlideView::drawContour() {
-    const auto& seg = contourSegments();
-    if (seg.empty())
-        return;
-    // Only segments near the viewport; transformed to widget pixels for the flat-geometry shader.
-    const RectD view = vp_.visibleLevel0();
-    const double pad = heatmap_ ? heatmap_->cellSize : 0.0;
-    std::vector<float> xy;
-    xy.reserve(seg.size());
-    for (std::size_t i = 0; i + 3 < seg.size(); i += 4) {
-        const double minX = std::min(seg[i], seg[i + 2]), maxX = std::max(seg[i], seg[i + 2]);
-        const double minY = std::min(seg[i + 1], seg[i + 3]), maxY = std::max(seg[i + 1], seg[i + 3]);
-        if (maxX < view.x - pad || minX > view.right() + pad || maxY < view.y - pad || minY > view.bottom() + pad)
-            continue;
-        const PointD a = vp_.toScreen({seg[i], seg[i + 1]});
-        const PointD b = vp_.toScreen({seg[i + 2], seg[i + 3]});
-        xy.insert(xy.end(), {static_cast<float>(a.x), static_cast<float>(a.y), static_cast<float>(b.x), static_cast<float>(b.y)});
-    }
-    solidProg_.bind();
-    solidProg_.setUniformValue("u_size", static_cast<float>(vp_.width), static_cast<float>(vp_.height));
-    drawSolid(xy, GL_LINES, contourColor());
-    solidProg_.release();
-}
-
-// ---------------------------------------------------------------- latent view
-
 void SlideView::setLatentView(std::shared_ptr<const LatentRgb> latent) {
-    latent_ = std::move(latent);
-    latentDirty_ = true;
+    latentLayer_.setLatent(std::move(latent));
     update();
 }
 
 void SlideView::setLatentVisible(bool on) {
-    latentVisible_ = on;
+    latentLayer_.setVisible(on);
     update();
 }
 
 void SlideView::setLatentOpacity(double opacity) {
-    latentOpacity_ = std::clamp(opacity, 0.0, 1.0);
+    latentLayer_.setOpacity(opacity);
     update();
 }
 
-void SlideView::drawLatent() {
-    if (latentDirty_) {
-        if (latentTex_)
-            glDeleteTextures(1, &latentTex_);
-        latentTex_ = 0;
-        latentDirty_ = false;
-        if (latent_ && latent_->width > 0 && latent_->height > 0) {
-            glGenTextures(1, &latentTex_);
-            glBindTexture(GL_TEXTURE_2D, latentTex_);
-            glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
-            glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, latent_->width, latent_->height, 0, GL_RGBA, GL_UNSIGNED_BYTE,
-                         latent_->rgba.data());
-            setSampling2D(GL_NEAREST);
-        }
-    }
-    if (!latentVisible_ || !latentTex_ || !latent_)
-        return;
-    glEnable(GL_BLEND);
-    glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
-    tileProg_.bind();
-    tileProg_.setUniformValue("u_opacity", static_cast<float>(latentOpacity_));
-    glBindBuffer(GL_ARRAY_BUFFER, quadVbo_);
-    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
-    glActiveTexture(GL_TEXTURE0);
-    drawTexturedRect(latentTex_, {0, 0, latent_->width * latent_->cellSize, latent_->height * latent_->cellSize});
-    tileProg_.setUniformValue("u_opacity", 1.0F);
-    tileProg_.release();
-    glDisable(GL_BLEND);
-}
-
-// ---------------------------------------------------------------- annotations
+// ---------------------------------------------------------------- annotations (annotationlayer.h)
 
 void SlideView::setAnnotations(std::shared_ptr<AnnotationSet> set) {
-    annotations_ = std::move(set);
-    annoCache_ = {};
-    selected_ = -1;
+    annotationLayer_.setAnnotations(std::move(set));
     update();
 }
 
 void SlideView::setAnnotationsVisible(bool on) {
-    annotationsVisible_ = on;
+    annotationLayer_.setVisible(on);
     update();
 }
 
 void SlideView::setGroupVisible(const QString& group, bool on) {
-    if (on)
-        hiddenGroups_.remove(group);
-    else
-        hiddenGroups_.insert(group);
+    annotationLayer_.setGroupVisible(group, on);
     update();
 }
 
 void SlideView::setSelectedAnnotation(int index) {
-    selected_ = index;
+    annotationLayer_.setSelected(index);
     update();
 }
 
-QColor SlideView::annotationColor(const Annotation& a) const {
-    if (annotations_ && !a.group.empty())
-        if (const auto* g = annotations_->findGroup(a.group))
-            if (QColor c(QString::fromStdString(g->color)); c.isValid())
-                return c;
-    if (QColor c(QString::fromStdString(a.color)); c.isValid())
-        return c;
-    return QColor(0xF4, 0xFA, 0x58);
-}
-
-void SlideView::drawSolid(const std::vector<float>& xy, GLenum mode, const QColor& color) {
-    if (xy.empty())
-        return;
-    glBindBuffer(GL_ARRAY_BUFFER, dynVbo_);
-    glBufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(xy.size() * sizeof(float)), xy.data(), GL_STREAM_DRAW);
-    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
-    solidProg_.setUniformValue("u_color", static_cast<float>(color.redF()), static_cast<float>(color.greenF()),
-                               static_cast<float>(color.blueF()), static_cast<float>(color.alphaF()));
-    glDrawArrays(mode, 0, static_cast<GLsizei>(xy.size() / 2));
-}
-
-void SlideView::refreshAnnotationCache() {
-    AnnotationDrawCache& c = annoCache_;
-    const auto& list = annotations_->annotations;
-    std::size_t vertices = 0;
-    for (const auto& a : list)
-        vertices += a.coordinates.size();
-    if (c.set == annotations_.get() && c.count == list.size() && c.groups == annotations_->groups.size() && c.vertices == vertices)
-        return;
-    c = {};
-    c.set = annotations_.get();
-    c.count = list.size();
-    c.groups = annotations_->groups.size();
-    c.vertices = vertices;
-    c.items.reserve(list.size());
-    c.points.reserve(vertices * 2);
-    std::unordered_map<QRgb, int> colorIndex;
-    std::unordered_map<std::string, int> groupIndex;
-    for (const auto& a : list) {
-        AnnotationDrawCache::Item item;
-        const auto ring = isAreaAnnotation(a) ? annotationRing(a) : a.coordinates;
-        item.box = pointBounds(ring);
-        item.first = static_cast<std::uint32_t>(c.points.size() / 2);
-        item.size = static_cast<std::uint32_t>(ring.size());
-        for (const auto& q : ring) {
-            c.points.push_back(q.x);
-            c.points.push_back(q.y);
-        }
-        item.area = isAreaAnnotation(a) && ring.size() >= 3;
-        const QColor color = annotationColor(a);
-        const auto [ci, newColor] = colorIndex.emplace(color.rgba(), static_cast<int>(c.colors.size()));
-        if (newColor)
-            c.colors.push_back(color);
-        item.color = ci->second;
-        if (!a.group.empty()) {
-            const auto [gi, newGroup] = groupIndex.emplace(a.group, static_cast<int>(c.groupNames.size()));
-            if (newGroup)
-                c.groupNames.push_back(QString::fromStdString(a.group));
-            item.group = gi->second;
-        }
-        c.items.push_back(item);
-    }
-}
-
-namespace {
-
-/// One frame's annotation geometry: every vertex in one buffer (uploaded once: re-filling a buffer that
-/// queued draws still read makes Mesa's software rasteriser render everything queued so far, so one
-/// upload per draw would cost a full flush each), and the draws over it.
-struct AnnotationDrawList {
-    enum class Kind { Plain, StencilFans, StencilCover, LineLoops, Points };
-    struct Command {
-        Kind kind = Kind::Plain;
-        GLenum mode = GL_TRIANGLES;
-        GLint first = 0;
-        GLsizei count = 0;
-        std::vector<GLint> firsts; ///< StencilFans: one triangle fan each; LineLoops: one loop each
-        std::vector<GLsizei> counts;
-        QColor color;
-    };
-    std::vector<float> vertices;
-    std::vector<Command> commands;
-
-    GLint vertexCount() const { return static_cast<GLint>(vertices.size() / 2); }
-    /// Appends `xy` (x, y pairs) as one draw.
-    void add(Kind kind, GLenum mode, const std::vector<float>& xy, const QColor& color) {
-        if (xy.empty())
-            return;
-        Command c;
-        c.kind = kind;
-        c.mode = mode;
-        c.first = vertexCount();
-        c.count = static_cast<GLsizei>(xy.size() / 2);
-        c.color = color;
-        vertices.insert(vertices.end(), xy.begin(), xy.end());
-        commands.push_back(std::move(c));
-    }
-    /// Appends several polygons as one multi-draw: triangle fans into the stencil, or line loops.
-    void addFans(const std::vector<float>& xy, const std::vector<GLint>& firsts, const std::vector<GLsizei>& counts,
-                 Kind kind = Kind::StencilFans, const QColor& color = {}) {
-        if (firsts.empty())
-            return;
-        Command c;
-        c.kind = kind;
-        c.mode = kind == Kind::LineLoops ? GL_LINE_LOOP : GL_TRIANGLE_FAN;
-        c.color = color;
-        const GLint base = vertexCount();
-        c.firsts.reserve(firsts.size());
-        for (const GLint f : firsts)
-            c.firsts.push_back(base + f);
-        c.counts = counts;
-        vertices.insert(vertices.end(), xy.begin(), xy.end());
-        commands.push_back(std::move(c));
-    }
-};
-
-void pushQuad(std::vector<float>& out, double x0, double y0, double x1, double y1) {
-    const float q[] = {static_cast<float>(x0), static_cast<float>(y0), static_cast<float>(x1), static_cast<float>(y0),
-                       static_cast<float>(x0), static_cast<float>(y1), static_cast<float>(x0), static_cast<float>(y1),
-                       static_cast<float>(x1), static_cast<float>(y0), static_cast<float>(x1), static_cast<float>(y1)};
-    out.insert(out.end(), std::begin(q), std::end(q));
-}
-
-} // namespace
-
-void SlideView::drawAnnotations() {
-    if (!annotations_ || !annotationsVisible_ || annotations_->annotations.empty())
-        return;
-    // Tens of thousands of annotations (hundreds of thousands of vertices) must not cost a draw call
-    // each: area annotations are batched per colour — fills through the stencil in batches whose
-    // bounding boxes do not overlap (so each polygon's even-odd parity stays its own), outlines in one
-    // draw per colour (1 px line loops for those under 24 px: a core context has no wide lines), vertices closer than a pixel (2 px for
-    // small ones) merged, annotations under 8 px not filled and those under 3 px drawn as a 3 px point.
-    // The selected annotation and non-area ones (dots, measurements) are drawn one by one on top. All
-    // geometry goes to the GPU in one upload.
-    refreshAnnotationCache();
-    const AnnotationDrawCache& cache = annoCache_;
-    const RectD view = vp_.visibleLevel0();
-    const double pad = 10.0 / vp_.zoom;
-    std::vector<char> groupHidden(cache.groupNames.size());
-    for (std::size_t g = 0; g < cache.groupNames.size(); ++g)
-        groupHidden[g] = hiddenGroups_.contains(cache.groupNames[g]) ? 1 : 0;
-    auto screenRing = [&](const AnnotationDrawCache::Item& item, double minStep, std::vector<PointD>& out) {
-        out.clear();
-        for (std::uint32_t k = 0; k < item.size; ++k) {
-            const PointD p = vp_.toScreen({cache.points[2 * (item.first + k)], cache.points[2 * (item.first + k) + 1]});
-            if (out.empty() || std::abs(p.x - out.back().x) + std::abs(p.y - out.back().y) >= minStep)
-                out.push_back(p);
-        }
-    };
-
-    using Kind = AnnotationDrawList::Kind;
-    AnnotationDrawList list;
-    constexpr int kCell = 16; // fill batches track the screen cells their boxes cover
-    const int cellsX = std::max(1, static_cast<int>(std::ceil(vp_.width / kCell)));
-    const int cellsY = std::max(1, static_cast<int>(std::ceil(vp_.height / kCell)));
-    struct Batch {
-        std::vector<float> fan, cover, outline, squares, loops;
-        std::vector<GLint> first, loopFirst;
-        std::vector<GLsizei> count, loopCount;
-        std::vector<std::uint8_t> cells;
-    };
-    std::vector<Batch> batches(cache.colors.size());
-    auto flushFills = [&](std::size_t c) {
-        Batch& b = batches[c];
-        if (b.first.empty())
-            return;
-        list.addFans(b.fan, b.first, b.count);
-        QColor fill = cache.colors[c];
-        fill.setAlphaF(0.18F);
-        list.add(Kind::StencilCover, GL_TRIANGLES, b.cover, fill);
-        b.fan.clear();
-        b.cover.clear();
-        b.first.clear();
-        b.count.clear();
-        std::fill(b.cells.begin(), b.cells.end(), 0);
-    };
-
-    std::vector<std::size_t> direct;
-    std::vector<PointD> s;
-    for (std::size_t i = 0; i < cache.items.size(); ++i) {
-        const auto& item = cache.items[i];
-        if (item.size == 0 || (item.group >= 0 && groupHidden[static_cast<std::size_t>(item.group)]))
-            continue;
-        const RectD& box = item.box;
-        if (!RectD{box.x - pad, box.y - pad, box.w + 2 * pad, box.h + 2 * pad}.intersects(view))
-            continue;
-        if (!item.area || static_cast<int>(i) == selected_) {
-            direct.push_back(i);
-            continue;
-        }
-        Batch& b = batches[static_cast<std::size_t>(item.color)];
-        const PointD a0 = vp_.toScreen({box.x, box.y});
-        const PointD a1 = vp_.toScreen({box.right(), box.bottom()});
-        if (std::max(a1.x - a0.x, a1.y - a0.y) < 3.0) {
-            b.squares.push_back(static_cast<float>((a0.x + a1.x) / 2));
-            b.squares.push_back(static_cast<float>((a0.y + a1.y) / 2));
-            continue;
-        }
-        // Small ones (most of a crowded view) are outlined by 1 px line loops over vertices ≥ 2 px apart:
-        // a fraction of the vertices of triangle-built segments, which only big outlines need for their
-        // joins.
-        const bool small = std::max(a1.x - a0.x, a1.y - a0.y) < 24.0;
-        screenRing(item, small ? 2.0 : 1.0, s);
-        // Below 8 px the 2 px outline covers most of the inside: no fill (it would cost stencil passes).
-        if (s.size() >= 3 && std::min(a1.x - a0.x, a1.y - a0.y) >= 8.0) {
-            if (b.cells.empty())
-                b.cells.assign(static_cast<std::size_t>(cellsX) * static_cast<std::size_t>(cellsY), 0);
-            const int cx0 = std::clamp(static_cast<int>(std::floor(a0.x / kCell)), 0, cellsX - 1);
-            const int cx1 = std::clamp(static_cast<int>(std::floor(a1.x / kCell)), 0, cellsX - 1);
-            const int cy0 = std::clamp(static_cast<int>(std::floor(a0.y / kCell)), 0, cellsY - 1);
-            const int cy1 = std::clamp(static_cast<int>(std::floor(a1.y / kCell)), 0, cellsY - 1);
-            bool overlaps = false;
-            for (int y = cy0; y <= cy1 && !overlaps; ++y)
-                for (int x = cx0; x <= cx1 && !overlaps; ++x)
-                    overlaps = b.cells[static_cast<std::size_t>(y * cellsX + x)] != 0;
-            if (overlaps)
-                flushFills(static_cast<std::size_t>(item.color));
-            for (int y = cy0; y <= cy1; ++y)
-                std::fill_n(b.cells.begin() + y * cellsX + cx0, cx1 - cx0 + 1, std::uint8_t{1});
-            b.first.push_back(static_cast<GLint>(b.fan.size() / 2));
-            b.count.push_back(static_cast<GLsizei>(s.size()));
-            for (const auto& p : s) {
-                b.fan.push_back(static_cast<float>(p.x));
-                b.fan.push_back(static_cast<float>(p.y));
-            }
-            pushQuad(b.cover, a0.x, a0.y, a1.x, a1.y);
-        }
-        if (small && s.size() >= 2) {
-            b.loopFirst.push_back(static_cast<GLint>(b.loops.size() / 2));
-            b.loopCount.push_back(static_cast<GLsizei>(s.size()));
-            for (const auto& p : s) {
-                b.loops.push_back(static_cast<float>(p.x));
-                b.loops.push_back(static_cast<float>(p.y));
-            }
-        } else {
-            for (std::size_t k = 0; k < s.size(); ++k)
-                if (s.size() > 2 || k + 1 < s.size())
-                    appendSegment(b.outline, s[k], s[(k + 1) % s.size()], 2.0);
-        }
-    }
-    for (std::size_t c = 0; c < batches.size(); ++c)
-        flushFills(c);
-    for (std::size_t c = 0; c < batches.size(); ++c) {
-        list.add(Kind::Plain, GL_TRIANGLES, batches[c].outline, cache.colors[c]);
-        list.addFans(batches[c].loops, batches[c].loopFirst, batches[c].loopCount, Kind::LineLoops, cache.colors[c]);
-        list.add(Kind::Points, GL_POINTS, batches[c].squares, cache.colors[c]);
-    }
-
-    // One by one: non-area annotations and the selected one (thicker, stronger fill), on top.
-    std::vector<float> xy;
-    for (const std::size_t i : direct) {
-        const Annotation& a = annotations_->annotations[i];
-        const auto& item = cache.items[i];
-        const QColor color = cache.colors[static_cast<std::size_t>(item.color)];
-        const bool selected = static_cast<int>(i) == selected_;
-        screenRing(item, 0.0, s);
-        xy.clear();
-        if (item.area) {
-            for (const auto& p : s) {
-                xy.push_back(static_cast<float>(p.x));
-                xy.push_back(static_cast<float>(p.y));
-            }
-            list.addFans(xy, {0}, {static_cast<GLsizei>(s.size())});
-            const PointD a0 = vp_.toScreen({item.box.x, item.box.y});
-            const PointD a1 = vp_.toScreen({item.box.right(), item.box.bottom()});
-            xy.clear();
-            pushQuad(xy, a0.x, a0.y, a1.x, a1.y);
-            QColor fill = color;
-            fill.setAlphaF(selected ? 0.35F : 0.18F);
-            list.add(Kind::StencilCover, GL_TRIANGLES, xy, fill);
-            xy.clear();
-            for (std::size_t k = 0; k < s.size(); ++k)
-                appendSegment(xy, s[k], s[(k + 1) % s.size()], selected ? 4.0 : 2.0);
-        } else if (a.type == AnnotationType::Measurement || s.size() == 2) {
-            for (std::size_t k = 0; k + 1 < s.size(); ++k)
-                appendSegment(xy, s[k], s[k + 1], selected ? 3.0 : 2.0);
-        } else {
-            // Dots and point sets: small squares.
-            const double r = selected ? 6.0 : 4.0;
-            for (const auto& p : s)
-                pushQuad(xy, p.x - r, p.y - r, p.x + r, p.y + r);
-        }
-        list.add(Kind::Plain, GL_TRIANGLES, xy, color);
-    }
-    if (list.commands.empty())
-        return;
-
-    solidProg_.bind();
-    solidProg_.setUniformValue("u_size", static_cast<float>(vp_.width), static_cast<float>(vp_.height));
-    glEnable(GL_BLEND);
-    glBlendFuncSeparate(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA, GL_ZERO, GL_ONE);
-    glBindBuffer(GL_ARRAY_BUFFER, dynVbo_);
-    glBufferData(GL_ARRAY_BUFFER, static_cast<GLsizeiptr>(list.vertices.size() * sizeof(float)), list.vertices.data(),
-                 GL_STREAM_DRAW);
-    glVertexAttribPointer(0, 2, GL_FLOAT, GL_FALSE, 0, nullptr);
-    bool stencilCleared = false;
-    for (const auto& c : list.commands) {
-        switch (c.kind) {
-        case Kind::StencilFans:
-            // Even-odd fill through the stencil: the fans invert it, then quads over the bounding boxes
-            // are coloured where it ended up odd (and reset it).
-            if (!stencilCleared) {
-                glClearStencil(0);
-                glClear(GL_STENCIL_BUFFER_BIT);
-                stencilCleared = true;
-            }
-            glEnable(GL_STENCIL_TEST);
-            glColorMask(GL_FALSE, GL_FALSE, GL_FALSE, GL_FALSE);
-            glStencilFunc(GL_ALWAYS, 0, 0xFF);
-            glStencilOp(GL_KEEP, GL_KEEP, GL_INVERT);
-            glMultiDrawArrays(GL_TRIANGLE_FAN, c.firsts.data(), c.counts.data(), static_cast<GLsizei>(c.firsts.size()));
-            glColorMask(GL_TRUE, GL_TRUE, GL_TRUE, GL_TRUE);
-            break;
-        case Kind::LineLoops:
-            solidProg_.setUniformValue("u_color", static_cast<float>(c.color.redF()), static_cast<float>(c.color.greenF()),
-                                       static_cast<float>(c.color.blueF()), static_cast<float>(c.color.alphaF()));
-            glMultiDrawArrays(GL_LINE_LOOP, c.firsts.data(), c.counts.data(), static_cast<GLsizei>(c.firsts.size()));
-            break;
-        case Kind::Points:
-            solidProg_.setUniformValue("u_color", static_cast<float>(c.color.redF()), static_cast<float>(c.color.greenF()),
-                                       static_cast<float>(c.color.blueF()), static_cast<float>(c.color.alphaF()));
-            glPointSize(3.0F);
-            glDrawArrays(GL_POINTS, c.first, c.count);
-            glPointSize(1.0F);
-            break;
-        case Kind::StencilCover:
-        case Kind::Plain:
-            if (c.kind == Kind::StencilCover) {
-                glEnable(GL_STENCIL_TEST);
-                glStencilFunc(GL_NOTEQUAL, 0, 0xFF);
-                glStencilOp(GL_ZERO, GL_ZERO, GL_ZERO);
-            }
-            solidProg_.setUniformValue("u_color", static_cast<float>(c.color.redF()), static_cast<float>(c.color.greenF()),
-                                       static_cast<float>(c.color.blueF()), static_cast<float>(c.color.alphaF()));
-            glDrawArrays(c.mode, c.first, c.count);
-            glDisable(GL_STENCIL_TEST);
-            break;
-        }
-    }
-    glDisable(GL_BLEND);
-    solidProg_.release();
+LayerGl SlideView::layerGl() {
+    LayerGl g;
+    g.gl = this;
+    g.tileProgram = &tileProg_;
+    g.heatProgram = &heatProg_;
+    g.solidProgram = &solidProg_;
+    g.quadVbo = quadVbo_;
+    g.dynVbo = dynVbo_;
+    g.nearestSampler = nearestSampler_;
+    g.vp = vp_;
+    return g;
 }
 
 // ---------------------------------------------------------------- overlay (QPainter)
@@ -1228,43 +563,18 @@ void SlideView::paintOverlay(QPainter& p) {
     // Scale bar (bottom left) and heatmap legend (bottom right): the painters figures use too.
     const auto slideMpp = mpp();
     paintScaleBar(p, QRectF(rect()), (slideMpp ? *slideMpp : 1.0) / vp_.zoom, slideMpp.has_value(), 1.0);
-    if (heatmap_ && heatVisible_)
-        paintHeatmapLegend(p, QRectF(rect()), colorMap_, heatRange_, heatThreshold_, 1.0);
+    if (heatmap() && heatmapVisible())
+        paintHeatmapLegend(p, QRectF(rect()), colorMap(), heatmapRange(), heatmapThreshold(), 1.0);
     paintInfo(p);
     // Shape being drawn.
-    if (!drawing_.empty()) {
-        QPen pen(QColor(0, 255, 255), 2, Qt::DashLine);
-        p.setPen(pen);
-        QPolygonF poly;
-        for (const auto& q : drawing_) {
-            const PointD s = vp_.toScreen(q);
-            poly << QPointF(s.x, s.y);
-        }
-        if (tool_ == ViewTool::Polygon) {
-            const PointD h = vp_.toScreen(hover0_);
-            poly << QPointF(h.x, h.y);
-            p.drawPolyline(poly);
-        } else if (tool_ == ViewTool::Rectangle && poly.size() == 2) {
-            p.drawRect(QRectF(poly[0], poly[1]).normalized());
-        } else if (tool_ == ViewTool::Measure && poly.size() == 2) {
-            p.drawLine(poly[0], poly[1]);
-            const double dx = drawing_[1].x - drawing_[0].x;
-            const double dy = drawing_[1].y - drawing_[0].y;
-            const double len0 = std::hypot(dx, dy);
-            const auto m = mpp();
-            const QString text = m ? QString::fromStdString(formatLength(len0 * *m)) : QStringLiteral("%1 px").arg(len0, 0, 'f', 1);
-            p.setPen(Qt::white);
-            p.fillRect(QRectF(poly[1] + QPointF(8, -18), QSizeF(90, 18)), QColor(0, 0, 0, 160));
-            p.drawText(QRectF(poly[1] + QPointF(10, -18), QSizeF(88, 18)), Qt::AlignVCenter, text);
-        }
-    }
+    drawingTool_->paint(p, vp_, mpp());
     // Lengths of saved measurements.
-    if (annotations_ && annotationsVisible_) {
+    if (const auto& set = annotationLayer_.annotations(); set && annotationLayer_.isVisible()) {
         const auto m = mpp();
         p.setPen(Qt::white);
-        for (const auto& a : annotations_->annotations) {
+        for (const auto& a : set->annotations) {
             if (a.type != AnnotationType::Measurement || a.coordinates.size() != 2 ||
-                hiddenGroups_.contains(QString::fromStdString(a.group)))
+                !annotationLayer_.isGroupVisible(QString::fromStdString(a.group)))
                 continue;
             const double len0 = std::hypot(a.coordinates[1].x - a.coordinates[0].x, a.coordinates[1].y - a.coordinates[0].y);
             const PointD s = vp_.toScreen({a.coordinates[1].x, a.coordinates[1].y});
@@ -1282,7 +592,7 @@ QImage SlideView::renderToImage() { return grabFramebuffer(); }
 
 // ---------------------------------------------------------------- navigation
 
-double SlideView::minZoom() const { return slide_ ? fitZoom(pyramid_, std::max(vp_.width, 1), std::max(vp_.height, 1)) / 4.0 : 1e-6; }
+double SlideView::minZoom() const { return slide_ ? fitZoom(tiles_.pyramid(), std::max(vp_.width, 1), std::max(vp_.height, 1)) / 4.0 : 1e-6; }
 
 double SlideView::maxZoom() const { return 16.0; }
 
@@ -1308,7 +618,7 @@ void SlideView::fitToWindow() {
     if (!slide_)
         return;
     zoomAnim_->stop();
-    vp_ = fitViewport(pyramid_, vp_.width, vp_.height);
+    vp_ = fitViewport(tiles_.pyramid(), vp_.width, vp_.height);
     viewportMoved(true);
 }
 
@@ -1365,8 +675,8 @@ bool SlideView::setMagnification(double magnification) {
 void SlideView::clampViewport() {
     if (!slide_)
         return;
-    vp_.centerX = std::clamp(vp_.centerX, 0.0, pyramid_.width());
-    vp_.centerY = std::clamp(vp_.centerY, 0.0, pyramid_.height());
+    vp_.centerX = std::clamp(vp_.centerX, 0.0, tiles_.pyramid().width());
+    vp_.centerY = std::clamp(vp_.centerY, 0.0, tiles_.pyramid().height());
 }
 
 void SlideView::viewportMoved(bool jump) {
@@ -1383,29 +693,14 @@ void SlideView::viewportMoved(bool jump) {
 
 void SlideView::mousePressEvent(QMouseEvent* e) {
     lastMouse_ = e->position();
-    const bool drawButton = e->button() == Qt::LeftButton && tool_ != ViewTool::Navigate && slide_;
+    const bool drawButton = e->button() == Qt::LeftButton && drawingTool_->tool() != ViewTool::Navigate && slide_;
     if (!drawButton) {
         dragging_ = e->button() == Qt::LeftButton || e->button() == Qt::RightButton || e->button() == Qt::MiddleButton;
         if (dragging_)
             setCursor(Qt::ClosedHandCursor);
         return;
     }
-    const PointD p = toLevel0(e->position());
-    switch (tool_) {
-    case ViewTool::Dot: addAnnotation(AnnotationType::Dot, {{p.x, p.y}}); break;
-    case ViewTool::Polygon:
-        drawing_.push_back(p);
-        hover0_ = p;
-        Q_EMIT drawingChanged();
-        break;
-    case ViewTool::Rectangle:
-    case ViewTool::Measure:
-        drawing_ = {p, p};
-        drawDragging_ = true;
-        break;
-    case ViewTool::Navigate: break;
-    }
-    update();
+    drawingTool_->press(toLevel0(e->position()));
 }
 
 void SlideView::mouseMoveEvent(QMouseEvent* e) {
@@ -1418,15 +713,9 @@ void SlideView::mouseMoveEvent(QMouseEvent* e) {
     }
     lastMouse_ = pos;
     const PointD p = toLevel0(pos);
-    hover0_ = p;
-    if (drawDragging_ && drawing_.size() == 2) {
-        drawing_[1] = p;
-        update();
-    } else if (tool_ == ViewTool::Polygon && !drawing_.empty()) {
-        update();
-    }
+    drawingTool_->hover(p);
     if (slide_)
-        Q_EMIT cursorMoved(QPointF(p.x, p.y), p.x >= 0 && p.y >= 0 && p.x < pyramid_.width() && p.y < pyramid_.height());
+        Q_EMIT cursorMoved(QPointF(p.x, p.y), p.x >= 0 && p.y >= 0 && p.x < tiles_.pyramid().width() && p.y < tiles_.pyramid().height());
 }
 
 void SlideView::mouseReleaseEvent(QMouseEvent* e) {
@@ -1435,20 +724,17 @@ void SlideView::mouseReleaseEvent(QMouseEvent* e) {
         unsetCursor();
         return;
     }
-    if (drawDragging_ && e->button() == Qt::LeftButton) {
-        drawDragging_ = false;
-        drawing_[1] = toLevel0(e->position());
-        finishDrawing();
-    }
+    if (e->button() == Qt::LeftButton)
+        drawingTool_->release(toLevel0(e->position()), vp_.zoom, mpp());
 }
 
 void SlideView::mouseDoubleClickEvent(QMouseEvent* e) {
-    if (tool_ == ViewTool::Polygon) {
+    if (drawingTool_->tool() == ViewTool::Polygon) {
         // The double-click's first press already added a vertex at this place.
-        finishDrawing();
+        drawingTool_->finish(vp_.zoom, mpp());
         return;
     }
-    if (tool_ == ViewTool::Navigate && e->button() == Qt::LeftButton)
+    if (drawingTool_->tool() == ViewTool::Navigate && e->button() == Qt::LeftButton)
         zoomBy(2.0, e->position());
 }
 
@@ -1473,20 +759,9 @@ void SlideView::keyPressEvent(QKeyEvent* e) {
     case Qt::Key_Minus: zoomBy(1 / 1.5, centre); break;
     case Qt::Key_Home: fitToWindow(); break;
     case Qt::Key_Return:
-    case Qt::Key_Enter: finishDrawing(); break;
-    case Qt::Key_Escape:
-        drawing_.clear();
-        drawDragging_ = false;
-        update();
-        Q_EMIT drawingChanged();
-        break;
-    case Qt::Key_Backspace:
-        if (!drawing_.empty() && tool_ == ViewTool::Polygon) {
-            drawing_.pop_back();
-            update();
-            Q_EMIT drawingChanged();
-        }
-        break;
+    case Qt::Key_Enter: drawingTool_->finish(vp_.zoom, mpp()); break;
+    case Qt::Key_Escape: drawingTool_->cancel(); break;
+    case Qt::Key_Backspace: drawingTool_->removeLastVertex(); break;
     default: QOpenGLWidget::keyPressEvent(e); return;
     }
 }
@@ -1495,77 +770,11 @@ void SlideView::leaveEvent(QEvent* e) {
     QOpenGLWidget::leaveEvent(e);
 }
 
-// ---------------------------------------------------------------- drawing tools
+// ---------------------------------------------------------------- drawing tools (annotationtool.h)
 
 void SlideView::setTool(ViewTool tool) {
-    const bool hadPolygon = tool_ == ViewTool::Polygon && !drawing_.empty();
-    tool_ = tool;
-    drawing_.clear();
-    drawDragging_ = false;
     setCursor(tool == ViewTool::Navigate ? Qt::ArrowCursor : Qt::CrossCursor);
-    update();
-    if (hadPolygon)
-        Q_EMIT drawingChanged();
-}
-
-std::vector<Point> SlideView::polygonInProgress() const {
-    std::vector<Point> pts;
-    if (tool_ != ViewTool::Polygon)
-        return pts;
-    for (const auto& p : drawing_)
-        pts.push_back({p.x, p.y});
-    return pts;
-}
-
-void SlideView::finishDrawing() {
-    std::vector<Point> pts;
-    for (const auto& p : drawing_)
-        pts.push_back({p.x, p.y});
-    drawing_.clear();
-    update();
-    if (tool_ == ViewTool::Polygon)
-        Q_EMIT drawingChanged();
-    if (tool_ == ViewTool::Polygon) {
-        // Drop repeated vertices (a double-click adds the last one twice).
-        std::vector<Point> clean;
-        for (const auto& p : pts)
-            if (clean.empty() || std::hypot(p.x - clean.back().x, p.y - clean.back().y) * vp_.zoom > 1.0)
-                clean.push_back(p);
-        if (clean.size() >= 3)
-            addAnnotation(AnnotationType::Polygon, std::move(clean));
-    } else if (tool_ == ViewTool::Rectangle && pts.size() == 2) {
-        const double x0 = std::min(pts[0].x, pts[1].x), x1 = std::max(pts[0].x, pts[1].x);
-        const double y0 = std::min(pts[0].y, pts[1].y), y1 = std::max(pts[0].y, pts[1].y);
-        if ((x1 - x0) * vp_.zoom >= 2 && (y1 - y0) * vp_.zoom >= 2)
-            addAnnotation(AnnotationType::Rectangle, {{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}});
-    } else if (tool_ == ViewTool::Measure && pts.size() == 2) {
-        const double len0 = std::hypot(pts[1].x - pts[0].x, pts[1].y - pts[0].y);
-        if (len0 * vp_.zoom >= 2) {
-            addAnnotation(AnnotationType::Measurement, pts);
-            const auto m = mpp();
-            Q_EMIT measured(m ? len0 * *m : len0, m.has_value());
-        }
-    }
-}
-
-void SlideView::addAnnotation(AnnotationType type, std::vector<Point> coords) {
-    if (!annotations_)
-        annotations_ = std::make_shared<AnnotationSet>();
-    Annotation a;
-    a.type = type;
-    a.name = "Annotation " + std::to_string(annotations_->annotations.size());
-    a.group = drawingGroup_.toStdString();
-    if (!a.group.empty() && !annotations_->findGroup(a.group)) {
-        if (!annotations_->groups.empty())
-            a.group.clear(); // only declared groups are valid in a file that declares groups
-    }
-    const QColor c = annotationColor(a);
-    a.color = c.name(QColor::HexRgb).toUpper().toStdString();
-    a.coordinates = std::move(coords);
-    annotations_->annotations.push_back(std::move(a));
-    const int index = static_cast<int>(annotations_->annotations.size()) - 1;
-    update();
-    Q_EMIT annotationAdded(index);
+    drawingTool_->setTool(tool);
 }
 
 } // namespace nic

@@ -1,20 +1,27 @@
 #pragma once
-// The OpenGL slide viewer widget: tiles, heatmap and annotation layers, navigation and drawing tools.
+// The OpenGL slide viewer widget: opening, navigation and the frame; it composes the parts that do the
+// rest: a TileScheduler (which tiles to request, the byte-capped resident set and what to evict), one
+// renderer per layer (TileLayer, LatentLayer, HeatmapLayer, AnnotationLayer) and the drawing tools
+// (AnnotationTool).
 //
 // Threads: openSlide() opens the slide on QtConcurrent's pool (the UI never waits for IO); tiles are
-// decoded by a TileLoader (worker pool) and arrive as QImages; textures are created only here, in
-// paintGL() on the GUI thread, and kept in a byte-capped LRU (QSettings "viewer/tileCacheMiB",
+// decoded by a TileLoader (worker pool) and arrive as QImages; textures are created only on the GUI
+// thread, in paintGL() or a figure render, and kept in a byte-capped LRU (QSettings "viewer/tileCacheMiB",
 // default 512). Drawing order per frame: the slide thumbnail (always there), every cached tile from the
 // coarsest level down to the level of the current zoom (coarse tiles show until finer ones arrive),
 // the heatmap, the annotations, then a QPainter overlay (scale bar, legend, tool feedback).
 // Errors (a slide that cannot be opened or read) are shown in the view with their real cause and
 // reported by slideFailed(); the widget stays usable.
 #include "core/annotation.h"
+#include "ui/annotationlayer.h"
+#include "ui/annotationtool.h"
 #include "ui/colormap.h"
-#include "ui/heatmapgrid.h"
-#include "ui/latentview.h"
-#include "ui/lrucache.h"
+#include "ui/heatmaplayer.h"
+#include "ui/latentlayer.h"
+#include "ui/layergl.h"
 #include "ui/tilemath.h"
+#include "ui/tilelayer.h"
+#include "ui/tilescheduler.h"
 
 #include <QElapsedTimer>
 #include <QImage>
@@ -22,11 +29,9 @@
 #include <QOpenGLShaderProgram>
 #include <QOpenGLWidget>
 #include <QPointF>
-#include <QSet>
 #include <QString>
 #include <QStringList>
 
-#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -39,12 +44,6 @@ namespace nic {
 
 class Slide;
 class TileLoader;
-
-/// Drawing tools. Navigate pans with the left button; the others draw with it (pan with the right).
-enum class ViewTool { Navigate, Polygon, Rectangle, Dot, Measure };
-
-/// How the heatmap is drawn: each grid cell a flat square, or interpolated bilinearly between cell centres.
-enum class HeatmapRendering { Cells, Smooth };
 
 /// Figures the view measures about itself (for the status bar, tests and benchmarks).
 struct ViewStatistics {
@@ -71,8 +70,8 @@ public:
     /// The last open/read error ("" if none).
     QString errorMessage() const { return error_; }
     std::shared_ptr<const Slide> slide() const { return slide_; }
-    const Pyramid& pyramid() const { return pyramid_; }
-    QImage thumbnail() const { return thumbnail_; }
+    const Pyramid& pyramid() const { return tiles_.pyramid(); }
+    QImage thumbnail() const { return tileLayer_.thumbnail(); }
     /// Level-0 µm per pixel, if the slide knows it.
     std::optional<double> mpp() const;
 
@@ -95,8 +94,8 @@ public:
 
     /// True when every tile of the current level that the viewport shows is cached as a texture.
     bool isFullyLoaded() const;
-    std::size_t cachedTileCount() const { return textures_.size(); }
-    std::size_t cachedBytes() const { return textures_.bytes(); }
+    std::size_t cachedTileCount() const { return tiles_.size(); }
+    std::size_t cachedBytes() const { return tiles_.bytes(); }
     const ViewStatistics& statistics() const { return stats_; }
     void resetStatistics();
     /// With this on, paintGL ends with glFinish so frame times include rasterisation (benchmarks only).
@@ -105,49 +104,49 @@ public:
 
     // Heatmap layer.
     void setHeatmap(std::shared_ptr<const HeatmapGrid> grid);
-    std::shared_ptr<const HeatmapGrid> heatmap() const { return heatmap_; }
+    std::shared_ptr<const HeatmapGrid> heatmap() const { return heatmapLayer_.grid(); }
     void setHeatmapVisible(bool on);
     void setHeatmapOpacity(double opacity);
     /// Values below `value` are not drawn.
     void setHeatmapThreshold(double value);
     void setColorMap(ColorMapKind kind);
-    ColorMapKind colorMap() const { return colorMap_; }
+    ColorMapKind colorMap() const { return heatmapLayer_.colorMap(); }
     /// The value range the colour map spans (the grid's finite range).
-    std::pair<float, float> heatmapRange() const { return heatRange_; }
+    std::pair<float, float> heatmapRange() const { return heatmapLayer_.range(); }
     void setHeatmapRendering(HeatmapRendering mode);
-    HeatmapRendering heatmapRendering() const { return heatRendering_; }
+    HeatmapRendering heatmapRendering() const { return heatmapLayer_.rendering(); }
     /// Draws the heatmap's iso-line at the threshold (isoContour() of heatmapgrid.h) as a 1 px outline in
     /// contourColor(), also while the heatmap's colours are hidden; nothing while the threshold is -inf.
     void setContourVisible(bool on);
-    bool contourVisible() const { return contourVisible_; }
-    QColor contourColor() const { return QColor(255, 255, 255); }
+    bool contourVisible() const { return heatmapLayer_.contourVisible(); }
+    QColor contourColor() const { return HeatmapLayer::contourColor(); }
     /// The contour's segments in level-0 px (x0, y0, x1, y1 each), recomputed when grid or threshold change.
-    const std::vector<float>& contourSegments();
+    const std::vector<float>& contourSegments() { return heatmapLayer_.contourSegments(); }
     /// Lines shown in the info box at the top left of the view (prediction, model, agreement); empty = no box.
     void setInfoLines(const QStringList& lines);
     QStringList infoLines() const { return infoLines_; }
 
     // Latent view layer (PCA colours of a compressed slide), drawn under the heatmap.
     void setLatentView(std::shared_ptr<const LatentRgb> latent);
-    std::shared_ptr<const LatentRgb> latentView() const { return latent_; }
+    std::shared_ptr<const LatentRgb> latentView() const { return latentLayer_.latent(); }
     void setLatentVisible(bool on);
     void setLatentOpacity(double opacity);
 
     // Annotation layer. The view draws the set and, with a drawing tool, appends to it.
     void setAnnotations(std::shared_ptr<AnnotationSet> set);
-    std::shared_ptr<AnnotationSet> annotations() const { return annotations_; }
+    std::shared_ptr<AnnotationSet> annotations() const { return annotationLayer_.annotations(); }
     void setAnnotationsVisible(bool on);
     void setGroupVisible(const QString& group, bool on);
-    bool isGroupVisible(const QString& group) const { return !hiddenGroups_.contains(group); }
+    bool isGroupVisible(const QString& group) const { return annotationLayer_.isGroupVisible(group); }
     void setSelectedAnnotation(int index);
     /// The colour an annotation is drawn in: its group's colour, else its own, else ASAP's yellow.
-    QColor annotationColor(const Annotation& a) const;
+    QColor annotationColor(const Annotation& a) const { return annotationLayer_.colorOf(a); }
     void setTool(ViewTool tool);
-    ViewTool tool() const { return tool_; }
+    ViewTool tool() const { return drawingTool_->tool(); }
     /// Level-0 vertices of the polygon being drawn (not yet an annotation); empty when none.
-    std::vector<Point> polygonInProgress() const;
+    std::vector<Point> polygonInProgress() const { return drawingTool_->polygonInProgress(); }
     /// Group new annotations are put in ("" = none).
-    void setDrawingGroup(const QString& group) { drawingGroup_ = group; }
+    void setDrawingGroup(const QString& group) { drawingTool_->setGroup(group); }
 
     /// Renders the current view (tiles + layers + overlay) into an image of the widget's size.
     QImage renderToImage();
@@ -169,13 +168,13 @@ public:
     /// has no OpenGL (QT_QPA_PLATFORM=offscreen without a display): figures are then composed on the
     /// CPU (figureexport.h).
     bool ensureGl();
-    std::shared_ptr<const LatentRgb> latentLayer() const { return latentVisible_ ? latent_ : nullptr; }
-    double latentOpacity() const { return latentOpacity_; }
-    bool heatmapVisible() const { return heatVisible_; }
-    double heatmapOpacity() const { return heatOpacity_; }
-    double heatmapThreshold() const { return heatThreshold_; }
-    bool annotationsVisible() const { return annotationsVisible_; }
-    int selectedAnnotation() const { return selected_; }
+    std::shared_ptr<const LatentRgb> latentLayer() const { return latentLayer_.isVisible() ? latentLayer_.latent() : nullptr; }
+    double latentOpacity() const { return latentLayer_.opacity(); }
+    bool heatmapVisible() const { return heatmapLayer_.isVisible(); }
+    double heatmapOpacity() const { return heatmapLayer_.opacity(); }
+    double heatmapThreshold() const { return heatmapLayer_.threshold(); }
+    bool annotationsVisible() const { return annotationLayer_.isVisible(); }
+    int selectedAnnotation() const { return annotationLayer_.selected(); }
 
 Q_SIGNALS:
     void slideOpened();
@@ -214,29 +213,17 @@ private:
     void viewportMoved(bool jump);
     void clampViewport();
     void releaseGl();
-    GLuint uploadRgbTexture(const QImage& image);
-    /// Filtering and clamp-to-edge for the bound 2-D texture.
-    void setSampling2D(GLint filter);
-    void uploadHeatmap();
-    void uploadColorMap();
-    void drawTexturedRect(GLuint tex, const RectD& level0Rect);
     /// True when every tile of `level` inside `vp` is cached or waiting for upload.
     bool tilesAtHand(const Viewport& vp, int level) const;
-    /// Uploads pending tiles, all of them or within a per-frame time budget.
-    void uploadPending(bool all);
+    /// Tiles decoded and queued for upload.
+    TileKeySet waitingTiles() const;
     /// Draws tiles (coarse ones first where `level` is incomplete), latent view, heatmap and, when
     /// `annotationsToo`, annotations for vp_. Returns whether every visible tile of `level` was cached.
     bool drawScene(int level, bool annotationsToo, bool recordStatistics);
-    void drawHeatmap();
-    void drawContour();
     void paintInfo(QPainter& p);
-    void drawLatent();
-    void drawAnnotations();
-    void refreshAnnotationCache();
-    void drawSolid(const std::vector<float>& xy, GLenum mode, const QColor& color);
+    /// The GL objects and viewport the layers draw with (the context must be current).
+    LayerGl layerGl();
     void paintOverlay(QPainter& p);
-    void finishDrawing();
-    void addAnnotation(AnnotationType type, std::vector<Point> coords);
     PointD toLevel0(QPointF screen) const { return vp_.toLevel0({screen.x(), screen.y()}); }
 
     // Slide and tiles.
@@ -245,12 +232,9 @@ private:
     bool opening_ = false;
     quint64 openSerial_ = 0;
     std::shared_ptr<const Slide> slide_;
-    Pyramid pyramid_;
-    QImage thumbnail_;
     std::unique_ptr<TileLoader> loader_;
-    LruCache<TileKey, GLuint, TileKeyHash> textures_;
-    std::deque<std::pair<TileKey, QImage>> pendingUploads_;
-    bool pinCoarsest_ = false;
+    TileScheduler tiles_; // what to request, resident textures (GL names) and what to evict
+    TileLayer tileLayer_{tiles_}; // decoded tiles waiting for upload, the thumbnail, drawing the tiles
     QTimer* requestTimer_ = nullptr;
     QTimer* arrivalTimer_ = nullptr; // coalesces repaints while tiles stream in
 
@@ -284,59 +268,14 @@ private:
     GLuint quadVbo_ = 0;
     GLuint dynVbo_ = 0;
     GLuint nearestSampler_ = 0;
-    GLuint thumbTex_ = 0;
-    bool thumbDirty_ = false;
-    GLuint heatTex_ = 0;
-    GLuint cmapTex_ = 0;
-    bool heatDirty_ = false;
-    bool cmapDirty_ = true;
-    GLuint latentTex_ = 0;
-    bool latentDirty_ = false;
 
     // Layers.
-    std::shared_ptr<const HeatmapGrid> heatmap_;
-    std::pair<float, float> heatRange_{0.0F, 1.0F};
-    bool heatVisible_ = true;
-    double heatOpacity_ = 0.5;
-    double heatThreshold_ = -1e30;
-    ColorMapKind colorMap_ = ColorMapKind::Viridis;
-    HeatmapRendering heatRendering_ = HeatmapRendering::Cells;
-    bool contourVisible_ = false;
-    bool contourDirty_ = true;
-    std::vector<float> contour_;
+    HeatmapLayer heatmapLayer_;
     QStringList infoLines_;
-    std::shared_ptr<const LatentRgb> latent_;
-    bool latentVisible_ = true;
-    double latentOpacity_ = 0.7;
-    std::shared_ptr<AnnotationSet> annotations_;
-    bool annotationsVisible_ = true;
-    QSet<QString> hiddenGroups_;
-    int selected_ = -1;
-    /// What drawAnnotations needs of each annotation, computed once per set (and again when the set grows
-    /// or its vertex count changes): ring in level-0 coordinates, bounds, colour and group indices.
-    struct AnnotationDrawCache {
-        const AnnotationSet* set = nullptr;
-        std::size_t count = 0, groups = 0, vertices = 0;
-        struct Item {
-            RectD box;
-            std::uint32_t first = 0, size = 0; ///< into points (x, y pairs)
-            int color = 0;                     ///< into colors
-            int group = -1;                    ///< into groupNames; -1: none
-            bool area = false;                 ///< filled polygon (≥ 3 vertices)
-        };
-        std::vector<Item> items;
-        std::vector<double> points;
-        std::vector<QColor> colors;
-        std::vector<QString> groupNames;
-    };
-    AnnotationDrawCache annoCache_;
+    LatentLayer latentLayer_;
+    AnnotationLayer annotationLayer_;
 
-    // Drawing tools.
-    ViewTool tool_ = ViewTool::Navigate;
-    QString drawingGroup_;
-    std::vector<PointD> drawing_; // level-0 vertices of the shape being drawn
-    bool drawDragging_ = false;
-    PointD hover0_;
+    AnnotationTool* drawingTool_ = nullptr; // the drawing tools' state and mouse handling
 };
 
 } // namespace nic

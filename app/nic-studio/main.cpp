@@ -1,16 +1,14 @@
-// nic-studio: the desktop viewer. Thin: surface format, application, command line, main window, and
-// `--export-view` (a figure of a slide written with no window shown, for scripts).
+// nic-studio: the desktop viewer. Thin: surface format, application, command line, main window, and the
+// wiring of `--export-view` (a figure of a slide written with no window shown; ui/viewexport.h).
 #include "ui/glformat.h"
-#include "core/annotation.h"
-#include "core/error.h"
 #include "core/untrustedfileprobe.h"
 #include "core/version.h"
 #include "ui/figureexport.h"
-#include "ui/heatmapgrid.h"
 #include "ui/mainwindow.h"
 #include "ui/workflow.h"
 #include "ui/slidetab.h"
 #include "ui/slideview.h"
+#include "ui/viewexport.h"
 #ifdef NIC_WITH_UI_NN
 #include "ui/nn/neuraljobs.h"
 #endif
@@ -20,16 +18,12 @@
 #include <QFileInfo>
 #include <QSurfaceFormat>
 
-#include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <memory>
 #include <optional>
 
 namespace {
 
-constexpr int kExitBadInput = 1; // like the `nic` CLI: 1 runtime/input error, 2 usage error
-constexpr int kExitUsage = 2;
+constexpr int kExitUsage = 2; // like the `nic` CLI: 1 runtime/input error (nic::kViewExportBadInput), 2 usage error
 
 struct Options {
     QStringList slides;
@@ -41,18 +35,7 @@ struct Options {
     QString exportPath;
 };
 
-// --export-view: Qt's notes about a platform without OpenGL ("QOpenGLWidget is not supported…", the
-// GL-less fallback handles that) and the root runtime-directory note are dropped; the rest is kept.
-void quietExportMessages(QtMsgType type, const QMessageLogContext&, const QString& message) {
-    if (type == QtDebugMsg || type == QtInfoMsg || message.contains(QLatin1String("QOpenGLWidget")) ||
-        message.startsWith(QLatin1String("QStandardPaths:")))
-        return;
-    std::fprintf(stderr, "%s\n", qPrintable(message));
-}
-
-void printError(const QString& message) {
-    std::fprintf(stderr, "nic-studio: error: %s\n", message.simplified().toLocal8Bit().constData());
-}
+void printError(const QString& message) { nic::printStudioError(message); }
 
 // Parses the command line under a QCoreApplication (so --help names the program and needs no display).
 // Returns an exit code when the program should stop now (help, version, usage error).
@@ -141,67 +124,6 @@ std::optional<int> parseCommandLine(int argc, char** argv, Options& o) {
     return std::nullopt;
 }
 
-// --export-view: a hidden SlideView opens the slide in the background; once it is open the layers are
-// loaded and a FigureExporter waits for every tile of the figure, renders it offscreen and writes it.
-int exportFigure(const Options& o) {
-    const QString slidePath = o.slides.front();
-    std::shared_ptr<nic::AnnotationSet> annotations;
-    QString annotationPath = o.annotations;
-    if (annotationPath.isEmpty())
-        if (const auto xml = nic::findAnnotationXml(slidePath.toStdString()))
-            annotationPath = QString::fromStdString(xml->string());
-    if (!annotationPath.isEmpty()) {
-        try {
-            annotations = std::make_shared<nic::AnnotationSet>(nic::AnnotationSet::load(annotationPath.toStdString()));
-        } catch (const std::exception& e) {
-            printError(QString::fromUtf8(e.what()));
-            return kExitBadInput;
-        }
-    }
-    nic::SlideView view;
-    view.setAnimationsEnabled(false);
-    view.resize(320, 240); // never shown; only the figure's size matters
-    view.setAnnotations(annotations);
-    int exitCode = kExitBadInput;
-    QObject::connect(&view, &nic::SlideView::slideFailed, &view, [&](const QString& message) {
-        printError(message);
-        QCoreApplication::exit(kExitBadInput);
-    });
-    QObject::connect(&view, &nic::SlideView::slideOpened, &view, [&] {
-        try {
-            QString heatmapPath = o.heatmap;
-            if (heatmapPath.isEmpty())
-                if (const auto h = nic::findHeatmap(slidePath.toStdString()))
-                    heatmapPath = QString::fromStdString(h->string());
-            if (!heatmapPath.isEmpty())
-                view.setHeatmap(std::make_shared<const nic::HeatmapGrid>(
-                    nic::loadHeatmapFile(heatmapPath.toStdString(), view.pyramid().width())));
-            const nic::RectD whole{0, 0, view.pyramid().width(), view.pyramid().height()};
-            const nic::RectD r = o.region ? *o.region : whole;
-            const int width = o.width > 0 ? o.width : static_cast<int>(std::min(2048.0, std::ceil(r.w)));
-            nic::Viewport vp;
-            try {
-                vp = nic::figureViewport(view, r, width);
-            } catch (const std::exception& e) {
-                throw nic::InvalidArgument(slidePath.toStdString() + ": " + e.what());
-            }
-            auto* exporter = new nic::FigureExporter(&view, vp, o.exportPath, &view);
-            QObject::connect(exporter, &nic::FigureExporter::finished, &view, [&](const QString&, const QString& error) {
-                if (!error.isEmpty())
-                    printError(error);
-                exitCode = error.isEmpty() ? 0 : kExitBadInput;
-                QCoreApplication::exit(exitCode);
-            });
-            exporter->start();
-        } catch (const std::exception& e) {
-            printError(QString::fromUtf8(e.what()));
-            QCoreApplication::exit(kExitBadInput);
-        }
-    });
-    view.openSlide(QFileInfo(slidePath).absoluteFilePath());
-    return QApplication::exec();
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -227,10 +149,11 @@ int main(int argc, char** argv) {
         qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
         qputenv("QT_QPA_PLATFORM", "offscreen");
     if (exporting)
-        qInstallMessageHandler(quietExportMessages);
+        nic::installQuietExportMessages();
     QApplication app(argc, argv);
     if (exporting)
-        return exportFigure(options);
+        return nic::runViewExport({options.slides.front(), options.heatmap, options.annotations, options.region,
+                                   options.width, options.exportPath});
 
 #ifdef NIC_WITH_UI_NN
     nic::registerTorchJobs(); // the LibTorch stages of the Analysis menu
