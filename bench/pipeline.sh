@@ -67,13 +67,20 @@ for ENC in $ENCODERS; do
     ENCFILE="$E/encoder.nicenc"
     if [[ ! -f "$ENCFILE" ]]; then
       t=$(date +%s)
-      if [[ ! -f "$WORK/bank.nicbank" ]]; then
-        stamp "make-bank"
-        "$NIC" make-bank --cohort "$COHORT" --out "$WORK/bank.nicbank" --max-per-slide "$BANK_PER_SLIDE" \
-          --seed "$SEED" --quiet
+      # The paper's patch sets: contrastive pairs need each anchor's 4-neighbours (make-bank keeps them);
+      # the supervised sets are class-balanced, from every tissue cell (tumour cells are few); VAE and BiGAN
+      # take a plain random subset.
+      case "$ENC" in
+        contrastive) BANK="$WORK/bank-neighbours.nicbank"; BANK_ARGS=(--max-per-slide "$BANK_PER_SLIDE") ;;
+        supervised-*) BANK="$WORK/bank-balanced.nicbank"; BANK_ARGS=(--balance) ;;
+        *) BANK="$WORK/bank-random.nicbank"; BANK_ARGS=(--max-per-slide "$BANK_PER_SLIDE" --no-neighbours) ;;
+      esac
+      if [[ ! -f "$BANK" ]]; then
+        stamp "make-bank $(basename "$BANK")"
+        "$NIC" make-bank --cohort "$COHORT" --out "$BANK" "${BANK_ARGS[@]}" --seed "$SEED" --quiet
       fi
       stamp "$ENC: train-encoder"
-      "$NIC" train-encoder --kind "$ENC" --bank "$WORK/bank.nicbank" --out "$ENCFILE" --epochs "$ENC_EPOCHS" \
+      "$NIC" train-encoder --kind "$ENC" --bank "$BANK" --out "$ENCFILE" --epochs "$ENC_EPOCHS" \
         --steps-per-epoch "$ENC_STEPS" --seed "$SEED" --threads "$THREADS" --quiet
       SECS[encoder]=$(( $(date +%s) - t ))
     fi
