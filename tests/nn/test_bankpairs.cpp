@@ -341,9 +341,12 @@ TEST_F(CohortPairs, ContrastiveTrainingLogsTheRealisedAdjacentShare) {
     EXPECT_GE(rec.adjacentNegatives, 0.5); // 48 negatives: 0.75 expected
     EXPECT_NEAR(rec.adjacentNegatives + rec.otherSourceNegatives, 1.0, 1e-9);
     EXPECT_EQ(rec.pairFallbacks, 0);
-    ASSERT_FALSE(lines.empty());
-    EXPECT_NE(lines.back().find(" adjacent / "), std::string::npos) << lines.back();
-    EXPECT_NE(lines.back().find("(0 fallbacks, 0 without a neighbour)"), std::string::npos) << lines.back();
+    // The epoch's line (the last line says what ended training).
+    const auto epochLine = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("epoch 1:", 0) == 0; });
+    ASSERT_NE(epochLine, lines.end());
+    EXPECT_NE(epochLine->find(" adjacent / "), std::string::npos) << *epochLine;
+    EXPECT_NE(epochLine->find("(0 fallbacks, 0 without a neighbour)"), std::string::npos) << *epochLine;
+    EXPECT_EQ(lines.back().rfind("training ended: epoch-cap", 0), 0U) << lines.back();
 
     // Without a validation bank, whole slides are held out (a random 10 % would leave few neighbour pairs).
     lines.clear();
