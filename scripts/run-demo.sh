@@ -16,7 +16,8 @@ studio="$root/build/release/app/nic-studio/nic-studio"
 # The built-in default: 16 slides of 4096² px (half with lesions). NIC's claim is that an encoder trained
 # *without labels* makes slide labels enough: a contrastive encoder trained here on unlabelled patches,
 # beside the Mean-RGB lower bound and the supervised-tumor upper bound (trained on patch labels from the
-# lesion annotations); the figure shows the contrastive encoder's Grad-CAM. About 15 minutes on 2 cores.
+# lesion annotations); the figure shows the contrastive encoder's Grad-CAM. About 4 minutes on an idle
+# 2-core machine after the build (docs/timings.md).
 # One stored orientation per grid (AUGMENT=1) keeps it there; the paper's 8 are AUGMENT=8 (compression 8x).
 export NIC="$nic"
 export COUNT="${COUNT:-16}" SIZE="${SIZE:-4096x4096}" SEED="${SEED:-7}"
