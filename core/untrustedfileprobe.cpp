@@ -1,5 +1,6 @@
 #include "core/untrustedfileprobe.h"
 
+#include "core/companionprogram.h"
 #include "core/error.h"
 
 #include <array>
@@ -65,22 +66,8 @@ std::optional<Stamp> stampOf(const fs::path& path) {
     return s;
 }
 
-fs::path findExecutable() {
-    if (const char* env = std::getenv("NIC_PROBE"); env && *env)
-        return fs::path(env);
-    std::error_code ec;
-    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    if (ec)
-        return {};
-    const fs::path dir = self.parent_path();
-    // Installed: beside nic/nic-studio or in libexec; build tree: app/nic-probe/ beside app/nic/.
-    for (const fs::path& candidate : {dir / "nic-probe", dir.parent_path() / "libexec" / "nic-studio" / "nic-probe",
-                                      dir.parent_path() / "nic-probe" / "nic-probe",
-                                      dir.parent_path() / "app" / "nic-probe" / "nic-probe"})
-        if (::access(candidate.c_str(), X_OK) == 0)
-            return candidate;
-    return {};
-}
+// Installed: beside nic/nic-studio or in libexec; build tree: app/nic-probe/ beside app/nic/.
+fs::path findExecutable() { return findCompanionProgram("nic-probe", "NIC_PROBE"); }
 
 const char* whatIs(UntrustedKind kind) {
     switch (kind) {

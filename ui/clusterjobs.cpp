@@ -1,11 +1,10 @@
 #include "ui/clusterjobs.h"
 
+#include "core/companionprogram.h"
 #include "core/error.h"
 #include "core/slurm.h"
 #include "ui/jobrunner.h"
 
-#include <QCoreApplication>
-#include <QDir>
 #include <QFileInfo>
 #include <QMetaObject>
 #include <QTimer>
@@ -61,15 +60,9 @@ ClusterJobs::~ClusterJobs() {
 }
 
 QString ClusterJobs::nicProgram() {
-    if (const QString env = qEnvironmentVariable("NIC_PROGRAM"); !env.isEmpty())
-        return QFileInfo(env).isExecutable() ? QFileInfo(env).absoluteFilePath() : QString();
     // Installed: bin/nic beside bin/nic-studio. Build tree: app/nic/nic beside app/nic-studio/ (or tests/).
-    const QDir dir(QCoreApplication::applicationDirPath());
-    for (const QString& candidate : {dir.filePath(QStringLiteral("nic")), dir.filePath(QStringLiteral("../nic/nic")),
-                                     dir.filePath(QStringLiteral("../app/nic/nic"))})
-        if (QFileInfo(candidate).isExecutable() && QFileInfo(candidate).isFile())
-            return QFileInfo(candidate).canonicalFilePath();
-    return {};
+    const QFileInfo nic(QString::fromStdString(findCompanionProgram("nic", "NIC_PROGRAM").string()));
+    return nic.isFile() && nic.isExecutable() ? nic.absoluteFilePath() : QString();
 }
 
 void ClusterJobs::setPollInterval(int ms) {
