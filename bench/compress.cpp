@@ -23,17 +23,17 @@
 // then a dense 12288 → 128 projection computed `--work` times (default 8: ~12.6 M multiply-adds per
 // patch), single-threaded — compute-bound like the paper's encoders, though still lighter than a CNN. "mean-rgb" shows the read-bound case. With LibTorch, "bigan", "vae",
 // "contrastive", ... use untrained encoders of the paper's architectures (createEncoder).
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/patchgrid.h"
-#include "core/slide.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/slide/patchgrid.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
-#include "core/tissue.h"
+#include "core/slide/tissue.h"
 
 #ifdef NIC_WITH_TORCH
 #include "bench/limitprobe.h"
-#include "core/nn/encoders.h"
-#include "core/nn/flopcount.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/flopcount.h"
 #endif
 
 #include <chrono>

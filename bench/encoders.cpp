@@ -1,18 +1,18 @@
 // bench_encoders — forward throughput (patches/s, batch 64) and training throughput of every encoder on
 // this machine, with the LibTorch thread count, against the limit probe (bench/limitprobe.h): the
-// sgemm rate measured in the same run divided by each encoder's FLOPs per patch (core/nn/flopcount.h)
+// sgemm rate measured in the same run divided by each encoder's FLOPs per patch (core/encoders/nn/flopcount.h)
 // gives a limit in patches/s; the ratio achieved / limit is the figure to track. Also the system-time
 // share of each timed section. Prints figures; asserts nothing (house style #11).
 //
 // Usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] [--forward-batches K]
 //                       [--train-steps S] [--only KIND] [--layers] [--plain]
 // --train-steps 0 measures the forward pass only. --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
-#include "core/encoder.h"
+#include "core/encoders/encoder.h"
 #include "bench/limitprobe.h"
-#include "core/nn/encoders.h"
-#include "core/nn/flopcount.h"
-#include "core/nn/patchbank.h"
-#include "core/nn/trainer.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/patchbank.h"
+#include "core/encoders/nn/trainer.h"
 
 #include <chrono>
 #include <cstdio>

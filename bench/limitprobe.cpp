@@ -1,7 +1,7 @@
 #include "bench/limitprobe.h"
 
-#include "core/nn/flopcount.h"
-#include "core/nn/torchencoder.h"
+#include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/torchencoder.h"
 
 #include <torch/torch.h>
 

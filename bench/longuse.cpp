@@ -9,10 +9,10 @@
 //   `<stem>.xml` (40 polygons of 24 vertices) beside each.
 // Prints RSS after the first slide, then every 10 slides, and at the end the growth since the first slide.
 #include "ui/glformat.h"
-#include "core/annotation.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "core/synth/synth.h"
-#include "core/untrustedfileprobe.h"
+#include "core/base/untrustedfileprobe.h"
 #include "ui/mainwindow.h"
 #include "ui/slidetab.h"
 #include "ui/slideview.h"

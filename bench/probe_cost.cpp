@@ -5,8 +5,8 @@
 // variant 0, tissue fractions, cell flags) and probing it (nic-probe reads and validates every variant
 // in a child process), plus the probe of a 2 × 3-cell grid (the cost of starting the child).
 // Prints seconds and the ratio probe / open. Not a test: figures only.
-#include "core/latentgrid.h"
-#include "core/untrustedfileprobe.h"
+#include "core/compression/latentgrid.h"
+#include "core/base/untrustedfileprobe.h"
 
 #include <algorithm>
 #include <chrono>

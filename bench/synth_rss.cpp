@@ -2,9 +2,9 @@
 // Usage: synth_rss WxH [--mpp M] [--seed S] [--lesions N] [--lesion-size MIN:MAX] [--threads T]
 //                      [--out FILE.svs] [--png FILE.png] [--png-side N] [--keep]
 // Prints wall time, Mpx/s, file size and peak RSS (getrusage). Not a test: figures only.
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
 
 #include <chrono>

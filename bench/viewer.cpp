@@ -17,7 +17,7 @@
 // includes the drawing); "frame" is the wall time from requesting a frame to Qt having composed it into
 // the window (frameSwapped).
 #include "ui/glformat.h"
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "core/synth/synth.h"
 #include "ui/slideview.h"
 #include "ui/tileloader.h"

@@ -1,7 +1,7 @@
 // Fuzzes the ASAP XML reader (AnnotationSet::parse). Contract checked: parse either succeeds or throws
 // nic::Error; a parsed set serialises (toXml) and parses back to an equal set.
-#include "core/annotation.h"
-#include "core/error.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
 
 #include <cstddef>
 #include <cstdint>

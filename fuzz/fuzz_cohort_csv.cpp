@@ -1,7 +1,7 @@
 // Fuzzes the cohort CSV reader (parseCohort): it either succeeds or throws nic::Error, and every entry
 // it returns has a slide and a label.
-#include "core/cohort.h"
-#include "core/error.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,9 +1,9 @@
-// Fuzzes the encoder files' architecture JSON ("meta/json": encoderMetaFromJson, core/modelmeta.h), the
+// Fuzzes the encoder files' architecture JSON ("meta/json": encoderMetaFromJson, core/encoders/modelmeta.h), the
 // description every encoder is built from. Contract checked: parsing either succeeds or throws nic::Error;
 // a parsed description is within the documented limits, serialises (encoderMetaToJson) and parses back
 // equal.
-#include "core/error.h"
-#include "core/modelmeta.h"
+#include "core/base/error.h"
+#include "core/encoders/modelmeta.h"
 #include "fuzz/fuzzsupport.h"
 
 #include <cstddef>

@@ -1,9 +1,9 @@
 // Fuzzes the heatmap reader (readHeatmapFile) on a scratch file, on the application's path (nic-probe
-// first, core/untrustedfileprobe.h): it either returns a consistent heatmap or throws nic::Error; a crash
+// first, core/base/untrustedfileprobe.h): it either returns a consistent heatmap or throws nic::Error; a crash
 // or hang of this process fails the run, wherever it happens.
-#include "core/error.h"
-#include "core/untrustedfileprobe.h"
-#include "core/heatmapeval.h"
+#include "core/base/error.h"
+#include "core/base/untrustedfileprobe.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "fuzz/fuzzsupport.h"
 
 #include <cstddef>

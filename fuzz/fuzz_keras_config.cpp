@@ -1,10 +1,10 @@
 // Fuzzes the Keras importer's parsing of the `model_config` attribute (parseKerasModelConfig,
-// core/modelmeta.h): the layer chain, channels, sizes and weight groups importKerasEncoder builds from.
+// core/encoders/modelmeta.h): the layer chain, channels, sizes and weight groups importKerasEncoder builds from.
 // Contract checked: parsing either succeeds or throws nic::Error; an accepted model is within the
 // documented limits, its chain is consistent (each layer's input is the previous layer's output), and
 // the encoder description made from it (as the importer does) survives encoderMetaToJson/FromJson.
-#include "core/error.h"
-#include "core/modelmeta.h"
+#include "core/base/error.h"
+#include "core/encoders/modelmeta.h"
 #include "fuzz/fuzzsupport.h"
 
 #include <cstddef>

@@ -1,10 +1,10 @@
 // Fuzzes the compressed-slide reader (LatentGridReader and readLatentGridMeta) on a scratch file, on the
-// application's path: nic-probe reads the file first in a child (core/untrustedfileprobe.h), so a crash or
+// application's path: nic-probe reads the file first in a child (core/base/untrustedfileprobe.h), so a crash or
 // hang inside HDF5 must come back as nic::Error; then this process reads every dataset or throws
 // nic::Error. A crash or hang of this process fails the run, wherever it happens.
-#include "core/error.h"
-#include "core/untrustedfileprobe.h"
-#include "core/latentgrid.h"
+#include "core/base/error.h"
+#include "core/base/untrustedfileprobe.h"
+#include "core/compression/latentgrid.h"
 #include "fuzz/fuzzsupport.h"
 
 #include <cstddef>

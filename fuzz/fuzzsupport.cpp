@@ -1,8 +1,8 @@
 #include "fuzz/fuzzsupport.h"
 
-#include "core/error.h"
-#include "core/modelmeta.h"
-#include "core/untrustedfileprobe.h"
+#include "core/base/error.h"
+#include "core/encoders/modelmeta.h"
+#include "core/base/untrustedfileprobe.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -16,7 +16,7 @@ namespace nic::fuzz {
 const std::filesystem::path& writeScratchFile(const std::uint8_t* data, std::size_t size, const char* extension);
 
 /// Turns off HDF5 file locking (the scratch file is private to the process). Call once per process,
-/// before the first HDF5 call (core/hdf5file.cpp silences HDF5's error printing itself).
+/// before the first HDF5 call (core/base/hdf5file.cpp silences HDF5's error printing itself).
 void quietHdf5();
 
 /// Turns on the untrusted-file probe as the applications do, with the nic-probe built beside the

@@ -5,12 +5,12 @@
 // kind, and — given the shared data folder as a second argument — the model_config attribute of every
 // Keras HDF5 encoder there (read at seed time, never copied into the repository). scripts/run-fuzzers.sh
 // adds the real ASAP files of ../shared/data when present.
-#include "core/annotation.h"
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/hdf5file.h"
-#include "core/heatmapeval.h"
-#include "core/modelmeta.h"
+#include "core/annotations/annotation.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/base/hdf5file.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/encoders/modelmeta.h"
 #include "core/synth/synth.h"
 
 #include <cstdio>

@@ -10,6 +10,9 @@ jobs="${NIC_BUILD_JOBS:-$(nproc)}"
 # everything again (a cold release build is ~25-40 min on 2 cores).
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
+# The LibTorch TUs of core_nn compile with a precompiled header (<torch/torch.h>); ccache caches those only
+# with this sloppiness (the PCH is included with -include, so no -fpch-preprocess is needed).
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 cmake --preset "$preset" >/dev/null
 if [ $# -gt 0 ]; then
   cmake --build --preset "$preset" -j "$jobs" --target "$@"

@@ -48,7 +48,7 @@ export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp"
 
 # Does a crash, timeout or OOM input reproduce? "yes" fails the run. "none": does not reproduce (fork
 # mode can save an empty input after a child dies). The two HDF5 harnesses read through nic-probe, as the
-# applications do (core/untrustedfileprobe.h): a crash or hang inside HDF5 1.10.8 happens in the probe's
+# applications do (core/base/untrustedfileprobe.h): a crash or hang inside HDF5 1.10.8 happens in the probe's
 # child process and comes back as an error, so anything that still crashes or hangs the harness is a
 # crash or hang users would hit, and fails the run (issue 19; before, those were listed as "known").
 classify() {

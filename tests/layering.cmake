@@ -1,6 +1,6 @@
 # The layering of the sources, app/ → ui/ → core/ (house style #1), checked on every ctest run:
-# core/ includes no Qt and nothing of ui/ or app/; ui/ includes nothing of app/; the library core (core/*,
-# core/nn) does not use the synthetic cohort generator, which is a target of its own (core/synth).
+# core/ includes no Qt and nothing of ui/ or app/; ui/ includes nothing of app/; the library (every stage of
+# core/ and its nn/ half) does not use the synthetic cohort generator, which is a target of its own (core/synth).
 # Usage: cmake -DROOT=<source dir> -P layering.cmake
 if(NOT ROOT)
   message(FATAL_ERROR "layering.cmake: pass -DROOT=<source dir>")
@@ -28,8 +28,23 @@ endfunction()
 check(core "[<\"](Q[A-Za-z]+|Qt[A-Za-z]*/)" "core/ must not include Qt")
 check(core "[<\"](ui|app)/" "core/ must not include ui/ or app/")
 check(ui "[<\"](\\.\\./)*app/" "ui/ must not include app/")
-check("core/*" "[<\"]core/synth/" "core does not link the synthetic cohort generator (core/synth)")
-check(core/nn "[<\"]core/synth/" "core does not link the synthetic cohort generator (core/synth)")
+# core/ is laid out by stage (core/CMakeLists.txt): no source lies directly in core/; a stage's plain half
+# neither includes LibTorch nor its nn/ half (core does not link core_nn); no stage uses core/synth.
+file(GLOB loose "${ROOT}/core/*.h" "${ROOT}/core/*.cpp")
+foreach(f IN LISTS loose)
+  file(RELATIVE_PATH rel "${ROOT}" "${f}")
+  set(violations "${violations}\n  ${rel}: lies directly in core/ (put it in the folder of its stage)")
+endforeach()
+file(GLOB stages LIST_DIRECTORIES true "${ROOT}/core/*")
+foreach(dir IN LISTS stages)
+  get_filename_component(stage "${dir}" NAME)
+  if(NOT IS_DIRECTORY "${dir}" OR stage STREQUAL "synth")
+    continue()
+  endif()
+  check(core/${stage} "[<\"]core/synth/" "core does not link the synthetic cohort generator (core/synth)")
+  check("core/${stage}/*" "[<\"]torch/" "the plain half of core/${stage} must not include LibTorch (use core/${stage}/nn/)")
+  check("core/${stage}/*" "[<\"]core/[a-z]+/nn/" "core (plain) does not link core_nn")
+endforeach()
 if(violations)
   message(FATAL_ERROR "layering violations:${violations}")
 endif()

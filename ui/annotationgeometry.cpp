@@ -1,6 +1,6 @@
 #include "ui/annotationgeometry.h"
 
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 
 #include <algorithm>
 

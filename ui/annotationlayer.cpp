@@ -1,6 +1,6 @@
 #include "ui/annotationlayer.h"
 
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "ui/annotationgeometry.h"
 
 #include <QOpenGLShaderProgram>

@@ -1,7 +1,7 @@
 #include "ui/annotationrecovery.h"
 
-#include "core/annotation.h"
-#include "core/atomicfile.h"
+#include "core/annotations/annotation.h"
+#include "core/base/atomicfile.h"
 
 #include <QCryptographicHash>
 #include <QDir>

@@ -3,7 +3,7 @@
 // rectangles, measurements) into an AnnotationLayer's set, and the dashed outline of the shape being
 // drawn. The view forwards its events (positions already in level-0 px) and repaints on changed().
 // GUI thread only.
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "ui/tilemath.h"
 
 #include <QObject>

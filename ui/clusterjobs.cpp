@@ -1,8 +1,8 @@
 #include "ui/clusterjobs.h"
 
-#include "core/companionprogram.h"
-#include "core/error.h"
-#include "core/slurm.h"
+#include "core/base/companionprogram.h"
+#include "core/base/error.h"
+#include "core/cluster/slurm.h"
 #include "ui/jobrunner.h"
 
 #include <QFileInfo>

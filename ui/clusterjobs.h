@@ -4,14 +4,14 @@
 // A submission runs `nic submit <command> …` (the very batch scripts, array tasks and output-folder record
 // of the CLI, docs/cluster.md), on a pool thread. The Jobs dock lists it as an external job of the
 // JobRunner and follows it by reading the output folder's status every few seconds, also on a pool
-// thread (core/submitfolder.h: done / partial / failed / missing per slide, grid or round, with squeue and
+// thread (core/cluster/submitfolder.h: done / partial / failed / missing per slide, grid or round, with squeue and
 // sacct's states): the progress bar counts finished items, the step says how many are running, queued and
 // failed, and the log gets one line per item that changes state. The job succeeds when every item (and, for
 // training, the merge) is done — "Open result" then opens the outputs as for a local job — and fails, naming
 // the failed items and their errors, once nothing is queued or running and items are not done (`nic submit
 // … --missing-only` resubmits them). Cancel runs scancel on the submission's jobs. Following lasts while the
 // window is open; closing it leaves the cluster jobs running and `nic status DIR` reports on them.
-#include "core/submitfolder.h"
+#include "core/cluster/submitfolder.h"
 #include "ui/dialogs.h"
 #include "ui/job.h"
 

@@ -1,9 +1,9 @@
 #include "ui/cohortpanel.h"
 
-#include "core/cohort.h"
-#include "core/compressor.h"
-#include "core/csv.h"
-#include "core/error.h"
+#include "core/slidelearning/cohort.h"
+#include "core/compression/compressor.h"
+#include "core/base/csv.h"
+#include "core/base/error.h"
 
 #include <QFile>
 #include <QFileDialog>

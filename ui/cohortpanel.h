@@ -1,5 +1,5 @@
 #pragma once
-// The cohort panel: the slides of a cohort CSV (core/cohort.h) with their label, fold, compression
+// The cohort panel: the slides of a cohort CSV (core/slidelearning/cohort.h) with their label, fold, compression
 // status (does <grids>/<stem>.h5 exist) and prediction (from a predictions CSV), filterable and
 // sortable; double-click asks to open the slide.
 #include <QAbstractTableModel>

@@ -1,8 +1,8 @@
 #include "ui/compareview.h"
 
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "ui/async.h"
 #include "ui/slideview.h"
 

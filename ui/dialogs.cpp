@@ -1,8 +1,8 @@
 #include "ui/dialogs.h"
 
-#include "core/cohort.h"
-#include "core/error.h"
-#include "core/runfolder.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
+#include "core/slidelearning/runfolder.h"
 
 #include <QCheckBox>
 #include <QComboBox>

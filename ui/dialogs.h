@@ -5,7 +5,7 @@
 // Options struct. They create no jobs: the caller maps options() to a core/ call.
 // Each Options struct has a static validate() returning the first problem as a sentence ("" = fine),
 // so that callers and tests can check options without a dialog.
-#include "core/slurm.h"
+#include "core/cluster/slurm.h"
 
 #include <QDialog>
 #include <QList>
@@ -186,7 +186,7 @@ class TrainSlideModelDialog : public OptionsDialog {
     Q_OBJECT
 public:
     struct Options {
-        QString cohort;            ///< cohort CSV (core/cohort.h)
+        QString cohort;            ///< cohort CSV (core/slidelearning/cohort.h)
         QString gridsDir;          ///< folder of compressed slides (<stem>.h5)
         QString task = QStringLiteral("classification"); ///< or "regression"
         int folds = 4;

@@ -1,8 +1,8 @@
 #include "ui/figureexport.h"
 
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/slide.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/slide/slide.h"
 #include "ui/overlaypainters.h"
 #include "ui/qtimage.h"
 #include "ui/slideview.h"

@@ -1,8 +1,8 @@
 #include "ui/heatmapgrid.h"
 
-#include "core/error.h"
-#include "core/heatmapeval.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/slide/slide.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -46,7 +46,7 @@ std::vector<float> isoContour(const HeatmapGrid& grid, float level);
 /// to [0, 1]. `slideWidth` (level-0 px of the slide) sets the cell size. Throws SlideError (file + cause).
 HeatmapGrid loadLikelihoodMap(const std::filesystem::path& path, double slideWidth, int maxCells = 4096);
 
-/// Reads a `nic gradcam` heatmap file (`<slide>_heatmap.h5`, format in core/heatmapeval.h): the
+/// Reads a `nic gradcam` heatmap file (`<slide>_heatmap.h5`, format in core/heatmaps/heatmapeval.h): the
 /// `heatmap` dataset with the file's cell size; cells whose `tissue` fraction is 0 (glass, never looked
 /// at) hold NaN and are not drawn. Throws IoError naming the file and the cause.
 HeatmapGrid loadGradCamHeatmap(const std::filesystem::path& path);

@@ -1,7 +1,7 @@
 #pragma once
 // A background job as the GUI sees it: a named body that runs core/ code against a JobContext on the
 // JobRunner's worker thread, the result files it produces, and the state it ends in.
-#include "core/jobcontext.h"
+#include "core/base/jobcontext.h"
 
 #include <QMetaType>
 #include <QString>

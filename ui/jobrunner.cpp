@@ -1,6 +1,6 @@
 #include "ui/jobrunner.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 #include <QDeadlineTimer>
 #include <QMetaObject>

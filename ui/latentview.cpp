@@ -1,7 +1,7 @@
 #include "ui/latentview.h"
 
-#include "core/error.h"
-#include "core/latentgrid.h"
+#include "core/base/error.h"
+#include "core/compression/latentgrid.h"
 
 #include <algorithm>
 #include <cmath>

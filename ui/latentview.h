@@ -1,5 +1,5 @@
 #pragma once
-// The latent view: a compressed slide (core/latentgrid.h) made visible by colouring every grid cell
+// The latent view: a compressed slide (core/compression/latentgrid.h) made visible by colouring every grid cell
 // with the first three principal components of its embedding (PC1 → red, PC2 → green, PC3 → blue).
 // Plain C++ apart from the loader, which reads through LatentGridReader (the only HDF5 wrapper).
 #include <cstdint>

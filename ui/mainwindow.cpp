@@ -1,8 +1,8 @@
 #include "ui/mainwindow.h"
 
-#include "core/geojson.h"
-#include "core/heatmapeval.h"
-#include "core/slide.h"
+#include "core/annotations/geojson.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/slide/slide.h"
 #include "ui/async.h"
 #include "ui/figureexport.h"
 #include "ui/slidetab.h"

@@ -1,6 +1,6 @@
 #include "ui/plots.h"
 
-#include "core/metrics.h"
+#include "core/slidelearning/metrics.h"
 
 #include <QContextMenuEvent>
 #include <QFileDialog>

@@ -3,7 +3,7 @@
 // scatter and the encoder comparison bar chart. Every plot exports itself to PNG, PDF and SVG and its
 // data to CSV, each written atomically (QSaveFile: the old file or nothing on failure).
 // QCustomPlot is a private dependency of `ui`: it appears here only as a forward declaration.
-#include "core/runfolder.h"
+#include "core/slidelearning/runfolder.h"
 
 #include <QSize>
 #include <QString>

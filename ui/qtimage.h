@@ -1,6 +1,6 @@
 #pragma once
 // Conversions between core's nic::Image and QImage (deep copies).
-#include "core/image.h"
+#include "core/imaging/image.h"
 
 #include <QImage>
 

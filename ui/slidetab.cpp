@@ -1,7 +1,7 @@
 #include "ui/slidetab.h"
 
-#include "core/annotation.h"
-#include "core/slide.h"
+#include "core/annotations/annotation.h"
+#include "core/slide/slide.h"
 #include "ui/annotationrecovery.h"
 #include "ui/async.h"
 #include "ui/overviewnavigator.h"

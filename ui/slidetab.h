@@ -6,7 +6,7 @@
 // Heatmap controls (opacity, colour map, threshold percentile, cells/smooth, outline at threshold) start
 // from and are saved to QSettings "view/…"; the view's info box shows the heatmap file's prediction and
 // model and, with annotations, the agreement computed as `nic eval-heatmap` does.
-#include "core/heatmapeval.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "ui/colormap.h"
 #include "ui/heatmapgrid.h"
 #include "ui/latentview.h"

@@ -1,7 +1,7 @@
 #include "ui/slideview.h"
 
-#include "core/error.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/slide/slide.h"
 #include "ui/overlaypainters.h"
 #include "ui/qtimage.h"
 #include "ui/tileloader.h"

@@ -12,7 +12,7 @@
 // the heatmap, the annotations, then a QPainter overlay (scale bar, legend, tool feedback).
 // Errors (a slide that cannot be opened or read) are shown in the view with their real cause and
 // reported by slideFailed(); the widget stays usable.
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "ui/annotationlayer.h"
 #include "ui/annotationtool.h"
 #include "ui/colormap.h"

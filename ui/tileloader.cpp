@@ -1,7 +1,7 @@
 #include "ui/tileloader.h"
 
-#include "core/error.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/slide/slide.h"
 
 #include <QElapsedTimer>
 #include <QMetaObject>

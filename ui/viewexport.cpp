@@ -1,7 +1,7 @@
 #include "ui/viewexport.h"
 
-#include "core/annotation.h"
-#include "core/error.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
 #include "ui/figureexport.h"
 #include "ui/heatmapgrid.h"
 #include "ui/slideview.h"

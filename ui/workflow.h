@@ -14,7 +14,7 @@
 //
 // Closing the window while jobs are queued or running asks first; on "Yes" every job is cancelled and
 // the worker thread is waited for before the window closes.
-#include "core/submitfolder.h"
+#include "core/cluster/submitfolder.h"
 #include "ui/dialogs.h"
 #include "ui/job.h"
 

@@ -1,15 +1,15 @@
 // nic-probe KIND FILE — reads and validates an untrusted file with the core readers, in a process of its
-// own (core/untrustedfileprobe.h starts it). Torch- and Qt-free on purpose: it starts in milliseconds and
+// own (core/base/untrustedfileprobe.h starts it). Torch- and Qt-free on purpose: it starts in milliseconds and
 // a crash inside a decoder (HDF5 1.10.8 crashes or loops on some damaged files) ends only this process.
 // KIND: grid (compressed slide), heatmap (nic gradcam HDF5), hdf5 (either; the probe decides).
 // Prints one line on stdout: "ok grid" / "ok heatmap" (exit 0), or the reader's error (exit 1).
 // Exit 2: usage. Core dumps are off; address space is capped so a file declaring huge sizes fails
 // with an error instead of pushing the machine into swap.
-#include "core/error.h"
-#include "core/hdf5file.h"
-#include "core/heatmapeval.h"
-#include "core/latentgrid.h"
-#include "core/untrustedfileprobe.h"
+#include "core/base/error.h"
+#include "core/base/hdf5file.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/compression/latentgrid.h"
+#include "core/base/untrustedfileprobe.h"
 
 #include <cstdio>
 #include <exception>

@@ -1,8 +1,8 @@
 // nic-studio: the desktop viewer. Thin: surface format, application, command line, main window, and the
 // wiring of `--export-view` (a figure of a slide written with no window shown; ui/viewexport.h).
 #include "ui/glformat.h"
-#include "core/untrustedfileprobe.h"
-#include "core/version.h"
+#include "core/base/untrustedfileprobe.h"
+#include "core/base/version.h"
 #include "ui/figureexport.h"
 #include "ui/mainwindow.h"
 #include "ui/workflow.h"

@@ -2,9 +2,9 @@
 // as GeoJSON tiles for QuPath's measurement maps. What a format cannot hold is printed as a warning.
 #include "commands.h"
 
-#include "core/error.h"
-#include "core/geojson.h"
-#include "core/heatmapeval.h"
+#include "core/base/error.h"
+#include "core/annotations/geojson.h"
+#include "core/heatmaps/heatmapeval.h"
 
 #include <cmath>
 #include <cstdio>

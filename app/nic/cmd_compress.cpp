@@ -3,13 +3,13 @@
 #include "commands.h"
 #include "progressbar.h"
 
-#include "core/cohort.h"
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/error.h"
+#include "core/slidelearning/cohort.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/base/error.h"
 
 #ifdef NIC_WITH_TORCH
-#include "core/nn/encoders.h"
+#include "core/encoders/nn/encoders.h"
 #endif
 
 #include <cstdio>

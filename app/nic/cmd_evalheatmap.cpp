@@ -2,11 +2,11 @@
 // ROC AUC on tissue cells, pointing game, fraction of heat inside lesions; per slide and over a cohort.
 #include "commands.h"
 
-#include "core/annotation.h"
-#include "core/atomicfile.h"
-#include "core/cohort.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/base/atomicfile.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,13 +1,13 @@
 // nic info FILE — what a slide is: size, levels, resolution, vendor, associated images; or, for an HDF5
-// file, what compressed slide or heatmap it holds (read through nic-probe first, core/untrustedfileprobe.h).
+// file, what compressed slide or heatmap it holds (read through nic-probe first, core/base/untrustedfileprobe.h).
 #include "commands.h"
 
-#include "core/error.h"
-#include "core/hdf5file.h"
-#include "core/heatmapeval.h"
-#include "core/latentgrid.h"
-#include "core/slide.h"
-#include "core/untrustedfileprobe.h"
+#include "core/base/error.h"
+#include "core/base/hdf5file.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/compression/latentgrid.h"
+#include "core/slide/slide.h"
+#include "core/base/untrustedfileprobe.h"
 
 #include <cstdio>
 #include <iostream>

@@ -3,8 +3,8 @@
 // outputs, and squeue/sacct when present. Exit status 0 only when everything is done.
 #include "commands.h"
 
-#include "core/error.h"
-#include "core/submitfolder.h"
+#include "core/base/error.h"
+#include "core/cluster/submitfolder.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -3,12 +3,12 @@
 // what `nic status` and `--missing-only` need. The command's own parser checks its options here, on submit.
 #include "commands.h"
 
-#include "core/atomicfile.h"
-#include "core/cohort.h"
-#include "core/compressor.h"
-#include "core/error.h"
-#include "core/slurm.h"
-#include "core/submitfolder.h"
+#include "core/base/atomicfile.h"
+#include "core/slidelearning/cohort.h"
+#include "core/compression/compressor.h"
+#include "core/base/error.h"
+#include "core/cluster/slurm.h"
+#include "core/cluster/submitfolder.h"
 
 #include <algorithm>
 #include <functional>

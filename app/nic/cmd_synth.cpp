@@ -3,7 +3,7 @@
 #include "commands.h"
 #include "progressbar.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "core/synth/synth.h"
 
 #include <cctype>

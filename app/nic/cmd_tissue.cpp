@@ -3,11 +3,11 @@
 #include "commands.h"
 #include "progressbar.h"
 
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/patchgrid.h"
-#include "core/slide.h"
-#include "core/tissue.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/slide/patchgrid.h"
+#include "core/slide/slide.h"
+#include "core/slide/tissue.h"
 
 #include <cstdio>
 #include <iostream>

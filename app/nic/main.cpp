@@ -2,9 +2,9 @@
 #include "commands.h"
 #include "progressbar.h"
 
-#include "core/error.h"
-#include "core/untrustedfileprobe.h"
-#include "core/version.h"
+#include "core/base/error.h"
+#include "core/base/untrustedfileprobe.h"
+#include "core/base/version.h"
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     // and removes its temporary output, instead of being killed by SIGXFSZ with a partial file left over.
     std::signal(SIGXFSZ, SIG_IGN);
     // Compressed slides and heatmaps from outside are read first by nic-probe, so a file that crashes
-    // HDF5 gives an error instead of a crash (core/untrustedfileprobe.h).
+    // HDF5 gives an error instead of a crash (core/base/untrustedfileprobe.h).
     nic::UntrustedFileProbe::enable();
     CLI::App app{"nic — Neural Image Compression for whole-slide images (NIC Studio)", "nic"};
     app.set_version_flag("--version", std::string("nic ") + nic::kVersion);

@@ -1,7 +1,7 @@
 #pragma once
 // Adapts a core JobContext to the terminal: a redrawn progress bar with rate and ETA when stderr is a
 // terminal, plain throttled lines otherwise (logs, Slurm output files).
-#include "core/jobcontext.h"
+#include "core/base/jobcontext.h"
 
 #include <memory>
 

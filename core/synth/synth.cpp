@@ -1,7 +1,7 @@
 #include "core/synth/synth.h"
 
-#include "core/atomicfile.h"
-#include "core/error.h"
+#include "core/base/atomicfile.h"
+#include "core/base/error.h"
 #include "core/synth/synthtissue.h"
 
 #include <algorithm>

@@ -6,10 +6,10 @@
 // A slide is a pure function of its parameters: the layout (tissue field, lesion polygons) is fixed at
 // construction from the seed, and every pixel is computed from (seed, level-0 coordinates) with hashed
 // noise, so regions render independently and in parallel, and the same seed gives identical files.
-#include "core/annotation.h"
-#include "core/image.h"
-#include "core/jobcontext.h"
-#include "core/tiffwriter.h"
+#include "core/annotations/annotation.h"
+#include "core/imaging/image.h"
+#include "core/base/jobcontext.h"
+#include "core/imaging/tiffwriter.h"
 
 #include <cstdint>
 #include <filesystem>

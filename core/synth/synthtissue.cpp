@@ -1,6 +1,6 @@
 #include "core/synth/synthtissue.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 #include <algorithm>
 #include <vector>

@@ -10,7 +10,7 @@
 
 namespace nic::synth {
 
-/// What a pixel shows; decided by the slide layout (core/synth.cpp), coloured by TissueTexture.
+/// What a pixel shows; decided by the slide layout (core/synth/synth.cpp), coloured by TissueTexture.
 enum PixelClass : std::uint8_t { kGlass = 0, kNormal = 1, kTumour = 2 };
 
 /// 32-bit integer finaliser (good avalanche, cheap).

@@ -1,8 +1,8 @@
 // ASAP annotation XML: lossless round trips (all real Camelyon17 files, a hand-written file with every
 // feature, exact doubles), broken input with exact messages, and rasterisation/coverage geometry.
-#include "core/annotation.h"
-#include "core/annotationraster.h"
-#include "core/error.h"
+#include "core/annotations/annotation.h"
+#include "core/annotations/annotationraster.h"
+#include "core/base/error.h"
 #include "testsupport.h"
 
 #include <algorithm>

@@ -1,9 +1,9 @@
 // Small building blocks: JobContext, atomic files, PNG/JPEG IO, resampling.
-#include "core/atomicfile.h"
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/jobcontext.h"
-#include "core/resample.h"
+#include "core/base/atomicfile.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/base/jobcontext.h"
+#include "core/slide/resample.h"
 #include "testsupport.h"
 
 #include <fstream>

@@ -5,14 +5,14 @@
 // is not detectable) or throw nic::Error whose message names the file; it must never crash, hang or
 // throw anything else. This suite also runs under ASan/UBSan (the asan preset), which turns any
 // out-of-bounds read on a damaged file into a failure.
-#include "core/annotation.h"
-#include "core/cohort.h"
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
-#include "core/latentgrid.h"
-#include "core/slide.h"
+#include "core/annotations/annotation.h"
+#include "core/slidelearning/cohort.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/compression/latentgrid.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
 #include "testsupport.h"
 

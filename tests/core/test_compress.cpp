@@ -1,12 +1,12 @@
 // Compression of slides into latent grids: grid shape, tissue-only encoding, Mean-RGB values checked
 // against Slide::readRegion, dihedral consistency, serial == pipelined, resume after cancel, skipping,
 // sharding, corrupt slides and regions.
-#include "core/compressor.h"
-#include "core/error.h"
-#include "core/hdf5file.h"
-#include "core/latentgrid.h"
-#include "core/resample.h"
-#include "core/slide.h"
+#include "core/compression/compressor.h"
+#include "core/base/error.h"
+#include "core/base/hdf5file.h"
+#include "core/compression/latentgrid.h"
+#include "core/slide/resample.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
 #include "testsupport.h"
 

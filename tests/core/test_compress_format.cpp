@@ -1,10 +1,10 @@
 // Compressed-slide format: float16 conversion, the HDF5 wrapper, dihedral transforms, the latent grid
 // writer/reader (including refused files), and the cohort CSV reader.
-#include "core/cohort.h"
-#include "core/error.h"
-#include "core/hdf5file.h"
-#include "core/latentgrid.h"
-#include "core/version.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
+#include "core/base/hdf5file.h"
+#include "core/compression/latentgrid.h"
+#include "core/base/version.h"
 #include "testsupport.h"
 
 #include <gmock/gmock.h>

@@ -1,6 +1,6 @@
 // Crop-centre sampling ∝ squared distance to background (paper §3.2), test centres, zero-padded crops.
-#include "core/cropsampler.h"
-#include "core/error.h"
+#include "core/slidelearning/cropsampler.h"
+#include "core/base/error.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // The one CSV module (RFC 4180) and the run-folder files of `nic train`, and JobContext's child contexts:
 // what both front-ends read, written and read back in one place.
-#include "core/cohort.h"
-#include "core/csv.h"
-#include "core/error.h"
-#include "core/jobcontext.h"
-#include "core/plateau.h"
-#include "core/runfolder.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/csv.h"
+#include "core/base/error.h"
+#include "core/base/jobcontext.h"
+#include "core/base/plateau.h"
+#include "core/slidelearning/runfolder.h"
 #include "testsupport.h"
 
 #include <gmock/gmock.h>

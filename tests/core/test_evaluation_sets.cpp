@@ -1,10 +1,10 @@
 // The paper's evaluation sets (§4.4): "All" is every held-out prediction; the cohort's `set` column names
 // subsets such as the official "test" slides, and its `macro` column gives "macro", the test slides with
 // only macro-metastases counted as positive.
-#include "core/cohort.h"
-#include "core/error.h"
-#include "core/evaluationsets.h"
-#include "core/metrics.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
+#include "core/slidelearning/evaluationsets.h"
+#include "core/slidelearning/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Cross-validation partitions and their rotation (paper §4.4: 2 train / 1 validation / 1 test).
-#include "core/error.h"
-#include "core/folds.h"
+#include "core/base/error.h"
+#include "core/slidelearning/folds.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
 // GeoJSON (QuPath) annotations: ASAP XML → GeoJSON → ASAP XML on every real Camelyon17 file, QuPath-shaped
 // input (holes, MultiPolygons, classifications) imported with the geometry intact, broken input with exact
 // messages naming file and JSON path, heatmap tiles, and the `nic convert-annotations`/`export-heatmap` CLI.
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/geojson.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/annotations/geojson.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "testsupport.h"
 
 #include <nlohmann/json.hpp>

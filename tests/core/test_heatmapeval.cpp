@@ -1,7 +1,7 @@
 // Heatmap scores against annotated lesions: pixel AUC, pointing game, mass inside.
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

@@ -6,14 +6,14 @@
 // left. 48 slides by default (a few seconds); NIC_SHARD_SLIDES=1000 runs the full-size check (see
 // scripts/check-shard-collision.sh). A tiny heatmap file that declares 10^12 cells is refused with
 // a clear error instead of std::bad_alloc.
-#include "core/annotation.h"
-#include "core/annotationraster.h"
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/error.h"
-#include "core/hdf5file.h"
-#include "core/heatmapeval.h"
-#include "core/latentgrid.h"
+#include "core/annotations/annotation.h"
+#include "core/annotations/annotationraster.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/base/error.h"
+#include "core/base/hdf5file.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/compression/latentgrid.h"
 #include "core/synth/synth.h"
 #include "testsupport.h"
 

@@ -1,6 +1,6 @@
 // ROC AUC, correlations and bootstrap CIs against hand-computed values.
-#include "core/error.h"
-#include "core/metrics.h"
+#include "core/base/error.h"
+#include "core/slidelearning/metrics.h"
 
 #include <gtest/gtest.h>
 

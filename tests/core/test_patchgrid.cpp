@@ -1,8 +1,8 @@
 // Patch grid geometry (paper Eq. 1): cell counts, level-0 rectangles, level choice, patch reading.
-#include "core/error.h"
-#include "core/patchgrid.h"
-#include "core/resample.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/slide/patchgrid.h"
+#include "core/slide/resample.h"
+#include "core/slide/slide.h"
 
 #include "testsupport.h"
 

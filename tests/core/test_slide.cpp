@@ -1,7 +1,7 @@
 // Slide: real Aperio slide, broken slides, generic TIFF resolution, region reads.
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/slide/slide.h"
 #include "testsupport.h"
 
 #include <cstdint>

@@ -6,10 +6,10 @@
 // is kept, no mmap), so after a delete every uncached tile fails ("Cannot read raw tile"), and after a
 // replace the old tile offsets are read from the new file: a tile that happens to sit at the same
 // offset decodes without error and returns the other slide's pixels.
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/error.h"
-#include "core/slide.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/base/error.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
 #include "slidechange.h"
 #include "testsupport.h"

@@ -2,9 +2,9 @@
 // status of a recorded folder, and submissions refused before anything is written.
 #include "testsupport.h"
 
-#include "core/error.h"
-#include "core/slurm.h"
-#include "core/submitfolder.h"
+#include "core/base/error.h"
+#include "core/cluster/slurm.h"
+#include "core/cluster/submitfolder.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

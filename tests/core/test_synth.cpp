@@ -1,16 +1,16 @@
-// Synthetic cohort generator (core/synth/synth.h) and the pyramidal TIFF writer (core/tiffwriter.h): files
+// Synthetic cohort generator (core/synth/synth.h) and the pyramidal TIFF writer (core/imaging/tiffwriter.h): files
 // open in OpenSlide with the requested geometry and mpp, are byte-identical for a seed, carry ground
 // truth (tissue mask, lesions as ASAP XML, cohort.csv), and tumour differs from normal tissue in texture
 // but not in mean colour.
 #include "testsupport.h"
 
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/jobcontext.h"
-#include "core/resample.h"
-#include "core/slide.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/base/jobcontext.h"
+#include "core/slide/resample.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
-#include "core/tiffwriter.h"
+#include "core/imaging/tiffwriter.h"
 
 #include <gtest/gtest.h>
 

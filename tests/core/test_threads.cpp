@@ -3,12 +3,12 @@
 // cancelled from another thread mid-way and from the progress sink, then resumed; the synthetic slide
 // writer's render pool; JobContext used from many threads at once. Each test also checks its result,
 // so it is a plain test in the other presets.
-#include "core/compressor.h"
-#include "core/encoder.h"
-#include "core/error.h"
-#include "core/jobcontext.h"
-#include "core/latentgrid.h"
-#include "core/slide.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
+#include "core/base/error.h"
+#include "core/base/jobcontext.h"
+#include "core/compression/latentgrid.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
 #include "testsupport.h"
 

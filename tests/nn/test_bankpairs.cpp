@@ -1,13 +1,13 @@
 // Class-balanced banks, source-level evaluation splits, balanced accuracy, and the contrastive pairs of
 // the paper (75 % adjacent negatives, 25 % from other slides) on banks built with --max-per-slide.
-#include "core/encoder.h"
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/jobcontext.h"
-#include "core/nn/evaluate.h"
-#include "core/nn/pairsampler.h"
-#include "core/nn/patchbank.h"
-#include "core/nn/trainer.h"
+#include "core/encoders/encoder.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/base/jobcontext.h"
+#include "core/encoders/nn/evaluate.h"
+#include "core/encoders/nn/pairsampler.h"
+#include "core/encoders/nn/patchbank.h"
+#include "core/encoders/nn/trainer.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 

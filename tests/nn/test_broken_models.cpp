@@ -2,8 +2,8 @@
 // lengths and bit-flipped at many places either loads bit-identically (a flip in bytes the archive does not
 // use) or is refused with a nic::Error naming the file — never a crash, never a foreign exception type,
 // never an encoder that silently computes something else.
-#include "core/error.h"
-#include "core/nn/encoders.h"
+#include "core/base/error.h"
+#include "core/encoders/nn/encoders.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // Encoder factory, encoder files (save → load, architecture checks, hashes), the Keras import checked
 // against an independent computation, and `nic embed` / `nic import-keras`.
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/nn/encoders.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/encoders/nn/encoders.h"
 #include "testsupport.h"
 
 #include <hdf5.h>

@@ -1,8 +1,8 @@
 // metrics.json of a cross-validation reports the cohort's evaluation subsets (the paper's Test and Macro)
 // beside All, each scored on the same held-out predictions as predictions.csv.
-#include "core/evaluationsets.h"
-#include "core/metrics.h"
-#include "core/nn/slidetrainer.h"
+#include "core/slidelearning/evaluationsets.h"
+#include "core/slidelearning/metrics.h"
+#include "core/slidelearning/nn/slidetrainer.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

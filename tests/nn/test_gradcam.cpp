@@ -1,7 +1,7 @@
 // Grad-CAM (§3.3, §8.3): gradient coefficients against finite differences, whole-slide and tiled maps.
-#include "core/error.h"
-#include "core/nn/gradcam.h"
-#include "core/nn/slidecnn.h"
+#include "core/base/error.h"
+#include "core/heatmaps/nn/gradcam.h"
+#include "core/slidelearning/nn/slidecnn.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

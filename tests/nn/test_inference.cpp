@@ -1,13 +1,13 @@
 // The optimised inference path: multiply-add counts of the encoders (the benchmarks' limit probe divides
 // by them), BatchNorm folding, and a whole slide compressed with the optimised encoder against the
 // plain one: the grids agree within float16 rounding.
-#include "core/compressor.h"
-#include "core/hdf5file.h"
-#include "core/latentgrid.h"
-#include "core/nn/encoders.h"
-#include "core/nn/flopcount.h"
-#include "core/nn/modules.h"
-#include "core/nn/torchencoder.h"
+#include "core/compression/compressor.h"
+#include "core/base/hdf5file.h"
+#include "core/compression/latentgrid.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/modules.h"
+#include "core/encoders/nn/torchencoder.h"
 #include "core/synth/synth.h"
 #include "testsupport.h"
 

@@ -1,9 +1,9 @@
 // Shapes of the encoder networks and the augmentation functions (the only test file that includes
-// LibTorch; the others use the torch-free API of core/nn).
-#include "core/error.h"
-#include "core/nn/augment.h"
-#include "core/nn/modules.h"
-#include "core/nn/torchencoder.h"
+// LibTorch; the others use the torch-free API of the nn/ halves of core/).
+#include "core/base/error.h"
+#include "core/encoders/nn/augment.h"
+#include "core/encoders/nn/modules.h"
+#include "core/encoders/nn/torchencoder.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

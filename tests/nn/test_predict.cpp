@@ -1,10 +1,10 @@
 // `nic predict`: new compressed slides scored by the ensemble of slide models (the mean of the fold models'
 // TTA predictions), the checks of models against grids with their messages, run folders, the CSV and the CLI.
-#include "core/error.h"
-#include "core/latentgrid.h"
-#include "core/nn/slidecnn.h"
-#include "core/nn/slidetrainer.h"
-#include "core/runfolder.h"
+#include "core/base/error.h"
+#include "core/compression/latentgrid.h"
+#include "core/slidelearning/nn/slidecnn.h"
+#include "core/slidelearning/nn/slidetrainer.h"
+#include "core/slidelearning/runfolder.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

@@ -1,10 +1,10 @@
 // The slide CNN (§8.2): layer shapes, model files, TTA averaging, and a small cross-validated learning
 // run on synthetic compressed slides (the fast version of the end-to-end pipeline).
-#include "core/cropsampler.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
-#include "core/nn/gradcam.h"
-#include "core/nn/slidecnn.h"
+#include "core/slidelearning/cropsampler.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/heatmaps/nn/gradcam.h"
+#include "core/slidelearning/nn/slidecnn.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

@@ -1,11 +1,11 @@
 // Training budgets and stop reasons: the encoder trainer's total-steps cap, epoch cap and learning-rate
 // floor (which one ends a run, in the result, the log, the checkpoint and --result JSON), `train-encoder
 // --budget` presets against explicit options, and the slide CNN's per-round stop reasons.
-#include "core/error.h"
-#include "core/jobcontext.h"
-#include "core/nn/encoders.h"
-#include "core/nn/slidetrainer.h"
-#include "core/nn/trainer.h"
+#include "core/base/error.h"
+#include "core/base/jobcontext.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/slidelearning/nn/slidetrainer.h"
+#include "core/encoders/nn/trainer.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 

@@ -2,8 +2,8 @@
 // cancelled or SIGKILLed at any moment leaves only complete files under final names and continues to the
 // same models, predictions and metrics as an uninterrupted run; resume state made with other parameters,
 // or damaged, is refused with a message naming the file.
-#include "core/error.h"
-#include "core/nn/slidecnn.h"
+#include "core/base/error.h"
+#include "core/slidelearning/nn/slidecnn.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // Encoder training loop: loss goes down, files and checkpoints, determinism, resume, cancellation.
-#include "core/error.h"
-#include "core/jobcontext.h"
-#include "core/nn/encoders.h"
-#include "core/nn/trainer.h"
+#include "core/base/error.h"
+#include "core/base/jobcontext.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/trainer.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 

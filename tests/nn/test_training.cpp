@@ -1,9 +1,9 @@
 // Patch banks and eval-encoder.
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/nn/encoders.h"
-#include "core/nn/evaluate.h"
-#include "core/nn/patchbank.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/evaluate.h"
+#include "core/encoders/nn/patchbank.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 

@@ -3,8 +3,8 @@
 // test skips with a message saying how to start one.
 #include "testsupport.h"
 
-#include "core/cohort.h"
-#include "core/latentgrid.h"
+#include "core/slidelearning/cohort.h"
+#include "core/compression/latentgrid.h"
 
 #include <chrono>
 #include <fstream>

@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the GUI tests: a pixel's colour within a tolerance (with a readable failure), the
 // 50 % blend a half-opaque layer gives, and the annotations of the docs screenshots.
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "ui/colormap.h"
 #include "ui/tilemath.h"
 

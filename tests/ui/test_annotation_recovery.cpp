@@ -2,7 +2,7 @@
 // drawn; opening the slide again offers the recovery file and restores every vertex; discard removes it;
 // a normal save or closing the tab removes it. The killed process is this test binary run again as a
 // child (AnnotationRecoveryChild.*, which skips unless started that way) with a real MainWindow.
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/annotationrecovery.h"

@@ -4,8 +4,8 @@
 // option is refused with nic's own message. The Slurm client commands are stand-ins written by the test
 // (sbatch runs each array task's script in the background, squeue lists the tasks still running), so the
 // test needs no cluster; the real single-node Slurm is exercised by the `slurm` tests of `nic submit`.
-#include "core/compressor.h"
-#include "core/latentgrid.h"
+#include "core/compression/compressor.h"
+#include "core/compression/latentgrid.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/clusterjobs.h"

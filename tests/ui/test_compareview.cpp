@@ -3,9 +3,9 @@
 // own heatmap is hot and not where the others' are, and that bad input is reported with its cause.
 #include "ui/compareview.h"
 
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/slideview.h"

@@ -2,9 +2,9 @@
 // run as a subprocess, and the heatmap layer read from the HDF5 file `nic gradcam` writes.
 #include "ui/figureexport.h"
 
-#include "core/annotation.h"
-#include "core/error.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/base/error.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"

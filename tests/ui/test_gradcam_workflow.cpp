@@ -3,8 +3,8 @@
 // files are the CLI's: the same heatmap data in the HDF5 file, plus the PNG overlay and the ASAP TIFF.
 #ifdef NIC_WITH_UI_NN
 
-#include "core/heatmapeval.h"
-#include "core/runfolder.h"
+#include "core/heatmaps/heatmapeval.h"
+#include "core/slidelearning/runfolder.h"
 #include "testsupport.h"
 #include "ui/dialogs.h"
 #include "ui/jobrunner.h"

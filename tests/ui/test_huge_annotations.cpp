@@ -3,7 +3,7 @@
 // drawn where the polygons lie, group visibility and zoom-to work, and saved back unchanged.
 #include "ui/mainwindow.h"
 
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "core/synth/synth.h"
 #include "pixelcheck.h"
 #include "testslide.h"

@@ -3,8 +3,8 @@
 #include "ui/jobrunner.h"
 #include "ui/jobspanel.h"
 
-#include "core/atomicfile.h"
-#include "core/error.h"
+#include "core/base/atomicfile.h"
+#include "core/base/error.h"
 #include "testsupport.h"
 
 #include <QApplication>

@@ -1,7 +1,7 @@
 // Latent view: PCA colouring of an [H, W, C] grid; background cells transparent.
 #include "ui/latentview.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 #include <gtest/gtest.h>
 

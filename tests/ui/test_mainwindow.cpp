@@ -2,7 +2,7 @@
 // magnification presets disabled with an explanation, annotations saved back to ASAP XML, screenshot.
 #include "ui/mainwindow.h"
 
-#include "core/annotation.h"
+#include "core/annotations/annotation.h"
 #include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"

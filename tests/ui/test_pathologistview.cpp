@@ -5,9 +5,9 @@
 // and Help ▸ Keyboard shortcuts.
 #include "ui/mainwindow.h"
 
-#include "core/annotation.h"
-#include "core/geojson.h"
-#include "core/heatmapeval.h"
+#include "core/annotations/annotation.h"
+#include "core/annotations/geojson.h"
+#include "core/heatmaps/heatmapeval.h"
 #include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"

@@ -1,7 +1,7 @@
 // QCustomPlot figures: data, labels, and exports (PNG, PDF, SVG, CSV) that are valid files.
 #include "ui/plots.h"
 
-#include "core/metrics.h"
+#include "core/slidelearning/metrics.h"
 #include "testsupport.h"
 
 #include <QFile>

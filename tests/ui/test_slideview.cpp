@@ -3,8 +3,8 @@
 // their cause and the view stays usable, drawing tools add annotations.
 #include "ui/slideview.h"
 
-#include "core/annotation.h"
-#include "core/latentgrid.h"
+#include "core/annotations/annotation.h"
+#include "core/compression/latentgrid.h"
 #include "pixelcheck.h"
 #include "testslide.h"
 #include "testsupport.h"

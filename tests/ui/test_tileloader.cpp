@@ -1,7 +1,7 @@
 // TileLoader: newest request first, stale requests dropped, results delivered on the GUI thread.
 #include "ui/tileloader.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 #include <QCoreApplication>
 #include <QTest>

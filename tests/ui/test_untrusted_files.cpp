@@ -1,8 +1,8 @@
 // Files that crash HDF5 1.10.8 (fuzz/regressions) opened in nic-studio (issue 19): found beside a slide or
 // chosen in File ▸ Load heatmap… / Load latent grid…, each gives a message naming the file and what
 // happened, and the window keeps working (the reading ran in nic-probe, not here).
-#include "core/annotation.h"
-#include "core/untrustedfileprobe.h"
+#include "core/annotations/annotation.h"
+#include "core/base/untrustedfileprobe.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/mainwindow.h"

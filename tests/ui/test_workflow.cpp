@@ -4,11 +4,11 @@
 // job asks and cancels it cleanly, and results open in the viewer.
 #include "ui/workflow.h"
 
-#include "core/compressor.h"
-#include "core/encoder.h"
+#include "core/compression/compressor.h"
+#include "core/encoders/encoder.h"
 #include "ui/dialogs.h"
-#include "core/latentgrid.h"
-#include "core/nn/slidetrainer.h"
+#include "core/compression/latentgrid.h"
+#include "core/slidelearning/nn/slidetrainer.h"
 #include "testslide.h"
 #include "testsupport.h"
 #include "ui/cohortpanel.h"

@@ -6,8 +6,8 @@
 #include "ui/jobrunner.h"
 #include "ui/tileloader.h"
 
-#include "core/error.h"
-#include "core/slide.h"
+#include "core/base/error.h"
+#include "core/slide/slide.h"
 #include "testsupport.h"
 #include "../ui/testslide.h"
 

@@ -1,10 +1,10 @@
 // Encoder stages of the workflow (nic compress with an encoder file, nic train-encoder).
 #include "ui/nn/neuraljobs.h"
 
-#include "core/error.h"
-#include "core/nn/encoders.h"
-#include "core/nn/patchbank.h"
-#include "core/nn/trainer.h"
+#include "core/base/error.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/patchbank.h"
+#include "core/encoders/nn/trainer.h"
 #include "ui/plots.h"
 
 #include <filesystem>

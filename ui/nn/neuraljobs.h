@@ -1,6 +1,6 @@
 #pragma once
-// ui_nn: the workflow's job bodies that need LibTorch (ui/workflow.h, NeuralJobs). They call the core/nn
-// stages as the `nic` CLI does (app/nic/nn/) and include only core/nn's torch-free headers; the library
+// ui_nn: the workflow's job bodies that need LibTorch (ui/workflow.h, NeuralJobs). They call the LibTorch
+// stages of core/ as the `nic` CLI does (app/nic/nn/) and include only their torch-free headers; the library
 // links core_nn. Built only with NIC_WITH_TORCH.
 #include "ui/workflow.h"
 

@@ -1,6 +1,6 @@
 #include "ui/nn/neuraljobs.h"
 
-#include "core/encoder.h"
+#include "core/encoders/encoder.h"
 
 namespace nic {
 

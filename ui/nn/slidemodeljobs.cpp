@@ -1,11 +1,11 @@
 // Slide-model stages of the workflow (nic train, nic gradcam), mirroring app/nic/nn/cmd_slidemodel.cpp.
 #include "ui/nn/neuraljobs.h"
 
-#include "core/cohort.h"
-#include "core/error.h"
-#include "core/latentgrid.h"
-#include "core/nn/gradcamrun.h"
-#include "core/nn/slidetrainer.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
+#include "core/compression/latentgrid.h"
+#include "core/heatmaps/nn/gradcamrun.h"
+#include "core/slidelearning/nn/slidetrainer.h"
 #include "ui/plots.h"
 
 #include <algorithm>

@@ -1,17 +1,17 @@
 // Neural subcommands: make-bank, train-encoder, embed, import-keras, eval-encoder, encoder-info.
-// Uses only the torch-free headers of core/nn, so this file compiles without <torch/torch.h>.
+// Uses only the torch-free headers of the nn/ halves of core/, so this file compiles without <torch/torch.h>.
 #include "../commands.h"
 #include "../progressbar.h"
 
-#include "core/atomicfile.h"
-#include "core/cohort.h"
-#include "core/error.h"
-#include "core/imageio.h"
-#include "core/nn/encoders.h"
-#include "core/nn/evaluate.h"
-#include "core/nn/patchbank.h"
-#include "core/nn/trainer.h"
-#include "core/resample.h"
+#include "core/base/atomicfile.h"
+#include "core/slidelearning/cohort.h"
+#include "core/base/error.h"
+#include "core/imaging/imageio.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/evaluate.h"
+#include "core/encoders/nn/patchbank.h"
+#include "core/encoders/nn/trainer.h"
+#include "core/slide/resample.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,17 +1,17 @@
 // Slide-level model subcommands: `nic train` (k-fold cross-validated slide CNN on compressed slides),
 // `nic gradcam` (heatmaps: HDF5, PNG overlay, ASAP likelihood-map TIFF) and `nic predict` (new slides scored
 // by the ensemble of a run's fold models). Uses only the torch-free
-// headers of core/nn, so this file compiles without <torch/torch.h>.
+// headers of the nn/ halves of core/, so this file compiles without <torch/torch.h>.
 #include "../commands.h"
 #include "../progressbar.h"
 
-#include "core/atomicfile.h"
-#include "core/cohort.h"
-#include "core/compressor.h"
-#include "core/error.h"
-#include "core/latentgrid.h"
-#include "core/nn/gradcamrun.h"
-#include "core/nn/slidetrainer.h"
+#include "core/base/atomicfile.h"
+#include "core/slidelearning/cohort.h"
+#include "core/compression/compressor.h"
+#include "core/base/error.h"
+#include "core/compression/latentgrid.h"
+#include "core/heatmaps/nn/gradcamrun.h"
+#include "core/slidelearning/nn/slidetrainer.h"
 
 #include <cmath>
 #include <cstdio>

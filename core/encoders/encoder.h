@@ -1,0 +1,53 @@
+#pragma once
+// The patch encoder interface (paper: E maps a P×P×3 patch to a C-vector). Compression and evaluation
+// talk to encoders only through this header, which includes no LibTorch, so the non-neural parts of
+// core/ (and their tests, including the sanitizer build) never load LibTorch.
+#include "core/imaging/image.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nic {
+
+/// What an encoder is; recorded in every compressed file so a grid names the encoder that made it.
+struct EncoderInfo {
+    std::string name;        ///< "mean-rgb", "vae", "bigan", "contrastive", "supervised-tumor", ...
+    std::string hash;        ///< content hash of the weights + architecture ("builtin" for mean-rgb)
+    int patchSize = 128;     ///< P: input patch side in pixels
+    int codeSize = 3;        ///< C: embedding length
+    double mpp = 0.5;        ///< resolution the encoder was trained at (µm/px)
+    std::string source;      ///< file it was loaded from, or "builtin"
+};
+
+/// Maps batches of RGB patches to embeddings. Implementations must be safe to call from one thread
+/// at a time per instance (a compression pipeline owns one instance per inference thread or
+/// serialises calls). Throws nic::Error on failure.
+class PatchEncoder {
+public:
+    virtual ~PatchEncoder() = default;
+    virtual const EncoderInfo& info() const = 0;
+    /// Encodes `count` patches given as contiguous uint8 NHWC data (count × P × P × 3) into
+    /// `out` (count × C floats, row-major). P and C are info().patchSize / info().codeSize.
+    virtual void encode(const std::uint8_t* nhwc, int count, float* out) = 0;
+
+    /// Convenience: encodes images of size P×P (throws InvalidArgument on a wrong size).
+    std::vector<float> encode(const std::vector<Image>& patches);
+};
+
+/// The Mean-RGB baseline (paper §7.4): e_c = mean over the patch of channel c, in [0, 255] units
+/// divided by 255 (so values are in [0, 1]). Needs no weights.
+class MeanRgbEncoder final : public PatchEncoder {
+public:
+    explicit MeanRgbEncoder(int patchSize = 128);
+    const EncoderInfo& info() const override { return info_; }
+    void encode(const std::uint8_t* nhwc, int count, float* out) override;
+    using PatchEncoder::encode;
+
+private:
+    EncoderInfo info_;
+};
+
+} // namespace nic

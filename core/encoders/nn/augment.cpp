@@ -1,0 +1,130 @@
+#include "core/encoders/nn/augment.h"
+
+#include "core/base/error.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+namespace nic::augment {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+void check(const torch::Tensor& x, double strength, const char* what) {
+    if (x.dim() != 4 || x.size(1) != 3)
+        throw InvalidArgument(std::string(what) + ": expected a [N, 3, H, W] batch");
+    if (!(strength >= 0.0 && strength <= 2.0))
+        throw InvalidArgument(std::string(what) + ": strength must be in [0, 2], got " + std::to_string(strength));
+}
+
+/// U(−a, a) per image, shape [N].
+torch::Tensor symmetric(std::int64_t n, double a, at::Generator& gen) {
+    return (torch::rand({n}, gen, torch::kFloat) * 2.0 - 1.0) * a;
+}
+
+torch::Tensor sampleAffine(const torch::Tensor& x, const torch::Tensor& theta) {
+    auto grid = F::affine_grid(theta, x.sizes().vec(), false);
+    return F::grid_sample(x, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
+        .clamp(0.0, 1.0);
+}
+
+} // namespace
+
+at::Generator makeGenerator(std::uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+
+torch::Tensor rotate(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "rotate");
+    if (strength == 0.0)
+        return x.clone();
+    const auto n = x.size(0);
+    auto angle = symmetric(n, M_PI * std::min(strength, 1.0), gen);
+    auto c = torch::cos(angle), s = torch::sin(angle), z = torch::zeros({n});
+    auto theta = torch::stack({torch::stack({c, -s, z}, 1), torch::stack({s, c, z}, 1)}, 1);
+    return sampleAffine(x, theta.to(x.dtype()));
+}
+
+torch::Tensor zoom(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "zoom");
+    if (strength == 0.0)
+        return x.clone();
+    const auto n = x.size(0);
+    auto scale = 1.0 / (1.0 + symmetric(n, 0.25 * std::min(strength, 1.5), gen));
+    auto z = torch::zeros({n});
+    auto theta = torch::stack({torch::stack({scale, z, z}, 1), torch::stack({z, scale, z}, 1)}, 1);
+    return sampleAffine(x, theta.to(x.dtype()));
+}
+
+torch::Tensor elastic(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "elastic");
+    if (strength == 0.0)
+        return x.clone();
+    const auto n = x.size(0), h = x.size(2), w = x.size(3);
+    // Normalised coordinates span 2 units per side, so 2.5 % of the side is 0.05.
+    auto coarse = torch::randn({n, 2, 8, 8}, gen, torch::kFloat) * (0.05 * strength);
+    auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                            .size(std::vector<std::int64_t>{h, w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(true));
+    auto identity = torch::zeros({n, 2, 3});
+    identity.select(1, 0).select(1, 0).fill_(1.0);
+    identity.select(1, 1).select(1, 1).fill_(1.0);
+    auto grid = F::affine_grid(identity, x.sizes().vec(), false) + field.permute({0, 2, 3, 1});
+    return F::grid_sample(x, grid.to(x.dtype()),
+                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
+        .clamp(0.0, 1.0);
+}
+
+torch::Tensor hedJitter(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "hedJitter");
+    if (strength == 0.0)
+        return x.clone();
+    const auto n = x.size(0);
+    // Ruifrok & Johnston stain vectors (rows: haematoxylin, eosin, DAB), as in scikit-image.
+    auto rgbFromHed = torch::tensor({0.65f, 0.70f, 0.29f, 0.07f, 0.99f, 0.11f, 0.27f, 0.57f, 0.78f}).view({3, 3});
+    rgbFromHed = rgbFromHed / rgbFromHed.norm(2, 1, true);
+    auto hedFromRgb = torch::inverse(rgbFromHed);
+    auto od = -torch::log(x.clamp_min(1.0 / 255.0)).permute({0, 2, 3, 1}); // [N, H, W, 3]
+    auto hed = torch::matmul(od, hedFromRgb);
+    auto alpha = 1.0 + (torch::rand({n, 1, 1, 3}, gen, torch::kFloat) * 2.0 - 1.0) * (0.2 * strength);
+    auto beta = (torch::rand({n, 1, 1, 3}, gen, torch::kFloat) * 2.0 - 1.0) * (0.05 * strength);
+    auto od2 = torch::matmul(hed * alpha + beta, rgbFromHed);
+    return torch::exp(-od2).permute({0, 3, 1, 2}).clamp(0.0, 1.0).contiguous().to(x.dtype());
+}
+
+torch::Tensor brightness(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "brightness");
+    if (strength == 0.0)
+        return x.clone();
+    return (x + symmetric(x.size(0), 0.2 * strength, gen).view({-1, 1, 1, 1})).clamp(0.0, 1.0);
+}
+
+torch::Tensor contrast(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "contrast");
+    if (strength == 0.0)
+        return x.clone();
+    auto mean = x.mean({1, 2, 3}, true);
+    auto factor = 1.0 + symmetric(x.size(0), 0.4 * strength, gen).view({-1, 1, 1, 1});
+    return ((x - mean) * factor + mean).clamp(0.0, 1.0);
+}
+
+torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "gaussianNoise");
+    if (strength == 0.0)
+        return x.clone();
+    auto sigma = torch::rand({x.size(0), 1, 1, 1}, gen, torch::kFloat) * (0.05 * strength);
+    return (x + torch::randn(x.sizes(), gen, torch::kFloat) * sigma).clamp(0.0, 1.0);
+}
+
+torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen) {
+    auto y = rotate(x, strength, gen);
+    y = zoom(y, strength, gen);
+    y = elastic(y, strength, gen);
+    y = hedJitter(y, strength, gen);
+    y = brightness(y, strength, gen);
+    y = contrast(y, strength, gen);
+    return gaussianNoise(y, strength, gen);
+}
+
+} // namespace nic::augment

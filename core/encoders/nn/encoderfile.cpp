@@ -1,0 +1,375 @@
+// Encoder files, the encoder factory and TorchPatchEncoder.
+#include "core/base/atomicfile.h"
+#include "core/base/error.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/torchencoder.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <malloc.h>
+#include <mutex>
+
+namespace nic {
+
+using nlohmann::json;
+
+const char* toString(EncoderKind kind) {
+    switch (kind) {
+    case EncoderKind::Vae: return "vae";
+    case EncoderKind::Contrastive: return "contrastive";
+    case EncoderKind::Bigan: return "bigan";
+    case EncoderKind::SupervisedTumor: return "supervised-tumor";
+    case EncoderKind::SupervisedTissue: return "supervised-tissue";
+    }
+    return "?";
+}
+
+std::optional<EncoderKind> parseEncoderKind(const std::string& text) {
+    for (auto k : {EncoderKind::Vae, EncoderKind::Contrastive, EncoderKind::Bigan, EncoderKind::SupervisedTumor,
+                   EncoderKind::SupervisedTissue})
+        if (text == toString(k))
+            return k;
+    return std::nullopt;
+}
+
+double defaultLearningRate(EncoderKind kind) {
+    switch (kind) {
+    case EncoderKind::Vae: return 1e-3;
+    case EncoderKind::Bigan: return 2e-4;
+    default: return 1e-2;
+    }
+}
+
+namespace {
+
+/// LibTorch's CPU allocator is plain malloc. With glibc's defaults every activation above the dynamic
+/// mmap threshold (at most 32 MiB; a VAE batch's first activation is 16-33 MiB) is mmap'ed and unmapped
+/// again per layer, freed heap tops are trimmed, and a worker thread's arena (64 MiB heaps) maps what
+/// does not fit: each batch page-faults its activations in afresh. bench_encoders measured system time
+/// at 0.17-0.48 of user time. One arena that keeps such blocks (mmap only above 1 GiB, trim only above
+/// 256 MiB free) brought it to 0.02-0.07 and the forward pass from ~0.50 to ~0.66 of the sgemm limit,
+/// for ~80 MiB more peak RSS. Set once, before the inference and training threads start.
+void keepActivationsInHeap() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        ::mallopt(M_ARENA_MAX, 1);
+        ::mallopt(M_MMAP_THRESHOLD, 1 << 30);
+        ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    });
+}
+
+} // namespace
+
+std::string configureCompute(const ComputeOptions& options) {
+    if (options.threads < 0)
+        throw InvalidArgument("thread count must be >= 0, got " + std::to_string(options.threads));
+    keepActivationsInHeap();
+    if (options.threads > 0)
+        torch::set_num_threads(options.threads);
+    if (options.device == "auto")
+        return torch::cuda::is_available() ? "cuda" : "cpu";
+    if (options.device == "cpu")
+        return "cpu";
+    if (options.device == "cuda") {
+        if (!torch::cuda::is_available())
+            throw InvalidArgument("device 'cuda' requested but this LibTorch build or machine has no CUDA device");
+        return "cuda";
+    }
+    throw InvalidArgument("unknown device '" + options.device + "' (use auto, cpu or cuda)");
+}
+
+int computeThreads() { return torch::get_num_threads(); }
+
+torch::Device toDevice(const std::string& name) { return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
+
+std::string torchMessage(const c10::Error& e) { return e.what_without_backtrace(); }
+
+// Metadata (encoderMetaToJson / encoderMetaFromJson): core/encoders/modelmeta.cpp.
+
+torch::nn::AnyModule buildEncoderModule(const EncoderMeta& m) {
+    if (m.kind == "keras")
+        return torch::nn::AnyModule(KerasChain(m.kerasLayers));
+    checkEncoderShape(m.patchSize, m.codeSize);
+    if (m.kind == "bigan")
+        return torch::nn::AnyModule(BiganEncoder(m.patchSize, m.codeSize, true));
+    return torch::nn::AnyModule(ConvEncoder(m.patchSize, m.codeSize));
+}
+
+torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, torch::Device device) {
+    auto u8 = torch::from_blob(const_cast<std::uint8_t*>(nhwc), {count, patchSize, patchSize, 3}, torch::kUInt8);
+    auto x = u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(127.5).sub_(1.0).contiguous();
+    return x.to(device);
+}
+
+void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into) {
+    const auto plane = static_cast<std::size_t>(patchSize) * static_cast<std::size_t>(patchSize);
+    float* dst = into.data_ptr<float>();
+    // The same arithmetic as toModelInput (v / 127.5 − 1 in float), so both give identical inputs.
+    float lut[256];
+    for (int v = 0; v < 256; ++v)
+        lut[v] = static_cast<float>(v) / 127.5F - 1.0F;
+    for (int n = 0; n < count; ++n) {
+        const std::uint8_t* src = nhwc + static_cast<std::size_t>(n) * plane * 3U;
+        float* r = dst + static_cast<std::size_t>(n) * plane * 3U;
+        float* g = r + plane;
+        float* b = g + plane;
+        for (std::size_t i = 0; i < plane; ++i) {
+            r[i] = lut[src[3 * i]];
+            g[i] = lut[src[3 * i + 1]];
+            b[i] = lut[src[3 * i + 2]];
+        }
+    }
+}
+
+namespace {
+
+struct Fnv64 {
+    std::uint64_t h = 1469598103934665603ULL;
+    void add(const void* data, std::size_t n) {
+        const auto* p = static_cast<const unsigned char*>(data);
+        for (std::size_t i = 0; i < n; ++i) {
+            h ^= p[i];
+            h *= 1099511628211ULL;
+        }
+    }
+    void add(const std::string& s) { add(s.data(), s.size()); }
+    std::string hex() const {
+        char buf[17];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+        return buf;
+    }
+};
+
+void hashTensor(Fnv64& f, const std::string& name, const torch::Tensor& t) {
+    f.add(name);
+    auto c = t.detach().to(torch::kCPU).to(torch::kFloat).contiguous();
+    for (auto s : c.sizes()) {
+        const std::int64_t v = s;
+        f.add(&v, sizeof v);
+    }
+    f.add(c.data_ptr(), static_cast<std::size_t>(c.numel()) * sizeof(float));
+}
+
+EncoderInfo makeInfo(const EncoderMeta& m, const std::string& hash, const std::string& source) {
+    EncoderInfo info;
+    info.name = m.name.empty() ? m.kind : m.name;
+    info.hash = hash;
+    info.patchSize = m.patchSize;
+    info.codeSize = m.codeSize;
+    info.mpp = m.mpp;
+    info.source = source;
+    return info;
+}
+
+std::string readMetaJson(torch::serialize::InputArchive& ar, const std::string& source) {
+    c10::IValue iv;
+    if (!ar.try_read("meta/json", iv) || !iv.isString())
+        throw Error(source + ": not a NIC encoder file (no meta/json record)");
+    return iv.toStringRef();
+}
+
+void loadArchive(torch::serialize::InputArchive& ar, const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        throw IoError(path.string() + ": no such encoder file");
+    try {
+        ar.load_from(path.string());
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot read encoder file: " + torchMessage(e));
+    }
+}
+
+} // namespace
+
+std::string contentHash(const std::string& metaJson, torch::nn::Module& module) {
+    Fnv64 f;
+    f.add(metaJson);
+    for (const auto& p : module.named_parameters(true))
+        hashTensor(f, p.key(), p.value());
+    for (const auto& b : module.named_buffers(true))
+        hashTensor(f, b.key(), b.value());
+    return f.hex();
+}
+
+// ------------------------------------------------------------------------------------ TorchPatchEncoder
+
+TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule module, torch::Device device,
+                                     std::string hash, std::string source, bool optimise)
+    : meta_(std::move(meta)), module_(std::move(module)), device_(device), optimised_(optimise) {
+    module_.ptr()->to(device_);
+    module_.ptr()->eval();
+    info_ = makeInfo(meta_, hash, source);
+    inference_ = module_;
+    if (optimise) {
+        // A copy of the same architecture with the same tensors, then BN folded into it.
+        inference_ = buildEncoderModule(meta_);
+        torch::NoGradGuard noGrad;
+        auto dst = inference_.ptr()->named_parameters(true), src = module_.ptr()->named_parameters(true);
+        for (const auto& p : src)
+            dst[p.key()].copy_(p.value());
+        auto dstB = inference_.ptr()->named_buffers(true), srcB = module_.ptr()->named_buffers(true);
+        for (const auto& b : srcB)
+            dstB[b.key()].copy_(b.value());
+        foldBatchNorm(*inference_.ptr());
+        inference_.ptr()->to(device_);
+        inference_.ptr()->eval();
+    }
+}
+
+torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {
+    torch::NoGradGuard noGrad;
+    inference_.ptr()->eval();
+    return inference_.forward(input.to(device_));
+}
+
+void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {
+    if (count < 0)
+        throw InvalidArgument("encode: negative patch count");
+    c10::InferenceMode inference; // thread-local, like NoGradGuard, and cheaper
+    inference_.ptr()->eval();
+    const int p = meta_.patchSize;
+    const std::size_t patchBytes = static_cast<std::size_t>(p) * static_cast<std::size_t>(p) * 3U;
+    constexpr int kChunk = 256;
+    try {
+        for (int start = 0; start < count; start += kChunk) {
+            const int n = std::min(kChunk, count - start);
+            const std::uint8_t* chunk = nhwc + static_cast<std::size_t>(start) * patchBytes;
+            torch::Tensor x;
+            if (device_.is_cpu()) {
+                if (!input_.defined() || input_.size(0) != n)
+                    input_ = torch::empty({n, 3, p, p}, torch::kFloat);
+                toModelInputInto(chunk, n, p, input_);
+                x = input_;
+            } else {
+                x = toModelInput(chunk, n, p, device_);
+            }
+            auto e = inference_.forward(x).to(torch::kCPU).to(torch::kFloat).contiguous();
+            if (e.dim() != 2 || e.size(0) != n || e.size(1) != meta_.codeSize)
+                throw Error("encoder " + info_.name + " produced an output of the wrong shape");
+            std::memcpy(out + static_cast<std::size_t>(start) * static_cast<std::size_t>(meta_.codeSize),
+                        e.data_ptr<float>(), static_cast<std::size_t>(e.numel()) * sizeof(float));
+        }
+    } catch (const c10::Error& e) {
+        throw Error("encoder " + info_.name + ": " + torchMessage(e));
+    }
+}
+
+// ---------------------------------------------------------------------------------------- files
+
+EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module) {
+    const std::string metaJson = encoderMetaToJson(meta);
+    const std::string hash = contentHash(metaJson, module);
+    try {
+        torch::serialize::OutputArchive ar;
+        torch::serialize::OutputArchive enc;
+        module.save(enc);
+        ar.write("encoder", enc);
+        ar.write("meta/json", c10::IValue(metaJson));
+        ar.write("meta/hash", c10::IValue(hash));
+        AtomicFile file(path);
+        ar.save_to(file.tempPath().string());
+        file.commit();
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot write encoder file: " + torchMessage(e));
+    }
+    return makeInfo(meta, hash, path.string());
+}
+
+std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& path, torch::Device device,
+                                                   bool optimise) {
+    const std::string source = path.string();
+    torch::serialize::InputArchive ar;
+    loadArchive(ar, path);
+    const EncoderMeta meta = encoderMetaFromJson(readMetaJson(ar, source), source);
+    auto module = buildEncoderModule(meta);
+    auto& mod = *module.ptr();
+    // torch::load replaces tensors whatever their shape, so remember what the architecture expects.
+    std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
+    for (const auto& p : mod.named_parameters(true))
+        expected.emplace_back(p.key(), p.value().sizes().vec());
+    for (const auto& b : mod.named_buffers(true))
+        expected.emplace_back(b.key(), b.value().sizes().vec());
+    try {
+        torch::serialize::InputArchive enc;
+        if (!ar.try_read("encoder", enc))
+            throw Error(source + ": encoder file has no weights (no 'encoder' record)");
+        mod.load(enc);
+    } catch (const c10::Error& e) {
+        throw Error(source + ": weights do not match the architecture in the metadata: " + torchMessage(e));
+    }
+    std::size_t i = 0;
+    auto check = [&](const std::string& name, const torch::Tensor& t) {
+        const auto& want = expected.at(i++);
+        if (want.first != name || want.second != t.sizes().vec())
+            throw Error(source + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) +
+                        " but the architecture in the metadata needs " + c10::str(c10::IntArrayRef(want.second)));
+    };
+    for (const auto& p : mod.named_parameters(true))
+        check(p.key(), p.value());
+    for (const auto& b : mod.named_buffers(true))
+        check(b.key(), b.value());
+    const std::string metaJson = encoderMetaToJson(meta);
+    const std::string hash = contentHash(metaJson, mod);
+    c10::IValue stored;
+    if (ar.try_read("meta/hash", stored) && stored.isString() && stored.toStringRef() != hash)
+        throw Error(source + ": content hash mismatch (file says " + stored.toStringRef() + ", weights give " + hash +
+                    "); the file is damaged");
+    return std::make_unique<TorchPatchEncoder>(meta, std::move(module), device, hash, source, optimise);
+}
+
+// -------------------------------------------------------------------------------------- factory
+
+std::unique_ptr<PatchEncoder> loadEncoder(const std::string& nameOrPath, const ComputeOptions& options) {
+    if (nameOrPath == "mean-rgb")
+        return std::make_unique<MeanRgbEncoder>(128);
+    if (nameOrPath.rfind("mean-rgb:", 0) == 0) {
+        const std::string size = nameOrPath.substr(9);
+        if (size.empty() || size.size() > 5 || size.find_first_not_of("0123456789") != std::string::npos)
+            throw InvalidArgument("'" + nameOrPath + "': expected mean-rgb:P with P the patch size in pixels");
+        return std::make_unique<MeanRgbEncoder>(std::stoi(size));
+    }
+    const std::string device = configureCompute(options);
+    return readEncoderFile(nameOrPath, toDevice(device), options.optimiseInference);
+}
+
+EncoderInfo readEncoderInfo(const std::filesystem::path& path) {
+    if (path == "mean-rgb")
+        return MeanRgbEncoder(128).info();
+    const std::string source = path.string();
+    torch::serialize::InputArchive ar;
+    loadArchive(ar, path);
+    const EncoderMeta meta = encoderMetaFromJson(readMetaJson(ar, source), source);
+    c10::IValue stored;
+    std::string hash = "unknown";
+    if (ar.try_read("meta/hash", stored) && stored.isString())
+        hash = stored.toStringRef();
+    return makeInfo(meta, hash, source);
+}
+
+std::unique_ptr<PatchEncoder> createEncoder(EncoderKind kind, int patchSize, int codeSize, int classes,
+                                            std::uint64_t seed, const ComputeOptions& options) {
+    const std::string device = configureCompute(options);
+    EncoderMeta meta;
+    meta.kind = toString(kind);
+    meta.name = meta.kind;
+    meta.patchSize = patchSize;
+    meta.codeSize = codeSize;
+    meta.classes = kind == EncoderKind::SupervisedTissue ? classes : (kind == EncoderKind::SupervisedTumor ? 2 : 0);
+    torch::manual_seed(seed);
+    auto module = buildEncoderModule(meta);
+    const std::string hash = contentHash(encoderMetaToJson(meta), *module.ptr());
+    return std::make_unique<TorchPatchEncoder>(meta, std::move(module), toDevice(device), hash, "untrained",
+                                               options.optimiseInference);
+}
+
+EncoderInfo saveEncoder(PatchEncoder& encoder, const std::filesystem::path& path) {
+    auto* t = dynamic_cast<TorchPatchEncoder*>(&encoder);
+    if (!t)
+        throw InvalidArgument("encoder '" + encoder.info().name + "' has no weights to save");
+    return writeEncoderFile(path, t->meta(), t->module());
+}
+
+} // namespace nic

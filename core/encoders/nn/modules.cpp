@@ -1,0 +1,307 @@
+#include "core/encoders/nn/modules.h"
+
+#include "core/base/error.h"
+
+namespace nic {
+
+namespace F = torch::nn::functional;
+
+namespace {
+torch::Tensor lra(const torch::Tensor& x) { return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope)); }
+/// In place on a fresh layer output (the folded inference path): no allocation for the activation.
+torch::Tensor lraInPlace(torch::Tensor x) {
+    return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope).inplace(true));
+}
+
+/// Folds eval-mode BN (y = (x − μ) / √(σ² + ε) · γ + β) into the layer before it: W ← W · s per output
+/// channel and b ← (b − μ) · s + β with s = γ / √(σ² + ε), computed in double.
+template <typename Bn>
+void foldInto(torch::Tensor& weight, torch::Tensor& bias, Bn& bn) {
+    torch::NoGradGuard noGrad;
+    const auto dtype = weight.scalar_type();
+    auto var = bn.running_var.to(torch::kDouble), mean = bn.running_mean.to(torch::kDouble);
+    auto scale = torch::rsqrt(var + bn.options.eps());
+    auto shift = torch::zeros_like(mean);
+    if (bn.options.affine()) {
+        scale = scale * bn.weight.to(torch::kDouble);
+        shift = bn.bias.to(torch::kDouble);
+    }
+    std::vector<std::int64_t> view(static_cast<std::size_t>(weight.dim()), 1);
+    view[0] = -1;
+    auto w = weight.to(torch::kDouble) * scale.view(view);
+    auto b = bias.defined() ? bias.to(torch::kDouble) : torch::zeros_like(mean);
+    b = (b - mean) * scale + shift;
+    weight.copy_(w.to(dtype));
+    if (bias.defined())
+        bias.copy_(b.to(dtype));
+    else
+        bias = b.to(dtype).to(weight.device()); // the layer's forward() reads this member
+}
+} // namespace
+
+void checkEncoderShape(int patchSize, int codeSize) {
+    if (patchSize <= 0 || patchSize % 32 != 0)
+        throw InvalidArgument("patch size must be a positive multiple of 32, got " + std::to_string(patchSize));
+    if (codeSize <= 0)
+        throw InvalidArgument("code size must be positive, got " + std::to_string(codeSize));
+}
+
+ConvBlockImpl::ConvBlockImpl(int in, int out, int stride) {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)));
+    bn = register_module("bn", torch::nn::BatchNorm2d(out));
+}
+torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(conv(x)) : lra(bn(conv(x))); }
+
+UpBlockImpl::UpBlockImpl(int in, int out) {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1)));
+    bn = register_module("bn", torch::nn::BatchNorm2d(out));
+}
+torch::Tensor UpBlockImpl::forward(const torch::Tensor& x) {
+    auto up = F::interpolate(x, F::InterpolateFuncOptions()
+                                    .scale_factor(std::vector<double>{2.0, 2.0})
+                                    .mode(torch::kNearest));
+    return bnFolded ? lraInPlace(conv(up)) : lra(bn(conv(up)));
+}
+
+DenseBlockImpl::DenseBlockImpl(int in, int out) {
+    fc = register_module("fc", torch::nn::Linear(in, out));
+    bn = register_module("bn", torch::nn::BatchNorm1d(out));
+}
+torch::Tensor DenseBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(fc(x)) : lra(bn(fc(x))); }
+
+ConvEncoderImpl::ConvEncoderImpl(int patchSize_, int codeSize_) : patchSize(patchSize_), codeSize(codeSize_) {
+    checkEncoderShape(patchSize, codeSize);
+    torch::nn::Sequential seq;
+    const int filters[5] = {32, 64, 128, 256, 512};
+    int in = 3;
+    for (int f : filters) {
+        seq->push_back(ConvBlock(in, f, 2));
+        in = f;
+    }
+    convs = register_module("convs", seq);
+    const int side = patchSize / 32;
+    dense = register_module("dense", DenseBlock(side * side * 512, 512));
+    code = register_module("code", torch::nn::Linear(512, codeSize));
+}
+torch::Tensor ConvEncoderImpl::features(const torch::Tensor& x) { return dense(convs->forward(x).flatten(1)); }
+torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& x) { return code(features(x)); }
+
+VaeDecoderImpl::VaeDecoderImpl(int patchSize, int codeSize) : side(patchSize / 32) {
+    checkEncoderShape(patchSize, codeSize);
+    dense = register_module("dense", DenseBlock(codeSize, side * side * 512));
+    torch::nn::Sequential seq;
+    const int filters[5] = {256, 128, 64, 32, 16};
+    int in = 512;
+    for (int f : filters) {
+        seq->push_back(UpBlock(in, f));
+        in = f;
+    }
+    ups = register_module("ups", seq);
+    out = register_module("out", torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 3, 3).padding(1)));
+}
+torch::Tensor VaeDecoderImpl::forward(const torch::Tensor& z) {
+    auto h = dense(z).view({-1, 512, side, side});
+    return torch::tanh(out(ups->forward(h)));
+}
+
+VaeImpl::VaeImpl(int patchSize, int codeSize) {
+    encoder = register_module("encoder", ConvEncoder(patchSize, codeSize));
+    logVar = register_module("logvar", torch::nn::Linear(512, codeSize));
+    decoder = register_module("decoder", VaeDecoder(patchSize, codeSize));
+}
+VaeImpl::Output VaeImpl::forward(const torch::Tensor& x) {
+    auto f = encoder->features(x);
+    Output o;
+    o.mu = encoder->code(f);
+    o.logVar = logVar(f);
+    auto e = o.mu + torch::exp(0.5 * o.logVar) * torch::randn_like(o.mu);
+    o.reconstruction = decoder(e);
+    return o;
+}
+std::vector<torch::Tensor> VaeImpl::loss(const Output& out, const torch::Tensor& x, double gamma) {
+    auto rec = F::mse_loss(out.reconstruction, x);
+    auto kl = (-0.5 * (1 + out.logVar - out.mu.pow(2) - out.logVar.exp()).sum(1)).mean();
+    return {rec + gamma * kl, rec, kl};
+}
+
+ClassifierHeadImpl::ClassifierHeadImpl(int in, int outputs) {
+    hidden = register_module("hidden", DenseBlock(in, 256));
+    out = register_module("out", torch::nn::Linear(256, outputs));
+}
+torch::Tensor ClassifierHeadImpl::forward(const torch::Tensor& x) { return out(hidden(x)); }
+
+SiameseImpl::SiameseImpl(int patchSize, int codeSize) {
+    encoder = register_module("encoder", ConvEncoder(patchSize, codeSize));
+    head = register_module("head", ClassifierHead(2 * codeSize, 1));
+}
+torch::Tensor SiameseImpl::forward(const torch::Tensor& a, const torch::Tensor& b) {
+    // One pass over both views, so BN statistics see the whole pair batch.
+    auto e = encoder(torch::cat({a, b}, 0));
+    auto halves = e.chunk(2, 0);
+    return head(torch::cat({halves[0], halves[1]}, 1)).squeeze(1);
+}
+
+SupervisedImpl::SupervisedImpl(int patchSize, int codeSize, int outputs) {
+    if (outputs < 1)
+        throw InvalidArgument("supervised encoder needs at least one output");
+    encoder = register_module("encoder", ConvEncoder(patchSize, codeSize));
+    head = register_module("head", ClassifierHead(codeSize, outputs));
+}
+torch::Tensor SupervisedImpl::forward(const torch::Tensor& x) { return head(encoder(x)); }
+
+BiganEncoderImpl::BiganEncoderImpl(int patchSize, int codeSize, bool downsample) : downsampleInput(downsample) {
+    checkEncoderShape(patchSize, codeSize);
+    torch::nn::Sequential seq;
+    int in = 3;
+    for (int i = 0; i < 4; ++i) {
+        seq->push_back(ConvBlock(in, 128, 2));
+        in = 128;
+    }
+    convs = register_module("convs", seq);
+    const int side = patchSize / 32;
+    code = register_module("code", torch::nn::Linear(side * side * 128, codeSize));
+}
+torch::Tensor BiganEncoderImpl::forward(const torch::Tensor& x) {
+    auto h = downsampleInput ? F::avg_pool2d(x, F::AvgPool2dFuncOptions(2)) : x;
+    return code(convs->forward(h).flatten(1));
+}
+
+BiganGeneratorImpl::BiganGeneratorImpl(int patchSize, int codeSize) : side(patchSize / 32) {
+    checkEncoderShape(patchSize, codeSize);
+    dense = register_module("dense", DenseBlock(codeSize, side * side * 64));
+    torch::nn::Sequential seq;
+    int in = 64;
+    for (int i = 0; i < 4; ++i) {
+        seq->push_back(UpBlock(in, 128));
+        in = 128;
+    }
+    ups = register_module("ups", seq);
+    out = register_module("out", torch::nn::Conv2d(torch::nn::Conv2dOptions(128, 3, 3).padding(1)));
+}
+torch::Tensor BiganGeneratorImpl::forward(const torch::Tensor& z) {
+    return torch::tanh(out(ups->forward(dense(z).view({-1, 64, side, side}))));
+}
+
+BiganDiscriminatorImpl::BiganDiscriminatorImpl(int patchSize, int codeSize) {
+    image = register_module("image", BiganEncoder(patchSize, codeSize, false));
+    torch::nn::Sequential seq(torch::nn::Linear(2 * codeSize, 1024),
+                              torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(kLeakySlope)),
+                              torch::nn::Dropout(0.5), torch::nn::Linear(1024, 1024),
+                              torch::nn::LeakyReLU(torch::nn::LeakyReLUOptions().negative_slope(kLeakySlope)),
+                              torch::nn::Dropout(0.5), torch::nn::Linear(1024, 1));
+    joint = register_module("joint", seq);
+}
+torch::Tensor BiganDiscriminatorImpl::forward(const torch::Tensor& halfImage, const torch::Tensor& z) {
+    return joint->forward(torch::cat({image(halfImage), z}, 1)).squeeze(1);
+}
+
+BiganImpl::BiganImpl(int patchSize, int codeSize) {
+    encoder = register_module("encoder", BiganEncoder(patchSize, codeSize, true));
+    generator = register_module("generator", BiganGenerator(patchSize, codeSize));
+    discriminator = register_module("discriminator", BiganDiscriminator(patchSize, codeSize));
+}
+
+KerasChainImpl::KerasChainImpl(std::vector<KerasLayer> layers_) : layers(std::move(layers_)) {
+    modules.resize(layers.size());
+    skip.assign(layers.size(), false);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto& l = layers[i];
+        const std::string key = std::to_string(i) + "_" + toString(l.type);
+        switch (l.type) {
+        case KerasLayer::Type::Conv2d:
+            modules[i] = register_module(
+                key, torch::nn::Conv2d(torch::nn::Conv2dOptions(l.inChannels, l.outChannels, l.kernel)
+                                           .stride(l.stride)
+                                           .bias(l.bias)));
+            break;
+        case KerasLayer::Type::Dense:
+            modules[i] = register_module(key, torch::nn::Linear(torch::nn::LinearOptions(l.inChannels, l.outChannels)
+                                                                    .bias(l.bias)));
+            break;
+        case KerasLayer::Type::BatchNorm:
+            modules[i] = register_module(key, torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(l.outChannels)
+                                                                         .eps(l.epsilon)
+                                                                         .momentum(1.0 - l.momentum)));
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+torch::Tensor KerasChainImpl::forward(torch::Tensor x) {
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto& l = layers[i];
+        if (skip[i])
+            continue;
+        switch (l.type) {
+        case KerasLayer::Type::AvgPool2:
+            x = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
+            break;
+        case KerasLayer::Type::Conv2d: {
+            if (l.samePadding) {
+                // TensorFlow 'same': total padding k − s (or more when the size is not a multiple of s),
+                // with the odd pixel at the bottom/right.
+                auto pads = [&](std::int64_t in) {
+                    const std::int64_t outSize = (in + l.stride - 1) / l.stride;
+                    const std::int64_t total = std::max<std::int64_t>((outSize - 1) * l.stride + l.kernel - in, 0);
+                    return std::pair<std::int64_t, std::int64_t>{total / 2, total - total / 2};
+                };
+                auto [top, bottom] = pads(x.size(2));
+                auto [left, right] = pads(x.size(3));
+                x = F::pad(x, F::PadFuncOptions({left, right, top, bottom}));
+            }
+            x = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(modules[i])->forward(x);
+            break;
+        }
+        case KerasLayer::Type::LeakyRelu:
+            x = F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(l.alpha));
+            break;
+        case KerasLayer::Type::BatchNorm:
+            x = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(modules[i])->forward(x);
+            break;
+        case KerasLayer::Type::Flatten:
+            x = x.dim() == 4 ? x.permute({0, 2, 3, 1}).flatten(1) : x.flatten(1);
+            break;
+        case KerasLayer::Type::Dense:
+            x = std::dynamic_pointer_cast<torch::nn::LinearImpl>(modules[i])->forward(x);
+            break;
+        case KerasLayer::Type::GlobalAvgPool:
+            x = x.mean({2, 3});
+            break;
+        }
+    }
+    return x;
+}
+
+int foldBatchNorm(torch::nn::Module& module) {
+    int folded = 0;
+    for (const auto& m : module.modules(/*include_self=*/true)) {
+        if (auto* c = dynamic_cast<ConvBlockImpl*>(m.get()); c && !c->bnFolded) {
+            foldInto(c->conv->weight, c->conv->bias, *c->bn);
+            c->bnFolded = true;
+            ++folded;
+        } else if (auto* u = dynamic_cast<UpBlockImpl*>(m.get()); u && !u->bnFolded) {
+            foldInto(u->conv->weight, u->conv->bias, *u->bn);
+            u->bnFolded = true;
+            ++folded;
+        } else if (auto* d = dynamic_cast<DenseBlockImpl*>(m.get()); d && !d->bnFolded) {
+            foldInto(d->fc->weight, d->fc->bias, *d->bn);
+            d->bnFolded = true;
+            ++folded;
+        } else if (auto* k = dynamic_cast<KerasChainImpl*>(m.get())) {
+            for (std::size_t i = 0; i + 1 < k->layers.size(); ++i)
+                if (k->layers[i].type == KerasLayer::Type::Conv2d &&
+                    k->layers[i + 1].type == KerasLayer::Type::BatchNorm && !k->skip[i + 1]) {
+                    auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(k->modules[i]);
+                    auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(k->modules[i + 1]);
+                    foldInto(conv->weight, conv->bias, *bn);
+                    k->skip[i + 1] = true;
+                    ++folded;
+                }
+        }
+    }
+    return folded;
+}
+
+} // namespace nic

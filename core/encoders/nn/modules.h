@@ -1,0 +1,189 @@
+#pragma once
+// LibTorch modules of the paper's encoders (supplementary §7). Internal to core_nn and its tests:
+// everything else talks to encoders through core/encoders/encoder.h (PatchEncoder) and core/encoders/nn/encoders.h.
+//
+// Conventions shared by every module here:
+//  - images are NCHW float tensors scaled from uint8 as x / 127.5 − 1 (so in [−1, 1]), the scaling the
+//    NIC authors use (ImageNormalizerMinusOneToOne); generators end in tanh for the same range;
+//  - P (patch side) must be a positive multiple of 32 and C (code length) positive;
+//  - "LRA" is LeakyReLU with slope 0.2 (the slope of the authors' published Keras encoders);
+//  - classifier-type heads return logits (the sigmoid / softmax lives in the loss), which is
+//    numerically safer and equivalent to the paper's sigmoid / softmax output units.
+#include "core/encoders/modelmeta.h"
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace nic {
+
+inline constexpr double kLeakySlope = 0.2;
+
+/// Throws InvalidArgument unless P is a positive multiple of 32 and C is positive.
+void checkEncoderShape(int patchSize, int codeSize);
+
+/// Conv 3×3 (stride s, padding 1) → BN → LRA. bnFolded (set by foldBatchNorm): BN is in conv's weights.
+struct ConvBlockImpl : torch::nn::Module {
+    ConvBlockImpl(int in, int out, int stride);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::nn::Conv2d conv{nullptr};
+    torch::nn::BatchNorm2d bn{nullptr};
+    bool bnFolded = false;
+};
+TORCH_MODULE(ConvBlock);
+
+/// Nearest-neighbour ×2 upsampling → conv 3×3 → BN → LRA (the "resize-convolution" of [43]).
+struct UpBlockImpl : torch::nn::Module {
+    UpBlockImpl(int in, int out);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::nn::Conv2d conv{nullptr};
+    torch::nn::BatchNorm2d bn{nullptr};
+    bool bnFolded = false;
+};
+TORCH_MODULE(UpBlock);
+
+/// Dense → BN → LRA.
+struct DenseBlockImpl : torch::nn::Module {
+    DenseBlockImpl(int in, int out);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::nn::Linear fc{nullptr};
+    torch::nn::BatchNorm1d bn{nullptr};
+    bool bnFolded = false;
+};
+TORCH_MODULE(DenseBlock);
+
+/// E of the VAE (§7.1), shared by the contrastive and supervised encoders: 5 stride-2 conv blocks
+/// (32, 64, 128, 256, 512 filters) → dense 512 block → linear C. features() returns the 512-vector,
+/// forward() the C-vector (μ for the VAE).
+struct ConvEncoderImpl : torch::nn::Module {
+    ConvEncoderImpl(int patchSize, int codeSize);
+    torch::Tensor features(const torch::Tensor& x);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::nn::Sequential convs{nullptr};
+    DenseBlock dense{nullptr};
+    torch::nn::Linear code{nullptr};
+    int patchSize;
+    int codeSize;
+};
+TORCH_MODULE(ConvEncoder);
+
+/// D of the VAE: dense (P/32)²·512 block → reshape → 5 up blocks (256, 128, 64, 32, 16) → conv 3, tanh.
+struct VaeDecoderImpl : torch::nn::Module {
+    VaeDecoderImpl(int patchSize, int codeSize);
+    torch::Tensor forward(const torch::Tensor& z);
+    DenseBlock dense{nullptr};
+    torch::nn::Sequential ups{nullptr};
+    torch::nn::Conv2d out{nullptr};
+    int side;
+};
+TORCH_MODULE(VaeDecoder);
+
+/// The whole VAE: E (with an extra linear log σ² head on E's 512 features) and D.
+struct VaeImpl : torch::nn::Module {
+    VaeImpl(int patchSize, int codeSize);
+    struct Output {
+        torch::Tensor reconstruction, mu, logVar;
+    };
+    /// Training pass: samples e = μ + σ ⊙ n (n from the global generator).
+    Output forward(const torch::Tensor& x);
+    /// Loss of eq. (9): mean squared error per pixel + γ · KL, with KL summed over the code and
+    /// averaged over the batch. Returns {total, reconstruction, kl}.
+    static std::vector<torch::Tensor> loss(const Output& out, const torch::Tensor& x, double gamma = 5e-5);
+    ConvEncoder encoder{nullptr};
+    torch::nn::Linear logVar{nullptr};
+    VaeDecoder decoder{nullptr};
+};
+TORCH_MODULE(Vae);
+
+/// MLP head of §7.2, §7.5, §7.6 and §8.1: dense 256 block → linear `outputs` (logits).
+struct ClassifierHeadImpl : torch::nn::Module {
+    ClassifierHeadImpl(int in, int outputs);
+    torch::Tensor forward(const torch::Tensor& x);
+    DenseBlock hidden{nullptr};
+    torch::nn::Linear out{nullptr};
+};
+TORCH_MODULE(ClassifierHead);
+
+/// Siamese network S of §7.2: shared E on both views, concatenation, head with one logit
+/// ("same location" probability after a sigmoid).
+struct SiameseImpl : torch::nn::Module {
+    SiameseImpl(int patchSize, int codeSize);
+    torch::Tensor forward(const torch::Tensor& a, const torch::Tensor& b);
+    ConvEncoder encoder{nullptr};
+    ClassifierHead head{nullptr};
+};
+TORCH_MODULE(Siamese);
+
+/// Supervised baselines (§7.5: classes = 1 logit for tumour vs not; §7.6: classes = K logits).
+struct SupervisedImpl : torch::nn::Module {
+    SupervisedImpl(int patchSize, int codeSize, int outputs);
+    torch::Tensor forward(const torch::Tensor& x);
+    ConvEncoder encoder{nullptr};
+    ClassifierHead head{nullptr};
+};
+TORCH_MODULE(Supervised);
+
+/// E of the BiGAN (§7.3): 2×2 average pooling of the P×P input, 4 stride-2 conv blocks of 128
+/// filters, linear C. imageBranch() without the pooling is D's image branch.
+struct BiganEncoderImpl : torch::nn::Module {
+    BiganEncoderImpl(int patchSize, int codeSize, bool downsampleInput);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::nn::Sequential convs{nullptr};
+    torch::nn::Linear code{nullptr};
+    bool downsampleInput;
+};
+TORCH_MODULE(BiganEncoder);
+
+/// G of the BiGAN: dense (P/32)²·64 block → reshape → 4 up blocks of 128 → conv 3, tanh; output (P/2)².
+struct BiganGeneratorImpl : torch::nn::Module {
+    BiganGeneratorImpl(int patchSize, int codeSize);
+    torch::Tensor forward(const torch::Tensor& z);
+    DenseBlock dense{nullptr};
+    torch::nn::Sequential ups{nullptr};
+    torch::nn::Conv2d out{nullptr};
+    int side;
+};
+TORCH_MODULE(BiganGenerator);
+
+/// D of the BiGAN: image branch (E's architecture, own weights, on (P/2)² images) ⊕ latent →
+/// 2 × (dense 1024, LRA, dropout 0.5) → one logit.
+struct BiganDiscriminatorImpl : torch::nn::Module {
+    BiganDiscriminatorImpl(int patchSize, int codeSize);
+    torch::Tensor forward(const torch::Tensor& halfImage, const torch::Tensor& z);
+    BiganEncoder image{nullptr};
+    torch::nn::Sequential joint{nullptr};
+};
+TORCH_MODULE(BiganDiscriminator);
+
+/// The three BiGAN networks together (for checkpoints).
+struct BiganImpl : torch::nn::Module {
+    BiganImpl(int patchSize, int codeSize);
+    BiganEncoder encoder{nullptr};
+    BiganGenerator generator{nullptr};
+    BiganDiscriminator discriminator{nullptr};
+};
+TORCH_MODULE(Bigan);
+
+// KerasLayer (one layer of an imported Keras encoder): core/encoders/modelmeta.h (torch-free).
+
+/// A chain of Keras layers on NCHW input. Flatten permutes to NHWC first, so Dense weights keep the
+/// Keras (channels-last) feature order. Conv/Dense/BN parameters are registered as "<index>_<type>".
+struct KerasChainImpl : torch::nn::Module {
+    explicit KerasChainImpl(std::vector<KerasLayer> layers);
+    torch::Tensor forward(torch::Tensor x);
+    std::vector<KerasLayer> layers;
+    std::vector<std::shared_ptr<torch::nn::Module>> modules; ///< per layer, null for parameter-free ones
+    std::vector<bool> skip; ///< per layer: a BatchNorm folded into the convolution before it
+};
+TORCH_MODULE(KerasChain);
+
+/// Inference only: folds every BatchNorm that directly follows a convolution or dense layer (ConvBlock,
+/// UpBlock, DenseBlock, and Conv2d → BatchNorm in a KerasChain) into that layer's weights and bias, using
+/// BN's running statistics (eval-mode BN), and makes the block skip BN: forward() in eval mode gives
+/// the same result up to float rounding with one pass less over each activation. Afterwards the module
+/// must be neither trained nor saved (its BN tensors no longer describe it). Returns the number of BN
+/// layers folded; folding twice folds nothing more.
+int foldBatchNorm(torch::nn::Module& module);
+
+} // namespace nic

@@ -1,0 +1,77 @@
+#pragma once
+// The LibTorch side of encoder files (internal to core_nn, its tests and benchmarks; includes torch).
+#include "core/encoders/encoder.h"
+#include "core/encoders/modelmeta.h"
+#include "core/encoders/nn/modules.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace nic {
+
+// EncoderMeta, encoderMetaToJson and encoderMetaFromJson: core/encoders/modelmeta.h (torch-free).
+
+/// Builds the (untrained) embedding module for `meta`: NCHW float input in [−1, 1] → [N, C].
+torch::nn::AnyModule buildEncoderModule(const EncoderMeta& meta);
+
+/// Resolves a device name from configureCompute() to a torch::Device.
+torch::Device toDevice(const std::string& name);
+
+/// uint8 NHWC → float NCHW in [−1, 1] on `device`.
+torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, torch::Device device);
+
+/// The same as toModelInput on the CPU, written into `into` (a contiguous float [count, 3, P, P]
+/// tensor) in one pass, without allocating.
+void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
+
+/// FNV-1a 64-bit content hash of the metadata JSON and of every parameter and buffer (names, shapes
+/// and bytes in registration order), as 16 hex digits.
+std::string contentHash(const std::string& metaJson, torch::nn::Module& module);
+
+/// A PatchEncoder over a LibTorch module. encode() runs in eval mode under InferenceMode on the calling
+/// thread, in chunks of at most 256 patches. With `optimise` (the default) encode() and forward() run a
+/// copy of `module`, made here, with BatchNorm folded into the convolutions (foldBatchNorm): the same
+/// embeddings up to float rounding, faster. module() stays the plain module (for saving); changing it
+/// later does not reach the copy.
+class TorchPatchEncoder final : public PatchEncoder {
+public:
+    TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule module, torch::Device device, std::string hash,
+                      std::string source, bool optimise = true);
+    const EncoderInfo& info() const override { return info_; }
+    void encode(const std::uint8_t* nhwc, int count, float* out) override;
+    using PatchEncoder::encode;
+
+    /// Embeds model-ready input (NCHW, [−1, 1]) in eval mode without gradients.
+    torch::Tensor forward(const torch::Tensor& input);
+    const EncoderMeta& meta() const { return meta_; }
+    torch::nn::Module& module() { return *module_.ptr(); }
+    torch::Device device() const { return device_; }
+    /// Whether encode() runs the BatchNorm-folded copy.
+    bool optimised() const { return optimised_; }
+    /// The module encode() runs (the folded copy, or module()).
+    torch::nn::Module& inferenceModule() { return *inference_.ptr(); }
+
+private:
+    EncoderMeta meta_;
+    torch::nn::AnyModule module_;
+    torch::nn::AnyModule inference_; ///< the folded copy, or module_ itself
+    torch::Device device_;
+    EncoderInfo info_;
+    bool optimised_ = false;
+    torch::Tensor input_; ///< reused model input of the last chunk size (no allocation per batch)
+};
+
+/// Writes an encoder file atomically: `module`'s state under "encoder", the metadata and the hash.
+/// `module` must have the architecture buildEncoderModule(meta) builds. Returns the file's description.
+EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module);
+
+/// Reads an encoder file (metadata check, shape check, hash check). Throws IoError / Error.
+/// `optimise`: see TorchPatchEncoder.
+std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& path, torch::Device device,
+                                                   bool optimise = true);
+
+/// Message of a c10::Error without the backtrace.
+std::string torchMessage(const c10::Error& e);
+
+} // namespace nic

@@ -1,0 +1,760 @@
+// Training loops of the encoders (supplementary §7): one Session per kind behind a shared epoch loop
+// (plateau schedule, best-by-validation encoder, checkpoints, resume, cancellation).
+#include "core/encoders/nn/trainer.h"
+
+#include "core/base/atomicfile.h"
+#include "core/base/error.h"
+#include "core/encoders/nn/augment.h"
+#include "core/encoders/nn/pairsampler.h"
+#include "core/encoders/nn/torchencoder.h"
+#include "core/base/plateau.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <tuple>
+
+namespace nic {
+
+namespace F = torch::nn::functional;
+using nlohmann::json;
+
+namespace {
+
+/// Gathers bank patches into a float batch [N, 3, P, P] in [0, 1] on the CPU.
+torch::Tensor gatherUnit(const PatchBank& bank, const std::vector<std::size_t>& idx) {
+    const auto n = static_cast<std::int64_t>(idx.size());
+    const int p = bank.patchSize();
+    auto u8 = torch::empty({n, p, p, 3}, torch::kUInt8);
+    auto* dst = u8.data_ptr<std::uint8_t>();
+    for (std::size_t i = 0; i < idx.size(); ++i)
+        std::memcpy(dst + i * bank.patchBytes(), bank.patch(idx[i]), bank.patchBytes());
+    return u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
+}
+
+torch::Tensor unitToModel(const torch::Tensor& unit) { return unit * 2.0 - 1.0; }
+
+struct StepStats {
+    double loss = 0.0;
+    double extra = 0.0;  ///< accuracy or G/E loss
+    double extra2 = 0.0; ///< BiGAN D accuracy
+};
+
+/// What differs between the kinds: networks, optimisers, one training step, validation.
+class Session {
+public:
+    virtual ~Session() = default;
+    virtual torch::nn::Module& networks() = 0;
+    virtual torch::nn::Module& encoderModule() = 0;
+    virtual std::vector<torch::optim::Optimizer*> optimizers() = 0;
+    virtual StepStats step(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng) = 0;
+    /// NaN when the kind has no validation metric.
+    virtual double validate() = 0;
+    virtual bool higherIsBetter() const = 0;
+    virtual const char* metricName() const = 0;
+    /// Called before the first and after the last step of an epoch (per-epoch statistics).
+    virtual void beginEpoch() {}
+    virtual void endEpoch(EpochRecord&) {}
+
+    void setLearningRate(double lr) {
+        for (auto* o : optimizers())
+            for (auto& g : o->param_groups())
+                g.options().set_lr(lr);
+    }
+};
+
+std::vector<std::size_t> allIndices(const PatchBank& b) {
+    std::vector<std::size_t> v(b.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+        v[i] = i;
+    return v;
+}
+
+template <typename Fn>
+void forChunks(std::size_t n, std::size_t chunk, Fn fn) {
+    for (std::size_t s = 0; s < n; s += chunk) {
+        std::vector<std::size_t> idx;
+        for (std::size_t i = s; i < std::min(n, s + chunk); ++i)
+            idx.push_back(i);
+        fn(idx);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ VAE
+
+class VaeSession final : public Session {
+public:
+    VaeSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev, double lr)
+        : train_(train), val_(val), dev_(dev), gamma_(o.vaeGamma), net_(p, o.codeSize),
+          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
+    bool higherIsBetter() const override { return false; }
+    const char* metricName() const override { return "val_loss"; }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&) override {
+        net_->train();
+        auto x = unitToModel(gatherUnit(train_, idx)).to(dev_);
+        auto out = net_->forward(x);
+        auto losses = VaeImpl::loss(out, x, gamma_);
+        opt_.zero_grad();
+        losses[0].backward();
+        opt_.step();
+        return {losses[0].item<double>(), losses[1].item<double>(), losses[2].item<double>()};
+    }
+
+    double validate() override {
+        torch::NoGradGuard ng;
+        net_->eval();
+        double sum = 0.0;
+        forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
+            auto x = unitToModel(gatherUnit(val_, idx)).to(dev_);
+            auto f = net_->encoder->features(x);
+            VaeImpl::Output o;
+            o.mu = net_->encoder->code(f);
+            o.logVar = net_->logVar(f);
+            o.reconstruction = net_->decoder(o.mu); // deterministic: decode μ
+            sum += VaeImpl::loss(o, x, gamma_)[0].item<double>() * static_cast<double>(idx.size());
+        });
+        return sum / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
+    }
+
+private:
+    const PatchBank& train_;
+    const PatchBank& val_;
+    torch::Device dev_;
+    double gamma_;
+    Vae net_;
+    torch::optim::Adam opt_;
+};
+
+// ----------------------------------------------------------------------------------------- supervised
+
+class SupervisedSession final : public Session {
+public:
+    SupervisedSession(const TrainOptions& o, int p, int outputs, const PatchBank& train, const PatchBank& val,
+                      torch::Device dev, double lr, double augment)
+        : train_(train), val_(val), dev_(dev), outputs_(outputs), augment_(augment), net_(p, o.codeSize, outputs),
+          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
+    bool higherIsBetter() const override { return true; }
+    const char* metricName() const override { return "val_accuracy"; }
+
+    std::pair<torch::Tensor, torch::Tensor> lossAndCorrect(const torch::Tensor& logits, const std::vector<std::size_t>& idx,
+                                                           const PatchBank& bank) {
+        std::vector<std::int64_t> labels;
+        for (auto i : idx)
+            labels.push_back(bank.label(i));
+        auto y = torch::tensor(labels, torch::kLong).to(dev_);
+        if (outputs_ == 1) {
+            auto l = logits.squeeze(1);
+            return {F::binary_cross_entropy_with_logits(l, y.to(torch::kFloat)), ((l > 0).to(torch::kLong) == y).sum()};
+        }
+        return {F::cross_entropy(logits, y), (logits.argmax(1) == y).sum()};
+    }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64&) override {
+        net_->train();
+        auto unit = gatherUnit(train_, idx);
+        if (augment_ > 0)
+            unit = augment::heavy(unit, augment_, gen);
+        auto logits = net_->forward(unitToModel(unit).to(dev_));
+        auto [loss, correct] = lossAndCorrect(logits, idx, train_);
+        opt_.zero_grad();
+        loss.backward();
+        opt_.step();
+        return {loss.item<double>(), correct.item<double>() / static_cast<double>(idx.size()), 0.0};
+    }
+
+    double validate() override {
+        torch::NoGradGuard ng;
+        net_->eval();
+        double correct = 0.0;
+        forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
+            auto logits = net_->forward(unitToModel(gatherUnit(val_, idx)).to(dev_));
+            correct += lossAndCorrect(logits, idx, val_).second.item<double>();
+        });
+        return correct / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
+    }
+
+private:
+    const PatchBank& train_;
+    const PatchBank& val_;
+    torch::Device dev_;
+    int outputs_;
+    double augment_;
+    Supervised net_;
+    torch::optim::Adam opt_;
+};
+
+// ---------------------------------------------------------------------------------------- contrastive
+
+class ContrastiveSession final : public Session {
+public:
+    ContrastiveSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev,
+                       double lr, double augment)
+        : train_(train), val_(val), dev_(dev), augment_(augment), valPairs_(o.validationPairs),
+          valSeed_(o.seed * 31 + 17), trainPairs_(train), valSampler_(val), net_(p, o.codeSize),
+          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
+    bool higherIsBetter() const override { return true; }
+    const char* metricName() const override { return "val_accuracy"; }
+
+    void beginEpoch() override { trainPairs_.resetStats(); }
+    /// The realised share of adjacent negatives and the draws that fell back (none silently).
+    void endEpoch(EpochRecord& rec) override {
+        const PairStats& st = trainPairs_.stats();
+        rec.adjacentNegatives = st.adjacentFraction();
+        rec.otherSourceNegatives = st.otherSourceFraction();
+        rec.pairFallbacks = static_cast<std::int64_t>(st.fallbacks());
+        rec.pairNoNeighbour = static_cast<std::int64_t>(st.noNeighbour);
+    }
+
+    std::tuple<torch::Tensor, torch::Tensor> views(const PatchBank& bank, const std::vector<std::size_t>& a,
+                                                   const std::vector<std::size_t>& b, at::Generator& gen) {
+        auto va = augment::heavy(gatherUnit(bank, a), augment_, gen);
+        auto vb = augment::heavy(gatherUnit(bank, b), augment_, gen);
+        return {unitToModel(va).to(dev_), unitToModel(vb).to(dev_)};
+    }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng) override {
+        net_->train();
+        std::vector<std::size_t> a, b;
+        std::vector<float> y;
+        trainPairs_.sample(idx, rng, a, b, y);
+        auto [va, vb] = views(train_, a, b, gen);
+        auto target = torch::tensor(y).to(dev_);
+        auto logits = net_->forward(va, vb);
+        auto loss = F::binary_cross_entropy_with_logits(logits, target);
+        opt_.zero_grad();
+        loss.backward();
+        opt_.step();
+        auto acc = ((logits > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
+        return {loss.item<double>(), acc.item<double>(), 0.0};
+    }
+
+    /// Accuracy on the same pairs and views every time (own RNG and generator from a fixed seed).
+    double validate() override {
+        torch::NoGradGuard ng;
+        net_->eval();
+        std::mt19937_64 rng(valSeed_);
+        auto gen = augment::makeGenerator(valSeed_);
+        std::uniform_int_distribution<std::size_t> any(0, val_.size() - 1);
+        double correct = 0.0;
+        std::size_t total = 0;
+        while (total < static_cast<std::size_t>(valPairs_)) {
+            const std::size_t n = std::min<std::size_t>(64, static_cast<std::size_t>(valPairs_) - total);
+            std::vector<std::size_t> anchors;
+            for (std::size_t k = 0; k < n; ++k)
+                anchors.push_back(any(rng));
+            std::vector<std::size_t> a, b;
+            std::vector<float> y;
+            valSampler_.sample(anchors, rng, a, b, y);
+            auto [va, vb] = views(val_, a, b, gen);
+            auto logits = net_->forward(va, vb);
+            correct += ((logits > 0).to(torch::kFloat) == torch::tensor(y).to(dev_)).sum().item<double>();
+            total += n;
+        }
+        return correct / static_cast<double>(std::max<std::size_t>(total, 1));
+    }
+
+private:
+    const PatchBank& train_;
+    const PatchBank& val_;
+    torch::Device dev_;
+    double augment_;
+    int valPairs_;
+    std::uint64_t valSeed_;
+    PairSampler trainPairs_, valSampler_;
+    Siamese net_;
+    torch::optim::Adam opt_;
+};
+
+// -------------------------------------------------------------------------------------------- BiGAN
+
+class BiganSession final : public Session {
+public:
+    BiganSession(const TrainOptions& o, int p, const PatchBank& train, torch::Device dev, double lr)
+        : train_(train), dev_(dev), code_(o.codeSize), net_(p, o.codeSize),
+          optD_(net_->discriminator->parameters(), torch::optim::AdamOptions(lr).betas({0.5, 0.999})),
+          optGE_(joinParameters(), torch::optim::AdamOptions(lr).betas({0.5, 0.999})) {
+        net_->to(dev_);
+    }
+    torch::nn::Module& networks() override { return *net_; }
+    torch::nn::Module& encoderModule() override { return *net_->encoder; }
+    std::vector<torch::optim::Optimizer*> optimizers() override { return {&optD_, &optGE_}; }
+    bool higherIsBetter() const override { return true; }
+    const char* metricName() const override { return "none"; }
+
+    StepStats step(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&) override {
+        net_->train();
+        auto x = unitToModel(gatherUnit(train_, idx)).to(dev_);
+        const auto n = x.size(0);
+        auto half = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
+        auto z = torch::randn({n, code_}).to(dev_);
+        // One-sided label smoothing (real target 0.9) keeps D from saturating early.
+        auto real = torch::full({n}, 0.9f).to(dev_), fake = torch::zeros({n}).to(dev_), one = torch::ones({n}).to(dev_);
+
+        auto e = net_->encoder(x);
+        auto g = net_->generator(z);
+        auto dReal = net_->discriminator(half, e.detach());
+        auto dFake = net_->discriminator(g.detach(), z);
+        auto lossD = F::binary_cross_entropy_with_logits(dReal, real) + F::binary_cross_entropy_with_logits(dFake, fake);
+        optD_.zero_grad();
+        lossD.backward();
+        optD_.step();
+        const double accD =
+            (((dReal > 0).to(torch::kFloat).sum() + (dFake <= 0).to(torch::kFloat).sum()) / (2.0 * static_cast<double>(n)))
+                .item<double>();
+
+        auto lossGE = F::binary_cross_entropy_with_logits(net_->discriminator(half, e), fake) +
+                      F::binary_cross_entropy_with_logits(net_->discriminator(g, z), one);
+        optGE_.zero_grad();
+        lossGE.backward();
+        optGE_.step();
+        return {lossD.item<double>(), lossGE.item<double>(), accD};
+    }
+    double validate() override { return std::numeric_limits<double>::quiet_NaN(); }
+
+private:
+    std::vector<torch::Tensor> joinParameters() {
+        auto p = net_->encoder->parameters();
+        for (auto& t : net_->generator->parameters())
+            p.push_back(t);
+        return p;
+    }
+    const PatchBank& train_;
+    torch::Device dev_;
+    int code_;
+    Bigan net_;
+    torch::optim::Adam optD_;
+    torch::optim::Adam optGE_;
+};
+
+// ------------------------------------------------------------------------------------- checkpoints
+
+json recordToJson(const EpochRecord& r) {
+    json j = {{"epoch", r.epoch}, {"lr", r.learningRate}, {"train_loss", r.trainLoss},
+              {"validation", std::isfinite(r.validation) ? json(r.validation) : json(nullptr)},
+              {"extra", r.extra}, {"extra2", r.extra2}, {"seconds", r.seconds}, {"improved", r.improved},
+              {"adjacent_negatives", std::isfinite(r.adjacentNegatives) ? json(r.adjacentNegatives) : json(nullptr)},
+              {"other_source_negatives", std::isfinite(r.otherSourceNegatives) ? json(r.otherSourceNegatives) : json(nullptr)},
+              {"pair_fallbacks", r.pairFallbacks}, {"pair_no_neighbour", r.pairNoNeighbour}};
+    j["steps"] = r.steps;
+    return j;
+}
+
+EpochRecord recordFromJson(const json& j) {
+    EpochRecord r;
+    r.epoch = j.at("epoch").get<int>();
+    r.learningRate = j.at("lr").get<double>();
+    r.trainLoss = j.at("train_loss").get<double>();
+    r.validation = j.at("validation").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("validation").get<double>();
+    r.extra = j.value("extra", 0.0);
+    r.extra2 = j.value("extra2", 0.0);
+    r.seconds = j.value("seconds", 0.0);
+    r.improved = j.value("improved", false);
+    const auto share = [&](const char* key) {
+        return j.contains(key) && j.at(key).is_number() ? j.at(key).get<double>() : std::numeric_limits<double>::quiet_NaN();
+    };
+    r.adjacentNegatives = share("adjacent_negatives");
+    r.otherSourceNegatives = share("other_source_negatives");
+    r.pairFallbacks = j.value("pair_fallbacks", std::int64_t{0});
+    r.pairNoNeighbour = j.value("pair_no_neighbour", std::int64_t{0});
+    r.steps = j.value("steps", 0);
+    return r;
+}
+
+struct LoopState {
+    int epoch = 0;          ///< completed epochs
+    std::int64_t steps = 0; ///< completed optimisation steps
+    double lr = 0.0;
+    double best = std::numeric_limits<double>::quiet_NaN();
+    int badEpochs = 0;
+    bool done = false;                    ///< plateau at the learning-rate floor: no further epochs, even when resumed
+    StopReason reason = StopReason::None; ///< the limit reached after the last completed epoch, if any
+    std::vector<EpochRecord> history;
+};
+
+json identity(const TrainOptions& o, int p, int classes) {
+    return {{"kind", toString(o.kind)}, {"patch_size", p}, {"code_size", o.codeSize}, {"classes", classes}};
+}
+
+void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st, const json& id) {
+    json j = id;
+    j["epoch"] = st.epoch;
+    j["steps"] = st.steps;
+    j["stop_reason"] = toString(st.reason);
+    j["lr"] = st.lr;
+    j["best"] = std::isfinite(st.best) ? json(st.best) : json(nullptr);
+    j["bad_epochs"] = st.badEpochs;
+    j["done"] = st.done;
+    auto hist = json::array();
+    for (const auto& r : st.history)
+        hist.push_back(recordToJson(r));
+    j["history"] = hist;
+    try {
+        torch::serialize::OutputArchive ar;
+        torch::serialize::OutputArchive model;
+        s.networks().save(model);
+        ar.write("model", model);
+        auto opts = s.optimizers();
+        for (std::size_t i = 0; i < opts.size(); ++i) {
+            torch::serialize::OutputArchive oa;
+            opts[i]->save(oa);
+            ar.write("optimizer" + std::to_string(i), oa);
+        }
+        ar.write("state/json", c10::IValue(j.dump()));
+        AtomicFile file(path);
+        ar.save_to(file.tempPath().string());
+        file.commit();
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot write checkpoint: " + torchMessage(e));
+    }
+}
+
+LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const json& id, std::int64_t stepsPerEpoch) {
+    const std::string src = path.string();
+    LoopState st;
+    try {
+        torch::serialize::InputArchive ar;
+        ar.load_from(src);
+        c10::IValue iv;
+        if (!ar.try_read("state/json", iv) || !iv.isString())
+            throw Error(src + ": not a training checkpoint");
+        const json j = json::parse(iv.toStringRef());
+        for (const auto& key : {"kind", "patch_size", "code_size", "classes"})
+            if (j.at(key) != id.at(key))
+                throw InvalidArgument(src + ": checkpoint was made for a different encoder (" + key + " " +
+                                      j.at(key).dump() + ", now " + id.at(key).dump() + ")");
+        torch::serialize::InputArchive model;
+        ar.read("model", model);
+        s.networks().load(model);
+        auto opts = s.optimizers();
+        for (std::size_t i = 0; i < opts.size(); ++i) {
+            torch::serialize::InputArchive oa;
+            ar.read("optimizer" + std::to_string(i), oa);
+            opts[i]->load(oa);
+        }
+        st.epoch = j.at("epoch").get<int>();
+        // Checkpoints from before step budgets: every epoch was a full one.
+        st.steps = j.value("steps", static_cast<std::int64_t>(st.epoch) * stepsPerEpoch);
+        st.lr = j.at("lr").get<double>();
+        st.best = j.at("best").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("best").get<double>();
+        st.badEpochs = j.at("bad_epochs").get<int>();
+        st.done = j.value("done", false);
+        for (const auto& r : j.at("history"))
+            st.history.push_back(recordFromJson(r));
+    } catch (const c10::Error& e) {
+        throw IoError(src + ": cannot read checkpoint: " + torchMessage(e));
+    } catch (const json::exception& e) {
+        throw Error(src + ": damaged checkpoint state: " + e.what());
+    }
+    return st;
+}
+
+std::string fmt(const char* f, double a, double b = 0, double c = 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, f, a, b, c);
+    return buf;
+}
+
+} // namespace
+
+namespace {
+
+/// The banks one training run uses: the given ones, or (no validation bank, not BiGAN) a 90/10 split of the
+/// training bank; with the class count of supervised kinds (checked) and the network's output count.
+struct TrainingBanks {
+    PatchBank splitTrain, splitVal;
+    const PatchBank* train = nullptr;
+    const PatchBank* val = nullptr;
+    int classes = 0;
+    int outputs = 0;
+    bool valBySource = false; ///< validation held out as whole sources
+};
+
+void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
+                  int p) {
+    b.train = &trainBank;
+    b.val = &validationBank;
+    if (validationBank.empty() && o.kind != EncoderKind::Bigan) {
+        // Contrastive validation pairs need the held-out anchors' neighbours and other slides: hold out
+        // whole slides when the bank knows them (a random 10 % would leave almost no neighbour pairs).
+        b.valBySource = o.kind == EncoderKind::Contrastive && trainBank.knownSourceCount() >= 3;
+        std::tie(b.splitTrain, b.splitVal) = b.valBySource ? trainBank.splitBySource(0.1, o.seed) : trainBank.split(0.1, o.seed);
+        b.train = &b.splitTrain;
+        b.val = &b.splitVal;
+        if (b.val->empty() || b.train->size() < 2)
+            throw InvalidArgument("train-encoder: too few patches to hold out a validation set");
+    }
+    if (!b.val->empty() && b.val->patchSize() != p)
+        throw InvalidArgument("train-encoder: training and validation banks have different patch sizes");
+    if (o.kind != EncoderKind::SupervisedTumor && o.kind != EncoderKind::SupervisedTissue)
+        return;
+    b.classes = static_cast<int>(trainBank.classNames().size());
+    if (o.kind == EncoderKind::SupervisedTumor && b.classes != 2)
+        throw InvalidArgument("supervised-tumor needs a bank with exactly 2 classes (label 1 = tumour), got " +
+                              std::to_string(b.classes));
+    if (o.kind == EncoderKind::SupervisedTissue && b.classes < 2)
+        throw InvalidArgument("supervised-tissue needs a bank with at least 2 classes");
+    for (const PatchBank* bank : {b.train, b.val})
+        for (std::size_t i = 0; i < bank->size(); ++i)
+            if (bank->label(i) < 0 || bank->label(i) >= b.classes)
+                throw InvalidArgument("supervised training needs every patch labelled (patch " + std::to_string(i) +
+                                      " has label " + std::to_string(bank->label(i)) + ")");
+    b.outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : b.classes;
+}
+
+std::unique_ptr<Session> makeSession(const TrainOptions& o, int p, const TrainingBanks& b, torch::Device dev,
+                                     double lr0, double augment) {
+    try {
+        switch (o.kind) {
+        case EncoderKind::Vae: return std::make_unique<VaeSession>(o, p, *b.train, *b.val, dev, lr0);
+        case EncoderKind::Contrastive:
+            return std::make_unique<ContrastiveSession>(o, p, *b.train, *b.val, dev, lr0, augment);
+        case EncoderKind::Bigan: return std::make_unique<BiganSession>(o, p, *b.train, dev, lr0);
+        case EncoderKind::SupervisedTumor:
+        case EncoderKind::SupervisedTissue:
+            return std::make_unique<SupervisedSession>(o, p, b.outputs, *b.train, *b.val, dev, lr0, augment);
+        }
+    } catch (const c10::Error& e) {
+        throw Error(std::string("train-encoder: ") + torchMessage(e));
+    }
+    throw InvalidArgument("train-encoder: unknown encoder kind");
+}
+
+/// The training steps of epoch `epoch` (its record without validation). Per-epoch seeding makes a resumed
+/// run identical to an uninterrupted one.
+/// `steps` may be fewer than a full epoch (the step cap): the first `steps` batches of the full epoch.
+/// Progress counts `stepsBefore` + this epoch's steps out of `totalSteps` (0: unknown).
+EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& train, int epoch, std::size_t steps,
+                          double lr, std::int64_t stepsBefore, std::int64_t totalSteps, JobContext& ctx) {
+    const std::uint64_t epochSeed = o.seed * 1000003ULL + static_cast<std::uint64_t>(epoch);
+    torch::manual_seed(epochSeed);
+    auto gen = augment::makeGenerator(epochSeed ^ 0x5bd1e995ULL);
+    std::mt19937_64 rng(epochSeed);
+    std::vector<std::size_t> order = allIndices(train);
+    std::shuffle(order.begin(), order.end(), rng);
+    s.beginEpoch();
+    const std::string epochName =
+        "epoch " + std::to_string(epoch) + (o.epochs > 0 ? "/" + std::to_string(o.epochs) : std::string());
+    double lossSum = 0, extraSum = 0, extra2Sum = 0;
+    std::size_t pos = 0;
+    for (std::size_t k = 0; k < steps; ++k) {
+        std::vector<std::size_t> idx;
+        for (int b = 0; b < o.batchSize && b < static_cast<int>(order.size()); ++b) {
+            if (pos == order.size()) {
+                std::shuffle(order.begin(), order.end(), rng);
+                pos = 0;
+            }
+            idx.push_back(order[pos++]);
+        }
+        const StepStats ss = s.step(idx, gen, rng);
+        lossSum += ss.loss;
+        extraSum += ss.extra;
+        extra2Sum += ss.extra2;
+        ctx.progress(stepsBefore + static_cast<std::int64_t>(k + 1), totalSteps,
+                     epochName + fmt(" loss %.4f", lossSum / static_cast<double>(k + 1)));
+        ctx.throwIfCancelled();
+    }
+    EpochRecord rec;
+    rec.epoch = epoch;
+    rec.learningRate = lr;
+    rec.trainLoss = lossSum / static_cast<double>(steps);
+    rec.extra = extraSum / static_cast<double>(steps);
+    rec.extra2 = extra2Sum / static_cast<double>(steps);
+    s.endEpoch(rec);
+    rec.steps = static_cast<int>(steps);
+    return rec;
+}
+
+std::string epochLogLine(const TrainOptions& o, const EpochRecord& rec, const std::string& metric, bool hasMetric) {
+    std::string line = "epoch " + std::to_string(rec.epoch) + ": " + fmt("loss %.5f", rec.trainLoss);
+    if (o.kind == EncoderKind::Bigan)
+        line += fmt(", G/E loss %.4f, D accuracy %.3f", rec.extra, rec.extra2);
+    else if (o.kind == EncoderKind::Vae)
+        line += fmt(", reconstruction %.5f, KL %.2f", rec.extra, rec.extra2);
+    else
+        line += fmt(", train accuracy %.3f", rec.extra);
+    if (std::isfinite(rec.adjacentNegatives))
+        line += fmt(", negatives %.3f adjacent / %.3f other slide", rec.adjacentNegatives, rec.otherSourceNegatives) +
+                " (" + std::to_string(rec.pairFallbacks) + " fallbacks, " + std::to_string(rec.pairNoNeighbour) +
+                " without a neighbour)";
+    if (hasMetric)
+        line += ", " + metric + fmt(" %.5f", rec.validation);
+    return line + fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (rec.improved ? " (saved)" : "");
+}
+
+} // namespace
+
+TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
+                         JobContext& ctx) {
+    if (o.out.empty())
+        throw InvalidArgument("train-encoder: no output encoder path");
+    if (trainBank.size() < 2)
+        throw InvalidArgument("train-encoder: the training bank needs at least 2 patches");
+    if (o.batchSize < 2)
+        throw InvalidArgument("train-encoder: batch size must be at least 2");
+    if (o.epochs < 0 || o.maxSteps < 0 || o.stepsPerEpoch < 0)
+        throw InvalidArgument("train-encoder: epochs, total steps and steps per epoch must not be negative");
+    if (o.kind == EncoderKind::Bigan && o.epochs == 0 && o.maxSteps == 0)
+        throw InvalidArgument("train-encoder: bigan has no validation plateau to stop at; give a step or epoch budget");
+    const int p = trainBank.patchSize();
+    checkEncoderShape(p, o.codeSize);
+    const torch::Device dev = toDevice(configureCompute(o.compute));
+
+    TrainingBanks banks;
+    resolveBanks(banks, o, trainBank, validationBank, p);
+    const PatchBank* train = banks.train;
+    const int classes = banks.classes;
+    if (banks.valBySource)
+        ctx.log("validation: whole slides held out (" + std::to_string(banks.val->knownSourceCount()) + " of " +
+                std::to_string(trainBank.knownSourceCount()) + ", " + std::to_string(banks.val->size()) +
+                " patches), so that validation pairs keep their neighbours");
+
+    const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
+    const double augment = o.augmentStrength >= 0 ? o.augmentStrength
+                           : o.kind == EncoderKind::Contrastive ? 1.0
+                           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
+                                                                                                                 : 0.0;
+    torch::manual_seed(o.seed);
+    const std::unique_ptr<Session> s = makeSession(o, p, banks, dev, lr0, augment);
+
+    const json id = identity(o, p, classes);
+    const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
+    LoopState st;
+    st.lr = lr0;
+    const std::size_t steps = o.stepsPerEpoch > 0
+                                  ? static_cast<std::size_t>(o.stepsPerEpoch)
+                                  : std::max<std::size_t>(1, train->size() / static_cast<std::size_t>(o.batchSize));
+    if (o.resume && std::filesystem::exists(ckpt)) {
+        st = readCheckpoint(ckpt, *s, id, static_cast<std::int64_t>(steps));
+        ctx.log("resuming from " + ckpt.string() + " after epoch " + std::to_string(st.epoch));
+    }
+    s->setLearningRate(st.lr);
+
+    EncoderMeta meta;
+    meta.kind = toString(o.kind);
+    meta.name = meta.kind;
+    meta.patchSize = p;
+    meta.codeSize = o.codeSize;
+    meta.classes = o.kind == EncoderKind::SupervisedTissue ? classes : (o.kind == EncoderKind::SupervisedTumor ? 2 : 0);
+
+    TrainResult result;
+    result.metric = s->metricName();
+    const bool hasMetric = o.kind != EncoderKind::Bigan;
+
+    // The limit that ends training, in the order of precedence documented in trainer.h.
+    const auto limitReached = [&o](const LoopState& state) {
+        if (state.done)
+            return StopReason::LearningRateFloor;
+        if (o.maxSteps > 0 && state.steps >= o.maxSteps)
+            return StopReason::StepCap;
+        if (o.epochs > 0 && state.epoch >= o.epochs)
+            return StopReason::EpochCap;
+        return StopReason::None;
+    };
+    std::int64_t totalSteps = o.epochs > 0 ? static_cast<std::int64_t>(steps) * o.epochs : 0;
+    if (o.maxSteps > 0)
+        totalSteps = totalSteps > 0 ? std::min(totalSteps, o.maxSteps) : o.maxSteps;
+
+    try {
+        while ((st.reason = limitReached(st)) == StopReason::None) {
+            const int epoch = st.epoch + 1;
+            const auto t0 = std::chrono::steady_clock::now();
+            const std::size_t epochSteps =
+                o.maxSteps > 0 ? std::min<std::size_t>(steps, static_cast<std::size_t>(o.maxSteps - st.steps)) : steps;
+            EpochRecord rec = trainOneEpoch(*s, o, *train, epoch, epochSteps, st.lr, st.steps, totalSteps, ctx);
+            rec.validation = hasMetric ? s->validate() : std::numeric_limits<double>::quiet_NaN();
+            ctx.throwIfCancelled();
+
+            const bool improved = !hasMetric || !std::isfinite(st.best) ||
+                                  (s->higherIsBetter() ? rec.validation > st.best : rec.validation < st.best);
+            if (improved) {
+                if (hasMetric)
+                    st.best = rec.validation;
+                json training = {{"epoch", epoch}, {"steps", st.steps + rec.steps},  {"metric", result.metric},
+                                 {"seed", o.seed}, {"train_patches", train->size()}, {"learning_rate", st.lr}};
+                if (hasMetric)
+                    training["validation"] = rec.validation;
+                meta.trainingJson = training.dump();
+                writeEncoderFile(o.out, meta, s->encoderModule());
+            }
+            switch (PlateauSchedule{o.minLearningRate, o.patience}.epochEnded(improved, st.lr, st.badEpochs)) {
+            case PlateauStep::Continue: break;
+            case PlateauStep::Stop:
+                st.done = true;
+                result.stoppedByLearningRate = true;
+                break;
+            case PlateauStep::Reduced:
+                s->setLearningRate(st.lr);
+                ctx.log("validation plateau: learning rate now " + fmt("%.0e", st.lr));
+                break;
+            }
+            rec.improved = improved;
+            rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            st.history.push_back(rec);
+            st.epoch = epoch;
+            st.steps += rec.steps;
+            st.reason = limitReached(st);
+            writeCheckpoint(ckpt, *s, st, id);
+            ctx.log(epochLogLine(o, rec, result.metric, hasMetric));
+            if (o.onEpoch)
+                o.onEpoch(rec);
+        }
+    } catch (const Cancelled&) {
+        ctx.log("training ended: cancelled during epoch " + std::to_string(st.epoch + 1) + "; " + ckpt.string() +
+                " holds epoch " + std::to_string(st.epoch) + " (" + std::to_string(st.steps) + " steps)");
+        throw;
+    } catch (const c10::Error& e) {
+        throw Error(std::string("train-encoder: ") + torchMessage(e));
+    }
+    result.history = st.history;
+    result.epochsRun = st.epoch;
+    result.stepsRun = st.steps;
+    result.bestValidation = st.best;
+    result.stoppedByLearningRate = result.stoppedByLearningRate || st.done;
+    result.stopReason = st.reason;
+    const char* why = st.reason == StopReason::LearningRateFloor ? " (validation plateau at the learning-rate floor)"
+                      : st.reason == StopReason::StepCap         ? " (total-steps budget used up)"
+                                                                 : " (maximum epochs reached)";
+    ctx.log(std::string("training ended: ") + toString(st.reason) + why + " after " + std::to_string(st.epoch) +
+            " epochs, " + std::to_string(st.steps) + " steps");
+    result.encoder = readEncoderInfo(o.out);
+    return result;
+}
+
+std::string trainResultJson(const TrainResult& r) {
+    json j = {{"encoder", r.encoder.source},
+              {"kind", r.encoder.name},
+              {"hash", r.encoder.hash},
+              {"metric", r.metric},
+              {"best_validation",
+               std::isfinite(r.bestValidation) && r.metric != "none" ? json(r.bestValidation) : json(nullptr)},
+              {"epochs", r.epochsRun},
+              {"steps", r.stepsRun},
+              {"stop_reason", toString(r.stopReason)}};
+    auto hist = json::array();
+    for (const auto& rec : r.history)
+        hist.push_back(recordToJson(rec));
+    j["history"] = hist;
+    return j.dump(2) + "\n";
+}
+
+} // namespace nic

@@ -1,0 +1,1011 @@
+#include "core/slidelearning/nn/slidetrainer.h"
+
+#include "core/base/atomicfile.h"
+#include "core/slidelearning/cropsampler.h"
+#include "core/base/error.h"
+#include "core/slidelearning/folds.h"
+#include "core/compression/latentgrid.h"
+#include "core/encoders/nn/encoders.h"
+#include "core/slidelearning/nn/slidecnn.h"
+#include "core/base/plateau.h"
+#include "core/slidelearning/runfolder.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace nic {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string formatDouble(double v) { return formatRunNumber(v); }
+
+nlohmann::ordered_json numberOrNull(double v) {
+    return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
+}
+
+nlohmann::ordered_json ciJson(const ConfidenceInterval& ci) {
+    return {{"value", numberOrNull(ci.estimate)},
+            {"ci_low", numberOrNull(ci.lower)},
+            {"ci_high", numberOrNull(ci.upper)},
+            {"ci_level", ci.level},
+            {"bootstrap_resamples", ci.resamples},
+            {"bootstrap_valid", ci.validResamples}};
+}
+
+} // namespace
+
+// --- training -------------------------------------------------------------------------------------------
+
+namespace {
+
+double metricOf(SlideTask task, const std::vector<double>& pred, const std::vector<double>& truth) {
+    return task == SlideTask::Classification ? rocAuc(pred, truth) : spearman(pred, truth);
+}
+
+std::string serialise(SlideCnn& net) {
+    std::ostringstream os;
+    torch::serialize::OutputArchive ar;
+    net->save(ar);
+    ar.save_to(os);
+    return os.str();
+}
+
+void deserialise(SlideCnn& net, const std::string& bytes) {
+    std::istringstream is(bytes);
+    torch::serialize::InputArchive ar;
+    ar.load_from(is);
+    net->load(ar);
+}
+
+// --- resume state: per-epoch checkpoints of the running round, records of finished rounds ------------------
+
+using ojson = nlohmann::ordered_json;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr const char* kCheckpointFile = "checkpoint.pt";
+constexpr const char* kRoundFile = "round.json";
+constexpr const char* kResumeHint = " (resume with the same parameters, or start afresh without resuming)";
+
+std::string firstLine(std::string s) {
+    const auto nl = s.find('\n');
+    if (nl != std::string::npos)
+        s.resize(nl);
+    return s;
+}
+
+// The random state a round carries from one epoch to the next: torch's default generators (dropout; CPU,
+// and the GPU's when training there) and the batch sampler's engine. A checkpoint stores all of it, so a
+// resumed round draws exactly what the uninterrupted one would have, and a run with checkpoints draws
+// exactly what runs did before checkpoints existed (the same models as before for the same seed).
+std::vector<std::pair<std::string, at::Generator>> torchGenerators(torch::Device device) {
+    std::vector<std::pair<std::string, at::Generator>> out;
+    out.emplace_back("rng/cpu", at::globalContext().defaultGenerator(torch::Device(torch::kCPU)));
+    if (device.is_cuda())
+        out.emplace_back("rng/cuda", at::globalContext().defaultGenerator(device));
+    return out;
+}
+
+std::string engineState(const std::mt19937_64& rng) {
+    std::ostringstream os;
+    os << rng;
+    return os.str();
+}
+
+// Doubles that must come back bit-identical, including ±inf and NaN (JSON has no such numbers).
+ojson exactJson(double v) {
+    if (std::isfinite(v))
+        return v;
+    return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+double exactFromJson(const ojson& j) {
+    if (j.is_string()) {
+        const auto& s = j.get_ref<const std::string&>();
+        if (s == "nan")
+            return kNaN;
+        if (s == "inf")
+            return kInf;
+        if (s == "-inf")
+            return -kInf;
+        throw std::invalid_argument("not a number: " + s);
+    }
+    return j.get<double>();
+}
+
+ojson recordToJson(const SlideEpochRecord& e) {
+    ojson j;
+    j["epoch"] = e.epoch;
+    j["lr"] = exactJson(e.learningRate);
+    j["train_loss"] = exactJson(e.trainLoss);
+    j["val_loss"] = exactJson(e.validationLoss);
+    j["val_metric"] = exactJson(e.validationMetric);
+    j["best"] = e.best;
+    j["seconds"] = e.seconds;
+    return j;
+}
+
+SlideEpochRecord recordFromJson(const ojson& j, int round) {
+    SlideEpochRecord e;
+    e.round = round;
+    e.epoch = j.at("epoch").get<int>();
+    e.learningRate = exactFromJson(j.at("lr"));
+    e.trainLoss = exactFromJson(j.at("train_loss"));
+    e.validationLoss = exactFromJson(j.at("val_loss"));
+    e.validationMetric = exactFromJson(j.at("val_metric"));
+    e.best = j.at("best").get<bool>();
+    e.seconds = j.at("seconds").get<double>();
+    return e;
+}
+
+/// Schedule state of a round after `epoch` completed epochs.
+struct RoundState {
+    int epoch = 0;
+    double lr = 0.0;
+    double bestMetric = -kInf;
+    double bestLoss = kInf;
+    int sinceBest = 0;
+    bool stopped = false; ///< plateau at the minimum learning rate: no further epochs
+    std::vector<SlideEpochRecord> history;
+};
+
+/// What ended a round whose epoch loop is over: the plateau at the floor, else the epoch cap.
+StopReason roundStopReason(const RoundState& st) {
+    return st.stopped ? StopReason::LearningRateFloor : StopReason::EpochCap;
+}
+
+/// What the final aggregation needs of a finished round (its model is fold<r>/model.pt).
+struct FinishedRound {
+    std::vector<double> testPredictions; ///< in the order of the round's test slides
+    double metric = kNaN;
+    std::vector<SlideEpochRecord> history;
+    std::string stopReason; ///< "lr-floor" or "epoch-cap"; "" in records from before stop reasons were kept
+};
+
+const char* const kPerSlideKeys[][2] = {
+    {"slides", "id"}, {"labels", "label"}, {"slide_folds", "fold"}, {"slide_variants", "number of stored variants"}};
+
+/// Everything that decides a run's results besides the device and thread count. A checkpoint or round
+/// record is only resumed by a run with an identical identity.
+ojson runIdentity(SlideGridSource& source, const std::vector<double>& labels, const std::vector<int>& foldOf, int k,
+                  const SlideTrainOptions& o, const SlideCnnConfig& config, int cropSize) {
+    ojson j;
+    j["task"] = toString(o.task);
+    j["folds"] = k;
+    j["epochs"] = o.epochs;
+    j["steps_per_epoch"] = o.stepsPerEpoch;
+    j["batch_size"] = o.batchSize;
+    j["crop_size"] = o.cropSize;
+    j["shrink_crop_to_grids"] = o.shrinkCropToGrids;
+    j["crop_size_used"] = cropSize;
+    j["learning_rate"] = o.learningRate;
+    j["min_learning_rate"] = o.minLearningRate;
+    j["patience"] = o.patience;
+    j["balance_classes"] = o.balanceClasses;
+    j["test_crops"] = o.testCrops;
+    j["tissue_threshold"] = o.tissueThreshold;
+    j["input_channels"] = config.inputChannels;
+    j["filters"] = config.filters;
+    j["layers"] = config.layers;
+    j["unstrided_layers"] = config.unstridedLayers;
+    j["dense"] = config.dense;
+    j["dropout"] = config.dropout;
+    j["l2"] = config.l2;
+    j["pooling"] = toString(config.pooling);
+    j["seed"] = o.seed;
+    j["encoder_name"] = source.encoderName();
+    j["encoder_hash"] = source.encoderHash();
+    auto ids = ojson::array();
+    auto variants = ojson::array();
+    for (std::size_t i = 0; i < source.size(); ++i) {
+        ids.push_back(source.id(i));
+        variants.push_back(source.variantCount(i));
+    }
+    j["slides"] = ids;
+    j["labels"] = labels;
+    j["slide_folds"] = foldOf;
+    j["slide_variants"] = variants;
+    return j;
+}
+
+/// Throws InvalidArgument naming `file` and the first parameter in which `stored` differs from `now`.
+void checkIdentity(const std::filesystem::path& file, const ojson& stored, const ojson& now, SlideGridSource& source) {
+    for (auto it = now.begin(); it != now.end(); ++it) {
+        const std::string& key = it.key();
+        const ojson& cur = it.value();
+        const ojson old = stored.is_object() && stored.contains(key) ? stored.at(key) : ojson();
+        if (old == cur)
+            continue;
+        std::string what;
+        const char* element = nullptr;
+        for (const auto& kv : kPerSlideKeys)
+            if (key == kv[0])
+                element = kv[1];
+        if (element && old.is_array() && old.size() != cur.size()) {
+            what = "the checkpoint has " + std::to_string(old.size()) + " slides, this run " + std::to_string(cur.size());
+        } else if (element && old.is_array()) {
+            std::size_t i = 0;
+            while (i < cur.size() && old[i] == cur[i])
+                ++i;
+            what = std::string(element) + " of slide " + std::to_string(i + 1) + " (" + source.id(i) + ") is " +
+                   old[i].dump() + " in the checkpoint, " + cur[i].dump() + " now";
+        } else {
+            what = key + " is " + (old.is_null() ? std::string("absent") : old.dump()) + " in the checkpoint, " +
+                   cur.dump() + " now";
+        }
+        throw InvalidArgument(file.string() + ": cannot resume with different parameters: " + what + kResumeHint);
+    }
+}
+
+void writeRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torch::optim::Adam& opt,
+                          const std::string& bestState, const RoundState& st, const std::mt19937_64& rng,
+                          torch::Device device, int round, const ojson& identity) {
+    ojson j;
+    j["format"] = "nic-slide-train-checkpoint";
+    j["format_version"] = 1;
+    j["round"] = round;
+    j["epoch"] = st.epoch;
+    j["lr"] = exactJson(st.lr);
+    j["best_metric"] = exactJson(st.bestMetric);
+    j["best_loss"] = exactJson(st.bestLoss);
+    j["since_best"] = st.sinceBest;
+    j["stopped"] = st.stopped;
+    auto history = ojson::array();
+    for (const auto& e : st.history)
+        history.push_back(recordToJson(e));
+    j["history"] = history;
+    j["sampler_rng"] = engineState(rng);
+    j["identity"] = identity;
+    try {
+        torch::serialize::OutputArchive ar;
+        torch::serialize::OutputArchive model;
+        net->save(model);
+        ar.write("model", model);
+        torch::serialize::OutputArchive optimizer;
+        opt.save(optimizer);
+        ar.write("optimizer", optimizer);
+        auto best = torch::empty({static_cast<std::int64_t>(bestState.size())}, torch::kUInt8);
+        std::memcpy(best.data_ptr<std::uint8_t>(), bestState.data(), bestState.size());
+        ar.write("best_model", best);
+        for (auto& [key, gen] : torchGenerators(device)) {
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            ar.write(key, gen.get_state());
+        }
+        ar.write("state/json", c10::IValue(j.dump()));
+        AtomicFile file(path);
+        ar.save_to(file.tempPath().string());
+        file.commit();
+    } catch (const c10::Error& e) {
+        throw IoError(path.string() + ": cannot write checkpoint: " + firstLine(e.what_without_backtrace()));
+    }
+}
+
+/// Opens a checkpoint into `ar` (tensors on `device`), checks that it belongs to `round` of a run with
+/// `identity`, and returns its state. IoError for unreadable or damaged files, InvalidArgument for another run's.
+ojson openRoundCheckpoint(const std::filesystem::path& path, torch::serialize::InputArchive& ar, torch::Device device,
+                          int round, const ojson& identity, SlideGridSource& source) {
+    const std::string src = path.string();
+    ojson j;
+    try {
+        ar.load_from(src, device);
+        c10::IValue iv;
+        if (!ar.try_read("state/json", iv) || !iv.isString())
+            throw IoError(src + ": not a nic train checkpoint (no state/json record)");
+        j = ojson::parse(iv.toStringRef());
+        if (j.value("format", std::string()) != "nic-slide-train-checkpoint")
+            throw IoError(src + ": not a nic train checkpoint (format is not nic-slide-train-checkpoint)");
+        if (j.at("format_version").get<int>() != 1)
+            throw IoError(src + ": unsupported checkpoint format version " + j.at("format_version").dump());
+        if (j.at("round").get<int>() != round)
+            throw IoError(src + ": checkpoint of round " + j.at("round").dump() + " where round " +
+                          std::to_string(round) + " was expected");
+        (void)j.at("identity");
+    } catch (const c10::Error& e) {
+        throw IoError(src + ": cannot read checkpoint: " + firstLine(e.what_without_backtrace()));
+    } catch (const nlohmann::json::exception& e) {
+        throw IoError(src + ": damaged checkpoint: " + e.what());
+    }
+    checkIdentity(path, j.at("identity"), identity, source);
+    return j;
+}
+
+/// Restores a round's network, optimiser, best model and schedule from its checkpoint.
+RoundState restoreRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torch::optim::Adam& opt,
+                                  std::string& bestState, std::mt19937_64& rng, torch::Device device, int round,
+                                  const ojson& identity, SlideGridSource& source, int epochs) {
+    const std::string src = path.string();
+    torch::serialize::InputArchive ar;
+    const ojson j = openRoundCheckpoint(path, ar, device, round, identity, source);
+    RoundState st;
+    try {
+        torch::serialize::InputArchive model;
+        ar.read("model", model);
+        net->load(model);
+        torch::serialize::InputArchive optimizer;
+        ar.read("optimizer", optimizer);
+        opt.load(optimizer);
+        torch::Tensor best;
+        ar.read("best_model", best);
+        best = best.to(torch::kCPU).contiguous();
+        if (best.scalar_type() != torch::kUInt8 || best.dim() != 1)
+            throw IoError(src + ": damaged checkpoint: best_model is not a byte array");
+        bestState.assign(reinterpret_cast<const char*>(best.data_ptr<std::uint8_t>()),
+                         static_cast<std::size_t>(best.numel()));
+        for (auto& [key, gen] : torchGenerators(device)) {
+            torch::Tensor state;
+            if (!ar.try_read(key, state))
+                throw IoError(src + ": checkpoint has no " + key + " record (made on another device?)");
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            gen.set_state(state.to(torch::kCPU));
+        }
+    } catch (const c10::Error& e) {
+        throw IoError(src + ": cannot read checkpoint: " + firstLine(e.what_without_backtrace()));
+    }
+    try {
+        st.epoch = j.at("epoch").get<int>();
+        st.lr = exactFromJson(j.at("lr"));
+        st.bestMetric = exactFromJson(j.at("best_metric"));
+        st.bestLoss = exactFromJson(j.at("best_loss"));
+        st.sinceBest = j.at("since_best").get<int>();
+        st.stopped = j.at("stopped").get<bool>();
+        for (const auto& e : j.at("history"))
+            st.history.push_back(recordFromJson(e, round));
+        std::istringstream engine(j.at("sampler_rng").get<std::string>());
+        engine >> rng;
+        if (!engine)
+            throw std::invalid_argument("unreadable sampler_rng");
+    } catch (const std::exception& e) {
+        throw IoError(src + ": damaged checkpoint: " + e.what());
+    }
+    if (st.epoch < 1 || st.epoch > epochs || st.history.size() != static_cast<std::size_t>(st.epoch) || !(st.lr > 0))
+        throw IoError(src + ": damaged checkpoint: inconsistent schedule state (epoch " + std::to_string(st.epoch) + ")");
+    for (auto& group : opt.param_groups())
+        group.options().set_lr(st.lr);
+    return st;
+}
+
+void writeRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
+                      const std::vector<std::string>& testIds, const std::vector<double>& testPredictions,
+                      double metric, const std::vector<SlideEpochRecord>& history, StopReason stopReason) {
+    ojson j;
+    j["format"] = "nic-slide-train-round";
+    j["format_version"] = 1;
+    j["round"] = round;
+    j["test_metric"] = exactJson(metric);
+    j["stop_reason"] = toString(stopReason);
+    j["epochs_run"] = history.size();
+    auto test = ojson::array();
+    for (std::size_t i = 0; i < testIds.size(); ++i)
+        test.push_back({{"slide", testIds[i]}, {"prediction", exactJson(testPredictions[i])}});
+    j["test"] = test;
+    auto curves = ojson::array();
+    for (const auto& e : history)
+        curves.push_back(recordToJson(e));
+    j["curves"] = curves;
+    j["identity"] = identity;
+    writeFileAtomically(path, j.dump(1) + "\n");
+}
+
+FinishedRound readRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
+                              SlideGridSource& source, const std::vector<std::size_t>& testSlides) {
+    const std::string src = path.string();
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw IoError(src + ": cannot open round record");
+    std::ostringstream text;
+    text << in.rdbuf();
+    ojson j;
+    FinishedRound f;
+    try {
+        j = ojson::parse(text.str());
+        if (j.value("format", std::string()) != "nic-slide-train-round" || j.at("format_version").get<int>() != 1)
+            throw IoError(src + ": not a nic train round record (version 1)");
+        if (j.at("round").get<int>() != round)
+            throw IoError(src + ": record of round " + j.at("round").dump() + " where round " +
+                          std::to_string(round) + " was expected");
+        (void)j.at("identity");
+    } catch (const nlohmann::json::exception& e) {
+        throw IoError(src + ": damaged round record: " + e.what());
+    }
+    checkIdentity(path, j.at("identity"), identity, source);
+    try {
+        f.metric = exactFromJson(j.at("test_metric"));
+        const auto& test = j.at("test");
+        if (test.size() != testSlides.size())
+            throw IoError(src + ": damaged round record: " + std::to_string(test.size()) + " test predictions for " +
+                          std::to_string(testSlides.size()) + " test slides");
+        for (std::size_t i = 0; i < testSlides.size(); ++i) {
+            if (test[i].at("slide").get<std::string>() != source.id(testSlides[i]))
+                throw IoError(src + ": damaged round record: test slide " + std::to_string(i + 1) + " is " +
+                              test[i].at("slide").dump() + ", expected " + source.id(testSlides[i]));
+            f.testPredictions.push_back(exactFromJson(test[i].at("prediction")));
+        }
+        for (const auto& e : j.at("curves"))
+            f.history.push_back(recordFromJson(e, round));
+        f.stopReason = j.value("stop_reason", std::string());
+    } catch (const IoError&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw IoError(src + ": damaged round record: " + e.what());
+    }
+    return f;
+}
+
+/// Removes temporaries (<final name>.tmp-XXXXXXXX) that a killed run left in `dir`: never visible under a
+/// final name, but a checkpoint's are megabytes.
+void removeStaleTemporaries(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec))
+        return;
+    static const char* const finals[] = {"model.pt",     kCheckpointFile, kRoundFile, "predictions.csv",
+                                         "metrics.json", "curves.csv",    "folds.csv"};
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        for (const char* f : finals)
+            if (name.rfind(std::string(f) + ".tmp-", 0) == 0)
+                std::filesystem::remove(entry.path(), ec);
+    }
+}
+
+} // namespace
+
+// --- cross-validation, in named parts ----------------------------------------------------------------------
+
+namespace {
+
+/// Checks crossValidate()'s inputs; returns the class of each slide (the strata of fold assignment) when
+/// classifying, empty otherwise.
+std::vector<int> checkInputs(SlideGridSource& source, const std::vector<double>& labels,
+                             const std::vector<int>& foldColumn, const SlideTrainOptions& options) {
+    const std::size_t n = source.size();
+    if (labels.size() != n)
+        throw InvalidArgument(std::to_string(labels.size()) + " labels for " + std::to_string(n) + " slides");
+    if (!foldColumn.empty() && foldColumn.size() != n)
+        throw InvalidArgument(std::to_string(foldColumn.size()) + " fold values for " + std::to_string(n) + " slides");
+    if (options.epochs < 1 || options.batchSize < 2 || options.cropSize < 1 || options.testCrops < 1 ||
+        options.patience < 1 || !(options.learningRate > 0) || !(options.minLearningRate > 0))
+        throw InvalidArgument("training: epochs and test crops must be ≥ 1, batch size ≥ 2, crop size ≥ 1, "
+                              "patience ≥ 1 and learning rates > 0");
+    std::vector<int> strata;
+    if (options.task != SlideTask::Classification) {
+        for (std::size_t i = 0; i < n; ++i)
+            if (!std::isfinite(labels[i]))
+                throw InvalidArgument("regression label of slide " + source.id(i) + " is not a finite number");
+        return strata;
+    }
+    int positives = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (labels[i] != 0.0 && labels[i] != 1.0)
+            throw InvalidArgument("classification labels must be 0 or 1; slide " + source.id(i) + " has " +
+                                  formatDouble(labels[i]));
+        positives += labels[i] == 1.0 ? 1 : 0;
+        strata.push_back(static_cast<int>(labels[i]));
+    }
+    if (positives == 0 || positives == static_cast<int>(n))
+        throw InvalidArgument("classification needs both classes in the cohort");
+    return strata;
+}
+
+/// What every part of one cross-validation shares.
+struct CvRun {
+    CvRun(SlideGridSource& s, const std::vector<double>& l, const SlideTrainOptions& o, const std::filesystem::path& out,
+          JobContext& j, torch::Device d)
+        : source(s), labels(l), options(o), outDir(out), job(j), device(d) {}
+
+    SlideGridSource& source;
+    const std::vector<double>& labels;
+    const SlideTrainOptions& options;
+    const std::filesystem::path& outDir;
+    JobContext& job;
+    torch::Device device;
+    std::vector<int> foldOf;
+    int k = 0;
+    int R = 0; ///< crop size
+    bool classify = true;
+    SlideCnnConfig config;
+    ojson identity;
+    CrossValidationResult result;
+    std::int64_t totalSteps = 0;
+    std::int64_t stepsDone = 0;
+
+    std::filesystem::path foldDir(int r) const { return outDir / ("fold" + std::to_string(r)); }
+    /// Whether this process trains round r (every round, or the one of SlideTrainOptions::onlyRound).
+    bool mine(int r) const { return options.onlyRound < 0 || options.onlyRound == r; }
+    std::string roundName(int r) const { return "round " + std::to_string(r + 1) + "/" + std::to_string(k); }
+    void writeCurves() const { writeRunCurves(outDir, result.curves); }
+    void replay(const std::vector<SlideEpochRecord>& history) {
+        for (const auto& rec : history) {
+            result.curves.push_back(rec);
+            if (options.onEpoch)
+                options.onEpoch(rec);
+        }
+    }
+};
+
+/// The crop size R: the option, shrunk to the smallest multiple of 16 holding every grid when asked to.
+int cropSizeFor(SlideGridSource& source, const SlideTrainOptions& options) {
+    if (!options.shrinkCropToGrids)
+        return options.cropSize;
+    int largest = 1;
+    for (std::size_t i = 0; i < source.size(); ++i)
+        largest = std::max({largest, source.shape(i).first, source.shape(i).second});
+    return std::min(options.cropSize, (largest + 15) / 16 * 16);
+}
+
+/// What an earlier run left: every finished round and checkpoint is checked against this run's parameters
+/// before anything is trained, so a mismatch is refused at once. Without resume it is removed.
+std::vector<std::optional<FinishedRound>> scanEarlierRun(CvRun& run, const std::vector<FoldRound>& rounds) {
+    const int only = run.options.onlyRound;
+    if (only >= static_cast<int>(rounds.size()))
+        throw InvalidArgument("round " + std::to_string(only) + " does not exist: the run has " +
+                              std::to_string(rounds.size()) + " rounds (0-" + std::to_string(rounds.size() - 1) + ")");
+    // With onlyRound, other tasks may be writing the other rounds' and the run folder's files right now.
+    if (only < 0)
+        removeStaleTemporaries(run.outDir);
+    std::vector<std::optional<FinishedRound>> finished(rounds.size());
+    for (const auto& round : rounds) {
+        const int r = round.round;
+        const auto dir = run.foldDir(r);
+        if (!run.mine(r)) {
+            if (std::filesystem::exists(dir / kRoundFile) && std::filesystem::exists(dir / "model.pt"))
+                finished[static_cast<std::size_t>(r)] =
+                    readRoundRecord(dir / kRoundFile, r, run.identity, run.source, round.test);
+            continue;
+        }
+        removeStaleTemporaries(dir);
+        std::error_code ec;
+        if (!run.options.resume) {
+            for (const char* name : {kRoundFile, kCheckpointFile})
+                if (std::filesystem::exists(dir / name)) {
+                    run.job.log("note: starting afresh; removing " + (dir / name).string() + " of an earlier run");
+                    std::filesystem::remove(dir / name, ec);
+                }
+            continue;
+        }
+        if (std::filesystem::exists(dir / kRoundFile)) {
+            if (std::filesystem::exists(dir / "model.pt")) {
+                finished[static_cast<std::size_t>(r)] =
+                    readRoundRecord(dir / kRoundFile, r, run.identity, run.source, round.test);
+                readSlideModelMeta(dir / "model.pt"); // a damaged model is an error, not a finished round
+                std::filesystem::remove(dir / kCheckpointFile, ec);
+                continue;
+            }
+            run.job.log("note: " + (dir / "model.pt").string() + " is missing; " + run.roundName(r) +
+                        " is trained again");
+            std::filesystem::remove(dir / kRoundFile, ec);
+        }
+        if (std::filesystem::exists(dir / kCheckpointFile)) {
+            torch::serialize::InputArchive ar;
+            openRoundCheckpoint(dir / kCheckpointFile, ar, run.device, r, run.identity, run.source);
+        }
+    }
+    return finished;
+}
+
+/// Batches per epoch of each round. Auto: each training slide drawn about 8 times per epoch, and at least
+/// 20 steps, so that BN's running statistics (momentum 0.1) have settled before each validation.
+std::vector<int> stepsPerEpoch(const std::vector<FoldRound>& rounds, const SlideTrainOptions& options) {
+    std::vector<int> steps;
+    const auto batch = static_cast<std::size_t>(options.batchSize);
+    for (const auto& round : rounds)
+        steps.push_back(options.stepsPerEpoch > 0
+                            ? options.stepsPerEpoch
+                            : std::max(20, static_cast<int>((8 * round.train.size() + batch - 1) / batch)));
+    return steps;
+}
+
+/// The metadata stored with round `round`'s model (regression: the label standardisation of its training set).
+SlideModelMeta roundMeta(const CvRun& run, const FoldRound& round) {
+    SlideModelMeta meta;
+    meta.config = run.config;
+    meta.task = run.options.task;
+    meta.cropSize = run.R;
+    meta.tissueThreshold = run.options.tissueThreshold;
+    meta.testCrops = run.options.testCrops;
+    meta.encoderName = run.source.encoderName();
+    meta.encoderHash = run.source.encoderHash();
+    meta.round = round.round;
+    meta.seed = run.options.seed;
+    for (auto i : round.train)
+        meta.trainSlides.push_back(run.source.id(i));
+    for (auto i : round.validation)
+        meta.validationSlides.push_back(run.source.id(i));
+    if (!run.classify) {
+        double mean = 0.0;
+        for (auto i : round.train)
+            mean += run.labels[i];
+        mean /= static_cast<double>(round.train.size());
+        double var = 0.0;
+        for (auto i : round.train)
+            var += (run.labels[i] - mean) * (run.labels[i] - mean);
+        var /= static_cast<double>(round.train.size());
+        meta.labelMean = mean;
+        meta.labelScale = var > 0.0 ? std::sqrt(var) : 1.0;
+    }
+    return meta;
+}
+
+/// One round of training: the network, its optimiser and random state, restored from the round's checkpoint
+/// when resuming.
+class RoundTrainer {
+public:
+    RoundTrainer(CvRun& run, const FoldRound& round, int steps)
+        : run_(run), round_(round), o_(run.options), steps_(steps), meta_(roundMeta(run, round)), net_(run.config),
+          opt_(net_->parameters(), torch::optim::AdamOptions(o_.learningRate)),
+          rng_(o_.seed * 104729 + static_cast<std::uint64_t>(round.round) * 31 + 1),
+          checkpoint_(run.foldDir(round.round) / kCheckpointFile),
+          plane_(static_cast<std::size_t>(run.config.inputChannels) * static_cast<std::size_t>(run.R) *
+                 static_cast<std::size_t>(run.R)),
+          batch_(plane_ * static_cast<std::size_t>(o_.batchSize)), target_(static_cast<std::size_t>(o_.batchSize)) {
+        net_->to(run.device);
+        for (auto i : round.train)
+            (run.labels[i] > 0.5 ? pos_ : neg_).push_back(i);
+        balance_ = run.classify && o_.balanceClasses && !pos_.empty() && !neg_.empty();
+        st_.lr = o_.learningRate;
+        bestState_ = serialise(net_);
+        if (o_.resume && std::filesystem::exists(checkpoint_)) {
+            st_ = restoreRoundCheckpoint(checkpoint_, net_, opt_, bestState_, rng_, run.device, round.round,
+                                         run.identity, run.source, o_.epochs);
+            run.replay(st_.history);
+            run.stepsDone += std::int64_t{steps} * (st_.stopped ? o_.epochs : st_.epoch);
+            run.job.log(run.roundName(round.round) + ": resuming from " + checkpoint_.string() + " after epoch " +
+                        std::to_string(st_.epoch));
+        }
+    }
+
+    /// Trains the remaining epochs, then publishes the round: model.pt, then round.json (which marks the round
+    /// finished), then removes the checkpoint. Returns the round's test predictions, in the order of round.test.
+    std::vector<double> run() {
+        try {
+            for (int epoch = st_.epoch + 1; !st_.stopped && epoch <= o_.epochs; ++epoch)
+                runEpoch(epoch);
+        } catch (const Cancelled&) {
+            run_.job.log(
+                run_.roundName(round_.round) + ": training ended: cancelled during epoch " +
+                std::to_string(st_.epoch + 1) +
+                (st_.epoch > 0 ? "; resume continues after epoch " + std::to_string(st_.epoch) : std::string()));
+            throw;
+        }
+        const StopReason reason = roundStopReason(st_);
+        run_.job.log(run_.roundName(round_.round) + ": training ended: " + toString(reason) + " after " +
+                     std::to_string(st_.epoch) + " epochs");
+        deserialise(net_, bestState_);
+        const auto dir = run_.foldDir(round_.round);
+        saveSlideModel(net_, meta_, dir / "model.pt");
+        const auto testPred = predictSet(round_.test);
+        std::vector<double> testTruth;
+        std::vector<std::string> testIds;
+        for (std::size_t j = 0; j < round_.test.size(); ++j) {
+            testTruth.push_back(run_.labels[round_.test[j]]);
+            testIds.push_back(run_.source.id(round_.test[j]));
+        }
+        run_.result.roundMetrics.push_back(metricOf(o_.task, testPred, testTruth));
+        run_.result.roundStopReasons.push_back(toString(reason));
+        writeRoundRecord(dir / kRoundFile, round_.round, run_.identity, testIds, testPred,
+                         run_.result.roundMetrics.back(), st_.history, reason);
+        std::error_code ec;
+        std::filesystem::remove(checkpoint_, ec);
+        return testPred;
+    }
+
+private:
+    std::vector<double> predictSet(const std::vector<std::size_t>& set) {
+        std::vector<double> p;
+        for (auto i : set) {
+            const auto crops = inferenceCrops(run_.source, i, run_.R, o_.testCrops, o_.tissueThreshold);
+            p.push_back(averagePrediction(net_, meta_, crops, run_.device));
+        }
+        return p;
+    }
+
+    const CropSampler& sampler(std::size_t slide, int variant) {
+        auto& s = samplers_[{slide, variant}];
+        if (!s) {
+            const SlideGrid& g = run_.source.grid(slide, variant);
+            s = std::make_unique<CropSampler>(g.tissue, g.cols, g.rows, o_.tissueThreshold);
+        }
+        return *s;
+    }
+
+    /// Fills the batch with random crops (class-balanced when asked to) and their targets.
+    void sampleBatch() {
+        for (int b = 0; b < o_.batchSize; ++b) {
+            std::size_t slide = 0;
+            if (balance_) {
+                const auto& cls = uniformUnit(rng_) < 0.5 ? pos_ : neg_;
+                slide = cls[static_cast<std::size_t>(uniformIndex(rng_, cls.size()))];
+            } else {
+                slide = round_.train[static_cast<std::size_t>(uniformIndex(rng_, round_.train.size()))];
+            }
+            const int variant =
+                static_cast<int>(uniformIndex(rng_, static_cast<std::uint64_t>(run_.source.variantCount(slide))));
+            const GridCell centre = sampler(slide, variant).sample(rng_);
+            const SlideGrid& g = run_.source.grid(slide, variant);
+            extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R,
+                        batch_.data() + static_cast<std::size_t>(b) * plane_);
+            target_[static_cast<std::size_t>(b)] =
+                run_.classify ? static_cast<float>(run_.labels[slide])
+                              : static_cast<float>((run_.labels[slide] - meta_.labelMean) / meta_.labelScale);
+        }
+    }
+
+    /// The epoch's training steps; returns the mean training loss.
+    double trainSteps(int epoch) {
+        net_->train();
+        double lossSum = 0.0;
+        for (int s = 0; s < steps_; ++s) {
+            run_.job.throwIfCancelled();
+            sampleBatch();
+            const auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.config.inputChannels, run_.R, run_.R})
+                               .to(run_.device);
+            const auto y = torch::from_blob(target_.data(), {o_.batchSize}).to(run_.device);
+            const auto out = net_->forward(x);
+            auto loss = run_.classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
+            lossSum += loss.item<double>();
+            loss = loss + net_->l2Penalty();
+            opt_.zero_grad();
+            loss.backward();
+            opt_.step();
+            ++run_.stepsDone;
+            run_.job.progress(run_.stepsDone, run_.totalSteps,
+                              run_.roundName(round_.round) + ", epoch " + std::to_string(epoch) + "/" +
+                                  std::to_string(o_.epochs));
+        }
+        return lossSum / steps_;
+    }
+
+    /// Validation with test-time augmentation: the metric (AUC or Spearman) and the loss.
+    std::pair<double, double> validate() {
+        const auto valPred = predictSet(round_.validation);
+        std::vector<double> valTruth;
+        double valLoss = 0.0;
+        for (std::size_t j = 0; j < round_.validation.size(); ++j) {
+            const double t = run_.labels[round_.validation[j]];
+            valTruth.push_back(t);
+            if (run_.classify) {
+                const double p = std::clamp(valPred[j], 1e-7, 1.0 - 1e-7);
+                valLoss -= t * std::log(p) + (1.0 - t) * std::log(1.0 - p);
+            } else {
+                const double d = (valPred[j] - t) / meta_.labelScale;
+                valLoss += d * d;
+            }
+        }
+        return {metricOf(o_.task, valPred, valTruth), valLoss / static_cast<double>(round_.validation.size())};
+    }
+
+    void runEpoch(int epoch) {
+        const auto t0 = std::chrono::steady_clock::now();
+        SlideEpochRecord rec;
+        rec.round = round_.round;
+        rec.epoch = epoch;
+        rec.learningRate = st_.lr;
+        rec.trainLoss = trainSteps(epoch);
+        std::tie(rec.validationMetric, rec.validationLoss) = validate();
+        const double m = std::isnan(rec.validationMetric) ? -kInf : rec.validationMetric;
+        if (m > st_.bestMetric + 1e-12 || (m >= st_.bestMetric - 1e-12 && rec.validationLoss < st_.bestLoss)) {
+            st_.bestMetric = std::max(st_.bestMetric, m);
+            st_.bestLoss = rec.validationLoss;
+            bestState_ = serialise(net_);
+            rec.best = true;
+        }
+        rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::string plateau;
+        switch (PlateauSchedule{o_.minLearningRate, o_.patience}.epochEnded(rec.best, st_.lr, st_.sinceBest)) {
+        case PlateauStep::Continue: break;
+        case PlateauStep::Stop:
+            plateau = run_.roundName(round_.round) + ": validation plateau at the minimum learning rate; stopping";
+            st_.stopped = true;
+            run_.stepsDone += std::int64_t{steps_} * (o_.epochs - epoch);
+            break;
+        case PlateauStep::Reduced:
+            for (auto& group : opt_.param_groups())
+                group.options().set_lr(st_.lr);
+            break;
+        }
+        st_.epoch = epoch;
+        st_.history.push_back(rec);
+        writeRoundCheckpoint(checkpoint_, net_, opt_, bestState_, st_, rng_, run_.device, round_.round, run_.identity);
+        run_.result.curves.push_back(rec);
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "round %d/%d epoch %d: lr %.0e, train loss %.4f, val loss %.4f, val %s %s%s (%.1f s)",
+                      round_.round + 1, run_.k, epoch, rec.learningRate, rec.trainLoss, rec.validationLoss,
+                      run_.classify ? "AUC" : "Spearman",
+                      std::isnan(rec.validationMetric) ? "n/a" : formatDouble(rec.validationMetric).c_str(),
+                      rec.best ? " *" : "", rec.seconds);
+        run_.job.log(line);
+        if (!plateau.empty())
+            run_.job.log(plateau);
+        if (o_.onEpoch)
+            o_.onEpoch(rec);
+    }
+
+    CvRun& run_;
+    const FoldRound& round_;
+    const SlideTrainOptions& o_;
+    int steps_;
+    SlideModelMeta meta_;
+    SlideCnn net_;
+    torch::optim::Adam opt_;
+    std::mt19937_64 rng_;
+    std::filesystem::path checkpoint_;
+    std::size_t plane_;
+    std::vector<float> batch_;
+    std::vector<float> target_;
+    std::vector<std::size_t> pos_;
+    std::vector<std::size_t> neg_;
+    bool balance_ = false;
+    RoundState st_;
+    std::string bestState_;
+    std::map<std::pair<std::size_t, int>, std::unique_ptr<CropSampler>> samplers_;
+};
+
+/// The paper trains and tests on all 8 dihedral variants of every grid (nic compress --augment 8); a cohort
+/// compressed with fewer still trains, on the stored ones only, and the log says so.
+void warnAboutFewOrientations(const SlideGridSource& source, JobContext& job) {
+    std::size_t fewer = 0;
+    std::string example;
+    for (std::size_t i = 0; i < source.size(); ++i)
+        if (source.variantCount(i) < 8 && fewer++ == 0)
+            example = source.id(i) + " has " + std::to_string(source.variantCount(i));
+    if (fewer > 0)
+        job.log("warning: " + std::to_string(fewer) + " of " + std::to_string(source.size()) +
+                " compressed slides store fewer than the paper's 8 orientations (" + example +
+                "); training and test-time augmentation use only the stored ones (nic compress --augment 8 stores all)");
+}
+
+/// predictions.csv (the "All" set: every slide by the model that did not see it) and metrics.json.
+void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
+    const std::size_t n = run.source.size();
+    CrossValidationResult& result = run.result;
+    std::vector<double> pred;
+    std::vector<double> truth;
+    std::vector<RunPrediction> rows;
+    for (std::size_t i = 0; i < n; ++i) {
+        SlidePrediction p{run.source.id(i), run.labels[i], roundPred[i], run.foldOf[i]};
+        rows.push_back({p.id, p.label, p.prediction, p.round});
+        result.predictions.push_back(p);
+        pred.push_back(p.prediction);
+        truth.push_back(p.label);
+    }
+    writeRunPredictions(run.outDir, rows);
+
+    const SlideTrainOptions& options = run.options;
+    nlohmann::ordered_json j;
+    j["task"] = toString(options.task);
+    j["slides"] = n;
+    j["folds"] = run.k;
+    j["crop_size"] = run.R;
+    j["head"] = toString(run.config.pooling);
+    j["encoder_name"] = run.source.encoderName();
+    j["encoder_hash"] = run.source.encoderHash();
+    j["seed"] = options.seed;
+    auto perRound = nlohmann::ordered_json::array();
+    for (double v : result.roundMetrics)
+        perRound.push_back(numberOrNull(v));
+    j["round_stop_reasons"] = result.roundStopReasons;
+    if (run.classify) {
+        result.roc = rocCurve(pred, truth);
+        result.auc = bootstrapAuc(pred, truth, options.bootstrapResamples, options.seed);
+        j["auc"] = ciJson(result.auc);
+        auto roc = nlohmann::ordered_json::array();
+        for (const auto& p : result.roc.points)
+            roc.push_back({{"fpr", p.fpr}, {"tpr", p.tpr}, {"threshold", numberOrNull(p.threshold)}});
+        j["roc"] = roc;
+        j["positives"] = result.roc.positives;
+        j["negatives"] = result.roc.negatives;
+        j["round_auc"] = perRound;
+    } else {
+        result.spearman = bootstrapSpearman(pred, truth, options.bootstrapResamples, options.seed);
+        result.pearson = bootstrapPearson(pred, truth, options.bootstrapResamples, options.seed);
+        j["spearman"] = ciJson(result.spearman);
+        j["pearson"] = ciJson(result.pearson);
+        j["round_spearman"] = perRound;
+    }
+    if (!options.subsets.empty()) {
+        result.subsetScores = scoreSubsets(options.subsets, pred, run.classify, options.bootstrapResamples, options.seed);
+        auto subsets = nlohmann::ordered_json::array();
+        for (const SubsetScore& s : result.subsetScores) {
+            nlohmann::ordered_json o{{"name", s.name}, {"slides", s.slides}};
+            if (run.classify) {
+                o["positives"] = s.positives;
+                o["negatives"] = s.negatives;
+            }
+            o[run.classify ? "auc" : "spearman"] = ciJson(s.value);
+            subsets.push_back(o);
+        }
+        j["subsets"] = subsets;
+    }
+    result.metricsJson = j.dump(2) + "\n";
+    writeFileAtomically(run.outDir / "metrics.json", result.metricsJson);
+}
+
+} // namespace
+
+CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
+                                    const std::vector<int>& foldColumn, const SlideTrainOptions& options,
+                                    const std::filesystem::path& outDir, JobContext& job) {
+    const std::vector<int> strata = checkInputs(source, labels, foldColumn, options);
+    warnAboutFewOrientations(source, job);
+    const std::size_t n = source.size();
+    CvRun run(source, labels, options, outDir, job,
+              torch::Device(configureCompute(ComputeOptions{options.device, options.threads})));
+    run.foldOf = foldColumn.empty() ? assignFolds(n, options.folds, options.seed, strata) : foldsFromColumn(foldColumn);
+    run.k = 1 + *std::max_element(run.foldOf.begin(), run.foldOf.end());
+    run.R = cropSizeFor(source, options);
+    run.classify = options.task == SlideTask::Classification;
+    run.config = options.network;
+    run.config.inputChannels = source.channels();
+    // The flatten head's dense layer follows the crop size actually used (after shrinkCropToGrids).
+    run.config.inputSize = run.config.pooling == GlobalPooling::Flatten ? run.R : 0;
+    run.result.cropSize = run.R;
+    const auto rounds = rotateFolds(run.foldOf, run.k);
+    std::filesystem::create_directories(outDir);
+    job.log("cross-validation: " + std::to_string(n) + " slides, " + std::to_string(run.k) + " folds, crops " +
+            std::to_string(run.R) + "x" + std::to_string(run.R) + "x" + std::to_string(run.config.inputChannels) +
+            ", head " + toString(run.config.pooling) + ", device " + run.device.str());
+    run.identity = runIdentity(source, labels, run.foldOf, run.k, options, run.config, run.R);
+    const auto finished = scanEarlierRun(run, rounds);
+    {
+        std::vector<std::string> ids;
+        for (std::size_t i = 0; i < n; ++i)
+            ids.push_back(source.id(i));
+        writeRunFolds(outDir, ids, run.foldOf);
+    }
+    const std::vector<int> stepsOf = stepsPerEpoch(rounds, options);
+    for (int steps : stepsOf)
+        run.totalSteps += std::int64_t{steps} * options.epochs;
+
+    std::vector<double> roundPred(n, kNaN);
+    bool allRounds = true;
+    for (const auto& round : rounds) {
+        const int r = round.round;
+        const int steps = stepsOf[static_cast<std::size_t>(r)];
+        if (!run.mine(r) && !finished[static_cast<std::size_t>(r)]) { // another task's round, not finished yet
+            allRounds = false;
+            run.stepsDone += std::int64_t{steps} * options.epochs;
+            continue;
+        }
+        std::filesystem::create_directories(run.foldDir(r));
+        std::vector<double> testPred;
+        if (const auto& done = finished[static_cast<std::size_t>(r)]) {
+            testPred = done->testPredictions;
+            run.result.roundMetrics.push_back(done->metric);
+            run.result.roundStopReasons.push_back(done->stopReason);
+            run.replay(done->history);
+            run.stepsDone += std::int64_t{steps} * options.epochs;
+            job.log(run.roundName(r) + ": finished by an earlier run; reusing " + (run.foldDir(r) / "model.pt").string());
+            job.progress(run.stepsDone, run.totalSteps, run.roundName(r) + " (earlier run)");
+        } else {
+            torch::manual_seed(options.seed * 7919 + static_cast<std::uint64_t>(r));
+            testPred = RoundTrainer(run, round, steps).run();
+        }
+        for (std::size_t j = 0; j < round.test.size(); ++j)
+            roundPred[round.test[j]] = testPred[j];
+        if (options.onlyRound < 0) // one round's task leaves the run's curves to the task that has every round
+            run.writeCurves();
+    }
+    if (!allRounds) {
+        job.log(run.roundName(options.onlyRound) + " finished; the run's predictions and metrics wait for the other rounds");
+        job.progress(run.totalSteps, run.totalSteps, "done");
+        return std::move(run.result);
+    }
+    if (options.onlyRound >= 0)
+        run.writeCurves(); // every round is finished: the run's files, as a whole run writes them
+    writeRunResults(run, roundPred);
+    job.progress(run.totalSteps, run.totalSteps, "done");
+    return std::move(run.result);
+}
+
+} // namespace nic
