@@ -3,7 +3,8 @@
 //
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
 //                  [--work 8] [--batch 32] [--read-threads 0] [--compute-threads 0] [--plain] [--dir DIR]
-//                  [--rss-only]
+//                  [--device cpu|cuda|auto] [--rss-only]
+// (--device: where a LibTorch encoder and the limit probe's matmul run; default cpu.)
 //
 // 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px.
 // 2. Encoder forward throughput: the first tissue patches of the slide, read once into batches, then
@@ -117,6 +118,7 @@ private:
 
 int gComputeThreads = 0;   // --compute-threads: LibTorch threads (0 = the pipeline's default)
 bool gPlainInference = false; // --plain: encoders run as trained (no BatchNorm folding)
+std::string gDevice = "cpu";  // --device: where a LibTorch encoder runs (cpu, cuda, auto)
 
 std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
     if (name == "projection")
@@ -128,6 +130,7 @@ std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
         ComputeOptions compute;
         compute.threads = gComputeThreads;
         compute.optimiseInference = !gPlainInference;
+        compute.device = gDevice;
         return createEncoder(*kind, 128, 128, 2, 1, compute);
     }
 #endif
@@ -218,7 +221,7 @@ struct ChildResult {
 ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     std::string cmd = "'" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --child '" + slide.string() +
                       "' --encoder " + a.encoder + " --work " + std::to_string(a.work) +
-                      " --compute-threads " + std::to_string(gComputeThreads) + (gPlainInference ? " --plain" : "") + " --batch " + std::to_string(a.batch) + " --read-threads " +
+                      " --compute-threads " + std::to_string(gComputeThreads) + (gPlainInference ? " --plain" : "") + " --device " + gDevice + " --batch " + std::to_string(a.batch) + " --read-threads " +
                       std::to_string(a.readThreads) + " --dir '" + a.dir.string() + "'";
     ChildResult r;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -256,6 +259,8 @@ int main(int argc, char** argv) {
             gComputeThreads = std::stoi(next());
         else if (k == "--plain")
             gPlainInference = true;
+        else if (k == "--device")
+            gDevice = next();
         else if (k == "--dir")
             a.dir = next();
         else if (k == "--rss-only")
@@ -264,7 +269,7 @@ int main(int argc, char** argv) {
             child = next();
         else {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
-                                 "[--read-threads N] [--compute-threads N] [--plain] [--dir DIR] [--rss-only]\n");
+                                 "[--read-threads N] [--compute-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
             return 2;
         }
     }
@@ -367,11 +372,8 @@ int main(int argc, char** argv) {
         meta.kind = toString(*kind);
         meta.patchSize = enc->info().patchSize;
         meta.codeSize = enc->info().codeSize;
-        const bench::SgemmRate rate = bench::probeSgemm();
-        std::printf("limit probe: sgemm %d^3 through LibTorch %.1f GFLOP/s (median of 5; %.1f-%.1f; %.1f per CPU "
-                    "second); %s\n",
-                    rate.n, rate.gflops, rate.minGflops, rate.maxGflops, rate.gflopsPerCpuSecond,
-                    bench::threadLayout().c_str());
+        const bench::SgemmRate rate = bench::probeSgemm(2048, 5, configureCompute(ComputeOptions{gDevice, 0}));
+        std::printf("limit probe: %s; %s\n", bench::describeRate(rate).c_str(), bench::threadLayout().c_str());
         const double flops = inferenceFlopsPerPatch(meta);
         bench::printLimit("encoder forward only", flops, rate, forward, forwardCpuMs / 1000.0);
         bench::printLimit("pipelined compress", flops, rate, pip.patchesPerSecond, pipCpuMs / 1000.0);

@@ -45,7 +45,7 @@ nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
 
 int main(int argc, char** argv) {
     int threads = 0, p = 128, c = 128, forwardBatches = 3, trainSteps = 3;
-    std::string only;
+    std::string only, deviceName = "cpu";
     bool layers = false, plain = false;
     for (int i = 1; i < argc; ++i) {
         auto next = [&] { return i + 1 < argc ? argv[++i] : (std::fprintf(stderr, "missing value\n"), std::exit(2), ""); };
@@ -65,9 +65,12 @@ int main(int argc, char** argv) {
             layers = true;
         else if (!std::strcmp(argv[i], "--plain"))
             plain = true;
+        else if (!std::strcmp(argv[i], "--device"))
+            deviceName = next();
         else {
             std::fprintf(stderr, "usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] "
-                                 "[--forward-batches K] [--train-steps S] [--only KIND] [--layers] [--plain]\n");
+                                 "[--forward-batches K] [--train-steps S] [--only KIND] [--layers] [--plain] "
+                                 "[--device cpu|cuda|auto]\n");
             return 2;
         }
     }
@@ -75,14 +78,13 @@ int main(int argc, char** argv) {
         nic::ComputeOptions compute;
         compute.threads = threads;
         compute.optimiseInference = !plain;
+        compute.device = deviceName;
         const std::string device = nic::configureCompute(compute);
         std::printf("device %s, %d LibTorch threads, P = %d, C = %d, batch 64\n", device.c_str(), nic::computeThreads(), p, c);
         std::printf("threads: %s\n", nic::bench::threadLayout().c_str());
-        const nic::bench::SgemmRate rate = nic::bench::probeSgemm();
-        std::printf("limit probe: sgemm %d^3 through LibTorch %.1f GFLOP/s (median of 5; %.1f-%.1f; %.1f per CPU "
-                    "second; %d LibTorch, %d OpenBLAS threads)\n",
-                    rate.n, rate.gflops, rate.minGflops, rate.maxGflops, rate.gflopsPerCpuSecond, rate.torchThreads,
-                    rate.blasThreads);
+        const nic::bench::SgemmRate rate = nic::bench::probeSgemm(2048, 5, device);
+        std::printf("limit probe: %s; %d LibTorch, %d OpenBLAS threads\n", nic::bench::describeRate(rate).c_str(),
+                    rate.torchThreads, rate.blasThreads);
         const int batch = 64;
         const nic::PatchBank bank = randomBank(batch * 2, p, 1);
         const nic::PatchBank val = randomBank(16, p, 2);

@@ -47,33 +47,56 @@ std::string threadLayout() {
            ", " + env("OPENBLAS_NUM_THREADS") + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs";
 }
 
-SgemmRate probeSgemm(int n, int reps) {
+SgemmRate probeSgemm(int n, int reps, const std::string& device) {
     SgemmRate r;
     r.n = n;
+    r.device = device;
+    const bool gpu = device == "cuda";
+    const torch::Device dev = toDevice(device);
     std::vector<double> rates;
     std::thread([&] {
         torch::NoGradGuard noGrad;
         r.torchThreads = torch::get_num_threads();
-        r.blasThreads = openBlasThreads();
+        r.blasThreads = gpu ? -1 : openBlasThreads();
         torch::manual_seed(1);
-        auto a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
-        torch::mm_out(c, a, b); // warm-up: thread pools, page faults
+        const auto opts = torch::TensorOptions().device(dev);
+        auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), c = torch::empty({n, n}, opts);
+        // A GPU runs kernels asynchronously: reading one element back waits for the matmul to finish.
+        const auto finish = [&] {
+            if (gpu)
+                (void)c[0][0].item<float>();
+        };
+        torch::mm_out(c, a, b); // warm-up: thread pools, page faults, kernel selection
+        finish();
         const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
         double u0 = 0, s0 = 0, u1 = 0, s1 = 0;
         cpuTimes(u0, s0);
         for (int i = 0; i < reps; ++i) {
             const double t0 = now();
             torch::mm_out(c, a, b);
+            finish();
             rates.push_back(flops / (now() - t0) / 1e9);
         }
         cpuTimes(u1, s1);
-        r.gflopsPerCpuSecond = flops * reps / std::max(1e-9, u1 - u0 + s1 - s0) / 1e9;
+        r.gflopsPerCpuSecond = gpu ? 0.0 : flops * reps / std::max(1e-9, u1 - u0 + s1 - s0) / 1e9;
     }).join();
     std::sort(rates.begin(), rates.end());
     r.gflops = rates[rates.size() / 2];
     r.minGflops = rates.front();
     r.maxGflops = rates.back();
     return r;
+}
+
+std::string describeRate(const SgemmRate& r) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "sgemm %d^3 on %s through LibTorch %.1f GFLOP/s (median of 5; %.1f-%.1f", r.n,
+                  r.device.c_str(), r.gflops, r.minGflops, r.maxGflops);
+    std::string s = buf;
+    if (r.gflopsPerCpuSecond > 0) {
+        std::snprintf(buf, sizeof buf, "; %.1f per CPU second", r.gflopsPerCpuSecond);
+        s += buf;
+    }
+    return s + ")";
 }
 
 CpuClock::CpuClock() {
@@ -94,7 +117,7 @@ void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate&
     const double limit = rate.gflops * 1e9 / flopsPerPatch;
     std::printf("  %-28s %7.4f GFLOP/patch  limit %8.1f patches/s  achieved %8.1f  ratio %.3f", label.c_str(),
                 flopsPerPatch / 1e9, limit, achieved, achieved / limit);
-    if (cpuSecondsPerPatch > 0)
+    if (cpuSecondsPerPatch > 0 && rate.gflopsPerCpuSecond > 0)
         std::printf("  per CPU second %.3f", flopsPerPatch / cpuSecondsPerPatch / 1e9 / rate.gflopsPerCpuSecond);
     std::printf("\n");
 }

@@ -21,11 +21,16 @@ struct SgemmRate {
     int n = 0;              ///< n x n x n float matmul
     int torchThreads = 0;   ///< LibTorch intra-op threads during the probe
     int blasThreads = -1;   ///< OpenBLAS threads (-1: not OpenBLAS)
+    std::string device = "cpu"; ///< where the matmul ran: "cpu" or "cuda" (configureCompute's name)
 };
 
 /// Median GFLOP/s of an n×n by n×n float matmul (torch::mm, 2n³ FLOPs), `reps` timed runs after one
-/// warm-up, on a fresh thread (as the compression pipeline's inference stage runs).
-SgemmRate probeSgemm(int n = 2048, int reps = 5);
+/// warm-up, on a fresh thread (as the compression pipeline's inference stage runs). On "cuda" the
+/// matrices live on the GPU and each run is timed to its completion (gflopsPerCpuSecond is then 0).
+SgemmRate probeSgemm(int n = 2048, int reps = 5, const std::string& device = "cpu");
+
+/// "sgemm 2048^3 on cpu through LibTorch 123.4 GFLOP/s (median of 5; min-max; per CPU second)".
+std::string describeRate(const SgemmRate& rate);
 
 /// OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
 int openBlasThreads();

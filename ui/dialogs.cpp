@@ -2,6 +2,7 @@
 
 #include "core/slidelearning/cohort.h"
 #include "core/base/error.h"
+#include "core/encoders/trainingbudget.h"
 #include "core/slidelearning/runfolder.h"
 
 #include <QCheckBox>
@@ -18,11 +19,13 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QSignalBlocker>
 #include <QSettings>
 #include <QSpinBox>
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
 
 namespace nic {
@@ -451,8 +454,14 @@ QString TrainEncoderDialog::Options::validate(const Options& o) {
         return QStringLiteral("Encoder output is a folder: %1").arg(o.output);
     if (!QFileInfo(out.absolutePath()).isDir())
         return QStringLiteral("Folder does not exist: %1").arg(out.absolutePath());
-    if (o.epochs < 1)
-        return QStringLiteral("Epochs must be at least 1, not %1.").arg(o.epochs);
+    if (o.epochs < 0)
+        return QStringLiteral("Epochs must be 0 (no epoch cap) or more, not %1.").arg(o.epochs);
+    if (o.steps < 0)
+        return QStringLiteral("Steps must be 0 (no step cap) or more, not %1.").arg(o.steps);
+    if (o.stepsPerEpoch < 0)
+        return QStringLiteral("Steps per epoch must be 0 (one pass) or more, not %1.").arg(o.stepsPerEpoch);
+    if (o.method == QLatin1String("bigan") && o.epochs == 0 && o.steps == 0)
+        return QStringLiteral("BiGAN trains at a fixed learning rate: set an epoch or step cap.");
     if (!(o.learningRate >= 0.0) || o.learningRate > 1.0)
         return QStringLiteral("Learning rate must be in (0, 1], or 0 for the method's default.");
     if (o.codeSize < 1 || o.codeSize > 4096)
@@ -464,9 +473,29 @@ TrainEncoderDialog::TrainEncoderDialog(QWidget* parent)
     : OptionsDialog(tr("Train encoder"), QStringLiteral("trainEncoder"), parent), method_(new QComboBox(this)),
       source_(new PathEdit(PathEdit::Mode::OpenFile, tr("Patch banks (*.h5 *.hdf5);;All files (*)"), this)),
       output_(new PathEdit(PathEdit::Mode::SaveFile, tr("Encoder files (*.pt *.nicenc);;All files (*)"), this)),
-      epochs_(new QSpinBox(this)), lr_(new QDoubleSpinBox(this)), code_(new QSpinBox(this)) {
+      budget_(new QComboBox(this)), budgetNote_(new QLabel(this)), epochs_(new QSpinBox(this)),
+      steps_(new QSpinBox(this)), stepsPerEpoch_(new QSpinBox(this)), lr_(new QDoubleSpinBox(this)),
+      code_(new QSpinBox(this)) {
     method_->addItems(methods());
-    epochs_->setRange(0, 10000);
+    budget_->setObjectName(QStringLiteral("budget"));
+    for (const auto& p : trainingBudgetPresets())
+        budget_->addItem(QString::fromStdString(p), QString::fromStdString(p));
+    budget_->addItem(tr("custom"), QStringLiteral("custom"));
+    budget_->setToolTip(tr("default: 20 epochs of one pass. paper (supplementary 7): BiGAN 200,000 steps; the other "
+                           "methods until the learning rate reaches 1e-5. demo: 40 steps as 2 epochs of 20. "
+                           "Editing the caps below makes the budget custom."));
+    budgetNote_->setObjectName(QStringLiteral("budgetNote"));
+    budgetNote_->setWordWrap(true);
+    epochs_->setObjectName(QStringLiteral("epochs"));
+    steps_->setObjectName(QStringLiteral("steps"));
+    stepsPerEpoch_->setObjectName(QStringLiteral("stepsPerEpoch"));
+    epochs_->setRange(0, 1000000);
+    epochs_->setSpecialValueText(tr("no cap"));
+    steps_->setRange(0, 100000000);
+    steps_->setSpecialValueText(tr("no cap"));
+    steps_->setGroupSeparatorShown(true);
+    stepsPerEpoch_->setRange(0, 100000000);
+    stepsPerEpoch_->setSpecialValueText(tr("one pass"));
     lr_->setRange(0.0, 10.0);
     lr_->setDecimals(6);
     lr_->setSingleStep(1e-4);
@@ -475,11 +504,58 @@ TrainEncoderDialog::TrainEncoderDialog(QWidget* parent)
     addField(tr("Method"), method_, QStringLiteral("method"));
     addField(tr("Patch source"), source_, QStringLiteral("patchSource"));
     addField(tr("Encoder file"), output_, QStringLiteral("output"));
+    form_->addRow(tr("Budget"), budget_);
+    form_->addRow(QString(), budgetNote_);
     addField(tr("Epochs"), epochs_, QStringLiteral("epochs"));
+    addField(tr("Steps"), steps_, QStringLiteral("steps"));
+    addField(tr("Steps per epoch"), stepsPerEpoch_, QStringLiteral("stepsPerEpoch"));
     addField(tr("Learning rate"), lr_, QStringLiteral("learningRate"));
     addField(tr("Code size C"), code_, QStringLiteral("codeSize"));
+    connect(budget_, &QComboBox::activated, this, [this] { applyBudgetPreset(); });
+    // A preset's caps depend on the method (paper: BiGAN by steps, the others to the floor).
+    connect(method_, &QComboBox::currentIndexChanged, this, [this] {
+        if (budget_->currentData().toString() != QLatin1String("custom"))
+            applyBudgetPreset();
+        updateBudgetField();
+    });
+    for (QSpinBox* cap : {epochs_, steps_, stepsPerEpoch_})
+        connect(cap, &QSpinBox::valueChanged, this, [this] { updateBudgetField(); });
     setOptions(Options{});
     restoreSettings();
+    updateBudgetField();
+}
+
+QString TrainEncoderDialog::budgetPreset() const {
+    const Options o = options();
+    const std::string p =
+        matchingTrainingBudget(TrainingBudget{o.epochs, o.steps, o.stepsPerEpoch}, o.method.toStdString());
+    return p.empty() ? QStringLiteral("custom") : QString::fromStdString(p);
+}
+
+void TrainEncoderDialog::applyBudgetPreset() {
+    const QString preset = budget_->currentData().toString();
+    if (preset == QLatin1String("custom"))
+        return updateBudgetField();
+    const TrainingBudget b = trainingBudget(preset.toStdString(), method_->currentText().toStdString());
+    const QSignalBlocker b1(epochs_), b2(steps_), b3(stepsPerEpoch_);
+    epochs_->setValue(b.epochs);
+    steps_->setValue(static_cast<int>(b.steps));
+    stepsPerEpoch_->setValue(b.stepsPerEpoch);
+    updateBudgetField();
+    revalidate();
+}
+
+void TrainEncoderDialog::updateBudgetField() {
+    const Options o = options();
+    const QString preset = budgetPreset();
+    const int i = budget_->findData(preset);
+    if (i >= 0 && i != budget_->currentIndex()) {
+        const QSignalBlocker block(budget_);
+        budget_->setCurrentIndex(i);
+    }
+    const bool floor = o.method != QLatin1String("bigan");
+    budgetNote_->setText(tr("Training ends %1.").arg(QString::fromStdString(
+        describeTrainingBudget(TrainingBudget{o.epochs, o.steps, o.stepsPerEpoch}, floor))));
 }
 
 TrainEncoderDialog::Options TrainEncoderDialog::options() const {
@@ -488,6 +564,8 @@ TrainEncoderDialog::Options TrainEncoderDialog::options() const {
     o.patchSource = source_->path();
     o.output = output_->path();
     o.epochs = epochs_->value();
+    o.steps = steps_->value();
+    o.stepsPerEpoch = stepsPerEpoch_->value();
     o.learningRate = lr_->value();
     o.codeSize = code_->value();
     return o;
@@ -499,8 +577,11 @@ void TrainEncoderDialog::setOptions(const Options& o) {
     source_->setPath(o.patchSource);
     output_->setPath(o.output);
     epochs_->setValue(o.epochs);
+    steps_->setValue(static_cast<int>(std::min<qint64>(o.steps, steps_->maximum())));
+    stepsPerEpoch_->setValue(o.stepsPerEpoch);
     lr_->setValue(o.learningRate);
     code_->setValue(o.codeSize);
+    updateBudgetField();
     revalidate();
 }
 

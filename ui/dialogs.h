@@ -157,7 +157,12 @@ public:
         QString method = QStringLiteral("vae"); ///< one of methods()
         QString patchSource;       ///< patch bank file or folder
         QString output;            ///< encoder file to write
+        /// The budget (core/encoders/trainingbudget.h): training ends at the first of the learning-rate floor
+        /// (all methods but BiGAN), `steps` steps, `epochs` epochs of `stepsPerEpoch` steps; 0 switches a
+        /// cap off. The dialog's Budget field fills these from a preset (default, paper, demo).
         int epochs = 20;
+        qint64 steps = 0;
+        int stepsPerEpoch = 0;     ///< 0 = one pass over the patches
         double learningRate = 0.0; ///< 0 = the method's default
         int codeSize = 128;        ///< C
         bool operator==(const Options&) const = default;
@@ -172,11 +177,20 @@ public:
     QString validationError() const override { return Options::validate(options()); }
 
 
+    /// The preset the budget fields match for the chosen method ("default", "paper", "demo"), or "custom".
+    QString budgetPreset() const;
+
 private:
+    void applyBudgetPreset();
+    void updateBudgetField();
     QComboBox* method_;
     PathEdit* source_;
     PathEdit* output_;
+    QComboBox* budget_;
+    QLabel* budgetNote_;
     QSpinBox* epochs_;
+    QSpinBox* steps_;
+    QSpinBox* stepsPerEpoch_;
     QDoubleSpinBox* lr_;
     QSpinBox* code_;
 };

@@ -8,6 +8,7 @@
 #include <QLabel>
 #include <QPushButton>
 #include <QSettings>
+#include <QSpinBox>
 
 #include <gtest/gtest.h>
 
@@ -163,8 +164,12 @@ TEST_F(Dialogs, TrainEncoderValidatesEveryInput) {
     bad.output = qpath(dir / "missing/enc.pt");
     expectReason(d, bad, "Folder does not exist: " + qpath(dir / "missing"));
     bad = o;
+    bad.method = "bigan";
     bad.epochs = 0;
-    expectReason(d, bad, "Epochs must be at least 1, not 0.");
+    bad.steps = 0;
+    expectReason(d, bad, "BiGAN trains at a fixed learning rate: set an epoch or step cap.");
+    bad.method = "vae"; // the other methods end at the learning-rate floor without any cap
+    expectReason(d, bad, "");
     bad = o;
     bad.learningRate = 2.0;
     expectReason(d, bad, "Learning rate must be in (0, 1], or 0 for the method's default.");
@@ -178,6 +183,64 @@ TEST_F(Dialogs, TrainEncoderValidatesEveryInput) {
     d.accept();
     TrainEncoderDialog again;
     EXPECT_EQ(again.options(), o);
+}
+
+// The Budget field fills the caps from core's presets for the chosen method, says when training ends, and
+// becomes "custom" when a cap is edited; the caps travel in Options and are remembered.
+TEST_F(Dialogs, TrainEncoderBudgetPresetsFillTheCaps) {
+    TrainEncoderDialog d;
+    auto* budget = d.findChild<QComboBox*>("budget");
+    auto* note = d.findChild<QLabel*>("budgetNote");
+    ASSERT_NE(budget, nullptr);
+    ASSERT_NE(note, nullptr);
+    EXPECT_EQ(d.budgetPreset(), "default");
+    EXPECT_EQ(budget->currentData().toString(), "default");
+    EXPECT_EQ(note->text(), "Training ends after at most 20 epochs of one pass, or earlier when the learning rate "
+                            "reaches 1e-5.");
+
+    TrainEncoderDialog::Options o = d.options();
+    o.method = "bigan";
+    d.setOptions(o);
+    const auto choose = [&](const QString& preset) {
+        budget->setCurrentIndex(budget->findData(preset));
+        Q_EMIT budget->activated(budget->currentIndex());
+    };
+    choose("paper");
+    EXPECT_EQ(d.options().epochs, 0);
+    EXPECT_EQ(d.options().steps, 200000);
+    EXPECT_EQ(d.options().stepsPerEpoch, 0);
+    EXPECT_EQ(note->text(), "Training ends after at most 200000 steps.");
+    // The paper's budget for the plateau-scheduled methods is the learning-rate floor alone.
+    o = d.options();
+    o.method = "contrastive";
+    d.setOptions(o); // the caps as given: BiGAN's paper caps are a custom budget for contrastive
+    EXPECT_EQ(d.budgetPreset(), "custom");
+    choose("paper");
+    EXPECT_EQ(d.options().steps, 0);
+    EXPECT_EQ(d.options().epochs, 0);
+    EXPECT_EQ(note->text(), "Training ends when the learning rate reaches 1e-5.");
+    choose("demo");
+    EXPECT_EQ(d.options().steps, 40);
+    EXPECT_EQ(d.options().stepsPerEpoch, 20);
+    EXPECT_EQ(note->text(), "Training ends after at most 40 steps (epochs of 20 steps), or earlier when the "
+                            "learning rate reaches 1e-5.");
+    // Editing a cap makes the budget custom; changing the method then keeps the caps.
+    auto* steps = d.findChild<QSpinBox*>("steps");
+    ASSERT_NE(steps, nullptr);
+    EXPECT_EQ(steps->value(), 40);
+    steps->setValue(1000);
+    EXPECT_EQ(budget->currentData().toString(), "custom");
+    EXPECT_EQ(d.options().steps, 1000);
+
+    const QString bank = qpath(touch(dir / "patches.h5"));
+    o = d.options();
+    o.patchSource = bank;
+    o.output = qpath(dir / "enc.pt");
+    d.setOptions(o);
+    d.accept();
+    TrainEncoderDialog again;
+    EXPECT_EQ(again.options(), o);
+    EXPECT_EQ(again.budgetPreset(), "custom");
 }
 
 TEST_F(Dialogs, TrainSlideModelValidatesEveryInput) {

@@ -5,6 +5,7 @@
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/patchbank.h"
 #include "core/encoders/nn/trainer.h"
+#include "core/encoders/trainingbudget.h"
 #include "ui/plots.h"
 
 #include <filesystem>
@@ -22,6 +23,8 @@ void trainEncoderJob(const TrainEncoderDialog::Options& o, JobContext& ctx, cons
     t.codeSize = o.codeSize;
     t.out = o.output.toStdString();
     t.epochs = o.epochs;
+    t.maxSteps = o.steps;
+    t.stepsPerEpoch = o.stepsPerEpoch;
     t.learningRate = o.learningRate;
     const bool lossMetric = *kind == EncoderKind::Vae;
     t.onEpoch = [&sink, lossMetric](const EpochRecord& r) {
@@ -40,10 +43,12 @@ void trainEncoderJob(const TrainEncoderDialog::Options& o, JobContext& ctx, cons
     if (bank.empty())
         throw InvalidArgument(source.string() + ": the patch source holds no patches");
     ctx.log("training " + o.method.toStdString() + " on " + std::to_string(bank.size()) + " patches of " +
-            std::to_string(bank.patchSize()) + " px, device " + configureCompute(t.compute));
+            std::to_string(bank.patchSize()) + " px, device " + configureCompute(t.compute) + "; budget: " +
+            describeTrainingBudget(TrainingBudget{t.epochs, t.maxSteps, t.stepsPerEpoch}, *kind != EncoderKind::Bigan));
     const TrainResult r = trainEncoder(t, bank, PatchBank(), ctx);
     ctx.log("encoder " + r.encoder.source + " (" + r.encoder.hash.substr(0, 12) + "), " + std::to_string(r.epochsRun) +
-            " epochs" + (r.metric != "none" ? ", best " + r.metric + " " + std::to_string(r.bestValidation) : ""));
+            " epochs" + (r.metric != "none" ? ", best " + r.metric + " " + std::to_string(r.bestValidation) : "") +
+            "; ended by " + toString(r.stopReason));
 }
 
 } // namespace nic

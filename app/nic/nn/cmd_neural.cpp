@@ -11,6 +11,7 @@
 #include "core/encoders/nn/evaluate.h"
 #include "core/encoders/nn/patchbank.h"
 #include "core/encoders/nn/trainer.h"
+#include "core/encoders/trainingbudget.h"
 #include "core/slide/resample.h"
 
 #include <nlohmann/json.hpp>
@@ -126,27 +127,6 @@ void addMakeBank(CLI::App& root) {
     });
 }
 
-/// A training budget preset of `train-encoder --budget`: the caps it sets (0: none).
-struct TrainBudget {
-    int epochs = 20;
-    std::int64_t steps = 0;
-    int stepsPerEpoch = 0;
-};
-
-/// "default": 20 epochs of one pass each (the plateau may end it earlier). "paper" (supplementary §7): BiGAN
-/// 200,000 iterations at a fixed learning rate (§7.3); VAE, contrastive and the supervised kinds until the
-/// learning rate reaches its 1e-5 floor (§7.1, 7.2, 7.5, 7.6), with no epoch or step cap. "demo": 40 steps as
-/// 2 epochs of 20 (the README demo's budget).
-TrainBudget budgetPreset(const std::string& name, EncoderKind kind) {
-    if (name == "default")
-        return {};
-    if (name == "paper")
-        return kind == EncoderKind::Bigan ? TrainBudget{0, 200000, 0} : TrainBudget{0, 0, 0};
-    if (name == "demo")
-        return {0, 40, 20};
-    throw InvalidArgument("unknown budget '" + name + "' (default, paper or demo)");
-}
-
 void addTrainEncoder(CLI::App& root) {
     auto* cmd = root.add_subcommand("train-encoder", "Train one of the paper's encoders (vae, contrastive, bigan, "
                                                      "supervised-tumor, supervised-tissue) on a patch bank");
@@ -198,7 +178,7 @@ void addTrainEncoder(CLI::App& root) {
         if (!kind)
             throw InvalidArgument("unknown encoder kind '" + o->kind + "'");
         o->train.kind = *kind;
-        const TrainBudget budget = budgetPreset(o->budget, *kind);
+        const TrainingBudget budget = trainingBudget(o->budget, toString(*kind));
         if (o->epochs->count() == 0)
             o->train.epochs = budget.epochs;
         if (o->steps->count() == 0)
@@ -207,12 +187,13 @@ void addTrainEncoder(CLI::App& root) {
             o->train.stepsPerEpoch = budget.stepsPerEpoch;
         o->train.out = o->out;
         o->train.checkpoint = o->checkpoint;
+        // The device first: a usage error (e.g. cuda without CUDA) before any file is read.
+        const std::string device = configureCompute(o->train.compute); // before computeThreads() reads it
         auto ctx = makeTerminalContext(o->quiet);
         const PatchBank train = loadBank(o->bank, o->images, o->patchSize, *ctx, "training set");
         if (train.empty())
             throw InvalidArgument("train-encoder needs --bank or --images");
         const PatchBank val = loadBank(o->valBank, o->valImages, train.patchSize(), *ctx, "validation set");
-        const std::string device = configureCompute(o->train.compute); // before computeThreads() reads it
         ctx->log("training " + o->kind + " on " + std::to_string(train.size()) + " patches of " +
                  std::to_string(train.patchSize()) + " px, device " + device + ", " + std::to_string(computeThreads()) +
                  " threads");
