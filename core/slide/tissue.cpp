@@ -61,29 +61,33 @@ bool hueInWindow(double h, double lo, double hi) {
     return lo <= hi ? (h >= lo && h <= hi) : (h >= lo || h <= hi);
 }
 
-// Sum of `v` over the k × k window centred at each pixel (clipped to the image), via an integral image.
-std::vector<std::int32_t> windowSums(const std::vector<std::uint8_t>& v, int w, int h, int k) {
-    std::vector<std::int32_t> integral(sz(std::int64_t{w + 1} * (h + 1)), 0);
-    for (int y = 0; y < h; ++y) {
-        std::int32_t rowSum = 0;
-        for (int x = 0; x < w; ++x) {
-            rowSum += v[sz(std::int64_t{y} * w + x)];
-            integral[sz(std::int64_t{y + 1} * (w + 1) + x + 1)] = integral[sz(std::int64_t{y} * (w + 1) + x + 1)] + rowSum;
-        }
-    }
+// Clears the pixels of `mask` where the sum of `balance` (stain − ink: −1, 0 or +1 per pixel) over the
+// k × k window centred at the pixel (clipped to the image) is ≤ 0, i.e. where ink-coloured pixels are at
+// least as many as stain-coloured ones. Column sums over the window's rows are updated row by row, so the
+// memory is O(w) (two full-size int32 window-sum images before: 312 MB for a 6250² mask).
+void clearWhereInkOutweighs(const std::vector<std::int8_t>& balance, int w, int h, int k, Image& mask) {
     const int r = k / 2;
-    std::vector<std::int32_t> out(sz(std::int64_t{w} * h));
+    std::vector<std::int32_t> column(sz(w), 0); // sums over rows [top, bottom) of the current window
+    std::vector<std::int32_t> prefix(sz(std::int64_t{w} + 1), 0);
+    int top = 0;
+    int bottom = 0;
     for (int y = 0; y < h; ++y) {
-        const int y0 = std::max(0, y - r);
-        const int y1 = std::min(h, y + r + 1);
+        for (const int end = std::min(h, y + r + 1); bottom < end; ++bottom)
+            for (int x = 0; x < w; ++x)
+                column[sz(x)] += balance[sz(std::int64_t{bottom} * w + x)];
+        for (const int begin = std::max(0, y - r); top < begin; ++top)
+            for (int x = 0; x < w; ++x)
+                column[sz(x)] -= balance[sz(std::int64_t{top} * w + x)];
+        for (int x = 0; x < w; ++x)
+            prefix[sz(x) + 1] = prefix[sz(x)] + column[sz(x)];
+        std::uint8_t* row = mask.row(y);
         for (int x = 0; x < w; ++x) {
             const int x0 = std::max(0, x - r);
             const int x1 = std::min(w, x + r + 1);
-            auto at = [&](int xx, int yy) { return integral[sz(std::int64_t{yy} * (w + 1) + xx)]; };
-            out[sz(std::int64_t{y} * w + x)] = at(x1, y1) - at(x0, y1) - at(x1, y0) + at(x0, y0);
+            if (prefix[sz(x1)] - prefix[sz(x0)] <= 0)
+                row[x] = 0;
         }
     }
-    return out;
 }
 
 // Area-weighted overlaps of the interval [a, b) with the unit cells [i, i+1), i in [0, n).
@@ -129,58 +133,65 @@ Image segmentTissue(const Image& rgb, double mpp, const TissueOptions& o, int* u
     const int h = rgb.height;
     const std::size_t n = sz(std::int64_t{w} * h);
 
-    // 1. HSV (OpenCV's 8-bit convention for S and V; H in degrees).
-    Image sat(w, h, 1);
-    std::vector<std::uint8_t> value(n);
-    std::vector<float> hue(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const int r = rgb.pixels[3 * i];
-        const int g = rgb.pixels[3 * i + 1];
-        const int b = rgb.pixels[3 * i + 2];
-        const int mx = std::max({r, g, b});
-        const int mn = std::min({r, g, b});
-        const int d = mx - mn;
-        sat.pixels[i] = static_cast<std::uint8_t>(mx ? (255 * d + mx / 2) / mx : 0);
-        value[i] = static_cast<std::uint8_t>(mx);
-        float hh = 0;
-        if (d > 0) {
-            if (mx == r)
-                hh = 60.0f * static_cast<float>(g - b) / static_cast<float>(d);
-            else if (mx == g)
-                hh = 60.0f * (2.0f + static_cast<float>(b - r) / static_cast<float>(d));
-            else
-                hh = 60.0f * (4.0f + static_cast<float>(r - g) / static_cast<float>(d));
-            if (hh < 0)
-                hh += 360.0f;
-        }
-        hue[i] = hh;
-    }
-
-    // 2. Median-blurred saturation and its threshold.
-    const int k = oddKernel(o.medianUm, mpp);
-    const Image satMed = medianBlur(sat, k);
-    int t = o.saturationThreshold;
-    if (o.otsu)
-        t = std::max(t, otsuThreshold(histogram(satMed)));
-    if (usedThreshold)
-        *usedThreshold = t;
-    Image mask = thresholdAbove(satMed, t);
-
-    // 3. Colour test: within each median window, stain-coloured pixels must outnumber ink-coloured ones.
-    if (o.excludePen) {
-        std::vector<std::uint8_t> stain(n), ink(n);
+    // 1. HSV (OpenCV's 8-bit convention for S and V; H in degrees). Of V and H only what step 3 asks is
+    // kept, one byte per pixel: bit 0 "dark" (V < darkValue), bit 1 "hue in the stain window".
+    constexpr std::uint8_t kDark = 1, kStainHue = 2;
+    Image mask;
+    {
+        Image sat(w, h, 1);
+        std::vector<std::uint8_t> flags(o.excludePen ? n : 0);
         for (std::size_t i = 0; i < n; ++i) {
-            const bool dark = value[i] < o.darkValue;
-            const bool coloured = sat.pixels[i] > t;
-            const bool inWindow = hueInWindow(hue[i], o.hueMin, o.hueMax);
-            ink[i] = (dark || (coloured && !inWindow)) ? 1 : 0;
-            stain[i] = (!dark && coloured && inWindow) ? 1 : 0;
+            const int r = rgb.pixels[3 * i];
+            const int g = rgb.pixels[3 * i + 1];
+            const int b = rgb.pixels[3 * i + 2];
+            const int mx = std::max({r, g, b});
+            const int mn = std::min({r, g, b});
+            const int d = mx - mn;
+            sat.pixels[i] = static_cast<std::uint8_t>(mx ? (255 * d + mx / 2) / mx : 0);
+            if (!o.excludePen)
+                continue;
+            float hh = 0;
+            if (d > 0) {
+                if (mx == r)
+                    hh = 60.0f * static_cast<float>(g - b) / static_cast<float>(d);
+                else if (mx == g)
+                    hh = 60.0f * (2.0f + static_cast<float>(b - r) / static_cast<float>(d));
+                else
+                    hh = 60.0f * (4.0f + static_cast<float>(r - g) / static_cast<float>(d));
+                if (hh < 0)
+                    hh += 360.0f;
+            }
+            flags[i] = static_cast<std::uint8_t>((mx < o.darkValue ? kDark : 0) |
+                                                 (hueInWindow(hh, o.hueMin, o.hueMax) ? kStainHue : 0));
         }
-        const auto stainSum = windowSums(stain, w, h, k);
-        const auto inkSum = windowSums(ink, w, h, k);
-        for (std::size_t i = 0; i < n; ++i)
-            if (stainSum[i] <= inkSum[i])
-                mask.pixels[i] = 0;
+
+        // 2. Median-blurred saturation and its threshold.
+        const int k = oddKernel(o.medianUm, mpp);
+        int t = o.saturationThreshold;
+        {
+            const Image satMed = medianBlur(sat, k);
+            if (o.otsu)
+                t = std::max(t, otsuThreshold(histogram(satMed)));
+            mask = thresholdAbove(satMed, t);
+        }
+        if (usedThreshold)
+            *usedThreshold = t;
+
+        // 3. Colour test: within each median window, stain-coloured pixels must outnumber ink-coloured ones.
+        if (o.excludePen) {
+            std::vector<std::int8_t> balance(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                const bool dark = flags[i] & kDark;
+                const bool coloured = sat.pixels[i] > t;
+                const bool inWindow = flags[i] & kStainHue;
+                const bool ink = dark || (coloured && !inWindow);
+                const bool stain = !dark && coloured && inWindow;
+                balance[i] = static_cast<std::int8_t>(static_cast<int>(stain) - static_cast<int>(ink));
+            }
+            flags = {};
+            sat = Image();
+            clearWhereInkOutweighs(balance, w, h, k, mask);
+        }
     }
 
     // 4. Morphology and area filters.
