@@ -163,6 +163,44 @@ TEST(TissueMorphology, SmallObjectsAreRemovedBorderObjectsKept) {
     EXPECT_EQ(nic::foregroundFraction(nic::removeSmallObjects(m, 10, false)), 0.0);
 }
 
+// removeSmallObjects and fillSmallHoles label runs (union-find over horizontal runs, memory O(runs)); on
+// random masks of every density they must equal the rule written with connectedComponents' pixel labels.
+TEST(TissueMorphology, RunBasedFiltersEqualThePixelLabelRule) {
+    std::mt19937 rng(11);
+    for (int trial = 0; trial < 60; ++trial) {
+        const int w = 1 + static_cast<int>(rng() % 70);
+        const int h = 1 + static_cast<int>(rng() % 50);
+        const double density = 0.1 + 0.8 * static_cast<double>(rng() % 1000) / 1000.0;
+        Image m(w, h, 1);
+        std::bernoulli_distribution on(density);
+        for (auto& p : m.pixels)
+            p = on(rng) ? 255 : 0;
+        const std::int64_t area = 1 + static_cast<std::int64_t>(rng() % 12);
+        for (const bool keepBorder : {true, false}) {
+            const auto cc = nic::connectedComponents(m, 8);
+            Image expected(w, h, 1);
+            for (std::size_t i = 0; i < cc.labels.size(); ++i) {
+                const auto l = static_cast<std::size_t>(cc.labels[i]);
+                if (l && (cc.areas[l] >= area || (keepBorder && cc.touchesBorder[l])))
+                    expected.pixels[i] = 255;
+            }
+            EXPECT_EQ(nic::removeSmallObjects(m, area, keepBorder).pixels, expected.pixels)
+                << "trial " << trial << ", " << w << " x " << h << ", density " << density;
+        }
+        Image background(w, h, 1);
+        for (std::size_t i = 0; i < m.pixels.size(); ++i)
+            background.pixels[i] = m.pixels[i] ? 0 : 255;
+        const auto bg = nic::connectedComponents(background, 4);
+        Image filled(w, h, 1);
+        for (std::size_t i = 0; i < bg.labels.size(); ++i) {
+            const auto l = static_cast<std::size_t>(bg.labels[i]);
+            filled.pixels[i] = (!l || (!bg.touchesBorder[l] && bg.areas[l] < area)) ? 255 : 0;
+        }
+        EXPECT_EQ(nic::fillSmallHoles(m, area).pixels, filled.pixels)
+            << "trial " << trial << ", " << w << " x " << h << ", density " << density;
+    }
+}
+
 TEST(TissueMorphology, SmallHolesAreFilledLargeOnesAndBorderBackgroundKept) {
     const Image m = maskFromRows({
         "#####.#######",
