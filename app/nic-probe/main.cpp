@@ -2,7 +2,8 @@
 // own (core/base/untrustedfileprobe.h starts it). Torch- and Qt-free on purpose: it starts in milliseconds and
 // a crash inside a decoder (HDF5 1.10.8 crashes or loops on some damaged files) ends only this process.
 // KIND: grid (compressed slide), heatmap (nic gradcam HDF5), hdf5 (either; the probe decides).
-// Prints one line on stdout: "ok grid" / "ok heatmap" (exit 0), or the reader's error (exit 1).
+// Prints one line on stdout: "ok grid" / "ok heatmap" (exit 0), or the reader's error: exit 3 when it refused the
+// contents (FormatError), 1 when it could not read the file.
 // Exit 2: usage. Core dumps are off; address space is capped so a file declaring huge sizes fails
 // with an error instead of pushing the machine into swap.
 #include "core/base/error.h"
@@ -57,7 +58,7 @@ std::string validateHdf5(const std::filesystem::path& path) {
     if (!std::filesystem::exists(path))
         throw nic::IoError(path.string() + ": no such file");
     if (!nic::Hdf5File::isHdf5(path))
-        throw nic::IoError(path.string() + ": not an HDF5 file");
+        throw nic::FormatError(path.string() + ": not an HDF5 file");
     bool heatmap = false;
     {
         const nic::Hdf5File f(path, nic::Hdf5File::Mode::ReadOnly);
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
         }
         std::printf("ok %s\n", what.c_str());
         return 0;
+    } catch (const nic::FormatError& e) {
+        std::printf("%s\n", e.what());
+        return 3; // the contents were refused
     } catch (const nic::Error& e) {
         std::printf("%s\n", e.what());
     } catch (const std::exception& e) {

@@ -84,7 +84,12 @@ void run(const Options& o) {
             lesion = lesionFractionOnGrid(AnnotationSet::load(xml[i]), o.groups, d.cellSize, d.cols, d.rows);
         else if (!xml[i].empty())
             throw IoError(xml[i].string() + ": annotation file not found");
-        auto s = scoreHeatmap(d.heat, lesion, d.tissue, d.cols, d.rows, o.eval);
+        HeatmapScores s;
+        try {
+            s = scoreHeatmap(d.heat, lesion, d.tissue, d.cols, d.rows, o.eval);
+        } catch (const InvalidArgument& e) { // what the file holds (a NaN heat on tissue), not an option
+            throw FormatError(heat[i].string() + ": " + e.what());
+        }
         s.name = heat[i].stem().string();
         if (s.name.size() > 8 && s.name.ends_with("_heatmap"))
             s.name.resize(s.name.size() - 8);

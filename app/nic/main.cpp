@@ -1,4 +1,5 @@
-// nic — the NIC Studio command-line tool. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+// nic — the NIC Studio command-line tool. Exit codes: 0 ok, 1 runtime error (a file missing, unreadable or
+// with bad contents: nic::IoError, nic::FormatError, ...), 2 usage error (options: CLI11, nic::InvalidArgument).
 #include "commands.h"
 #include "progressbar.h"
 
@@ -46,6 +47,11 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const nic::cli::ExitStatus& e) {
         return e.code;
+    } catch (const nic::FormatError& e) {
+        // Bad file contents are never a usage error, whatever the hierarchy above them becomes.
+        nic::cli::finishProgressLine();
+        std::fprintf(stderr, "nic: error: %s\n", e.what());
+        return 1;
     } catch (const nic::InvalidArgument& e) {
         nic::cli::finishProgressLine();
         std::fprintf(stderr, "nic: usage error: %s\n", e.what());

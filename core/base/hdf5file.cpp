@@ -381,8 +381,8 @@ struct OpenAttr {
 static OpenAttr openAttribute(const Hdf5Object& obj, const std::string& name) {
     silenceThisThread();
     if (!obj.hasAttribute(name))
-        throw IoError(obj.filePath().string() + ": missing attribute '" + name + "'" +
-                      (obj.objectName() == "/" ? std::string() : " on " + obj.objectName()));
+        throw FormatError(obj.filePath().string() + ": missing attribute '" + name + "'" +
+                          (obj.objectName() == "/" ? std::string() : " on " + obj.objectName()));
     OpenAttr a;
     a.attr = Hdf5Handle(H5Aopen(obj.id(), name.c_str(), H5P_DEFAULT));
     if (!a.attr.valid())
@@ -397,7 +397,7 @@ static OpenAttr openAttribute(const Hdf5Object& obj, const std::string& name) {
 std::string Hdf5Object::stringAttribute(const std::string& name) const {
     OpenAttr a = openAttribute(*this, name);
     if (a.kind != H5Type::String || a.count != 1)
-        throw IoError(file_.string() + ": attribute '" + name + "' is not a string");
+        throw FormatError(file_.string() + ": attribute '" + name + "' is not a string");
     if (H5Tis_variable_str(a.type.id()) > 0) {
         Hdf5Handle mem(H5Tcopy(H5T_C_S1));
         H5Tset_size(mem.id(), H5T_VARIABLE);
@@ -420,7 +420,7 @@ std::string Hdf5Object::stringAttribute(const std::string& name) const {
 std::vector<std::int64_t> Hdf5Object::intArrayAttribute(const std::string& name) const {
     OpenAttr a = openAttribute(*this, name);
     if (H5Tget_class(a.type.id()) != H5T_INTEGER)
-        throw IoError(file_.string() + ": attribute '" + name + "' is not an integer");
+        throw FormatError(file_.string() + ": attribute '" + name + "' is not an integer");
     std::vector<std::int64_t> v(static_cast<std::size_t>(a.count));
     if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_INT64, v.data()) < 0)
         fail("cannot read attribute '" + name + "'");
@@ -431,7 +431,7 @@ std::vector<double> Hdf5Object::doubleArrayAttribute(const std::string& name) co
     OpenAttr a = openAttribute(*this, name);
     const H5T_class_t cls = H5Tget_class(a.type.id());
     if (cls != H5T_INTEGER && cls != H5T_FLOAT)
-        throw IoError(file_.string() + ": attribute '" + name + "' is not a number");
+        throw FormatError(file_.string() + ": attribute '" + name + "' is not a number");
     std::vector<double> v(static_cast<std::size_t>(a.count));
     if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_DOUBLE, v.data()) < 0)
         fail("cannot read attribute '" + name + "'");
@@ -441,16 +441,16 @@ std::vector<double> Hdf5Object::doubleArrayAttribute(const std::string& name) co
 std::int64_t Hdf5Object::intAttribute(const std::string& name) const {
     const auto v = intArrayAttribute(name);
     if (v.size() != 1)
-        throw IoError(file_.string() + ": attribute '" + name + "' has " + std::to_string(v.size()) +
-                      " values, expected 1");
+        throw FormatError(file_.string() + ": attribute '" + name + "' has " + std::to_string(v.size()) +
+                          " values, expected 1");
     return v.front();
 }
 
 double Hdf5Object::doubleAttribute(const std::string& name) const {
     const auto v = doubleArrayAttribute(name);
     if (v.size() != 1)
-        throw IoError(file_.string() + ": attribute '" + name + "' has " + std::to_string(v.size()) +
-                      " values, expected 1");
+        throw FormatError(file_.string() + ": attribute '" + name + "' has " + std::to_string(v.size()) +
+                          " values, expected 1");
     return v.front();
 }
 
@@ -624,7 +624,7 @@ Hdf5Dataset Hdf5File::createDataset(const std::string& name, H5Type type, const 
 Hdf5Dataset Hdf5File::openDataset(const std::string& name, std::size_t chunkCacheBytes) const {
     silenceThisThread();
     if (!exists(name))
-        throw IoError(file_.string() + ": no dataset '" + name + "'");
+        throw FormatError(file_.string() + ": no dataset '" + name + "'");
     Hdf5Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
     if (chunkCacheBytes > 0)
         H5Pset_chunk_cache(dapl.id(), 12421, chunkCacheBytes, 1.0);

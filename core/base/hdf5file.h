@@ -63,8 +63,8 @@ private:
 };
 
 /// Something that carries attributes: the file's root group or a dataset. Attribute writers replace an
-/// existing attribute of the same name. Readers throw IoError naming the file, the object and the
-/// attribute when it is missing or has an incompatible type.
+/// existing attribute of the same name. Readers throw FormatError naming the file, the object and the
+/// attribute when it is missing or has an incompatible type (IoError when HDF5 fails to read it).
 class Hdf5Object {
 public:
     bool hasAttribute(const std::string& name) const;

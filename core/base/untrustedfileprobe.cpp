@@ -196,17 +196,22 @@ ProbeOutcome runProbe(const fs::path& exe, UntrustedKind kind, const fs::path& p
     const std::string what = whatIs(kind);
     if (timedOut) {
         const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(limit).count();
-        return {false, name + ": reading the " + what + " did not finish within " + std::to_string(seconds) +
-                           " s (damaged file?); it was not opened"};
+        return {false,
+                name + ": reading the " + what + " did not finish within " + std::to_string(seconds) +
+                    " s (damaged file?); it was not opened",
+                true};
     }
     if (WIFSIGNALED(status))
-        return {false, name + ": reading the " + what + " crashed (" + signalName(WTERMSIG(status)) +
-                           "): the file is damaged; it was not opened"};
+        return {false,
+                name + ": reading the " + what + " crashed (" + signalName(WTERMSIG(status)) +
+                    "): the file is damaged; it was not opened",
+                true};
     const std::string line = trimLine(out);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && line.rfind("ok ", 0) == 0)
         return {true, line.substr(3)};
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && !line.empty())
-        return {false, line};
+    // nic-probe: exit 1 when the reader could not read the file (IoError), 3 when it refused its contents.
+    if (WIFEXITED(status) && (WEXITSTATUS(status) == 1 || WEXITSTATUS(status) == 3) && !line.empty())
+        return {false, line, WEXITSTATUS(status) == 3};
     return {false, name + ": checking the " + what + " failed (nic-probe exit status " +
                        std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")"};
 }
@@ -314,6 +319,8 @@ void UntrustedFileProbe::check(UntrustedKind kind, const fs::path& path) {
     if (!fs::exists(path, ec))
         return; // the reader itself says "no such file"
     const ProbeOutcome outcome = probe(kind, path);
+    if (!outcome.ok && outcome.damaged)
+        throw FormatError(outcome.message);
     if (!outcome.ok)
         throw IoError(outcome.message);
 }

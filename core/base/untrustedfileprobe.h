@@ -5,7 +5,7 @@
 // readers of files that come from outside (readLatentGridMeta, LatentGridReader, readHeatmapFile) first
 // have the small `nic-probe` executable (torch- and Qt-free, links core only) read and validate the
 // whole file with the same readers, under a time limit, without core dumps. A crash or a time-out in
-// the child becomes an IoError naming the file and what happened, and the calling process never runs
+// the child becomes a FormatError naming the file and what happened, and the calling process never runs
 // the crashing code on that file. The child is started with posix_spawn (never fork() of a
 // multi-threaded process, whose locks a forked child could inherit held).
 //
@@ -31,6 +31,9 @@ struct ProbeOutcome {
     bool ok = false;
     /// For ok: "grid" or "heatmap" (what the file turned out to be). Otherwise the one-line error.
     std::string message;
+    /// Not ok because of what the file holds: the reader refused its contents (FormatError), or reading
+    /// it crashed or did not finish. False when it could not be read or checked at all (IoError).
+    bool damaged = false;
 };
 
 class UntrustedFileProbe {
@@ -43,9 +46,10 @@ public:
     static void disable();
     static bool enabled();
 
-    /// When enabled: probes `path` as `kind` (or returns the cached outcome) and throws IoError naming
-    /// the file when the probe refused it (the reader's own message), crashed, ran out of time or could
-    /// not be started. No-op when disabled or when the file was registered with trust().
+    /// When enabled: probes `path` as `kind` (or returns the cached outcome) and throws, naming the file,
+    /// FormatError when the probe refused its contents (the reader's own message), crashed or ran out of
+    /// time, and IoError when the reader could not read it or the probe could not be started. No-op when
+    /// disabled or when the file was registered with trust().
     static void check(UntrustedKind kind, const std::filesystem::path& path);
 
     /// Probes now, whether enabled or not (uses the cache). Never throws for a bad file.

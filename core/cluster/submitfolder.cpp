@@ -125,7 +125,8 @@ std::vector<SubmitItem> readSubmitItems(const std::filesystem::path& file) {
             continue;
         const auto tab = line.find('\t');
         if (tab == std::string::npos || tab == 0)
-            throw IoError(file.string() + ":" + std::to_string(n) + ": damaged record (expected <key><TAB><input>)");
+            throw FormatError(file.string() + ":" + std::to_string(n) +
+                              ": damaged record (expected <key><TAB><input>)");
         items.push_back({line.substr(0, tab), line.substr(tab + 1)});
     }
     return items;
@@ -153,9 +154,9 @@ SubmitCommand SubmitFolder::command() const {
     try {
         return parseSubmitCommand(nlohmann::json::parse(readText(file)).at("command").get<std::string>());
     } catch (const nlohmann::json::exception& e) {
-        throw IoError(file.string() + ": damaged record: " + e.what());
+        throw FormatError(file.string() + ": damaged record: " + e.what());
     } catch (const InvalidArgument& e) {
-        throw IoError(file.string() + ": " + e.what());
+        throw FormatError(file.string() + ": " + e.what());
     }
 }
 
@@ -164,7 +165,7 @@ std::vector<std::string> SubmitFolder::doneSuffixes() const {
     try {
         return nlohmann::json::parse(readText(file)).value("done_suffixes", std::vector<std::string>{});
     } catch (const nlohmann::json::exception& e) {
-        throw IoError(file.string() + ": damaged record: " + e.what());
+        throw FormatError(file.string() + ": damaged record: " + e.what());
     }
 }
 
@@ -186,7 +187,7 @@ std::vector<SubmittedJob> SubmitFolder::jobs() const {
         std::istringstream f(line);
         SubmittedJob j;
         if (!(f >> j.id >> j.batch >> j.tasks >> j.role))
-            throw IoError(file.string() + ": damaged record '" + line + "'");
+            throw FormatError(file.string() + ": damaged record '" + line + "'");
         jobs.push_back(j);
     }
     return jobs;

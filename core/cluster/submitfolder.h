@@ -79,7 +79,8 @@ public:
     /// True when a submission was recorded here.
     bool exists() const;
 
-    /// The recorded command (run.json). Throws IoError naming the file when it is absent or damaged.
+    /// The recorded command (run.json). Throws IoError naming the file when it is absent, FormatError when
+    /// it is damaged.
     SubmitCommand command() const;
     /// Output suffixes that make a gradcam item done ("_heatmap.h5", ...); empty for other commands.
     std::vector<std::string> doneSuffixes() const;
@@ -108,7 +109,8 @@ private:
     std::filesystem::path folder_;
 };
 
-/// Reads "<key>\t<input>" lines. Throws IoError naming the file when it cannot be read or a line is malformed.
+/// Reads "<key>\t<input>" lines. Throws IoError naming the file when it cannot be read, FormatError when a
+/// line is malformed.
 std::vector<SubmitItem> readSubmitItems(const std::filesystem::path& file);
 /// The same lines, as text.
 std::string formatSubmitItems(const std::vector<SubmitItem>& items);

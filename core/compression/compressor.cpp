@@ -675,6 +675,24 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
     // written after it may be damaged. If writing into a resumed file fails, start afresh once.
     for (int attempt = 0;; ++attempt) {
         const bool resumed = writer && attempt == 0 && result.status == CompressStatus::Resumed;
+        // A damaged partial file fails as IoError (HDF5) or FormatError (what it holds): start afresh
+        // when it was resumed here, else (false) the caller rethrows.
+        const auto startAfresh = [&](const Error& e) {
+            // Remove the partial file only when it is ours: a failed create (e.g. "unable to lock file"
+            // because another process is writing it) must not delete someone else's work.
+            const bool ours = writer != nullptr;
+            if (writer) {
+                writer.reset();
+                std::error_code ec;
+                std::filesystem::remove(partial, ec);
+            }
+            if (!resumed || !ours)
+                return false;
+            job.log(partial.string() + ": damaged partial file (" + e.what() + "); starting afresh");
+            result.status = CompressStatus::Written;
+            result.resumedFromRow = 0;
+            return true;
+        };
         try {
             if (!writer)
                 writer = LatentGridWriter::create(partial, meta, grid.tissueFractions(), bandRows);
@@ -695,19 +713,11 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
                 writer->close(); // keep the partial file: the next run resumes it
             throw;
         } catch (const IoError& e) {
-            // Remove the partial file only when it is ours: a failed create (e.g. "unable to lock file"
-            // because another process is writing it) must not delete someone else's work.
-            const bool ours = writer != nullptr;
-            if (writer) {
-                writer.reset();
-                std::error_code ec;
-                std::filesystem::remove(partial, ec);
-            }
-            if (!resumed || !ours)
+            if (!startAfresh(e))
                 throw;
-            job.log(partial.string() + ": damaged partial file (" + e.what() + "); starting afresh");
-            result.status = CompressStatus::Written;
-            result.resumedFromRow = 0;
+        } catch (const FormatError& e) {
+            if (!startAfresh(e))
+                throw;
         } catch (...) {
             if (writer) {
                 writer.reset();

@@ -176,17 +176,17 @@ void writeMeta(Hdf5Object& root, const LatentGridMeta& m) {
 LatentGridMeta readMeta(const Hdf5File& f) {
     const std::string file = f.path().string();
     if (!f.hasAttribute("format"))
-        throw IoError(file + ": not a compressed slide (no 'format' attribute; expected '" +
-                      std::string(kLatentGridFormatName) + "')");
+        throw FormatError(file + ": not a compressed slide (no 'format' attribute; expected '" +
+                          std::string(kLatentGridFormatName) + "')");
     const std::string format = f.stringAttribute("format");
     if (format != kLatentGridFormatName)
-        throw IoError(file + ": not a compressed slide (format '" + format + "', expected '" +
-                      std::string(kLatentGridFormatName) + "')");
+        throw FormatError(file + ": not a compressed slide (format '" + format + "', expected '" +
+                          std::string(kLatentGridFormatName) + "')");
     LatentGridMeta m;
     m.formatVersion = static_cast<int>(f.intAttribute("format_version"));
     if (m.formatVersion != kLatentGridFormatVersion)
-        throw IoError(file + ": unsupported compressed-slide format version " + std::to_string(m.formatVersion) +
-                      " (this build reads version " + std::to_string(kLatentGridFormatVersion) + ")");
+        throw FormatError(file + ": unsupported compressed-slide format version " + std::to_string(m.formatVersion) +
+                          " (this build reads version " + std::to_string(kLatentGridFormatVersion) + ")");
     m.softwareVersion = f.stringAttribute("software_version");
     m.encoderName = f.stringAttribute("encoder_name");
     m.encoderHash = f.stringAttribute("encoder_hash");
@@ -209,14 +209,14 @@ LatentGridMeta readMeta(const Hdf5File& f) {
     m.augment = static_cast<int>(f.intAttribute("augment"));
     const std::string dtype = f.stringAttribute("dtype");
     if (dtype != "float16" && dtype != "float32")
-        throw IoError(file + ": unknown grid dtype '" + dtype + "'");
+        throw FormatError(file + ": unknown grid dtype '" + dtype + "'");
     m.dtype = parseLatentDType(dtype);
     m.skippedCells = f.intAttribute("skipped_cells");
     m.encodedCells = f.intAttribute("encoded_cells");
     if (m.rows < 0 || m.cols < 0 || m.codeSize <= 0 || (m.augment != 1 && m.augment != 8))
-        throw IoError(file + ": inconsistent attributes (grid " + std::to_string(m.rows) + " x " +
-                      std::to_string(m.cols) + ", code size " + std::to_string(m.codeSize) + ", augment " +
-                      std::to_string(m.augment) + ")");
+        throw FormatError(file + ": inconsistent attributes (grid " + std::to_string(m.rows) + " x " +
+                          std::to_string(m.cols) + ", code size " + std::to_string(m.codeSize) + ", augment " +
+                          std::to_string(m.augment) + ")");
     // A few KB of HDF5 can declare never-written datasets of any size: refuse grids no slide produces
     // (a 2-Mpx-wide slide at 16 px stride has 1.6·10^10 cells) before a reader allocates them, and keep
     // rows × cols × code size within int64.
@@ -224,20 +224,20 @@ LatentGridMeta readMeta(const Hdf5File& f) {
     constexpr std::int64_t kMaxValues = std::int64_t{1} << 32;
     const std::int64_t cells = std::int64_t{m.rows} * m.cols;
     if (cells > kMaxCells || (cells > 0 && m.codeSize > kMaxValues / cells))
-        throw IoError(file + ": grid of " + std::to_string(m.rows) + " x " + std::to_string(m.cols) + " cells x " +
-                      std::to_string(m.codeSize) + " channels is out of range (at most " + std::to_string(kMaxCells) +
-                      " cells and " + std::to_string(kMaxValues) + " values)");
+        throw FormatError(file + ": grid of " + std::to_string(m.rows) + " x " + std::to_string(m.cols) + " cells x " +
+                          std::to_string(m.codeSize) + " channels is out of range (at most " +
+                          std::to_string(kMaxCells) + " cells and " + std::to_string(kMaxValues) + " values)");
     return m;
 }
 
-/// Checks a dataset's type and shape against what the attributes promise; IoError naming the file.
+/// Checks a dataset's type and shape against what the attributes promise; FormatError naming the file.
 void expectDataset(const Hdf5Dataset& d, H5Type type, const std::vector<std::int64_t>& shape) {
     if (d.type() != type)
-        throw IoError(d.filePath().string() + ": dataset '" + d.objectName() + "' has type " + toString(d.type()) +
-                      ", expected " + toString(type));
+        throw FormatError(d.filePath().string() + ": dataset '" + d.objectName() + "' has type " + toString(d.type()) +
+                          ", expected " + toString(type));
     if (d.shape() != shape)
-        throw IoError(d.filePath().string() + ": dataset '" + d.objectName() + "' has shape " + shapeToString(d.shape()) +
-                      ", expected " + shapeToString(shape) + " from its attributes");
+        throw FormatError(d.filePath().string() + ": dataset '" + d.objectName() + "' has shape " +
+                          shapeToString(d.shape()) + ", expected " + shapeToString(shape) + " from its attributes");
 }
 
 H5Type storedType(LatentDType t) { return t == LatentDType::Float16 ? H5Type::Float16 : H5Type::Float32; }
@@ -278,7 +278,7 @@ LatentGridMeta readLatentGridMeta(const std::filesystem::path& path) {
         throw IoError(path.string() + ": no such file");
     UntrustedFileProbe::check(UntrustedKind::LatentGrid, path);
     if (!Hdf5File::isHdf5(path))
-        throw IoError(path.string() + ": not an HDF5 file");
+        throw FormatError(path.string() + ": not an HDF5 file");
     const Hdf5File f(path, Hdf5File::Mode::ReadOnly);
     return readMeta(f);
 }
@@ -389,23 +389,23 @@ std::unique_ptr<LatentGridWriter> LatentGridWriter::resume(const std::filesystem
                                                            const LatentGridMeta& meta,
                                                            const std::vector<float>& tissueFractions, int bandRows) {
     if (!Hdf5File::isHdf5(path))
-        throw IoError(path.string() + ": not an HDF5 file");
+        throw FormatError(path.string() + ": not an HDF5 file");
     auto impl = std::make_unique<Impl>();
     impl->path = path;
     impl->file.emplace(path, Hdf5File::Mode::ReadWrite);
     Hdf5File& f = *impl->file;
     impl->meta = readMeta(f);
     if (const auto why = meta.parameterMismatch(impl->meta); !why.empty())
-        throw IoError(path.string() + ": partial output made with other parameters (" + why + ")");
+        throw FormatError(path.string() + ": partial output made with other parameters (" + why + ")");
     if (f.intAttribute("complete") != 0)
-        throw IoError(path.string() + ": already complete");
+        throw FormatError(path.string() + ": already complete");
     impl->bandRows = static_cast<int>(f.intAttribute("band_rows"));
     if (impl->bandRows != bandRows)
-        throw IoError(path.string() + ": partial output written in bands of " + std::to_string(impl->bandRows) +
-                      " rows, not " + std::to_string(bandRows));
+        throw FormatError(path.string() + ": partial output written in bands of " + std::to_string(impl->bandRows) +
+                          " rows, not " + std::to_string(bandRows));
     impl->rowsDone = static_cast<int>(f.intAttribute("rows_done"));
     if (impl->rowsDone < 0 || impl->rowsDone > impl->meta.rows)
-        throw IoError(path.string() + ": invalid rows_done " + std::to_string(impl->rowsDone));
+        throw FormatError(path.string() + ": invalid rows_done " + std::to_string(impl->rowsDone));
     const auto tissue = f.openDataset("tissue_fraction");
     expectDataset(tissue, H5Type::Float32, {impl->meta.rows, impl->meta.cols});
     std::vector<float> stored(tissueFractions.size());
@@ -413,7 +413,7 @@ std::unique_ptr<LatentGridWriter> LatentGridWriter::resume(const std::filesystem
         tissue.read({0, 0}, {impl->meta.rows, impl->meta.cols}, H5Type::Float32, stored.data());
     if (stored.size() != tissueFractions.size() ||
         std::memcmp(stored.data(), tissueFractions.data(), stored.size() * sizeof(float)) != 0)
-        throw IoError(path.string() + ": partial output has a different tissue mask");
+        throw FormatError(path.string() + ": partial output has a different tissue mask");
     impl->openDatasets();
     // The writer's own software version is what finishes the file.
     impl->meta.softwareVersion = kVersion;
@@ -540,14 +540,15 @@ LatentGridReader::LatentGridReader(const std::filesystem::path& path) : impl_(st
         throw IoError(path.string() + ": no such file");
     UntrustedFileProbe::check(UntrustedKind::LatentGrid, path);
     if (!Hdf5File::isHdf5(path))
-        throw IoError(path.string() + ": not an HDF5 file");
+        throw FormatError(path.string() + ": not an HDF5 file");
     impl_->file.emplace(path, Hdf5File::Mode::ReadOnly);
     const Hdf5File& f = *impl_->file;
     impl_->meta = readMeta(f);
     const LatentGridMeta& m = impl_->meta;
     if (f.intAttribute("complete") != 1)
-        throw IoError(path.string() + ": incomplete compressed slide (" + std::to_string(f.intAttribute("rows_done")) +
-                      " of " + std::to_string(m.rows) + " rows written; rerun nic compress to resume it)");
+        throw FormatError(path.string() + ": incomplete compressed slide (" +
+                          std::to_string(f.intAttribute("rows_done")) + " of " + std::to_string(m.rows) +
+                          " rows written; rerun nic compress to resume it)");
     for (int k = 0; k < m.augment; ++k)
         expectDataset(f.openDataset(datasetName(k)), storedType(m.dtype), variantShape(m, k));
     expectDataset(f.openDataset("tissue_fraction"), H5Type::Float32, {m.rows, m.cols});

@@ -89,7 +89,8 @@ struct LatentGridMeta {
 };
 
 /// Reads the metadata of a compressed-slide file (finished or partial). Throws IoError naming the file
-/// when it is not HDF5, not a compressed slide, of another format version, or inconsistent.
+/// when it is missing or HDF5 cannot read it, FormatError naming the file when it is not HDF5, not a
+/// compressed slide, of another format version, or inconsistent.
 LatentGridMeta readLatentGridMeta(const std::filesystem::path& path);
 
 /// A float grid in channel-planar layout [C, H, W] (what a CNN takes).
@@ -115,9 +116,10 @@ public:
     /// sets the chunk height.
     static std::unique_ptr<LatentGridWriter> create(const std::filesystem::path& path, const LatentGridMeta& meta,
                                                     const std::vector<float>& tissueFractions, int bandRows);
-    /// Reopens a partial file for appending. Throws IoError when the file cannot be opened, is already
-    /// complete, or its parameters, tissue fractions or band height differ from `meta`/`tissueFractions`
-    /// (the message says which); callers then start afresh.
+    /// Reopens a partial file for appending. Throws IoError when the file cannot be opened, FormatError
+    /// when it is not a partial compressed slide, is already complete, or its parameters, tissue
+    /// fractions or band height differ from `meta`/`tissueFractions` (the message says which); callers
+    /// then start afresh.
     static std::unique_ptr<LatentGridWriter> resume(const std::filesystem::path& path, const LatentGridMeta& meta,
                                                     const std::vector<float>& tissueFractions, int bandRows);
     ~LatentGridWriter();
@@ -153,8 +155,8 @@ private:
 };
 
 /// Reads a finished compressed-slide file. The constructor validates it (format name and version,
-/// completeness, dataset presence, shapes and types against the attributes) and throws IoError with a
-/// message naming the file and the problem. Datasets are read on demand.
+/// completeness, dataset presence, shapes and types against the attributes) and throws FormatError
+/// (IoError when missing or unreadable) with a message naming the file and the problem. Datasets are read on demand.
 class LatentGridReader {
 public:
     explicit LatentGridReader(const std::filesystem::path& path);

@@ -49,9 +49,9 @@ std::string range(long long lo, long long hi) { return " is out of range (" + st
 int intIn(const json& v, long long lo, long long hi, const std::string& where, const std::string& field) {
     const auto i = exactInt(v);
     if (!i)
-        throw Error(where + ": " + field + " " + v.dump() + " is not a 32-bit integer");
+        throw FormatError(where + ": " + field + " " + v.dump() + " is not a 32-bit integer");
     if (*i < lo || *i > hi)
-        throw Error(where + ": " + field + " " + v.dump() + range(lo, hi));
+        throw FormatError(where + ": " + field + " " + v.dump() + range(lo, hi));
     return *i;
 }
 
@@ -59,7 +59,7 @@ int intIn(const json& v, long long lo, long long hi, const std::string& where, c
 /// not survive a save).
 double finite(double v, const std::string& where, const std::string& field) {
     if (!std::isfinite(v))
-        throw Error(where + ": " + field + " is not a finite number");
+        throw FormatError(where + ": " + field + " is not a finite number");
     return v;
 }
 
@@ -90,12 +90,13 @@ int jsonNesting(const std::string& text) {
 
 void checkNesting(const std::string& text, const std::string& where) {
     if (jsonNesting(text) > kMaxJsonNesting)
-        throw Error(where + " nests arrays or objects more than " + std::to_string(kMaxJsonNesting) + " levels deep");
+        throw FormatError(where + " nests arrays or objects more than " + std::to_string(kMaxJsonNesting) +
+                          " levels deep");
 }
 
 void checkCount(long long v, long long lo, long long hi, const std::string& where, const std::string& field) {
     if (v < lo || v > hi)
-        throw Error(where + ": " + field + " " + std::to_string(v) + range(lo, hi));
+        throw FormatError(where + ": " + field + " " + std::to_string(v) + range(lo, hi));
 }
 
 } // namespace
@@ -207,10 +208,10 @@ EncoderMeta encoderMetaFromJson(const std::string& text, const std::string& sour
     try {
         const json j = json::parse(text);
         if (j.value("format", "") != "nic-encoder")
-            throw Error(source + ": not a NIC encoder file (metadata format is not 'nic-encoder')");
+            throw FormatError(source + ": not a NIC encoder file (metadata format is not 'nic-encoder')");
         const json version = j.value("version", json(0));
         if (version != 1)
-            throw Error(source + ": unsupported encoder file version " + version.dump());
+            throw FormatError(source + ": unsupported encoder file version " + version.dump());
         m.kind = j.at("kind").get<std::string>();
         m.name = j.value("name", m.kind);
         m.patchSize = intIn(j.at("patch_size"), INT_MIN, INT_MAX, source, "patch_size");
@@ -219,18 +220,18 @@ EncoderMeta encoderMetaFromJson(const std::string& text, const std::string& sour
         m.mpp = finite(j.value("mpp", 0.5), source, "mpp");
         m.inputScaling = j.value("input_scaling", "");
         if (m.inputScaling != "uint8/127.5-1")
-            throw Error(source + ": unsupported input scaling '" + m.inputScaling + "'");
+            throw FormatError(source + ": unsupported input scaling '" + m.inputScaling + "'");
         if (j.contains("training"))
             m.trainingJson = j["training"].dump();
         if (m.kind == "keras") {
             const json& layers = j.at("keras_layers");
             if (!layers.is_array())
-                throw Error(source + ": keras_layers is not a list");
+                throw FormatError(source + ": keras_layers is not a list");
             checkCount(static_cast<long long>(layers.size()), 1, kMaxLayers, source, "number of keras_layers");
             for (const auto& jl : layers) {
                 KerasLayer l;
                 if (!parseKerasLayerType(jl.at("type").get<std::string>(), l.type))
-                    throw Error(source + ": unknown layer type '" + jl.at("type").get<std::string>() + "'");
+                    throw FormatError(source + ": unknown layer type '" + jl.at("type").get<std::string>() + "'");
                 l.name = jl.value("name", "");
                 const std::string where = source + ": keras_layers[" + std::to_string(m.kerasLayers.size()) + "]";
                 l.inChannels = intIn(jl.at("in"), INT_MIN, INT_MAX, where, "in");
@@ -246,16 +247,16 @@ EncoderMeta encoderMetaFromJson(const std::string& text, const std::string& sour
                 m.kerasLayers.push_back(l);
             }
             if (m.patchSize <= 0 || m.codeSize <= 0)
-                throw Error(source + ": invalid patch or code size in the metadata");
+                throw FormatError(source + ": invalid patch or code size in the metadata");
         } else if (m.kind == "supervised-tissue" && m.classes < 2) {
-            throw Error(source + ": supervised-tissue encoder without a class count");
+            throw FormatError(source + ": supervised-tissue encoder without a class count");
         }
     } catch (const json::exception& e) {
-        throw Error(source + ": malformed encoder metadata: " + e.what());
+        throw FormatError(source + ": malformed encoder metadata: " + e.what());
     }
     if (m.kind != "keras" && m.kind != "vae" && m.kind != "contrastive" && m.kind != "bigan" &&
         m.kind != "supervised-tumor" && m.kind != "supervised-tissue") // the kinds of parseEncoderKind (core/encoders/nn)
-        throw Error(source + ": unknown encoder kind '" + m.kind + "'");
+        throw FormatError(source + ": unknown encoder kind '" + m.kind + "'");
     // Sizes of the network built from this description.
     checkCount(m.patchSize, 1, kMaxPatchSize, source, "patch_size");
     checkCount(m.codeSize, 1, kMaxChannels, source, "code_size");
@@ -276,7 +277,7 @@ struct ParsedModel {
 /// The input of a batch_input_shape [null, side, side, channels].
 void readInputShape(const json& shape, ParsedModel& model, const std::string& source) {
     if (!shape.is_array() || shape.size() != 4 || shape[1].is_null() || shape[1] != shape[2])
-        throw Error(source + ": only square image inputs are supported");
+        throw FormatError(source + ": only square image inputs are supported");
     model.inputSide = intIn(shape[1], 1, kMaxPatchSize, source, "input side in batch_input_shape");
     model.inputChannels = intIn(shape[3], 1, kMaxChannels, source, "input channels in batch_input_shape");
 }
@@ -284,9 +285,9 @@ void readInputShape(const json& shape, ParsedModel& model, const std::string& so
 void collectLayers(const json& layers, const std::string& group, ParsedModel& model, const std::string& source,
                    int depth) {
     if (depth > kMaxNesting)
-        throw Error(source + ": model_config nests more than " + std::to_string(kMaxNesting) + " models");
+        throw FormatError(source + ": model_config nests more than " + std::to_string(kMaxNesting) + " models");
     if (!layers.is_array())
-        throw Error(source + ": unexpected model_config layout: the layers are not a list");
+        throw FormatError(source + ": unexpected model_config layout: the layers are not a list");
     for (const auto& l : layers) {
         const std::string cls = l.at("class_name").get<std::string>();
         const json& cfg = l.at("config");
@@ -301,7 +302,7 @@ void collectLayers(const json& layers, const std::string& group, ParsedModel& mo
             continue;
         }
         if (model.layers.size() >= static_cast<std::size_t>(kMaxLayers))
-            throw Error(source + ": model_config has more than " + std::to_string(kMaxLayers) + " layers");
+            throw FormatError(source + ": model_config has more than " + std::to_string(kMaxLayers) + " layers");
         const std::string name = cfg.value("name", l.value("name", ""));
         model.layers.emplace_back(&l, group.empty() ? name : group);
     }
@@ -311,7 +312,7 @@ void collectLayers(const json& layers, const std::string& group, ParsedModel& mo
 const json& squarePair(const json& c, const char* key, const std::string& where) {
     const json& v = c.at(key);
     if (!v.is_array() || v.size() != 2)
-        throw Error(where + ": " + key + " is not a list of two integers");
+        throw FormatError(where + ": " + key + " is not a list of two integers");
     return v[0];
 }
 
@@ -323,14 +324,14 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
     try {
         config = json::parse(text);
     } catch (const json::exception& e) {
-        throw Error(source + ": model_config is not valid JSON: " + e.what());
+        throw FormatError(source + ": model_config is not valid JSON: " + e.what());
     }
 
     ParsedModel model;
     try {
         const std::string top = config.at("class_name").get<std::string>();
         if (top != "Model" && top != "Sequential")
-            throw Error(source + ": unsupported model class '" + top + "'");
+            throw FormatError(source + ": unsupported model class '" + top + "'");
         const json& cfg = config.at("config");
         collectLayers(cfg.is_array() ? cfg : cfg.at("layers"), "", model, source, 0);
         if (top == "Sequential" && model.inputSide == 0 && !model.layers.empty()) {
@@ -339,10 +340,10 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
                 readInputShape(first["batch_input_shape"], model, source);
         }
     } catch (const json::exception& e) {
-        throw Error(source + ": unexpected model_config layout: " + e.what());
+        throw FormatError(source + ": unexpected model_config layout: " + e.what());
     }
     if (model.inputSide <= 0 || model.inputChannels != 3)
-        throw Error(source + ": the model input must be a square RGB image");
+        throw FormatError(source + ": the model input must be a square RGB image");
 
     // The authors run their 64×64-input encoders on 128×128 patches average-pooled 2×2
     // (add_downsample_to_encoder in their featurize_wsi.py).
@@ -369,39 +370,40 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
             const std::string where = source + ": layer '" + l.name + "'";
             auto requireLinear = [&] {
                 if (c.value("activation", "linear") != "linear")
-                    throw Error(source + ": layer '" + l.name + "' has activation '" + c.value("activation", "") +
-                                "' (only linear is supported)");
+                    throw FormatError(source + ": layer '" + l.name + "' has activation '" + c.value("activation", "") +
+                                      "' (only linear is supported)");
             };
             if (cls == "Conv2D") {
                 requireLinear();
                 const json& k = squarePair(c, "kernel_size", where);
                 const json& s = squarePair(c, "strides", where);
                 if (c["kernel_size"][0] != c["kernel_size"][1] || c["strides"][0] != c["strides"][1])
-                    throw Error(source + ": layer '" + l.name + "': only square kernels and strides are supported");
+                    throw FormatError(source + ": layer '" + l.name +
+                                      "': only square kernels and strides are supported");
                 if (c.value("data_format", "channels_last") != "channels_last")
-                    throw Error(source + ": layer '" + l.name + "': only channels_last is supported");
+                    throw FormatError(source + ": layer '" + l.name + "': only channels_last is supported");
                 if (c.contains("dilation_rate")) {
                     const json& d = c["dilation_rate"];
                     if (!d.is_array() || d.empty() || d[0] != 1)
-                        throw Error(source + ": layer '" + l.name + "': dilated convolutions are not supported");
+                        throw FormatError(source + ": layer '" + l.name + "': dilated convolutions are not supported");
                 }
                 l.type = KerasLayer::Type::Conv2d;
                 l.kernel = intIn(k, 1, kMaxKernel, where, "kernel_size");
                 l.stride = intIn(s, 1, kMaxStride, where, "strides");
                 const std::string pad = c.value("padding", "valid");
                 if (pad != "valid" && pad != "same")
-                    throw Error(source + ": layer '" + l.name + "': unsupported padding '" + pad + "'");
+                    throw FormatError(source + ": layer '" + l.name + "': unsupported padding '" + pad + "'");
                 l.samePadding = pad == "same";
                 l.bias = c.value("use_bias", true);
                 l.inChannels = static_cast<int>(channels);
                 if (flat)
-                    throw Error(where + ": convolution after flatten is not supported");
+                    throw FormatError(where + ": convolution after flatten is not supported");
                 l.outChannels = intIn(c.at("filters"), 1, kMaxChannels, where, "filters");
                 checkCount(static_cast<long long>(l.kernel) * l.kernel * l.inChannels * l.outChannels, 1,
                            kMaxLayerWeights, where, "weight count (kernel² × in × filters)");
                 if (!l.samePadding && l.kernel > side)
-                    throw Error(where + ": kernel_size " + std::to_string(l.kernel) +
-                                " is larger than its input of side " + std::to_string(side));
+                    throw FormatError(where + ": kernel_size " + std::to_string(l.kernel) +
+                                      " is larger than its input of side " + std::to_string(side));
                 side = l.samePadding ? (side + l.stride - 1) / l.stride : (side - l.kernel) / l.stride + 1;
                 channels = l.outChannels;
             } else if (cls == "LeakyReLU") {
@@ -410,10 +412,12 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
                 l.inChannels = l.outChannels = static_cast<int>(channels);
             } else if (cls == "BatchNormalization") {
                 if (flat)
-                    throw Error(source + ": layer '" + l.name + "': batch normalisation after flatten is not supported");
+                    throw FormatError(source + ": layer '" + l.name +
+                                      "': batch normalisation after flatten is not supported");
                 const int axis = c.contains("axis") ? intIn(c["axis"], INT_MIN, INT_MAX, where, "axis") : -1;
                 if (axis != -1 && axis != 3)
-                    throw Error(source + ": layer '" + l.name + "': only channel-axis batch normalisation is supported");
+                    throw FormatError(source + ": layer '" + l.name +
+                                      "': only channel-axis batch normalisation is supported");
                 l.type = KerasLayer::Type::BatchNorm;
                 l.epsilon = finite(c.value("epsilon", 1e-3), where, "epsilon");
                 l.momentum = finite(c.value("momentum", 0.99), where, "momentum");
@@ -435,7 +439,8 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
             } else if (cls == "Dense") {
                 requireLinear();
                 if (!flat)
-                    throw Error(source + ": layer '" + l.name + "': dense layer on a spatial input is not supported");
+                    throw FormatError(source + ": layer '" + l.name +
+                                      "': dense layer on a spatial input is not supported");
                 l.type = KerasLayer::Type::Dense;
                 l.bias = c.value("use_bias", true);
                 l.inChannels = static_cast<int>(channels);
@@ -444,15 +449,15 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
                            "weight count (in × units)");
                 channels = l.outChannels;
             } else {
-                throw Error(source + ": unsupported Keras layer '" + l.name + "' of class " + cls);
+                throw FormatError(source + ": unsupported Keras layer '" + l.name + "' of class " + cls);
             }
             out.layers.push_back(std::move(entry));
         }
     } catch (const json::exception& e) {
-        throw Error(source + ": unexpected model_config layout: " + e.what());
+        throw FormatError(source + ": unexpected model_config layout: " + e.what());
     }
     if (!flat)
-        throw Error(source + ": the model does not end in a vector (no flatten or global pooling)");
+        throw FormatError(source + ": the model does not end in a vector (no flatten or global pooling)");
     out.codeSize = static_cast<int>(channels);
     checkCount(out.codeSize, 1, kMaxChannels, source, "code size (features of the last layer)");
     return out;

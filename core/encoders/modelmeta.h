@@ -4,7 +4,7 @@
 // code (core/encoders/nn/) builds modules from what these return; the fuzz harnesses call them directly.
 //
 // Every value that later sizes an allocation or a network (patch size, channels, kernel, stride,
-// filters, units, layer count, …) is range-checked here, so a hostile file is refused with an Error
+// filters, units, layer count, …) is range-checked here, so a hostile file is refused with a FormatError
 // naming the file and the field before anything is built.
 #include <string>
 #include <vector>
@@ -56,7 +56,7 @@ struct EncoderMeta {
 };
 
 std::string encoderMetaToJson(const EncoderMeta& meta);
-/// Parses and validates; `source` names the file in error messages. Throws Error.
+/// Parses and validates; `source` names the file in error messages. Throws FormatError.
 EncoderMeta encoderMetaFromJson(const std::string& json, const std::string& source);
 
 /// One layer of a parsed Keras model_config, in chain order.
@@ -77,7 +77,7 @@ struct KerasModelConfig {
 
 /// Parses the text of a Keras 2 `model_config` attribute (a Model or Sequential of conv, LeakyReLU, BN,
 /// flatten, dense and global average pooling layers). Pure: reads no weights. `source` names the file in
-/// error messages. Throws Error.
+/// error messages. Throws FormatError.
 KerasModelConfig parseKerasModelConfig(const std::string& text, const std::string& source);
 
 } // namespace nic

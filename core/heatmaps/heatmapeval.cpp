@@ -162,12 +162,14 @@ void writeHeatmapFile(const std::filesystem::path& path, const HeatmapData& d) {
 
 HeatmapData readHeatmapFile(const std::filesystem::path& path) {
     UntrustedFileProbe::check(UntrustedKind::Heatmap, path);
+    if (std::filesystem::exists(path) && !Hdf5File::isHdf5(path))
+        throw FormatError(path.string() + ": not an HDF5 file (expected a NIC heatmap file)");
     const Hdf5File h5(path, Hdf5File::Mode::ReadOnly);
     if (!h5.hasAttribute("format") || h5.stringAttribute("format") != "nic-heatmap")
-        throw IoError(path.string() + ": not a NIC heatmap file (no format = nic-heatmap attribute)");
+        throw FormatError(path.string() + ": not a NIC heatmap file (no format = nic-heatmap attribute)");
     if (h5.intAttribute("format_version") != 1)
-        throw IoError(path.string() + ": unsupported heatmap format version " +
-                      std::to_string(h5.intAttribute("format_version")));
+        throw FormatError(path.string() + ": unsupported heatmap format version " +
+                          std::to_string(h5.intAttribute("format_version")));
     HeatmapData d;
     d.rows = static_cast<int>(h5.intAttribute("rows"));
     d.cols = static_cast<int>(h5.intAttribute("cols"));
@@ -186,14 +188,14 @@ HeatmapData readHeatmapFile(const std::filesystem::path& path) {
     // allocating, instead of failing with std::bad_alloc or exhausting memory.
     constexpr std::int64_t kMaxHeatmapCells = std::int64_t{1} << 31;
     if (d.rows < 0 || d.cols < 0 || (d.cols > 0 && d.rows > kMaxHeatmapCells / d.cols))
-        throw IoError(path.string() + ": heatmap of " + std::to_string(d.rows) + " x " + std::to_string(d.cols) +
-                      " cells is out of range (at most " + std::to_string(kMaxHeatmapCells) + " cells)");
+        throw FormatError(path.string() + ": heatmap of " + std::to_string(d.rows) + " x " + std::to_string(d.cols) +
+                          " cells is out of range (at most " + std::to_string(kMaxHeatmapCells) + " cells)");
     const std::vector<std::int64_t> shape{d.rows, d.cols};
     for (const char* name : {"heatmap", "tissue"}) {
         const auto ds = h5.openDataset(name);
         if (ds.shape() != shape)
-            throw IoError(path.string() + ": dataset '" + name + "' does not have the " + std::to_string(d.rows) +
-                          " x " + std::to_string(d.cols) + " shape of the attributes");
+            throw FormatError(path.string() + ": dataset '" + name + "' does not have the " + std::to_string(d.rows) +
+                              " x " + std::to_string(d.cols) + " shape of the attributes");
         auto& out = std::string(name) == "heatmap" ? d.heat : d.tissue;
         out.resize(static_cast<std::size_t>(d.rows) * static_cast<std::size_t>(d.cols));
         ds.read({0, 0}, shape, H5Type::Float32, out.data());

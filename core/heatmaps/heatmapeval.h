@@ -93,7 +93,8 @@ struct HeatmapData {
 };
 /// Writes atomically (temporary file beside the target, then rename). Throws IoError/InvalidArgument.
 void writeHeatmapFile(const std::filesystem::path& path, const HeatmapData& data);
-/// Throws IoError naming the file when it is not a heatmap file or is inconsistent.
+/// Throws IoError naming the file when it is missing or HDF5 cannot read it, FormatError when it is not
+/// a heatmap file or is inconsistent.
 HeatmapData readHeatmapFile(const std::filesystem::path& path);
 
 } // namespace nic

@@ -48,14 +48,14 @@ Image decodePng(const std::string& bytes, const std::filesystem::path& path) {
     std::memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size()))
-        throw IoError(path.string() + ": not a readable PNG: " + img.message);
+        throw FormatError(path.string() + ": not a readable PNG: " + img.message);
     img.format = PNG_FORMAT_RGB;
     Image out(static_cast<int>(img.width), static_cast<int>(img.height), 3);
     png_color white{255, 255, 255};
     if (!png_image_finish_read(&img, &white, out.pixels.data(), 0, nullptr)) {
         std::string msg = img.message;
         png_image_free(&img);
-        throw IoError(path.string() + ": corrupt PNG: " + msg);
+        throw FormatError(path.string() + ": corrupt PNG: " + msg);
     }
     return out;
 }
@@ -81,7 +81,7 @@ Image decodeJpeg(const std::string& bytes, const std::filesystem::path& path) {
     Image out;
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&cinfo);
-        throw IoError(path.string() + ": corrupt JPEG: " + err.message);
+        throw FormatError(path.string() + ": corrupt JPEG: " + err.message);
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
@@ -110,8 +110,8 @@ Image readImage(const std::filesystem::path& path, int channels) {
         static_cast<unsigned char>(bytes[1]) == 0xD8)
         return toChannels(decodeJpeg(bytes, path), channels);
     if (bytes.empty())
-        throw IoError(path.string() + ": empty file, not an image");
-    throw IoError(path.string() + ": unsupported image format (expected PNG or JPEG)");
+        throw FormatError(path.string() + ": empty file, not an image");
+    throw FormatError(path.string() + ": unsupported image format (expected PNG or JPEG)");
 }
 
 std::string encodePng(const Image& image) {

@@ -1,6 +1,7 @@
 #pragma once
 // PNG/JPEG reading and writing for patches, masks and figures (libpng, libjpeg). The only code in
-// core/ that calls libpng/libjpeg. All functions throw IoError naming the file and the cause.
+// core/ that calls libpng/libjpeg. Functions throw IoError (cannot read or write) or FormatError (not a
+// readable PNG/JPEG) naming the file and the cause.
 #include "core/imaging/image.h"
 
 #include <filesystem>

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -170,6 +171,18 @@ CohortGrids resolveCohortGrids(const Cohort& cohort, const std::filesystem::path
             msg += "\n  " + missing[i];
         throw Error(msg);
     }
+    // What cross-validation would refuse about these values is worded here, where the file is known.
+    if (foldColumn) {
+        const std::set<int> distinct(out.folds.begin(), out.folds.end());
+        if (distinct.size() < 3)
+            throw FormatError(cohort.file.string() + ": the fold column has " + std::to_string(distinct.size()) +
+                              " distinct value(s); cross-validation needs at least 3 (or use --ignore-fold-column)");
+    }
+    if (!options.regression && !out.usesScore &&
+        std::adjacent_find(out.labels.begin(), out.labels.end(), std::not_equal_to<>()) == out.labels.end())
+        throw FormatError(cohort.file.string() + ": every slide has label " +
+                          (out.labels.front() == 1.0 ? std::string("1") : std::string("0")) +
+                          "; classification needs both classes");
     out.subsets = evaluationSubsets(cohort);
     return out;
 }

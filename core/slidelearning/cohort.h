@@ -68,7 +68,8 @@ struct CohortGrids {
 
 /// Resolves `cohort` against the folder of its compressed slides (`nic compress --out gridsDir`). Throws
 /// FormatError naming the cohort file (and line) for an empty cohort, a label that is not a number or a
-/// missing score, a classification label other than 0 or 1, and
+/// missing score, a classification label other than 0 or 1, a classification cohort of one class, a fold
+/// column with fewer than 3 distinct values, and
 /// Error "N slide(s) of the cohort have no compressed grid in DIR (run nic compress first):" listing up
 /// to 5 of them when grids are missing.
 CohortGrids resolveCohortGrids(const Cohort& cohort, const std::filesystem::path& gridsDir,

@@ -90,7 +90,7 @@ TEST(ImageIO, ClearErrors) {
     try {
         readImage(bad);
         FAIL();
-    } catch (const IoError& e) {
+    } catch (const FormatError& e) {
         EXPECT_EQ(std::string(e.what()), bad.string() + ": unsupported image format (expected PNG or JPEG)");
     }
     // A PNG cut in half.
@@ -98,7 +98,7 @@ TEST(ImageIO, ClearErrors) {
     writePng(dir / "full.png", img);
     auto bytes = encodePng(img);
     std::ofstream(dir / "half.png", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
-    EXPECT_THROW(readImage(dir / "half.png"), IoError);
+    EXPECT_THROW(readImage(dir / "half.png"), FormatError);
     EXPECT_THROW(readImage(dir / "missing.png"), IoError);
 }
 

@@ -1,6 +1,9 @@
 // The nic CLI as users call it: exit codes (0 ok / 1 runtime / 2 usage), one-line errors naming the file.
 #include "testsupport.h"
 
+#include "core/base/hdf5file.h"
+#include "core/compression/latentgrid.h"
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -56,6 +59,86 @@ TEST(Cli, MalformedFileContentsAreRuntimeErrorsNotUsageErrors) {
                          &out, &err),
               1);
     EXPECT_EQ(err, "nic: error: " + (dir / "bad.csv").string() + ":3: slide a.svs is listed twice\n");
+    EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+}
+
+namespace {
+
+/// A finished 2 x 3 compressed slide with C = 4 (what `nic compress` writes, minus the slide).
+void writeTinyGrid(const std::filesystem::path& path) {
+    nic::LatentGridMeta m;
+    m.encoderName = "test";
+    m.encoderHash = "abc123";
+    m.codeSize = 4;
+    m.patchSize = m.stride = m.readSize = 64;
+    m.targetMpp = m.slideMpp = 0.5;
+    m.slideMppSource = "slide";
+    m.level0Width = 3 * 64;
+    m.level0Height = 2 * 64;
+    m.rows = 2;
+    m.cols = 3;
+    m.slideFile = "slide.svs";
+    const std::vector<float> tissue(6, 1.0F);
+    auto w = nic::LatentGridWriter::create(path, m, tissue, 2);
+    const std::vector<float> values(static_cast<std::size_t>(2 * 3 * m.codeSize), 0.25F);
+    const std::vector<std::uint8_t> flags(6, nic::kCellEncoded);
+    w->writeBand(2, {values.data()}, flags.data());
+    w->finishAndPublish(path);
+}
+
+} // namespace
+
+TEST(Cli, AGridOfTheWrongShapeIsABadFileNamedFirstNotAUsageError) {
+    nic::test::TempDir dir;
+    const auto grid = dir / "g.h5";
+    writeTinyGrid(grid);
+    std::string out, err;
+    ASSERT_EQ(runCommand(nic::test::nicCommand("info " + nic::test::shellQuoted(grid)), &out, &err), 0) << err;
+    EXPECT_NE(out.find("compressed slide"), std::string::npos) << out;
+    {
+        // The attributes still say 2 x 3 cells; the data is 4 x 4.
+        nic::Hdf5File f(grid, nic::Hdf5File::Mode::ReadWrite);
+        f.remove("grid");
+        f.createDataset("grid", nic::H5Type::Float16, {4, 4, 4}).close();
+    }
+    EXPECT_EQ(runCommand(nic::test::nicCommand("info " + nic::test::shellQuoted(grid)), &out, &err), 1);
+    EXPECT_EQ(err, "nic: error: " + grid.string() +
+                       ": dataset 'grid' has shape [4, 4, 4], expected [2, 3, 4] from its attributes\n");
+    // An HDF5 file that is no compressed slide.
+    nic::Hdf5File(dir / "other.h5", nic::Hdf5File::Mode::Create).setStringAttribute("format", "something-else");
+    EXPECT_EQ(runCommand(nic::test::nicCommand("info " + nic::test::shellQuoted(dir / "other.h5")), &out, &err), 1);
+    EXPECT_EQ(
+        err.rfind("nic: error: " + (dir / "other.h5").string() + ": not a compressed slide (format 'something-else'",
+                  0),
+        0U)
+        << err;
+}
+
+TEST(Cli, AMalformedCohortIsABadFileNamedFirstNotAUsageError) {
+    // `nic compress --cohort` reads the cohort before any slide: each malformed file is exit 1 with
+    // "<file>:<line>: <cause>", and nothing is written.
+    nic::test::TempDir dir;
+    const auto csv = dir / "c.csv";
+    struct Case {
+        std::string text, error;
+    };
+    const std::vector<Case> cases = {
+        {"slide,label\na.svs,1\nb.svs\n", ":3: 1 fields, the header has 2"},
+        {"slide,score\na.svs,1\n", ":1: header must name columns 'slide' and 'label' (found: slide,score)"},
+        {"slide,label\n\"a.svs,1\n", ":2: unterminated quoted field"},
+        {"slide,label,fold\na.svs,1,-2\n", ":2: fold '-2' is not an integer >= 0"},
+        {"", ": empty cohort file (expected a header row with columns slide,label)"},
+    };
+    for (const auto& c : cases) {
+        std::ofstream(csv, std::ios::trunc) << c.text;
+        std::string out, err;
+        EXPECT_EQ(runCommand(nic::test::nicCommand("compress -q -e mean-rgb -o " + nic::test::shellQuoted(dir / "out") +
+                                                   " --cohort " + nic::test::shellQuoted(csv)),
+                             &out, &err),
+                  1)
+            << c.text;
+        EXPECT_EQ(err, "nic: error: " + csv.string() + c.error + "\n") << c.text;
+    }
     EXPECT_FALSE(std::filesystem::exists(dir / "out"));
 }
 

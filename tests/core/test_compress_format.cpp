@@ -196,10 +196,10 @@ TEST(Hdf5File, AttributesAndDatasetsRoundTrip) {
     std::vector<float> all(12, -1.0F);
     d.read({0, 0}, {3, 4}, H5Type::Float32, all.data());
     EXPECT_EQ(all, (std::vector<float>{0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0})); // unwritten = fill value 0
-    EXPECT_THAT(errorOf<IoError>([&] { (void)f.stringAttribute("missing"); }),
+    EXPECT_THAT(errorOf<FormatError>([&] { (void)f.stringAttribute("missing"); }),
                 HasSubstr("missing attribute 'missing'"));
-    EXPECT_THAT(errorOf<IoError>([&] { (void)f.stringAttribute("i"); }), HasSubstr("'i' is not a string"));
-    EXPECT_THAT(errorOf<IoError>([&] { (void)f.openDataset("zz"); }), HasSubstr("no dataset 'zz'"));
+    EXPECT_THAT(errorOf<FormatError>([&] { (void)f.stringAttribute("i"); }), HasSubstr("'i' is not a string"));
+    EXPECT_THAT(errorOf<FormatError>([&] { (void)f.openDataset("zz"); }), HasSubstr("no dataset 'zz'"));
 }
 
 TEST(Hdf5File, ErrorsNameTheFileAndHdf5sCause) {
@@ -325,7 +325,8 @@ TEST(LatentGrid, ReaderRefusesBrokenFilesWithClearMessages) {
         writeSmallGrid(p, meta, 2);
         return p;
     };
-    auto readErr = [](const std::filesystem::path& p) { return errorOf<IoError>([&] { LatentGridReader r(p); }); };
+    // Bad contents are FormatError; a missing file is IoError (checked at the end).
+    auto readErr = [](const std::filesystem::path& p) { return errorOf<FormatError>([&] { LatentGridReader r(p); }); };
 
     EXPECT_EQ(readErr(fresh("ok.h5")), "<no error>");
 
@@ -366,7 +367,8 @@ TEST(LatentGrid, ReaderRefusesBrokenFilesWithClearMessages) {
     const auto text = dir / "text.h5";
     std::ofstream(text) << "hello";
     EXPECT_EQ(readErr(text), text.string() + ": not an HDF5 file");
-    EXPECT_EQ(readErr(dir / "absent.h5"), (dir / "absent.h5").string() + ": no such file");
+    EXPECT_EQ(errorOf<IoError>([&] { LatentGridReader r(dir / "absent.h5"); }),
+              (dir / "absent.h5").string() + ": no such file");
 
     // A partial file is refused by the reader (but resumable by the writer).
     const auto partial = dir / "partial.h5";
@@ -386,9 +388,9 @@ TEST(LatentGrid, ReaderRefusesBrokenFilesWithClearMessages) {
     resumed->close();
     auto otherMeta = meta;
     otherMeta.encoderHash = "zzz";
-    EXPECT_THAT(errorOf<IoError>([&] { LatentGridWriter::resume(partial, otherMeta, tissue, 2); }),
+    EXPECT_THAT(errorOf<FormatError>([&] { LatentGridWriter::resume(partial, otherMeta, tissue, 2); }),
                 HasSubstr("partial output made with other parameters (encoder hash differs: 'zzz' vs 'abc123')"));
-    EXPECT_THAT(errorOf<IoError>([&] { LatentGridWriter::resume(partial, meta, std::vector<float>(12, 0.5F), 2); }),
+    EXPECT_THAT(errorOf<FormatError>([&] { LatentGridWriter::resume(partial, meta, std::vector<float>(12, 0.5F), 2); }),
                 HasSubstr("different tissue mask"));
 }
 

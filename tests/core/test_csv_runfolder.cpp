@@ -101,11 +101,14 @@ TEST(CohortGrids, ResolvesGridsLabelsAndFoldsAndNamesWhatIsMissing) {
     std::filesystem::create_directories(dir / "grids");
     std::ofstream(dir / "grids" / "a.h5") << "x";
     std::ofstream(dir / "grids" / "b.h5") << "x";
-    const Cohort c = parseCohort("slide,label,score,fold\na.svs,1,0.5,0\nb.tif,0,,1\n", dir / "c.csv", dir.path());
+    std::ofstream(dir / "grids" / "c.h5") << "x";
+    const Cohort c =
+        parseCohort("slide,label,score,fold\na.svs,1,0.5,0\nb.tif,0,,1\nc.svs,0,,2\n", dir / "c.csv", dir.path());
     const CohortGrids g = resolveCohortGrids(c, dir / "grids");
-    EXPECT_EQ(g.grids, (std::vector<std::filesystem::path>{dir / "grids" / "a.h5", dir / "grids" / "b.h5"}));
-    EXPECT_EQ(g.labels, (std::vector<double>{1.0, 0.0}));
-    EXPECT_EQ(g.folds, (std::vector<int>{0, 1}));
+    EXPECT_EQ(g.grids, (std::vector<std::filesystem::path>{dir / "grids" / "a.h5", dir / "grids" / "b.h5",
+                                                           dir / "grids" / "c.h5"}));
+    EXPECT_EQ(g.labels, (std::vector<double>{1.0, 0.0, 0.0}));
+    EXPECT_EQ(g.folds, (std::vector<int>{0, 1, 2}));
     EXPECT_FALSE(g.usesScore);
     CohortGridOptions o;
     o.ignoreFoldColumn = true;
@@ -127,6 +130,19 @@ TEST(CohortGrids, ResolvesGridsLabelsAndFoldsAndNamesWhatIsMissing) {
     EXPECT_EQ(test::errorOf<Error>([&] { resolveCohortGrids(more, dir / "grids"); }),
               "1 slide(s) of the cohort have no compressed grid in " + (dir / "grids").string() +
                   " (run nic compress first):\n  " + (dir / "grids" / "z.h5").string());
+    // What cross-validation cannot use is a bad cohort file too: fewer than 3 folds, a single class.
+    const Cohort twoFolds = parseCohort("slide,label,fold\na.svs,1,0\nb.tif,0,1\nc.svs,0,1\n", dir / "f.csv", dir.path());
+    EXPECT_EQ(test::errorOf<FormatError>([&] { resolveCohortGrids(twoFolds, dir / "grids"); }),
+              (dir / "f.csv").string() +
+                  ": the fold column has 2 distinct value(s); cross-validation needs at least 3 (or use "
+                  "--ignore-fold-column)");
+    CohortGridOptions ignoreFolds;
+    ignoreFolds.ignoreFoldColumn = true;
+    EXPECT_EQ(resolveCohortGrids(twoFolds, dir / "grids", ignoreFolds).labels.size(), 3U);
+    const Cohort oneClass = parseCohort("slide,label\na.svs,0\nb.tif,0\n", dir / "o.csv", dir.path());
+    EXPECT_EQ(test::errorOf<FormatError>([&] { resolveCohortGrids(oneClass, dir / "grids"); }),
+              (dir / "o.csv").string() + ": every slide has label 0; classification needs both classes");
+    EXPECT_EQ(resolveCohortGrids(oneClass, dir / "grids", regress).labels, (std::vector<double>{0.0, 0.0}));
     EXPECT_THROW(parseCohortTarget("both"), InvalidArgument);
 }
 

@@ -107,8 +107,8 @@ TEST_F(UntrustedFileProbeTest, RefusalsCarryTheReadersOwnMessage) {
     UntrustedFileProbe::clearCache();
     UntrustedFileProbe::enable(kProbe);
     const std::string junk = (dir / "junk.h5").string();
-    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "junk.h5"); }), junk + ": not an HDF5 file");
-    EXPECT_EQ(errorOf<IoError>([&] { (void)readHeatmapFile(dir / "g.h5"); }),
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readLatentGridMeta(dir / "junk.h5"); }), junk + ": not an HDF5 file");
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readHeatmapFile(dir / "g.h5"); }),
               (dir / "g.h5").string() + ": not a NIC heatmap file (no format = nic-heatmap attribute)");
     // A missing file is the reader's own error, not the probe's.
     EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "missing.h5"); }),
@@ -123,12 +123,12 @@ TEST_F(UntrustedFileProbeTest, ACrashInTheChildIsAOneLineErrorAndTheParentNeverR
     UntrustedFileProbe::enable(dir / "segv-probe");
     const std::string expected =
         (dir / "g.h5").string() + ": reading the compressed slide crashed (SIGSEGV): the file is damaged; it was not opened";
-    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }), expected);
-    EXPECT_EQ(errorOf<IoError>([&] { (void)LatentGridReader(dir / "g.h5"); }), expected);
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }), expected);
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)LatentGridReader(dir / "g.h5"); }), expected);
     EXPECT_EQ(nic::test::readFile(dir / "runs"), "run\n") << "probed once per file version";
     // A new version of the file (other size) is probed again.
     std::ofstream(dir / "g.h5", std::ios::app) << "x";
-    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }), expected);
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }), expected);
     EXPECT_EQ(nic::test::readFile(dir / "runs"), "run\nrun\n");
 }
 
@@ -139,8 +139,9 @@ TEST_F(UntrustedFileProbeTest, AHangingChildIsKilledAtTheTimeLimit) {
     ::setenv("NIC_PROBE_TIMEOUT_S", "1", 1);
     UntrustedFileProbe::enable(dir / "hang-probe");
     const auto t0 = std::chrono::steady_clock::now();
-    EXPECT_EQ(errorOf<IoError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
-              (dir / "h.h5").string() + ": reading the heatmap did not finish within 1 s (damaged file?); it was not opened");
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
+              (dir / "h.h5").string() +
+                  ": reading the heatmap did not finish within 1 s (damaged file?); it was not opened");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_LT(seconds, 3.0);
     EXPECT_GE(seconds, 0.9);

@@ -116,7 +116,7 @@ TEST(GradCam, WholeSlideAndTiledMapsAtGridResolution) {
     o.layer = 9;
     EXPECT_THROW(gradCam(dir / "m.pt", grid, o), InvalidArgument);
     grid.channels = 4;
-    EXPECT_THROW(gradCam(dir / "m.pt", grid, GradCamOptions{}), InvalidArgument);
+    EXPECT_THROW(gradCam(dir / "m.pt", grid, GradCamOptions{}), FormatError); // the model file and the grid disagree
 }
 
 // ------------------------------------------------------------------ the flatten head: crop-sized windows

@@ -43,11 +43,12 @@ TEST(PatchBank, TruncatedAndForeignFilesAreErrors) {
     try {
         PatchBank::load(dir / "b.nicbank");
         FAIL();
-    } catch (const IoError& e) {
+    } catch (const FormatError& e) {
         EXPECT_EQ(std::string(e.what()), (dir / "b.nicbank").string() + ": patch bank is truncated");
     }
     std::ofstream(dir / "x.nicbank") << "hello world, not a bank";
-    EXPECT_THROW(PatchBank::load(dir / "x.nicbank"), Error);
+    EXPECT_EQ(test::errorOf<FormatError>([&] { PatchBank::load(dir / "x.nicbank"); }),
+              (dir / "x.nicbank").string() + ": not a patch bank (bad signature)");
     EXPECT_THROW(PatchBank::load(dir / "missing.nicbank"), IoError);
 }
 

@@ -309,8 +309,6 @@ TEST_F(Dialogs, TrainSlideModelValidatesEveryInput) {
     bad.head = "flatten";
     d.setOptions(bad);
     EXPECT_EQ(headBox->currentText(), QStringLiteral("flatten + dense (paper, R × R input)"));
-    if (const char* out = std::getenv("NIC_SCREENSHOT_DIR"))
-        d.grab().save(QString::fromUtf8(out) + QStringLiteral("/train-slide-model-dialog.png"));
 }
 
 TEST_F(Dialogs, GradCamValidatesEveryInput) {

@@ -458,36 +458,3 @@ TEST_F(ExportViewCli, WorksWithoutADisplayOnTheOffscreenPlatform) {
     ASSERT_EQ(img.size(), QSize(1024, 768));
     expectHalfOpaqueGradCamOverTheSlide(img);
 }
-
-// Writes docs/viewer-figure.png through `nic-studio --export-view` (a real slide, a smooth Grad-CAM-format
-// heatmap and annotations beside it) when NIC_SCREENSHOT_DIR is set.
-TEST_F(ExportViewCli, DocsFigure) {
-    const char* outDir = std::getenv("NIC_SCREENSHOT_DIR");
-    if (!outDir)
-        GTEST_SKIP() << "set NIC_SCREENSHOT_DIR to write the exported figure";
-    NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
-    const auto real = dir / "CMU-1-Small-Region.svs";
-    std::filesystem::create_symlink(nic::test::sharedDataDir() / "slides/CMU-1-Small-Region.svs", real);
-    const AnnotationSet set = nic::test::screenshotAnnotations();
-    set.save(dir / "CMU-1-Small-Region.xml");
-    HeatmapData d;
-    d.cellSize = 32;
-    d.cols = static_cast<int>(std::ceil(2220 / 32.0));
-    d.rows = static_cast<int>(std::ceil(2967 / 32.0));
-    d.level0Width = 2220;
-    d.level0Height = 2967;
-    for (int r = 0; r < d.rows; ++r)
-        for (int c = 0; c < d.cols; ++c) {
-            const double dx = (c * 32 - 1150) / 500.0, dy = (r * 32 - 1500) / 600.0;
-            const auto heat = static_cast<float>(std::exp(-(dx * dx + dy * dy) * 1.5));
-            d.heat.push_back(heat);
-            d.tissue.push_back(heat > 0.1F ? 1.0F : 0.0F); // cells without tissue are not drawn
-        }
-    d.slideFile = "CMU-1-Small-Region.svs";
-    writeHeatmapFile(dir / "CMU-1-Small-Region_heatmap.h5", d);
-    const auto out = std::filesystem::path(outDir) / "viewer-figure.png";
-    std::string err;
-    ASSERT_EQ(run("'" + real.string() + "' --region 300,500,1800,1700 --width 900 --export-view '" + out.string() + "'", nullptr, &err), 0)
-        << err;
-    EXPECT_EQ(QImage(QString::fromStdString(out.string())).size(), QSize(900, 850));
-}

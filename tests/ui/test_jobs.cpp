@@ -5,6 +5,7 @@
 
 #include "core/base/atomicfile.h"
 #include "core/base/error.h"
+#include "demoscenes.h"
 #include "testsupport.h"
 
 #include <QApplication>
@@ -258,29 +259,11 @@ TEST(JobsPanel, ShowsJobsAndOpensResults) {
     panel.resize(900, 520);
     panel.show();
     QSignalSpy open(&panel, &JobsPanel::openResultRequested);
-    const JobId done = runner.enqueue({"Compress 3 slides", [](JobContext& ctx) {
-                                           ctx.log("slide_001.tif: written (41 × 37 cells, 1 212 patches/s)");
-                                           ctx.progress(3, 3, "slide 3/3");
-                                       },
-                                       {"/results/grids/slide_001.h5", "/results/grids/slide_002.h5"}});
-    const JobId failed =
-        runner.enqueue({"Train encoder (bigan)", [](JobContext&) { throw IoError("cannot read /data/patches.h5: file is truncated"); }, {}});
-    ASSERT_TRUE(waitUntil([&] { return isFinished(runner.info(failed).state); }));
-    auto release = std::make_shared<std::atomic<bool>>(false);
-    const JobId running = runner.enqueue({"Train slide model (4 folds)", [release](JobContext& ctx) {
-                                              ctx.log("cohort: 48 slides (24 positive), 4 folds, R = 96");
-                                              ctx.log("round 1/4, epoch 1/5: loss 0.693, val loss 0.701, val AUC 0.612, lr 0.01");
-                                              ctx.log("round 1/4, epoch 2/5: loss 0.597, val loss 0.655, val AUC 0.684, lr 0.01");
-                                              sleepMs(1200); // an ETA in seconds rather than "< 1 s"
-                                              ctx.progress(42, 100, "round 1/4, epoch 3/5");
-                                              while (!*release) {
-                                                  ctx.throwIfCancelled();
-                                                  sleepMs(2);
-                                              }
-                                          },
-                                          {"/results/cv"}});
-    const JobId queued = runner.enqueue({"Grad-CAM (12 slides)", [](JobContext&) {}, {}});
-    ASSERT_TRUE(waitUntil([&] { return runner.info(running).percent == 42; }));
+    // The scene of docs/jobs-panel.png (tests/ui/demoscenes.h).
+    const test::DemoJobs jobs =
+        test::enqueueDemoJobs(runner, [](const std::function<bool()>& f) { return waitUntil(f); });
+    ASSERT_TRUE(jobs.ready);
+    const JobId done = jobs.done, failed = jobs.failed, running = jobs.running, queued = jobs.queued;
     QTest::qWait(30);
 
     QTreeWidget* list = panel.jobList();
@@ -303,9 +286,6 @@ TEST(JobsPanel, ShowsJobsAndOpensResults) {
 
     const QImage shot = panel.grab().toImage();
     ASSERT_FALSE(shot.isNull());
-    if (const char* dir = std::getenv("NIC_SCREENSHOT_DIR")) {
-        EXPECT_TRUE(shot.save(QString::fromUtf8(dir) + "/jobs-panel.png"));
-    }
 
     panel.selectJob(failed);
     EXPECT_FALSE(panel.cancelButton()->isEnabled());

@@ -154,10 +154,6 @@ TEST_F(HeatmapViewTest, SmoothInterpolatesBetweenCellCentresAndCellsAreFlat) {
     };
     EXPECT_EQ(distinct(cells), 5); // columns 1 (part), 2, 3, 4 and 5 (part)
     EXPECT_GT(distinct(smooth), 20);
-    if (const char* shots = std::getenv("NIC_SCREENSHOT_DIR")) {
-        cells.save(QString::fromUtf8(shots) + QStringLiteral("/heatmap_cells.png"));
-        smooth.save(QString::fromUtf8(shots) + QStringLiteral("/heatmap_smooth.png"));
-    }
 }
 
 TEST_F(HeatmapViewTest, ContourIsDrawnWhereTheHeatmapCrossesTheThreshold) {
@@ -195,10 +191,6 @@ TEST_F(HeatmapViewTest, ContourIsDrawnWhereTheHeatmapCrossesTheThreshold) {
     const auto& seg = view->contourSegments();
     ASSERT_FALSE(seg.empty());
     EXPECT_NEAR(seg[0], (5.5 + 0.25) * 256, 1e-2);
-    if (const char* shots = std::getenv("NIC_SCREENSHOT_DIR")) {
-        img.save(QString::fromUtf8(shots) + QStringLiteral("/heatmap_contour.png"));
-        both.save(QString::fromUtf8(shots) + QStringLiteral("/heatmap_contour_smooth.png"));
-    }
 }
 
 namespace {
@@ -286,8 +278,6 @@ TEST(PathologistView, InfoPanelShowsPredictionModelAndAgreementOfNicEvalHeatmap)
         for (int x = 8; x < 8 + fm.horizontalAdvance(expected[2]); ++x)
             light += qGray(img.pixel(x, y)) > 200 ? 1 : 0;
     EXPECT_GT(light, 100) << "no text in the info box";
-    if (const char* shots = std::getenv("NIC_SCREENSHOT_DIR"))
-        img.save(QString::fromUtf8(shots) + QStringLiteral("/info_panel.png"));
 
     // Without annotations the agreement line goes; prediction and model stay.
     tab->setAnnotations(nullptr);
@@ -334,14 +324,12 @@ TEST(PathologistView, FocusModeGivesTheSlideNinetyPercentOfTheWindow) {
     EXPECT_FALSE(tab->isSidePanelVisible());
     for (auto* bar : w.findChildren<QToolBar*>())
         EXPECT_FALSE(bar->isVisible());
-    // Screenshot: where the cohort dock was, the window now shows the view's own pixels.
+    // Where the cohort dock was, the window now shows the view's own pixels.
     const QImage win = w.grab().toImage();
     const QImage viewImg = tab->view()->grabFramebuffer();
     const QPoint inView = tab->view()->mapFrom(&w, inCohort);
     ASSERT_TRUE(viewImg.rect().contains(inView));
     EXPECT_EQ(win.pixelColor(inCohort).rgb(), viewImg.pixelColor(inView).rgb());
-    if (const char* shots = std::getenv("NIC_SCREENSHOT_DIR"))
-        win.save(QString::fromUtf8(shots) + QStringLiteral("/focus_mode.png"));
 
     // The same key brings everything back.
     QTest::keyClick(tab->view(), Qt::Key_F11);

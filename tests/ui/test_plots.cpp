@@ -2,6 +2,7 @@
 #include "ui/plots.h"
 
 #include "core/slidelearning/metrics.h"
+#include "demoscenes.h"
 #include "testsupport.h"
 
 #include <QFile>
@@ -84,14 +85,6 @@ void expectValidFigureExports(PlotWidget& plot, const test::TempDir& dir, const 
     EXPECT_GE(files, 3);
 }
 
-void saveScreenshot(QWidget& w, const QString& name) {
-    const QImage shot = w.grab().toImage();
-    ASSERT_FALSE(shot.isNull());
-    if (const char* dir = std::getenv("NIC_SCREENSHOT_DIR")) {
-        EXPECT_TRUE(shot.save(QString::fromUtf8(dir) + "/" + name));
-    }
-}
-
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 } // namespace
@@ -103,18 +96,8 @@ TEST(TrainingCurvesPlot, AppendsEpochsLiveAndExports) {
     plot.show();
     ASSERT_TRUE(QTest::qWaitForWindowExposed(&plot));
     EXPECT_EQ(plot.csv(), "epoch,train_loss,validation_loss,validation_metric,learning_rate\n");
-    double lr = 1e-2;
-    for (int e = 1; e <= 24; ++e) {
-        if (e == 11 || e == 19)
-            lr /= 10.0; // plateau → lr / 10
-        const double train = 0.69 * std::exp(-e / 7.0) + 0.08 + 0.01 * std::sin(e);
-        const double val = 0.69 * std::exp(-e / 9.0) + 0.16 + 0.02 * std::cos(1.7 * e);
-        const double auc = 0.96 - 0.42 * std::exp(-e / 5.0) + 0.01 * std::sin(2.3 * e);
-        plot.appendEpoch(e, train, val, auc, lr);
-    }
-    plot.setMetricName("validation AUC");
+    test::appendDemoEpochs(plot); // the curves of docs/training-plot.png
     EXPECT_EQ(plot.epochCount(), 24);
-    saveScreenshot(plot, "training-plot.png");
     expectValidFigureExports(plot, dir, "curves");
 
     plot.clear();
@@ -152,8 +135,6 @@ TEST(RocPlot, LegendCarriesTheAucOfEachFold) {
     EXPECT_EQ(plot.legendLabels(),
               (QStringList{"fold 1 (AUC 0.875)", QString("fold 2 (AUC %1)").arg(roc.auc, 0, 'f', 3), "fold 3 (AUC n/a)"}));
     expectValidFigureExports(plot, dir, "roc");
-    plot.resize(700, 520);
-    saveScreenshot(plot, "plot-roc.png");
     QString error;
     ASSERT_TRUE(plot.exportTo(qpath(dir / "roc.CSV"), &error)) << error.toStdString();
     const QStringList lines = QString::fromUtf8(readAll(qpath(dir / "roc.CSV"))).split('\n', Qt::SkipEmptyParts);
@@ -190,8 +171,8 @@ TEST(ScatterPlot, TitleGivesSpearman) {
     }
     plot.setData(QVector<double>(truth.begin(), truth.end()), QVector<double>(predicted.begin(), predicted.end()));
     plot.setAxisLabels("true proliferation score", "predicted");
-    plot.resize(640, 520);
-    saveScreenshot(plot, "plot-scatter.png");
+    EXPECT_EQ(plot.pointCount(), 60);
+    EXPECT_EQ(plot.title(), QString("Predicted vs true — Spearman ρ = %1 (n = 60)").arg(plot.spearman(), 0, 'f', 3));
 }
 
 TEST(EncoderComparisonChart, PlotsGroupedBarsPerClass) {
@@ -202,8 +183,6 @@ TEST(EncoderComparisonChart, PlotsGroupedBarsPerClass) {
     EXPECT_EQ(chart.encoderCount(), 3);
     EXPECT_EQ(chart.classes(), (QStringList{"tumor", "stroma", "fat, other"}));
     expectValidFigureExports(chart, dir, "bars");
-    chart.resize(760, 480);
-    saveScreenshot(chart, "plot-encoders.png");
     EXPECT_EQ(chart.csv(), "encoder,tumor,stroma,\"fat, other\"\n"
                            "VAE,0.81,0.77,0.9\n"
                            "Contrastive,0.88,0.83,0.93\n"

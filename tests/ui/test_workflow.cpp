@@ -354,14 +354,6 @@ TEST(Workflow, SlideModelTrainingUpdatesTheLiveCurves) {
     EXPECT_TRUE(fs::is_regular_file(dir / "run" / "predictions.csv"));
     EXPECT_EQ(readSlideModelMeta(dir / "run" / "fold0" / "model.pt").config.pooling, GlobalPooling::Flatten);
     EXPECT_TRUE(wf->openResult(q(dir / "run")));
-    if (const char* out = std::getenv("NIC_SCREENSHOT_DIR")) {
-        w.resize(1280, 800);
-        QTest::qWait(200);
-        w.grab().save(QString::fromUtf8(out) + QStringLiteral("/workflow-window.png"));
-        for (QWidget* top : QApplication::topLevelWidgets())
-            if (top->isVisible() && top->windowTitle().startsWith(QStringLiteral("Slide model:")))
-                top->grab().save(QString::fromUtf8(out) + QStringLiteral("/run-plots.png"));
-    }
 
     // Grad-CAM of slide s0 by two of the fold models, then both heatmaps side by side (Fig. 5).
     QStringList heatmaps;

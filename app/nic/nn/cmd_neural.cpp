@@ -35,8 +35,12 @@ PatchBank loadBank(const std::string& bank, const std::string& images, int patch
                    const char* what) {
     if (!bank.empty() && !images.empty())
         throw InvalidArgument(std::string("give either a bank or an image folder for the ") + what + ", not both");
-    if (!bank.empty())
-        return PatchBank::load(bank);
+    if (!bank.empty()) {
+        PatchBank b = PatchBank::load(bank);
+        if (b.empty()) // not "needs --bank": the option was given, the file is what is wrong
+            throw FormatError(bank + ": the patch bank holds no patches");
+        return b;
+    }
     if (!images.empty())
         return patchBankFromFolder(images, patchSize, ctx);
     return PatchBank();

@@ -167,7 +167,7 @@ EncoderInfo makeInfo(const EncoderMeta& m, const std::string& hash, const std::s
 std::string readMetaJson(torch::serialize::InputArchive& ar, const std::string& source) {
     c10::IValue iv;
     if (!ar.try_read("meta/json", iv) || !iv.isString())
-        throw Error(source + ": not a NIC encoder file (no meta/json record)");
+        throw FormatError(source + ": not a NIC encoder file (no meta/json record)");
     return iv.toStringRef();
 }
 
@@ -178,7 +178,7 @@ void loadArchive(torch::serialize::InputArchive& ar, const std::filesystem::path
     try {
         ar.load_from(path.string());
     } catch (const c10::Error& e) {
-        throw IoError(path.string() + ": cannot read encoder file: " + torchMessage(e));
+        throw FormatError(path.string() + ": cannot read encoder file: " + torchMessage(e));
     }
 }
 
@@ -284,7 +284,12 @@ std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& 
     torch::serialize::InputArchive ar;
     loadArchive(ar, path);
     const EncoderMeta meta = encoderMetaFromJson(readMetaJson(ar, source), source);
-    auto module = buildEncoderModule(meta);
+    torch::nn::AnyModule module;
+    try {
+        module = buildEncoderModule(meta);
+    } catch (const InvalidArgument& e) { // an architecture the metadata describes but no encoder has
+        throw FormatError(source + ": " + e.what());
+    }
     auto& mod = *module.ptr();
     // torch::load replaces tensors whatever their shape, so remember what the architecture expects.
     std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
@@ -295,17 +300,17 @@ std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& 
     try {
         torch::serialize::InputArchive enc;
         if (!ar.try_read("encoder", enc))
-            throw Error(source + ": encoder file has no weights (no 'encoder' record)");
+            throw FormatError(source + ": encoder file has no weights (no 'encoder' record)");
         mod.load(enc);
     } catch (const c10::Error& e) {
-        throw Error(source + ": weights do not match the architecture in the metadata: " + torchMessage(e));
+        throw FormatError(source + ": weights do not match the architecture in the metadata: " + torchMessage(e));
     }
     std::size_t i = 0;
     auto check = [&](const std::string& name, const torch::Tensor& t) {
         const auto& want = expected.at(i++);
         if (want.first != name || want.second != t.sizes().vec())
-            throw Error(source + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) +
-                        " but the architecture in the metadata needs " + c10::str(c10::IntArrayRef(want.second)));
+            throw FormatError(source + ": tensor '" + name + "' has shape " + c10::str(t.sizes()) +
+                              " but the architecture in the metadata needs " + c10::str(c10::IntArrayRef(want.second)));
     };
     for (const auto& p : mod.named_parameters(true))
         check(p.key(), p.value());
@@ -315,8 +320,8 @@ std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& 
     const std::string hash = contentHash(metaJson, mod);
     c10::IValue stored;
     if (ar.try_read("meta/hash", stored) && stored.isString() && stored.toStringRef() != hash)
-        throw Error(source + ": content hash mismatch (file says " + stored.toStringRef() + ", weights give " + hash +
-                    "); the file is damaged");
+        throw FormatError(source + ": content hash mismatch (file says " + stored.toStringRef() + ", weights give " +
+                          hash + "); the file is damaged");
     return std::make_unique<TorchPatchEncoder>(meta, std::move(module), device, hash, source, optimise);
 }
 

@@ -47,7 +47,8 @@ std::string configureCompute(const ComputeOptions& options);
 int computeThreads();
 
 /// Returns an encoder by built-in name ("mean-rgb", P = 128, or "mean-rgb:P") or by encoder file. Throws IoError when
-/// the file is missing or unreadable, Error when its architecture and weights disagree.
+/// the file is missing, FormatError naming the file when it is not a readable encoder file or its
+/// architecture, weights and hash disagree.
 /// The returned object is used by one thread at a time (see PatchEncoder).
 std::unique_ptr<PatchEncoder> loadEncoder(const std::string& nameOrPath, const ComputeOptions& options = {});
 
@@ -67,7 +68,8 @@ EncoderInfo saveEncoder(PatchEncoder& encoder, const std::filesystem::path& path
 /// and model_weights, rebuilds the layer chain (conv, LeakyReLU, BN, flatten, dense, global average
 /// pooling; 'valid' and TF 'same' padding) and saves it as an encoder file at `out`. The authors feed
 /// 128×128 patches at 0.5 µm/px, average-pooled 2×2 when the model's input is 64×64; the import adds
-/// that pooling. Throws Error naming the file and the unsupported or inconsistent item.
+/// that pooling. Throws IoError when `h5` is missing, FormatError naming the file and the unsupported or
+/// inconsistent item.
 EncoderInfo importKerasEncoder(const std::filesystem::path& h5, const std::filesystem::path& out);
 
 } // namespace nic

@@ -20,7 +20,7 @@ torch::Tensor readFloatDataset(const Hdf5File& file, const std::string& path, co
     for (auto d : ds.shape())
         values *= static_cast<long double>(d);
     if (ds.shape().size() > 4 || values > static_cast<long double>(modellimits::kMaxLayerWeights))
-        throw Error(source + ": weight " + path + " is larger than any supported layer's");
+        throw FormatError(source + ": weight " + path + " is larger than any supported layer's");
     auto t = torch::empty(ds.shape(), torch::kFloat);
     ds.read(std::vector<std::int64_t>(ds.shape().size(), 0), ds.shape(), H5Type::Float32, t.data_ptr<float>());
     return t;
@@ -33,7 +33,11 @@ EncoderInfo importKerasEncoder(const std::filesystem::path& h5, const std::files
     std::error_code ec;
     if (!std::filesystem::is_regular_file(h5, ec))
         throw IoError(source + ": no such file");
+    if (!Hdf5File::isHdf5(h5))
+        throw FormatError(source + ": not an HDF5 file (expected a Keras 2 model saved as .h5)");
     const Hdf5File file(h5, Hdf5File::Mode::ReadOnly);
+    if (!file.hasAttribute("model_config"))
+        throw FormatError(source + ": not a Keras 2 model file (no model_config attribute)");
     // The configuration (layers, channels, sizes, weight groups) is parsed and range-checked torch-free.
     const KerasModelConfig model = parseKerasModelConfig(file.stringAttribute("model_config"), source);
     const std::string kerasVersion = file.hasAttribute("keras_version") ? file.stringAttribute("keras_version") : "unknown";
@@ -43,7 +47,7 @@ EncoderInfo importKerasEncoder(const std::filesystem::path& h5, const std::files
     auto weight = [&](const std::string& group, const std::string& layer, const std::string& var) {
         const std::string path = "/model_weights/" + group + "/" + layer + "/" + var + ":0";
         if (!file.exists(path))
-            throw Error(source + ": layer '" + layer + "' has no weight '" + var + "' (expected " + path + ")");
+            throw FormatError(source + ": layer '" + layer + "' has no weight '" + var + "' (expected " + path + ")");
         return readFloatDataset(file, path, source);
     };
 
@@ -61,7 +65,7 @@ EncoderInfo importKerasEncoder(const std::filesystem::path& h5, const std::files
         if (l.type == KerasLayer::Type::Conv2d) {
             auto kernel = weight(group, l.name, "kernel"); // [kh, kw, in, out]
             if (kernel.dim() != 4 || kernel.size(2) != channels || kernel.size(3) != l.outChannels)
-                throw Error(source + ": layer '" + l.name + "': kernel shape does not match the config");
+                throw FormatError(source + ": layer '" + l.name + "': kernel shape does not match the config");
             std::vector<torch::Tensor> ws{kernel.permute({3, 2, 0, 1}).contiguous()};
             if (l.bias)
                 ws.push_back(weight(group, l.name, "bias"));
@@ -75,8 +79,8 @@ EncoderInfo importKerasEncoder(const std::filesystem::path& h5, const std::files
         } else if (l.type == KerasLayer::Type::Dense) {
             auto kernel = weight(group, l.name, "kernel"); // [in, out]
             if (kernel.dim() != 2 || kernel.size(0) != channels || kernel.size(1) != l.outChannels)
-                throw Error(source + ": layer '" + l.name + "': kernel shape " + c10::str(kernel.sizes()) +
-                            " does not match its input of " + std::to_string(channels) + " features");
+                throw FormatError(source + ": layer '" + l.name + "': kernel shape " + c10::str(kernel.sizes()) +
+                                  " does not match its input of " + std::to_string(channels) + " features");
             std::vector<torch::Tensor> ws{kernel.t().contiguous()};
             if (l.bias)
                 ws.push_back(weight(group, l.name, "bias"));
@@ -105,11 +109,12 @@ EncoderInfo importKerasEncoder(const std::filesystem::path& h5, const std::files
                 targets = {bn->weight, bn->bias, bn->running_mean, bn->running_var};
             }
             if (targets.size() != ws.size())
-                throw Error(source + ": layer '" + layers[index].name + "': unexpected number of weights");
+                throw FormatError(source + ": layer '" + layers[index].name + "': unexpected number of weights");
             for (std::size_t i = 0; i < ws.size(); ++i) {
                 if (targets[i].sizes() != ws[i].sizes())
-                    throw Error(source + ": layer '" + layers[index].name + "': weight shape " +
-                                c10::str(ws[i].sizes()) + " where " + c10::str(targets[i].sizes()) + " is needed");
+                    throw FormatError(source + ": layer '" + layers[index].name + "': weight shape " +
+                                      c10::str(ws[i].sizes()) + " where " + c10::str(targets[i].sizes()) +
+                                      " is needed");
                 targets[i].copy_(ws[i]);
             }
         }

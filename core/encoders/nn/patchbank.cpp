@@ -26,6 +26,7 @@ namespace nic {
 
 namespace {
 constexpr char kMagic[8] = {'N', 'I', 'C', 'B', 'A', 'N', 'K', '1'};
+constexpr int kMaxBankPatchSize = 4096; // far above the paper's 128; keeps patchBytes() in range
 }
 
 PatchBank::PatchBank(int patchSize) : patchSize_(patchSize) {
@@ -235,14 +236,16 @@ PatchBank PatchBank::load(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw IoError(path.string() + ": cannot open patch bank (missing or unreadable)");
+    std::error_code ec;
+    const std::uintmax_t fileSize = std::filesystem::file_size(path, ec);
     char magic[8] = {};
     in.read(magic, sizeof magic);
     if (!in || std::memcmp(magic, kMagic, sizeof kMagic) != 0)
-        throw Error(path.string() + ": not a patch bank (bad signature)");
+        throw FormatError(path.string() + ": not a patch bank (bad signature)");
     std::uint64_t len = 0;
     in.read(reinterpret_cast<char*>(&len), sizeof len);
     if (!in || len > (1U << 26))
-        throw Error(path.string() + ": patch bank header is damaged");
+        throw FormatError(path.string() + ": patch bank header is damaged");
     std::string header(len, '\0');
     in.read(header.data(), static_cast<std::streamsize>(len));
     PatchBank bank;
@@ -254,10 +257,14 @@ PatchBank PatchBank::load(const std::filesystem::path& path) {
         bank.classNames_ = h.at("class_names").get<std::vector<std::string>>();
         bank.sourceNames_ = h.at("sources").get<std::vector<std::string>>();
     } catch (const nlohmann::json::exception& e) {
-        throw Error(path.string() + ": patch bank header is damaged: " + e.what());
+        throw FormatError(path.string() + ": patch bank header is damaged: " + e.what());
     }
-    if (bank.patchSize_ <= 0)
-        throw Error(path.string() + ": patch bank header is damaged: bad patch size");
+    if (bank.patchSize_ <= 0 || bank.patchSize_ > kMaxBankPatchSize)
+        throw FormatError(path.string() + ": patch bank header is damaged: bad patch size");
+    // A count the file cannot hold is refused before anything is allocated for it.
+    const std::uintmax_t perPatch = 4 * sizeof(std::int32_t) + bank.patchBytes();
+    if (!ec && count > (fileSize - std::min<std::uintmax_t>(fileSize, 16 + len)) / perPatch)
+        throw FormatError(path.string() + ": patch bank is truncated");
     for (auto* v : {&bank.labels_, &bank.sources_, &bank.cols_, &bank.rows_}) {
         v->resize(count);
         in.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(count * sizeof(std::int32_t)));
@@ -265,7 +272,7 @@ PatchBank PatchBank::load(const std::filesystem::path& path) {
     bank.pixels_.resize(count * bank.patchBytes());
     in.read(reinterpret_cast<char*>(bank.pixels_.data()), static_cast<std::streamsize>(bank.pixels_.size()));
     if (!in)
-        throw IoError(path.string() + ": patch bank is truncated");
+        throw FormatError(path.string() + ": patch bank is truncated");
     return bank;
 }
 

@@ -75,7 +75,8 @@ public:
 
     /// Writes the bank atomically. Throws IoError.
     void save(const std::filesystem::path& path) const;
-    /// Reads a bank written by save(). Throws IoError (missing/truncated) or Error (not a bank).
+    /// Reads a bank written by save(). Throws IoError (missing, unreadable) or FormatError naming the file
+    /// (not a bank, damaged header, truncated).
     static PatchBank load(const std::filesystem::path& path);
 
 private:
@@ -89,7 +90,7 @@ private:
 /// Builds a bank from a folder of PNG/JPEG images and its labels.csv ("file,label" with a header;
 /// file relative to the folder; label a class name or number; classes are numbered in sorted order
 /// of their names, numerically when all are integers). Images that are not P×P are resized (area
-/// average when shrinking). Throws IoError / InvalidArgument naming the file and line.
+/// average when shrinking). Throws IoError / FormatError naming the file and line.
 PatchBank patchBankFromFolder(const std::filesystem::path& folder, int patchSize, JobContext& ctx = JobContext::none(),
                               const std::filesystem::path& labelsCsv = {});
 

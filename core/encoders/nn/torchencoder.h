@@ -66,7 +66,7 @@ private:
 /// `module` must have the architecture buildEncoderModule(meta) builds. Returns the file's description.
 EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module);
 
-/// Reads an encoder file (metadata check, shape check, hash check). Throws IoError / Error.
+/// Reads an encoder file (metadata check, shape check, hash check). Throws IoError (missing) / FormatError.
 /// `optimise`: see TorchPatchEncoder.
 std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& path, torch::Device device,
                                                    bool optimise = true);

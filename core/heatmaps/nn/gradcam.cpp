@@ -109,8 +109,8 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     auto model = loadSlideModel(modelPath, options.device);
     const auto& cfg = model.meta.config;
     if (grid.channels != cfg.inputChannels)
-        throw InvalidArgument(modelPath.string() + " expects grids with " + std::to_string(cfg.inputChannels) +
-                              " channels, this one has " + std::to_string(grid.channels));
+        throw FormatError(modelPath.string() + " expects grids with " + std::to_string(cfg.inputChannels) +
+                          " channels, this one has " + std::to_string(grid.channels));
     if (options.layer < 0 || options.layer > cfg.layers)
         throw InvalidArgument("Grad-CAM layer " + std::to_string(options.layer) + " is outside [0, " +
                               std::to_string(cfg.layers) + "]");

@@ -138,7 +138,11 @@ LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::st
     LoadedSlideModel m;
     m.meta = readSlideModelMeta(path);
     m.device = torch::Device(configureCompute(ComputeOptions{device, 0}));
-    m.net = SlideCnn(m.meta.config);
+    try {
+        m.net = SlideCnn(m.meta.config);
+    } catch (const InvalidArgument& e) { // the stored architecture is not one a slide CNN can have
+        throw FormatError(path.string() + ": " + e.what());
+    }
     std::map<std::string, std::vector<std::int64_t>> expected;
     for (const auto& p : m.net->named_parameters())
         expected[p.key()] = p.value().sizes().vec();
@@ -149,13 +153,13 @@ LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::st
         ar.load_from(path.string());
         m.net->load(ar);
     } catch (const c10::Error& e) {
-        throw Error(path.string() + ": cannot load slide model: " + e.what_without_backtrace());
+        throw FormatError(path.string() + ": cannot load slide model: " + e.what_without_backtrace());
     }
     auto check = [&](const std::string& name, const torch::Tensor& t) {
         const auto it = expected.find(name);
         if (it == expected.end() || it->second != t.sizes().vec())
-            throw Error(path.string() + ": slide model tensor '" + name + "' has shape " + c10::str(t.sizes()) +
-                        ", which does not match the stored architecture");
+            throw FormatError(path.string() + ": slide model tensor '" + name + "' has shape " + c10::str(t.sizes()) +
+                              ", which does not match the stored architecture");
     };
     for (const auto& p : m.net->named_parameters())
         check(p.key(), p.value());

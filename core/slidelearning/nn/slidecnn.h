@@ -69,7 +69,7 @@ struct LoadedSlideModel {
 };
 /// Loads a model saved by saveSlideModel: builds the network from the stored architecture, loads the
 /// weights and checks every parameter and buffer shape against it (torch::load does not). Throws
-/// IoError (missing/unreadable file) or Error (not a slide model, shape mismatch) naming the file.
+/// IoError (missing file) or FormatError (not a slide model, damaged, shape mismatch) naming the file.
 LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::string& device = "auto");
 
 /// Crops of one slide for inference: T centres spread over the tissue × every stored variant, as a

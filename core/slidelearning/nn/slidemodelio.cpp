@@ -86,9 +86,9 @@ SlideModelMeta SlideModelMeta::fromJson(const std::string& text) {
     try {
         const auto j = nlohmann::json::parse(text);
         if (j.value("format", std::string()) != "nic-slide-model")
-            throw Error("not a NIC slide model (format is not nic-slide-model)");
+            throw FormatError("not a NIC slide model (format is not nic-slide-model)");
         if (j.at("format_version").get<int>() != 1)
-            throw Error("unsupported slide model format version " + j.at("format_version").dump());
+            throw FormatError("unsupported slide model format version " + j.at("format_version").dump());
         const auto& a = j.at("architecture");
         m.config.inputChannels = a.at("input_channels").get<int>();
         m.config.filters = a.at("filters").get<int>();
@@ -107,9 +107,9 @@ SlideModelMeta SlideModelMeta::fromJson(const std::string& text) {
         // Models from before the flatten head have no input_size (their pooling heads take any size).
         m.config.inputSize = a.value("input_size", 0);
         if (m.config.pooling == GlobalPooling::Flatten && m.config.inputSize != m.cropSize)
-            throw Error("the flatten head is built for " + std::to_string(m.config.inputSize) + "x" +
-                        std::to_string(m.config.inputSize) + " crops but the model's crop size is " +
-                        std::to_string(m.cropSize));
+            throw FormatError("the flatten head is built for " + std::to_string(m.config.inputSize) + "x" +
+                              std::to_string(m.config.inputSize) + " crops but the model's crop size is " +
+                              std::to_string(m.cropSize));
         m.encoderName = j.value("encoder_name", std::string());
         m.encoderHash = j.value("encoder_hash", std::string());
         m.round = j.value("round", -1);
@@ -117,25 +117,28 @@ SlideModelMeta SlideModelMeta::fromJson(const std::string& text) {
         m.validationSlides = j.value("validation_slides", std::vector<std::string>{});
         m.seed = j.value("seed", std::uint64_t{0});
     } catch (const nlohmann::json::exception& e) {
-        throw Error(std::string("malformed slide model description: ") + e.what());
+        throw FormatError(std::string("malformed slide model description: ") + e.what());
     }
     return m;
 }
 
 SlideModelMeta readSlideModelMeta(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        throw IoError(path.string() + ": no such slide model file");
     torch::serialize::InputArchive ar;
     try {
         ar.load_from(path.string());
     } catch (const c10::Error& e) {
-        throw IoError(path.string() + ": cannot read slide model: " + e.what_without_backtrace());
+        throw FormatError(path.string() + ": cannot read slide model: " + e.what_without_backtrace());
     }
     c10::IValue iv;
     if (!ar.try_read("meta/json", iv) || !iv.isString())
         throw FormatError(path.string() + ": not a NIC slide model (no meta/json record)");
     try {
         return SlideModelMeta::fromJson(iv.toStringRef());
-    } catch (const Error& e) {
-        throw Error(path.string() + ": " + e.what());
+    } catch (const Error& e) { // InvalidArgument from parseSlideTask/parseGlobalPooling too: a bad field
+        throw FormatError(path.string() + ": " + e.what());
     }
 }
 

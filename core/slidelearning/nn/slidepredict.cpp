@@ -22,9 +22,9 @@ std::vector<double> predictWith(LoadedSlideModel& model, const std::filesystem::
                                 SlideGridSource& source, const std::vector<std::size_t>& slides, JobContext& job,
                                 std::int64_t done, std::int64_t total) {
     if (model.meta.config.inputChannels != source.channels())
-        throw InvalidArgument(modelPath.string() + " expects grids with " +
-                              std::to_string(model.meta.config.inputChannels) + " channels, the slides have " +
-                              std::to_string(source.channels()));
+        throw FormatError(modelPath.string() + " expects grids with " +
+                          std::to_string(model.meta.config.inputChannels) + " channels, the slides have " +
+                          std::to_string(source.channels()));
     std::vector<double> out;
     for (std::size_t j = 0; j < slides.size(); ++j) {
         job.throwIfCancelled();

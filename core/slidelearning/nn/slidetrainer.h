@@ -97,7 +97,7 @@ struct SlideModelMeta {
     std::vector<std::string> validationSlides;
     std::uint64_t seed = 0;
     std::string toJson() const;
-    /// Throws Error naming the problem when the JSON is not a slide-model description.
+    /// Throws FormatError naming the problem when the JSON is not a slide-model description.
     static SlideModelMeta fromJson(const std::string& json);
 };
 
@@ -265,7 +265,7 @@ CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<d
                                     const std::vector<int>& foldColumn, const SlideTrainOptions& options,
                                     const std::filesystem::path& outDir, JobContext& job = JobContext::none());
 
-/// Reads the metadata of a slide-model file (no weights built). Throws IoError/Error naming the file.
+/// Reads the metadata of a slide-model file (no weights built). Throws IoError (missing) / FormatError naming the file.
 SlideModelMeta readSlideModelMeta(const std::filesystem::path& path);
 
 /// Predicts slides with a saved model (TTA as in training's inference). Returns one value per slide:
