@@ -93,6 +93,9 @@ QUALIFIERS = re.compile(r"^(?:\s|const\b|volatile\b|override\b|final\b|mutable\b
                         r"(?::.*)?$", re.S)
 
 
+INIT_LIST = re.compile(r"^\s*(?:noexcept\b\s*)?:(?!:)")
+
+
 def matching_paren(s, start):
     depth = 0
     for k in range(start, len(s)):
@@ -106,7 +109,8 @@ def matching_paren(s, start):
 
 
 def function_name(head):
-    """The name of the function whose signature (up to the body's brace) is `head`, or None."""
+    """The name of the function whose signature (up to the body's brace) is `head` and the text after its
+    parameter list, or None."""
     head = re.sub(r"^(?:(?:public|private|protected|Q_SLOTS|Q_SIGNALS|signals|slots)\s*)+:(?!:)", "", head.strip())
     head = head.strip()
     if not head or CONTAINER.match(head) or ENUM.match(head):
@@ -127,7 +131,7 @@ def function_name(head):
         if name in ("if", "for", "while", "switch", "catch", "return", "sizeof"):
             return None
         if QUALIFIERS.match(head[close + 1:]):
-            return name
+            return name, head[close + 1:]
         pos = close + 1  # e.g. decltype(...) or a macro before the name
 
 
@@ -162,8 +166,13 @@ def scan(text):
             elif c == "{":
                 head = text[seg_start:i]
                 close = skip_block(i)
-                name = function_name(head)
+                found = function_name(head)
+                name = found[0] if found else None
                 stripped = head.strip()
+                if name and INIT_LIST.match(found[1]) and re.search(r"[\w>]\s*$", head):
+                    # A member's braced initialiser in a constructor's initialiser list (`: a_{x} {`), not the body.
+                    i = close + 1
+                    continue
                 if name:
                     first = seg_start + (len(head) - len(head.lstrip()))
                     label = re.match(r"^((?:(?:public|private|protected|Q_SLOTS|Q_SIGNALS)\s*)+:(?!:)\s*)", head[first - seg_start:])
