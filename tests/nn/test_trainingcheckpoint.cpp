@@ -61,12 +61,12 @@ TEST(TrainingCheckpoint, StoresNetworksOptimisersBytesGeneratorsAndStateExactly)
     train(net, opt, 3);
     const std::string bytes("best\0model\xff", 11);
 
-    TrainingCheckpoint out;
+    TrainingCheckpoint out(path);
     out.addModule("model", net);
     out.addOptimizer("optimizer0", opt);
     out.addBytes("best_model", bytes);
     out.addGenerators(torch::kCPU);
-    out.save(path, R"({"epoch": 2, "lr": 0.01, "a": [1, 2]})");
+    out.save(R"({"epoch": 2, "lr": 0.01, "a": [1, 2]})");
     const torch::Tensor nextDraw = torch::rand({5}); // what the generator gives after the checkpoint
 
     // Another network, optimiser and generator state: reading brings back the stored ones.
@@ -112,11 +112,11 @@ TEST(TrainingCheckpoint, DamagedAndForeignFilesAreErrorsNamingTheFile) {
         EXPECT_EQ(e.rfind(cannotRead, 0), 0U) << e;
         EXPECT_EQ(e.find('\n'), std::string::npos) << e;
     }
-    TrainingCheckpoint good;
+    TrainingCheckpoint good(path);
     Net net;
     good.addModule("model", net);
     good.addBytes("bytes", "abc");
-    good.save(path, "{}");
+    good.save("{}");
     const std::string whole = test::readFile(path);
     std::ofstream(path, std::ios::binary | std::ios::trunc) << whole.substr(0, whole.size() / 2);
     EXPECT_EQ(test::errorOf<IoError>(openIt).rfind(cannotRead, 0), 0U);
@@ -128,15 +128,15 @@ TEST(TrainingCheckpoint, DamagedAndForeignFilesAreErrorsNamingTheFile) {
     EXPECT_EQ(test::errorOf<IoError>(openIt), path.string() + ": not a test checkpoint (no state/json record)");
 
     // A state record that is not JSON.
-    TrainingCheckpoint notJson;
-    notJson.save(path, "{\"epoch\": ");
+    TrainingCheckpoint notJson(path);
+    notJson.save("{\"epoch\": ");
     EXPECT_EQ(test::errorOf<IoError>(openIt).rfind(path.string() + ": damaged checkpoint: ", 0), 0U);
 
     // Records that are missing or of the wrong kind.
-    TrainingCheckpoint written;
+    TrainingCheckpoint written(path);
     written.addModule("model", net);
     written.addBytes("bytes", "abc");
-    written.save(path, "{}");
+    written.save("{}");
     TrainingCheckpoint in = TrainingCheckpoint::open(path, c10::nullopt, "test checkpoint");
     EXPECT_EQ(in.readBytes("bytes"), "abc");
     EXPECT_EQ(test::errorOf<IoError>([&] { in.readModule("optimizer0", net); }).rfind(cannotRead, 0), 0U);
@@ -148,8 +148,8 @@ TEST(TrainingCheckpoint, DamagedAndForeignFilesAreErrorsNamingTheFile) {
 
     // A folder that does not exist: nothing is written, the error names the checkpoint.
     const auto nowhere = dir / "no such folder" / "y.ckpt";
-    const std::string e = test::errorOf<IoError>([&] { TrainingCheckpoint().save(nowhere, "{}"); });
-    EXPECT_EQ(e.rfind(nowhere.string() + ": ", 0), 0U) << e;
+    const std::string e = test::errorOf<IoError>([&] { TrainingCheckpoint(nowhere).save("{}"); });
+    EXPECT_EQ(e.rfind(nowhere.string() + ": cannot write checkpoint: ", 0), 0U) << e;
     EXPECT_FALSE(std::filesystem::exists(nowhere.parent_path()));
 }
 

@@ -411,12 +411,12 @@ void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopSt
     for (const auto& r : st.history)
         hist.push_back(recordToJson(r));
     j["history"] = hist;
-    TrainingCheckpoint checkpoint;
+    TrainingCheckpoint checkpoint(path);
     checkpoint.addModule("model", s.networks());
     auto opts = s.optimizers();
     for (std::size_t i = 0; i < opts.size(); ++i)
         checkpoint.addOptimizer("optimizer" + std::to_string(i), *opts[i]);
-    checkpoint.save(path, j.dump());
+    checkpoint.save(j.dump());
 }
 
 LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const nlohmann::ordered_json& id,

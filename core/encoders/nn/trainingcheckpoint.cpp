@@ -89,38 +89,54 @@ void TrainingCheckpoint::checkIdentity(const std::filesystem::path& file, const 
 }
 
 void TrainingCheckpoint::addModule(const std::string& key, const torch::nn::Module& module) {
-    torch::serialize::OutputArchive archive;
-    module.save(archive);
-    out_.write(key, archive);
-}
-
-void TrainingCheckpoint::addOptimizer(const std::string& key, const torch::optim::Optimizer& optimizer) {
-    torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
-    out_.write(key, archive);
-}
-
-void TrainingCheckpoint::addBytes(const std::string& key, const std::string& bytes) {
-    auto t = torch::empty({static_cast<std::int64_t>(bytes.size())}, torch::kUInt8);
-    std::memcpy(t.data_ptr<std::uint8_t>(), bytes.data(), bytes.size());
-    out_.write(key, t);
-}
-
-void TrainingCheckpoint::addGenerators(c10::Device device) {
-    for (auto& [key, gen] : defaultGenerators(device)) {
-        std::lock_guard<std::mutex> lock(gen.mutex());
-        out_.write(key, gen.get_state());
+    try {
+        torch::serialize::OutputArchive archive;
+        module.save(archive);
+        out_.write(key, archive);
+    } catch (const c10::Error& e) {
+        unwritable(e);
     }
 }
 
-void TrainingCheckpoint::save(const std::filesystem::path& path, const std::string& state) {
+void TrainingCheckpoint::addOptimizer(const std::string& key, const torch::optim::Optimizer& optimizer) {
+    try {
+        torch::serialize::OutputArchive archive;
+        optimizer.save(archive);
+        out_.write(key, archive);
+    } catch (const c10::Error& e) {
+        unwritable(e);
+    }
+}
+
+void TrainingCheckpoint::addBytes(const std::string& key, const std::string& bytes) {
+    try {
+        auto t = torch::empty({static_cast<std::int64_t>(bytes.size())}, torch::kUInt8);
+        std::memcpy(t.data_ptr<std::uint8_t>(), bytes.data(), bytes.size());
+        out_.write(key, t);
+    } catch (const c10::Error& e) {
+        unwritable(e);
+    }
+}
+
+void TrainingCheckpoint::addGenerators(c10::Device device) {
+    try {
+        for (auto& [key, gen] : defaultGenerators(device)) {
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            out_.write(key, gen.get_state());
+        }
+    } catch (const c10::Error& e) {
+        unwritable(e);
+    }
+}
+
+void TrainingCheckpoint::save(const std::string& state) {
     try {
         out_.write("state/json", c10::IValue(state));
-        AtomicFile file(path);
+        AtomicFile file(path_);
         out_.save_to(file.tempPath().string());
         file.commit();
     } catch (const c10::Error& e) {
-        throw IoError(path.string() + ": cannot write checkpoint: " + torchCause(e));
+        unwritable(e);
     }
 }
 
@@ -177,6 +193,10 @@ void TrainingCheckpoint::damaged(const std::string& cause) const {
 
 void TrainingCheckpoint::unreadable(const c10::Error& e) const {
     throw IoError(path_.string() + ": cannot read checkpoint: " + torchCause(e));
+}
+
+void TrainingCheckpoint::unwritable(const c10::Error& e) const {
+    throw IoError(path_.string() + ": cannot write checkpoint: " + torchCause(e));
 }
 
 } // namespace nic

@@ -33,8 +33,8 @@ struct IdentityItems {
     std::function<std::string(std::size_t)> name;             ///< item i's name (the slide's id)
 };
 
-/// A training checkpoint being written (default-constructed, filled with add*(), then save()) or read
-/// (open(), then read*()). Every failure is an exception naming the file: IoError for files that cannot
+/// A training checkpoint being written (constructed with its path, filled with add*(), then save()) or
+/// read (open(), then read*()). Every failure is an exception naming the file: IoError for files that cannot
 /// be written, read or that are damaged, InvalidArgument for a checkpoint of a run with other parameters.
 /// One object per thread.
 class TrainingCheckpoint {
@@ -42,7 +42,8 @@ public:
     /// The hint every refused resume ends with.
     static constexpr const char* kResumeHint = " (resume with the same parameters, or start afresh without resuming)";
 
-    TrainingCheckpoint() = default;
+    /// A new checkpoint, to be written to `path` by save().
+    explicit TrainingCheckpoint(std::filesystem::path path) : path_(std::move(path)) {}
 
     /// Opens `path` with its tensors on `device` (nullopt: where they were saved) and parses its state.
     /// `format` names the kind of file for the error when the state record is missing ("nic train checkpoint").
@@ -57,7 +58,7 @@ public:
     static void checkIdentity(const std::filesystem::path& file, const nlohmann::ordered_json& stored,
                               const nlohmann::ordered_json& now, const IdentityItems* items = nullptr);
 
-    // --- writing --------------------------------------------------------------------------------------------
+    // --- writing: IoError "<path>: cannot write checkpoint: <cause>" on failure ------------------------------
 
     void addModule(const std::string& key, const torch::nn::Module& module);
     void addOptimizer(const std::string& key, const torch::optim::Optimizer& optimizer);
@@ -66,9 +67,9 @@ public:
     /// The state of torch's default generators ("rng/cpu"; "rng/cuda" too when `device` is a GPU), which
     /// dropout and other random layers draw from, so a resumed run draws what the uninterrupted one would.
     void addGenerators(c10::Device device);
-    /// Writes the records and `state` (as "state/json") atomically: the old file or the new one, never half.
-    /// IoError "<path>: cannot write checkpoint: <cause>".
-    void save(const std::filesystem::path& path, const std::string& state);
+    /// Writes the records and `state` (as "state/json") to path() atomically: the old file or the new one,
+    /// never half.
+    void save(const std::string& state);
 
     // --- reading (after open()) ----------------------------------------------------------------------------
 
@@ -86,7 +87,9 @@ public:
     [[noreturn]] void damaged(const std::string& cause) const;
 
 private:
+    TrainingCheckpoint() = default;
     [[noreturn]] void unreadable(const c10::Error& e) const;
+    [[noreturn]] void unwritable(const c10::Error& e) const;
 
     std::filesystem::path path_;
     torch::serialize::OutputArchive out_;

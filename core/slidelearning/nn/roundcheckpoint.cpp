@@ -160,12 +160,12 @@ void writeRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torc
     j["history"] = history;
     j["sampler_rng"] = engineState(rng);
     j["identity"] = identity;
-    TrainingCheckpoint checkpoint;
+    TrainingCheckpoint checkpoint(path);
     checkpoint.addModule("model", *net);
     checkpoint.addOptimizer("optimizer", opt);
     checkpoint.addBytes("best_model", bestState);
     checkpoint.addGenerators(device);
-    checkpoint.save(path, j.dump());
+    checkpoint.save(j.dump());
 }
 
 TrainingCheckpoint openRoundCheckpoint(const std::filesystem::path& path, torch::Device device, int round,
