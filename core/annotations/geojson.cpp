@@ -228,7 +228,14 @@ private:
         const std::string type = stringMember(f, "type", path + ".type", true);
         if (type != "Feature")
             fail(path + ".type", "expected \"Feature\", got \"" + type + "\"");
+        std::optional<AnnotationType> asapType;
+        const Annotation proto = readFeatureProperties(f, path, asapType);
+        readFeatureGeometry(f, path, index, proto, asapType);
+    }
 
+    /// A Feature's properties (name, classification, colours, ASAP details, the rest kept as attributes) as the
+    /// annotation every part of its geometry starts from; the classification's group is added when new.
+    Annotation readFeatureProperties(const json& f, const std::string& path, std::optional<AnnotationType>& asapType) {
         Annotation proto;
         json props = json::object();
         if (auto it = f.find("properties"); it != f.end() && !it->is_null()) {
@@ -251,7 +258,6 @@ private:
         std::string ownColor;
         if (auto c = props.find("color"); c != props.end() && !c->is_null())
             ownColor = readColor(*c, pp + ".color");
-        std::optional<AnnotationType> asapType;
         std::optional<std::string> asapColor;
         if (auto a = props.find("asap"); a != props.end()) {
             if (!a->is_object())
@@ -292,8 +298,13 @@ private:
             g.color = classColor.empty() ? std::string("#ff0000") : classColor;
             out_.set.groups.push_back(std::move(g));
         }
+        return proto;
+    }
 
-        // Geometry → one annotation per ring / part.
+    /// A Feature's geometry as one annotation per ring / part (copies of `proto`), with the warnings for what
+    /// ASAP cannot show.
+    void readFeatureGeometry(const json& f, const std::string& path, std::size_t index, const Annotation& proto,
+                             const std::optional<AnnotationType>& asapType) {
         const json& geom = member(f, "geometry", path);
         const std::string gp = path + ".geometry";
         bool droppedZ = false;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 namespace nic {
 namespace {
@@ -127,6 +128,36 @@ TEST_F(Training, CancelStopsWithinABatchAndKeepsTheLastCheckpoint) {
     EXPECT_EQ(r.epochsRun, 3);
     EXPECT_EQ(r.history.front().epoch, 1);
     EXPECT_EQ(r.history.size(), 3U);
+}
+
+TEST_F(Training, ResumeRefusesTheCheckpointOfAnotherEncoderOrAForeignFile) {
+    auto o = options(EncoderKind::SupervisedTumor, "r");
+    o.epochs = 1;
+    o.stepsPerEpoch = 1;
+    trainEncoder(o, bank, val);
+    const auto ckpt = dir / "r.nicenc.ckpt";
+    ASSERT_TRUE(std::filesystem::exists(ckpt));
+    const std::string before = test::readFile(ckpt);
+    o.epochs = 2;
+    o.resume = true;
+    auto other = o;
+    other.codeSize = 16;
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] { trainEncoder(other, bank, val); }),
+              ckpt.string() + ": cannot resume with different parameters: code_size is 8 in the checkpoint, 16 now "
+                              "(resume with the same parameters, or start afresh without resuming)");
+    EXPECT_EQ(test::readFile(ckpt), before); // a refusal changes nothing
+
+    // An encoder file under the checkpoint's name is a LibTorch archive, but not a checkpoint.
+    std::filesystem::copy_file(dir / "r.nicenc", ckpt, std::filesystem::copy_options::overwrite_existing);
+    EXPECT_EQ(test::errorOf<IoError>([&] { trainEncoder(o, bank, val); }),
+              ckpt.string() + ": not a nic train-encoder checkpoint (no state/json record)");
+    std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << before.substr(0, before.size() / 2);
+    const std::string e = test::errorOf<IoError>([&] { trainEncoder(o, bank, val); });
+    EXPECT_EQ(e.rfind(ckpt.string() + ": cannot read checkpoint: ", 0), 0U) << e;
+
+    // The intact checkpoint resumes.
+    std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << before;
+    EXPECT_EQ(trainEncoder(o, bank, val).epochsRun, 2);
 }
 
 TEST_F(Training, RejectsUnusableInput) {

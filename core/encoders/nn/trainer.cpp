@@ -7,6 +7,7 @@
 #include "core/encoders/nn/augment.h"
 #include "core/encoders/nn/pairsampler.h"
 #include "core/encoders/nn/torchencoder.h"
+#include "core/encoders/nn/trainingcheckpoint.h"
 #include "core/base/plateau.h"
 
 #include <nlohmann/json.hpp>
@@ -359,7 +360,7 @@ json recordToJson(const EpochRecord& r) {
     return j;
 }
 
-EpochRecord recordFromJson(const json& j) {
+EpochRecord recordFromJson(const nlohmann::ordered_json& j) {
     EpochRecord r;
     r.epoch = j.at("epoch").get<int>();
     r.learningRate = j.at("lr").get<double>();
@@ -391,12 +392,14 @@ struct LoopState {
     std::vector<EpochRecord> history;
 };
 
-json identity(const TrainOptions& o, int p, int classes) {
+/// What a checkpoint must match to be resumed (compared in this order; stored at the top level of its state).
+nlohmann::ordered_json identity(const TrainOptions& o, int p, int classes) {
     return {{"kind", toString(o.kind)}, {"patch_size", p}, {"code_size", o.codeSize}, {"classes", classes}};
 }
 
-void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st, const json& id) {
-    json j = id;
+void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st,
+                     const nlohmann::ordered_json& id) {
+    json j(id);
     j["epoch"] = st.epoch;
     j["steps"] = st.steps;
     j["stop_reason"] = toString(st.reason);
@@ -408,49 +411,25 @@ void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopSt
     for (const auto& r : st.history)
         hist.push_back(recordToJson(r));
     j["history"] = hist;
-    try {
-        torch::serialize::OutputArchive ar;
-        torch::serialize::OutputArchive model;
-        s.networks().save(model);
-        ar.write("model", model);
-        auto opts = s.optimizers();
-        for (std::size_t i = 0; i < opts.size(); ++i) {
-            torch::serialize::OutputArchive oa;
-            opts[i]->save(oa);
-            ar.write("optimizer" + std::to_string(i), oa);
-        }
-        ar.write("state/json", c10::IValue(j.dump()));
-        AtomicFile file(path);
-        ar.save_to(file.tempPath().string());
-        file.commit();
-    } catch (const c10::Error& e) {
-        throw IoError(path.string() + ": cannot write checkpoint: " + torchMessage(e));
-    }
+    TrainingCheckpoint checkpoint(path);
+    checkpoint.addModule("model", s.networks());
+    auto opts = s.optimizers();
+    for (std::size_t i = 0; i < opts.size(); ++i)
+        checkpoint.addOptimizer("optimizer" + std::to_string(i), *opts[i]);
+    checkpoint.save(j.dump());
 }
 
-LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const json& id, std::int64_t stepsPerEpoch) {
-    const std::string src = path.string();
+LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const nlohmann::ordered_json& id,
+                         std::int64_t stepsPerEpoch) {
+    TrainingCheckpoint checkpoint = TrainingCheckpoint::open(path, c10::nullopt, "nic train-encoder checkpoint");
+    const nlohmann::ordered_json& j = checkpoint.state();
+    TrainingCheckpoint::checkIdentity(path, j, id);
+    checkpoint.readModule("model", s.networks());
+    auto opts = s.optimizers();
+    for (std::size_t i = 0; i < opts.size(); ++i)
+        checkpoint.readOptimizer("optimizer" + std::to_string(i), *opts[i]);
     LoopState st;
     try {
-        torch::serialize::InputArchive ar;
-        ar.load_from(src);
-        c10::IValue iv;
-        if (!ar.try_read("state/json", iv) || !iv.isString())
-            throw Error(src + ": not a training checkpoint");
-        const json j = json::parse(iv.toStringRef());
-        for (const auto& key : {"kind", "patch_size", "code_size", "classes"})
-            if (j.at(key) != id.at(key))
-                throw InvalidArgument(src + ": checkpoint was made for a different encoder (" + key + " " +
-                                      j.at(key).dump() + ", now " + id.at(key).dump() + ")");
-        torch::serialize::InputArchive model;
-        ar.read("model", model);
-        s.networks().load(model);
-        auto opts = s.optimizers();
-        for (std::size_t i = 0; i < opts.size(); ++i) {
-            torch::serialize::InputArchive oa;
-            ar.read("optimizer" + std::to_string(i), oa);
-            opts[i]->load(oa);
-        }
         st.epoch = j.at("epoch").get<int>();
         // Checkpoints from before step budgets: every epoch was a full one.
         st.steps = j.value("steps", static_cast<std::int64_t>(st.epoch) * stepsPerEpoch);
@@ -460,10 +439,8 @@ LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const js
         st.done = j.value("done", false);
         for (const auto& r : j.at("history"))
             st.history.push_back(recordFromJson(r));
-    } catch (const c10::Error& e) {
-        throw IoError(src + ": cannot read checkpoint: " + torchMessage(e));
-    } catch (const json::exception& e) {
-        throw Error(src + ": damaged checkpoint state: " + e.what());
+    } catch (const nlohmann::json::exception& e) {
+        checkpoint.damaged(e.what());
     }
     return st;
 }
@@ -601,10 +578,8 @@ std::string epochLogLine(const TrainOptions& o, const EpochRecord& rec, const st
     return line + fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) + (rec.improved ? " (saved)" : "");
 }
 
-} // namespace
-
-TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
-                         JobContext& ctx) {
+/// The options trainEncoder() refuses before anything else (InvalidArgument).
+void checkTrainOptions(const TrainOptions& o, const PatchBank& trainBank) {
     if (o.out.empty())
         throw InvalidArgument("train-encoder: no output encoder path");
     if (trainBank.size() < 2)
@@ -615,6 +590,72 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
         throw InvalidArgument("train-encoder: epochs, total steps and steps per epoch must not be negative");
     if (o.kind == EncoderKind::Bigan && o.epochs == 0 && o.maxSteps == 0)
         throw InvalidArgument("train-encoder: bigan has no validation plateau to stop at; give a step or epoch budget");
+}
+
+/// The augmentation strength: the option, else the kind's default.
+double augmentStrength(const TrainOptions& o) {
+    return o.augmentStrength >= 0 ? o.augmentStrength
+           : o.kind == EncoderKind::Contrastive ? 1.0
+           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
+                                                                                                 : 0.0;
+}
+
+/// The metadata of the encoder file (its training record is filled in whenever the encoder is saved).
+EncoderMeta encoderMetaFor(const TrainOptions& o, int p, int classes) {
+    EncoderMeta meta;
+    meta.kind = toString(o.kind);
+    meta.name = meta.kind;
+    meta.patchSize = p;
+    meta.codeSize = o.codeSize;
+    meta.classes = o.kind == EncoderKind::SupervisedTissue ? classes : (o.kind == EncoderKind::SupervisedTumor ? 2 : 0);
+    return meta;
+}
+
+/// The limit that ends training, in the order of precedence documented in trainer.h.
+StopReason limitReached(const TrainOptions& o, const LoopState& state) {
+    if (state.done)
+        return StopReason::LearningRateFloor;
+    if (o.maxSteps > 0 && state.steps >= o.maxSteps)
+        return StopReason::StepCap;
+    if (o.epochs > 0 && state.epoch >= o.epochs)
+        return StopReason::EpochCap;
+    return StopReason::None;
+}
+
+/// Whether the validation of epoch `epoch` (in `rec`) beats the best so far (always, without a metric); if so it
+/// becomes the best and the encoder is published to o.out with its training record.
+bool keepIfImproved(Session& s, const TrainOptions& o, LoopState& st, const EpochRecord& rec, int epoch,
+                    EncoderMeta& meta, const std::string& metric, std::size_t trainPatches) {
+    const bool hasMetric = o.kind != EncoderKind::Bigan;
+    const bool improved = !hasMetric || !std::isfinite(st.best) ||
+                          (s.higherIsBetter() ? rec.validation > st.best : rec.validation < st.best);
+    if (!improved)
+        return false;
+    if (hasMetric)
+        st.best = rec.validation;
+    json training = {{"epoch", epoch}, {"steps", st.steps + rec.steps},  {"metric", metric},
+                     {"seed", o.seed}, {"train_patches", trainPatches}, {"learning_rate", st.lr}};
+    if (hasMetric)
+        training["validation"] = rec.validation;
+    meta.trainingJson = training.dump();
+    writeEncoderFile(o.out, meta, s.encoderModule());
+    return true;
+}
+
+/// The log's last line: what ended training, after how many epochs and steps.
+void logTrainingEnd(JobContext& ctx, const LoopState& st) {
+    const char* why = st.reason == StopReason::LearningRateFloor ? " (validation plateau at the learning-rate floor)"
+                      : st.reason == StopReason::StepCap         ? " (total-steps budget used up)"
+                                                                 : " (maximum epochs reached)";
+    ctx.log(std::string("training ended: ") + toString(st.reason) + why + " after " + std::to_string(st.epoch) +
+            " epochs, " + std::to_string(st.steps) + " steps");
+}
+
+} // namespace
+
+TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
+                         JobContext& ctx) {
+    checkTrainOptions(o, trainBank);
     const int p = trainBank.patchSize();
     checkEncoderShape(p, o.codeSize);
     const torch::Device dev = toDevice(configureCompute(o.compute));
@@ -629,14 +670,10 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
                 " patches), so that validation pairs keep their neighbours");
 
     const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
-    const double augment = o.augmentStrength >= 0 ? o.augmentStrength
-                           : o.kind == EncoderKind::Contrastive ? 1.0
-                           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
-                                                                                                                 : 0.0;
     torch::manual_seed(o.seed);
-    const std::unique_ptr<Session> s = makeSession(o, p, banks, dev, lr0, augment);
+    const std::unique_ptr<Session> s = makeSession(o, p, banks, dev, lr0, augmentStrength(o));
 
-    const json id = identity(o, p, classes);
+    const nlohmann::ordered_json id = identity(o, p, classes);
     const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
     LoopState st;
     st.lr = lr0;
@@ -649,33 +686,18 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     }
     s->setLearningRate(st.lr);
 
-    EncoderMeta meta;
-    meta.kind = toString(o.kind);
-    meta.name = meta.kind;
-    meta.patchSize = p;
-    meta.codeSize = o.codeSize;
-    meta.classes = o.kind == EncoderKind::SupervisedTissue ? classes : (o.kind == EncoderKind::SupervisedTumor ? 2 : 0);
+    EncoderMeta meta = encoderMetaFor(o, p, classes);
 
     TrainResult result;
     result.metric = s->metricName();
     const bool hasMetric = o.kind != EncoderKind::Bigan;
 
-    // The limit that ends training, in the order of precedence documented in trainer.h.
-    const auto limitReached = [&o](const LoopState& state) {
-        if (state.done)
-            return StopReason::LearningRateFloor;
-        if (o.maxSteps > 0 && state.steps >= o.maxSteps)
-            return StopReason::StepCap;
-        if (o.epochs > 0 && state.epoch >= o.epochs)
-            return StopReason::EpochCap;
-        return StopReason::None;
-    };
     std::int64_t totalSteps = o.epochs > 0 ? static_cast<std::int64_t>(steps) * o.epochs : 0;
     if (o.maxSteps > 0)
         totalSteps = totalSteps > 0 ? std::min(totalSteps, o.maxSteps) : o.maxSteps;
 
     try {
-        while ((st.reason = limitReached(st)) == StopReason::None) {
+        while ((st.reason = limitReached(o, st)) == StopReason::None) {
             const int epoch = st.epoch + 1;
             const auto t0 = std::chrono::steady_clock::now();
             const std::size_t epochSteps =
@@ -684,18 +706,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             rec.validation = hasMetric ? s->validate() : std::numeric_limits<double>::quiet_NaN();
             ctx.throwIfCancelled();
 
-            const bool improved = !hasMetric || !std::isfinite(st.best) ||
-                                  (s->higherIsBetter() ? rec.validation > st.best : rec.validation < st.best);
-            if (improved) {
-                if (hasMetric)
-                    st.best = rec.validation;
-                json training = {{"epoch", epoch}, {"steps", st.steps + rec.steps},  {"metric", result.metric},
-                                 {"seed", o.seed}, {"train_patches", train->size()}, {"learning_rate", st.lr}};
-                if (hasMetric)
-                    training["validation"] = rec.validation;
-                meta.trainingJson = training.dump();
-                writeEncoderFile(o.out, meta, s->encoderModule());
-            }
+            const bool improved = keepIfImproved(*s, o, st, rec, epoch, meta, result.metric, train->size());
             switch (PlateauSchedule{o.minLearningRate, o.patience}.epochEnded(improved, st.lr, st.badEpochs)) {
             case PlateauStep::Continue: break;
             case PlateauStep::Stop:
@@ -712,7 +723,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             st.history.push_back(rec);
             st.epoch = epoch;
             st.steps += rec.steps;
-            st.reason = limitReached(st);
+            st.reason = limitReached(o, st);
             writeCheckpoint(ckpt, *s, st, id);
             ctx.log(epochLogLine(o, rec, result.metric, hasMetric));
             if (o.onEpoch)
@@ -731,11 +742,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     result.bestValidation = st.best;
     result.stoppedByLearningRate = result.stoppedByLearningRate || st.done;
     result.stopReason = st.reason;
-    const char* why = st.reason == StopReason::LearningRateFloor ? " (validation plateau at the learning-rate floor)"
-                      : st.reason == StopReason::StepCap         ? " (total-steps budget used up)"
-                                                                 : " (maximum epochs reached)";
-    ctx.log(std::string("training ended: ") + toString(st.reason) + why + " after " + std::to_string(st.epoch) +
-            " epochs, " + std::to_string(st.steps) + " steps");
+    logTrainingEnd(ctx, st);
     result.encoder = readEncoderInfo(o.out);
     return result;
 }

@@ -6,6 +6,7 @@
 #include "core/slidelearning/folds.h"
 #include "core/compression/latentgrid.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/slidelearning/nn/roundcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/base/plateau.h"
 #include "core/slidelearning/runfolder.h"
@@ -16,10 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <limits>
-#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -28,7 +26,9 @@ namespace nic {
 
 namespace {
 
+using ojson = nlohmann::ordered_json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string formatDouble(double v) { return formatRunNumber(v); }
 
@@ -68,394 +68,6 @@ void deserialise(SlideCnn& net, const std::string& bytes) {
     torch::serialize::InputArchive ar;
     ar.load_from(is);
     net->load(ar);
-}
-
-// --- resume state: per-epoch checkpoints of the running round, records of finished rounds ------------------
-
-using ojson = nlohmann::ordered_json;
-constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr const char* kCheckpointFile = "checkpoint.pt";
-constexpr const char* kRoundFile = "round.json";
-constexpr const char* kResumeHint = " (resume with the same parameters, or start afresh without resuming)";
-
-std::string firstLine(std::string s) {
-    const auto nl = s.find('\n');
-    if (nl != std::string::npos)
-        s.resize(nl);
-    return s;
-}
-
-// The random state a round carries from one epoch to the next: torch's default generators (dropout; CPU,
-// and the GPU's when training there) and the batch sampler's engine. A checkpoint stores all of it, so a
-// resumed round draws exactly what the uninterrupted one would have, and a run with checkpoints draws
-// exactly what runs did before checkpoints existed (the same models as before for the same seed).
-std::vector<std::pair<std::string, at::Generator>> torchGenerators(torch::Device device) {
-    std::vector<std::pair<std::string, at::Generator>> out;
-    out.emplace_back("rng/cpu", at::globalContext().defaultGenerator(torch::Device(torch::kCPU)));
-    if (device.is_cuda())
-        out.emplace_back("rng/cuda", at::globalContext().defaultGenerator(device));
-    return out;
-}
-
-std::string engineState(const std::mt19937_64& rng) {
-    std::ostringstream os;
-    os << rng;
-    return os.str();
-}
-
-// Doubles that must come back bit-identical, including ±inf and NaN (JSON has no such numbers).
-ojson exactJson(double v) {
-    if (std::isfinite(v))
-        return v;
-    return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-}
-
-double exactFromJson(const ojson& j) {
-    if (j.is_string()) {
-        const auto& s = j.get_ref<const std::string&>();
-        if (s == "nan")
-            return kNaN;
-        if (s == "inf")
-            return kInf;
-        if (s == "-inf")
-            return -kInf;
-        throw std::invalid_argument("not a number: " + s);
-    }
-    return j.get<double>();
-}
-
-ojson recordToJson(const SlideEpochRecord& e) {
-    ojson j;
-    j["epoch"] = e.epoch;
-    j["lr"] = exactJson(e.learningRate);
-    j["train_loss"] = exactJson(e.trainLoss);
-    j["val_loss"] = exactJson(e.validationLoss);
-    j["val_metric"] = exactJson(e.validationMetric);
-    j["best"] = e.best;
-    j["seconds"] = e.seconds;
-    return j;
-}
-
-SlideEpochRecord recordFromJson(const ojson& j, int round) {
-    SlideEpochRecord e;
-    e.round = round;
-    e.epoch = j.at("epoch").get<int>();
-    e.learningRate = exactFromJson(j.at("lr"));
-    e.trainLoss = exactFromJson(j.at("train_loss"));
-    e.validationLoss = exactFromJson(j.at("val_loss"));
-    e.validationMetric = exactFromJson(j.at("val_metric"));
-    e.best = j.at("best").get<bool>();
-    e.seconds = j.at("seconds").get<double>();
-    return e;
-}
-
-/// Schedule state of a round after `epoch` completed epochs.
-struct RoundState {
-    int epoch = 0;
-    double lr = 0.0;
-    double bestMetric = -kInf;
-    double bestLoss = kInf;
-    int sinceBest = 0;
-    bool stopped = false; ///< plateau at the minimum learning rate: no further epochs
-    std::vector<SlideEpochRecord> history;
-};
-
-/// What ended a round whose epoch loop is over: the plateau at the floor, else the epoch cap.
-StopReason roundStopReason(const RoundState& st) {
-    return st.stopped ? StopReason::LearningRateFloor : StopReason::EpochCap;
-}
-
-/// What the final aggregation needs of a finished round (its model is fold<r>/model.pt).
-struct FinishedRound {
-    std::vector<double> testPredictions; ///< in the order of the round's test slides
-    double metric = kNaN;
-    std::vector<SlideEpochRecord> history;
-    std::string stopReason; ///< "lr-floor" or "epoch-cap"; "" in records from before stop reasons were kept
-};
-
-const char* const kPerSlideKeys[][2] = {
-    {"slides", "id"}, {"labels", "label"}, {"slide_folds", "fold"}, {"slide_variants", "number of stored variants"}};
-
-/// Everything that decides a run's results besides the device and thread count. A checkpoint or round
-/// record is only resumed by a run with an identical identity.
-ojson runIdentity(SlideGridSource& source, const std::vector<double>& labels, const std::vector<int>& foldOf, int k,
-                  const SlideTrainOptions& o, const SlideCnnConfig& config, int cropSize) {
-    ojson j;
-    j["task"] = toString(o.task);
-    j["folds"] = k;
-    j["epochs"] = o.epochs;
-    j["steps_per_epoch"] = o.stepsPerEpoch;
-    j["batch_size"] = o.batchSize;
-    j["crop_size"] = o.cropSize;
-    j["shrink_crop_to_grids"] = o.shrinkCropToGrids;
-    j["crop_size_used"] = cropSize;
-    j["learning_rate"] = o.learningRate;
-    j["min_learning_rate"] = o.minLearningRate;
-    j["patience"] = o.patience;
-    j["balance_classes"] = o.balanceClasses;
-    j["test_crops"] = o.testCrops;
-    j["tissue_threshold"] = o.tissueThreshold;
-    j["input_channels"] = config.inputChannels;
-    j["filters"] = config.filters;
-    j["layers"] = config.layers;
-    j["unstrided_layers"] = config.unstridedLayers;
-    j["dense"] = config.dense;
-    j["dropout"] = config.dropout;
-    j["l2"] = config.l2;
-    j["pooling"] = toString(config.pooling);
-    j["seed"] = o.seed;
-    j["encoder_name"] = source.encoderName();
-    j["encoder_hash"] = source.encoderHash();
-    auto ids = ojson::array();
-    auto variants = ojson::array();
-    for (std::size_t i = 0; i < source.size(); ++i) {
-        ids.push_back(source.id(i));
-        variants.push_back(source.variantCount(i));
-    }
-    j["slides"] = ids;
-    j["labels"] = labels;
-    j["slide_folds"] = foldOf;
-    j["slide_variants"] = variants;
-    return j;
-}
-
-/// Throws InvalidArgument naming `file` and the first parameter in which `stored` differs from `now`.
-void checkIdentity(const std::filesystem::path& file, const ojson& stored, const ojson& now, SlideGridSource& source) {
-    for (auto it = now.begin(); it != now.end(); ++it) {
-        const std::string& key = it.key();
-        const ojson& cur = it.value();
-        const ojson old = stored.is_object() && stored.contains(key) ? stored.at(key) : ojson();
-        if (old == cur)
-            continue;
-        std::string what;
-        const char* element = nullptr;
-        for (const auto& kv : kPerSlideKeys)
-            if (key == kv[0])
-                element = kv[1];
-        if (element && old.is_array() && old.size() != cur.size()) {
-            what = "the checkpoint has " + std::to_string(old.size()) + " slides, this run " + std::to_string(cur.size());
-        } else if (element && old.is_array()) {
-            std::size_t i = 0;
-            while (i < cur.size() && old[i] == cur[i])
-                ++i;
-            what = std::string(element) + " of slide " + std::to_string(i + 1) + " (" + source.id(i) + ") is " +
-                   old[i].dump() + " in the checkpoint, " + cur[i].dump() + " now";
-        } else {
-            what = key + " is " + (old.is_null() ? std::string("absent") : old.dump()) + " in the checkpoint, " +
-                   cur.dump() + " now";
-        }
-        throw InvalidArgument(file.string() + ": cannot resume with different parameters: " + what + kResumeHint);
-    }
-}
-
-void writeRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torch::optim::Adam& opt,
-                          const std::string& bestState, const RoundState& st, const std::mt19937_64& rng,
-                          torch::Device device, int round, const ojson& identity) {
-    ojson j;
-    j["format"] = "nic-slide-train-checkpoint";
-    j["format_version"] = 1;
-    j["round"] = round;
-    j["epoch"] = st.epoch;
-    j["lr"] = exactJson(st.lr);
-    j["best_metric"] = exactJson(st.bestMetric);
-    j["best_loss"] = exactJson(st.bestLoss);
-    j["since_best"] = st.sinceBest;
-    j["stopped"] = st.stopped;
-    auto history = ojson::array();
-    for (const auto& e : st.history)
-        history.push_back(recordToJson(e));
-    j["history"] = history;
-    j["sampler_rng"] = engineState(rng);
-    j["identity"] = identity;
-    try {
-        torch::serialize::OutputArchive ar;
-        torch::serialize::OutputArchive model;
-        net->save(model);
-        ar.write("model", model);
-        torch::serialize::OutputArchive optimizer;
-        opt.save(optimizer);
-        ar.write("optimizer", optimizer);
-        auto best = torch::empty({static_cast<std::int64_t>(bestState.size())}, torch::kUInt8);
-        std::memcpy(best.data_ptr<std::uint8_t>(), bestState.data(), bestState.size());
-        ar.write("best_model", best);
-        for (auto& [key, gen] : torchGenerators(device)) {
-            std::lock_guard<std::mutex> lock(gen.mutex());
-            ar.write(key, gen.get_state());
-        }
-        ar.write("state/json", c10::IValue(j.dump()));
-        AtomicFile file(path);
-        ar.save_to(file.tempPath().string());
-        file.commit();
-    } catch (const c10::Error& e) {
-        throw IoError(path.string() + ": cannot write checkpoint: " + firstLine(e.what_without_backtrace()));
-    }
-}
-
-/// Opens a checkpoint into `ar` (tensors on `device`), checks that it belongs to `round` of a run with
-/// `identity`, and returns its state. IoError for unreadable or damaged files, InvalidArgument for another run's.
-ojson openRoundCheckpoint(const std::filesystem::path& path, torch::serialize::InputArchive& ar, torch::Device device,
-                          int round, const ojson& identity, SlideGridSource& source) {
-    const std::string src = path.string();
-    ojson j;
-    try {
-        ar.load_from(src, device);
-        c10::IValue iv;
-        if (!ar.try_read("state/json", iv) || !iv.isString())
-            throw IoError(src + ": not a nic train checkpoint (no state/json record)");
-        j = ojson::parse(iv.toStringRef());
-        if (j.value("format", std::string()) != "nic-slide-train-checkpoint")
-            throw IoError(src + ": not a nic train checkpoint (format is not nic-slide-train-checkpoint)");
-        if (j.at("format_version").get<int>() != 1)
-            throw IoError(src + ": unsupported checkpoint format version " + j.at("format_version").dump());
-        if (j.at("round").get<int>() != round)
-            throw IoError(src + ": checkpoint of round " + j.at("round").dump() + " where round " +
-                          std::to_string(round) + " was expected");
-        (void)j.at("identity");
-    } catch (const c10::Error& e) {
-        throw IoError(src + ": cannot read checkpoint: " + firstLine(e.what_without_backtrace()));
-    } catch (const nlohmann::json::exception& e) {
-        throw IoError(src + ": damaged checkpoint: " + e.what());
-    }
-    checkIdentity(path, j.at("identity"), identity, source);
-    return j;
-}
-
-/// Restores a round's network, optimiser, best model and schedule from its checkpoint.
-RoundState restoreRoundCheckpoint(const std::filesystem::path& path, SlideCnn& net, torch::optim::Adam& opt,
-                                  std::string& bestState, std::mt19937_64& rng, torch::Device device, int round,
-                                  const ojson& identity, SlideGridSource& source, int epochs) {
-    const std::string src = path.string();
-    torch::serialize::InputArchive ar;
-    const ojson j = openRoundCheckpoint(path, ar, device, round, identity, source);
-    RoundState st;
-    try {
-        torch::serialize::InputArchive model;
-        ar.read("model", model);
-        net->load(model);
-        torch::serialize::InputArchive optimizer;
-        ar.read("optimizer", optimizer);
-        opt.load(optimizer);
-        torch::Tensor best;
-        ar.read("best_model", best);
-        best = best.to(torch::kCPU).contiguous();
-        if (best.scalar_type() != torch::kUInt8 || best.dim() != 1)
-            throw IoError(src + ": damaged checkpoint: best_model is not a byte array");
-        bestState.assign(reinterpret_cast<const char*>(best.data_ptr<std::uint8_t>()),
-                         static_cast<std::size_t>(best.numel()));
-        for (auto& [key, gen] : torchGenerators(device)) {
-            torch::Tensor state;
-            if (!ar.try_read(key, state))
-                throw IoError(src + ": checkpoint has no " + key + " record (made on another device?)");
-            std::lock_guard<std::mutex> lock(gen.mutex());
-            gen.set_state(state.to(torch::kCPU));
-        }
-    } catch (const c10::Error& e) {
-        throw IoError(src + ": cannot read checkpoint: " + firstLine(e.what_without_backtrace()));
-    }
-    try {
-        st.epoch = j.at("epoch").get<int>();
-        st.lr = exactFromJson(j.at("lr"));
-        st.bestMetric = exactFromJson(j.at("best_metric"));
-        st.bestLoss = exactFromJson(j.at("best_loss"));
-        st.sinceBest = j.at("since_best").get<int>();
-        st.stopped = j.at("stopped").get<bool>();
-        for (const auto& e : j.at("history"))
-            st.history.push_back(recordFromJson(e, round));
-        std::istringstream engine(j.at("sampler_rng").get<std::string>());
-        engine >> rng;
-        if (!engine)
-            throw std::invalid_argument("unreadable sampler_rng");
-    } catch (const std::exception& e) {
-        throw IoError(src + ": damaged checkpoint: " + e.what());
-    }
-    if (st.epoch < 1 || st.epoch > epochs || st.history.size() != static_cast<std::size_t>(st.epoch) || !(st.lr > 0))
-        throw IoError(src + ": damaged checkpoint: inconsistent schedule state (epoch " + std::to_string(st.epoch) + ")");
-    for (auto& group : opt.param_groups())
-        group.options().set_lr(st.lr);
-    return st;
-}
-
-void writeRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
-                      const std::vector<std::string>& testIds, const std::vector<double>& testPredictions,
-                      double metric, const std::vector<SlideEpochRecord>& history, StopReason stopReason) {
-    ojson j;
-    j["format"] = "nic-slide-train-round";
-    j["format_version"] = 1;
-    j["round"] = round;
-    j["test_metric"] = exactJson(metric);
-    j["stop_reason"] = toString(stopReason);
-    j["epochs_run"] = history.size();
-    auto test = ojson::array();
-    for (std::size_t i = 0; i < testIds.size(); ++i)
-        test.push_back({{"slide", testIds[i]}, {"prediction", exactJson(testPredictions[i])}});
-    j["test"] = test;
-    auto curves = ojson::array();
-    for (const auto& e : history)
-        curves.push_back(recordToJson(e));
-    j["curves"] = curves;
-    j["identity"] = identity;
-    writeFileAtomically(path, j.dump(1) + "\n");
-}
-
-FinishedRound readRoundRecord(const std::filesystem::path& path, int round, const ojson& identity,
-                              SlideGridSource& source, const std::vector<std::size_t>& testSlides) {
-    const std::string src = path.string();
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw IoError(src + ": cannot open round record");
-    std::ostringstream text;
-    text << in.rdbuf();
-    ojson j;
-    FinishedRound f;
-    try {
-        j = ojson::parse(text.str());
-        if (j.value("format", std::string()) != "nic-slide-train-round" || j.at("format_version").get<int>() != 1)
-            throw IoError(src + ": not a nic train round record (version 1)");
-        if (j.at("round").get<int>() != round)
-            throw IoError(src + ": record of round " + j.at("round").dump() + " where round " +
-                          std::to_string(round) + " was expected");
-        (void)j.at("identity");
-    } catch (const nlohmann::json::exception& e) {
-        throw IoError(src + ": damaged round record: " + e.what());
-    }
-    checkIdentity(path, j.at("identity"), identity, source);
-    try {
-        f.metric = exactFromJson(j.at("test_metric"));
-        const auto& test = j.at("test");
-        if (test.size() != testSlides.size())
-            throw IoError(src + ": damaged round record: " + std::to_string(test.size()) + " test predictions for " +
-                          std::to_string(testSlides.size()) + " test slides");
-        for (std::size_t i = 0; i < testSlides.size(); ++i) {
-            if (test[i].at("slide").get<std::string>() != source.id(testSlides[i]))
-                throw IoError(src + ": damaged round record: test slide " + std::to_string(i + 1) + " is " +
-                              test[i].at("slide").dump() + ", expected " + source.id(testSlides[i]));
-            f.testPredictions.push_back(exactFromJson(test[i].at("prediction")));
-        }
-        for (const auto& e : j.at("curves"))
-            f.history.push_back(recordFromJson(e, round));
-        f.stopReason = j.value("stop_reason", std::string());
-    } catch (const IoError&) {
-        throw;
-    } catch (const std::exception& e) {
-        throw IoError(src + ": damaged round record: " + e.what());
-    }
-    return f;
-}
-
-/// Removes temporaries (<final name>.tmp-XXXXXXXX) that a killed run left in `dir`: never visible under a
-/// final name, but a checkpoint's are megabytes.
-void removeStaleTemporaries(const std::filesystem::path& dir) {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(dir, ec))
-        return;
-    static const char* const finals[] = {"model.pt",     kCheckpointFile, kRoundFile, "predictions.csv",
-                                         "metrics.json", "curves.csv",    "folds.csv"};
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-        const std::string name = entry.path().filename().string();
-        for (const char* f : finals)
-            if (name.rfind(std::string(f) + ".tmp-", 0) == 0)
-                std::filesystem::remove(entry.path(), ec);
-    }
 }
 
 } // namespace
@@ -558,37 +170,35 @@ std::vector<std::optional<FinishedRound>> scanEarlierRun(CvRun& run, const std::
         const int r = round.round;
         const auto dir = run.foldDir(r);
         if (!run.mine(r)) {
-            if (std::filesystem::exists(dir / kRoundFile) && std::filesystem::exists(dir / "model.pt"))
+            if (std::filesystem::exists(dir / kRoundRecordFile) && std::filesystem::exists(dir / "model.pt"))
                 finished[static_cast<std::size_t>(r)] =
-                    readRoundRecord(dir / kRoundFile, r, run.identity, run.source, round.test);
+                    readRoundRecord(dir / kRoundRecordFile, r, run.identity, run.source, round.test);
             continue;
         }
         removeStaleTemporaries(dir);
         std::error_code ec;
         if (!run.options.resume) {
-            for (const char* name : {kRoundFile, kCheckpointFile})
+            for (const char* name : {kRoundRecordFile, kRoundCheckpointFile})
                 if (std::filesystem::exists(dir / name)) {
                     run.job.log("note: starting afresh; removing " + (dir / name).string() + " of an earlier run");
                     std::filesystem::remove(dir / name, ec);
                 }
             continue;
         }
-        if (std::filesystem::exists(dir / kRoundFile)) {
+        if (std::filesystem::exists(dir / kRoundRecordFile)) {
             if (std::filesystem::exists(dir / "model.pt")) {
                 finished[static_cast<std::size_t>(r)] =
-                    readRoundRecord(dir / kRoundFile, r, run.identity, run.source, round.test);
+                    readRoundRecord(dir / kRoundRecordFile, r, run.identity, run.source, round.test);
                 readSlideModelMeta(dir / "model.pt"); // a damaged model is an error, not a finished round
-                std::filesystem::remove(dir / kCheckpointFile, ec);
+                std::filesystem::remove(dir / kRoundCheckpointFile, ec);
                 continue;
             }
             run.job.log("note: " + (dir / "model.pt").string() + " is missing; " + run.roundName(r) +
                         " is trained again");
-            std::filesystem::remove(dir / kRoundFile, ec);
+            std::filesystem::remove(dir / kRoundRecordFile, ec);
         }
-        if (std::filesystem::exists(dir / kCheckpointFile)) {
-            torch::serialize::InputArchive ar;
-            openRoundCheckpoint(dir / kCheckpointFile, ar, run.device, r, run.identity, run.source);
-        }
+        if (std::filesystem::exists(dir / kRoundCheckpointFile))
+            openRoundCheckpoint(dir / kRoundCheckpointFile, run.device, r, run.identity, run.source);
     }
     return finished;
 }
@@ -644,7 +254,7 @@ public:
         : run_(run), round_(round), o_(run.options), steps_(steps), meta_(roundMeta(run, round)), net_(run.config),
           opt_(net_->parameters(), torch::optim::AdamOptions(o_.learningRate)),
           rng_(o_.seed * 104729 + static_cast<std::uint64_t>(round.round) * 31 + 1),
-          checkpoint_(run.foldDir(round.round) / kCheckpointFile),
+          checkpoint_(run.foldDir(round.round) / kRoundCheckpointFile),
           plane_(static_cast<std::size_t>(run.config.inputChannels) * static_cast<std::size_t>(run.R) *
                  static_cast<std::size_t>(run.R)),
           batch_(plane_ * static_cast<std::size_t>(o_.batchSize)), target_(static_cast<std::size_t>(o_.batchSize)) {
@@ -692,7 +302,7 @@ public:
         }
         run_.result.roundMetrics.push_back(metricOf(o_.task, testPred, testTruth));
         run_.result.roundStopReasons.push_back(toString(reason));
-        writeRoundRecord(dir / kRoundFile, round_.round, run_.identity, testIds, testPred,
+        writeRoundRecord(dir / kRoundRecordFile, round_.round, run_.identity, testIds, testPred,
                          run_.result.roundMetrics.back(), st_.history, reason);
         std::error_code ec;
         std::filesystem::remove(checkpoint_, ec);
