@@ -90,8 +90,7 @@ int jsonNesting(const std::string& text) {
 
 void checkNesting(const std::string& text, const std::string& where) {
     if (jsonNesting(text) > kMaxJsonNesting)
-        throw FormatError(where + " nests arrays or objects more than " + std::to_string(kMaxJsonNesting) +
-                          " levels deep");
+        throw FormatError(where + " nests arrays or objects more than " + std::to_string(kMaxJsonNesting) + " levels deep");
 }
 
 void checkCount(long long v, long long lo, long long hi, const std::string& where, const std::string& field) {
@@ -316,6 +315,124 @@ const json& squarePair(const json& c, const char* key, const std::string& where)
     return v[0];
 }
 
+/// The output shape of the layers read so far: spatial side and channels, or a vector (`flat`: side 1).
+struct FlowShape {
+    long long side = 0;
+    long long channels = 3;
+    bool flat = false;
+};
+
+/// Refuses a layer with a non-linear activation (the importer has separate activation layers only).
+void requireLinear(const json& c, const KerasLayer& l, const std::string& source) {
+    if (c.value("activation", "linear") != "linear")
+        throw FormatError(source + ": layer '" + l.name + "' has activation '" + c.value("activation", "") +
+                    "' (only linear is supported)");
+}
+
+/// A Conv2D layer's configuration `c` into `l`, checked against the shape it is applied to.
+void readConv2d(const json& c, KerasLayer& l, FlowShape& shape, const std::string& source, const std::string& where) {
+    requireLinear(c, l, source);
+    const json& k = squarePair(c, "kernel_size", where);
+    const json& s = squarePair(c, "strides", where);
+    if (c["kernel_size"][0] != c["kernel_size"][1] || c["strides"][0] != c["strides"][1])
+        throw FormatError(source + ": layer '" + l.name + "': only square kernels and strides are supported");
+    if (c.value("data_format", "channels_last") != "channels_last")
+        throw FormatError(source + ": layer '" + l.name + "': only channels_last is supported");
+    if (c.contains("dilation_rate")) {
+        const json& d = c["dilation_rate"];
+        if (!d.is_array() || d.empty() || d[0] != 1)
+            throw FormatError(source + ": layer '" + l.name + "': dilated convolutions are not supported");
+    }
+    l.type = KerasLayer::Type::Conv2d;
+    l.kernel = intIn(k, 1, kMaxKernel, where, "kernel_size");
+    l.stride = intIn(s, 1, kMaxStride, where, "strides");
+    const std::string pad = c.value("padding", "valid");
+    if (pad != "valid" && pad != "same")
+        throw FormatError(source + ": layer '" + l.name + "': unsupported padding '" + pad + "'");
+    l.samePadding = pad == "same";
+    l.bias = c.value("use_bias", true);
+    l.inChannels = static_cast<int>(shape.channels);
+    if (shape.flat)
+        throw FormatError(where + ": convolution after flatten is not supported");
+    l.outChannels = intIn(c.at("filters"), 1, kMaxChannels, where, "filters");
+    checkCount(static_cast<long long>(l.kernel) * l.kernel * l.inChannels * l.outChannels, 1,
+               kMaxLayerWeights, where, "weight count (kernel² × in × filters)");
+    if (!l.samePadding && l.kernel > shape.side)
+        throw FormatError(where + ": kernel_size " + std::to_string(l.kernel) +
+                    " is larger than its input of side " + std::to_string(shape.side));
+    shape.side = l.samePadding ? (shape.side + l.stride - 1) / l.stride : (shape.side - l.kernel) / l.stride + 1;
+    shape.channels = l.outChannels;
+}
+
+/// A BatchNormalization layer's configuration `c` into `entry` (channel axis only, before any flatten).
+void readBatchNorm(const json& c, KerasConfigLayer& entry, const FlowShape& shape, const std::string& source,
+                   const std::string& where) {
+    KerasLayer& l = entry.layer;
+    if (shape.flat)
+        throw FormatError(source + ": layer '" + l.name + "': batch normalisation after flatten is not supported");
+    const int axis = c.contains("axis") ? intIn(c["axis"], INT_MIN, INT_MAX, where, "axis") : -1;
+    if (axis != -1 && axis != 3)
+        throw FormatError(source + ": layer '" + l.name + "': only channel-axis batch normalisation is supported");
+    l.type = KerasLayer::Type::BatchNorm;
+    l.epsilon = finite(c.value("epsilon", 1e-3), where, "epsilon");
+    l.momentum = finite(c.value("momentum", 0.99), where, "momentum");
+    l.inChannels = l.outChannels = static_cast<int>(shape.channels);
+    entry.scale = c.value("scale", true);
+    entry.center = c.value("center", true);
+}
+
+/// A Dense layer's configuration `c` into `l` (on a vector only).
+void readDense(const json& c, KerasLayer& l, FlowShape& shape, const std::string& source, const std::string& where) {
+    requireLinear(c, l, source);
+    if (!shape.flat)
+        throw FormatError(source + ": layer '" + l.name + "': dense layer on a spatial input is not supported");
+    l.type = KerasLayer::Type::Dense;
+    l.bias = c.value("use_bias", true);
+    l.inChannels = static_cast<int>(shape.channels);
+    l.outChannels = intIn(c.at("units"), 1, kMaxChannels, where, "units");
+    checkCount(static_cast<long long>(l.inChannels) * l.outChannels, 1, kMaxLayerWeights, where,
+               "weight count (in × units)");
+    shape.channels = l.outChannels;
+}
+
+/// One layer of the model (its JSON `lj`, in group `group`), applied to `shape`. json::exception for a
+/// malformed layout, Error for what the importer does not support.
+KerasConfigLayer readLayer(const json& lj, const std::string& group, FlowShape& shape, const std::string& source) {
+    const std::string cls = lj.at("class_name").get<std::string>();
+    const json& c = lj.at("config");
+    KerasConfigLayer entry;
+    entry.group = group;
+    KerasLayer& l = entry.layer;
+    l.name = c.value("name", "");
+    const std::string where = source + ": layer '" + l.name + "'";
+    if (cls == "Conv2D") {
+        readConv2d(c, l, shape, source, where);
+    } else if (cls == "LeakyReLU") {
+        l.type = KerasLayer::Type::LeakyRelu;
+        l.alpha = finite(c.value("alpha", 0.3), where, "alpha");
+        l.inChannels = l.outChannels = static_cast<int>(shape.channels);
+    } else if (cls == "BatchNormalization") {
+        readBatchNorm(c, entry, shape, source, where);
+    } else if (cls == "Flatten") {
+        l.type = KerasLayer::Type::Flatten;
+        shape.channels = shape.channels * shape.side * shape.side; // ≤ 65536 × 4096² before the check: no overflow
+        checkCount(shape.channels, 1, kMaxFeatures, where, "flattened feature count");
+        shape.side = 1;
+        shape.flat = true;
+        l.inChannels = l.outChannels = static_cast<int>(shape.channels);
+    } else if (cls == "GlobalAveragePooling2D") {
+        l.type = KerasLayer::Type::GlobalAvgPool;
+        shape.side = 1;
+        shape.flat = true;
+        l.inChannels = l.outChannels = static_cast<int>(shape.channels);
+    } else if (cls == "Dense") {
+        readDense(c, l, shape, source, where);
+    } else {
+        throw FormatError(source + ": unsupported Keras layer '" + l.name + "' of class " + cls);
+    }
+    return entry;
+}
+
 } // namespace
 
 KerasModelConfig parseKerasModelConfig(const std::string& text, const std::string& source) {
@@ -355,110 +472,17 @@ KerasModelConfig parseKerasModelConfig(const std::string& text, const std::strin
     } else {
         out.patchSize = model.inputSide;
     }
-    long long side = model.inputSide;
-    long long channels = 3;
-    bool flat = false;
+    FlowShape shape;
+    shape.side = model.inputSide;
     try {
-        for (const auto& [layerJson, group] : model.layers) {
-            const json& lj = *layerJson;
-            const std::string cls = lj.at("class_name").get<std::string>();
-            const json& c = lj.at("config");
-            KerasConfigLayer entry;
-            entry.group = group;
-            KerasLayer& l = entry.layer;
-            l.name = c.value("name", "");
-            const std::string where = source + ": layer '" + l.name + "'";
-            auto requireLinear = [&] {
-                if (c.value("activation", "linear") != "linear")
-                    throw FormatError(source + ": layer '" + l.name + "' has activation '" + c.value("activation", "") +
-                                      "' (only linear is supported)");
-            };
-            if (cls == "Conv2D") {
-                requireLinear();
-                const json& k = squarePair(c, "kernel_size", where);
-                const json& s = squarePair(c, "strides", where);
-                if (c["kernel_size"][0] != c["kernel_size"][1] || c["strides"][0] != c["strides"][1])
-                    throw FormatError(source + ": layer '" + l.name +
-                                      "': only square kernels and strides are supported");
-                if (c.value("data_format", "channels_last") != "channels_last")
-                    throw FormatError(source + ": layer '" + l.name + "': only channels_last is supported");
-                if (c.contains("dilation_rate")) {
-                    const json& d = c["dilation_rate"];
-                    if (!d.is_array() || d.empty() || d[0] != 1)
-                        throw FormatError(source + ": layer '" + l.name + "': dilated convolutions are not supported");
-                }
-                l.type = KerasLayer::Type::Conv2d;
-                l.kernel = intIn(k, 1, kMaxKernel, where, "kernel_size");
-                l.stride = intIn(s, 1, kMaxStride, where, "strides");
-                const std::string pad = c.value("padding", "valid");
-                if (pad != "valid" && pad != "same")
-                    throw FormatError(source + ": layer '" + l.name + "': unsupported padding '" + pad + "'");
-                l.samePadding = pad == "same";
-                l.bias = c.value("use_bias", true);
-                l.inChannels = static_cast<int>(channels);
-                if (flat)
-                    throw FormatError(where + ": convolution after flatten is not supported");
-                l.outChannels = intIn(c.at("filters"), 1, kMaxChannels, where, "filters");
-                checkCount(static_cast<long long>(l.kernel) * l.kernel * l.inChannels * l.outChannels, 1,
-                           kMaxLayerWeights, where, "weight count (kernel² × in × filters)");
-                if (!l.samePadding && l.kernel > side)
-                    throw FormatError(where + ": kernel_size " + std::to_string(l.kernel) +
-                                      " is larger than its input of side " + std::to_string(side));
-                side = l.samePadding ? (side + l.stride - 1) / l.stride : (side - l.kernel) / l.stride + 1;
-                channels = l.outChannels;
-            } else if (cls == "LeakyReLU") {
-                l.type = KerasLayer::Type::LeakyRelu;
-                l.alpha = finite(c.value("alpha", 0.3), where, "alpha");
-                l.inChannels = l.outChannels = static_cast<int>(channels);
-            } else if (cls == "BatchNormalization") {
-                if (flat)
-                    throw FormatError(source + ": layer '" + l.name +
-                                      "': batch normalisation after flatten is not supported");
-                const int axis = c.contains("axis") ? intIn(c["axis"], INT_MIN, INT_MAX, where, "axis") : -1;
-                if (axis != -1 && axis != 3)
-                    throw FormatError(source + ": layer '" + l.name +
-                                      "': only channel-axis batch normalisation is supported");
-                l.type = KerasLayer::Type::BatchNorm;
-                l.epsilon = finite(c.value("epsilon", 1e-3), where, "epsilon");
-                l.momentum = finite(c.value("momentum", 0.99), where, "momentum");
-                l.inChannels = l.outChannels = static_cast<int>(channels);
-                entry.scale = c.value("scale", true);
-                entry.center = c.value("center", true);
-            } else if (cls == "Flatten") {
-                l.type = KerasLayer::Type::Flatten;
-                channels = channels * side * side; // ≤ 65536 × 4096² before the check: no overflow
-                checkCount(channels, 1, kMaxFeatures, where, "flattened feature count");
-                side = 1;
-                flat = true;
-                l.inChannels = l.outChannels = static_cast<int>(channels);
-            } else if (cls == "GlobalAveragePooling2D") {
-                l.type = KerasLayer::Type::GlobalAvgPool;
-                side = 1;
-                flat = true;
-                l.inChannels = l.outChannels = static_cast<int>(channels);
-            } else if (cls == "Dense") {
-                requireLinear();
-                if (!flat)
-                    throw FormatError(source + ": layer '" + l.name +
-                                      "': dense layer on a spatial input is not supported");
-                l.type = KerasLayer::Type::Dense;
-                l.bias = c.value("use_bias", true);
-                l.inChannels = static_cast<int>(channels);
-                l.outChannels = intIn(c.at("units"), 1, kMaxChannels, where, "units");
-                checkCount(static_cast<long long>(l.inChannels) * l.outChannels, 1, kMaxLayerWeights, where,
-                           "weight count (in × units)");
-                channels = l.outChannels;
-            } else {
-                throw FormatError(source + ": unsupported Keras layer '" + l.name + "' of class " + cls);
-            }
-            out.layers.push_back(std::move(entry));
-        }
+        for (const auto& [layerJson, group] : model.layers)
+            out.layers.push_back(readLayer(*layerJson, group, shape, source));
     } catch (const json::exception& e) {
         throw FormatError(source + ": unexpected model_config layout: " + e.what());
     }
-    if (!flat)
+    if (!shape.flat)
         throw FormatError(source + ": the model does not end in a vector (no flatten or global pooling)");
-    out.codeSize = static_cast<int>(channels);
+    out.codeSize = static_cast<int>(shape.channels);
     checkCount(out.codeSize, 1, kMaxChannels, source, "code size (features of the last layer)");
     return out;
 }
