@@ -211,7 +211,8 @@ TEST_F(TrainResume, RefusesResumeStateOfOtherParametersAndDamagedFiles) {
                               "checkpoint, 1.0 now" + hint);
     EXPECT_TRUE(std::filesystem::exists(ckpt)); // a refusal changes nothing
 
-    // Damaged checkpoints: an IoError naming the file, never a crash.
+    // Damaged checkpoints: an error naming the file, never a crash (unreadable by LibTorch: IoError; readable
+    // but not a checkpoint, or a damaged record: FormatError).
     const std::string good = nic::test::readFile(ckpt);
     for (const std::string& bad : {good.substr(0, good.size() / 2), std::string("not a checkpoint\n"), std::string()}) {
         std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << bad;
@@ -225,7 +226,7 @@ TEST_F(TrainResume, RefusesResumeStateOfOtherParametersAndDamagedFiles) {
     SlideCnn net(meta.config);
     saveSlideModel(net, meta, model);
     std::filesystem::copy_file(model, ckpt, std::filesystem::copy_options::overwrite_existing);
-    EXPECT_EQ(test::errorOf<IoError>([&] { crossValidate(source, cohort.labels, {}, o, dir.path()); }),
+    EXPECT_EQ(test::errorOf<FormatError>([&] { crossValidate(source, cohort.labels, {}, o, dir.path()); }),
               ckpt.string() + ": not a nic train checkpoint (no state/json record)");
 
     // A finished round's record is checked the same way.
@@ -239,7 +240,7 @@ TEST_F(TrainResume, RefusesResumeStateOfOtherParametersAndDamagedFiles) {
               record.string() + ": cannot resume with different parameters: learning_rate is 0.01 in the checkpoint, "
                                 "0.02 now" + hint);
     std::ofstream(record, std::ios::trunc) << "{\"format\": \"nic-slide-train-round\", \"format_";
-    const auto e = test::errorOf<IoError>([&] { crossValidate(source, cohort.labels, {}, o, dir.path()); });
+    const auto e = test::errorOf<FormatError>([&] { crossValidate(source, cohort.labels, {}, o, dir.path()); });
     EXPECT_EQ(e.rfind(record.string() + ": damaged round record: ", 0), 0U) << e;
 
     // Without resume, what an earlier run left is removed and training starts afresh.

@@ -149,7 +149,7 @@ TEST_F(Training, ResumeRefusesTheCheckpointOfAnotherEncoderOrAForeignFile) {
 
     // An encoder file under the checkpoint's name is a LibTorch archive, but not a checkpoint.
     std::filesystem::copy_file(dir / "r.nicenc", ckpt, std::filesystem::copy_options::overwrite_existing);
-    EXPECT_EQ(test::errorOf<IoError>([&] { trainEncoder(o, bank, val); }),
+    EXPECT_EQ(test::errorOf<FormatError>([&] { trainEncoder(o, bank, val); }),
               ckpt.string() + ": not a nic train-encoder checkpoint (no state/json record)");
     std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << before.substr(0, before.size() / 2);
     const std::string e = test::errorOf<IoError>([&] { trainEncoder(o, bank, val); });

@@ -125,12 +125,12 @@ TEST(TrainingCheckpoint, DamagedAndForeignFilesAreErrorsNamingTheFile) {
     torch::serialize::OutputArchive plain;
     net.save(plain);
     plain.save_to(path.string());
-    EXPECT_EQ(test::errorOf<IoError>(openIt), path.string() + ": not a test checkpoint (no state/json record)");
+    EXPECT_EQ(test::errorOf<FormatError>(openIt), path.string() + ": not a test checkpoint (no state/json record)");
 
     // A state record that is not JSON.
     TrainingCheckpoint notJson(path);
     notJson.save("{\"epoch\": ");
-    EXPECT_EQ(test::errorOf<IoError>(openIt).rfind(path.string() + ": damaged checkpoint: ", 0), 0U);
+    EXPECT_EQ(test::errorOf<FormatError>(openIt).rfind(path.string() + ": damaged checkpoint: ", 0), 0U);
 
     // Records that are missing or of the wrong kind.
     TrainingCheckpoint written(path);
@@ -141,9 +141,9 @@ TEST(TrainingCheckpoint, DamagedAndForeignFilesAreErrorsNamingTheFile) {
     EXPECT_EQ(in.readBytes("bytes"), "abc");
     EXPECT_EQ(test::errorOf<IoError>([&] { in.readModule("optimizer0", net); }).rfind(cannotRead, 0), 0U);
     EXPECT_EQ(test::errorOf<IoError>([&] { in.readBytes("model"); }).rfind(cannotRead, 0), 0U);
-    EXPECT_EQ(test::errorOf<IoError>([&] { in.readGenerators(torch::kCPU); }),
+    EXPECT_EQ(test::errorOf<FormatError>([&] { in.readGenerators(torch::kCPU); }),
               path.string() + ": checkpoint has no rng/cpu record (made on another device?)");
-    EXPECT_EQ(test::errorOf<IoError>([&] { in.damaged("epoch 7 of 3"); }),
+    EXPECT_EQ(test::errorOf<FormatError>([&] { in.damaged("epoch 7 of 3"); }),
               path.string() + ": damaged checkpoint: epoch 7 of 3");
 
     // A folder that does not exist: nothing is written, the error names the checkpoint.
@@ -161,7 +161,7 @@ TEST(TrainingCheckpoint, ABytesRecordMustBeABytesTensor) {
     ar.write("state/json", c10::IValue(std::string("{}")));
     ar.save_to(path.string());
     TrainingCheckpoint in = TrainingCheckpoint::open(path, c10::nullopt, "test checkpoint");
-    EXPECT_EQ(test::errorOf<IoError>([&] { in.readBytes("best_model"); }),
+    EXPECT_EQ(test::errorOf<FormatError>([&] { in.readBytes("best_model"); }),
               path.string() + ": damaged checkpoint: best_model is not a byte array");
 }
 

@@ -62,7 +62,7 @@ TrainingCheckpoint TrainingCheckpoint::open(const std::filesystem::path& path, c
         c.in_.load_from(src, device);
         c10::IValue iv;
         if (!c.in_.try_read("state/json", iv) || !iv.isString())
-            throw IoError(src + ": not a " + format + " (no state/json record)");
+            throw FormatError(src + ": not a " + format + " (no state/json record)");
         c.state_ = ojson::parse(iv.toStringRef());
     } catch (const c10::Error& e) {
         c.unreadable(e);
@@ -178,7 +178,7 @@ void TrainingCheckpoint::readGenerators(c10::Device device) {
         for (auto& [key, gen] : defaultGenerators(device)) {
             torch::Tensor saved;
             if (!in_.try_read(key, saved))
-                throw IoError(path_.string() + ": checkpoint has no " + key + " record (made on another device?)");
+                throw FormatError(path_.string() + ": checkpoint has no " + key + " record (made on another device?)");
             std::lock_guard<std::mutex> lock(gen.mutex());
             gen.set_state(saved.to(torch::kCPU));
         }
@@ -188,7 +188,7 @@ void TrainingCheckpoint::readGenerators(c10::Device device) {
 }
 
 void TrainingCheckpoint::damaged(const std::string& cause) const {
-    throw IoError(path_.string() + ": damaged checkpoint: " + cause);
+    throw FormatError(path_.string() + ": damaged checkpoint: " + cause);
 }
 
 void TrainingCheckpoint::unreadable(const c10::Error& e) const {

@@ -35,7 +35,8 @@ struct IdentityItems {
 
 /// A training checkpoint being written (constructed with its path, filled with add*(), then save()) or
 /// read (open(), then read*()). Every failure is an exception naming the file: IoError for files that cannot
-/// be written, read or that are damaged, InvalidArgument for a checkpoint of a run with other parameters.
+/// be written or that LibTorch cannot load, FormatError for loadable files whose contents are not a usable
+/// checkpoint, InvalidArgument for a checkpoint of a run with other parameters.
 /// One object per thread.
 class TrainingCheckpoint {
 public:
@@ -47,8 +48,8 @@ public:
 
     /// Opens `path` with its tensors on `device` (nullopt: where they were saved) and parses its state.
     /// `format` names the kind of file for the error when the state record is missing ("nic train checkpoint").
-    /// IoError "<path>: cannot read checkpoint: <cause>" (missing, truncated, not an archive), "<path>: not a
-    /// <format> (no state/json record)", "<path>: damaged checkpoint: <cause>" (the state is not JSON).
+    /// IoError "<path>: cannot read checkpoint: <cause>" (missing, truncated, not an archive); FormatError
+    /// "<path>: not a <format> (no state/json record)", "<path>: damaged checkpoint: <cause>" (state not JSON).
     static TrainingCheckpoint open(const std::filesystem::path& path, c10::optional<c10::Device> device,
                                    const std::string& format);
 
@@ -79,11 +80,11 @@ public:
     /// IoError "<path>: cannot read checkpoint: <cause>" for a missing or unloadable record.
     void readModule(const std::string& key, torch::nn::Module& module);
     void readOptimizer(const std::string& key, torch::optim::Optimizer& optimizer);
-    /// IoError "<path>: damaged checkpoint: <key> is not a byte array" when the record is another tensor.
+    /// FormatError "<path>: damaged checkpoint: <key> is not a byte array" when the record is another tensor.
     std::string readBytes(const std::string& key);
-    /// IoError "<path>: checkpoint has no rng/<device> record (made on another device?)".
+    /// FormatError "<path>: checkpoint has no rng/<device> record (made on another device?)".
     void readGenerators(c10::Device device);
-    /// The IoError for a checkpoint whose state cannot be used: "<path>: damaged checkpoint: <cause>".
+    /// The FormatError for a checkpoint whose state cannot be used: "<path>: damaged checkpoint: <cause>".
     [[noreturn]] void damaged(const std::string& cause) const;
 
 private:

@@ -175,11 +175,11 @@ TrainingCheckpoint openRoundCheckpoint(const std::filesystem::path& path, torch:
     const ojson& j = checkpoint.state();
     try {
         if (j.value("format", std::string()) != kCheckpointFormat)
-            throw IoError(src + ": not a nic train checkpoint (format is not " + kCheckpointFormat + ")");
+            throw FormatError(src + ": not a nic train checkpoint (format is not " + kCheckpointFormat + ")");
         if (j.at("format_version").get<int>() != 1)
-            throw IoError(src + ": unsupported checkpoint format version " + j.at("format_version").dump());
+            throw FormatError(src + ": unsupported checkpoint format version " + j.at("format_version").dump());
         if (j.at("round").get<int>() != round)
-            throw IoError(src + ": checkpoint of round " + j.at("round").dump() + " where round " +
+            throw FormatError(src + ": checkpoint of round " + j.at("round").dump() + " where round " +
                           std::to_string(round) + " was expected");
         (void)j.at("identity");
     } catch (const nlohmann::json::exception& e) {
@@ -246,13 +246,13 @@ FinishedRound readRoundRecord(const std::filesystem::path& path, int round, cons
     try {
         j = ojson::parse(text.str());
         if (j.value("format", std::string()) != "nic-slide-train-round" || j.at("format_version").get<int>() != 1)
-            throw IoError(src + ": not a nic train round record (version 1)");
+            throw FormatError(src + ": not a nic train round record (version 1)");
         if (j.at("round").get<int>() != round)
-            throw IoError(src + ": record of round " + j.at("round").dump() + " where round " +
+            throw FormatError(src + ": record of round " + j.at("round").dump() + " where round " +
                           std::to_string(round) + " was expected");
         (void)j.at("identity");
     } catch (const nlohmann::json::exception& e) {
-        throw IoError(src + ": damaged round record: " + e.what());
+        throw FormatError(src + ": damaged round record: " + e.what());
     }
     const IdentityItems slides = perSlide(source);
     TrainingCheckpoint::checkIdentity(path, j.at("identity"), identity, &slides);
@@ -260,21 +260,21 @@ FinishedRound readRoundRecord(const std::filesystem::path& path, int round, cons
         f.metric = exactFromJson(j.at("test_metric"));
         const auto& test = j.at("test");
         if (test.size() != testSlides.size())
-            throw IoError(src + ": damaged round record: " + std::to_string(test.size()) + " test predictions for " +
+            throw FormatError(src + ": damaged round record: " + std::to_string(test.size()) + " test predictions for " +
                           std::to_string(testSlides.size()) + " test slides");
         for (std::size_t i = 0; i < testSlides.size(); ++i) {
             if (test[i].at("slide").get<std::string>() != source.id(testSlides[i]))
-                throw IoError(src + ": damaged round record: test slide " + std::to_string(i + 1) + " is " +
+                throw FormatError(src + ": damaged round record: test slide " + std::to_string(i + 1) + " is " +
                               test[i].at("slide").dump() + ", expected " + source.id(testSlides[i]));
             f.testPredictions.push_back(exactFromJson(test[i].at("prediction")));
         }
         for (const auto& e : j.at("curves"))
             f.history.push_back(recordFromJson(e, round));
         f.stopReason = j.value("stop_reason", std::string());
-    } catch (const IoError&) {
+    } catch (const FormatError&) {
         throw;
     } catch (const std::exception& e) {
-        throw IoError(src + ": damaged round record: " + e.what());
+        throw FormatError(src + ": damaged round record: " + e.what());
     }
     return f;
 }

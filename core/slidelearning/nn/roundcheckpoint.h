@@ -2,8 +2,8 @@
 // Resume state of a cross-validation run (slidetrainer.h, "Checkpoints and resume"; internal to core_nn,
 // includes torch): the run identity, the per-epoch checkpoint of the running round (fold<r>/checkpoint.pt,
 // a TrainingCheckpoint) and the record of a finished round (fold<r>/round.json). Every reader checks the
-// file against the resuming run's identity and throws naming the file: IoError for unreadable or damaged
-// files, InvalidArgument for another run's.
+// file against the resuming run's identity and throws naming the file: IoError for unreadable files,
+// FormatError for damaged ones, InvalidArgument for another run's.
 #include "core/base/plateau.h"
 #include "core/encoders/nn/trainingcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"

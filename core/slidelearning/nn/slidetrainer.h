@@ -260,7 +260,8 @@ struct CrossValidationResult {
 /// "round r/k, epoch e/E"; cancellable between steps (throws Cancelled, leaving finished rounds and the
 /// running round's last checkpoint, from which `options.resume` continues). Throws InvalidArgument for bad
 /// options or labels (classification labels must be 0/1 and both classes must occur) or resume state of a
-/// run with other parameters, IoError on write failures and unreadable or damaged resume state (naming the file).
+/// run with other parameters, IoError on write failures and unreadable resume state, FormatError for damaged
+/// resume state (naming the file).
 CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
                                     const std::vector<int>& foldColumn, const SlideTrainOptions& options,
                                     const std::filesystem::path& outDir, JobContext& job = JobContext::none());
