@@ -2,9 +2,11 @@
 // Usage: probe_cost [--side PX] [--cell PX] [--channels C] [--augment 1|8] [--probe PATH]
 // Writes the latent grid of a SIDE² slide (default 100000², 128-px cells → 782² cells, 128 float16
 // channels), then times, in one run: opening it in this process as the viewer does (LatentGridReader,
-// variant 0, tissue fractions, cell flags) and probing it (nic-probe reads and validates every variant
-// in a child process), plus the probe of a 2 × 3-cell grid (the cost of starting the child).
-// Prints seconds and the ratio probe / open. Not a test: figures only.
+// variant 0, tissue fractions, cell flags) and probing it (nic-probe validates the metadata, the chunk
+// index and decompresses every stored chunk of every variant in a child process), the probe that reads
+// every variant in full through HDF5 instead (`nic-probe --read-all`, the probe before the chunk check),
+// plus the probe of a 2 × 3-cell grid (the cost of starting the child).
+// Prints seconds and the ratios probe / open. Not a test: figures only.
 #include "core/compression/latentgrid.h"
 #include "core/base/untrustedfileprobe.h"
 
@@ -117,13 +119,22 @@ int main(int argc, char** argv) {
         if (!o.ok)
             std::fprintf(stderr, "probe failed: %s\n", o.message.c_str());
     });
+    const std::string readAllCommand = "'" + nic::UntrustedFileProbe::executable().string() + "' --read-all grid '" +
+                                       big.string() + "' > /dev/null";
+    const double probeReadAll = medianOf3([&] {
+        if (std::system(readAllCommand.c_str()) != 0)
+            std::fprintf(stderr, "nic-probe --read-all failed\n");
+    });
     const double cached = medianOf3([&] { (void)nic::UntrustedFileProbe::probe(nic::UntrustedKind::LatentGrid, big); });
     const double probeTiny = medianOf3([&] {
         nic::UntrustedFileProbe::clearCache();
         (void)nic::UntrustedFileProbe::probe(nic::UntrustedKind::LatentGrid, tiny);
     });
     std::printf("open in process (reader + variant 0 + tissue + flags): %.3f s\n", open);
-    std::printf("probe in nic-probe (every variant, tissue, flags):      %.3f s  (%.2f x the open)\n", probeBig, probeBig / open);
+    std::printf("probe in nic-probe (metadata, chunk index, every chunk decompressed, tissue, flags): %.3f s  (%.2f x the open)\n",
+                probeBig, probeBig / open);
+    std::printf("probe reading every variant in full (nic-probe --read-all): %.3f s  (%.2f x the open)\n", probeReadAll,
+                probeReadAll / open);
     std::printf("probe of a 2 x 3-cell grid (child start-up):           %.3f s\n", probeTiny);
     std::printf("second probe of the same file (cached):                %.6f s\n", cached);
     std::filesystem::remove_all(dir);

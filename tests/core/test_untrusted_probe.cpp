@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sys/stat.h>
+#include <zlib.h>
 
 using namespace nic;
 using nic::test::errorOf;
@@ -62,6 +63,52 @@ void writeTinyHeatmap(const std::filesystem::path& path) {
     d.level0Width = 128;
     d.level0Height = 128;
     writeHeatmapFile(path, d);
+}
+
+// A 16 x 16-cell grid of 32 float16 channels with varied values: its one grid chunk (16 x 16 x 32) is
+// 16384 bytes before compression, the largest compressed stream in the file.
+void writeVariedGrid(const std::filesystem::path& path) {
+    LatentGridMeta m = tinyMeta();
+    m.codeSize = 32;
+    m.rows = m.cols = 16;
+    m.level0Width = m.level0Height = 16 * 64;
+    const std::vector<float> tissue(256, 1.0F);
+    auto w = LatentGridWriter::create(path, m, tissue, 16);
+    std::vector<float> values(256 * 32);
+    for (std::size_t i = 0; i < values.size(); ++i)
+        values[i] = static_cast<float>((i * 2654435761U) % 1000) / 37.0F;
+    const std::vector<std::uint8_t> flags(256, kCellEncoded);
+    w->writeBand(16, {values.data()}, flags.data());
+    w->finishAndPublish(path);
+}
+
+struct ZlibStream {
+    std::size_t offset = 0, length = 0, inflated = 0;
+};
+
+// Where the longest zlib stream that inflates to `inflatedBytes` sits in `bytes` (found by trying each
+// zlib header).
+ZlibStream findZlibStream(const std::string& bytes, std::size_t inflatedBytes) {
+    ZlibStream best;
+    std::vector<unsigned char> out(inflatedBytes * 2);
+    for (std::size_t i = 0; i + 2 < bytes.size(); ++i) {
+        const auto b0 = static_cast<unsigned char>(bytes[i]), b1 = static_cast<unsigned char>(bytes[i + 1]);
+        if (b0 != 0x78 || ((b0 << 8) | b1) % 31 != 0)
+            continue;
+        z_stream z{};
+        if (inflateInit(&z) != Z_OK)
+            continue;
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + i));
+        z.avail_in = static_cast<uInt>(bytes.size() - i);
+        z.next_out = out.data();
+        z.avail_out = static_cast<uInt>(out.size());
+        const int status = inflate(&z, Z_FINISH);
+        const ZlibStream found{i, static_cast<std::size_t>(z.total_in), static_cast<std::size_t>(z.total_out)};
+        inflateEnd(&z);
+        if (status == Z_STREAM_END && found.inflated == inflatedBytes && found.length > best.length)
+            best = found;
+    }
+    return best;
 }
 
 void writeScript(const std::filesystem::path& path, const std::string& body) {
@@ -162,6 +209,75 @@ TEST_F(UntrustedFileProbeTest, AMissingProbeProgramIsAClearErrorNotASilentDirect
     const std::string e = errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); });
     EXPECT_EQ(e, (dir / "g.h5").string() + ": cannot check the file before reading it: cannot start " +
                      (dir / "no-such-probe").string() + ": No such file or directory");
+}
+
+// The probe does not read a grid's values into memory; it decompresses every stored chunk once itself. A
+// chunk whose compressed bytes are damaged is refused with the chunk named, and the reader never runs.
+TEST_F(UntrustedFileProbeTest, DamagedGridChunkIsRefusedNamingTheChunk) {
+    writeVariedGrid(dir / "g.h5");
+    std::string bytes = nic::test::readFile(dir / "g.h5");
+    const ZlibStream chunk = findZlibStream(bytes, 16384);
+    ASSERT_GT(chunk.length, 1000U) << "the grid's compressed chunk";
+    bytes[chunk.offset + chunk.length / 2] = static_cast<char>(bytes[chunk.offset + chunk.length / 2] ^ 0x5A);
+    std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    const std::string e = errorOf<IoError>([&] { (void)LatentGridReader(dir / "g.h5"); });
+    const std::string prefix = (dir / "g.h5").string() + ": dataset grid, chunk at [0, 0, 0]: damaged compressed data (zlib: ";
+    EXPECT_EQ(e.substr(0, prefix.size()), prefix) << e;
+    EXPECT_EQ(e.back(), ')') << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
+
+// A chunk that decompresses to more than its size (a "zip bomb": HDF5 1.10's deflate filter would keep
+// doubling its buffer for it) is refused before any reader inflates it.
+TEST_F(UntrustedFileProbeTest, ChunkDecompressingToMoreThanItsSizeIsRefused) {
+    writeVariedGrid(dir / "g.h5");
+    std::string bytes = nic::test::readFile(dir / "g.h5");
+    const ZlibStream chunk = findZlibStream(bytes, 16384);
+    ASSERT_GT(chunk.length, 1000U);
+    const std::vector<unsigned char> zeros(4 * 16384, 0);
+    std::vector<unsigned char> bomb(compressBound(zeros.size()));
+    uLongf bombSize = static_cast<uLongf>(bomb.size());
+    ASSERT_EQ(compress2(bomb.data(), &bombSize, zeros.data(), zeros.size(), 9), Z_OK);
+    ASSERT_LT(bombSize, chunk.length);
+    std::copy(bomb.begin(), bomb.begin() + static_cast<std::ptrdiff_t>(bombSize),
+              bytes.begin() + static_cast<std::ptrdiff_t>(chunk.offset)); // the rest of the chunk is ignored
+    std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }),
+              (dir / "g.h5").string() + ": dataset grid, chunk at [0, 0, 0]: decompresses to more than the chunk's 16384 bytes");
+}
+
+// The same for a heatmap, which the probe then reads in full: without the check, HDF5 inflates the bomb
+// and the reader keeps the first chunk's worth without a word.
+TEST_F(UntrustedFileProbeTest, HeatmapChunkDecompressingToMoreThanItsSizeIsRefused) {
+    HeatmapData d;
+    d.rows = d.cols = 32;
+    d.cellSize = 64;
+    d.level0Width = d.level0Height = 32 * 64;
+    for (int i = 0; i < 32 * 32; ++i) {
+        d.heat.push_back(static_cast<float>((static_cast<unsigned>(i) * 2654435761U) % 1000) / 999.0F);
+        d.tissue.push_back(1.0F);
+    }
+    writeHeatmapFile(dir / "h.h5", d);
+    std::string bytes = nic::test::readFile(dir / "h.h5");
+    // Both datasets are one 32 x 32 float chunk; the varied heat compresses far worse than the tissue.
+    const ZlibStream chunk = findZlibStream(bytes, 4096);
+    ASSERT_GT(chunk.length, 1000U) << "the heat's compressed chunk";
+    const std::vector<unsigned char> zeros(64 * 4096, 0);
+    std::vector<unsigned char> bomb(compressBound(zeros.size()));
+    uLongf bombSize = static_cast<uLongf>(bomb.size());
+    ASSERT_EQ(compress2(bomb.data(), &bombSize, zeros.data(), zeros.size(), 9), Z_OK);
+    ASSERT_LT(bombSize, chunk.length);
+    std::copy(bomb.begin(), bomb.begin() + static_cast<std::ptrdiff_t>(bombSize),
+              bytes.begin() + static_cast<std::ptrdiff_t>(chunk.offset));
+    std::ofstream(dir / "h.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    EXPECT_EQ(errorOf<IoError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
+              (dir / "h.h5").string() + ": dataset heatmap, chunk at [0, 0]: decompresses to more than the chunk's 4096 bytes");
 }
 
 // Every input that crashed or hung HDF5 1.10.8 under a fuzzer or the bit-flip corpus: the application's
