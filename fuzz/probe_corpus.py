@@ -5,7 +5,8 @@
 
 Writes N variants of each seed (a quarter truncated at a random length, the rest with 1-8 flipped bits,
 most of them in the first 8 KiB where HDF5 keeps superblock, object headers and heaps), has
-`NIC_PROBE KIND variant` read each with a T-second limit (default 5), and keeps under DIR (default
+`NIC_PROBE KIND variant` read each with a T-second limit (default 5; for grid, then also
+`NIC_PROBE grid-variants variant`), and keeps under DIR (default
 fuzz/regressions/fuzz_latent_grid for KIND grid, fuzz_heatmap for heatmap) every variant on which the
 probe died of a signal (crash-<signal>-<kind>-<sha1>.h5) or did not finish (hang-<kind>-<sha1>.h5).
 Refusals (exit 1 with a message) are the expected outcome and are not kept. Prints a summary.
@@ -24,6 +25,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+
+
+def probe_file(probe, kind, path, timeout, read_all=False):
+    """The outcome of the checks an application makes before reading all of `path`: for a compressed
+    slide, kind grid (metadata, variant 0, tissue, flags) and then grid-variants (the other variants)."""
+    flag = ["--read-all"] if read_all else []
+    outcome = run(probe, flag + [kind, path], timeout)
+    if kind == "grid" and outcome == "ok":
+        outcome = run(probe, flag + ["grid-variants", path], timeout)
+    return outcome
 
 
 def run(probe, args, timeout):
@@ -71,9 +82,9 @@ def main():
                         b[pos] ^= 1 << rng.randrange(8)
                 with open(cand, "wb") as f:
                     f.write(b)
-                outcome = run(a.probe, [a.kind, cand], a.timeout)
+                outcome = probe_file(a.probe, a.kind, cand, a.timeout)
                 if outcome == "ok" and a.check_accepted:
-                    full = run(a.probe, ["--read-all", a.kind, cand], a.timeout)
+                    full = probe_file(a.probe, a.kind, cand, a.timeout, read_all=True)
                     if full not in ("ok", "refused"):
                         outcome = "accepted-then-" + full
                     elif full == "refused":

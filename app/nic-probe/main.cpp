@@ -2,11 +2,12 @@
 // process of its own (core/base/untrustedfileprobe.h starts it). Torch- and Qt-free on purpose: it starts in
 // milliseconds and a crash inside a decoder (HDF5 1.10.8 crashes or loops on some damaged files) ends only
 // this process.
-// KIND: grid (compressed slide), heatmap (nic gradcam HDF5), hdf5 (either; the probe decides).
+// KIND: grid (compressed slide: metadata, variant 0, tissue and flags), grid-variants (its other dihedral
+// variants), heatmap (nic gradcam HDF5), hdf5 (either; the probe decides).
 // A compressed slide is checked as the readers will meet it, without reading its grids into memory:
-// metadata, every dataset's type and shape, the chunk index, and every stored chunk of every variant
-// decompressed once (Hdf5Dataset::verifyStoredChunks); tissue fractions and cell flags are checked the
-// same way, then read. A grid stored in another layout than ours is read in full. A heatmap's chunks are
+// metadata, every dataset's type and shape, the chunk index, and every stored chunk of the variants
+// checked decompressed once (Hdf5Dataset::verifyStoredChunks); tissue fractions and cell flags are
+// checked the same way, then read. A grid stored in another layout than ours is read in full. A heatmap's chunks are
 // checked, then it is read in full (it is small). --read-all reads every grid in full through HDF5 as
 // well (the slower check; for comparing the two, e.g. fuzz/probe_corpus.py --check-accepted).
 // Prints one line on stdout: "ok grid" / "ok heatmap" (exit 0), or the reader's error (exit 1).
@@ -54,13 +55,17 @@ bool verifyChunks(const nic::Hdf5File& file, const std::string& dataset) {
     return file.exists(dataset) && file.openDataset(dataset).verifyStoredChunks();
 }
 
-std::string validateGrid(const std::filesystem::path& path) {
+// `variants`: false checks what every reader reads first (metadata, variant 0, tissue, flags), true the
+// other dihedral variants (UntrustedKind::LatentGridVariants).
+std::string validateGrid(const std::filesystem::path& path, bool variants) {
     (void)nic::readLatentGridMeta(path);
     const nic::LatentGridReader reader(path); // format, version, completeness, dataset types and shapes
     const nic::Hdf5File file(path, nic::Hdf5File::Mode::ReadOnly);
-    for (int k = 0; k < reader.variantCount(); ++k)
+    for (int k = variants ? 1 : 0; k < (variants ? reader.variantCount() : 1); ++k)
         if (!verifyChunks(file, nic::LatentGridReader::datasetName(k)) || readAll)
             (void)reader.gridHwc(k);
+    if (variants)
+        return "grid";
     (void)verifyChunks(file, "tissue_fraction");
     (void)verifyChunks(file, "cell_flags");
     (void)reader.tissueFractions();
@@ -88,7 +93,7 @@ std::string validateHdf5(const std::filesystem::path& path) {
         const nic::Hdf5File f(path, nic::Hdf5File::Mode::ReadOnly);
         heatmap = f.hasAttribute("format") && f.stringAttribute("format") == "nic-heatmap";
     }
-    return heatmap ? validateHeatmap(path) : validateGrid(path);
+    return heatmap ? validateHeatmap(path) : validateGrid(path, false);
 }
 
 } // namespace
@@ -102,7 +107,7 @@ int main(int argc, char** argv) {
     }
     const auto kind = argc == first + 2 ? nic::probeKindFromName(argv[first]) : std::nullopt;
     if (!kind) {
-        std::fprintf(stderr, "usage: nic-probe [--read-all] grid|heatmap|hdf5 FILE\n");
+        std::fprintf(stderr, "usage: nic-probe [--read-all] grid|grid-variants|heatmap|hdf5 FILE\n");
         return 2;
     }
     const std::filesystem::path path(argv[first + 1]);
@@ -110,7 +115,10 @@ int main(int argc, char** argv) {
         std::string what;
         switch (*kind) {
         case nic::UntrustedKind::LatentGrid:
-            what = validateGrid(path);
+            what = validateGrid(path, false);
+            break;
+        case nic::UntrustedKind::LatentGridVariants:
+            what = validateGrid(path, true);
             break;
         case nic::UntrustedKind::Heatmap:
             what = validateHeatmap(path);

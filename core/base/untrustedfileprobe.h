@@ -21,9 +21,12 @@
 namespace nic {
 
 /// What a probed file is expected to be. `Hdf5` lets the probe decide between the two HDF5 formats.
-enum class UntrustedKind { LatentGrid, Heatmap, Hdf5 };
+/// A compressed slide is checked in two parts: `LatentGrid` is everything a reader reads first (metadata,
+/// variant 0, tissue, flags; the viewer reads no more), `LatentGridVariants` the other dihedral variants,
+/// checked when a reader first asks for one (training, prediction): a file of 8 variants opens 8× sooner.
+enum class UntrustedKind { LatentGrid, LatentGridVariants, Heatmap, Hdf5 };
 
-/// "grid", "heatmap", "hdf5": the kind's name on nic-probe's command line.
+/// "grid", "grid-variants", "heatmap", "hdf5": the kind's name on nic-probe's command line.
 const char* probeKindName(UntrustedKind kind);
 /// The kind named `name`, or nothing.
 std::optional<UntrustedKind> probeKindFromName(const std::string& name);

@@ -3,6 +3,7 @@
 // the file, outcomes are cached per file version, files this process wrote are trusted, and every
 // crashing/hanging input the fuzzers found (fuzz/regressions) gives `nic` exit 1 with one line, quickly.
 #include "core/base/error.h"
+#include "core/base/hdf5file.h"
 #include "core/heatmaps/heatmapeval.h"
 #include "core/compression/latentgrid.h"
 #include "core/base/untrustedfileprobe.h"
@@ -109,6 +110,34 @@ ZlibStream findZlibStream(const std::string& bytes, std::size_t inflatedBytes) {
             best = found;
     }
     return best;
+}
+
+struct ZlibStreamContent {
+    std::size_t offset = 0, length = 0;
+    std::string inflated;
+};
+
+// Every zlib stream in `bytes` that inflates to `inflatedBytes`, in file order.
+std::vector<ZlibStreamContent> zlibStreams(const std::string& bytes, std::size_t inflatedBytes) {
+    std::vector<ZlibStreamContent> found;
+    std::string out(inflatedBytes * 2, '\0');
+    for (std::size_t i = 0; i + 2 < bytes.size(); ++i) {
+        const auto b0 = static_cast<unsigned char>(bytes[i]), b1 = static_cast<unsigned char>(bytes[i + 1]);
+        if (b0 != 0x78 || ((b0 << 8) | b1) % 31 != 0)
+            continue;
+        z_stream z{};
+        if (inflateInit(&z) != Z_OK)
+            continue;
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + i));
+        z.avail_in = static_cast<uInt>(bytes.size() - i);
+        z.next_out = reinterpret_cast<Bytef*>(out.data());
+        z.avail_out = static_cast<uInt>(out.size());
+        const int status = inflate(&z, Z_FINISH);
+        if (status == Z_STREAM_END && z.total_out == inflatedBytes)
+            found.push_back({i, static_cast<std::size_t>(z.total_in), out.substr(0, inflatedBytes)});
+        inflateEnd(&z);
+    }
+    return found;
 }
 
 void writeScript(const std::filesystem::path& path, const std::string& body) {
@@ -248,6 +277,52 @@ TEST_F(UntrustedFileProbeTest, ChunkDecompressingToMoreThanItsSizeIsRefused) {
     UntrustedFileProbe::enable(kProbe);
     EXPECT_EQ(errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }),
               (dir / "g.h5").string() + ": dataset grid, chunk at [0, 0, 0]: decompresses to more than the chunk's 16384 bytes");
+}
+
+// A file of 8 dihedral variants: opening it (the viewer reads variant 0) checks variant 0 only; the other
+// variants are checked when a reader first asks for one, so a damaged variant 5 opens and shows, and
+// training or prediction, which read every variant, get the error naming it.
+TEST_F(UntrustedFileProbeTest, OtherVariantsAreCheckedWhenFirstRead) {
+    LatentGridMeta m = tinyMeta();
+    m.codeSize = 32;
+    m.rows = m.cols = 16;
+    m.level0Width = m.level0Height = 16 * 64;
+    m.augment = 8;
+    const std::vector<float> tissue(256, 1.0F);
+    auto w = LatentGridWriter::create(dir / "g.h5", m, tissue, 16);
+    // Every cell holds the same code, so each variant is one chunk of identical cells: variant 0's code
+    // differs from the other seven's, which makes its chunk the one stream unlike the others.
+    std::vector<float> first(256 * 32), others(256 * 32);
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        first[i] = static_cast<float>(i % 32) / 7.0F;
+        others[i] = static_cast<float>(31 - i % 32) / 5.0F;
+    }
+    std::vector<const float*> variants(8, others.data());
+    variants[0] = first.data();
+    const std::vector<std::uint8_t> flags(256, kCellEncoded);
+    w->writeBand(16, variants, flags.data());
+    w->finishAndPublish(dir / "g.h5");
+    std::string bytes = nic::test::readFile(dir / "g.h5");
+    const auto streams = zlibStreams(bytes, 16384);
+    ASSERT_EQ(streams.size(), 8U);
+    const auto isFirst = [&](const ZlibStreamContent& c) {
+        return std::count_if(streams.begin(), streams.end(), [&](const ZlibStreamContent& o) { return o.inflated == c.inflated; }) == 1;
+    };
+    ASSERT_EQ(std::count_if(streams.begin(), streams.end(), isFirst), 1);
+    const ZlibStreamContent& damaged = isFirst(streams[5]) ? streams[4] : streams[5];
+    bytes[damaged.offset + damaged.length / 2] = static_cast<char>(bytes[damaged.offset + damaged.length / 2] ^ 0x5A);
+    std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    const LatentGridReader reader(dir / "g.h5");
+    const auto v0 = reader.gridHwc(0);
+    ASSERT_EQ(v0.size(), first.size());
+    EXPECT_EQ(v0[33], halfToFloat(floatToHalf(first[33])));
+    const std::string e = errorOf<IoError>([&] { (void)reader.gridHwc(1); });
+    const std::string prefix = (dir / "g.h5").string() + ": dataset dihedral/";
+    EXPECT_EQ(e.substr(0, prefix.size()), prefix) << e;
+    EXPECT_NE(e.find(", chunk at [0, 0, 0]: damaged compressed data (zlib: "), std::string::npos) << e;
+    EXPECT_EQ(errorOf<IoError>([&] { (void)reader.gridHwc(7); }), e) << "checked once per file version";
 }
 
 // The same for a heatmap, which the probe then reads in full: without the check, HDF5 inflates the bomb
