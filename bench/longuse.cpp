@@ -13,6 +13,9 @@
 // bytes in use and free inside malloc (mallinfo2, all arenas; free bytes need not be resident), the
 // tile cache of the slide just closed and the QObjects left under the window. --no-trim: MainWindow
 // does not hand freed memory back after closing a tab (malloc_trim; it does by default), to compare.
+// --after-job: first sets glibc's malloc as it is in nic-studio after any LibTorch job has run (one
+// arena, mmap only above 1 GiB, trim only above 256 MiB free: keepActivationsInHeap() in
+// core/encoders/nn/encoderfile.cpp; this benchmark runs no job itself).
 #include "ui/glformat.h"
 #include "core/annotations/annotation.h"
 #include "core/heatmaps/heatmapeval.h"
@@ -148,14 +151,22 @@ int main(int argc, char** argv) {
     double minutes = 10.0;
     std::int64_t side = 8192;
     std::uint64_t seed = 1;
-    bool trim = true;
-    for (int i = 1; i < argc; ++i)
+    bool trim = true, afterJob = false;
+    for (int i = 1; i < argc; ++i) {
         if (std::string(argv[i]) == "--no-trim")
             trim = false;
+        if (std::string(argv[i]) == "--after-job")
+            afterJob = true;
+    }
+    if (afterJob) { // the same three settings as core/encoders/nn/encoderfile.cpp
+        ::mallopt(M_ARENA_MAX, 1);
+        ::mallopt(M_MMAP_THRESHOLD, 1 << 30);
+        ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    }
     nic::MainWindow::setTrimHeapOnClose(trim);
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--no-trim") {
+        if (a == "--no-trim" || a == "--after-job") {
             --i;
             continue;
         }
@@ -184,8 +195,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "longuse: error: the window was never exposed (run under xvfb-run -a)\n");
         return 1;
     }
-    std::printf("%d slides (%d distinct, %lld² px, heatmap + 40 annotations each) in %.1f min; RSS at start %.0f MB\n",
-                slides, distinct, static_cast<long long>(side), minutes, rssMb());
+    std::printf("%d slides (%d distinct, %lld² px, heatmap + 40 annotations each) in %.1f min%s%s; RSS at start %.0f MB\n",
+                slides, distinct, static_cast<long long>(side), minutes, trim ? "" : ", no trim after closing",
+                afterJob ? ", malloc set as after a LibTorch job" : "", rssMb());
     std::mt19937_64 rng(seed);
     const auto t0 = Clock::now();
     const double perSlide = minutes * 60.0 / slides;

@@ -83,35 +83,6 @@ void writeVariedGrid(const std::filesystem::path& path) {
     w->finishAndPublish(path);
 }
 
-struct ZlibStream {
-    std::size_t offset = 0, length = 0, inflated = 0;
-};
-
-// Where the longest zlib stream that inflates to `inflatedBytes` sits in `bytes` (found by trying each
-// zlib header).
-ZlibStream findZlibStream(const std::string& bytes, std::size_t inflatedBytes) {
-    ZlibStream best;
-    std::vector<unsigned char> out(inflatedBytes * 2);
-    for (std::size_t i = 0; i + 2 < bytes.size(); ++i) {
-        const auto b0 = static_cast<unsigned char>(bytes[i]), b1 = static_cast<unsigned char>(bytes[i + 1]);
-        if (b0 != 0x78 || ((b0 << 8) | b1) % 31 != 0)
-            continue;
-        z_stream z{};
-        if (inflateInit(&z) != Z_OK)
-            continue;
-        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + i));
-        z.avail_in = static_cast<uInt>(bytes.size() - i);
-        z.next_out = out.data();
-        z.avail_out = static_cast<uInt>(out.size());
-        const int status = inflate(&z, Z_FINISH);
-        const ZlibStream found{i, static_cast<std::size_t>(z.total_in), static_cast<std::size_t>(z.total_out)};
-        inflateEnd(&z);
-        if (status == Z_STREAM_END && found.inflated == inflatedBytes && found.length > best.length)
-            best = found;
-    }
-    return best;
-}
-
 struct ZlibStreamContent {
     std::size_t offset = 0, length = 0;
     std::string inflated;
@@ -138,6 +109,27 @@ std::vector<ZlibStreamContent> zlibStreams(const std::string& bytes, std::size_t
         inflateEnd(&z);
     }
     return found;
+}
+
+// The longest zlib stream in `bytes` that inflates to `inflatedBytes` (a chunk that compresses worst).
+ZlibStreamContent longestZlibStream(const std::string& bytes, std::size_t inflatedBytes) {
+    ZlibStreamContent best;
+    for (auto& c : zlibStreams(bytes, inflatedBytes))
+        if (c.length > best.length)
+            best = std::move(c);
+    return best;
+}
+
+// Replaces the stream at `at` (its tail stays, ignored) with one that inflates to `factor` times its
+// size of zeros. Returns false when that stream would not fit.
+bool plantDecompressionBomb(std::string& bytes, const ZlibStreamContent& at, std::size_t factor) {
+    const std::vector<unsigned char> zeros(factor * at.inflated.size(), 0);
+    std::vector<unsigned char> bomb(compressBound(zeros.size()));
+    uLongf size = static_cast<uLongf>(bomb.size());
+    if (compress2(bomb.data(), &size, zeros.data(), zeros.size(), 9) != Z_OK || size >= at.length)
+        return false;
+    std::copy(bomb.begin(), bomb.begin() + static_cast<std::ptrdiff_t>(size), bytes.begin() + static_cast<std::ptrdiff_t>(at.offset));
+    return true;
 }
 
 void writeScript(const std::filesystem::path& path, const std::string& body) {
@@ -245,7 +237,7 @@ TEST_F(UntrustedFileProbeTest, AMissingProbeProgramIsAClearErrorNotASilentDirect
 TEST_F(UntrustedFileProbeTest, DamagedGridChunkIsRefusedNamingTheChunk) {
     writeVariedGrid(dir / "g.h5");
     std::string bytes = nic::test::readFile(dir / "g.h5");
-    const ZlibStream chunk = findZlibStream(bytes, 16384);
+    const ZlibStreamContent chunk = longestZlibStream(bytes, 16384);
     ASSERT_GT(chunk.length, 1000U) << "the grid's compressed chunk";
     bytes[chunk.offset + chunk.length / 2] = static_cast<char>(bytes[chunk.offset + chunk.length / 2] ^ 0x5A);
     std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
@@ -263,15 +255,9 @@ TEST_F(UntrustedFileProbeTest, DamagedGridChunkIsRefusedNamingTheChunk) {
 TEST_F(UntrustedFileProbeTest, ChunkDecompressingToMoreThanItsSizeIsRefused) {
     writeVariedGrid(dir / "g.h5");
     std::string bytes = nic::test::readFile(dir / "g.h5");
-    const ZlibStream chunk = findZlibStream(bytes, 16384);
-    ASSERT_GT(chunk.length, 1000U);
-    const std::vector<unsigned char> zeros(4 * 16384, 0);
-    std::vector<unsigned char> bomb(compressBound(zeros.size()));
-    uLongf bombSize = static_cast<uLongf>(bomb.size());
-    ASSERT_EQ(compress2(bomb.data(), &bombSize, zeros.data(), zeros.size(), 9), Z_OK);
-    ASSERT_LT(bombSize, chunk.length);
-    std::copy(bomb.begin(), bomb.begin() + static_cast<std::ptrdiff_t>(bombSize),
-              bytes.begin() + static_cast<std::ptrdiff_t>(chunk.offset)); // the rest of the chunk is ignored
+    const ZlibStreamContent chunk = longestZlibStream(bytes, 16384);
+    ASSERT_GT(chunk.length, 1000U) << "the grid's compressed chunk";
+    ASSERT_TRUE(plantDecompressionBomb(bytes, chunk, 4));
     std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
     UntrustedFileProbe::clearCache();
     UntrustedFileProbe::enable(kProbe);
@@ -339,15 +325,9 @@ TEST_F(UntrustedFileProbeTest, HeatmapChunkDecompressingToMoreThanItsSizeIsRefus
     writeHeatmapFile(dir / "h.h5", d);
     std::string bytes = nic::test::readFile(dir / "h.h5");
     // Both datasets are one 32 x 32 float chunk; the varied heat compresses far worse than the tissue.
-    const ZlibStream chunk = findZlibStream(bytes, 4096);
+    const ZlibStreamContent chunk = longestZlibStream(bytes, 4096);
     ASSERT_GT(chunk.length, 1000U) << "the heat's compressed chunk";
-    const std::vector<unsigned char> zeros(64 * 4096, 0);
-    std::vector<unsigned char> bomb(compressBound(zeros.size()));
-    uLongf bombSize = static_cast<uLongf>(bomb.size());
-    ASSERT_EQ(compress2(bomb.data(), &bombSize, zeros.data(), zeros.size(), 9), Z_OK);
-    ASSERT_LT(bombSize, chunk.length);
-    std::copy(bomb.begin(), bomb.begin() + static_cast<std::ptrdiff_t>(bombSize),
-              bytes.begin() + static_cast<std::ptrdiff_t>(chunk.offset));
+    ASSERT_TRUE(plantDecompressionBomb(bytes, chunk, 64));
     std::ofstream(dir / "h.h5", std::ios::binary | std::ios::trunc) << bytes;
     UntrustedFileProbe::clearCache();
     UntrustedFileProbe::enable(kProbe);
