@@ -26,6 +26,7 @@
 #include "ui/slideview.h"
 
 #include <QApplication>
+#include <QPointer>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QSurfaceFormat>
@@ -224,8 +225,10 @@ int main(int argc, char** argv) {
         }
         const double cacheMb = static_cast<double>(v->cachedBytes()) / (1024.0 * 1024.0);
         const std::size_t textures = v->cachedTileCount();
+        const QPointer<nic::SlideTab> closing(tab);
         Q_EMIT w.tabs()->tabCloseRequested(w.tabs()->indexOf(tab));
-        QTest::qWait(700); // deleteLater runs, and MainWindow's heap trim 0.3 s after the tab is gone
+        (void)QTest::qWaitFor([&] { return closing.isNull(); }, 10000); // deleteLater runs
+        QTest::qWait(700); // MainWindow's heap trim 0.3 s after the tab is gone
         const double rss = rssMb();
         maxRss = std::max(maxRss, rss);
         if (i == 0)

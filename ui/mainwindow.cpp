@@ -79,9 +79,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         QWidget* w = tabs_->widget(i);
         tabs_->removeTab(i);
         // Once the tab is destroyed, more of its memory is freed within a few hundred ms (the GL context,
-        // the tile loader's threads, queued tiles): trim after that (bench/longuse.cpp measured it).
+        // the tile loader's threads, queued tiles): trim after that, and once more later for what a busy
+        // machine frees late (bench/longuse.cpp measured both).
         if (trimHeapOnClose)
-            connect(w, &QObject::destroyed, this, [this] { QTimer::singleShot(kTrimDelayMs, this, [] { trimHeap(); }); });
+            connect(w, &QObject::destroyed, this, [this] {
+                for (int ms : {kTrimDelayMs, 10 * kTrimDelayMs})
+                    QTimer::singleShot(ms, this, [] { trimHeap(); });
+            });
         w->deleteLater();
     });
     connect(tabs_, &QTabWidget::currentChanged, this, &MainWindow::onCurrentTabChanged);
