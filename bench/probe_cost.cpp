@@ -2,9 +2,12 @@
 // Usage: probe_cost [--side PX] [--cell PX] [--channels C] [--augment 1|8] [--probe PATH]
 // Writes the latent grid of a SIDE² slide (default 100000², 128-px cells → 782² cells, 128 float16
 // channels), then times, in one run: opening it in this process as the viewer does (LatentGridReader,
-// variant 0, tissue fractions, cell flags) and probing it (nic-probe reads and validates every variant
-// in a child process), plus the probe of a 2 × 3-cell grid (the cost of starting the child).
-// Prints seconds and the ratio probe / open. Not a test: figures only.
+// variant 0, tissue fractions, cell flags) and probing it in a child process (nic-probe validates the
+// metadata and the chunk index and decompresses every stored chunk of what the open reads; with
+// --augment 8, also the probe of variants 1-7 that training runs before reading them), the probe that
+// reads every variant in full through HDF5 instead (`nic-probe --read-all`, the probe before the chunk
+// check), plus the probe of a 2 × 3-cell grid (the cost of starting the child).
+// Prints seconds and the ratios probe / open. Not a test: figures only.
 #include "core/compression/latentgrid.h"
 #include "core/base/untrustedfileprobe.h"
 
@@ -111,21 +114,39 @@ int main(int argc, char** argv) {
         (void)r.cellFlags();
     });
     nic::UntrustedFileProbe::enable(probe);
-    const double probeBig = medianOf3([&] {
+    auto probeOnce = [&](nic::UntrustedKind kind) {
         nic::UntrustedFileProbe::clearCache();
-        const auto o = nic::UntrustedFileProbe::probe(nic::UntrustedKind::LatentGrid, big);
+        const auto o = nic::UntrustedFileProbe::probe(kind, big);
         if (!o.ok)
             std::fprintf(stderr, "probe failed: %s\n", o.message.c_str());
+    };
+    const double probeBig = medianOf3([&] { probeOnce(nic::UntrustedKind::LatentGrid); });
+    const double probeVariants =
+        augment > 1 ? medianOf3([&] { probeOnce(nic::UntrustedKind::LatentGridVariants); }) : 0.0;
+    // The probe before the chunk check: every variant read in full through HDF5.
+    const std::string exe = "'" + nic::UntrustedFileProbe::executable().string() + "' --read-all ";
+    const std::string readAllCommand = exe + "grid '" + big.string() + "' > /dev/null && " + exe + "grid-variants '" +
+                                       big.string() + "' > /dev/null";
+    const double probeReadAll = medianOf3([&] {
+        if (std::system(readAllCommand.c_str()) != 0)
+            std::fprintf(stderr, "nic-probe --read-all failed\n");
     });
     const double cached = medianOf3([&] { (void)nic::UntrustedFileProbe::probe(nic::UntrustedKind::LatentGrid, big); });
     const double probeTiny = medianOf3([&] {
         nic::UntrustedFileProbe::clearCache();
         (void)nic::UntrustedFileProbe::probe(nic::UntrustedKind::LatentGrid, tiny);
     });
-    std::printf("open in process (reader + variant 0 + tissue + flags): %.3f s\n", open);
-    std::printf("probe in nic-probe (every variant, tissue, flags):      %.3f s  (%.2f x the open)\n", probeBig, probeBig / open);
-    std::printf("probe of a 2 x 3-cell grid (child start-up):           %.3f s\n", probeTiny);
-    std::printf("second probe of the same file (cached):                %.6f s\n", cached);
+    std::printf("open in process (reader + variant 0 + tissue + flags):               %.3f s\n", open);
+    std::printf("probe before the open (metadata, chunk index, variant 0's chunks decompressed, tissue, flags): "
+                "%.3f s  (%.2f x the open)\n",
+                probeBig, probeBig / open);
+    if (augment > 1)
+        std::printf("probe before reading variants 1-%d (their chunks decompressed):         %.3f s  (%.2f x the open)\n",
+                    augment - 1, probeVariants, probeVariants / open);
+    std::printf("probe reading every variant in full instead (nic-probe --read-all):    %.3f s  (%.2f x the open)\n",
+                probeReadAll, probeReadAll / open);
+    std::printf("probe of a 2 x 3-cell grid (child start-up):                          %.3f s\n", probeTiny);
+    std::printf("second probe of the same file (cached):                               %.6f s\n", cached);
     std::filesystem::remove_all(dir);
     return 0;
 }

@@ -28,6 +28,7 @@
 #include <QMimeData>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTimer>
 #include <QTabWidget>
 #include <QToolBar>
 
@@ -37,13 +38,34 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace nic {
 
 namespace {
+
+bool trimHeapOnClose = true;
+constexpr int kTrimDelayMs = 300;
+
+// glibc keeps freed memory resident for reuse: every free page inside an arena's heap, and the free top
+// of an arena up to M_TRIM_THRESHOLD (256 MiB once LibTorch compute has been configured,
+// core/encoders/nn/encoderfile.cpp). A closed slide frees ~100-200 MB in pieces of tile size (textures,
+// decoded tiles, GL buffers), which fragmentation keeps resident; malloc_trim hands their pages back
+// (bench/longuse.cpp and docs/timings.md: about 140 MB per close on 8192² slides).
+void trimHeap() {
+#ifdef __GLIBC__
+    ::malloc_trim(0);
+#endif
+}
+
 constexpr int kMaxRecent = 10;
 const QString kRecentKey = QStringLiteral("recentFiles");
+
 } // namespace
+
+void MainWindow::setTrimHeapOnClose(bool on) { trimHeapOnClose = on; }
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowTitle(tr("NIC Studio"));
@@ -56,6 +78,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     connect(tabs_, &QTabWidget::tabCloseRequested, this, [this](int i) {
         QWidget* w = tabs_->widget(i);
         tabs_->removeTab(i);
+        // Once the tab is destroyed, more of its memory is freed within a few hundred ms (the GL context,
+        // the tile loader's threads, queued tiles): trim after that, and once more later for what a busy
+        // machine frees late (bench/longuse.cpp measured both).
+        if (trimHeapOnClose)
+            connect(w, &QObject::destroyed, this, [this] {
+                for (int ms : {kTrimDelayMs, 10 * kTrimDelayMs})
+                    QTimer::singleShot(ms, this, [] { trimHeap(); });
+            });
         w->deleteLater();
     });
     connect(tabs_, &QTabWidget::currentChanged, this, &MainWindow::onCurrentTabChanged);

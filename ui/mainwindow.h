@@ -58,6 +58,11 @@ public:
     /// Text of Help ▸ Keyboard shortcuts: one "keys<TAB>what" line per shortcut.
     QString shortcutsText() const;
 
+    /// After a closed tab has been destroyed, hands the memory the allocator freed but keeps back to the
+    /// system (glibc malloc_trim; a slide's textures and tiles are hundreds of MB). On by default;
+    /// process-wide; for benchmarks that measure what it does.
+    static void setTrimHeapOnClose(bool on);
+
 Q_SIGNALS:
     /// A figure was written (`error` empty) or could not be (`error` names the file and cause).
     void viewExported(const QString& path, const QString& error);

@@ -4,6 +4,7 @@
 #include "core/base/untrustedfileprobe.h"
 #include "core/base/version.h"
 #include "ui/figureexport.h"
+#include "ui/inputscript.h"
 #include "ui/mainwindow.h"
 #include "ui/workflow.h"
 #include "ui/slidetab.h"
@@ -33,6 +34,7 @@ struct Options {
     bool fit = false;
     int width = 0;
     QString exportPath;
+    QString inputScript;
 };
 
 void printError(const QString& message) { nic::printStudioError(message); }
@@ -68,7 +70,11 @@ std::optional<int> parseCommandLine(int argc, char** argv, Options& o) {
     const QCommandLineOption exportView(QStringLiteral("export-view"),
                                         QStringLiteral("Write the figure to OUT (.png, .svg or .pdf, atomically) and exit."),
                                         QStringLiteral("OUT"));
-    parser.addOptions({heatmap, annotations, region, fit, width, exportView});
+    // Hidden: scripted mouse input for tests of the real program (ui/inputscript.h).
+    QCommandLineOption inputScript(QStringLiteral("input-script"), QStringLiteral("Scripted input (for tests)."),
+                                   QStringLiteral("FILE"));
+    inputScript.setFlags(QCommandLineOption::HiddenFromHelp);
+    parser.addOptions({heatmap, annotations, region, fit, width, exportView, inputScript});
     if (!parser.parse(QCoreApplication::arguments())) {
         printError(parser.errorText() + QStringLiteral(" (see nic-studio --help)"));
         return kExitUsage;
@@ -91,6 +97,7 @@ std::optional<int> parseCommandLine(int argc, char** argv, Options& o) {
     o.heatmap = parser.value(heatmap);
     o.annotations = parser.value(annotations);
     o.exportPath = parser.value(exportView);
+    o.inputScript = parser.value(inputScript);
     o.fit = parser.isSet(fit);
     const bool exporting = parser.isSet(exportView);
     auto usage = [](const QString& message) {
@@ -173,6 +180,13 @@ int main(int argc, char** argv) {
             if (!o.heatmap.isEmpty())
                 tab->loadHeatmap(o.heatmap);
         });
+    }
+    if (!options.inputScript.isEmpty()) {
+        QString error;
+        if (!nic::InputScript::start(options.inputScript, &window, &error)) {
+            printError(error);
+            return 1;
+        }
     }
     return QApplication::exec();
 }

@@ -118,6 +118,16 @@ public:
                const void* data);
     void read(const std::vector<std::int64_t>& offset, const std::vector<std::int64_t>& count, H5Type memType,
               void* out) const;
+    /// Checks the stored data without reading it into memory (nic-probe's check of an untrusted file,
+    /// core/base/untrustedfileprobe.h). Only for a chunked dataset whose filters are at most shuffle then
+    /// deflate (this project's layout; returns false, checking nothing, for any other layout or filter):
+    /// walks the chunk index, checks that each stored chunk lies inside the file, reads it raw and
+    /// decompresses it with zlib into one chunk's bytes, and reads the first stored chunk through HDF5's
+    /// own filter pipeline. A chunk that does not decompress to exactly one chunk (damaged, or
+    /// decompressing to more than its size, or lying outside the file) throws FormatError naming the file,
+    /// dataset and chunk; HDF5 failing to read it, IoError. The values
+    /// are neither converted nor kept, so this costs about a decompression of the dataset.
+    bool verifyStoredChunks() const;
     /// Closes the dataset now (also done by the destructor).
     void close() { handle_.close(); }
 

@@ -72,6 +72,7 @@ fs::path findExecutable() { return findCompanionProgram("nic-probe", "NIC_PROBE"
 const char* whatIs(UntrustedKind kind) {
     switch (kind) {
     case UntrustedKind::LatentGrid:
+    case UntrustedKind::LatentGridVariants:
         return "compressed slide";
     case UntrustedKind::Heatmap:
         return "heatmap";
@@ -222,6 +223,8 @@ const char* probeKindName(UntrustedKind kind) {
     switch (kind) {
     case UntrustedKind::LatentGrid:
         return "grid";
+    case UntrustedKind::LatentGridVariants:
+        return "grid-variants";
     case UntrustedKind::Heatmap:
         return "heatmap";
     case UntrustedKind::Hdf5:
@@ -231,7 +234,7 @@ const char* probeKindName(UntrustedKind kind) {
 }
 
 std::optional<UntrustedKind> probeKindFromName(const std::string& name) {
-    for (auto k : {UntrustedKind::LatentGrid, UntrustedKind::Heatmap, UntrustedKind::Hdf5})
+    for (auto k : {UntrustedKind::LatentGrid, UntrustedKind::LatentGridVariants, UntrustedKind::Heatmap, UntrustedKind::Hdf5})
         if (name == probeKindName(k))
             return k;
     return std::nullopt;

@@ -3,8 +3,10 @@
 // damaged files before any of our checks run (fuzz/README.md); a crash there must not take down `nic`
 // or nic-studio (with its unsaved annotations). So, when a front-end enables this probe, the core
 // readers of files that come from outside (readLatentGridMeta, LatentGridReader, readHeatmapFile) first
-// have the small `nic-probe` executable (torch- and Qt-free, links core only) read and validate the
-// whole file with the same readers, under a time limit, without core dumps. A crash or a time-out in
+// have the small `nic-probe` executable (torch- and Qt-free, links core only) validate the whole file
+// with the same readers, under a time limit, without core dumps: metadata, attributes, dataset types
+// and shapes, every chunk index, and every stored chunk decompressed once (a grid's values are not
+// converted or kept: app/nic-probe/main.cpp says what exactly). A crash or a time-out in
 // the child becomes a FormatError naming the file and what happened, and the calling process never runs
 // the crashing code on that file. The child is started with posix_spawn (never fork() of a
 // multi-threaded process, whose locks a forked child could inherit held).
@@ -19,9 +21,12 @@
 namespace nic {
 
 /// What a probed file is expected to be. `Hdf5` lets the probe decide between the two HDF5 formats.
-enum class UntrustedKind { LatentGrid, Heatmap, Hdf5 };
+/// A compressed slide is checked in two parts: `LatentGrid` is everything a reader reads first (metadata,
+/// variant 0, tissue, flags; the viewer reads no more), `LatentGridVariants` the other dihedral variants,
+/// checked when a reader first asks for one (training, prediction): a file of 8 variants opens 8× sooner.
+enum class UntrustedKind { LatentGrid, LatentGridVariants, Heatmap, Hdf5 };
 
-/// "grid", "heatmap", "hdf5": the kind's name on nic-probe's command line.
+/// "grid", "grid-variants", "heatmap", "hdf5": the kind's name on nic-probe's command line.
 const char* probeKindName(UntrustedKind kind);
 /// The kind named `name`, or nothing.
 std::optional<UntrustedKind> probeKindFromName(const std::string& name);

@@ -567,6 +567,8 @@ std::vector<float> LatentGridReader::gridHwc(int variant) const {
     if (variant < 0 || variant >= m.augment)
         throw InvalidArgument(impl_->path.string() + ": no dihedral variant " + std::to_string(variant) + " (file has " +
                               std::to_string(m.augment) + ")");
+    if (variant > 0) // the constructor's probe checked variant 0 only (core/base/untrustedfileprobe.h)
+        UntrustedFileProbe::check(UntrustedKind::LatentGridVariants, impl_->path);
     const auto d = impl_->file->openDataset(datasetName(variant));
     const auto shape = variantShape(m, variant);
     const auto n = static_cast<std::size_t>(shape[0] * shape[1] * shape[2]);

@@ -3,6 +3,7 @@
 // the file, outcomes are cached per file version, files this process wrote are trusted, and every
 // crashing/hanging input the fuzzers found (fuzz/regressions) gives `nic` exit 1 with one line, quickly.
 #include "core/base/error.h"
+#include "core/base/hdf5file.h"
 #include "core/heatmaps/heatmapeval.h"
 #include "core/compression/latentgrid.h"
 #include "core/base/untrustedfileprobe.h"
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sys/stat.h>
+#include <zlib.h>
 
 using namespace nic;
 using nic::test::errorOf;
@@ -62,6 +64,72 @@ void writeTinyHeatmap(const std::filesystem::path& path) {
     d.level0Width = 128;
     d.level0Height = 128;
     writeHeatmapFile(path, d);
+}
+
+// A 16 x 16-cell grid of 32 float16 channels with varied values: its one grid chunk (16 x 16 x 32) is
+// 16384 bytes before compression, the largest compressed stream in the file.
+void writeVariedGrid(const std::filesystem::path& path) {
+    LatentGridMeta m = tinyMeta();
+    m.codeSize = 32;
+    m.rows = m.cols = 16;
+    m.level0Width = m.level0Height = 16 * 64;
+    const std::vector<float> tissue(256, 1.0F);
+    auto w = LatentGridWriter::create(path, m, tissue, 16);
+    std::vector<float> values(256 * 32);
+    for (std::size_t i = 0; i < values.size(); ++i)
+        values[i] = static_cast<float>((i * 2654435761U) % 1000) / 37.0F;
+    const std::vector<std::uint8_t> flags(256, kCellEncoded);
+    w->writeBand(16, {values.data()}, flags.data());
+    w->finishAndPublish(path);
+}
+
+struct ZlibStreamContent {
+    std::size_t offset = 0, length = 0;
+    std::string inflated;
+};
+
+// Every zlib stream in `bytes` that inflates to `inflatedBytes`, in file order.
+std::vector<ZlibStreamContent> zlibStreams(const std::string& bytes, std::size_t inflatedBytes) {
+    std::vector<ZlibStreamContent> found;
+    std::string out(inflatedBytes * 2, '\0');
+    for (std::size_t i = 0; i + 2 < bytes.size(); ++i) {
+        const auto b0 = static_cast<unsigned char>(bytes[i]), b1 = static_cast<unsigned char>(bytes[i + 1]);
+        if (b0 != 0x78 || ((b0 << 8) | b1) % 31 != 0)
+            continue;
+        z_stream z{};
+        if (inflateInit(&z) != Z_OK)
+            continue;
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + i));
+        z.avail_in = static_cast<uInt>(bytes.size() - i);
+        z.next_out = reinterpret_cast<Bytef*>(out.data());
+        z.avail_out = static_cast<uInt>(out.size());
+        const int status = inflate(&z, Z_FINISH);
+        if (status == Z_STREAM_END && z.total_out == inflatedBytes)
+            found.push_back({i, static_cast<std::size_t>(z.total_in), out.substr(0, inflatedBytes)});
+        inflateEnd(&z);
+    }
+    return found;
+}
+
+// The longest zlib stream in `bytes` that inflates to `inflatedBytes` (a chunk that compresses worst).
+ZlibStreamContent longestZlibStream(const std::string& bytes, std::size_t inflatedBytes) {
+    ZlibStreamContent best;
+    for (auto& c : zlibStreams(bytes, inflatedBytes))
+        if (c.length > best.length)
+            best = std::move(c);
+    return best;
+}
+
+// Replaces the stream at `at` (its tail stays, ignored) with one that inflates to `factor` times its
+// size of zeros. Returns false when that stream would not fit.
+bool plantDecompressionBomb(std::string& bytes, const ZlibStreamContent& at, std::size_t factor) {
+    const std::vector<unsigned char> zeros(factor * at.inflated.size(), 0);
+    std::vector<unsigned char> bomb(compressBound(zeros.size()));
+    uLongf size = static_cast<uLongf>(bomb.size());
+    if (compress2(bomb.data(), &size, zeros.data(), zeros.size(), 9) != Z_OK || size >= at.length)
+        return false;
+    std::copy(bomb.begin(), bomb.begin() + static_cast<std::ptrdiff_t>(size), bytes.begin() + static_cast<std::ptrdiff_t>(at.offset));
+    return true;
 }
 
 void writeScript(const std::filesystem::path& path, const std::string& body) {
@@ -163,6 +231,109 @@ TEST_F(UntrustedFileProbeTest, AMissingProbeProgramIsAClearErrorNotASilentDirect
     const std::string e = errorOf<IoError>([&] { (void)readLatentGridMeta(dir / "g.h5"); });
     EXPECT_EQ(e, (dir / "g.h5").string() + ": cannot check the file before reading it: cannot start " +
                      (dir / "no-such-probe").string() + ": No such file or directory");
+}
+
+// The probe does not read a grid's values into memory; it decompresses every stored chunk once itself. A
+// chunk whose compressed bytes are damaged is refused with the chunk named, and the reader never runs.
+TEST_F(UntrustedFileProbeTest, DamagedGridChunkIsRefusedNamingTheChunk) {
+    writeVariedGrid(dir / "g.h5");
+    std::string bytes = nic::test::readFile(dir / "g.h5");
+    const ZlibStreamContent chunk = longestZlibStream(bytes, 16384);
+    ASSERT_GT(chunk.length, 1000U) << "the grid's compressed chunk";
+    bytes[chunk.offset + chunk.length / 2] = static_cast<char>(bytes[chunk.offset + chunk.length / 2] ^ 0x5A);
+    std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    const std::string e = errorOf<FormatError>([&] { (void)LatentGridReader(dir / "g.h5"); });
+    const std::string prefix = (dir / "g.h5").string() + ": dataset grid, chunk at [0, 0, 0]: damaged compressed data (zlib: ";
+    EXPECT_EQ(e.substr(0, prefix.size()), prefix) << e;
+    EXPECT_EQ(e.back(), ')') << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
+
+// A chunk that decompresses to more than its size (a "zip bomb": HDF5 1.10's deflate filter would keep
+// doubling its buffer for it) is refused before any reader inflates it.
+TEST_F(UntrustedFileProbeTest, ChunkDecompressingToMoreThanItsSizeIsRefused) {
+    writeVariedGrid(dir / "g.h5");
+    std::string bytes = nic::test::readFile(dir / "g.h5");
+    const ZlibStreamContent chunk = longestZlibStream(bytes, 16384);
+    ASSERT_GT(chunk.length, 1000U) << "the grid's compressed chunk";
+    ASSERT_TRUE(plantDecompressionBomb(bytes, chunk, 4));
+    std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readLatentGridMeta(dir / "g.h5"); }),
+              (dir / "g.h5").string() + ": dataset grid, chunk at [0, 0, 0]: decompresses to more than the chunk's 16384 bytes");
+}
+
+// A file of 8 dihedral variants: opening it (the viewer reads variant 0) checks variant 0 only; the other
+// variants are checked when a reader first asks for one, so a damaged variant 5 opens and shows, and
+// training or prediction, which read every variant, get the error naming it.
+TEST_F(UntrustedFileProbeTest, OtherVariantsAreCheckedWhenFirstRead) {
+    LatentGridMeta m = tinyMeta();
+    m.codeSize = 32;
+    m.rows = m.cols = 16;
+    m.level0Width = m.level0Height = 16 * 64;
+    m.augment = 8;
+    const std::vector<float> tissue(256, 1.0F);
+    auto w = LatentGridWriter::create(dir / "g.h5", m, tissue, 16);
+    // Every cell holds the same code, so each variant is one chunk of identical cells: variant 0's code
+    // differs from the other seven's, which makes its chunk the one stream unlike the others.
+    std::vector<float> first(256 * 32), others(256 * 32);
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        first[i] = static_cast<float>(i % 32) / 7.0F;
+        others[i] = static_cast<float>(31 - i % 32) / 5.0F;
+    }
+    std::vector<const float*> variants(8, others.data());
+    variants[0] = first.data();
+    const std::vector<std::uint8_t> flags(256, kCellEncoded);
+    w->writeBand(16, variants, flags.data());
+    w->finishAndPublish(dir / "g.h5");
+    std::string bytes = nic::test::readFile(dir / "g.h5");
+    const auto streams = zlibStreams(bytes, 16384);
+    ASSERT_EQ(streams.size(), 8U);
+    const auto isFirst = [&](const ZlibStreamContent& c) {
+        return std::count_if(streams.begin(), streams.end(), [&](const ZlibStreamContent& o) { return o.inflated == c.inflated; }) == 1;
+    };
+    ASSERT_EQ(std::count_if(streams.begin(), streams.end(), isFirst), 1);
+    const ZlibStreamContent& damaged = isFirst(streams[5]) ? streams[4] : streams[5];
+    bytes[damaged.offset + damaged.length / 2] = static_cast<char>(bytes[damaged.offset + damaged.length / 2] ^ 0x5A);
+    std::ofstream(dir / "g.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    const LatentGridReader reader(dir / "g.h5");
+    const auto v0 = reader.gridHwc(0);
+    ASSERT_EQ(v0.size(), first.size());
+    EXPECT_EQ(v0[33], halfToFloat(floatToHalf(first[33])));
+    const std::string e = errorOf<FormatError>([&] { (void)reader.gridHwc(1); });
+    const std::string prefix = (dir / "g.h5").string() + ": dataset dihedral/";
+    EXPECT_EQ(e.substr(0, prefix.size()), prefix) << e;
+    EXPECT_NE(e.find(", chunk at [0, 0, 0]: damaged compressed data (zlib: "), std::string::npos) << e;
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)reader.gridHwc(7); }), e) << "checked once per file version";
+}
+
+// The same for a heatmap, which the probe then reads in full: without the check, HDF5 inflates the bomb
+// and the reader keeps the first chunk's worth without a word.
+TEST_F(UntrustedFileProbeTest, HeatmapChunkDecompressingToMoreThanItsSizeIsRefused) {
+    HeatmapData d;
+    d.rows = d.cols = 32;
+    d.cellSize = 64;
+    d.level0Width = d.level0Height = 32 * 64;
+    for (int i = 0; i < 32 * 32; ++i) {
+        d.heat.push_back(static_cast<float>((static_cast<unsigned>(i) * 2654435761U) % 1000) / 999.0F);
+        d.tissue.push_back(1.0F);
+    }
+    writeHeatmapFile(dir / "h.h5", d);
+    std::string bytes = nic::test::readFile(dir / "h.h5");
+    // Both datasets are one 32 x 32 float chunk; the varied heat compresses far worse than the tissue.
+    const ZlibStreamContent chunk = longestZlibStream(bytes, 4096);
+    ASSERT_GT(chunk.length, 1000U) << "the heat's compressed chunk";
+    ASSERT_TRUE(plantDecompressionBomb(bytes, chunk, 64));
+    std::ofstream(dir / "h.h5", std::ios::binary | std::ios::trunc) << bytes;
+    UntrustedFileProbe::clearCache();
+    UntrustedFileProbe::enable(kProbe);
+    EXPECT_EQ(errorOf<FormatError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
+              (dir / "h.h5").string() + ": dataset heatmap, chunk at [0, 0]: decompresses to more than the chunk's 4096 bytes");
 }
 
 // Every input that crashed or hung HDF5 1.10.8 under a fuzzer or the bit-flip corpus: the application's

@@ -1,7 +1,7 @@
-// Annotation autosave and recovery (issue 19): a process that draws is SIGKILLed with an outline half
+// Annotation autosave and recovery (issue 19): nic-studio draws and is SIGKILLed with an outline half
 // drawn; opening the slide again offers the recovery file and restores every vertex; discard removes it;
-// a normal save or closing the tab removes it. The killed process is this test binary run again as a
-// child (AnnotationRecoveryChild.*, which skips unless started that way) with a real MainWindow.
+// a normal save or closing the tab removes it. The killed process is the real nic-studio program, driven
+// by its hidden --input-script option; the restore runs in this process.
 #include "core/annotations/annotation.h"
 #include "testslide.h"
 #include "testsupport.h"
@@ -10,7 +10,6 @@
 #include "ui/slidetab.h"
 #include "ui/slideview.h"
 
-#include <QCoreApplication>
 #include <QFile>
 #include <QFileInfo>
 #include <QProcess>
@@ -20,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -72,65 +72,54 @@ struct PromptGuard {
 
 } // namespace
 
-// Child: draws a rectangle (saved to the XML at once) and an outline of seven vertices it never finishes,
-// writes what the view holds to NIC_RECOVERY_CHILD_REPORT once the recovery file has it, then waits to be
-// killed.
-TEST(AnnotationRecoveryChild, DrawsThenWaitsToBeKilled) {
-    const QString slide = qEnvironmentVariable("NIC_RECOVERY_CHILD_SLIDE");
-    if (slide.isEmpty())
-        GTEST_SKIP() << "started by AnnotationRecovery.KilledWhileDrawingRestoresEveryVertex";
-    const std::string report = qEnvironmentVariable("NIC_RECOVERY_CHILD_REPORT").toStdString();
-    MainWindow w;
-    w.show();
-    SlideTab* tab = openLoaded(w, slide.toStdString());
-    SlideView* v = tab->view();
-    v->setTool(ViewTool::Rectangle);
-    QTest::mousePress(v, Qt::LeftButton, {}, QPoint(60, 50));
-    QTest::mouseMove(v, QPoint(180, 140));
-    QTest::mouseRelease(v, Qt::LeftButton, {}, QPoint(180, 140));
-    ASSERT_TRUE(waitFor([&] { return QFileInfo::exists(QString::fromStdString((std::filesystem::path(slide.toStdString()).replace_extension(".xml")).string())); }));
-    clickPolygon(v, {{300, 100}, {420, 110}, {470, 210}, {433, 305}, {350, 333}, {280, 270}, {262, 181}});
-    const QString recovery = AnnotationRecovery::recoveryPathFor(slide);
-    ASSERT_TRUE(waitFor([&] {
-        try {
-            const auto set = AnnotationSet::load(recovery.toStdString());
-            return set.annotations.size() == 2 && set.annotations[1].coordinates.size() == 7;
-        } catch (const std::exception&) {
-            return false;
-        }
-    }));
-    auto shapes = shapesOf(*v->annotations());
-    shapes.push_back(v->polygonInProgress());
-    {
-        std::ofstream(report + ".tmp") << describe(shapes);
-    }
-    std::filesystem::rename(report + ".tmp", report);
-    QTest::qWait(120000); // SIGKILLed here
-}
-
+// nic-studio itself draws, with a hidden --input-script (ui/inputscript.h) sending the mouse events a
+// hand would: a rectangle (saved to the XML at once) and an outline of seven vertices it never finishes,
+// then writes what its view holds to `report`. The test kills it once the recovery file has the outline.
 TEST(AnnotationRecovery, KilledWhileDrawingRestoresEveryVertex) {
     nic::test::TempDir dir;
     const auto slide = dir / "case.tif";
     nic::test::writeTestSlide(slide);
     const auto report = dir / "drawn.txt";
-    QProcess child;
-    auto env = QProcessEnvironment::systemEnvironment();
-    env.insert(QStringLiteral("NIC_RECOVERY_CHILD_SLIDE"), QString::fromStdString(slide.string()));
-    env.insert(QStringLiteral("NIC_RECOVERY_CHILD_REPORT"), QString::fromStdString(report.string()));
-    child.setProcessEnvironment(env);
-    child.setProcessChannelMode(QProcess::ForwardedChannels);
-    child.start(QCoreApplication::applicationFilePath(), {QStringLiteral("--gtest_filter=AnnotationRecoveryChild.*")});
-    ASSERT_TRUE(child.waitForStarted(10000));
-    ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(report) || child.state() == QProcess::NotRunning; }, 90000));
-    ASSERT_TRUE(std::filesystem::exists(report)) << "the drawing child ended early";
-    child.kill(); // SIGKILL: no destructor, no save, no clean-up
-    ASSERT_TRUE(child.waitForFinished(10000));
-    EXPECT_EQ(child.exitStatus(), QProcess::CrashExit);
     const auto recovery = dir / "case.xml.recovery";
+    const auto script = dir / "draw.txt";
+    {
+        std::ofstream s(script);
+        s << "wait-loaded\n"
+             "tool rectangle\npress 60 50\nmove 120 90\nmove 180 140\nrelease 180 140\n"
+          << "wait-file " << (dir / "case.xml").string() << "\n"
+          << "tool polygon\n";
+        for (const char* p : {"300 100", "420 110", "470 210", "433 305", "350 333", "280 270", "262 181"})
+            s << "click " << p << "\nwait 20\n"; // distinct clicks, never a double-click
+        s << "report " << report.string() << "\n";
+    }
+    QProcess studio;
+    auto env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("XDG_CONFIG_HOME"), QString::fromStdString((dir / "config").string())); // not the user's settings
+    studio.setProcessEnvironment(env);
+    studio.setProcessChannelMode(QProcess::ForwardedChannels);
+    studio.start(QStringLiteral(NIC_STUDIO_PATH), {QStringLiteral("--input-script"), QString::fromStdString(script.string()),
+                                                   QString::fromStdString(slide.string())});
+    ASSERT_TRUE(studio.waitForStarted(10000));
+    // Killed only once its autosave holds the unfinished outline: two shapes, the second of 7 vertices.
+    auto outlineSaved = [&] {
+        try {
+            const auto set = AnnotationSet::load(recovery);
+            return set.annotations.size() == 2 && set.annotations[1].coordinates.size() == 7;
+        } catch (const std::exception&) {
+            return false;
+        }
+    };
+    ASSERT_TRUE(waitFor([&] { return (std::filesystem::exists(report) && outlineSaved()) || studio.state() == QProcess::NotRunning; },
+                        90000));
+    ASSERT_EQ(studio.state(), QProcess::Running) << "nic-studio ended before it was killed";
+    studio.kill(); // SIGKILL: no destructor, no save, no clean-up
+    ASSERT_TRUE(studio.waitForFinished(10000));
+    EXPECT_EQ(studio.exitStatus(), QProcess::CrashExit);
     ASSERT_TRUE(std::filesystem::exists(recovery));
     const std::string drawn = nic::test::readFile(report);
     // The rectangle was saved to case.xml; the seven-vertex outline exists only in the recovery file.
     ASSERT_EQ(AnnotationSet::load(dir / "case.xml").annotations.size(), 1U);
+    ASSERT_EQ(std::count(drawn.begin(), drawn.end(), '\n'), 4 + 1 + 7 + 1) << drawn;
 
     PromptGuard guard;
     int offered = -1;
