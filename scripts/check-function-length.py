@@ -3,8 +3,9 @@
 signature to the closing brace, longest first. Exit status 1 when any is listed, 0 otherwise.
 
 Usage: scripts/check-function-length.py [--limit N] [PATH...]
-PATH: .cpp/.h files or folders (searched recursively); default: the pipeline code (core/, app/nic/,
-ui/workflow.cpp, ui/nn/).
+PATH: .cpp/.h files or folders (searched recursively); default: the pipeline code (every stage folder of
+core/ with its nn/ half, not the synthetic cohort generator core/synth/; app/nic/, ui/workflow.cpp, ui/nn/).
+The ctest `function_length` runs the default.
 
 A brace-matching scan, not a parser: comments, string and character literals (raw strings included)
 and preprocessor lines are blanked first; a block whose opening text ends like a function signature
@@ -17,7 +18,11 @@ import os
 import re
 import sys
 
-DEFAULT_PATHS = ["core", "app/nic", "ui/workflow.cpp", "ui/nn"]
+def default_paths():
+    """The pipeline code: core's stage folders (not core/synth), app/nic, the workflow and its LibTorch jobs."""
+    stages = sorted(os.path.join("core", d) for d in os.listdir("core")
+                    if os.path.isdir(os.path.join("core", d)) and d != "synth")
+    return stages + ["app/nic", "ui/workflow.cpp", "ui/nn"]
 
 
 def blank(text):
@@ -210,7 +215,7 @@ def main():
     args = ap.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")) if not args.paths else None
     found = []
-    for path in sorted(set(files_under(args.paths or DEFAULT_PATHS))):
+    for path in sorted(set(files_under(args.paths or default_paths()))):
         with open(path, encoding="utf-8", errors="replace") as f:
             text = blank(f.read())
         for name, first, last in scan(text):

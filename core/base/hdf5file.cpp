@@ -529,6 +529,35 @@ void Hdf5Dataset::read(const std::vector<std::int64_t>& offset, const std::vecto
         fail("cannot read dataset");
 }
 
+namespace {
+
+// As HDF5's deflate filter inflates, but into exactly one chunk (`out`, sized to it): more output is
+// refused instead of growing a buffer without bound. `where()` names the chunk in the errors.
+template <typename Where>
+void inflateIntoOneChunk(std::vector<unsigned char>& raw, std::vector<unsigned char>& out, const Where& where) {
+    z_stream z{};
+    if (inflateInit(&z) != Z_OK)
+        throw IoError(where() + "cannot start zlib");
+    z.next_in = raw.data();
+    z.avail_in = static_cast<uInt>(raw.size());
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    const int status = inflate(&z, Z_FINISH);
+    const auto produced = static_cast<std::size_t>(z.total_out);
+    inflateEnd(&z);
+    if (status != Z_STREAM_END) {
+        if (z.avail_out == 0 && status == Z_BUF_ERROR)
+            throw FormatError(where() + "decompresses to more than the chunk's " + std::to_string(out.size()) + " bytes");
+        throw FormatError(where() + "damaged compressed data (zlib: " +
+                          (z.msg ? std::string(z.msg) : "stream ends early") + ")");
+    }
+    if (produced != out.size())
+        throw FormatError(where() + "decompresses to " + std::to_string(produced) + " bytes, not the chunk's " +
+                          std::to_string(out.size()));
+}
+
+} // namespace
+
 bool Hdf5Dataset::verifyStoredChunks() const {
     silenceThisThread();
     Hdf5Handle dcpl(H5Dget_create_plist(id()));
@@ -611,30 +640,8 @@ bool Hdf5Dataset::verifyStoredChunks() const {
             std::uint32_t rawMask = 0;
             if (H5Dread_chunk(id(), H5P_DEFAULT, offset.data(), &rawMask, raw.data()) < 0)
                 throw IoError(chunkName() + "cannot read the chunk: " + hdf5Cause());
-            if (compressed) {
-                // As HDF5's deflate filter inflates, but into exactly one chunk: more output is refused
-                // here instead of growing a buffer without bound.
-                z_stream z{};
-                if (inflateInit(&z) != Z_OK)
-                    throw IoError(chunkName() + "cannot start zlib");
-                z.next_in = raw.data();
-                z.avail_in = static_cast<uInt>(raw.size());
-                z.next_out = out.data();
-                z.avail_out = static_cast<uInt>(out.size());
-                const int status = inflate(&z, Z_FINISH);
-                const auto produced = static_cast<std::size_t>(z.total_out);
-                inflateEnd(&z);
-                if (status != Z_STREAM_END) {
-                    if (z.avail_out == 0 && status == Z_BUF_ERROR)
-                        throw FormatError(chunkName() + "decompresses to more than the chunk's " +
-                                      std::to_string(chunkBytes) + " bytes");
-                    throw FormatError(chunkName() + "damaged compressed data (zlib: " +
-                                  (z.msg ? std::string(z.msg) : "stream ends early") + ")");
-                }
-                if (produced != chunkBytes)
-                    throw FormatError(chunkName() + "decompresses to " + std::to_string(produced) + " bytes, not the chunk's " +
-                                  std::to_string(chunkBytes));
-            }
+            if (compressed)
+                inflateIntoOneChunk(raw, out, chunkName);
             if (!pipelineRead) {
                 // Once through HDF5's own read and filter pipeline, as the readers will go.
                 std::vector<std::int64_t> o(rank), c(rank);

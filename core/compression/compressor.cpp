@@ -605,6 +605,31 @@ LatentGridMeta plannedMeta(const Slide& slide, const EncoderInfo& encoder, const
 // takes the rest (on real slides tissue detection reads one coarse level: a few percent of the time).
 constexpr double kTissueShare = 0.1;
 
+namespace {
+
+/// Whether the existing `output` was made with the parameters of `meta`: then `result` says it was skipped.
+/// Otherwise (other parameters, or unreadable) logs why it is recomputed.
+bool existingIsUpToDate(const std::filesystem::path& output, const LatentGridMeta& meta, CompressResult& result,
+                        JobContext& job) {
+    try {
+        const LatentGridReader existing(output);
+        const std::string why = meta.parameterMismatch(existing.meta());
+        if (why.empty()) {
+            job.log(output.string() + ": up to date, skipped");
+            result.status = CompressStatus::Skipped;
+            result.skippedCells = existing.meta().skippedCells;
+            result.tissueCells = existing.meta().encodedCells + existing.meta().skippedCells;
+            return true;
+        }
+        job.log(output.string() + ": exists but was made with other parameters (" + why + "); recomputing");
+    } catch (const Error& e) {
+        job.log(std::string(e.what()) + "; recomputing");
+    }
+    return false;
+}
+
+} // namespace
+
 CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncoder& encoder,
                              const std::filesystem::path& output, const CompressOptions& options, JobContext& job) {
     const auto start = std::chrono::steady_clock::now();
@@ -625,22 +650,9 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
                 static_cast<double>(result.encodedCells) * static_cast<double>(meta.augment) / result.encodeSeconds;
     };
 
-    if (!options.force && std::filesystem::exists(output)) {
-        try {
-            const LatentGridReader existing(output);
-            const std::string why = meta.parameterMismatch(existing.meta());
-            if (why.empty()) {
-                job.log(output.string() + ": up to date, skipped");
-                result.status = CompressStatus::Skipped;
-                result.skippedCells = existing.meta().skippedCells;
-                result.tissueCells = existing.meta().encodedCells + existing.meta().skippedCells;
-                finishTiming();
-                return result;
-            }
-            job.log(output.string() + ": exists but was made with other parameters (" + why + "); recomputing");
-        } catch (const Error& e) {
-            job.log(std::string(e.what()) + "; recomputing");
-        }
+    if (!options.force && std::filesystem::exists(output) && existingIsUpToDate(output, meta, result, job)) {
+        finishTiming();
+        return result;
     }
 
     struct PhaseReset {
