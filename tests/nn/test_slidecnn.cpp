@@ -307,15 +307,6 @@ TEST(SlideTrainer, DeterministicUnderASeed) {
         EXPECT_EQ(ra.predictions[i].round, static_cast<int>(i % 4)); // the fold column decides
     }
     EXPECT_EQ(ra.metricsJson, rb.metricsJson);
-
-    // Crops cut inline instead of on the prefetch thread: the same run.
-    o.prefetch = false;
-    test::TempDir c;
-    const auto rc = crossValidate(source, cohort.labels, {1, 2, 3, 4, 1, 2, 3, 4}, o, c.path());
-    ASSERT_EQ(ra.predictions.size(), rc.predictions.size());
-    for (std::size_t i = 0; i < ra.predictions.size(); ++i)
-        EXPECT_EQ(ra.predictions[i].prediction, rc.predictions[i].prediction) << i;
-    EXPECT_EQ(ra.metricsJson, rc.metricsJson);
 }
 
 // ------------------------------------------------------------------------------- the flatten head (§8.2)

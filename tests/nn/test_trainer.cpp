@@ -111,6 +111,7 @@ TEST_F(Training, PrefetchedBatchesTrainExactlyAsInlineOnes) {
         inlined.epochs = 2;
         inlined.stepsPerEpoch = 3;
         inlined.prefetch = false;
+        inlined.augmentStrength = 0.5; // prefetched for every kind (by default only the augmenting kinds are)
         auto prefetched = inlined;
         prefetched.out = dir / (name + "-prefetched.nicenc");
         prefetched.prefetch = true;

@@ -556,6 +556,22 @@ std::unique_ptr<Session> makeSession(const TrainOptions& o, int p, const Trainin
     throw InvalidArgument("train-encoder: unknown encoder kind");
 }
 
+/// The augmentation strength: the option, else the kind's default.
+double augmentStrength(const TrainOptions& o) {
+    return o.augmentStrength >= 0 ? o.augmentStrength
+           : o.kind == EncoderKind::Contrastive ? 1.0
+           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
+                                                                                                 : 0.0;
+}
+
+/// Whether batches are made on the prefetch thread: when allowed and the kind augments. Measured on 2 cores
+/// (bench_encoders, docs/timings.md): prefetching the augmented batches of contrastive and supervised training
+/// was 6-15 % faster; the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 % slower, the
+/// prefetch thread's LibTorch kernels competing with the training thread's for the same cores.
+bool prefetchBatches(const TrainOptions& o) {
+    return o.prefetch && augmentStrength(o) > 0;
+}
+
 /// The training steps of epoch `epoch` (its record without validation). Per-epoch seeding makes a resumed
 /// run identical to an uninterrupted one.
 /// `steps` may be fewer than a full epoch (the step cap): the first `steps` batches of the full epoch.
@@ -589,7 +605,8 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
     };
     double dataSeconds = 0.0, dataWaitSeconds = 0.0;
     {
-        Prefetcher<Batch> batches(steps, 2, makeBatch, o.prefetch);
+        const bool prefetch = prefetchBatches(o);
+        Prefetcher<Batch> batches(steps, 2, makeBatch, prefetch);
         for (std::size_t k = 0; k < steps; ++k) {
             const StepStats ss = s.step(batches.next());
             lossSum += ss.loss;
@@ -600,7 +617,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
             ctx.throwIfCancelled();
         }
         dataSeconds = batches.makeSeconds();
-        dataWaitSeconds = o.prefetch ? batches.waitSeconds() : dataSeconds;
+        dataWaitSeconds = prefetch ? batches.waitSeconds() : dataSeconds;
     } // the producer has stopped: the pair statistics below are the epoch's
     EpochRecord rec;
     rec.epoch = epoch;
@@ -646,14 +663,6 @@ void checkTrainOptions(const TrainOptions& o, const PatchBank& trainBank) {
         throw InvalidArgument("train-encoder: epochs, total steps and steps per epoch must not be negative");
     if (o.kind == EncoderKind::Bigan && o.epochs == 0 && o.maxSteps == 0)
         throw InvalidArgument("train-encoder: bigan has no validation plateau to stop at; give a step or epoch budget");
-}
-
-/// The augmentation strength: the option, else the kind's default.
-double augmentStrength(const TrainOptions& o) {
-    return o.augmentStrength >= 0 ? o.augmentStrength
-           : o.kind == EncoderKind::Contrastive ? 1.0
-           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
-                                                                                                 : 0.0;
 }
 
 /// The metadata of the encoder file (its training record is filled in whenever the encoder is saved).

@@ -59,7 +59,8 @@ struct TrainOptions {
     std::uint64_t seed = 1;
     bool resume = false;                ///< continue from `checkpoint` when it exists
     /// Make each step's batch (indices, pairs, augmentation) on a second thread while the previous step
-    /// trains; false makes it inline. The result is the same either way.
+    /// trains, for the kinds that augment (contrastive, supervised, or any with augmentStrength > 0); false
+    /// makes every batch inline. The result is the same either way.
     bool prefetch = true;
     ComputeOptions compute;
     /// Called on the training thread after each completed epoch (live curves); may be empty.

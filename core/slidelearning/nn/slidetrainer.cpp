@@ -9,7 +9,6 @@
 #include "core/slidelearning/nn/roundcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/base/plateau.h"
-#include "core/base/prefetcher.h"
 #include "core/slidelearning/runfolder.h"
 
 #include <nlohmann/json.hpp>
@@ -257,7 +256,8 @@ public:
           rng_(o_.seed * 104729 + static_cast<std::uint64_t>(round.round) * 31 + 1),
           checkpoint_(run.foldDir(round.round) / kRoundCheckpointFile),
           plane_(static_cast<std::size_t>(run.config.inputChannels) * static_cast<std::size_t>(run.R) *
-                 static_cast<std::size_t>(run.R)) {
+                 static_cast<std::size_t>(run.R)),
+          batch_(plane_ * static_cast<std::size_t>(o_.batchSize)), target_(static_cast<std::size_t>(o_.batchSize)) {
         net_->to(run.device);
         for (auto i : round.train)
             (run.labels[i] > 0.5 ? pos_ : neg_).push_back(i);
@@ -328,16 +328,8 @@ private:
         return *s;
     }
 
-    /// One step's crops [batch, channels, R, R] and targets.
-    struct CropBatch {
-        std::vector<float> x;
-        std::vector<float> y;
-    };
-
     /// Fills the batch with random crops (class-balanced when asked to) and their targets.
-    void sampleBatch(CropBatch& batch) {
-        batch.x.resize(plane_ * static_cast<std::size_t>(o_.batchSize));
-        batch.y.resize(static_cast<std::size_t>(o_.batchSize));
+    void sampleBatch() {
         for (int b = 0; b < o_.batchSize; ++b) {
             std::size_t slide = 0;
             if (balance_) {
@@ -351,8 +343,8 @@ private:
             const GridCell centre = sampler(slide, variant).sample(rng_);
             const SlideGrid& g = run_.source.grid(slide, variant);
             extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R,
-                        batch.x.data() + static_cast<std::size_t>(b) * plane_);
-            batch.y[static_cast<std::size_t>(b)] =
+                        batch_.data() + static_cast<std::size_t>(b) * plane_);
+            target_[static_cast<std::size_t>(b)] =
                 run_.classify ? static_cast<float>(run_.labels[slide])
                               : static_cast<float>((run_.labels[slide] - meta_.labelMean) / meta_.labelScale);
         }
@@ -362,28 +354,19 @@ private:
     double trainSteps(int epoch) {
         net_->train();
         double lossSum = 0.0;
-        // The next step's crops are cut on the prefetch thread while this one trains (rng_ advances there, in
-        // step order); their buffers are handed back and refilled rather than allocated per step.
-        Prefetcher<CropBatch> batches(static_cast<std::size_t>(steps_), 2,
-                                      [this](std::size_t, CropBatch& b) { sampleBatch(b); }, o_.prefetch);
         for (int s = 0; s < steps_; ++s) {
             run_.job.throwIfCancelled();
-            CropBatch batch = batches.next();
-            { // x and y wrap the batch's buffers (on the CPU, .to() returns them as they are): they, and the graph
-              // that saved x, end here, before the buffers are handed back to be refilled
-                const auto x =
-                    torch::from_blob(batch.x.data(), {o_.batchSize, run_.config.inputChannels, run_.R, run_.R})
-                        .to(run_.device);
-                const auto y = torch::from_blob(batch.y.data(), {o_.batchSize}).to(run_.device);
-                const auto out = net_->forward(x);
-                auto loss = run_.classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
-                lossSum += loss.item<double>();
-                loss = loss + net_->l2Penalty();
-                opt_.zero_grad();
-                loss.backward();
-                opt_.step();
-            }
-            batches.recycle(std::move(batch));
+            sampleBatch();
+            const auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.config.inputChannels, run_.R, run_.R})
+                               .to(run_.device);
+            const auto y = torch::from_blob(target_.data(), {o_.batchSize}).to(run_.device);
+            const auto out = net_->forward(x);
+            auto loss = run_.classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
+            lossSum += loss.item<double>();
+            loss = loss + net_->l2Penalty();
+            opt_.zero_grad();
+            loss.backward();
+            opt_.step();
             ++run_.stepsDone;
             run_.job.progress(run_.stepsDone, run_.totalSteps,
                               run_.roundName(round_.round) + ", epoch " + std::to_string(epoch) + "/" +
@@ -468,6 +451,8 @@ private:
     std::mt19937_64 rng_;
     std::filesystem::path checkpoint_;
     std::size_t plane_;
+    std::vector<float> batch_;
+    std::vector<float> target_;
     std::vector<std::size_t> pos_;
     std::vector<std::size_t> neg_;
     bool balance_ = false;

@@ -214,9 +214,6 @@ struct SlideTrainOptions {
     /// Continue a run in `outDir` from its round records and checkpoint (see above). Resume state made with
     /// other parameters is refused (InvalidArgument naming the file and the parameter).
     bool resume = false;
-    /// Cut each step's crops on a second thread while the previous step trains; false cuts them inline.
-    /// The result is the same either way.
-    bool prefetch = true;
     /// ≥ 0: train (or finish) only this round, as one task of a cluster job (nic submit train); other rounds are
     /// only read. predictions.csv, metrics.json and curves.csv are written only when every round is finished
     /// (otherwise the result has no predictions); leftovers of other rounds and of the run folder are not touched.
