@@ -1,11 +1,11 @@
 #pragma once
 // Prefetcher: one producer thread that makes the items 0 … count−1 of a sequence at most `depth` ahead of
-// the one consumer, which takes them in order with next(). The trainers use it to prepare the next batch
-// (indices, crops, augmentation) while the current one is in the model. Items are made strictly in order on
-// one thread, so whatever random streams make() draws from advance exactly as they would inline: a prefetched
-// run is identical to an inline one. Storage can be handed back with recycle() and is then refilled instead of
-// allocated again. An exception thrown by make() reaches the consumer at the item it was making; destroying
-// the prefetcher early (a cancelled job) stops the producer after the item it is making.
+// the one consumer, which takes them in order with next(). The encoder trainer uses it to prepare the next
+// batch (indices, pairs, augmentation) while the current one is in the model. Items are made strictly in order
+// on one thread, so whatever random streams make() draws from advance exactly as they would inline: a
+// prefetched run is identical to an inline one. An exception thrown by make() reaches the consumer at the item
+// it was making; destroying the prefetcher early (a cancelled job) stops the producer after the item it is
+// making.
 //
 // Threaded = false makes each item inside next(), on the consumer's thread (the same sequence, no overlap):
 // the reference the benchmarks measure prefetching against.
@@ -21,15 +21,14 @@
 #include <stdexcept>
 #include <thread>
 #include <utility>
-#include <vector>
 
 namespace nic {
 
 template <typename T>
 class Prefetcher {
 public:
-    /// make(k, item) fills item k (a recycled item or a default-constructed one); onStart runs first on the
-    /// producer thread (thread-local settings), not at all when not threaded.
+    /// make(k, item) fills item k (default-constructed); onStart runs first on the producer thread
+    /// (thread-local settings), not at all when not threaded.
     Prefetcher(std::size_t count, std::size_t depth, std::function<void(std::size_t, T&)> make, bool threaded = true,
                std::function<void()> onStart = {})
         : count_(count), depth_(std::max<std::size_t>(depth, 1)), make_(std::move(make)), threaded_(threaded) {
@@ -53,7 +52,7 @@ public:
         if (taken_ >= count_)
             throw std::out_of_range("Prefetcher: all items taken");
         if (!threaded_) {
-            T item = takeFree();
+            T item{};
             const auto t0 = Clock::now();
             make_(taken_++, item);
             makeSeconds_ += seconds(t0);
@@ -73,12 +72,6 @@ public:
         return item;
     }
 
-    /// Hands an item's storage back for a later item to reuse.
-    void recycle(T&& item) {
-        std::lock_guard<std::mutex> lk(m_);
-        free_.push_back(std::move(item));
-    }
-
     /// Seconds the consumer waited in next() for an item not yet made (0 when not threaded).
     double waitSeconds() const {
         std::lock_guard<std::mutex> lk(m_);
@@ -94,15 +87,6 @@ private:
     using Clock = std::chrono::steady_clock;
     static double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-    T takeFree() {
-        std::lock_guard<std::mutex> lk(m_);
-        if (free_.empty())
-            return T{};
-        T item = std::move(free_.back());
-        free_.pop_back();
-        return item;
-    }
-
     void produce(const std::function<void()>& onStart) {
         try {
             if (onStart)
@@ -114,7 +98,7 @@ private:
                     if (stop_)
                         return;
                 }
-                T item = takeFree();
+                T item{};
                 const auto t0 = Clock::now();
                 make_(k, item);
                 const double s = seconds(t0);
@@ -142,7 +126,6 @@ private:
     mutable std::mutex m_;
     std::condition_variable cv_;
     std::deque<T> ready_;
-    std::vector<T> free_;
     std::exception_ptr error_;
     bool stop_ = false;
     double waitSeconds_ = 0.0;
