@@ -2,7 +2,9 @@
 // this machine, with the LibTorch thread count, against the limit probe (bench/limitprobe.h): the
 // sgemm rate measured in the same run divided by each encoder's FLOPs per patch (core/encoders/nn/flopcount.h)
 // gives a limit in patches/s; the ratio achieved / limit is the figure to track. Also the system-time
-// share of each timed section. Prints figures; asserts nothing (house style #11).
+// share of each timed section. Training is timed four times, with each step's batch made on the prefetch
+// thread (the trainers' default) and made inline, in the order prefetched, inline, inline, prefetched, and
+// prints both ratios to the limit, their quotient and how long making the batches took. Prints figures; asserts nothing (house style #11).
 //
 // Usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] [--forward-batches K]
 //                       [--train-steps S] [--only KIND] [--layers] [--plain]
@@ -151,16 +153,34 @@ int main(int argc, char** argv) {
             auto warm = o;
             warm.stepsPerEpoch = 1;
             nic::trainEncoder(warm, bank, val);
-            nic::bench::CpuClock trainClock;
-            nic::trainEncoder(o, bank, val);
-            trainClock.stop();
-            const double s = trainClock.wall();
-            // Contrastive steps see 64 pairs (128 patches); the others 64 patches.
-            const double train = trainSteps * batch * (name == "contrastive" ? 2 : 1) / s;
-            nic::bench::printLimit("training (3x forward FLOPs)", nic::trainingFlopsPerPatch(*kind, p, c, 9), rate, train,
-                                   (trainClock.user() + trainClock.sys()) / (train * s));
-            std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step\n", trainClock.sysPerUser(),
-                        trainClock.coresBusy(), s / trainSteps);
+            // Batches made on the prefetch thread (the default) and inline on the training thread, the same steps,
+            // in the order prefetched, inline, inline, prefetched so that drift over the minutes cancels out.
+            double seconds[2] = {0.0, 0.0};
+            for (const bool prefetch : {true, false, false, true}) {
+                o.prefetch = prefetch;
+                nic::bench::CpuClock trainClock;
+                const nic::TrainResult r = nic::trainEncoder(o, bank, val);
+                trainClock.stop();
+                const double s = trainClock.wall();
+                seconds[prefetch ? 0 : 1] += s;
+                // Contrastive steps see 64 pairs (128 patches); the others 64 patches.
+                const double train = trainSteps * batch * (name == "contrastive" ? 2 : 1) / s;
+                nic::bench::printLimit(prefetch ? "training, prefetched" : "training, batches inline",
+                                       nic::trainingFlopsPerPatch(*kind, p, c, 9), rate, train,
+                                       (trainClock.user() + trainClock.sys()) / (train * s));
+                const double made = r.history.empty() ? 0.0 : r.history.back().dataSeconds;
+                const double waited = r.history.empty() ? 0.0 : r.history.back().dataWaitSeconds;
+                std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step; batches made in %.2f s "
+                            "(%.0f %% of the run), training thread waited %.2f s for them\n",
+                            trainClock.sysPerUser(), trainClock.coresBusy(), s / trainSteps, made, 100.0 * made / s,
+                            waited);
+            }
+            const double patches = 2.0 * trainSteps * batch * (name == "contrastive" ? 2 : 1);
+            const double limit = rate.gflops * 1e9 / nic::trainingFlopsPerPatch(*kind, p, c, 9);
+            std::printf("  training (3x forward FLOPs): ratio to the limit %.3f prefetched (the default), %.3f inline; "
+                        "prefetched / inline speed %.3f\n",
+                        patches / seconds[0] / limit, patches / seconds[1] / limit,
+                        seconds[1] / seconds[0]);
             std::fflush(stdout);
         }
         std::filesystem::remove_all(tmp);

@@ -11,6 +11,9 @@
 #   COUNT      slides                            [40]      SIZE     level-0 size  [4096x4096]
 #   DIFFICULTY standard or hard (one lesion 2–4 patches across per positive slide; nic synth --difficulty) [standard]
 #   ENCODERS   space-separated list              ["mean-rgb supervised-tumor bigan"]
+#              keras-bigan: the paper's published BiGAN encoder, imported with `nic import-keras` from
+#              KERAS_BIGAN [../shared/data/models/nic_encoders/encoder_bigan.h5]; skipped when that file is absent
+#              Any <encoder>/encoder.nicenc already in WORKDIR is used as it is (e.g. encoders trained on another cohort)
 #   ENC_EPOCHS encoder epochs [5]   ENC_STEPS steps/epoch [100]   BANK_PER_SLIDE patches/slide [200]
 #   AUGMENT    1 or 8 stored dihedral variants   [8]
 #   EPOCHS     slide-CNN epochs [30]   STEPS steps/epoch [0 = auto]   FOLDS [4]   SEED [1]
@@ -63,6 +66,17 @@ for ENC in $ENCODERS; do
   declare -A SECS=()
   if [[ "$ENC" == mean-rgb ]]; then
     ENCFILE=mean-rgb
+  elif [[ "$ENC" == keras-bigan ]]; then
+    ENCFILE="$E/encoder.nicenc"
+    if [[ ! -f "$ENCFILE" ]]; then
+      KERAS=${KERAS_BIGAN:-$ROOT/../shared/data/models/nic_encoders/encoder_bigan.h5}
+      if [[ ! -f "$KERAS" ]]; then
+        stamp "keras-bigan: skipped, $KERAS not found (set KERAS_BIGAN)"
+        continue
+      fi
+      stamp "keras-bigan: import-keras $KERAS"
+      "$NIC" import-keras "$KERAS" --out "$ENCFILE" > /dev/null
+    fi
   else
     ENCFILE="$E/encoder.nicenc"
     if [[ ! -f "$ENCFILE" ]]; then

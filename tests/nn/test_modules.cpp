@@ -180,8 +180,51 @@ INSTANTIATE_TEST_SUITE_P(All, Augment,
                                            AugmentCase{"brightness", augment::brightness},
                                            AugmentCase{"contrast", augment::contrast},
                                            AugmentCase{"gaussianNoise", augment::gaussianNoise},
+                                           AugmentCase{"geometric", augment::geometric},
                                            AugmentCase{"heavy", augment::heavy}),
                          [](const auto& p) { return std::string(p.param.name); });
+
+// heavy() warps once (geometric) where rotate, zoom and elastic each resampled: the same transforms from the same
+// draws. On a smooth image, where bilinear resampling is nearly exact, one warp equals the three in turn away
+// from the borders (reflection differs there); the random state after both is the same, so the colour steps that
+// follow draw the same numbers.
+TEST(Augment, GeometricIsRotateZoomElasticInOneResampling) {
+    const auto ramp = torch::linspace(0, 1, 64);
+    auto x = torch::stack({ramp.view({64, 1}).expand({64, 64}), ramp.view({1, 64}).expand({64, 64}),
+                           0.5 * (ramp.view({64, 1}) + ramp.view({1, 64}))},
+                          0)
+                 .unsqueeze(0)
+                 .expand({6, 3, 64, 64})
+                 .contiguous();
+    auto g1 = augment::makeGenerator(11), g2 = augment::makeGenerator(11);
+    const double strength = 0.4; // small angles and zooms keep the centre's samples away from the borders
+    auto fused = augment::geometric(x, strength, g1);
+    auto stepwise = augment::elastic(augment::zoom(augment::rotate(x, strength, g2), strength, g2), strength, g2);
+    auto centre = [](const torch::Tensor& t) { return t.slice(2, 20, 44).slice(3, 20, 44); };
+    const double worst = (centre(fused) - centre(stepwise)).abs().max().item<double>();
+    EXPECT_LT(worst, 0.02);
+    EXPECT_GT((centre(fused) - centre(x)).abs().max().item<double>(), 0.05); // it did warp
+    EXPECT_TRUE(torch::equal(torch::rand({4}, g1), torch::rand({4}, g2)));
+}
+
+// The HED jitter, written out as its definition: optical density to stain space, each stain scaled by α and
+// shifted by β, back to RGB. hedJitter computes it as one 3 × 3 matrix per image; the result must be the same.
+TEST(Augment, HedJitterScalesAndShiftsEachStainsOpticalDensity) {
+    auto x = torch::rand({5, 3, 16, 16}) * 0.9 + 0.05;
+    const double strength = 1.0;
+    auto g1 = augment::makeGenerator(21), g2 = augment::makeGenerator(21);
+    auto y = augment::hedJitter(x, strength, g1);
+
+    auto rgbFromHed = torch::tensor({0.65f, 0.70f, 0.29f, 0.07f, 0.99f, 0.11f, 0.27f, 0.57f, 0.78f}).view({3, 3});
+    rgbFromHed = rgbFromHed / rgbFromHed.norm(2, 1, true);
+    auto od = -torch::log(x.clamp_min(1.0 / 255.0)).permute({0, 2, 3, 1});
+    auto hed = torch::matmul(od, torch::inverse(rgbFromHed));
+    auto alpha = 1.0 + (torch::rand({5, 1, 1, 3}, g2, torch::kFloat) * 2.0 - 1.0) * (0.2 * strength);
+    auto beta = (torch::rand({5, 1, 1, 3}, g2, torch::kFloat) * 2.0 - 1.0) * (0.05 * strength);
+    auto expected = torch::exp(-torch::matmul(hed * alpha + beta, rgbFromHed)).permute({0, 3, 1, 2}).clamp(0.0, 1.0);
+    EXPECT_LT((y - expected).abs().max().item<double>(), 1e-5);
+    EXPECT_GT((y - x).abs().max().item<double>(), 0.01);
+}
 
 } // namespace
 } // namespace nic

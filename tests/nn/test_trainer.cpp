@@ -102,6 +102,31 @@ TEST_F(Training, SameSeedGivesTheSameEncoderAndResumeMatchesAnUninterruptedRun) 
     EXPECT_EQ(ra.history.back().trainLoss, rb.history.back().trainLoss);
 }
 
+// Batches are made on the prefetch thread by default; drawing them there must not change a single number: the
+// indices, the pairs and the augmentation draw from their streams in step order either way.
+TEST_F(Training, PrefetchedBatchesTrainExactlyAsInlineOnes) {
+    for (auto kind : {EncoderKind::Contrastive, EncoderKind::SupervisedTumor, EncoderKind::Bigan, EncoderKind::Vae}) {
+        const std::string name = toString(kind);
+        auto inlined = options(kind, name + "-inline");
+        inlined.epochs = 2;
+        inlined.stepsPerEpoch = 3;
+        inlined.prefetch = false;
+        inlined.augmentStrength = 0.5; // prefetched for every kind (by default only the augmenting kinds are)
+        auto prefetched = inlined;
+        prefetched.out = dir / (name + "-prefetched.nicenc");
+        prefetched.prefetch = true;
+        const TrainResult a = trainEncoder(inlined, bank, val);
+        const TrainResult b = trainEncoder(prefetched, bank, val);
+        EXPECT_EQ(a.encoder.hash, b.encoder.hash) << name;
+        ASSERT_EQ(a.history.size(), b.history.size()) << name;
+        for (std::size_t e = 0; e < a.history.size(); ++e) {
+            EXPECT_EQ(a.history[e].trainLoss, b.history[e].trainLoss) << name << " epoch " << e + 1;
+            EXPECT_EQ(a.history[e].extra, b.history[e].extra) << name << " epoch " << e + 1;
+            EXPECT_GT(b.history[e].dataSeconds, 0.0) << name;
+        }
+    }
+}
+
 TEST_F(Training, CancelStopsWithinABatchAndKeepsTheLastCheckpoint) {
     auto o = options(EncoderKind::SupervisedTumor, "c");
     o.epochs = 3;

@@ -85,11 +85,14 @@ torch::Tensor hedJitter(const torch::Tensor& x, double strength, at::Generator& 
     auto rgbFromHed = torch::tensor({0.65f, 0.70f, 0.29f, 0.07f, 0.99f, 0.11f, 0.27f, 0.57f, 0.78f}).view({3, 3});
     rgbFromHed = rgbFromHed / rgbFromHed.norm(2, 1, true);
     auto hedFromRgb = torch::inverse(rgbFromHed);
-    auto od = -torch::log(x.clamp_min(1.0 / 255.0)).permute({0, 2, 3, 1}); // [N, H, W, 3]
-    auto hed = torch::matmul(od, hedFromRgb);
+    const auto h = x.size(2), w = x.size(3);
+    auto od = -torch::log(x.clamp_min(1.0 / 255.0)).permute({0, 2, 3, 1}).reshape({n, h * w, 3}); // [N, HW, 3]
     auto alpha = 1.0 + (torch::rand({n, 1, 1, 3}, gen, torch::kFloat) * 2.0 - 1.0) * (0.2 * strength);
     auto beta = (torch::rand({n, 1, 1, 3}, gen, torch::kFloat) * 2.0 - 1.0) * (0.05 * strength);
-    auto od2 = torch::matmul(hed * alpha + beta, rgbFromHed);
+    // (od·HED⁻¹·diag(α) + β)·HED per image, as one 3 × 3 matrix and one offset: od·M + b, a single pass.
+    auto m = torch::matmul(hedFromRgb.unsqueeze(0) * alpha.view({n, 1, 3}), rgbFromHed); // [N, 3, 3]
+    auto b = torch::matmul(beta.view({n, 1, 3}), rgbFromHed);                             // [N, 1, 3]
+    auto od2 = torch::baddbmm(b, od, m).view({n, h, w, 3});
     return torch::exp(-od2).permute({0, 3, 1, 2}).clamp(0.0, 1.0).contiguous().to(x.dtype());
 }
 
@@ -117,10 +120,35 @@ torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generat
     return (x + torch::randn(x.sizes(), gen, torch::kFloat) * sigma).clamp(0.0, 1.0);
 }
 
+torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen) {
+    check(x, strength, "geometric");
+    if (strength == 0.0)
+        return x.clone();
+    const auto n = x.size(0), h = x.size(2), w = x.size(3);
+    // The draws of rotate, zoom and elastic, in their order.
+    auto angle = symmetric(n, M_PI * std::min(strength, 1.0), gen);
+    auto scale = 1.0 / (1.0 + symmetric(n, 0.25 * std::min(strength, 1.5), gen));
+    auto coarse = torch::randn({n, 2, 8, 8}, gen, torch::kFloat) * (0.05 * strength);
+    auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                            .size(std::vector<std::int64_t>{h, w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(true));
+    auto identity = torch::zeros({n, 2, 3});
+    identity.select(1, 0).select(1, 0).fill_(1.0);
+    identity.select(1, 1).select(1, 1).fill_(1.0);
+    // rotate samples x at R·p, zoom that at S·p, elastic that at p + d(p): together x at R·S·(p + d(p)).
+    // Grid rows are coordinates as row vectors, so they are multiplied by (R·S)ᵀ = scale·Rᵀ.
+    auto c = torch::cos(angle) * scale, s = torch::sin(angle) * scale;
+    auto mt = torch::stack({torch::stack({c, s}, 1), torch::stack({-s, c}, 1)}, 1); // [N, 2, 2] = (R·S)ᵀ
+    auto deformed = F::affine_grid(identity, x.sizes().vec(), false) + field.permute({0, 2, 3, 1});
+    auto grid = torch::matmul(deformed.view({n, h * w, 2}), mt).view({n, h, w, 2});
+    return F::grid_sample(x, grid.to(x.dtype()),
+                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
+        .clamp(0.0, 1.0);
+}
+
 torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen) {
-    auto y = rotate(x, strength, gen);
-    y = zoom(y, strength, gen);
-    y = elastic(y, strength, gen);
+    auto y = geometric(x, strength, gen);
     y = hedJitter(y, strength, gen);
     y = brightness(y, strength, gen);
     y = contrast(y, strength, gen);

@@ -33,7 +33,12 @@ torch::Tensor contrast(const torch::Tensor& x, double strength, at::Generator& g
 /// Additive Gaussian noise with σ = U(0, 0.05·strength).
 torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generator& gen);
 
-/// All of the above in the order rotate, zoom, elastic, HED, brightness, contrast, noise.
+/// rotate, zoom and elastic together: the same draws in the same order, applied in one resampling (x at
+/// R·S·(p + d(p))) instead of three, so with a third of the interpolation work and blur.
+torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen);
+
+/// All of the above in the order rotate, zoom, elastic (as one resampling, geometric), HED, brightness,
+/// contrast, noise.
 torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen);
 
 } // namespace nic::augment

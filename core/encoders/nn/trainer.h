@@ -58,6 +58,10 @@ struct TrainOptions {
     int validationPairs = 512;          ///< contrastive validation set size
     std::uint64_t seed = 1;
     bool resume = false;                ///< continue from `checkpoint` when it exists
+    /// Make each step's batch (indices, pairs, augmentation) on a second thread while the previous step
+    /// trains, for the kinds that augment (contrastive, supervised, or any with augmentStrength > 0); false
+    /// makes every batch inline. The result is the same either way.
+    bool prefetch = true;
     ComputeOptions compute;
     /// Called on the training thread after each completed epoch (live curves); may be empty.
     std::function<void(const EpochRecord&)> onEpoch;
@@ -79,6 +83,8 @@ struct EpochRecord {
     std::int64_t pairFallbacks = 0;   ///< contrastive: negatives not drawn as intended (see PairStats)
     std::int64_t pairNoNeighbour = 0; ///< of those: adjacent draws whose anchor had no neighbour in the bank
     int steps = 0;             ///< optimisation steps of this epoch
+    double dataSeconds = 0.0;     ///< spent making the epoch's batches (on the prefetch thread, if any)
+    double dataWaitSeconds = 0.0; ///< of the training thread's time, spent waiting for a batch
 };
 
 struct TrainResult {
