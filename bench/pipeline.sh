@@ -15,6 +15,7 @@
 #              KERAS_BIGAN [../shared/data/models/nic_encoders/encoder_bigan.h5]; skipped when that file is absent
 #              Any <encoder>/encoder.nicenc already in WORKDIR is used as it is (e.g. encoders trained on another cohort)
 #   ENC_EPOCHS encoder epochs [5]   ENC_STEPS steps/epoch [100]   BANK_PER_SLIDE patches/slide [200]
+#   ENC_AUGMENT augmentation strength for the encoders that augment (train-encoder --augment) [per kind]
 #   AUGMENT    1 or 8 stored dihedral variants   [8]
 #   EPOCHS     slide-CNN epochs [30]   STEPS steps/epoch [0 = auto]   FOLDS [4]   SEED [1]
 #   HEADS      slide-CNN heads (nic train --head), one row each   [auto]
@@ -37,6 +38,7 @@ DIFFICULTY=${DIFFICULTY:-standard}
 ENCODERS=${ENCODERS:-"mean-rgb supervised-tumor bigan"}
 ENC_EPOCHS=${ENC_EPOCHS:-5}
 ENC_STEPS=${ENC_STEPS:-100}
+ENC_AUGMENT=${ENC_AUGMENT:-}
 BANK_PER_SLIDE=${BANK_PER_SLIDE:-200}
 AUGMENT=${AUGMENT:-8}
 EPOCHS=${EPOCHS:-30}
@@ -95,7 +97,7 @@ for ENC in $ENCODERS; do
       fi
       stamp "$ENC: train-encoder"
       "$NIC" train-encoder --kind "$ENC" --bank "$BANK" --out "$ENCFILE" --epochs "$ENC_EPOCHS" \
-        --steps-per-epoch "$ENC_STEPS" --seed "$SEED" --threads "$THREADS" --quiet
+        --steps-per-epoch "$ENC_STEPS" --seed "$SEED" --threads "$THREADS" ${ENC_AUGMENT:+--augment "$ENC_AUGMENT"} --quiet
       SECS[encoder]=$(( $(date +%s) - t ))
     fi
   fi
