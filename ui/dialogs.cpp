@@ -482,7 +482,7 @@ TrainEncoderDialog::TrainEncoderDialog(QWidget* parent)
         budget_->addItem(QString::fromStdString(p), QString::fromStdString(p));
     budget_->addItem(tr("custom"), QStringLiteral("custom"));
     budget_->setToolTip(tr("default: 20 epochs of one pass. paper (supplementary 7): BiGAN 200,000 steps; the other "
-                           "methods until the learning rate reaches 1e-5. demo: 40 steps as 2 epochs of 20. "
+                           "methods until the learning rate reaches 1e-5. demo: 90 steps as 3 epochs of 30. "
                            "Editing the caps below makes the budget custom."));
     budgetNote_->setObjectName(QStringLiteral("budgetNote"));
     budgetNote_->setWordWrap(true);

@@ -12,7 +12,7 @@ TrainingBudget trainingBudget(const std::string& preset, const std::string& kind
     if (preset == "paper")
         return kind == "bigan" ? TrainingBudget{0, 200000, 0} : TrainingBudget{0, 0, 0};
     if (preset == "demo")
-        return {0, 40, 20};
+        return {0, 90, 30};
     throw InvalidArgument("unknown budget '" + preset + "' (default, paper or demo)");
 }
 

@@ -10,7 +10,7 @@
 //            "epochs", read as mini-batch iterations); VAE, contrastive and the supervised kinds until the
 //            learning rate reaches 1e-5 (§7.1, 7.2, 7.5, 7.6), no epoch or step cap. The paper does not state
 //            its plateau patience; ours is TrainOptions::patience (2 epochs);
-//   demo     40 steps as 2 epochs of 20 (the README demo's budget).
+//   demo     90 steps as 3 epochs of 30 (the README demo's budget).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,7 +32,7 @@ std::vector<std::string> trainingBudgetPresets();
 TrainingBudget trainingBudget(const std::string& preset, const std::string& kind);
 
 /// When training ends, in words that follow "Training ends ": e.g. "when the learning rate reaches 1e-5",
-/// "after at most 200000 steps", "after at most 40 steps (epochs of 20 steps), or earlier when the
+/// "after at most 200000 steps", "after at most 90 steps (epochs of 30 steps), or earlier when the
 /// learning rate reaches 1e-5".
 /// `hasFloor`: whether the kind is plateau-scheduled (all but BiGAN).
 std::string describeTrainingBudget(const TrainingBudget& budget, bool hasFloor);

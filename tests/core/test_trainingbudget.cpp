@@ -16,7 +16,7 @@ TEST(TrainingBudget, PresetsCarryThePapersAndTheDemosNumbers) {
     EXPECT_EQ(trainingBudget("paper", "bigan"), (TrainingBudget{0, 200000, 0}));
     for (const char* kind : {"vae", "contrastive", "supervised-tumor", "supervised-tissue"})
         EXPECT_EQ(trainingBudget("paper", kind), (TrainingBudget{0, 0, 0})) << kind;
-    EXPECT_EQ(trainingBudget("demo", "contrastive"), (TrainingBudget{0, 40, 20}));
+    EXPECT_EQ(trainingBudget("demo", "contrastive"), (TrainingBudget{0, 90, 30}));
     try {
         trainingBudget("huge", "vae");
         FAIL() << "an unknown preset was accepted";
@@ -31,7 +31,7 @@ TEST(TrainingBudget, DescriptionsSayWhatEndsTraining) {
     EXPECT_EQ(describeTrainingBudget(trainingBudget("paper", "vae"), true), "when the learning rate reaches 1e-5");
     EXPECT_EQ(describeTrainingBudget(trainingBudget("paper", "bigan"), false), "after at most 200000 steps");
     EXPECT_EQ(describeTrainingBudget(trainingBudget("demo", "bigan"), false),
-              "after at most 40 steps (epochs of 20 steps)");
+              "after at most 90 steps (epochs of 30 steps)");
     EXPECT_EQ(describeTrainingBudget(TrainingBudget{3, 100, 8}, true),
               "after at most 3 epochs of 8 steps or 100 steps, or earlier when the learning rate reaches 1e-5");
     EXPECT_EQ(describeTrainingBudget(TrainingBudget{0, 0, 0}, false), "never (set an epoch or step cap)");
@@ -42,7 +42,7 @@ TEST(TrainingBudget, CapsAreMatchedBackToTheirPreset) {
     EXPECT_EQ(matchingTrainingBudget(TrainingBudget{0, 200000, 0}, "vae"), ""); // custom for VAE
     EXPECT_EQ(matchingTrainingBudget(TrainingBudget{0, 0, 0}, "vae"), "paper");
     EXPECT_EQ(matchingTrainingBudget(TrainingBudget{20, 0, 0}, "bigan"), "default");
-    EXPECT_EQ(matchingTrainingBudget(TrainingBudget{0, 40, 20}, "supervised-tissue"), "demo");
+    EXPECT_EQ(matchingTrainingBudget(TrainingBudget{0, 90, 30}, "supervised-tissue"), "demo");
     EXPECT_EQ(matchingTrainingBudget(TrainingBudget{5, 0, 0}, "vae"), "");
 }
 

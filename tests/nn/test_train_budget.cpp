@@ -176,25 +176,25 @@ TEST_F(Budget, CliPresetsAndExplicitOptions) {
                                " --code-size 8 --batch-size 8 --patience 50 --threads 1 --device cpu --quiet --seed 3";
     // (patience 50: no plateau can end these short runs before their caps)
     std::string out, err;
-    // demo: 40 steps; an explicit --steps-per-epoch 3 overrides the preset's 20 → 13 full epochs + 1 step.
-    ASSERT_EQ(test::runCommand(test::nicCommand(common + " --budget demo --steps-per-epoch 3 --out " +
+    // demo: 90 steps; an explicit --steps-per-epoch 4 overrides the preset's 30 → 22 full epochs + 2 steps.
+    ASSERT_EQ(test::runCommand(test::nicCommand(common + " --budget demo --steps-per-epoch 4 --out " +
                                                 test::shellQuoted(dir / "demo.nicenc") + " --result " +
                                                 test::shellQuoted(dir / "demo.json")),
                                &out, &err),
               0)
         << err;
-    EXPECT_NE(out.find("epochs: 14\nsteps: 40\nstopped: step-cap\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("epochs: 23\nsteps: 90\nstopped: step-cap\n"), std::string::npos) << out;
     const auto j = nlohmann::json::parse(test::readFile(dir / "demo.json"));
     EXPECT_EQ(j.at("stop_reason"), "step-cap");
-    EXPECT_EQ(j.at("steps"), 40);
-    EXPECT_EQ(j.at("history").back().at("steps"), 1);
+    EXPECT_EQ(j.at("steps"), 90);
+    EXPECT_EQ(j.at("history").back().at("steps"), 2);
     // An explicit --epochs caps the preset's budget too.
     ASSERT_EQ(test::runCommand(
                   test::nicCommand(common + " --budget demo --epochs 1 --out " + test::shellQuoted(dir / "one.nicenc")),
                   &out, &err),
               0)
         << err;
-    EXPECT_NE(out.find("epochs: 1\nsteps: 20\nstopped: epoch-cap\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("epochs: 1\nsteps: 30\nstopped: epoch-cap\n"), std::string::npos) << out;
     EXPECT_EQ(test::runCommand(test::nicCommand(common + " --budget huge --out " + test::shellQuoted(dir / "x.nicenc")),
                                &out, &err),
               2);

@@ -220,14 +220,14 @@ TEST_F(Dialogs, TrainEncoderBudgetPresetsFillTheCaps) {
     EXPECT_EQ(d.options().epochs, 0);
     EXPECT_EQ(note->text(), "Training ends when the learning rate reaches 1e-5.");
     choose("demo");
-    EXPECT_EQ(d.options().steps, 40);
-    EXPECT_EQ(d.options().stepsPerEpoch, 20);
-    EXPECT_EQ(note->text(), "Training ends after at most 40 steps (epochs of 20 steps), or earlier when the "
+    EXPECT_EQ(d.options().steps, 90);
+    EXPECT_EQ(d.options().stepsPerEpoch, 30);
+    EXPECT_EQ(note->text(), "Training ends after at most 90 steps (epochs of 30 steps), or earlier when the "
                             "learning rate reaches 1e-5.");
     // Editing a cap makes the budget custom; changing the method then keeps the caps.
     auto* steps = d.findChild<QSpinBox*>("steps");
     ASSERT_NE(steps, nullptr);
-    EXPECT_EQ(steps->value(), 40);
+    EXPECT_EQ(steps->value(), 90);
     steps->setValue(1000);
     EXPECT_EQ(budget->currentData().toString(), "custom");
     EXPECT_EQ(d.options().steps, 1000);

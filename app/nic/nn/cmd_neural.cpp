@@ -154,7 +154,7 @@ void addTrainEncoder(CLI::App& root) {
     cmd->add_option("--code-size", o->train.codeSize, "C, the embedding length")->capture_default_str();
     cmd->add_option("--budget", o->budget,
                     "Budget preset: default (20 epochs), paper (supp. 7: bigan 200000 steps, the others until the "
-                    "learning-rate floor) or demo (40 steps, 2 epochs of 20); --epochs, --steps and "
+                    "learning-rate floor) or demo (90 steps, 3 epochs of 30); --epochs, --steps and "
                     "--steps-per-epoch given explicitly override the preset")
         ->capture_default_str();
     o->epochs = cmd->add_option("--epochs", o->train.epochs, "Maximum epochs (0: no epoch cap)")
