@@ -1,13 +1,14 @@
 // Training loops of the encoders (supplementary §7): one Session per kind behind a shared epoch loop
-// (plateau schedule, best-by-validation encoder, checkpoints, resume, cancellation).
+// (plateau schedule, best-by-validation encoder, checkpoints, resume, cancellation). The sessions themselves
+// are in trainingsessions.cpp.
 #include "core/encoders/nn/trainer.h"
 
 #include "core/base/atomicfile.h"
 #include "core/base/error.h"
 #include "core/encoders/nn/augment.h"
-#include "core/encoders/nn/pairsampler.h"
 #include "core/encoders/nn/torchencoder.h"
 #include "core/encoders/nn/trainingcheckpoint.h"
+#include "core/encoders/nn/trainingsessions.h"
 #include "core/base/plateau.h"
 #include "core/base/prefetcher.h"
 
@@ -22,366 +23,14 @@
 
 namespace nic {
 
-namespace F = torch::nn::functional;
 using nlohmann::json;
+using encodertraining::allIndices;
+using encodertraining::Batch;
+using encodertraining::makeSession;
+using encodertraining::Session;
+using encodertraining::StepStats;
 
 namespace {
-
-/// Gathers bank patches into a float batch [N, 3, P, P] in [0, 1] on the CPU.
-torch::Tensor gatherUnit(const PatchBank& bank, const std::vector<std::size_t>& idx) {
-    const auto n = static_cast<std::int64_t>(idx.size());
-    const int p = bank.patchSize();
-    auto u8 = torch::empty({n, p, p, 3}, torch::kUInt8);
-    auto* dst = u8.data_ptr<std::uint8_t>();
-    for (std::size_t i = 0; i < idx.size(); ++i)
-        std::memcpy(dst + i * bank.patchBytes(), bank.patch(idx[i]), bank.patchBytes());
-    return u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
-}
-
-torch::Tensor unitToModel(const torch::Tensor& unit) { return unit * 2.0 - 1.0; }
-
-/// One step's inputs, made by Session::prepare on the prefetch thread (already on the training device).
-struct Batch {
-    torch::Tensor x;  ///< model input; contrastive: the anchors' views
-    torch::Tensor x2; ///< contrastive: the partners' views; BiGAN: x at half resolution
-    torch::Tensor y;  ///< supervised: labels; contrastive: 1 same / 0 different
-    std::size_t size = 0;
-};
-
-struct StepStats {
-    double loss = 0.0;
-    double extra = 0.0;  ///< accuracy or G/E loss
-    double extra2 = 0.0; ///< BiGAN D accuracy
-};
-
-/// What differs between the kinds: networks, optimisers, one training step, validation.
-class Session {
-public:
-    virtual ~Session() = default;
-    virtual torch::nn::Module& networks() = 0;
-    virtual torch::nn::Module& encoderModule() = 0;
-    virtual std::vector<torch::optim::Optimizer*> optimizers() = 0;
-    /// The inputs of one step for the bank patches `idx`: everything that reads the bank or draws from `gen`
-    /// and `rng` (augmentation, pairs) happens here, in step order, on the prefetch thread.
-    virtual void prepare(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng, Batch& out) = 0;
-    /// One optimisation step on a prepared batch (the training thread; only the model's own randomness).
-    virtual StepStats step(const Batch& batch) = 0;
-    /// NaN when the kind has no validation metric.
-    virtual double validate() = 0;
-    virtual bool higherIsBetter() const = 0;
-    virtual const char* metricName() const = 0;
-    /// Called before the first and after the last step of an epoch (per-epoch statistics).
-    virtual void beginEpoch() {}
-    virtual void endEpoch(EpochRecord&) {}
-
-    void setLearningRate(double lr) {
-        for (auto* o : optimizers())
-            for (auto& g : o->param_groups())
-                g.options().set_lr(lr);
-    }
-};
-
-std::vector<std::size_t> allIndices(const PatchBank& b) {
-    std::vector<std::size_t> v(b.size());
-    for (std::size_t i = 0; i < v.size(); ++i)
-        v[i] = i;
-    return v;
-}
-
-template <typename Fn>
-void forChunks(std::size_t n, std::size_t chunk, Fn fn) {
-    for (std::size_t s = 0; s < n; s += chunk) {
-        std::vector<std::size_t> idx;
-        for (std::size_t i = s; i < std::min(n, s + chunk); ++i)
-            idx.push_back(i);
-        fn(idx);
-    }
-}
-
-// ------------------------------------------------------------------------------------------------ VAE
-
-class VaeSession final : public Session {
-public:
-    VaeSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev, double lr)
-        : train_(train), val_(val), dev_(dev), gamma_(o.vaeGamma), net_(p, o.codeSize),
-          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
-        net_->to(dev_);
-    }
-    torch::nn::Module& networks() override { return *net_; }
-    torch::nn::Module& encoderModule() override { return *net_->encoder; }
-    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
-    bool higherIsBetter() const override { return false; }
-    const char* metricName() const override { return "val_loss"; }
-
-    void prepare(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&, Batch& out) override {
-        out.x = unitToModel(gatherUnit(train_, idx)).to(dev_);
-        out.size = idx.size();
-    }
-
-    StepStats step(const Batch& batch) override {
-        net_->train();
-        auto out = net_->forward(batch.x);
-        auto losses = VaeImpl::loss(out, batch.x, gamma_);
-        opt_.zero_grad();
-        losses[0].backward();
-        opt_.step();
-        return {losses[0].item<double>(), losses[1].item<double>(), losses[2].item<double>()};
-    }
-
-    double validate() override {
-        torch::NoGradGuard ng;
-        net_->eval();
-        double sum = 0.0;
-        forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
-            auto x = unitToModel(gatherUnit(val_, idx)).to(dev_);
-            auto f = net_->encoder->features(x);
-            VaeImpl::Output o;
-            o.mu = net_->encoder->code(f);
-            o.logVar = net_->logVar(f);
-            o.reconstruction = net_->decoder(o.mu); // deterministic: decode μ
-            sum += VaeImpl::loss(o, x, gamma_)[0].item<double>() * static_cast<double>(idx.size());
-        });
-        return sum / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
-    }
-
-private:
-    const PatchBank& train_;
-    const PatchBank& val_;
-    torch::Device dev_;
-    double gamma_;
-    Vae net_;
-    torch::optim::Adam opt_;
-};
-
-// ----------------------------------------------------------------------------------------- supervised
-
-class SupervisedSession final : public Session {
-public:
-    SupervisedSession(const TrainOptions& o, int p, int outputs, const PatchBank& train, const PatchBank& val,
-                      torch::Device dev, double lr, double augment)
-        : train_(train), val_(val), dev_(dev), outputs_(outputs), augment_(augment), net_(p, o.codeSize, outputs),
-          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
-        net_->to(dev_);
-    }
-    torch::nn::Module& networks() override { return *net_; }
-    torch::nn::Module& encoderModule() override { return *net_->encoder; }
-    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
-    bool higherIsBetter() const override { return true; }
-    const char* metricName() const override { return "val_accuracy"; }
-
-    torch::Tensor labelsOf(const std::vector<std::size_t>& idx, const PatchBank& bank) const {
-        std::vector<std::int64_t> labels;
-        for (auto i : idx)
-            labels.push_back(bank.label(i));
-        return torch::tensor(labels, torch::kLong).to(dev_);
-    }
-
-    std::pair<torch::Tensor, torch::Tensor> lossAndCorrect(const torch::Tensor& logits, const torch::Tensor& y) {
-        if (outputs_ == 1) {
-            auto l = logits.squeeze(1);
-            return {F::binary_cross_entropy_with_logits(l, y.to(torch::kFloat)), ((l > 0).to(torch::kLong) == y).sum()};
-        }
-        return {F::cross_entropy(logits, y), (logits.argmax(1) == y).sum()};
-    }
-
-    void prepare(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64&, Batch& out) override {
-        auto unit = gatherUnit(train_, idx);
-        if (augment_ > 0)
-            unit = augment::heavy(unit, augment_, gen);
-        out.x = unitToModel(unit).to(dev_);
-        out.y = labelsOf(idx, train_);
-        out.size = idx.size();
-    }
-
-    StepStats step(const Batch& batch) override {
-        net_->train();
-        auto logits = net_->forward(batch.x);
-        auto [loss, correct] = lossAndCorrect(logits, batch.y);
-        opt_.zero_grad();
-        loss.backward();
-        opt_.step();
-        return {loss.item<double>(), correct.item<double>() / static_cast<double>(batch.size), 0.0};
-    }
-
-    double validate() override {
-        torch::NoGradGuard ng;
-        net_->eval();
-        double correct = 0.0;
-        forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
-            auto logits = net_->forward(unitToModel(gatherUnit(val_, idx)).to(dev_));
-            correct += lossAndCorrect(logits, labelsOf(idx, val_)).second.item<double>();
-        });
-        return correct / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
-    }
-
-private:
-    const PatchBank& train_;
-    const PatchBank& val_;
-    torch::Device dev_;
-    int outputs_;
-    double augment_;
-    Supervised net_;
-    torch::optim::Adam opt_;
-};
-
-// ---------------------------------------------------------------------------------------- contrastive
-
-class ContrastiveSession final : public Session {
-public:
-    ContrastiveSession(const TrainOptions& o, int p, const PatchBank& train, const PatchBank& val, torch::Device dev,
-                       double lr, double augment)
-        : train_(train), val_(val), dev_(dev), augment_(augment), valPairs_(o.validationPairs),
-          valSeed_(o.seed * 31 + 17), trainPairs_(train), valSampler_(val), net_(p, o.codeSize),
-          opt_(net_->parameters(), torch::optim::AdamOptions(lr)) {
-        net_->to(dev_);
-    }
-    torch::nn::Module& networks() override { return *net_; }
-    torch::nn::Module& encoderModule() override { return *net_->encoder; }
-    std::vector<torch::optim::Optimizer*> optimizers() override { return {&opt_}; }
-    bool higherIsBetter() const override { return true; }
-    const char* metricName() const override { return "val_accuracy"; }
-
-    void beginEpoch() override { trainPairs_.resetStats(); }
-    /// The realised share of adjacent negatives and the draws that fell back (none silently).
-    void endEpoch(EpochRecord& rec) override {
-        const PairStats& st = trainPairs_.stats();
-        rec.adjacentNegatives = st.adjacentFraction();
-        rec.otherSourceNegatives = st.otherSourceFraction();
-        rec.pairFallbacks = static_cast<std::int64_t>(st.fallbacks());
-        rec.pairNoNeighbour = static_cast<std::int64_t>(st.noNeighbour);
-    }
-
-    std::tuple<torch::Tensor, torch::Tensor> views(const PatchBank& bank, const std::vector<std::size_t>& a,
-                                                   const std::vector<std::size_t>& b, at::Generator& gen) {
-        auto va = augment::heavy(gatherUnit(bank, a), augment_, gen);
-        auto vb = augment::heavy(gatherUnit(bank, b), augment_, gen);
-        return {unitToModel(va).to(dev_), unitToModel(vb).to(dev_)};
-    }
-
-    void prepare(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng, Batch& out) override {
-        std::vector<std::size_t> a, b;
-        std::vector<float> y;
-        trainPairs_.sample(idx, rng, a, b, y); // its statistics are read after the epoch's last step
-        std::tie(out.x, out.x2) = views(train_, a, b, gen);
-        out.y = torch::tensor(y).to(dev_);
-        out.size = idx.size();
-    }
-
-    StepStats step(const Batch& batch) override {
-        net_->train();
-        const auto& target = batch.y;
-        auto logits = net_->forward(batch.x, batch.x2);
-        auto loss = F::binary_cross_entropy_with_logits(logits, target);
-        opt_.zero_grad();
-        loss.backward();
-        opt_.step();
-        auto acc = ((logits > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
-        return {loss.item<double>(), acc.item<double>(), 0.0};
-    }
-
-    /// Accuracy on the same pairs and views every time (own RNG and generator from a fixed seed).
-    double validate() override {
-        torch::NoGradGuard ng;
-        net_->eval();
-        std::mt19937_64 rng(valSeed_);
-        auto gen = augment::makeGenerator(valSeed_);
-        std::uniform_int_distribution<std::size_t> any(0, val_.size() - 1);
-        double correct = 0.0;
-        std::size_t total = 0;
-        while (total < static_cast<std::size_t>(valPairs_)) {
-            const std::size_t n = std::min<std::size_t>(64, static_cast<std::size_t>(valPairs_) - total);
-            std::vector<std::size_t> anchors;
-            for (std::size_t k = 0; k < n; ++k)
-                anchors.push_back(any(rng));
-            std::vector<std::size_t> a, b;
-            std::vector<float> y;
-            valSampler_.sample(anchors, rng, a, b, y);
-            auto [va, vb] = views(val_, a, b, gen);
-            auto logits = net_->forward(va, vb);
-            correct += ((logits > 0).to(torch::kFloat) == torch::tensor(y).to(dev_)).sum().item<double>();
-            total += n;
-        }
-        return correct / static_cast<double>(std::max<std::size_t>(total, 1));
-    }
-
-private:
-    const PatchBank& train_;
-    const PatchBank& val_;
-    torch::Device dev_;
-    double augment_;
-    int valPairs_;
-    std::uint64_t valSeed_;
-    PairSampler trainPairs_, valSampler_;
-    Siamese net_;
-    torch::optim::Adam opt_;
-};
-
-// -------------------------------------------------------------------------------------------- BiGAN
-
-class BiganSession final : public Session {
-public:
-    BiganSession(const TrainOptions& o, int p, const PatchBank& train, torch::Device dev, double lr)
-        : train_(train), dev_(dev), code_(o.codeSize), net_(p, o.codeSize),
-          optD_(net_->discriminator->parameters(), torch::optim::AdamOptions(lr).betas({0.5, 0.999})),
-          optGE_(joinParameters(), torch::optim::AdamOptions(lr).betas({0.5, 0.999})) {
-        net_->to(dev_);
-    }
-    torch::nn::Module& networks() override { return *net_; }
-    torch::nn::Module& encoderModule() override { return *net_->encoder; }
-    std::vector<torch::optim::Optimizer*> optimizers() override { return {&optD_, &optGE_}; }
-    bool higherIsBetter() const override { return true; }
-    const char* metricName() const override { return "none"; }
-
-    void prepare(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&, Batch& out) override {
-        out.x = unitToModel(gatherUnit(train_, idx)).to(dev_);
-        out.x2 = F::avg_pool2d(out.x, F::AvgPool2dFuncOptions(2));
-        out.size = idx.size();
-    }
-
-    StepStats step(const Batch& batch) override {
-        net_->train();
-        const auto& x = batch.x;
-        const auto& half = batch.x2;
-        const auto n = x.size(0);
-        auto z = torch::randn({n, code_}).to(dev_);
-        // One-sided label smoothing (real target 0.9) keeps D from saturating early.
-        auto real = torch::full({n}, 0.9f).to(dev_), fake = torch::zeros({n}).to(dev_), one = torch::ones({n}).to(dev_);
-
-        auto e = net_->encoder(x);
-        auto g = net_->generator(z);
-        auto dReal = net_->discriminator(half, e.detach());
-        auto dFake = net_->discriminator(g.detach(), z);
-        auto lossD = F::binary_cross_entropy_with_logits(dReal, real) + F::binary_cross_entropy_with_logits(dFake, fake);
-        optD_.zero_grad();
-        lossD.backward();
-        optD_.step();
-        const double accD =
-            (((dReal > 0).to(torch::kFloat).sum() + (dFake <= 0).to(torch::kFloat).sum()) / (2.0 * static_cast<double>(n)))
-                .item<double>();
-
-        auto lossGE = F::binary_cross_entropy_with_logits(net_->discriminator(half, e), fake) +
-                      F::binary_cross_entropy_with_logits(net_->discriminator(g, z), one);
-        optGE_.zero_grad();
-        lossGE.backward();
-        optGE_.step();
-        return {lossD.item<double>(), lossGE.item<double>(), accD};
-    }
-    double validate() override { return std::numeric_limits<double>::quiet_NaN(); }
-
-private:
-    std::vector<torch::Tensor> joinParameters() {
-        auto p = net_->encoder->parameters();
-        for (auto& t : net_->generator->parameters())
-            p.push_back(t);
-        return p;
-    }
-    const PatchBank& train_;
-    torch::Device dev_;
-    int code_;
-    Bigan net_;
-    torch::optim::Adam optD_;
-    torch::optim::Adam optGE_;
-};
 
 // ------------------------------------------------------------------------------------- checkpoints
 
@@ -536,24 +185,6 @@ void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trai
                 throw InvalidArgument("supervised training needs every patch labelled (patch " + std::to_string(i) +
                                       " has label " + std::to_string(bank->label(i)) + ")");
     b.outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : b.classes;
-}
-
-std::unique_ptr<Session> makeSession(const TrainOptions& o, int p, const TrainingBanks& b, torch::Device dev,
-                                     double lr0, double augment) {
-    try {
-        switch (o.kind) {
-        case EncoderKind::Vae: return std::make_unique<VaeSession>(o, p, *b.train, *b.val, dev, lr0);
-        case EncoderKind::Contrastive:
-            return std::make_unique<ContrastiveSession>(o, p, *b.train, *b.val, dev, lr0, augment);
-        case EncoderKind::Bigan: return std::make_unique<BiganSession>(o, p, *b.train, dev, lr0);
-        case EncoderKind::SupervisedTumor:
-        case EncoderKind::SupervisedTissue:
-            return std::make_unique<SupervisedSession>(o, p, b.outputs, *b.train, *b.val, dev, lr0, augment);
-        }
-    } catch (const c10::Error& e) {
-        throw Error(std::string("train-encoder: ") + torchMessage(e));
-    }
-    throw InvalidArgument("train-encoder: unknown encoder kind");
 }
 
 /// The augmentation strength: the option, else the kind's default.
@@ -736,7 +367,8 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
 
     const double lr0 = o.learningRate > 0 ? o.learningRate : defaultLearningRate(o.kind);
     torch::manual_seed(o.seed);
-    const std::unique_ptr<Session> s = makeSession(o, p, banks, dev, lr0, augmentStrength(o));
+    const std::unique_ptr<Session> s =
+        makeSession(o, p, banks.outputs, *banks.train, *banks.val, dev, lr0, augmentStrength(o));
 
     const nlohmann::ordered_json id = identity(o, p, classes);
     const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
