@@ -24,10 +24,40 @@ torch::Tensor symmetric(std::int64_t n, double a, at::Generator& gen) {
     return (torch::rand({n}, gen, torch::kFloat) * 2.0 - 1.0) * a;
 }
 
-torch::Tensor sampleAffine(const torch::Tensor& x, const torch::Tensor& theta) {
-    auto grid = F::affine_grid(theta, x.sizes().vec(), false);
-    return F::grid_sample(x, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
+/// x sampled at `grid` ([N, H, W, 2], normalised coordinates): bilinear, reflection at the borders.
+torch::Tensor sampleGrid(const torch::Tensor& x, const torch::Tensor& grid) {
+    return F::grid_sample(x, grid.to(x.dtype()),
+                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
         .clamp(0.0, 1.0);
+}
+
+torch::Tensor sampleAffine(const torch::Tensor& x, const torch::Tensor& theta) {
+    return sampleGrid(x, F::affine_grid(theta, x.sizes().vec(), false));
+}
+
+/// rotate's draw: an angle in ±π·min(strength, 1) per image.
+torch::Tensor drawAngle(std::int64_t n, double strength, at::Generator& gen) {
+    return symmetric(n, M_PI * std::min(strength, 1.0), gen);
+}
+
+/// zoom's draw: a scale 1 / (1 + U(±0.25·min(strength, 1.5))) per image.
+torch::Tensor drawScale(std::int64_t n, double strength, at::Generator& gen) {
+    return 1.0 / (1.0 + symmetric(n, 0.25 * std::min(strength, 1.5), gen));
+}
+
+/// elastic's draw: the identity sampling grid of x plus a smooth random displacement, [N, H, W, 2].
+torch::Tensor drawDeformedGrid(const torch::Tensor& x, double strength, at::Generator& gen) {
+    const auto n = x.size(0), h = x.size(2), w = x.size(3);
+    // Normalised coordinates span 2 units per side, so 2.5 % of the side is 0.05.
+    auto coarse = torch::randn({n, 2, 8, 8}, gen, torch::kFloat) * (0.05 * strength);
+    auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
+                                            .size(std::vector<std::int64_t>{h, w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(true));
+    auto identity = torch::zeros({n, 2, 3});
+    identity.select(1, 0).select(1, 0).fill_(1.0);
+    identity.select(1, 1).select(1, 1).fill_(1.0);
+    return F::affine_grid(identity, x.sizes().vec(), false) + field.permute({0, 2, 3, 1});
 }
 
 } // namespace
@@ -39,7 +69,7 @@ torch::Tensor rotate(const torch::Tensor& x, double strength, at::Generator& gen
     if (strength == 0.0)
         return x.clone();
     const auto n = x.size(0);
-    auto angle = symmetric(n, M_PI * std::min(strength, 1.0), gen);
+    auto angle = drawAngle(n, strength, gen);
     auto c = torch::cos(angle), s = torch::sin(angle), z = torch::zeros({n});
     auto theta = torch::stack({torch::stack({c, -s, z}, 1), torch::stack({s, c, z}, 1)}, 1);
     return sampleAffine(x, theta.to(x.dtype()));
@@ -50,7 +80,7 @@ torch::Tensor zoom(const torch::Tensor& x, double strength, at::Generator& gen) 
     if (strength == 0.0)
         return x.clone();
     const auto n = x.size(0);
-    auto scale = 1.0 / (1.0 + symmetric(n, 0.25 * std::min(strength, 1.5), gen));
+    auto scale = drawScale(n, strength, gen);
     auto z = torch::zeros({n});
     auto theta = torch::stack({torch::stack({scale, z, z}, 1), torch::stack({z, scale, z}, 1)}, 1);
     return sampleAffine(x, theta.to(x.dtype()));
@@ -60,20 +90,7 @@ torch::Tensor elastic(const torch::Tensor& x, double strength, at::Generator& ge
     check(x, strength, "elastic");
     if (strength == 0.0)
         return x.clone();
-    const auto n = x.size(0), h = x.size(2), w = x.size(3);
-    // Normalised coordinates span 2 units per side, so 2.5 % of the side is 0.05.
-    auto coarse = torch::randn({n, 2, 8, 8}, gen, torch::kFloat) * (0.05 * strength);
-    auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
-                                            .size(std::vector<std::int64_t>{h, w})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(true));
-    auto identity = torch::zeros({n, 2, 3});
-    identity.select(1, 0).select(1, 0).fill_(1.0);
-    identity.select(1, 1).select(1, 1).fill_(1.0);
-    auto grid = F::affine_grid(identity, x.sizes().vec(), false) + field.permute({0, 2, 3, 1});
-    return F::grid_sample(x, grid.to(x.dtype()),
-                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
-        .clamp(0.0, 1.0);
+    return sampleGrid(x, drawDeformedGrid(x, strength, gen));
 }
 
 torch::Tensor hedJitter(const torch::Tensor& x, double strength, at::Generator& gen) {
@@ -126,25 +143,14 @@ torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& 
         return x.clone();
     const auto n = x.size(0), h = x.size(2), w = x.size(3);
     // The draws of rotate, zoom and elastic, in their order.
-    auto angle = symmetric(n, M_PI * std::min(strength, 1.0), gen);
-    auto scale = 1.0 / (1.0 + symmetric(n, 0.25 * std::min(strength, 1.5), gen));
-    auto coarse = torch::randn({n, 2, 8, 8}, gen, torch::kFloat) * (0.05 * strength);
-    auto field = F::interpolate(coarse, F::InterpolateFuncOptions()
-                                            .size(std::vector<std::int64_t>{h, w})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(true));
-    auto identity = torch::zeros({n, 2, 3});
-    identity.select(1, 0).select(1, 0).fill_(1.0);
-    identity.select(1, 1).select(1, 1).fill_(1.0);
+    auto angle = drawAngle(n, strength, gen);
+    auto scale = drawScale(n, strength, gen);
+    auto deformed = drawDeformedGrid(x, strength, gen);
     // rotate samples x at R·p, zoom that at S·p, elastic that at p + d(p): together x at R·S·(p + d(p)).
     // Grid rows are coordinates as row vectors, so they are multiplied by (R·S)ᵀ = scale·Rᵀ.
     auto c = torch::cos(angle) * scale, s = torch::sin(angle) * scale;
     auto mt = torch::stack({torch::stack({c, s}, 1), torch::stack({-s, c}, 1)}, 1); // [N, 2, 2] = (R·S)ᵀ
-    auto deformed = F::affine_grid(identity, x.sizes().vec(), false) + field.permute({0, 2, 3, 1});
-    auto grid = torch::matmul(deformed.view({n, h * w, 2}), mt).view({n, h, w, 2});
-    return F::grid_sample(x, grid.to(x.dtype()),
-                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
-        .clamp(0.0, 1.0);
+    return sampleGrid(x, torch::matmul(deformed.view({n, h * w, 2}), mt).view({n, h, w, 2}));
 }
 
 torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen) {
