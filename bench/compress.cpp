@@ -2,7 +2,8 @@
 // measured in one run); asserts nothing.
 //
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
-//                  [--work 8] [--batch 32] [--read-threads 0] [--compute-threads 0] [--plain] [--dir DIR]
+//                  [--work 8] [--batch 32] [--read-threads 0] [--compute-threads 0] [--inference-threads 0]
+//                  [--plain] [--dir DIR]
 //                  [--device cpu|cuda|auto] [--rss-only]
 // (--device: where a LibTorch encoder and the limit probe's matmul run; default cpu.)
 //
@@ -37,6 +38,7 @@
 #include "core/encoders/nn/flopcount.h"
 #endif
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -116,7 +118,8 @@ private:
     std::vector<float> x_;
 };
 
-int gComputeThreads = 0;   // --compute-threads: LibTorch threads (0 = the pipeline's default)
+int gComputeThreads = 0;   // --compute-threads: LibTorch threads per inference thread (0 = the pipeline's default)
+int gInferenceThreads = 0; // --inference-threads: threads calling the encoder at once (0 = the pipeline's default)
 bool gPlainInference = false; // --plain: encoders run as trained (no BatchNorm folding)
 std::string gDevice = "cpu";  // --device: where a LibTorch encoder runs (cpu, cuda, auto)
 
@@ -129,6 +132,7 @@ std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
     if (auto kind = parseEncoderKind(name)) {
         ComputeOptions compute;
         compute.threads = gComputeThreads;
+        compute.callers = gInferenceThreads; // as `nic compress` does
         compute.optimiseInference = !gPlainInference;
         compute.device = gDevice;
         return createEncoder(*kind, 128, 128, 2, 1, compute);
@@ -196,6 +200,7 @@ CompressOptions compressOptions(const Args& a, bool pipelined) {
     CompressOptions o;
     o.batchSize = a.batch;
     o.readThreads = a.readThreads;
+    o.inferenceThreads = gInferenceThreads;
     o.pipelined = pipelined;
     o.force = true;
     o.resume = false;
@@ -221,7 +226,8 @@ struct ChildResult {
 ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     std::string cmd = "'" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --child '" + slide.string() +
                       "' --encoder " + a.encoder + " --work " + std::to_string(a.work) +
-                      " --compute-threads " + std::to_string(gComputeThreads) + (gPlainInference ? " --plain" : "") + " --device " + gDevice + " --batch " + std::to_string(a.batch) + " --read-threads " +
+                      " --compute-threads " + std::to_string(gComputeThreads) +
+                      " --inference-threads " + std::to_string(gInferenceThreads) + (gPlainInference ? " --plain" : "") + " --device " + gDevice + " --batch " + std::to_string(a.batch) + " --read-threads " +
                       std::to_string(a.readThreads) + " --dir '" + a.dir.string() + "'";
     ChildResult r;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -257,6 +263,8 @@ int main(int argc, char** argv) {
             a.readThreads = std::stoi(next());
         else if (k == "--compute-threads")
             gComputeThreads = std::stoi(next());
+        else if (k == "--inference-threads")
+            gInferenceThreads = std::stoi(next());
         else if (k == "--plain")
             gPlainInference = true;
         else if (k == "--device")
@@ -269,7 +277,7 @@ int main(int argc, char** argv) {
             child = next();
         else {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
-                                 "[--read-threads N] [--compute-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
+                                 "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
             return 2;
         }
     }
@@ -297,6 +305,7 @@ int main(int argc, char** argv) {
 
     // Encoder alone on real batches of this slide.
     double forward = 0, forwardCpuMs = 0, forwardSys = 0;
+    int inferenceThreadsUsed = 1;
     {
         const Slide slide(slidePath);
         PatchGrid grid(slide, GridSpec{enc->info().patchSize, enc->info().patchSize, enc->info().mpp});
@@ -313,32 +322,58 @@ int main(int argc, char** argv) {
                     ++n;
                 }
         const int nb = n / a.batch;
-        std::vector<float> out(static_cast<std::size_t>(a.batch * enc->info().codeSize));
-        long long done = 0;
-        double s = 0, cpu0 = 0;
-        // On a thread of its own, as compressSlide's inference stage calls it: with Debian's LibTorch the
-        // same encode() costs about 1.6x the CPU time when called from the main thread (measured here:
-        // 7.6 vs 4.7 ms per BiGAN patch), which would flatter the ratio below.
-        std::thread([&] {
+        // The same inference threads as the pipeline: the encoder and its replicas, each on a thread of
+        // its own, as compressSlide's inference stage calls them (with Debian's LibTorch the same encode()
+        // costs about 1.6x the CPU time when called from the main thread: 7.6 vs 4.7 ms per BiGAN patch).
+        std::vector<std::unique_ptr<PatchEncoder>> replicas;
+        std::vector<PatchEncoder*> encoders{enc.get()};
+        const int workers = gInferenceThreads > 0 ? gInferenceThreads : enc->preferredConcurrency();
+        while (static_cast<int>(encoders.size()) < workers) {
+            auto r = enc->replicate();
+            if (!r)
+                break;
+            encoders.push_back(r.get());
+            replicas.push_back(std::move(r));
+        }
+        inferenceThreadsUsed = static_cast<int>(encoders.size());
+        std::atomic<long long> patchesDone{0};
+        std::atomic<int> warm{0};
+        std::atomic<bool> stop{false};
+        auto work = [&](PatchEncoder* e, std::size_t first) {
+            std::vector<float> out(static_cast<std::size_t>(a.batch * e->info().codeSize));
             for (int b = 0; b < std::min(nb, 2); ++b) // warm-up: first calls allocate and start the thread pool
-                enc->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch, out.data());
-            forwardSys = sysSeconds();
-            cpu0 = cpuSeconds();
-            const auto t0 = Clock::now();
-            while (s < 10.0) {
-                for (int b = 0; b < nb; ++b)
-                    enc->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch,
-                                out.data());
-                done += static_cast<long long>(nb) * a.batch;
-                s = std::chrono::duration<double>(Clock::now() - t0).count();
+                e->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch, out.data());
+            ++warm;
+            while (warm.load() < static_cast<int>(encoders.size()))
+                std::this_thread::yield();
+            for (std::size_t b = first; !stop.load(); b = (b + 1) % static_cast<std::size_t>(nb)) {
+                e->encode(batches.data() + b * static_cast<std::size_t>(a.batch) * patchBytes, a.batch, out.data());
+                patchesDone += a.batch;
             }
-        }).join();
+        };
+        std::vector<std::thread> threads;
+        for (std::size_t k = 0; k < encoders.size(); ++k)
+            threads.emplace_back(work, encoders[k], k * static_cast<std::size_t>(nb) / encoders.size());
+        while (warm.load() < static_cast<int>(encoders.size()))
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        forwardSys = sysSeconds();
+        const double cpu0 = cpuSeconds();
+        const long long done0 = patchesDone.load();
+        const auto t0 = Clock::now();
+        std::this_thread::sleep_for(std::chrono::seconds(10));
+        const long long done = patchesDone.load() - done0;
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        const double cpuEnd = cpuSeconds(), sysEnd = sysSeconds();
+        stop = true;
+        for (auto& t : threads)
+            t.join();
         forward = static_cast<double>(done) / s;
-        const double sysD = sysSeconds() - forwardSys;
-        forwardSys = sysD / std::max(1e-9, cpuSeconds() - cpu0 - sysD); // system / user time
-        forwardCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(done);
-        std::printf("encoder forward only:   %10.1f patches/s (%d batches of %d, %.1f s; %.3f CPU ms/patch)\n", forward,
-                    nb, a.batch, s, forwardCpuMs);
+        const double sysD = sysEnd - forwardSys;
+        forwardSys = sysD / std::max(1e-9, cpuEnd - cpu0 - sysD); // system / user time
+        forwardCpuMs = (cpuEnd - cpu0) * 1000.0 / static_cast<double>(done);
+        std::printf("encoder forward only:   %10.1f patches/s (%d batches of %d, %.1f s, %d inference thread(s); %.3f "
+                    "CPU ms/patch)\n",
+                    forward, nb, a.batch, s, inferenceThreadsUsed, forwardCpuMs);
     }
 
     const auto out = a.dir / "bench-out.h5";
@@ -372,7 +407,7 @@ int main(int argc, char** argv) {
         meta.kind = toString(*kind);
         meta.patchSize = enc->info().patchSize;
         meta.codeSize = enc->info().codeSize;
-        const bench::SgemmRate rate = bench::probeSgemm(2048, 5, configureCompute(ComputeOptions{gDevice, 0}));
+        const bench::SgemmRate rate = bench::probeSgemm(2048, 5, configureCompute(ComputeOptions{gDevice, gComputeThreads, gInferenceThreads}));
         std::printf("limit probe: %s; %s\n", bench::describeRate(rate).c_str(), bench::threadLayout().c_str());
         const double flops = inferenceFlopsPerPatch(meta);
         bench::printLimit("encoder forward only", flops, rate, forward, forwardCpuMs / 1000.0);

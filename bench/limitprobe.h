@@ -13,7 +13,7 @@ class PatchEncoder;
 namespace nic::bench {
 
 struct SgemmRate {
-    double gflops = 0;      ///< median over the repetitions
+    double gflops = 0;      ///< best round of the better layout (the limit)
     double minGflops = 0, maxGflops = 0;
     /// GFLOP per CPU second (user + system, all threads) over the repetitions: the rate per core-second
     /// actually used, which other processes on a shared machine disturb much less than wall time.
@@ -22,14 +22,20 @@ struct SgemmRate {
     int torchThreads = 0;   ///< LibTorch intra-op threads during the probe
     int blasThreads = -1;   ///< OpenBLAS threads (-1: not OpenBLAS)
     std::string device = "cpu"; ///< where the matmul ran: "cpu" or "cuda" (configureCompute's name)
+    std::string layout;         ///< which way of running gave `gflops` (the better of the two below)
+    double oneCallerGflops = 0; ///< CPU: one matmul at a time, OpenBLAS on every CPU
+    double perCoreGflops = 0;   ///< CPU: one single-threaded matmul per physical core at once
 };
 
-/// Median GFLOP/s of an n×n by n×n float matmul (torch::mm, 2n³ FLOPs), `reps` timed runs after one
-/// warm-up, on a fresh thread (as the compression pipeline's inference stage runs). On "cuda" the
-/// matrices live on the GPU and each run is timed to its completion (gflopsPerCpuSecond is then 0).
+/// The machine's GEMM limit: the best round's GFLOP/s of n×n by n×n float matmuls (torch::mm, 2n³ FLOPs each),
+/// `reps` timed rounds after one warm-up, on fresh threads, in two layouts (one caller with OpenBLAS on
+/// every CPU; one single-threaded caller per physical core, all at once), the better one counting. The
+/// thread settings are restored afterwards. On "cuda" the matrices live on the GPU, one caller, each
+/// run timed to its completion (gflopsPerCpuSecond is then 0).
 SgemmRate probeSgemm(int n = 2048, int reps = 5, const std::string& device = "cpu");
 
-/// "sgemm 2048^3 on cpu through LibTorch 123.4 GFLOP/s (median of 5; min-max; per CPU second)".
+/// "sgemm 2048^3 on cpu through LibTorch 123.4 GFLOP/s (layout; best of 5 rounds; min-max; both layouts;
+/// per CPU second)".
 std::string describeRate(const SgemmRate& rate);
 
 /// OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.

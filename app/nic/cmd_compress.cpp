@@ -36,6 +36,7 @@ struct Options {
     std::string dtype = "float16";
     int batch = 32;
     int readThreads = 0;
+    int inferenceThreads = 0;
     int bandRows = 0;
     bool skipBadRegions = false;
     bool resume = true;
@@ -56,6 +57,7 @@ std::unique_ptr<PatchEncoder> makeEncoder(const Options& o) {
     ComputeOptions compute;
     compute.device = o.device;
     compute.threads = o.computeThreads;
+    compute.callers = o.inferenceThreads; // 0: one inference thread per physical core, 1 LibTorch thread each
     auto enc = loadEncoder(o.encoder, compute);
     if (o.patch && *o.patch != enc->info().patchSize)
         throw InvalidArgument("--patch " + std::to_string(*o.patch) + ": encoder " + o.encoder + " takes " +
@@ -85,6 +87,7 @@ void run(const Options& o) {
     c.dtype = parseLatentDType(o.dtype);
     c.batchSize = o.batch;
     c.readThreads = o.readThreads;
+    c.inferenceThreads = o.inferenceThreads;
     c.bandRows = o.bandRows;
     c.skipBadRegions = o.skipBadRegions;
     c.resume = o.resume;
@@ -166,6 +169,11 @@ void addCompressCommand(CLI::App& root) {
     cmd->add_option("--read-threads", o->readThreads, "Patch reading threads (0 = one per CPU)")
         ->default_val(0)
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--inference-threads", o->inferenceThreads,
+                    "Threads calling the encoder at once, sharing its weights (0 = one per physical core divided by "
+                    "--compute-threads; 1 on a GPU)")
+        ->default_val(0)
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--band-rows", o->bandRows, "Grid rows written per band (resume granularity; 0 = auto)")
         ->default_val(0)
         ->check(CLI::NonNegativeNumber);
@@ -180,7 +188,7 @@ void addCompressCommand(CLI::App& root) {
     cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
 #ifdef NIC_WITH_TORCH
     cmd->add_option("--device", o->device, "auto, cpu or cuda")->default_val("auto");
-    cmd->add_option("--compute-threads", o->computeThreads, "LibTorch intra-op threads (0 = LibTorch's default)")
+    cmd->add_option("--compute-threads", o->computeThreads, "LibTorch intra-op threads per inference thread (0 = the physical cores divided by the inference threads)")
         ->default_val(0)
         ->check(CLI::NonNegativeNumber);
 #endif

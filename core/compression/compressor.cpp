@@ -258,8 +258,8 @@ void validate(const CompressOptions& o, const EncoderInfo& info) {
         throw InvalidArgument("stride must be positive");
     if (o.targetMpp < 0)
         throw InvalidArgument("target mpp must be positive");
-    if (o.readThreads < 0 || o.queueBatches < 1 || o.bandRows < 0)
-        throw InvalidArgument("read threads, queue depth and band rows must not be negative");
+    if (o.readThreads < 0 || o.inferenceThreads < 0 || o.queueBatches < 1 || o.bandRows < 0)
+        throw InvalidArgument("read threads, inference threads, queue depth and band rows must not be negative");
     if (o.tissue.minCellFraction < 0 || o.tissue.minCellFraction > 1)
         throw InvalidArgument("tissue threshold must be in [0, 1]");
     if (info.patchSize <= 0 || info.codeSize <= 0)
@@ -364,8 +364,20 @@ public:
                                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
         const auto batchSize = static_cast<std::size_t>(options_.batchSize);
         BoundedQueue<PatchItem> patches(batchSize * static_cast<std::size_t>(options_.queueBatches));
-        BoundedQueue<ResultBatch> results(static_cast<std::size_t>(options_.queueBatches) + 1);
-        windowCells_ = static_cast<std::int64_t>(batchSize) * (options_.queueBatches + 4) + threads;
+        // One encoder instance per inference thread: this run's encoder, then replicas sharing its weights.
+        std::vector<std::unique_ptr<PatchEncoder>> replicas;
+        const int wanted = options_.inferenceThreads > 0 ? options_.inferenceThreads : encoder_.preferredConcurrency();
+        std::vector<PatchEncoder*> encoders{&encoder_};
+        while (static_cast<int>(encoders.size()) < wanted) {
+            auto r = encoder_.replicate();
+            if (!r)
+                break;
+            encoders.push_back(r.get());
+            replicas.push_back(std::move(r));
+        }
+        const int inferenceThreads = static_cast<int>(encoders.size());
+        BoundedQueue<ResultBatch> results(static_cast<std::size_t>(options_.queueBatches + inferenceThreads));
+        windowCells_ = static_cast<std::int64_t>(batchSize) * (options_.queueBatches + 3 + inferenceThreads) + threads;
         updateClaimLimit();
 
         auto abortAll = [&] {
@@ -377,6 +389,7 @@ public:
         };
 
         std::atomic<int> activeReaders{threads};
+        std::atomic<int> activeEncoders{inferenceThreads};
         std::vector<std::thread> workers;
         auto joinAll = [&] {
             for (auto& t : workers)
@@ -402,31 +415,33 @@ public:
                     if (--activeReaders == 0)
                         patches.close();
                 });
-            workers.emplace_back([&] {
-                try {
-                    VariantEncoder venc(encoder_, writer_.meta().augment);
-                    std::vector<PatchItem> batch;
-                    while (auto first = patches.pop()) {
-                        batch.clear();
-                        batch.push_back(std::move(*first));
-                        // Take what is ready, never wait for a full batch (a band may need fewer cells).
-                        while (batch.size() < batchSize) {
-                            auto more = patches.tryPop();
-                            if (!more)
+            for (PatchEncoder* encoder : encoders)
+                workers.emplace_back([&, encoder] {
+                    try {
+                        VariantEncoder venc(*encoder, writer_.meta().augment);
+                        std::vector<PatchItem> batch;
+                        while (auto first = patches.pop()) {
+                            batch.clear();
+                            batch.push_back(std::move(*first));
+                            // Take what is ready, never wait for a full batch (a band may need fewer cells).
+                            while (batch.size() < batchSize) {
+                                auto more = patches.tryPop();
+                                if (!more)
+                                    break;
+                                batch.push_back(std::move(*more));
+                            }
+                            if (aborted_.load())
                                 break;
-                            batch.push_back(std::move(*more));
+                            if (!results.push(venc.encode(batch)))
+                                break;
                         }
-                        if (aborted_.load())
-                            break;
-                        if (!results.push(venc.encode(batch)))
-                            break;
+                    } catch (...) {
+                        setError(std::current_exception());
+                        abortAll();
                     }
-                } catch (...) {
-                    setError(std::current_exception());
-                    abortAll();
-                }
-                results.close();
-            });
+                    if (--activeEncoders == 0)
+                        results.close();
+                });
 
             BandAssembler assembler(writer_, cells_, rowStart_, writer_.meta().codeSize, writer_.meta().augment);
             std::int64_t done = 0;

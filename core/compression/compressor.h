@@ -3,10 +3,11 @@
 // file (core/compression/latentgrid.h, docs/compressed-slide-format.md).
 //
 // Pipeline (pipelined mode): `readThreads` reader threads sharing one Slide handle take tissue
-// cells in row-major order and read/decode/resample their patches into a bounded queue; one inference
-// thread batches them, applies the dihedral transforms and calls the encoder; the calling thread is the
-// only one that touches HDF5: it collects results and streams complete bands of grid rows to the
-// file. Memory is bounded by the queue sizes and one band of rows, whatever the slide size.
+// cells in row-major order and read/decode/resample their patches into a bounded queue; inference
+// threads (the encoder's preferredConcurrency(), each with its own replica of the encoder) batch them,
+// apply the dihedral transforms and call the encoder; the calling thread is the only one that touches
+// HDF5: it collects results, puts them back in cell order and streams complete bands of grid rows to
+// the file. Memory is bounded by the queue sizes and one band of rows, whatever the slide size.
 //
 // Robustness: output goes to `<name>.partial.h5` beside the target, with `rows_done` flushed after each
 // band; a later run with the same parameters and encoder resumes from it; completion renames it to
@@ -41,6 +42,9 @@ struct CompressOptions {
     LatentDType dtype = LatentDType::Float16;
     int batchSize = 32;                 ///< patches per encoder call
     int readThreads = 0;                ///< 0 = hardware concurrency (at least 1)
+    /// Threads calling the encoder at once, each on its own replica (PatchEncoder::replicate); 0 = the
+    /// encoder's preferredConcurrency(). Fewer run when the encoder cannot be replicated.
+    int inferenceThreads = 0;
     int queueBatches = 2;               ///< read-ahead, in batches
     int bandRows = 0;                   ///< grid rows per written band (= resume granularity); 0 = auto
     bool skipBadRegions = false;        ///< unreadable regions → empty cells instead of a failure
@@ -76,8 +80,8 @@ std::filesystem::path partialPathFor(const std::filesystem::path& output);
 /// beyond the slide's header). Throws like PatchGrid (unknown mpp → InvalidArgument naming the file).
 LatentGridMeta plannedMeta(const Slide& slide, const EncoderInfo& encoder, const CompressOptions& options);
 
-/// Compresses one slide into `output` (see the file comment). `encoder` is used from one thread at a
-/// time. Throws SlideError (unopenable slide or unreadable region, with its location), InvalidArgument
+/// Compresses one slide into `output` (see the file comment). `encoder` itself is used from one thread
+/// at a time; further inference threads use its replicas. Throws SlideError (unopenable slide or unreadable region, with its location), InvalidArgument
 /// (bad options, unknown mpp), IoError (output), Cancelled (the partial file is kept for resuming).
 /// On any error but Cancelled no output or partial file is left behind.
 CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncoder& encoder,

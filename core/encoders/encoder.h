@@ -23,8 +23,8 @@ struct EncoderInfo {
 };
 
 /// Maps batches of RGB patches to embeddings. Implementations must be safe to call from one thread
-/// at a time per instance (a compression pipeline owns one instance per inference thread or
-/// serialises calls). Throws nic::Error on failure.
+/// at a time per instance; a compression pipeline with several inference threads gives each its own
+/// instance (replicate()). Throws nic::Error on failure.
 class PatchEncoder {
 public:
     virtual ~PatchEncoder() = default;
@@ -32,6 +32,15 @@ public:
     /// Encodes `count` patches given as contiguous uint8 NHWC data (count × P × P × 3) into
     /// `out` (count × C floats, row-major). P and C are info().patchSize / info().codeSize.
     virtual void encode(const std::uint8_t* nhwc, int count, float* out) = 0;
+
+    /// How many threads calling encode() at once (each on its own instance) use the machine best: for a
+    /// LibTorch encoder on the CPU, the CPUs divided by its intra-op threads; 1 where one caller already
+    /// fills the device. compressSlide runs this many inference threads unless told otherwise.
+    virtual int preferredConcurrency() const { return 1; }
+    /// A second instance with the same weights and results that may run encode() concurrently with this
+    /// one (it shares the weights, not the scratch buffers), or nullptr when the encoder cannot be
+    /// replicated. The replica must not outlive this instance.
+    virtual std::unique_ptr<PatchEncoder> replicate() { return nullptr; }
 
     /// Convenience: encodes images of size P×P (throws InvalidArgument on a wrong size).
     std::vector<float> encode(const std::vector<Image>& patches);
@@ -45,6 +54,8 @@ public:
     const EncoderInfo& info() const override { return info_; }
     void encode(const std::uint8_t* nhwc, int count, float* out) override;
     using PatchEncoder::encode;
+    /// Reading, not this arithmetic, bounds Mean-RGB compression: one inference thread by default.
+    std::unique_ptr<PatchEncoder> replicate() override { return std::make_unique<MeanRgbEncoder>(*this); }
 
 private:
     EncoderInfo info_;

@@ -1,6 +1,7 @@
 // The multithreaded parts of core/, written to run clean under ThreadSanitizer (preset `tsan`, which
-// runs only these tests): the compression pipeline (reader threads ‖ encoder ‖ writer) finished,
-// cancelled from another thread mid-way and from the progress sink, then resumed; the synthetic slide
+// runs only these tests): the compression pipeline (reader threads ‖ inference threads ‖ writer)
+// finished, with several inference threads, cancelled from another thread mid-way and from the progress
+// sink, then resumed; the synthetic slide
 // writer's render pool; JobContext used from many threads at once. Each test also checks its result,
 // so it is a plain test in the other presets.
 #include "core/compression/compressor.h"
@@ -82,6 +83,31 @@ TEST_F(Threads, PipelinedCompressionEqualsSerial) {
     o.pipelined = false;
     compressSlide(slide(), enc, work / "serial.h5", o);
     EXPECT_EQ(gridOf(work / "pipelined.h5"), gridOf(work / "serial.h5"));
+}
+
+TEST_F(Threads, SeveralInferenceThreadsGiveTheGridOfOne) {
+    // Three inference threads on replicas of the encoder finish batches out of order; the writer puts
+    // every cell back in its place.
+    MeanRgbEncoder enc(64);
+    CompressOptions o = options();
+    o.augment = 8;
+    o.inferenceThreads = 3;
+    o.batchSize = 3; // many small batches, so the threads overtake one another
+    const CompressResult three = compressSlide(slide(), enc, work / "three.h5", o);
+    o.inferenceThreads = 1;
+    compressSlide(slide(), enc, work / "one.h5", o);
+    ASSERT_GT(three.encodedCells, 100);
+    for (int k = 0; k < 8; ++k)
+        EXPECT_EQ(LatentGridReader(work / "three.h5").gridHwc(k), LatentGridReader(work / "one.h5").gridHwc(k))
+            << "variant " << k;
+    o.inferenceThreads = -1;
+    try {
+        compressSlide(slide(), enc, work / "bad.h5", o);
+        FAIL() << "negative inference threads accepted";
+    } catch (const InvalidArgument& e) {
+        EXPECT_STREQ(e.what(), "read threads, inference threads, queue depth and band rows must not be negative");
+    }
+    EXPECT_FALSE(std::filesystem::exists(work / "bad.h5"));
 }
 
 TEST_F(Threads, CancelFromAnotherThreadMidwayThenResume) {

@@ -1,7 +1,10 @@
 // The optimised inference path: multiply-add counts of the encoders (the benchmarks' limit probe divides
-// by them), BatchNorm folding, and a whole slide compressed with the optimised encoder against the
-// plain one: the grids agree within float16 rounding.
+// by them), BatchNorm folding, channels-last input, replicas encoding concurrently, the thread layout
+// configureCompute sets, and a whole slide compressed with the optimised encoder (on several inference
+// threads) against the plain one: the grids agree within float16 rounding.
 #include "core/compression/compressor.h"
+#include "core/base/cpuinfo.h"
+#include "core/base/error.h"
 #include "core/base/hdf5file.h"
 #include "core/compression/latentgrid.h"
 #include "core/encoders/nn/encoders.h"
@@ -13,7 +16,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <random>
+#include <thread>
 
 namespace nic {
 namespace {
@@ -119,6 +127,107 @@ float halfUlp(float v) {
     return std::ldexp(1.0F, std::ilogb(a) - 10);
 }
 
+TEST(ModelInput, ChannelsLastAndPlanarBuffersHoldTheSameValuesAsToModelInput) {
+    const int n = 3, p = 32;
+    std::vector<std::uint8_t> nhwc(static_cast<std::size_t>(n * p * p * 3));
+    std::mt19937 rng(4);
+    for (auto& v : nhwc)
+        v = static_cast<std::uint8_t>(rng() & 0xFF);
+    const auto reference = toModelInput(nhwc.data(), n, p, torch::kCPU);
+    auto planar = torch::empty({n, 3, p, p});
+    auto channelsLast = torch::empty({n, 3, p, p}, torch::TensorOptions().memory_format(torch::MemoryFormat::ChannelsLast));
+    toModelInputInto(nhwc.data(), n, p, planar);
+    toModelInputInto(nhwc.data(), n, p, channelsLast);
+    EXPECT_TRUE(channelsLast.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(planar, reference));
+    EXPECT_TRUE(torch::equal(channelsLast, reference)); // same logical values whatever the memory order
+    EXPECT_FLOAT_EQ(reference[1][2][3][4].item<float>(),
+                    static_cast<float>(nhwc[((1 * p + 3) * p + 4) * 3 + 2]) / 127.5F - 1.0F);
+}
+
+TEST(TorchEncoderReplica, EncodesConcurrentlyExactlyLikeTheOriginal) {
+    ComputeOptions cpu;
+    cpu.device = "cpu";
+    cpu.threads = 1;
+    auto enc = createEncoder(EncoderKind::Vae, 64, 16, 3, 2, cpu);
+    auto replica = enc->replicate();
+    ASSERT_NE(replica, nullptr);
+    EXPECT_EQ(replica->info().hash, enc->info().hash);
+    const int n = 5;
+    std::vector<std::uint8_t> nhwc(static_cast<std::size_t>(n * 64 * 64 * 3));
+    std::mt19937 rng(9);
+    for (auto& v : nhwc)
+        v = static_cast<std::uint8_t>(rng() & 0xFF);
+    std::vector<float> expected(static_cast<std::size_t>(n * 16));
+    enc->encode(nhwc.data(), n, expected.data());
+    std::atomic<int> mismatches{0};
+    auto run = [&](PatchEncoder* e) {
+        std::vector<float> out(expected.size());
+        for (int r = 0; r < 20; ++r) {
+            e->encode(nhwc.data(), n, out.data());
+            mismatches += out != expected ? 1 : 0;
+        }
+    };
+    std::thread a(run, enc.get()), b(run, replica.get());
+    a.join();
+    b.join();
+    EXPECT_EQ(mismatches.load(), 0);
+    // The optimised copy runs channels-last on the CPU (oneDNN's own layout).
+    auto* t = dynamic_cast<TorchPatchEncoder*>(enc.get());
+    ASSERT_NE(t, nullptr);
+    ASSERT_TRUE(t->optimised());
+    for (const auto& p : t->inferenceModule().parameters()) {
+        if (p.dim() == 4) {
+            EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+        }
+    }
+}
+
+int blasThreads() {
+    using Fn = int (*)();
+    auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    return fn ? fn() : -1;
+}
+
+TEST(ComputeLayout, OpenBlasGetsAsManyThreadsAsLibTorch) {
+    const int before = torch::get_num_threads();
+    ComputeOptions o;
+    o.device = "cpu";
+    o.threads = 3;
+    EXPECT_EQ(configureCompute(o), "cpu");
+    EXPECT_EQ(torch::get_num_threads(), 3);
+    if (blasThreads() < 0)
+        GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS";
+    EXPECT_EQ(blasThreads(), 3);
+    o.callers = -1;
+    EXPECT_THROW(configureCompute(o), InvalidArgument);
+    if (std::getenv("OMP_NUM_THREADS")) {
+        o.callers = 1;
+        o.threads = before;
+        configureCompute(o);
+        GTEST_SKIP() << "OMP_NUM_THREADS is set, which overrides the automatic thread count";
+    }
+    // Automatic: the physical cores shared among the callers, at least one thread each.
+    o.threads = 0;
+    o.callers = 1;
+    configureCompute(o);
+    EXPECT_EQ(torch::get_num_threads(), physicalCores());
+    EXPECT_EQ(blasThreads(), physicalCores());
+    o.callers = 0; // one caller per physical core (compression's inference threads)
+    configureCompute(o);
+    EXPECT_EQ(torch::get_num_threads(), 1);
+    EXPECT_EQ(blasThreads(), 1);
+    o.callers = 1;
+    o.threads = before;
+    configureCompute(o);
+}
+
+TEST(CpuInfo, PhysicalCoresAreAtLeastOneAndAtMostTheUsableCpus) {
+    EXPECT_GE(physicalCores(), 1);
+    EXPECT_LE(physicalCores(), usableCpus());
+    EXPECT_LE(usableCpus(), static_cast<int>(std::max(1U, std::thread::hardware_concurrency())));
+}
+
 class OptimisedInference : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(OptimisedInference, GridEqualsThePlainPathsWithinFloat16Rounding) {
@@ -154,6 +263,7 @@ TEST_P(OptimisedInference, GridEqualsThePlainPathsWithinFloat16Rounding) {
     o.batchSize = 16;
     o.augment = 8;
     o.force = true;
+    o.inferenceThreads = 2; // the fast path as compression runs it by default on a 2-core machine
     const CompressResult rf = compressSlide(dir / "slide.svs", *fast, dir / "fast.h5", o);
     const CompressResult rs = compressSlide(dir / "slide.svs", *slow, dir / "slow.h5", o);
     ASSERT_GT(rf.encodedCells, 20);

@@ -12,7 +12,11 @@
 
 namespace nic {
 
-std::unique_ptr<PatchEncoder> loadEncoderForJob(const std::string& path) { return loadEncoder(path, ComputeOptions{}); }
+std::unique_ptr<PatchEncoder> loadEncoderForJob(const std::string& path) {
+    ComputeOptions compute;
+    compute.callers = 0; // the compression job: one inference thread per physical core
+    return loadEncoder(path, compute);
+}
 
 void trainEncoderJob(const TrainEncoderDialog::Options& o, JobContext& ctx, const EpochSink& sink) {
     const auto kind = parseEncoderKind(o.method.toStdString());

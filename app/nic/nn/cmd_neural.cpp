@@ -27,7 +27,7 @@ namespace {
 
 void addCompute(CLI::App* cmd, ComputeOptions& c) {
     cmd->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
-    cmd->add_option("--threads", c.threads, "LibTorch intra-op threads (0: LibTorch's default)")->capture_default_str();
+    cmd->add_option("--threads", c.threads, "LibTorch and OpenBLAS threads (0: one per physical core, or OMP_NUM_THREADS when set)")->capture_default_str();
 }
 
 /// A bank from --bank FILE or --images DIR (labels.csv inside, images resized to P).

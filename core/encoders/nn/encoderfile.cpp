@@ -1,5 +1,6 @@
 // Encoder files, the encoder factory and TorchPatchEncoder.
 #include "core/base/atomicfile.h"
+#include "core/base/cpuinfo.h"
 #include "core/base/error.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/torchencoder.h"
@@ -8,7 +9,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <mutex>
 
@@ -61,14 +64,36 @@ void keepActivationsInHeap() {
     });
 }
 
+/// OpenBLAS's thread count, where the BLAS LibTorch calls is OpenBLAS (looked up at run time: Debian
+/// switches BLAS implementations through alternatives).
+void setBlasThreads(int threads) {
+    using Fn = void (*)(int);
+    if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+        fn(threads);
+}
+
+int automaticThreads(int callers) {
+    if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0)
+        return std::atoi(env);
+    const int cores = physicalCores();
+    return std::max(1, callers > 0 ? cores / callers : 1);
+}
+
 } // namespace
 
 std::string configureCompute(const ComputeOptions& options) {
     if (options.threads < 0)
         throw InvalidArgument("thread count must be >= 0, got " + std::to_string(options.threads));
+    if (options.callers < 0)
+        throw InvalidArgument("caller count must be >= 0, got " + std::to_string(options.callers));
     keepActivationsInHeap();
-    if (options.threads > 0)
-        torch::set_num_threads(options.threads);
+    // One layout for every thread that calls LibTorch: its intra-op (OpenMP) threads and OpenBLAS's are
+    // the same number, so a GEMM neither oversubscribes the cores nor leaves OpenBLAS's threads spinning
+    // in sched_yield (system time) beside single-threaded callers.
+    const int threads = options.threads > 0 ? options.threads : automaticThreads(options.callers);
+    if (torch::get_num_threads() != threads)
+        torch::set_num_threads(threads);
+    setBlasThreads(threads);
     if (options.device == "auto")
         return torch::cuda::is_available() ? "cuda" : "cpu";
     if (options.device == "cpu")
@@ -111,6 +136,12 @@ void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch:
     float lut[256];
     for (int v = 0; v < 256; ++v)
         lut[v] = static_cast<float>(v) / 127.5F - 1.0F;
+    if (into.is_contiguous(torch::MemoryFormat::ChannelsLast)) { // memory order N, H, W, C: the bytes' own
+        const std::size_t n = static_cast<std::size_t>(count) * plane * 3U;
+        for (std::size_t i = 0; i < n; ++i)
+            dst[i] = lut[nhwc[i]];
+        return;
+    }
     for (int n = 0; n < count; ++n) {
         const std::uint8_t* src = nhwc + static_cast<std::size_t>(n) * plane * 3U;
         float* r = dst + static_cast<std::size_t>(n) * plane * 3U;
@@ -216,7 +247,25 @@ TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule modu
         foldBatchNorm(*inference_.ptr());
         inference_.ptr()->to(device_);
         inference_.ptr()->eval();
+        channelsLast_ = device_.is_cpu();
+        if (channelsLast_) // oneDNN's convolutions take NHWC as it is; NCHW is reordered in and out per layer
+            for (auto& p : inference_.ptr()->parameters(true))
+                if (p.dim() == 4)
+                    p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
     }
+}
+
+int TorchPatchEncoder::preferredConcurrency() const {
+    if (!device_.is_cpu())
+        return 1;
+    return std::max(1, physicalCores() / std::max(1, computeThreads()));
+}
+
+std::unique_ptr<PatchEncoder> TorchPatchEncoder::replicate() {
+    // Same modules (AnyModule copies share them), same flags; only input_ is per instance.
+    auto copy = std::unique_ptr<TorchPatchEncoder>(new TorchPatchEncoder(*this));
+    copy->input_ = torch::Tensor();
+    return copy;
 }
 
 torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {
@@ -229,7 +278,8 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
     if (count < 0)
         throw InvalidArgument("encode: negative patch count");
     c10::InferenceMode inference; // thread-local, like NoGradGuard, and cheaper
-    inference_.ptr()->eval();
+    if (inference_.ptr()->is_training()) // only a read in the usual case: replicas share the module
+        inference_.ptr()->eval();
     const int p = meta_.patchSize;
     const std::size_t patchBytes = static_cast<std::size_t>(p) * static_cast<std::size_t>(p) * 3U;
     constexpr int kChunk = 256;
@@ -240,7 +290,9 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
             torch::Tensor x;
             if (device_.is_cpu()) {
                 if (!input_.defined() || input_.size(0) != n)
-                    input_ = torch::empty({n, 3, p, p}, torch::kFloat);
+                    input_ = torch::empty({n, 3, p, p}, torch::TensorOptions(torch::kFloat)
+                                                            .memory_format(channelsLast_ ? torch::MemoryFormat::ChannelsLast
+                                                                                         : torch::MemoryFormat::Contiguous));
                 toModelInputInto(chunk, n, p, input_);
                 x = input_;
             } else {

@@ -33,12 +33,18 @@ double defaultLearningRate(EncoderKind kind);
 /// "cpu" or "cuda". threads > 0 calls torch::set_num_threads (process-wide); 0 leaves it alone.
 struct ComputeOptions {
     std::string device = "auto";
+    /// LibTorch intra-op threads (OpenBLAS gets the same number); 0 = automatic: the physical cores
+    /// divided by `callers`, at least 1 (or OMP_NUM_THREADS when that is set).
     int threads = 0;
+    /// Threads that will call LibTorch at once, for the automatic thread count: 1 for training; 0 = one per
+    /// physical core, the layout compression's inference threads measured best with (docs/timings.md).
+    int callers = 1;
     /// Encoders from loadEncoder/createEncoder run with BatchNorm folded into their convolutions (the
     /// same embeddings up to float rounding, faster); false runs the modules as trained.
     bool optimiseInference = true;
 };
-/// Applies `options.threads` and returns the device to use ("cpu" or "cuda"). Throws InvalidArgument
+/// Applies the thread counts of `options` (LibTorch and, consistently, OpenBLAS) and returns the device to
+/// use ("cpu" or "cuda"). Throws InvalidArgument
 /// for an unknown device or "cuda" without CUDA. The first call also tells glibc malloc (process-wide)
 /// to use one arena and keep blocks up to 1 GiB in its heap rather than mmap/munmap them per tensor,
 /// which removes most of LibTorch's system time on the CPU (see docs/timings.md).

@@ -95,6 +95,12 @@ std::int64_t macsOf(torch::nn::Module& m, std::int64_t side) {
 
 } // namespace
 
+std::vector<LayerCost> moduleLayerCosts(torch::nn::Module& module, std::int64_t side) {
+    CostWalker w;
+    w.walk(module, "", side);
+    return w.layers;
+}
+
 std::vector<LayerCost> inferenceLayerCosts(const EncoderMeta& meta) {
     auto module = buildEncoderModule(meta);
     CostWalker w;

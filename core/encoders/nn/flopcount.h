@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace torch::nn {
+class Module;
+}
+
 namespace nic {
 
 /// One convolution or dense layer: its module path and multiply-adds for one patch.
@@ -22,6 +26,11 @@ struct LayerCost {
 /// Per-layer multiply-adds of the inference module of `meta` (what compression runs) for one P×P
 /// patch, in forward order. Throws InvalidArgument like buildEncoderModule for a bad shape.
 std::vector<LayerCost> inferenceLayerCosts(const EncoderMeta& meta);
+
+/// Per-layer multiply-adds of any module built from convolutions, dense layers and containers that run
+/// their children in registration order (the encoders' blocks, the slide CNN's separable blocks) for
+/// one side × side input, in forward order. Grouped (depthwise) convolutions count in/groups inputs.
+std::vector<LayerCost> moduleLayerCosts(torch::nn::Module& module, std::int64_t side);
 
 /// 2 × the sum of inferenceLayerCosts(meta): floating-point operations per patch in compression.
 double inferenceFlopsPerPatch(const EncoderMeta& meta);

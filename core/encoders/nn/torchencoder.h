@@ -21,8 +21,8 @@ torch::Device toDevice(const std::string& name);
 /// uint8 NHWC → float NCHW in [−1, 1] on `device`.
 torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, torch::Device device);
 
-/// The same as toModelInput on the CPU, written into `into` (a contiguous float [count, 3, P, P]
-/// tensor) in one pass, without allocating.
+/// The same as toModelInput on the CPU, written into `into` (a float [count, 3, P, P] tensor,
+/// contiguous in NCHW or in channels-last layout) in one pass, without allocating.
 void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
 
 /// FNV-1a 64-bit content hash of the metadata JSON and of every parameter and buffer (names, shapes
@@ -31,9 +31,11 @@ std::string contentHash(const std::string& metaJson, torch::nn::Module& module);
 
 /// A PatchEncoder over a LibTorch module. encode() runs in eval mode under InferenceMode on the calling
 /// thread, in chunks of at most 256 patches. With `optimise` (the default) encode() and forward() run a
-/// copy of `module`, made here, with BatchNorm folded into the convolutions (foldBatchNorm): the same
-/// embeddings up to float rounding, faster. module() stays the plain module (for saving); changing it
-/// later does not reach the copy.
+/// copy of `module`, made here, with BatchNorm folded into the convolutions (foldBatchNorm) and, on the
+/// CPU, its convolution weights and encode()'s input in channels-last layout (oneDNN's native one, so
+/// no reorder per layer): the same embeddings up to float rounding, faster. module() stays the plain
+/// module (for saving); changing it later does not reach the copy. replicate() shares the modules and
+/// keeps its own input buffer, so replicas encode concurrently (compressSlide's inference threads).
 class TorchPatchEncoder final : public PatchEncoder {
 public:
     TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule module, torch::Device device, std::string hash,
@@ -41,6 +43,9 @@ public:
     const EncoderInfo& info() const override { return info_; }
     void encode(const std::uint8_t* nhwc, int count, float* out) override;
     using PatchEncoder::encode;
+    /// On the CPU: the physical cores divided by LibTorch's intra-op threads (at least 1); on a GPU: 1.
+    int preferredConcurrency() const override;
+    std::unique_ptr<PatchEncoder> replicate() override;
 
     /// Embeds model-ready input (NCHW, [−1, 1]) in eval mode without gradients.
     torch::Tensor forward(const torch::Tensor& input);
@@ -59,6 +64,7 @@ private:
     torch::Device device_;
     EncoderInfo info_;
     bool optimised_ = false;
+    bool channelsLast_ = false; ///< encode() feeds inference_ channels-last input
     torch::Tensor input_; ///< reused model input of the last chunk size (no allocation per batch)
 };
 

@@ -1,0 +1,14 @@
+#pragma once
+// What the machine's processors are, for choosing thread counts.
+
+namespace nic {
+
+/// CPUs this process may run on (its affinity mask; std::thread::hardware_concurrency() where that
+/// cannot be read), at least 1.
+int usableCpus();
+
+/// Physical cores among usableCpus(): SMT siblings (hyper-threads) of one core count once, read from
+/// /sys/devices/system/cpu/cpu<N>/topology; usableCpus() where the topology cannot be read.
+int physicalCores();
+
+} // namespace nic
