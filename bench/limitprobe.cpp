@@ -171,10 +171,11 @@ void CpuClock::stop() {
 }
 
 void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate& rate, double achieved,
-                double cpuSecondsPerPatch) {
+                double cpuSecondsPerPatch, const std::string& unit) {
     const double limit = rate.gflops * 1e9 / flopsPerPatch;
-    std::printf("  %-28s %7.4f GFLOP/patch  limit %8.1f patches/s  achieved %8.1f  ratio %.3f", label.c_str(),
-                flopsPerPatch / 1e9, limit, achieved, achieved / limit);
+    const std::string units = unit == "patch" ? "patches" : unit + "s";
+    std::printf("  %-28s %7.4f GFLOP/%s  limit %8.1f %s/s  achieved %8.1f  ratio %.3f", label.c_str(),
+                flopsPerPatch / 1e9, unit.c_str(), limit, units.c_str(), achieved, achieved / limit);
     if (cpuSecondsPerPatch > 0 && rate.gflopsPerCpuSecond > 0)
         std::printf("  per CPU second %.3f", flopsPerPatch / cpuSecondsPerPatch / 1e9 / rate.gflopsPerCpuSecond);
     std::printf("\n");
@@ -209,7 +210,9 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
     std::vector<double> ms(steps.size(), 1e30);
     std::thread([&] {
         c10::InferenceMode guard;
-        const auto input = toModelInput(nhwc, count, te->meta().patchSize, torch::kCPU);
+        auto input = toModelInput(nhwc, count, te->meta().patchSize, torch::kCPU);
+        if (te->optimised() && te->device().is_cpu()) // what encode() feeds the optimised copy
+            input = input.contiguous(torch::MemoryFormat::ChannelsLast);
         for (int rep = 0; rep < 3; ++rep) {
             auto x = input;
             for (std::size_t i = 0; i < steps.size(); ++i) {

@@ -66,7 +66,7 @@ private:
 /// `cpuSecondsPerPatch` > 0, the same ratio per CPU second: (FLOPs per CPU second achieved) /
 /// (sgemm's FLOPs per CPU second), the efficiency of the cycles the section got.
 void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate& rate, double achieved,
-                double cpuSecondsPerPatch = 0);
+                double cpuSecondsPerPatch = 0, const std::string& unit = "patch");
 
 /// Where the forward pass's time goes: runs the inference module of `encoder` (a LibTorch encoder with
 /// the VAE-type or BiGAN architecture; others are skipped) block by block on `count` patches, best of 3,

@@ -3,6 +3,8 @@
 //
 //   bench_slidecnn [--slides 24] [--grid 64] [--channels 128] [--crop 64] [--batch 16] [--steps 20]
 //                  [--epochs 2] [--threads 0] [--pooling max|avg|flatten] [--device cpu|cuda|auto]
+//                  [--channels-last]
+// (--channels-last: step 2 runs the network and its crops in channels-last layout, as oneDNN prefers.)
 //
 // 1. The limit probe (bench/limitprobe.h) and the network's multiply-adds per crop counted from its layers
 //    (core/encoders/nn/flopcount.h): a training step costs 3 × the forward FLOPs (forward, backward ≈ 2 ×
@@ -10,7 +12,7 @@
 // 2. Training steps alone: the network, loss, L2 penalty, backward and Adam of crossValidate's step on
 //    random crops of the cohort's shape, for --steps steps after two warm-up steps; achieved crops/s and
 //    its ratio to the limit, system-time share, then the forward time block by block.
-// 3. A real crossValidate (2 folds, --epochs epochs, --steps steps per epoch) on a random in-memory cohort
+// 3. A real crossValidate (3 folds, --epochs epochs, --steps steps per epoch) on a random in-memory cohort
 //    of --slides grids: seconds per epoch from the run's own curves, the share of an epoch its training
 //    steps take (the rest: crop sampling, validation with test-time augmentation, checkpoints), and the
 //    epoch's training FLOPs against the limit.
@@ -40,6 +42,7 @@ struct Args {
     int slides = 24, grid = 64, channels = 128, crop = 64, batch = 16, steps = 20, epochs = 2, threads = 0;
     std::string pooling = "max";
     std::string device = "cpu";
+    bool channelsLast = false;
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -128,9 +131,12 @@ int main(int argc, char** argv) {
             a.pooling = next();
         else if (k == "--device")
             a.device = next();
+        else if (k == "--channels-last")
+            a.channelsLast = true;
         else {
             std::fprintf(stderr, "usage: bench_slidecnn [--slides N] [--grid N] [--channels C] [--crop R] [--batch B] "
-                                 "[--steps S] [--epochs E] [--threads N] [--pooling max|avg|flatten] [--device D]\n");
+                                 "[--steps S] [--epochs E] [--threads N] [--pooling max|avg|flatten] [--device D] "
+                                 "[--channels-last]\n");
             return 2;
         }
     }
@@ -163,7 +169,13 @@ int main(int argc, char** argv) {
 
     // Training steps alone.
     torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
-    const auto x = torch::randn({a.batch, a.channels, a.crop, a.crop}).to(dev);
+    auto x = torch::randn({a.batch, a.channels, a.crop, a.crop}).to(dev);
+    if (a.channelsLast) {
+        x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        for (auto& p : net->parameters())
+            if (p.dim() == 4)
+                p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
     const auto y = (torch::rand({a.batch}) > 0.5).to(torch::kFloat).to(dev);
     auto step = [&] {
         net->train();
@@ -183,7 +195,7 @@ int main(int argc, char** argv) {
     const double stepSeconds = clock.wall() / a.steps;
     const double cropsPerSecond = a.batch / stepSeconds;
     bench::printLimit("training steps", trainFlops, rate, cropsPerSecond,
-                      (clock.user() + clock.sys()) / (a.steps * static_cast<double>(a.batch)));
+                      (clock.user() + clock.sys()) / (a.steps * static_cast<double>(a.batch)), "crop");
     std::printf("    %.3f s per step of %d crops; sys/user %.3f, %.2f cores busy\n", stepSeconds, a.batch,
                 clock.sysPerUser(), clock.coresBusy());
     printBlockTimes(net, x, costs, rate);
@@ -192,7 +204,7 @@ int main(int argc, char** argv) {
     std::vector<double> labels;
     InMemoryGridSource source = randomCohort(a, labels);
     SlideTrainOptions o;
-    o.folds = 2;
+    o.folds = 3;
     o.epochs = a.epochs;
     o.stepsPerEpoch = a.steps;
     o.batchSize = a.batch;
@@ -212,9 +224,9 @@ int main(int argc, char** argv) {
         epochSeconds += c.seconds;
     epochSeconds /= static_cast<double>(std::max<std::size_t>(1, cv.curves.size()));
     const double stepShare = a.steps * stepSeconds / epochSeconds;
-    std::printf("crossValidate: %zu epochs in %.1f s (2 rounds), %.2f s per epoch of %d steps; training steps %.0f %% "
+    std::printf("crossValidate: %zu epochs in %.1f s (3 rounds), %.2f s per epoch of %d steps; training steps %.0f %% "
                 "of an epoch (the rest: crop sampling, validation with test-time augmentation, checkpoints)\n",
                 cv.curves.size(), whole, epochSeconds, a.steps, 100.0 * stepShare);
-    bench::printLimit("epoch (training FLOPs only)", trainFlops, rate, a.steps * a.batch / epochSeconds);
+    bench::printLimit("epoch (training FLOPs only)", trainFlops, rate, a.steps * a.batch / epochSeconds, 0, "crop");
     return 0;
 }

@@ -237,7 +237,7 @@ void addSlideModelCommands(CLI::App& root) {
         cmd->add_option("--bootstrap", t.bootstrapResamples, "Bootstrap resamples for the CIs")->capture_default_str();
         cmd->add_option("--cache-gb", o->cacheGb, "Memory for cached grids")->capture_default_str();
         cmd->add_option("--device", t.device, "auto, cpu or cuda")->capture_default_str();
-        cmd->add_option("--threads", t.threads, "LibTorch intra-op threads (0: LibTorch's default)")->capture_default_str();
+        cmd->add_option("--threads", t.threads, "LibTorch and OpenBLAS threads (0: one per physical core, or OMP_NUM_THREADS when set)")->capture_default_str();
         cmd->add_option("--round", t.onlyRound,
                         "Train only round R (0-based; one cluster task per round, see nic submit train); the run's "
                         "predictions and metrics are written once every round is finished")

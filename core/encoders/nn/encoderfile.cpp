@@ -65,8 +65,10 @@ void keepActivationsInHeap() {
 }
 
 /// OpenBLAS's thread count, where the BLAS LibTorch calls is OpenBLAS (looked up at run time: Debian
-/// switches BLAS implementations through alternatives).
+/// switches BLAS implementations through alternatives), unless OPENBLAS_NUM_THREADS says otherwise.
 void setBlasThreads(int threads) {
+    if (const char* env = std::getenv("OPENBLAS_NUM_THREADS"); env && std::atoi(env) > 0)
+        return;
     using Fn = void (*)(int);
     if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
         fn(threads);

@@ -33,8 +33,8 @@ double defaultLearningRate(EncoderKind kind);
 /// "cpu" or "cuda". threads > 0 calls torch::set_num_threads (process-wide); 0 leaves it alone.
 struct ComputeOptions {
     std::string device = "auto";
-    /// LibTorch intra-op threads (OpenBLAS gets the same number); 0 = automatic: the physical cores
-    /// divided by `callers`, at least 1 (or OMP_NUM_THREADS when that is set).
+    /// LibTorch intra-op threads (OpenBLAS gets the same number unless OPENBLAS_NUM_THREADS is set);
+    /// 0 = automatic: the physical cores divided by `callers`, at least 1 (or OMP_NUM_THREADS when set).
     int threads = 0;
     /// Threads that will call LibTorch at once, for the automatic thread count: 1 for training; 0 = one per
     /// physical core, the layout compression's inference threads measured best with (docs/timings.md).

@@ -210,7 +210,7 @@ struct SlideTrainOptions {
     std::uint64_t seed = 0;
     int bootstrapResamples = 2000;
     std::string device = "auto";
-    int threads = 0;           ///< 0: LibTorch's default
+    int threads = 0;           ///< LibTorch and OpenBLAS threads; 0: one per physical core (configureCompute)
     /// Continue a run in `outDir` from its round records and checkpoint (see above). Resume state made with
     /// other parameters is refused (InvalidArgument naming the file and the parameter).
     bool resume = false;
