@@ -325,17 +325,8 @@ int main(int argc, char** argv) {
         // The same inference threads as the pipeline: the encoder and its replicas, each on a thread of
         // its own, as compressSlide's inference stage calls them (with Debian's LibTorch the same encode()
         // costs about 1.6x the CPU time when called from the main thread: 7.6 vs 4.7 ms per BiGAN patch).
-        std::vector<std::unique_ptr<PatchEncoder>> replicas;
-        std::vector<PatchEncoder*> encoders{enc.get()};
-        const int workers = gInferenceThreads > 0 ? gInferenceThreads : enc->preferredConcurrency();
-        while (static_cast<int>(encoders.size()) < workers) {
-            auto r = enc->replicate();
-            if (!r)
-                break;
-            encoders.push_back(r.get());
-            replicas.push_back(std::move(r));
-        }
-        inferenceThreadsUsed = static_cast<int>(encoders.size());
+        const EncoderInstances encoders(*enc, gInferenceThreads);
+        inferenceThreadsUsed = encoders.size();
         std::atomic<long long> patchesDone{0};
         std::atomic<int> warm{0};
         std::atomic<bool> stop{false};
@@ -344,7 +335,7 @@ int main(int argc, char** argv) {
             for (int b = 0; b < std::min(nb, 2); ++b) // warm-up: first calls allocate and start the thread pool
                 e->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch, out.data());
             ++warm;
-            while (warm.load() < static_cast<int>(encoders.size()))
+            while (warm.load() < encoders.size())
                 std::this_thread::yield();
             for (std::size_t b = first; !stop.load(); b = (b + 1) % static_cast<std::size_t>(nb)) {
                 e->encode(batches.data() + b * static_cast<std::size_t>(a.batch) * patchBytes, a.batch, out.data());
@@ -352,9 +343,9 @@ int main(int argc, char** argv) {
             }
         };
         std::vector<std::thread> threads;
-        for (std::size_t k = 0; k < encoders.size(); ++k)
-            threads.emplace_back(work, encoders[k], k * static_cast<std::size_t>(nb) / encoders.size());
-        while (warm.load() < static_cast<int>(encoders.size()))
+        for (int k = 0; k < encoders.size(); ++k)
+            threads.emplace_back(work, &encoders[k], static_cast<std::size_t>(k * nb / encoders.size()));
+        while (warm.load() < encoders.size())
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         forwardSys = sysSeconds();
         const double cpu0 = cpuSeconds();

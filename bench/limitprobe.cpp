@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <dlfcn.h>
 #include <functional>
 #include <sys/resource.h>
 #include <thread>
@@ -31,12 +30,6 @@ void cpuTimes(double& user, double& sys) {
 
 } // namespace
 
-int openBlasThreads() {
-    using Fn = int (*)();
-    auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    return fn ? fn() : -1;
-}
-
 std::string threadLayout() {
     auto env = [](const char* k) {
         const char* v = std::getenv(k);
@@ -49,12 +42,6 @@ std::string threadLayout() {
 }
 
 namespace {
-
-void setOpenBlasThreads(int threads) {
-    using Fn = void (*)(int);
-    if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-        fn(threads);
-}
 
 /// `callers` threads each timing `reps` n×n by n×n matmuls at once, after one warm-up each; returns the
 /// GFLOP/s of every round (all callers' FLOPs / the round's wall time) and adds the CPU seconds used.

@@ -38,9 +38,6 @@ SgemmRate probeSgemm(int n = 2048, int reps = 5, const std::string& device = "cp
 /// per CPU second)".
 std::string describeRate(const SgemmRate& rate);
 
-/// OpenBLAS's thread count, or -1 when the BLAS is not OpenBLAS.
-int openBlasThreads();
-
 /// One-line description of the thread setup: LibTorch intra/inter-op, OpenBLAS, OMP_* variables.
 std::string threadLayout();
 

@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include <dlfcn.h>
 #include <sched.h>
 
 namespace nic {
@@ -39,6 +40,18 @@ int physicalCores() {
         cores.emplace(p, c);
     }
     return cores.empty() ? usableCpus() : static_cast<int>(cores.size());
+}
+
+int openBlasThreads() {
+    using Fn = int (*)();
+    auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    return fn ? fn() : -1;
+}
+
+void setOpenBlasThreads(int threads) {
+    using Fn = void (*)(int);
+    if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+        fn(threads);
 }
 
 } // namespace nic

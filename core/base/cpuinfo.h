@@ -11,4 +11,10 @@ int usableCpus();
 /// /sys/devices/system/cpu/cpu<N>/topology; usableCpus() where the topology cannot be read.
 int physicalCores();
 
+/// OpenBLAS's thread count, or −1 when no OpenBLAS is loaded in the process (looked up at run time:
+/// Debian switches LibTorch's BLAS through alternatives).
+int openBlasThreads();
+/// Sets OpenBLAS's thread count; does nothing when no OpenBLAS is loaded.
+void setOpenBlasThreads(int threads);
+
 } // namespace nic

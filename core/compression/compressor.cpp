@@ -365,17 +365,8 @@ public:
         const auto batchSize = static_cast<std::size_t>(options_.batchSize);
         BoundedQueue<PatchItem> patches(batchSize * static_cast<std::size_t>(options_.queueBatches));
         // One encoder instance per inference thread: this run's encoder, then replicas sharing its weights.
-        std::vector<std::unique_ptr<PatchEncoder>> replicas;
-        const int wanted = options_.inferenceThreads > 0 ? options_.inferenceThreads : encoder_.preferredConcurrency();
-        std::vector<PatchEncoder*> encoders{&encoder_};
-        while (static_cast<int>(encoders.size()) < wanted) {
-            auto r = encoder_.replicate();
-            if (!r)
-                break;
-            encoders.push_back(r.get());
-            replicas.push_back(std::move(r));
-        }
-        const int inferenceThreads = static_cast<int>(encoders.size());
+        const EncoderInstances encoders(encoder_, options_.inferenceThreads);
+        const int inferenceThreads = encoders.size();
         BoundedQueue<ResultBatch> results(static_cast<std::size_t>(options_.queueBatches + inferenceThreads));
         windowCells_ = static_cast<std::int64_t>(batchSize) * (options_.queueBatches + 3 + inferenceThreads) + threads;
         updateClaimLimit();
@@ -415,8 +406,8 @@ public:
                     if (--activeReaders == 0)
                         patches.close();
                 });
-            for (PatchEncoder* encoder : encoders)
-                workers.emplace_back([&, encoder] {
+            for (int k = 0; k < inferenceThreads; ++k)
+                workers.emplace_back([&, encoder = &encoders[k]] {
                     try {
                         VariantEncoder venc(*encoder, writer_.meta().augment);
                         std::vector<PatchItem> batch;

@@ -50,4 +50,16 @@ void MeanRgbEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {
     }
 }
 
+EncoderInstances::EncoderInstances(PatchEncoder& encoder, int count) : all_{&encoder} {
+    if (count <= 0)
+        count = encoder.preferredConcurrency();
+    while (size() < count) {
+        auto r = encoder.replicate();
+        if (!r)
+            break;
+        all_.push_back(r.get());
+        replicas_.push_back(std::move(r));
+    }
+}
+
 } // namespace nic

@@ -46,6 +46,20 @@ public:
     std::vector<float> encode(const std::vector<Image>& patches);
 };
 
+/// The instances several threads encode with at once: `encoder` itself, then up to count − 1 replicas
+/// sharing its weights (fewer where it cannot be replicated). count ≤ 0 means encoder.preferredConcurrency().
+/// Owns the replicas; must not outlive `encoder`.
+class EncoderInstances {
+public:
+    EncoderInstances(PatchEncoder& encoder, int count);
+    int size() const { return static_cast<int>(all_.size()); }
+    PatchEncoder& operator[](int i) const { return *all_[static_cast<std::size_t>(i)]; }
+
+private:
+    std::vector<std::unique_ptr<PatchEncoder>> replicas_;
+    std::vector<PatchEncoder*> all_;
+};
+
 /// The Mean-RGB baseline (paper §7.4): e_c = mean over the patch of channel c, in [0, 255] units
 /// divided by 255 (so values are in [0, 1]). Needs no weights.
 class MeanRgbEncoder final : public PatchEncoder {

@@ -19,7 +19,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <dlfcn.h>
 #include <random>
 #include <thread>
 
@@ -183,12 +182,6 @@ TEST(TorchEncoderReplica, EncodesConcurrentlyExactlyLikeTheOriginal) {
     }
 }
 
-int blasThreads() {
-    using Fn = int (*)();
-    auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    return fn ? fn() : -1;
-}
-
 TEST(ComputeLayout, OpenBlasGetsAsManyThreadsAsLibTorch) {
     const int before = torch::get_num_threads();
     ComputeOptions o;
@@ -196,11 +189,11 @@ TEST(ComputeLayout, OpenBlasGetsAsManyThreadsAsLibTorch) {
     o.threads = 3;
     EXPECT_EQ(configureCompute(o), "cpu");
     EXPECT_EQ(torch::get_num_threads(), 3);
-    if (blasThreads() < 0)
+    if (openBlasThreads() < 0)
         GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS";
     if (std::getenv("OPENBLAS_NUM_THREADS"))
         GTEST_SKIP() << "OPENBLAS_NUM_THREADS is set, which configureCompute leaves as it is";
-    EXPECT_EQ(blasThreads(), 3);
+    EXPECT_EQ(openBlasThreads(), 3);
     o.callers = -1;
     EXPECT_THROW(configureCompute(o), InvalidArgument);
     if (std::getenv("OMP_NUM_THREADS")) {
@@ -214,11 +207,11 @@ TEST(ComputeLayout, OpenBlasGetsAsManyThreadsAsLibTorch) {
     o.callers = 1;
     configureCompute(o);
     EXPECT_EQ(torch::get_num_threads(), physicalCores());
-    EXPECT_EQ(blasThreads(), physicalCores());
+    EXPECT_EQ(openBlasThreads(), physicalCores());
     o.callers = 0; // one caller per physical core (compression's inference threads)
     configureCompute(o);
     EXPECT_EQ(torch::get_num_threads(), 1);
-    EXPECT_EQ(blasThreads(), 1);
+    EXPECT_EQ(openBlasThreads(), 1);
     o.callers = 1;
     o.threads = before;
     configureCompute(o);

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 #include <malloc.h>
 #include <mutex>
 
@@ -64,14 +63,11 @@ void keepActivationsInHeap() {
     });
 }
 
-/// OpenBLAS's thread count, where the BLAS LibTorch calls is OpenBLAS (looked up at run time: Debian
-/// switches BLAS implementations through alternatives), unless OPENBLAS_NUM_THREADS says otherwise.
+/// OpenBLAS's thread count, unless OPENBLAS_NUM_THREADS says otherwise.
 void setBlasThreads(int threads) {
     if (const char* env = std::getenv("OPENBLAS_NUM_THREADS"); env && std::atoi(env) > 0)
         return;
-    using Fn = void (*)(int);
-    if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-        fn(threads);
+    setOpenBlasThreads(threads);
 }
 
 int automaticThreads(int callers) {
