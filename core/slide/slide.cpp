@@ -1,11 +1,13 @@
 #include "core/slide/slide.h"
 
 #include "core/base/error.h"
+#include "core/slide/jpegtiles.h"
 #include "core/slide/resample.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -115,7 +117,7 @@ std::string vanishedMessage(const std::filesystem::path& path, int err) {
 
 } // namespace
 
-Slide::Slide(const std::filesystem::path& path) : path_(path), osr_(nullptr, closeSlide) {
+Slide::Slide(const std::filesystem::path& path, TileDecoding decoding) : path_(path), osr_(nullptr, closeSlide) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
         throw SlideError(path.string() + ": cannot open slide: " + std::strerror(ENOENT));
@@ -198,6 +200,21 @@ Slide::Slide(const std::filesystem::path& path) : path_(path), osr_(nullptr, clo
             }
         }
     }
+    if (const char* env = std::getenv("NIC_TILE_DECODER"); env && std::string(env) == "openslide")
+        decoding = TileDecoding::OpenSlideOnly;
+    if (decoding == TileDecoding::Direct && (vendor_ == "aperio" || vendor_ == "generic-tiff")) {
+        std::vector<JpegTileLevelSpec> specs;
+        for (int i = 0; i < levelCount(); ++i) {
+            const auto tile = [&](const char* what) {
+                const auto v = parseDouble(property("openslide.level[" + std::to_string(i) + "]." + what));
+                return v && *v > 0 ? static_cast<std::int64_t>(*v) : std::int64_t{0};
+            };
+            specs.push_back({levels_[static_cast<std::size_t>(i)].width, levels_[static_cast<std::size_t>(i)].height,
+                             tile("tile-width"), tile("tile-height")});
+        }
+        std::string why; // a layout this reader does not take is OpenSlide's to read; nothing to report
+        tiles_ = JpegTileReader::open(path, specs, why);
+    }
     checkUnchanged();
 }
 
@@ -266,6 +283,26 @@ Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w,
     if (w * h > (std::int64_t{1} << 28))
         throw InvalidArgument(path_.string() + ": region " + std::to_string(w) + "x" + std::to_string(h) +
                               " is too large for one read; read it in tiles");
+    if (tiles_ && tiles_->hasLevel(lvl) && !openslide_get_error(osr_.get())) {
+        // OpenSlide paints the level at (x, y) / downsample; at whole-pixel coordinates that is a plain
+        // copy of the decoded tiles, which the tile reader makes (and at fractional ones a resampling).
+        const double ds = levels_[static_cast<std::size_t>(lvl)].downsample;
+        const double lx = static_cast<double>(x) / ds, ly = static_cast<double>(y) / ds;
+        // OpenSlide also cuts regions into 4096-pixel chunks at level-0 offsets truncated to integers,
+        // which stay whole-pixel in the level only when the downsample is an integer.
+        const bool chunksAligned = ds == std::floor(ds) || (w <= 4096 && h <= 4096);
+        if (lx == std::floor(lx) && ly == std::floor(ly) && std::fabs(lx) < 0x1p52 && std::fabs(ly) < 0x1p52 &&
+            chunksAligned) {
+            Image out(static_cast<int>(w), static_cast<int>(h), 3);
+            checkUnchanged();
+            const bool read = tiles_->read(lvl, static_cast<std::int64_t>(lx), static_cast<std::int64_t>(ly),
+                                           static_cast<int>(w), static_cast<int>(h), out.pixels.data());
+            checkUnchanged();
+            if (read)
+                return out;
+            // A tile the reader declines (missing, damaged): OpenSlide reads the region and reports.
+        }
+    }
     std::vector<std::uint32_t> buf(static_cast<std::size_t>(w) * static_cast<std::size_t>(h));
     // OpenSlide reopens the file by name for every tile it reads, so a replaced file would be read at
     // the old offsets (see the class comment): check the identity before, and after (a change during
@@ -281,6 +318,8 @@ Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w,
     argbToRgbOnWhite(buf.data(), buf.size(), out.pixels.data());
     return out;
 }
+
+bool Slide::decodesTilesDirectly(int lvl) const { return tiles_ && tiles_->hasLevel(lvl); }
 
 int Slide::bestLevelForDownsample(double downsample) const {
     // Same rule as openslide_get_best_level_for_downsample, computed from our cached levels so it

@@ -16,6 +16,14 @@ typedef struct _openslide openslide_t;
 
 namespace nic {
 
+class JpegTileReader;
+
+/// How Slide::readRegion decodes tiles. Direct: tiled JPEG TIFF pyramids (OpenSlide's "aperio" and
+/// "generic-tiff") at whole-pixel level coordinates are decoded by JpegTileReader, bit for bit as OpenSlide
+/// reads them but without its compositing; everything else goes to OpenSlide. OpenSlideOnly: every read
+/// goes to OpenSlide. The environment variable NIC_TILE_DECODER=openslide makes Direct act as OpenSlideOnly.
+enum class TileDecoding { Direct, OpenSlideOnly };
+
 /// Size of one pyramid level in pixels.
 struct LevelInfo {
     std::int64_t width = 0;
@@ -62,7 +70,7 @@ struct SlideFileIdentity {
 /// VMS; only path() is checked), and changes an NFS client's attribute cache does not show yet.
 class Slide {
 public:
-    explicit Slide(const std::filesystem::path& path);
+    explicit Slide(const std::filesystem::path& path, TileDecoding decoding = TileDecoding::Direct);
     ~Slide();
     Slide(Slide&&) noexcept;
     Slide& operator=(Slide&&) noexcept;
@@ -105,6 +113,9 @@ public:
     /// Throws SlideError (file + OpenSlide's cause) or InvalidArgument for a bad level/size.
     Image readRegion(std::int64_t x, std::int64_t y, int level, std::int64_t w, std::int64_t h) const;
 
+    /// Whether readRegion decodes `level`'s tiles itself (see TileDecoding) rather than through OpenSlide.
+    bool decodesTilesDirectly(int level) const;
+
     /// The level whose downsample is the largest not exceeding `downsample` (OpenSlide's rule).
     int bestLevelForDownsample(double downsample) const;
 
@@ -135,6 +146,7 @@ private:
     std::string resolutionNote_;
     std::map<std::string, std::string> properties_;
     std::map<std::string, std::pair<std::int64_t, std::int64_t>> associated_;
+    std::unique_ptr<JpegTileReader> tiles_; ///< null: OpenSlide reads every region
 };
 
 } // namespace nic

@@ -75,6 +75,28 @@ TEST_F(Threads, SynthWriterPoolProducesAReadableSlide) {
     EXPECT_EQ(opened.width(), 2048);
 }
 
+// The direct JPEG tile reader's cache is shared by every thread reading through one handle.
+TEST_F(Threads, DirectTileReadersShareTheCacheAndAgree) {
+    const Slide s(slide());
+    ASSERT_TRUE(s.decodesTilesDirectly(0));
+    std::vector<Image> serial;
+    for (int i = 0; i < 32; ++i)
+        serial.push_back(s.readRegion((i % 8) * 250, (i / 8) * 500, 0, 128, 128));
+    const Slide fresh(slide());
+    std::vector<Image> parallel(serial.size());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (std::size_t i = static_cast<std::size_t>(t); i < parallel.size(); i += 4)
+                parallel[i] = fresh.readRegion(static_cast<std::int64_t>(i % 8) * 250,
+                                               static_cast<std::int64_t>(i / 8) * 500, 0, 128, 128);
+        });
+    for (auto& t : threads)
+        t.join();
+    for (std::size_t i = 0; i < serial.size(); ++i)
+        EXPECT_EQ(serial[i].pixels, parallel[i].pixels) << i;
+}
+
 TEST_F(Threads, PipelinedCompressionEqualsSerial) {
     MeanRgbEncoder enc(64);
     CompressOptions o = options();
