@@ -1,6 +1,6 @@
 #pragma once
-// The limit probe shared by bench_encoders and bench_compress: the machine's sgemm rate through the
-// same LibTorch/BLAS the encoders use, measured in the same run, turned into a patches/s limit for
+// The limit probe shared by bench_encoders, bench_compress and bench_slidecnn: the machine's GEMM rate
+// (OpenBLAS's sgemm or oneDNN's, the faster) through the LibTorch the encoders use, measured in the same run, turned into a patches/s limit for
 // an encoder's FLOPs per patch; and the CPU (user/system) time of a timed section. Prints figures;
 // the ratios achieved/limit are what to track (absolute rates vary ~3x between machines).
 #include <cstdint>
@@ -18,23 +18,28 @@ struct SgemmRate {
     /// GFLOP per CPU second (user + system, all threads) over the repetitions: the rate per core-second
     /// actually used, which other processes on a shared machine disturb much less than wall time.
     double gflopsPerCpuSecond = 0;
-    int n = 0;              ///< n x n x n float matmul
+    int n = 0;              ///< n x n x n float matmul (the sgemm ways)
     int torchThreads = 0;   ///< LibTorch intra-op threads during the probe
     int blasThreads = -1;   ///< OpenBLAS threads (-1: not OpenBLAS)
     std::string device = "cpu"; ///< where the matmul ran: "cpu" or "cuda" (configureCompute's name)
-    std::string layout;         ///< which way of running gave `gflops` (the better of the two below)
-    double oneCallerGflops = 0; ///< CPU: one matmul at a time, OpenBLAS on every CPU
-    double perCoreGflops = 0;   ///< CPU: one single-threaded matmul per physical core at once
+    std::string layout;         ///< which way of running gave `gflops` (the best of the four below)
+    std::string kernel;         ///< which GEMM gave `gflops`: "OpenBLAS sgemm" or "oneDNN 3x3 convolution"
+    double oneCallerGflops = 0; ///< CPU: one OpenBLAS matmul at a time on every CPU
+    double perCoreGflops = 0;   ///< CPU: one single-threaded OpenBLAS matmul per physical core at once
+    double convOneCallerGflops = 0; ///< CPU: oneDNN's dense 3x3 convolution, one caller on every CPU
+    double convPerCoreGflops = 0;   ///< CPU: the same, one single-threaded caller per physical core at once
 };
 
-/// The machine's GEMM limit: the best round's GFLOP/s of n×n by n×n float matmuls (torch::mm, 2n³ FLOPs each),
-/// `reps` timed rounds after one warm-up, on fresh threads, in two layouts (one caller with OpenBLAS on
-/// every CPU; one single-threaded caller per physical core, all at once), the better one counting. The
-/// thread settings are restored afterwards. On "cuda" the matrices live on the GPU, one caller, each
-/// run timed to its completion (gflopsPerCpuSecond is then 0).
+/// The machine's limit: the best round's GFLOP/s of dense float arithmetic, `reps` timed rounds after one
+/// warm-up, on fresh threads, four ways: OpenBLAS's sgemm (torch::mm, n×n by n×n, 2n³ FLOPs) and a dense
+/// 3×3 convolution in oneDNN (channels-last [8, 256, 32, 32] by 256 filters; oneDNN has its own kernels,
+/// AVX-512 where the CPU has it, which Debian's OpenBLAS 0.3.21 does not use on every such CPU), each by
+/// one caller on every CPU and by one single-threaded caller per physical core at once. The best counts.
+/// Thread settings are restored afterwards. On "cuda" the matrices live on the GPU, one matmul caller,
+/// each run timed to its completion (gflopsPerCpuSecond is then 0).
 SgemmRate probeSgemm(int n = 2048, int reps = 5, const std::string& device = "cpu");
 
-/// "sgemm 2048^3 on cpu through LibTorch 123.4 GFLOP/s (layout; best of 5 rounds; min-max; both layouts;
+/// "123.4 GFLOP/s on cpu through LibTorch (kernel, layout; best of 5 rounds; min-max; all four ways;
 /// per CPU second)".
 std::string describeRate(const SgemmRate& rate);
 
@@ -61,13 +66,13 @@ private:
 
 /// Prints "  <label>: X GFLOP/patch, limit L patches/s, achieved A patches/s, ratio A/L" and, when
 /// `cpuSecondsPerPatch` > 0, the same ratio per CPU second: (FLOPs per CPU second achieved) /
-/// (sgemm's FLOPs per CPU second), the efficiency of the cycles the section got.
+/// (the probe's FLOPs per CPU second), the efficiency of the cycles the section got.
 void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate& rate, double achieved,
                 double cpuSecondsPerPatch = 0, const std::string& unit = "patch");
 
 /// Where the forward pass's time goes: runs the inference module of `encoder` (a LibTorch encoder with
 /// the VAE-type or BiGAN architecture; others are skipped) block by block on `count` patches, best of 3,
-/// and prints per block ms per patch, GFLOP/s against the sgemm rate and the share of the total.
+/// and prints per block ms per patch, GFLOP/s against the limit and the share of the total.
 void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count, const SgemmRate& rate);
 
 } // namespace nic::bench
