@@ -231,7 +231,7 @@ std::unique_ptr<JpegTileReader> JpegTileReader::open(const std::filesystem::path
     TIFFOpenOptions* options = TIFFOpenOptionsAlloc();
     TIFFOpenOptionsSetErrorHandlerExtR(options, quietTiffMessage, nullptr);
     TIFFOpenOptionsSetWarningHandlerExtR(options, quietTiffMessage, nullptr);
-    std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpenExt(path.c_str(), "rh", options));
+    std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpenExt(path.c_str(), "r", options));
     TIFFOpenOptionsFree(options);
     if (!tif) {
         why = "not a TIFF file libtiff can open";
