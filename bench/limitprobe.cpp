@@ -37,16 +37,17 @@ std::string threadLayout() {
     };
     return "LibTorch " + std::to_string(torch::get_num_threads()) + " intra-op / " +
            std::to_string(torch::get_num_interop_threads()) + " inter-op threads, OpenBLAS " +
-           std::to_string(openBlasThreads()) + " threads, " + env("OMP_NUM_THREADS") + ", " + env("OMP_WAIT_POLICY") +
-           ", " + env("OPENBLAS_NUM_THREADS") + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs";
+           std::to_string(openBlasThreads()) + " threads (" + openBlasCoreName() + " kernels), " + env("OMP_NUM_THREADS") + ", " + env("OMP_WAIT_POLICY") +
+           ", " + env("OPENBLAS_NUM_THREADS") + ", " + env("OPENBLAS_CORETYPE") + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs";
 }
 
 namespace {
 
 /// The product a probe round times: n×n by n×n through OpenBLAS (torch::mm), or a dense 3×3 convolution
 /// (a channels-last [8, 256, 32, 32] input, 256 filters, padding 1: 9.66 GFLOP) that LibTorch runs in
-/// oneDNN with its own kernels: AVX-512 where the CPU has it, which Debian's OpenBLAS 0.3.21 does not
-/// use on every such CPU (on a Zen 5 VM the convolution ran at twice sgemm's rate). A 1×1 convolution of
+/// oneDNN with its own kernels: AVX-512 where the CPU has it, whatever kernels OpenBLAS was told to use (on
+/// a Zen 5 VM whose environment set OPENBLAS_CORETYPE=Haswell, AVX2 only, the convolution ran at twice
+/// sgemm's rate). A 1×1 convolution of
 /// n channels, the same GEMM as the matmul, ran at half that in oneDNN 2.6, so it is not the probe.
 enum class Gemm { OpenBlas, OneDnnConv };
 
@@ -187,9 +188,10 @@ std::string describeRate(const SgemmRate& r) {
     std::string s = buf;
     if (r.oneCallerGflops > 0) {
         std::snprintf(buf, sizeof buf,
-                      "; OpenBLAS sgemm %d^3: one caller %.1f, one per core %.1f; oneDNN 3x3 convolution: one caller %.1f, "
-                      "one per core %.1f",
-                      r.n, r.oneCallerGflops, r.perCoreGflops, r.convOneCallerGflops, r.convPerCoreGflops);
+                      "; OpenBLAS sgemm %d^3 (%s kernels): one caller %.1f, one per core %.1f; "
+                      "oneDNN 3x3 convolution: one caller %.1f, one per core %.1f",
+                      r.n, openBlasCoreName().c_str(), r.oneCallerGflops, r.perCoreGflops, r.convOneCallerGflops,
+                      r.convPerCoreGflops);
         s += buf;
     }
     if (r.gflopsPerCpuSecond > 0) {

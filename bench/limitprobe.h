@@ -31,9 +31,9 @@ struct SgemmRate {
 };
 
 /// The machine's limit: the best round's GFLOP/s of dense float arithmetic, `reps` timed rounds after one
-/// warm-up, on fresh threads, four ways: OpenBLAS's sgemm (torch::mm, n×n by n×n, 2n³ FLOPs) and a dense
+/// warm-up (several callers on threads of their own, one on the calling thread), four ways: OpenBLAS's sgemm (torch::mm, n×n by n×n, 2n³ FLOPs) and a dense
 /// 3×3 convolution in oneDNN (channels-last [8, 256, 32, 32] by 256 filters; oneDNN has its own kernels,
-/// AVX-512 where the CPU has it, which Debian's OpenBLAS 0.3.21 does not use on every such CPU), each by
+/// AVX-512 where the CPU has it, whatever kernels OPENBLAS_CORETYPE makes OpenBLAS use), each by
 /// one caller on every CPU and by one single-threaded caller per physical core at once. The best counts.
 /// Thread settings are restored afterwards. On "cuda" the matrices live on the GPU, one matmul caller,
 /// each run timed to its completion (gflopsPerCpuSecond is then 0).

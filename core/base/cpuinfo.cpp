@@ -48,6 +48,13 @@ int openBlasThreads() {
     return fn ? fn() : -1;
 }
 
+std::string openBlasCoreName() {
+    using Fn = char* (*)();
+    auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+    const char* name = fn ? fn() : nullptr;
+    return name ? name : "";
+}
+
 void setOpenBlasThreads(int threads) {
     using Fn = void (*)(int);
     if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))

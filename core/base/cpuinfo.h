@@ -1,6 +1,8 @@
 #pragma once
 // What the machine's processors are, for choosing thread counts.
 
+#include <string>
+
 namespace nic {
 
 /// CPUs this process may run on (its affinity mask; std::thread::hardware_concurrency() where that
@@ -16,5 +18,8 @@ int physicalCores();
 int openBlasThreads();
 /// Sets OpenBLAS's thread count; does nothing when no OpenBLAS is loaded.
 void setOpenBlasThreads(int threads);
+/// The CPU kernels OpenBLAS chose ("Haswell", "Cooperlake", ...: OPENBLAS_CORETYPE forces them), or an
+/// empty string when no OpenBLAS is loaded.
+std::string openBlasCoreName();
 
 } // namespace nic
