@@ -25,6 +25,7 @@
 // then a dense 12288 → 128 projection computed `--work` times (default 8: ~12.6 M multiply-adds per
 // patch), single-threaded — compute-bound like the paper's encoders, though still lighter than a CNN. "mean-rgb" shows the read-bound case. With LibTorch, "bigan", "vae",
 // "contrastive", ... use untrained encoders of the paper's architectures (createEncoder).
+#include "bench/benchslide.h"
 #include "core/compression/compressor.h"
 #include "core/encoders/encoder.h"
 #include "core/slide/patchgrid.h"
@@ -142,14 +143,6 @@ std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
     std::exit(2);
 }
 
-/// CPU seconds used by this process so far (all threads): contention-proof cost figures.
-double cpuSeconds() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 double sysSeconds() {
     rusage u{};
     ::getrusage(RUSAGE_SELF, &u);
@@ -165,26 +158,6 @@ long peakRssKiB() {
     return -1;
 }
 
-std::filesystem::path ensureSlide(const std::filesystem::path& dir, std::int64_t size) {
-    const auto path = dir / ("synth-" + std::to_string(size) + ".svs");
-    if (std::filesystem::exists(path))
-        return path;
-    SynthSlideParams p;
-    p.width = size;
-    p.height = size;
-    p.mpp = 0.5;
-    p.seed = 11;
-    p.lesionCount = 2;
-    SynthWriteOptions w;
-    w.threads = 0;
-    const auto t0 = Clock::now();
-    std::fprintf(stderr, "writing %s ...\n", path.c_str());
-    SynthSlide(p).write(path, w);
-    std::fprintf(stderr, "  %.1f s, %.1f MB\n", std::chrono::duration<double>(Clock::now() - t0).count(),
-                 static_cast<double>(std::filesystem::file_size(path)) / 1e6);
-    return path;
-}
-
 struct Args {
     std::int64_t size = 30000;
     std::int64_t rssSize = 100000;
@@ -192,7 +165,7 @@ struct Args {
     int batch = 32;
     int work = 8;
     int readThreads = 0;
-    std::filesystem::path dir = std::filesystem::temp_directory_path() / "nic-bench-compress";
+    std::filesystem::path dir = bench::defaultSlideDir();
     bool rssOnly = false;
 };
 
@@ -288,7 +261,7 @@ int main(int argc, char** argv) {
     if (a.rssOnly) {
         for (const std::int64_t size : {a.size, a.rssSize})
             if (size > 0) {
-                const ChildResult r = runChild(a, ensureSlide(a.dir, size));
+                const ChildResult r = runChild(a, bench::ensureSlide(a.dir, size));
                 std::printf("peak RSS, %lld^2 slide, encoder %s: %.1f MiB (%lld patches, %.1f patches/s, whole call "
                             "%.1f s)\n",
                             static_cast<long long>(size), a.encoder.c_str(), static_cast<double>(r.peakKiB) / 1024.0,
@@ -297,7 +270,7 @@ int main(int argc, char** argv) {
             }
         return 0;
     }
-    const auto slidePath = ensureSlide(a.dir, a.size);
+    const auto slidePath = bench::ensureSlide(a.dir, a.size);
     auto enc = makeEncoder(a.encoder, a.work);
     std::printf("bench_compress: %lld x %lld synthetic slide, encoder %s (P=%d, C=%d), batch %d, %u CPUs\n",
                 static_cast<long long>(a.size), static_cast<long long>(a.size), a.encoder.c_str(),
@@ -348,13 +321,13 @@ int main(int argc, char** argv) {
         while (warm.load() < encoders.size())
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         forwardSys = sysSeconds();
-        const double cpu0 = cpuSeconds();
+        const double cpu0 = bench::cpuSeconds();
         const long long done0 = patchesDone.load();
         const auto t0 = Clock::now();
         std::this_thread::sleep_for(std::chrono::seconds(10));
         const long long done = patchesDone.load() - done0;
         const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        const double cpuEnd = cpuSeconds(), sysEnd = sysSeconds();
+        const double cpuEnd = bench::cpuSeconds(), sysEnd = sysSeconds();
         stop = true;
         for (auto& t : threads)
             t.join();
@@ -368,18 +341,18 @@ int main(int argc, char** argv) {
     }
 
     const auto out = a.dir / "bench-out.h5";
-    double cpu0 = cpuSeconds(), sys0 = sysSeconds();
+    double cpu0 = bench::cpuSeconds(), sys0 = sysSeconds();
     const CompressResult pip = compressSlide(slidePath, *enc, out, compressOptions(a, true));
-    const double pipCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(pip.encodedCells);
+    const double pipCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(pip.encodedCells);
     const double pipSysD = sysSeconds() - sys0;
-    const double pipSys = pipSysD / std::max(1e-9, cpuSeconds() - cpu0 - pipSysD); // system / user time
+    const double pipSys = pipSysD / std::max(1e-9, bench::cpuSeconds() - cpu0 - pipSysD); // system / user time
     std::printf("pipelined compress:     %10.1f patches/s (%lld patches, encode phase %.1f s, whole call %.1f s = "
                 "%.1f patches/s)\n",
                 pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
                 static_cast<double>(pip.encodedCells) / pip.seconds);
-    cpu0 = cpuSeconds();
+    cpu0 = bench::cpuSeconds();
     const CompressResult ser = compressSlide(slidePath, *enc, out, compressOptions(a, false));
-    const double serCpuMs = (cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);
+    const double serCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);
     std::printf("serial compress:        %10.1f patches/s (encode phase %.1f s, whole call %.1f s)\n",
                 ser.patchesPerSecond, ser.encodeSeconds, ser.seconds);
     std::printf("CPU per patch (whole call incl. tissue detection): pipelined %.3f ms, serial %.3f ms, encoder %.3f ms "
@@ -412,7 +385,7 @@ int main(int argc, char** argv) {
     for (const std::int64_t size : {a.size, a.rssSize}) {
         if (size <= 0)
             continue;
-        const auto path = ensureSlide(a.dir, size);
+        const auto path = bench::ensureSlide(a.dir, size);
         const ChildResult r = runChild(a, path);
         std::printf("peak RSS, %lldk^2 slide:  %8.1f MiB (fresh process; %lld patches, %.1f patches/s, whole call "
                     "%.1f s)%s\n",

@@ -10,12 +10,12 @@
 //    and prints patches/s, CPU µs per patch and ns per pixel of each, and direct ÷ OpenSlide; checks that
 //    both read the same pixels (a checksum over all patches).
 // 4. Runs compressSlide with the Mean-RGB encoder (reading-bound) both ways and prints patches/s of each.
+#include "bench/benchslide.h"
 #include "core/compression/compressor.h"
 #include "core/encoders/encoder.h"
 #include "core/slide/patchgrid.h"
 #include "core/slide/slide.h"
 #include "core/slide/tissue.h"
-#include "core/synth/synth.h"
 
 #include <atomic>
 #include <chrono>
@@ -24,7 +24,6 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <sys/resource.h>
 #include <thread>
 #include <vector>
 
@@ -32,28 +31,6 @@ using namespace nic;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double cpuSeconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
-}
-
-std::filesystem::path ensureSlide(const std::filesystem::path& dir, std::int64_t size) {
-    const auto path = dir / ("synth-" + std::to_string(size) + ".svs");
-    if (std::filesystem::exists(path))
-        return path;
-    SynthSlideParams p;
-    p.width = size;
-    p.height = size;
-    p.mpp = 0.5;
-    p.seed = 11;
-    p.lesionCount = 2;
-    std::fprintf(stderr, "writing %s ...\n", path.c_str());
-    SynthSlide(p).write(path, SynthWriteOptions{});
-    return path;
-}
 
 struct Reading {
     double seconds = 0, cpu = 0;
@@ -65,7 +42,7 @@ Reading readAll(const std::filesystem::path& path, TileDecoding decoding, const 
     const Slide slide(path, decoding);
     const PatchGrid grid(slide, spec);
     std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads), 0);
-    const double cpu0 = cpuSeconds();
+    const double cpu0 = bench::cpuSeconds();
     const auto t0 = Clock::now();
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
@@ -86,7 +63,7 @@ Reading readAll(const std::filesystem::path& path, TileDecoding decoding, const 
         th.join();
     Reading r;
     r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    r.cpu = cpuSeconds() - cpu0;
+    r.cpu = bench::cpuSeconds() - cpu0;
     for (auto s : sums)
         r.checksum = r.checksum * 31 + s;
     return r;
@@ -97,7 +74,7 @@ Reading readAll(const std::filesystem::path& path, TileDecoding decoding, const 
 int main(int argc, char** argv) {
     std::int64_t size = 20000;
     int threads = 0, rounds = 2;
-    std::filesystem::path dir = std::filesystem::temp_directory_path() / "nic-bench-compress";
+    std::filesystem::path dir = bench::defaultSlideDir();
     for (int i = 1; i < argc; ++i) {
         const std::string k = argv[i];
         auto next = [&]() -> std::string {
@@ -123,7 +100,7 @@ int main(int argc, char** argv) {
     if (threads <= 0)
         threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
     std::filesystem::create_directories(dir);
-    const auto path = ensureSlide(dir, size);
+    const auto path = bench::ensureSlide(dir, size);
     const GridSpec spec{128, 128, 0.5};
     std::vector<std::pair<int, int>> cells;
     {

@@ -144,7 +144,6 @@ bool decodeTile(const Level& level, const std::vector<unsigned char>& data, std:
 } // namespace
 
 struct JpegTileReader::Impl {
-    std::filesystem::path path;
     int fd = -1;
     std::vector<Level> levels;
     std::size_t cacheBytes = 0;
@@ -247,7 +246,6 @@ std::unique_ptr<JpegTileReader> JpegTileReader::open(const std::filesystem::path
             break;
     }
     auto impl = std::make_unique<Impl>();
-    impl->path = path;
     impl->cacheBytes = cacheBytes;
     impl->levels.resize(specs.size());
     int matched = 0;

@@ -283,7 +283,7 @@ Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w,
     if (w * h > (std::int64_t{1} << 28))
         throw InvalidArgument(path_.string() + ": region " + std::to_string(w) + "x" + std::to_string(h) +
                               " is too large for one read; read it in tiles");
-    if (tiles_ && tiles_->hasLevel(lvl) && !openslide_get_error(osr_.get())) {
+    if (decodesTilesDirectly(lvl) && !openslide_get_error(osr_.get())) {
         // OpenSlide paints the level at (x, y) / downsample; at whole-pixel coordinates that is a plain
         // copy of the decoded tiles, which the tile reader makes (and at fractional ones a resampling).
         const double ds = levels_[static_cast<std::size_t>(lvl)].downsample;
