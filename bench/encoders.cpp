@@ -8,12 +8,16 @@
 //
 // Usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] [--forward-batches K]
 //                       [--train-steps S] [--only KIND] [--layers] [--plain]
-// --train-steps 0 measures the forward pass only. --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
+// --train-steps 0 measures the forward pass only (default 8: the first step of a run builds oneDNN's
+// primitives and allocates every block afresh, so a short run understates the steady state). Each
+// training line also says how many large tensor allocations the tensor cache served
+// (core/encoders/nn/tensorcache.h; NIC_TENSOR_CACHE_MB=0 runs without it). --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
 #include "core/encoders/encoder.h"
 #include "bench/limitprobe.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
 #include "core/encoders/nn/patchbank.h"
+#include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/trainer.h"
 
 #include <chrono>
@@ -46,7 +50,7 @@ nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
 } // namespace
 
 int main(int argc, char** argv) {
-    int threads = 0, p = 128, c = 128, forwardBatches = 3, trainSteps = 3;
+    int threads = 0, p = 128, c = 128, forwardBatches = 3, trainSteps = 8;
     std::string only, deviceName = "cpu";
     bool layers = false, plain = false;
     for (int i = 1; i < argc; ++i) {
@@ -158,6 +162,7 @@ int main(int argc, char** argv) {
             double seconds[2] = {0.0, 0.0};
             for (const bool prefetch : {true, false, false, true}) {
                 o.prefetch = prefetch;
+                const nic::TensorCacheStats cache0 = nic::tensorCacheStats();
                 nic::bench::CpuClock trainClock;
                 const nic::TrainResult r = nic::trainEncoder(o, bank, val);
                 trainClock.stop();
@@ -174,6 +179,11 @@ int main(int argc, char** argv) {
                             "(%.0f %% of the run), training thread waited %.2f s for them\n",
                             trainClock.sysPerUser(), trainClock.coresBusy(), s / trainSteps, made, 100.0 * made / s,
                             waited);
+                const nic::TensorCacheStats cache1 = nic::tensorCacheStats();
+                const auto hits = cache1.hits - cache0.hits, misses = cache1.misses - cache0.misses;
+                std::printf("    tensor cache %s: %llu of %llu allocations of 1 MiB or more reused a freed block\n",
+                            cache1.installed ? "on" : "off", static_cast<unsigned long long>(hits),
+                            static_cast<unsigned long long>(hits + misses));
             }
             const double patches = 2.0 * trainSteps * batch * (name == "contrastive" ? 2 : 1);
             const double limit = rate.gflops * 1e9 / nic::trainingFlopsPerPatch(*kind, p, c, 9);

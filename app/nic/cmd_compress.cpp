@@ -166,7 +166,7 @@ void addCompressCommand(CLI::App& root) {
     cmd->add_option("--dtype", o->dtype, "Grid element type")->default_val("float16")->check(
         CLI::IsMember({"float16", "float32"}));
     cmd->add_option("--batch", o->batch, "Patches per encoder call")->default_val(32)->check(CLI::PositiveNumber);
-    cmd->add_option("--read-threads", o->readThreads, "Patch reading threads (0 = one per CPU)")
+    cmd->add_option("--read-threads", o->readThreads, "Patch reading threads (0 = the CPUs the inference threads leave free, at least 1; every CPU for mean-rgb)")
         ->default_val(0)
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--inference-threads", o->inferenceThreads,

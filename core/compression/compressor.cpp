@@ -1,5 +1,6 @@
 #include "core/compression/compressor.h"
 
+#include "core/base/cpuinfo.h"
 #include "core/base/error.h"
 #include "core/slide/patchgrid.h"
 #include "core/slide/slide.h"
@@ -17,6 +18,13 @@
 #include <unordered_map>
 
 namespace nic {
+
+int defaultReadThreads(int cpus, int inferenceThreads, int cpusPerCall) {
+    cpus = std::max(1, cpus);
+    if (cpusPerCall <= 0)
+        return cpus;
+    return std::max(1, cpus - std::max(0, inferenceThreads) * cpusPerCall);
+}
 
 const char* toString(CompressStatus status) {
     switch (status) {
@@ -359,14 +367,15 @@ public:
     }
 
     void runPipelined() {
-        const int threads = options_.readThreads > 0
-                                ? options_.readThreads
-                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
         const auto batchSize = static_cast<std::size_t>(options_.batchSize);
         BoundedQueue<PatchItem> patches(batchSize * static_cast<std::size_t>(options_.queueBatches));
         // One encoder instance per inference thread: this run's encoder, then replicas sharing its weights.
         const EncoderInstances encoders(encoder_, options_.inferenceThreads);
         const int inferenceThreads = encoders.size();
+        const int threads = options_.readThreads > 0
+                                ? options_.readThreads
+                                : defaultReadThreads(usableCpus(),
+                                                     inferenceThreads, encoder_.cpusPerCall());
         BoundedQueue<ResultBatch> results(static_cast<std::size_t>(options_.queueBatches + inferenceThreads));
         windowCells_ = static_cast<std::int64_t>(batchSize) * (options_.queueBatches + 3 + inferenceThreads) + threads;
         updateClaimLimit();

@@ -41,7 +41,7 @@ struct CompressOptions {
     int augment = 1;                    ///< 1, or 8 for all dihedral variants (paper §3.2; the default of `nic compress` and the GUI)
     LatentDType dtype = LatentDType::Float16;
     int batchSize = 32;                 ///< patches per encoder call
-    int readThreads = 0;                ///< 0 = hardware concurrency (at least 1)
+    int readThreads = 0;                ///< 0 = defaultReadThreads(CPUs, inference threads, encoder)
     /// Threads calling the encoder at once, each on its own replica (PatchEncoder::replicate); 0 = the
     /// encoder's preferredConcurrency(). Fewer run when the encoder cannot be replicated.
     int inferenceThreads = 0;
@@ -52,6 +52,12 @@ struct CompressOptions {
     bool force = false;                 ///< recompute even when a matching finished output exists
     bool pipelined = true;              ///< false: read → encode → write serially on the calling thread
 };
+
+/// The reader threads a pipelined run takes when CompressOptions::readThreads is 0: the CPUs that
+/// `inferenceThreads` encode() calls of `cpusPerCall` threads each leave free, at least 1; all `cpus`
+/// when cpusPerCall is 0 (an encoder cheaper than reading, where reading is the work). More readers than
+/// that only take CPU time from the encoder: one reader decodes several thousand patches/s.
+int defaultReadThreads(int cpus, int inferenceThreads, int cpusPerCall);
 
 enum class CompressStatus { Written, Resumed, Skipped };
 const char* toString(CompressStatus status);

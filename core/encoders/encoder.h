@@ -37,6 +37,10 @@ public:
     /// LibTorch encoder on the CPU, the CPUs divided by its intra-op threads; 1 where one caller already
     /// fills the device. compressSlide runs this many inference threads unless told otherwise.
     virtual int preferredConcurrency() const { return 1; }
+    /// CPU threads one encode() call keeps busy, or 0 for an encoder that costs less than reading its
+    /// patches (Mean-RGB). compressSlide's default reader count is the CPUs these calls leave free (at
+    /// least one), or every CPU for 0.
+    virtual int cpusPerCall() const { return 0; }
     /// A second instance with the same weights and results that may run encode() concurrently with this
     /// one (it shares the weights, not the scratch buffers), or nullptr when the encoder cannot be
     /// replicated. The replica must not outlive this instance.

@@ -142,6 +142,17 @@ protected:
 
 } // namespace
 
+TEST(ReadThreads, DefaultLeavesTheInferenceThreadsTheirCpus) {
+    EXPECT_EQ(defaultReadThreads(2, 2, 1), 1);   // 2-CPU VM, two single-threaded inference threads
+    EXPECT_EQ(defaultReadThreads(16, 8, 1), 8);  // 8 physical cores with SMT
+    EXPECT_EQ(defaultReadThreads(16, 1, 1), 15); // one thread feeding a GPU
+    EXPECT_EQ(defaultReadThreads(8, 2, 2), 4);
+    EXPECT_EQ(defaultReadThreads(4, 2, 4), 1);   // oversubscribed by hand: still one reader
+    EXPECT_EQ(defaultReadThreads(2, 1, 0), 2);   // mean-rgb: reading is the work
+    EXPECT_EQ(defaultReadThreads(0, 1, 0), 1);
+    EXPECT_EQ(MeanRgbEncoder(8).cpusPerCall(), 0);
+}
+
 TEST_F(Compress, GridShapeIsCeilOfSlideOverStride) {
     // Rounding rule: rows = ceil(H0 / (S·f)), cols = ceil(W0 / (S·f)), f = target mpp / slide mpp; the
     // last row/column hangs over the slide edge (read as white) instead of being dropped.

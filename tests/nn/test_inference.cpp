@@ -189,6 +189,8 @@ TEST(ComputeLayout, OpenBlasGetsAsManyThreadsAsLibTorch) {
     o.threads = 3;
     EXPECT_EQ(configureCompute(o), "cpu");
     EXPECT_EQ(torch::get_num_threads(), 3);
+    // compressSlide leaves the CPUs these threads use to the encoder when it picks its readers
+    EXPECT_EQ(createEncoder(EncoderKind::Vae, 64, 8, 3, 1, o)->cpusPerCall(), 3);
     if (openBlasThreads() < 0)
         GTEST_SKIP() << "LibTorch's BLAS here is not OpenBLAS";
     if (std::getenv("OPENBLAS_NUM_THREADS"))

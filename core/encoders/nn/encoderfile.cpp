@@ -3,6 +3,7 @@
 #include "core/base/cpuinfo.h"
 #include "core/base/error.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/torchencoder.h"
 
 #include <nlohmann/json.hpp>
@@ -85,6 +86,7 @@ std::string configureCompute(const ComputeOptions& options) {
     if (options.callers < 0)
         throw InvalidArgument("caller count must be >= 0, got " + std::to_string(options.callers));
     keepActivationsInHeap();
+    installTensorCache();
     // One layout for every thread that calls LibTorch: its intra-op (OpenMP) threads and OpenBLAS's are
     // the same number, so a GEMM neither oversubscribes the cores nor leaves OpenBLAS's threads spinning
     // in sched_yield (system time) beside single-threaded callers.
@@ -107,6 +109,15 @@ std::string configureCompute(const ComputeOptions& options) {
 int computeThreads() { return torch::get_num_threads(); }
 
 torch::Device toDevice(const std::string& name) { return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
+
+void keepWeightsChannelsLast(torch::nn::Module& networks, torch::Device device) {
+    if (!device.is_cpu())
+        return;
+    torch::NoGradGuard noGrad;
+    for (auto& p : networks.parameters(true))
+        if (p.dim() == 4 && !p.is_contiguous(torch::MemoryFormat::ChannelsLast))
+            p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
 
 std::string torchMessage(const c10::Error& e) { return e.what_without_backtrace(); }
 
@@ -246,10 +257,7 @@ TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule modu
         inference_.ptr()->to(device_);
         inference_.ptr()->eval();
         channelsLast_ = device_.is_cpu();
-        if (channelsLast_) // oneDNN's convolutions take NHWC as it is; NCHW is reordered in and out per layer
-            for (auto& p : inference_.ptr()->parameters(true))
-                if (p.dim() == 4)
-                    p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+        keepWeightsChannelsLast(*inference_.ptr(), device_); // encode() then feeds it channels-last input
     }
 }
 
@@ -258,6 +266,8 @@ int TorchPatchEncoder::preferredConcurrency() const {
         return 1;
     return std::max(1, physicalCores() / std::max(1, computeThreads()));
 }
+
+int TorchPatchEncoder::cpusPerCall() const { return device_.is_cpu() ? std::max(1, computeThreads()) : 1; }
 
 std::unique_ptr<PatchEncoder> TorchPatchEncoder::replicate() {
     // Same modules (AnyModule copies share them), same flags; only input_ is per instance.

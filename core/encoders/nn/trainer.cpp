@@ -6,6 +6,7 @@
 #include "core/base/atomicfile.h"
 #include "core/base/error.h"
 #include "core/encoders/nn/augment.h"
+#include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/torchencoder.h"
 #include "core/encoders/nn/trainingcheckpoint.h"
 #include "core/encoders/nn/trainingsessions.h"
@@ -350,6 +351,7 @@ void logTrainingEnd(JobContext& ctx, const LoopState& st) {
 
 TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, const PatchBank& validationBank,
                          JobContext& ctx) {
+    const TensorCacheScope releaseCachedTensors; // first in, last out: after the run's tensors are freed
     checkTrainOptions(o, trainBank);
     const int p = trainBank.patchSize();
     checkEncoderShape(p, o.codeSize);
@@ -368,6 +370,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     torch::manual_seed(o.seed);
     const std::unique_ptr<Session> s =
         makeSession(o, p, banks.outputs, *banks.train, *banks.val, dev, lr0, augmentStrength(o));
+    keepWeightsChannelsLast(s->networks(), dev);
 
     const nlohmann::ordered_json id = identity(o, p, classes);
     const auto ckpt = o.checkpoint.empty() ? std::filesystem::path(o.out.string() + ".ckpt") : o.checkpoint;
@@ -378,6 +381,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
                                   : std::max<std::size_t>(1, train->size() / static_cast<std::size_t>(o.batchSize));
     if (o.resume && std::filesystem::exists(ckpt)) {
         st = readCheckpoint(ckpt, *s, id, static_cast<std::int64_t>(steps));
+        keepWeightsChannelsLast(s->networks(), dev); // loading replaced them with the file's layout
         ctx.log("resuming from " + ckpt.string() + " after epoch " + std::to_string(st.epoch));
     }
     s->setLearningRate(st.lr);

@@ -6,6 +6,7 @@
 #include "core/slidelearning/folds.h"
 #include "core/compression/latentgrid.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/tensorcache.h"
 #include "core/slidelearning/nn/roundcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/base/plateau.h"
@@ -546,6 +547,7 @@ void writeRunResults(CvRun& run, const std::vector<double>& roundPred) {
 CrossValidationResult crossValidate(SlideGridSource& source, const std::vector<double>& labels,
                                     const std::vector<int>& foldColumn, const SlideTrainOptions& options,
                                     const std::filesystem::path& outDir, JobContext& job) {
+    const TensorCacheScope releaseCachedTensors; // first in, last out: after the run's tensors are freed
     const std::vector<int> strata = checkInputs(source, labels, foldColumn, options);
     warnAboutFewOrientations(source, job);
     const std::size_t n = source.size();

@@ -1,0 +1,96 @@
+// The caching CPU allocator behind LibTorch's tensors (core/encoders/nn/tensorcache.h).
+#include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/tensorcache.h"
+#include "core/encoders/nn/trainer.h"
+#include "nntestsupport.h"
+#include "testsupport.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace nic {
+namespace {
+
+bool cacheInstalled() {
+    ComputeOptions o;
+    o.device = "cpu";
+    o.threads = 1;
+    configureCompute(o); // installs it
+    return tensorCacheStats().installed;
+}
+
+constexpr std::int64_t kFloats4MiB = (4 << 20) / 4;
+
+TEST(TensorCache, AFreedLargeBlockServesTheNextTensorOfItsSize) {
+    if (!cacheInstalled())
+        GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
+    releaseTensorCache();
+    const TensorCacheStats before = tensorCacheStats();
+    const void* first = nullptr;
+    {
+        auto t = torch::full({kFloats4MiB}, 3.0F);
+        first = t.data_ptr();
+    }
+    EXPECT_GE(tensorCacheStats().cachedBytes, std::size_t{4} << 20);
+    auto again = torch::ones({kFloats4MiB});
+    EXPECT_EQ(again.data_ptr(), first);
+    EXPECT_EQ(again.sum().item<double>(), static_cast<double>(kFloats4MiB)); // filled anew, not the old 3s
+    const TensorCacheStats after = tensorCacheStats();
+    EXPECT_EQ(after.hits, before.hits + 1);
+    EXPECT_EQ(after.misses, before.misses + 1);
+    EXPECT_EQ(after.cachedBytes, 0U);
+    // Small tensors bypass it.
+    { auto small = torch::ones({256}); }
+    EXPECT_EQ(tensorCacheStats().hits, after.hits);
+    EXPECT_EQ(tensorCacheStats().misses, after.misses);
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U);
+}
+
+TEST(TensorCache, KeepsNoMoreThanItsLimitAndReleaseEmptiesIt) {
+    if (!cacheInstalled())
+        GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
+    releaseTensorCache();
+    const std::size_t previous = setTensorCacheLimit(std::size_t{9} << 20); // room for two 4 MiB blocks
+    {
+        auto a = torch::empty({kFloats4MiB}), b = torch::empty({kFloats4MiB}), c = torch::empty({kFloats4MiB});
+    }
+    const std::size_t block = (std::size_t{4} << 20) + 4096; // the tensor, its header, rounded to a page
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 2 * block);
+    releaseTensorCache();
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U);
+    setTensorCacheLimit(0); // nothing is kept
+    { auto a = torch::empty({kFloats4MiB}); }
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U);
+    setTensorCacheLimit(previous);
+}
+
+TEST(TensorCache, TrainingGivesTheSameEncoderWithAndWithoutItAndEndsWithItEmpty) {
+    if (!cacheInstalled())
+        GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
+    test::TempDir dir;
+    const PatchBank bank = test::makeTwoClassBank(32, 64, 3), val = test::makeTwoClassBank(8, 64, 4);
+    auto options = [&](const std::string& name) {
+        TrainOptions o;
+        o.kind = EncoderKind::Vae;
+        o.codeSize = 8;
+        o.out = dir / (name + ".nicenc");
+        o.batchSize = 16; // 64² patches: the first activation is 2 MiB, so the cache takes part
+        o.stepsPerEpoch = 3;
+        o.epochs = 2;
+        o.seed = 5;
+        o.compute.device = "cpu";
+        o.compute.threads = 1;
+        return o;
+    };
+    const std::size_t previous = setTensorCacheLimit(0);
+    const TrainResult plain = trainEncoder(options("plain"), bank, val);
+    setTensorCacheLimit(previous);
+    const std::uint64_t hits = tensorCacheStats().hits;
+    const TrainResult cached = trainEncoder(options("cached"), bank, val);
+    EXPECT_GT(tensorCacheStats().hits, hits + 10); // every step after the first reuses its blocks
+    EXPECT_EQ(cached.encoder.hash, plain.encoder.hash);
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released when the run ended
+}
+
+} // namespace
+} // namespace nic
