@@ -54,7 +54,9 @@ namespace {
 /// does not fit: each batch page-faults its activations in afresh. bench_encoders measured system time
 /// at 0.17-0.48 of user time. One arena that keeps such blocks (mmap only above 1 GiB, trim only above
 /// 256 MiB free) brought it to 0.02-0.07 and the forward pass from ~0.50 to ~0.66 of the sgemm limit,
-/// for ~80 MiB more peak RSS. Set once, before the inference and training threads start.
+/// for ~80 MiB more peak RSS. Set once, before the inference and training threads start. Training steps'
+/// blocks still came and went with the heap's top (page faults every step): the tensor cache
+/// (tensorcache.h, installed next) keeps those.
 void keepActivationsInHeap() {
     static std::once_flag once;
     std::call_once(once, [] {
