@@ -24,7 +24,7 @@ constexpr std::int64_t kFloats4MiB = (4 << 20) / 4;
 TEST(TensorCache, AFreedLargeBlockServesTheNextTensorOfItsSize) {
     if (!cacheInstalled())
         GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
-    releaseTensorCache();
+    const TensorCacheScope scope;
     const TensorCacheStats before = tensorCacheStats();
     const void* first = nullptr;
     {
@@ -49,7 +49,7 @@ TEST(TensorCache, AFreedLargeBlockServesTheNextTensorOfItsSize) {
 TEST(TensorCache, KeepsNoMoreThanItsLimitAndReleaseEmptiesIt) {
     if (!cacheInstalled())
         GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
-    releaseTensorCache();
+    const TensorCacheScope scope;
     const std::size_t previous = setTensorCacheLimit(std::size_t{9} << 20); // room for two 4 MiB blocks
     {
         auto a = torch::empty({kFloats4MiB}), b = torch::empty({kFloats4MiB}), c = torch::empty({kFloats4MiB});
@@ -62,6 +62,23 @@ TEST(TensorCache, KeepsNoMoreThanItsLimitAndReleaseEmptiesIt) {
     { auto a = torch::empty({kFloats4MiB}); }
     EXPECT_EQ(tensorCacheStats().cachedBytes, 0U);
     setTensorCacheLimit(previous);
+}
+
+TEST(TensorCache, OutsideAScopeFreedBlocksAreNotKept) {
+    if (!cacheInstalled())
+        GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
+    ASSERT_EQ(tensorCacheStats().scopes, 0);
+    { auto a = torch::empty({kFloats4MiB}); }
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // compression's case: malloc's behaviour
+    {
+        const TensorCacheScope outer;
+        {
+            const TensorCacheScope inner;
+            { auto a = torch::empty({kFloats4MiB}); }
+        }
+        EXPECT_GT(tensorCacheStats().cachedBytes, 0U); // the outer scope still keeps it
+    }
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released with the last scope
 }
 
 TEST(TensorCache, TrainingGivesTheSameEncoderWithAndWithoutItAndEndsWithItEmpty) {

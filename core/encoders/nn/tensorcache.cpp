@@ -41,6 +41,7 @@ struct Cache {
     std::size_t cachedBytes = 0;
     std::size_t limit = 0;
     std::uint64_t hits = 0, misses = 0;
+    int scopes = 0; ///< live TensorCacheScopes: freed blocks are kept only while there is one
     bool installed = false;
 };
 
@@ -82,7 +83,7 @@ void releaseBlock(void* p) {
     if (total >= kSmallest) {
         Cache& c = cache();
         std::lock_guard lock(c.mutex);
-        if (c.cachedBytes + total <= c.limit) {
+        if (c.scopes > 0 && c.cachedBytes + total <= c.limit) {
             c.free[total].push_back(base);
             c.cachedBytes += total;
             return;
@@ -140,6 +141,22 @@ void releaseTensorCache() {
             std::free(base);
 }
 
+TensorCacheScope::TensorCacheScope() {
+    Cache& c = cache();
+    std::lock_guard lock(c.mutex);
+    ++c.scopes;
+}
+
+TensorCacheScope::~TensorCacheScope() {
+    Cache& c = cache();
+    {
+        std::lock_guard lock(c.mutex);
+        if (--c.scopes > 0)
+            return; // another run still uses the blocks
+    }
+    releaseTensorCache();
+}
+
 TensorCacheStats tensorCacheStats() {
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
@@ -149,6 +166,7 @@ TensorCacheStats tensorCacheStats() {
     s.misses = c.misses;
     s.cachedBytes = c.cachedBytes;
     s.limitBytes = c.limit;
+    s.scopes = c.scopes;
     return s;
 }
 
