@@ -26,7 +26,6 @@
 // patch), single-threaded — compute-bound like the paper's encoders, though still lighter than a CNN. "mean-rgb" shows the read-bound case. With LibTorch, "bigan", "vae",
 // "contrastive", ... use untrained encoders of the paper's architectures (createEncoder).
 #include "bench/benchslide.h"
-#include "core/base/cpuinfo.h"
 #include "core/compression/compressor.h"
 #include "core/encoders/encoder.h"
 #include "core/slide/patchgrid.h"
@@ -347,11 +346,10 @@ int main(int argc, char** argv) {
     const double pipCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(pip.encodedCells);
     const double pipSysD = sysSeconds() - sys0;
     const double pipSys = pipSysD / std::max(1e-9, bench::cpuSeconds() - cpu0 - pipSysD); // system / user time
-    const int readers = a.readThreads > 0 ? a.readThreads : defaultReadThreads(usableCpus(), inferenceThreadsUsed, enc->cpusPerCall());
     std::printf("pipelined compress:     %10.1f patches/s (%lld patches, encode phase %.1f s, whole call %.1f s = "
                 "%.1f patches/s; %d reader thread(s))\n",
                 pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
-                static_cast<double>(pip.encodedCells) / pip.seconds, readers);
+                static_cast<double>(pip.encodedCells) / pip.seconds, pip.readThreads);
     cpu0 = bench::cpuSeconds();
     const CompressResult ser = compressSlide(slidePath, *enc, out, compressOptions(a, false));
     const double serCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);

@@ -366,7 +366,8 @@ public:
             job_.progress(0, 0, step_);
     }
 
-    void runPipelined() {
+    /// Returns the reader threads it ran.
+    int runPipelined() {
         const auto batchSize = static_cast<std::size_t>(options_.batchSize);
         BoundedQueue<PatchItem> patches(batchSize * static_cast<std::size_t>(options_.queueBatches));
         // One encoder instance per inference thread: this run's encoder, then replicas sharing its weights.
@@ -374,8 +375,7 @@ public:
         const int inferenceThreads = encoders.size();
         const int threads = options_.readThreads > 0
                                 ? options_.readThreads
-                                : defaultReadThreads(usableCpus(),
-                                                     inferenceThreads, encoder_.cpusPerCall());
+                                : defaultReadThreads(usableCpus(), inferenceThreads, encoder_.cpusPerCall());
         BoundedQueue<ResultBatch> results(static_cast<std::size_t>(options_.queueBatches + inferenceThreads));
         windowCells_ = static_cast<std::int64_t>(batchSize) * (options_.queueBatches + 3 + inferenceThreads) + threads;
         updateClaimLimit();
@@ -469,6 +469,7 @@ public:
             abortAll(); // nothing left to do; wakes anything still waiting
             joinAll();
             rethrowError();
+            return threads;
         } catch (...) {
             abortAll();
             joinAll();
@@ -726,7 +727,7 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
             Run run(slidePath, slide, grid, encoder, *writer, options, job);
             const auto encodeStart = std::chrono::steady_clock::now();
             if (options.pipelined)
-                run.runPipelined();
+                result.readThreads = run.runPipelined();
             else
                 run.runSerial();
             result.encodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count();

@@ -75,6 +75,7 @@ struct CompressResult {
     double seconds = 0.0;           ///< whole call (slide opening, tissue detection, encoding, publishing)
     double encodeSeconds = 0.0;     ///< the read → encode → write phase alone
     double patchesPerSecond = 0.0;  ///< encodedCells · augment / encodeSeconds
+    int readThreads = 0;            ///< reader threads of the pipelined run (0: serial, or nothing encoded)
 };
 
 /// Output path for a slide: `<outDir>/<slide file stem>.h5`.

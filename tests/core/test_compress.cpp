@@ -268,11 +268,11 @@ TEST_F(Compress, PipelinedEqualsSerial) {
     const auto a = out_ / "serial.h5";
     const auto b = out_ / "pipelined.h5";
     o.pipelined = false;
-    compressSlide(slideA(), enc, a, o);
+    EXPECT_EQ(compressSlide(slideA(), enc, a, o).readThreads, 0);
     o.pipelined = true;
     o.readThreads = 3;
     o.batchSize = 5;
-    compressSlide(slideA(), enc, b, o);
+    EXPECT_EQ(compressSlide(slideA(), enc, b, o).readThreads, 3);
     expectSameContent(a, b, 8);
 }
 

@@ -107,8 +107,16 @@ public:
 
 } // namespace
 
-bool installTensorCache() {
 #if defined(__SANITIZE_ADDRESS__)
+#define NIC_TENSOR_CACHE_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) // clang
+#define NIC_TENSOR_CACHE_UNDER_ASAN 1
+#endif
+#endif
+
+bool installTensorCache() {
+#if defined(NIC_TENSOR_CACHE_UNDER_ASAN)
     return false;
 #else
     static const bool installed = [] {

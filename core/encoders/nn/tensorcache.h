@@ -26,7 +26,7 @@ struct TensorCacheStats {
     std::uint64_t hits = 0;        ///< large allocations served from the cache
     std::uint64_t misses = 0;      ///< large allocations that went to malloc
     std::size_t cachedBytes = 0;   ///< freed blocks held now
-    std::size_t limitBytes = 0;    ///< most bytes ever held
+    std::size_t limitBytes = 0;    ///< most bytes it keeps
     int scopes = 0;                ///< live TensorCacheScopes
 };
 
@@ -35,8 +35,8 @@ struct TensorCacheStats {
 /// is installed.
 bool installTensorCache();
 
-/// Returns every cached block to the system (the end of a training run or a compression: a long-lived
-/// process such as the GUI does not keep the peak of its last job). Blocks in use are not touched.
+/// Returns every cached block to the system (the last TensorCacheScope does, so that a long-lived process
+/// such as the GUI does not keep the peak of its last training run). Blocks in use are not touched.
 void releaseTensorCache();
 
 TensorCacheStats tensorCacheStats();
