@@ -130,8 +130,9 @@ int main(int argc, char** argv) {
             meta.codeSize = c;
             nic::bench::printLimit("forward (compression)", nic::inferenceFlopsPerPatch(meta), rate, fwd,
                                    (fwdClock.user() + fwdClock.sys()) / (forwardBatches * batch));
-            std::printf("    sys/user %.3f, %.2f cores busy, %.2f ms per patch\n", fwdClock.sysPerUser(),
-                        fwdClock.coresBusy(), 1000.0 / fwd);
+            std::printf("    sys/user %.3f, %.2f cores busy, %.2f ms per patch, %.1f page faults per patch\n",
+                        fwdClock.sysPerUser(), fwdClock.coresBusy(), 1000.0 / fwd,
+                        static_cast<double>(fwdClock.minorFaults()) / (forwardBatches * batch));
             if (layers) {
                 nic::bench::printLayerTimes(*enc, bank.data(), batch, rate);
                 const auto costs = nic::inferenceLayerCosts(meta);
@@ -175,10 +176,10 @@ int main(int argc, char** argv) {
                                        (trainClock.user() + trainClock.sys()) / (train * s));
                 const double made = r.history.empty() ? 0.0 : r.history.back().dataSeconds;
                 const double waited = r.history.empty() ? 0.0 : r.history.back().dataWaitSeconds;
-                std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step; batches made in %.2f s "
-                            "(%.0f %% of the run), training thread waited %.2f s for them\n",
-                            trainClock.sysPerUser(), trainClock.coresBusy(), s / trainSteps, made, 100.0 * made / s,
-                            waited);
+                std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step, %.0f page faults per step; batches "
+                            "made in %.2f s (%.0f %% of the run), training thread waited %.2f s for them\n",
+                            trainClock.sysPerUser(), trainClock.coresBusy(), s / trainSteps,
+                            static_cast<double>(trainClock.minorFaults()) / trainSteps, made, 100.0 * made / s, waited);
                 const nic::TensorCacheStats cache1 = nic::tensorCacheStats();
                 const auto hits = cache1.hits - cache0.hits, misses = cache1.misses - cache0.misses;
                 std::printf("    tensor cache %s: %llu of %llu allocations of 1 MiB or more reused a freed block\n",

@@ -21,11 +21,13 @@ namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-void cpuTimes(double& user, double& sys) {
+void cpuTimes(double& user, double& sys, long* minorFaults = nullptr) {
     rusage u{};
     ::getrusage(RUSAGE_SELF, &u);
     user = static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6;
     sys = static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6;
+    if (minorFaults)
+        *minorFaults = u.ru_minflt;
 }
 
 } // namespace
@@ -203,15 +205,17 @@ std::string describeRate(const SgemmRate& r) {
 
 CpuClock::CpuClock() {
     wall0_ = now();
-    cpuTimes(user0_, sys0_);
+    cpuTimes(user0_, sys0_, &faults0_);
 }
 
 void CpuClock::stop() {
     double u = 0, s = 0;
-    cpuTimes(u, s);
+    long f = 0;
+    cpuTimes(u, s, &f);
     wall_ = now() - wall0_;
     user_ = u - user0_;
     sys_ = s - sys0_;
+    faults_ = f - faults0_;
 }
 
 void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate& rate, double achieved,
@@ -236,7 +240,7 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
         int i = 0;
         for (auto& block : *e->convs)
             steps.emplace_back("convs." + std::to_string(i++), [&block](const torch::Tensor& x) { return block.forward(x); });
-        steps.emplace_back("dense", [e](const torch::Tensor& x) { return e->dense(x.flatten(1)); });
+        steps.emplace_back("dense", [e](const torch::Tensor& x) { return e->dense(flattenFeatures(x, e->flattenNhwc)); });
         steps.emplace_back("code", [e](const torch::Tensor& x) { return e->code(x); });
     } else if (auto* b = dynamic_cast<BiganEncoderImpl*>(&m)) {
         if (b->downsampleInput)
@@ -246,7 +250,7 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
         int i = 0;
         for (auto& block : *b->convs)
             steps.emplace_back("convs." + std::to_string(i++), [&block](const torch::Tensor& x) { return block.forward(x); });
-        steps.emplace_back("code", [b](const torch::Tensor& x) { return b->code(x.flatten(1)); });
+        steps.emplace_back("code", [b](const torch::Tensor& x) { return b->code(flattenFeatures(x, b->flattenNhwc)); });
     } else {
         return;
     }

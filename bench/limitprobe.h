@@ -58,10 +58,14 @@ public:
     double sysPerUser() const { return user_ > 0 ? sys_ / user_ : 0.0; }
     /// CPU seconds (user + system) per wall second: how many cores the section kept busy.
     double coresBusy() const { return wall_ > 0 ? (user_ + sys_) / wall_ : 0.0; }
+    /// Minor page faults (first touches of memory the process got from the kernel) during the section:
+    /// where the system time goes when a section keeps giving memory back and taking it again.
+    long minorFaults() const { return faults_; }
 
 private:
     double wall0_ = 0, user0_ = 0, sys0_ = 0;
     double wall_ = 0, user_ = 0, sys_ = 0;
+    long faults0_ = 0, faults_ = 0;
 };
 
 /// Prints "  <label>: X GFLOP/patch, limit L patches/s, achieved A patches/s, ratio A/L" and, when

@@ -66,11 +66,16 @@ void keepActivationsInHeap() {
     });
 }
 
-/// OpenBLAS's thread count, unless OPENBLAS_NUM_THREADS says otherwise.
-void setBlasThreads(int threads) {
+/// OpenBLAS runs single-threaded, unless OPENBLAS_NUM_THREADS says otherwise. LibTorch sends only dense
+/// layers to OpenBLAS (convolutions go to oneDNN on the OpenMP threads). OpenBLAS's own worker threads
+/// busy-wait in sched_yield for up to 2^28 cycles after each call, so with two of them on a 2-core machine
+/// they spun through the next convolutions beside the OpenMP threads: bench_encoders measured system time
+/// at 0.1-0.2 of user time in training and every kind's training 12-27 % faster with OpenBLAS on one
+/// thread (docs/timings.md). A dense layer then runs on one core, which costs less than the spinning did.
+void setBlasSingleThreaded() {
     if (const char* env = std::getenv("OPENBLAS_NUM_THREADS"); env && std::atoi(env) > 0)
         return;
-    setOpenBlasThreads(threads);
+    setOpenBlasThreads(1);
 }
 
 int automaticThreads(int callers) {
@@ -89,13 +94,12 @@ std::string configureCompute(const ComputeOptions& options) {
         throw InvalidArgument("caller count must be >= 0, got " + std::to_string(options.callers));
     keepActivationsInHeap();
     installTensorCache();
-    // One layout for every thread that calls LibTorch: its intra-op (OpenMP) threads and OpenBLAS's are
-    // the same number, so a GEMM neither oversubscribes the cores nor leaves OpenBLAS's threads spinning
-    // in sched_yield (system time) beside single-threaded callers.
+    // One layout for every thread that calls LibTorch: `threads` intra-op (OpenMP) threads each, and no
+    // OpenBLAS threads of its own (setBlasSingleThreaded), so nothing spins beside the OpenMP threads.
     const int threads = options.threads > 0 ? options.threads : automaticThreads(options.callers);
     if (torch::get_num_threads() != threads)
         torch::set_num_threads(threads);
-    setBlasThreads(threads);
+    setBlasSingleThreaded();
     if (options.device == "auto")
         return torch::cuda::is_available() ? "cuda" : "cpu";
     if (options.device == "cpu")
@@ -260,6 +264,8 @@ TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule modu
         inference_.ptr()->eval();
         channelsLast_ = device_.is_cpu();
         keepWeightsChannelsLast(*inference_.ptr(), device_); // encode() then feeds it channels-last input
+        if (channelsLast_)
+            flattenInNhwcOrder(*inference_.ptr()); // the last feature map's flatten is then a view
     }
 }
 

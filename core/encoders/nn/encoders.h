@@ -33,7 +33,7 @@ double defaultLearningRate(EncoderKind kind);
 /// "cpu" or "cuda". threads > 0 calls torch::set_num_threads (process-wide); 0 leaves it alone.
 struct ComputeOptions {
     std::string device = "auto";
-    /// LibTorch intra-op threads (OpenBLAS gets the same number unless OPENBLAS_NUM_THREADS is set);
+    /// LibTorch intra-op threads (OpenBLAS runs single-threaded unless OPENBLAS_NUM_THREADS is set);
     /// 0 = automatic: the physical cores divided by `callers`, at least 1 (or OMP_NUM_THREADS when set).
     int threads = 0;
     /// Threads that will call LibTorch at once, for the automatic thread count: 1 for training; 0 = one per

@@ -2,6 +2,8 @@
 
 #include "core/base/error.h"
 
+#include <cmath>
+
 namespace nic {
 
 namespace F = torch::nn::functional;
@@ -83,7 +85,31 @@ ConvEncoderImpl::ConvEncoderImpl(int patchSize_, int codeSize_) : patchSize(patc
     dense = register_module("dense", DenseBlock(side * side * 512, 512));
     code = register_module("code", torch::nn::Linear(512, codeSize));
 }
-torch::Tensor ConvEncoderImpl::features(const torch::Tensor& x) { return dense(convs->forward(x).flatten(1)); }
+torch::Tensor flattenFeatures(const torch::Tensor& h, bool nhwc) {
+    return nhwc ? h.permute({0, 2, 3, 1}).flatten(1) : h.flatten(1);
+}
+
+namespace {
+
+/// The filters of the last convolution block of `convs`.
+std::int64_t lastFilters(torch::nn::Sequential convs) {
+    return convs[convs->size() - 1]->as<ConvBlockImpl>()->conv->options.out_channels();
+}
+
+/// weight [out, C·H·W] with columns in (C, H, W) order reordered to (H, W, C), for `channels` = C.
+void reorderColumnsToNhwc(torch::Tensor& weight, std::int64_t channels) {
+    const auto out = weight.size(0), cols = weight.size(1);
+    const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(cols / channels))));
+    if (side * side * channels != cols)
+        throw InvalidArgument("flattenInNhwcOrder: " + std::to_string(cols) + " columns are not a square map of " +
+                              std::to_string(channels) + " channels");
+    weight.set_data(weight.view({out, channels, side, side}).permute({0, 2, 3, 1}).reshape({out, cols}).contiguous());
+}
+} // namespace
+
+torch::Tensor ConvEncoderImpl::features(const torch::Tensor& x) {
+    return dense(flattenFeatures(convs->forward(x), flattenNhwc));
+}
 torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& x) { return code(features(x)); }
 
 VaeDecoderImpl::VaeDecoderImpl(int patchSize, int codeSize) : side(patchSize / 32) {
@@ -163,7 +189,7 @@ BiganEncoderImpl::BiganEncoderImpl(int patchSize, int codeSize, bool downsample)
 }
 torch::Tensor BiganEncoderImpl::forward(const torch::Tensor& x) {
     auto h = downsampleInput ? F::avg_pool2d(x, F::AvgPool2dFuncOptions(2)) : x;
-    return code(convs->forward(h).flatten(1));
+    return code(flattenFeatures(convs->forward(h), flattenNhwc));
 }
 
 BiganGeneratorImpl::BiganGeneratorImpl(int patchSize, int codeSize) : side(patchSize / 32) {
@@ -302,6 +328,23 @@ int foldBatchNorm(torch::nn::Module& module) {
         }
     }
     return folded;
+}
+
+int flattenInNhwcOrder(torch::nn::Module& module) {
+    torch::NoGradGuard noGrad;
+    int reordered = 0;
+    for (const auto& m : module.modules(/*include_self=*/true)) {
+        if (auto* e = dynamic_cast<ConvEncoderImpl*>(m.get()); e && !e->flattenNhwc) {
+            reorderColumnsToNhwc(e->dense->fc->weight, lastFilters(e->convs));
+            e->flattenNhwc = true;
+            ++reordered;
+        } else if (auto* b = dynamic_cast<BiganEncoderImpl*>(m.get()); b && !b->flattenNhwc) {
+            reorderColumnsToNhwc(b->code->weight, lastFilters(b->convs));
+            b->flattenNhwc = true;
+            ++reordered;
+        }
+    }
+    return reordered;
 }
 
 } // namespace nic

@@ -53,6 +53,10 @@ struct DenseBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(DenseBlock);
 
+/// A feature map h [N, C, H, W] flattened to [N, C·H·W]: in (C, H, W) order, or in (H, W, C) order when `nhwc`
+/// (then a view, not a copy, when h is channels-last). The encoders' forward() use it.
+torch::Tensor flattenFeatures(const torch::Tensor& h, bool nhwc);
+
 /// E of the VAE (§7.1), shared by the contrastive and supervised encoders: 5 stride-2 conv blocks
 /// (32, 64, 128, 256, 512 filters) → dense 512 block → linear C. features() returns the 512-vector,
 /// forward() the C-vector (μ for the VAE).
@@ -65,6 +69,7 @@ struct ConvEncoderImpl : torch::nn::Module {
     torch::nn::Linear code{nullptr};
     int patchSize;
     int codeSize;
+    bool flattenNhwc = false; ///< set by flattenInNhwcOrder: dense's columns are in (H, W, C) order
 };
 TORCH_MODULE(ConvEncoder);
 
@@ -132,6 +137,7 @@ struct BiganEncoderImpl : torch::nn::Module {
     torch::nn::Sequential convs{nullptr};
     torch::nn::Linear code{nullptr};
     bool downsampleInput;
+    bool flattenNhwc = false; ///< set by flattenInNhwcOrder: code's columns are in (H, W, C) order
 };
 TORCH_MODULE(BiganEncoder);
 
@@ -185,5 +191,13 @@ TORCH_MODULE(KerasChain);
 /// must be neither trained nor saved (its BN tensors no longer describe it). Returns the number of BN
 /// layers folded; folding twice folds nothing more.
 int foldBatchNorm(torch::nn::Module& module);
+
+/// Inference only, for channels-last input: reorders the columns of the dense layer that follows the last
+/// convolution (ConvEncoder's dense block, BiganEncoder's code layer) from the (C, H, W) order of a planar
+/// flatten to (H, W, C), and makes forward() flatten the feature map in that order. For a channels-last
+/// feature map that flatten is a view instead of a transposing copy (bench_encoders: the dense block of
+/// the VAE-type encoder 2.3x faster). Same result up to float rounding; like foldBatchNorm the module must
+/// then be neither trained nor saved. Returns the number of layers reordered; a second call reorders none.
+int flattenInNhwcOrder(torch::nn::Module& module);
 
 } // namespace nic
