@@ -158,9 +158,13 @@ int main(int argc, char** argv) {
             auto warm = o;
             warm.stepsPerEpoch = 1;
             nic::trainEncoder(warm, bank, val);
+            const double perPatch = nic::trainingFlopsPerPatch(*kind, p, c, 9);
+            const int patchesPerStep = batch * (name == "contrastive" ? 2 : 1); // contrastive: 64 pairs
+            if (layers)
+                nic::bench::printTrainingStepProfile(o, bank, perPatch * patchesPerStep, rate);
             // Batches made on the prefetch thread (the default) and inline on the training thread, the same steps,
             // in the order prefetched, inline, inline, prefetched so that drift over the minutes cancels out.
-            double seconds[2] = {0.0, 0.0};
+            double seconds[2] = {0.0, 0.0}, stepSeconds[2] = {0.0, 0.0};
             for (const bool prefetch : {true, false, false, true}) {
                 o.prefetch = prefetch;
                 const nic::TensorCacheStats cache0 = nic::tensorCacheStats();
@@ -169,13 +173,18 @@ int main(int argc, char** argv) {
                 trainClock.stop();
                 const double s = trainClock.wall();
                 seconds[prefetch ? 0 : 1] += s;
-                // Contrastive steps see 64 pairs (128 patches); the others 64 patches.
-                const double train = trainSteps * batch * (name == "contrastive" ? 2 : 1) / s;
-                nic::bench::printLimit(prefetch ? "training, prefetched" : "training, batches inline",
-                                       nic::trainingFlopsPerPatch(*kind, p, c, 9), rate, train,
-                                       (trainClock.user() + trainClock.sys()) / (train * s));
-                const double made = r.history.empty() ? 0.0 : r.history.back().dataSeconds;
-                const double waited = r.history.empty() ? 0.0 : r.history.back().dataWaitSeconds;
+                const double train = trainSteps * patchesPerStep / s;
+                nic::bench::printLimit(prefetch ? "training, prefetched" : "training, batches inline", perPatch, rate,
+                                       train, (trainClock.user() + trainClock.sys()) / (train * s));
+                const nic::EpochRecord last = r.history.empty() ? nic::EpochRecord{} : r.history.back();
+                const double made = last.dataSeconds, waited = last.dataWaitSeconds;
+                stepSeconds[prefetch ? 0 : 1] += last.stepSeconds;
+                std::printf("    the run's %.2f s: steps %.2f s (%.3f x the limit), validation %.2f s, the rest %.2f s "
+                            "(set-up, encoder file and checkpoint)\n",
+                            s, last.stepSeconds,
+                            last.stepSeconds > 0 ? trainSteps * patchesPerStep / last.stepSeconds * perPatch / 1e9 / rate.gflops
+                                                 : 0.0,
+                            last.validationSeconds, s - last.stepSeconds - last.validationSeconds);
                 std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step, %.0f page faults per step; batches "
                             "made in %.2f s (%.0f %% of the run), training thread waited %.2f s for them\n",
                             trainClock.sysPerUser(), trainClock.coresBusy(), s / trainSteps,
@@ -186,12 +195,15 @@ int main(int argc, char** argv) {
                             cache1.installed ? "on" : "off", static_cast<unsigned long long>(hits),
                             static_cast<unsigned long long>(hits + misses));
             }
-            const double patches = 2.0 * trainSteps * batch * (name == "contrastive" ? 2 : 1);
-            const double limit = rate.gflops * 1e9 / nic::trainingFlopsPerPatch(*kind, p, c, 9);
+            const double patches = 2.0 * trainSteps * patchesPerStep;
+            const double limit = rate.gflops * 1e9 / perPatch;
             std::printf("  training (3x forward FLOPs): ratio to the limit %.3f prefetched (the default), %.3f inline; "
                         "prefetched / inline speed %.3f\n",
                         patches / seconds[0] / limit, patches / seconds[1] / limit,
                         seconds[1] / seconds[0]);
+            std::printf("  training steps alone (what a long epoch approaches; no validation, saving or set-up): "
+                        "ratio to the limit %.3f prefetched, %.3f inline\n",
+                        patches / stepSeconds[0] / limit, patches / stepSeconds[1] / limit);
             std::fflush(stdout);
         }
         std::filesystem::remove_all(tmp);

@@ -2,8 +2,14 @@
 
 #include "core/base/cpuinfo.h"
 #include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/augment.h"
+#include "core/encoders/nn/patchbank.h"
+#include "core/encoders/nn/tensorcache.h"
+#include "core/encoders/nn/trainer.h"
 #include "core/encoders/nn/torchencoder.h"
+#include "core/encoders/nn/trainingsessions.h"
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -11,6 +17,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
+#include <random>
 #include <sys/resource.h>
 #include <thread>
 #include <vector>
@@ -285,6 +293,115 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
             std::printf("  %7.1f GFLOP/s = %.2f x the limit", gflops, gflops / rate.gflops);
         std::printf("\n");
     }
+}
+
+namespace {
+
+/// The group an operator's own time is counted in.
+const char* opGroup(const std::string& name) {
+    const auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+    if (has("convolution_backward"))
+        return "convolution backward";
+    if (has("convolution"))
+        return "convolution forward";
+    if (has("batch_norm"))
+        return "batch norm (forward and backward)";
+    if (name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm")
+        return "dense layers (OpenBLAS GEMM)";
+    if (has("leaky_relu") || has("tanh") || has("sigmoid") || has("threshold"))
+        return "activations (forward and backward)";
+    if (has("upsample") || has("pool"))
+        return "up- and down-sampling";
+    if (has("copy") || has("contiguous") || has("cat") || has("clone") || has("empty") || has("zero") || has("fill"))
+        return "copies, allocation, zeroing";
+    return "the rest (optimiser, losses, element-wise)";
+}
+
+/// Own (exclusive) microseconds per operator name over every thread's events.
+std::map<std::string, double> selfMicroseconds(const torch::autograd::profiler::thread_event_lists& lists) {
+    using torch::autograd::profiler::EventKind;
+    using torch::autograd::profiler::LegacyEvent;
+    std::map<std::string, double> self;
+    for (const auto& events : lists) {
+        struct Open {
+            const LegacyEvent* push;
+            double children;
+        };
+        std::vector<Open> stack;
+        for (const auto& e : events) {
+            if (e.kind() == EventKind::PushRange) {
+                stack.push_back({&e, 0.0});
+            } else if (e.kind() == EventKind::PopRange && !stack.empty()) {
+                const Open open = stack.back();
+                stack.pop_back();
+                const double us = open.push->cpuElapsedUs(e);
+                self[open.push->name()] += us - open.children;
+                if (!stack.empty())
+                    stack.back().children += us;
+            }
+        }
+    }
+    return self;
+}
+
+} // namespace
+
+void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, double flopsPerStep, const SgemmRate& rate) {
+    namespace et = encodertraining;
+    const TensorCacheScope cacheScope;
+    const int outputs = o.kind == EncoderKind::SupervisedTissue ? static_cast<int>(bank.classNames().size()) : 1;
+    torch::manual_seed(o.seed);
+    const auto session = et::makeSession(o, bank.patchSize(), outputs, bank, bank, torch::kCPU, 1e-4, et::augmentStrength(o));
+    keepWeightsChannelsLast(session->networks(), torch::kCPU);
+    std::vector<std::size_t> idx;
+    for (int i = 0; i < o.batchSize && i < static_cast<int>(bank.size()); ++i)
+        idx.push_back(static_cast<std::size_t>(i));
+    auto gen = augment::makeGenerator(o.seed);
+    std::mt19937_64 rng(o.seed);
+    double makeSeconds = 1e30, stepSeconds = 1e30;
+    et::Batch batch;
+    for (int rep = 0; rep < 3; ++rep) {
+        const double t0 = now();
+        torch::NoGradGuard noGrad;
+        et::Batch b;
+        session->prepare(idx, gen, rng, b);
+        makeSeconds = std::min(makeSeconds, now() - t0);
+        batch = b;
+    }
+    for (int rep = 0; rep < 5; ++rep) {
+        const double t0 = now();
+        session->step(batch);
+        if (rep >= 2)
+            stepSeconds = std::min(stepSeconds, now() - t0);
+    }
+    const int profiled = 3;
+    torch::autograd::profiler::enableProfilerLegacy(
+        torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+    const double p0 = now();
+    for (int rep = 0; rep < profiled; ++rep)
+        session->step(batch);
+    const double profiledSeconds = (now() - p0) / profiled;
+    const auto self = selfMicroseconds(torch::autograd::profiler::disableProfilerLegacy());
+
+    std::map<std::string, double> groups;
+    double total = 0;
+    for (const auto& [name, us] : self) {
+        groups[opGroup(name)] += us;
+        total += us;
+    }
+    const double gflops = flopsPerStep / stepSeconds / 1e9;
+    std::printf("    where a training step's time goes (batch %d, best of 3 after 2 warm-up steps): one step %.0f ms = "
+                "%.1f GFLOP/s = %.3f x the limit; making its batch %.0f ms (on the prefetch thread while the previous "
+                "step trains)\n",
+                o.batchSize, stepSeconds * 1000, gflops, gflops / rate.gflops, makeSeconds * 1000);
+    std::vector<std::pair<double, std::string>> sorted;
+    for (const auto& [name, us] : groups)
+        sorted.emplace_back(us, name);
+    std::sort(sorted.rbegin(), sorted.rend());
+    std::printf("    operators' own time over %d profiled steps (%.0f ms per step with the profiler on):\n", profiled,
+                profiledSeconds * 1000);
+    for (const auto& [us, name] : sorted)
+        std::printf("      %-44s %7.1f ms per step  %5.1f %%\n", name.c_str(), us / 1000.0 / profiled, 100.0 * us / total);
 }
 
 } // namespace nic::bench

@@ -8,6 +8,8 @@
 
 namespace nic {
 class PatchEncoder;
+class PatchBank;
+struct TrainOptions;
 }
 
 namespace nic::bench {
@@ -78,5 +80,12 @@ void printLimit(const std::string& label, double flopsPerPatch, const SgemmRate&
 /// the VAE-type or BiGAN architecture; others are skipped) block by block on `count` patches, best of 3,
 /// and prints per block ms per patch, GFLOP/s against the limit and the share of the total.
 void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count, const SgemmRate& rate);
+
+/// Where a training step's time goes, for o.kind on `bank` (batch o.batchSize, on the CPU): the seconds to
+/// make one batch (its augmentation included) and one step on it (best of 3 after 2 warm-up steps), then
+/// 3 steps under LibTorch's profiler, their operators' own time grouped as convolution forward and
+/// backward, batch norm, dense GEMMs, activations, copies and the rest (optimiser, losses, element-wise),
+/// per step and as shares, against the step's ratio to the limit.
+void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, double flopsPerStep, const SgemmRate& rate);
 
 } // namespace nic::bench

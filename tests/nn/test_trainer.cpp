@@ -7,6 +7,7 @@
 #include "testsupport.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -125,6 +126,31 @@ TEST_F(Training, PrefetchedBatchesTrainExactlyAsInlineOnes) {
             EXPECT_GT(b.history[e].dataSeconds, 0.0) << name;
         }
     }
+}
+
+// Each epoch's record says where its seconds went (steps, validation; the rest is saving), in the result's JSON
+// and through a resume, which reads the earlier epochs' records back from the checkpoint.
+TEST_F(Training, EpochRecordsSayWhereTheirTimeWent) {
+    auto o = options(EncoderKind::Contrastive, "timed");
+    o.epochs = 1;
+    o.stepsPerEpoch = 2;
+    const TrainResult first = trainEncoder(o, bank, val);
+    ASSERT_EQ(first.history.size(), 1U);
+    const EpochRecord& r = first.history[0];
+    EXPECT_GT(r.stepSeconds, 0.0);
+    EXPECT_GT(r.validationSeconds, 0.0); // contrastive validates on its pairs
+    EXPECT_LE(r.stepSeconds + r.validationSeconds, r.seconds);
+    EXPECT_GE(r.stepSeconds, r.dataWaitSeconds); // waiting for batches is part of the steps' time
+    const auto json = nlohmann::json::parse(trainResultJson(first));
+    EXPECT_EQ(json.at("history").at(0).at("step_seconds").get<double>(), r.stepSeconds);
+    EXPECT_EQ(json.at("history").at(0).at("validation_seconds").get<double>(), r.validationSeconds);
+    o.epochs = 2;
+    o.resume = true;
+    const TrainResult resumed = trainEncoder(o, bank, val);
+    ASSERT_EQ(resumed.history.size(), 2U);
+    EXPECT_DOUBLE_EQ(resumed.history[0].stepSeconds, r.stepSeconds);
+    EXPECT_DOUBLE_EQ(resumed.history[0].validationSeconds, r.validationSeconds);
+    EXPECT_GT(resumed.history[1].stepSeconds, 0.0);
 }
 
 TEST_F(Training, CancelStopsWithinABatchAndKeepsTheLastCheckpoint) {

@@ -25,10 +25,18 @@ namespace nic {
 
 using nlohmann::json;
 using encodertraining::allIndices;
+using encodertraining::augmentStrength;
 using encodertraining::Batch;
 using encodertraining::makeSession;
 using encodertraining::Session;
 using encodertraining::StepStats;
+
+double encodertraining::augmentStrength(const TrainOptions& o) {
+    return o.augmentStrength >= 0 ? o.augmentStrength
+           : o.kind == EncoderKind::Contrastive ? 1.0
+           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
+                                                                                                 : 0.0;
+}
 
 namespace {
 
@@ -44,6 +52,8 @@ json recordToJson(const EpochRecord& r) {
     j["steps"] = r.steps;
     j["data_seconds"] = r.dataSeconds;
     j["data_wait_seconds"] = r.dataWaitSeconds;
+    j["step_seconds"] = r.stepSeconds;
+    j["validation_seconds"] = r.validationSeconds;
     return j;
 }
 
@@ -67,6 +77,8 @@ EpochRecord recordFromJson(const nlohmann::ordered_json& j) {
     r.steps = j.value("steps", 0);
     r.dataSeconds = j.value("data_seconds", 0.0);
     r.dataWaitSeconds = j.value("data_wait_seconds", 0.0);
+    r.stepSeconds = j.value("step_seconds", 0.0);
+    r.validationSeconds = j.value("validation_seconds", 0.0);
     return r;
 }
 
@@ -187,14 +199,6 @@ void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trai
     b.outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : b.classes;
 }
 
-/// The augmentation strength: the option, else the kind's default.
-double augmentStrength(const TrainOptions& o) {
-    return o.augmentStrength >= 0 ? o.augmentStrength
-           : o.kind == EncoderKind::Contrastive ? 1.0
-           : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
-                                                                                                 : 0.0;
-}
-
 /// Whether batches are made on the prefetch thread: when allowed and the kind augments. Measured on 2 cores
 /// (bench_encoders, docs/timings.md): prefetching the augmented batches of contrastive and supervised training
 /// was 6-15 % faster; the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 % slower, the
@@ -235,6 +239,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
         s.prepare(idx, gen, rng, batch);
     };
     double dataSeconds = 0.0, dataWaitSeconds = 0.0;
+    const auto stepsStart = std::chrono::steady_clock::now();
     {
         const bool prefetch = prefetchBatches(o);
         Prefetcher<Batch> batches(steps, 2, makeBatch, prefetch);
@@ -251,6 +256,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
         dataWaitSeconds = prefetch ? batches.waitSeconds() : dataSeconds;
     } // the producer has stopped: the pair statistics below are the epoch's
     EpochRecord rec;
+    rec.stepSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stepsStart).count();
     rec.epoch = epoch;
     rec.learningRate = lr;
     rec.trainLoss = lossSum / static_cast<double>(steps);
@@ -278,7 +284,8 @@ std::string epochLogLine(const TrainOptions& o, const EpochRecord& rec, const st
     if (hasMetric)
         line += ", " + metric + fmt(" %.5f", rec.validation);
     return line + fmt(", lr %.0e, %.1f s", rec.learningRate, rec.seconds) +
-           fmt(" (batches made in %.1f s, waited for %.1f s)", rec.dataSeconds, rec.dataWaitSeconds) +
+           fmt(" (steps %.1f s, validation %.1f s;", rec.stepSeconds, rec.validationSeconds) +
+           fmt(" batches made in %.1f s, waited for %.1f s)", rec.dataSeconds, rec.dataWaitSeconds) +
            (rec.improved ? " (saved)" : "");
 }
 
@@ -403,7 +410,9 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             const std::size_t epochSteps =
                 o.maxSteps > 0 ? std::min<std::size_t>(steps, static_cast<std::size_t>(o.maxSteps - st.steps)) : steps;
             EpochRecord rec = trainOneEpoch(*s, o, *train, epoch, epochSteps, st.lr, st.steps, totalSteps, ctx);
+            const auto v0 = std::chrono::steady_clock::now();
             rec.validation = hasMetric ? s->validate() : std::numeric_limits<double>::quiet_NaN();
+            rec.validationSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count();
             ctx.throwIfCancelled();
 
             const bool improved = keepIfImproved(*s, o, st, rec, epoch, meta, result.metric, train->size());

@@ -85,6 +85,10 @@ struct EpochRecord {
     int steps = 0;             ///< optimisation steps of this epoch
     double dataSeconds = 0.0;     ///< spent making the epoch's batches (on the prefetch thread, if any)
     double dataWaitSeconds = 0.0; ///< of the training thread's time, spent waiting for a batch
+    /// Where `seconds` went: the optimisation steps (waits for batches included) and the validation pass;
+    /// the rest is saving the encoder file when the epoch improved.
+    double stepSeconds = 0.0;
+    double validationSeconds = 0.0;
 };
 
 struct TrainResult {

@@ -53,6 +53,10 @@ public:
     }
 };
 
+/// The augmentation strength of a run: the option, else the kind's default (1.0 contrastive, 0.25 supervised,
+/// 0 otherwise).
+double augmentStrength(const TrainOptions& o);
+
 /// Every index of the bank, in order.
 std::vector<std::size_t> allIndices(const PatchBank& bank);
 
