@@ -162,11 +162,11 @@ int main(int argc, char** argv) {
             const int patchesPerStep = batch * (name == "contrastive" ? 2 : 1); // contrastive: 64 pairs
             if (layers)
                 nic::bench::printTrainingStepProfile(o, bank, perPatch * patchesPerStep, rate);
-            // Batches made on the prefetch thread (the default) and inline on the training thread, the same steps,
+            // Batches made on the prefetch thread and inline on the training thread, the same steps,
             // in the order prefetched, inline, inline, prefetched so that drift over the minutes cancels out.
             double seconds[2] = {0.0, 0.0}, stepSeconds[2] = {0.0, 0.0};
             for (const bool prefetch : {true, false, false, true}) {
-                o.prefetch = prefetch;
+                o.batchThread = prefetch ? nic::TrainOptions::BatchThread::Prefetch : nic::TrainOptions::BatchThread::Inline;
                 const nic::TensorCacheStats cache0 = nic::tensorCacheStats();
                 nic::bench::CpuClock trainClock;
                 const nic::TrainResult r = nic::trainEncoder(o, bank, val);
@@ -197,10 +197,12 @@ int main(int argc, char** argv) {
             }
             const double patches = 2.0 * trainSteps * patchesPerStep;
             const double limit = rate.gflops * 1e9 / perPatch;
-            std::printf("  training (3x forward FLOPs): ratio to the limit %.3f prefetched (the default), %.3f inline; "
-                        "prefetched / inline speed %.3f\n",
+            auto automatic = o;
+            automatic.batchThread = nic::TrainOptions::BatchThread::Auto;
+            std::printf("  training (3x forward FLOPs): ratio to the limit %.3f prefetched, %.3f inline "
+                        "(the default here: %s); prefetched / inline speed %.3f\n",
                         patches / seconds[0] / limit, patches / seconds[1] / limit,
-                        seconds[1] / seconds[0]);
+                        nic::prefetchesBatches(automatic) ? "prefetched" : "inline", seconds[1] / seconds[0]);
             std::printf("  training steps alone (what a long epoch approaches; no validation, saving or set-up): "
                         "ratio to the limit %.3f prefetched, %.3f inline\n",
                         patches / stepSeconds[0] / limit, patches / stepSeconds[1] / limit);

@@ -207,6 +207,32 @@ TEST(Augment, GeometricIsRotateZoomElasticInOneResampling) {
     EXPECT_TRUE(torch::equal(torch::rand({4}, g1), torch::rand({4}, g2)));
 }
 
+// The noise is Gaussian, independent from pixel to pixel and image to image, with the per-image σ ≤ 0.05 ×
+// strength: on a mid-grey batch (no clamping) each image's residual has mean ≈ 0, kurtosis ≈ 3 and no correlation
+// between neighbouring values, and two images' residuals differ.
+TEST(Augment, GaussianNoiseIsGaussianAndIndependent) {
+    const auto x = torch::full({8, 3, 64, 64}, 0.5F);
+    auto gen = augment::makeGenerator(31);
+    const auto r = (augment::gaussianNoise(x, 1.0, gen) - x).view({8, -1}).to(torch::kDouble);
+    for (int i = 0; i < 8; ++i) {
+        const auto v = r[i];
+        const double sd = v.std().item<double>();
+        ASSERT_GT(sd, 0.0);
+        EXPECT_LE(sd, 0.05 * 1.02);
+        const auto z = (v - v.mean()) / sd;
+        EXPECT_LT(std::fabs(v.mean().item<double>()) / sd, 0.05) << i;
+        EXPECT_NEAR(z.pow(4).mean().item<double>(), 3.0, 0.15) << i;
+        const double lag1 = (z.slice(0, 1) * z.slice(0, 0, -1)).mean().item<double>();
+        EXPECT_LT(std::fabs(lag1), 0.05) << i;
+    }
+    // Images k and k + 4 hold the two sides of the same Box–Muller pairs; those must be uncorrelated too.
+    for (int i = 0; i < 4; ++i) {
+        const auto a = (r[i] - r[i].mean()) / r[i].std(), b = (r[i + 4] - r[i + 4].mean()) / r[i + 4].std();
+        EXPECT_LT(std::fabs((a * b).mean().item<double>()), 0.05) << i;
+        EXPECT_LT(std::fabs((a.pow(2) * b.pow(2)).mean().item<double>() - 1.0), 0.1) << i; // independent, not only uncorrelated
+    }
+}
+
 // The HED jitter, written out as its definition: optical density to stain space, each stain scaled by α and
 // shifted by β, back to RGB. hedJitter computes it as one 3 × 3 matrix per image; the result must be the same.
 TEST(Augment, HedJitterScalesAndShiftsEachStainsOpticalDensity) {

@@ -1,4 +1,5 @@
 // Encoder training loop: loss goes down, files and checkpoints, determinism, resume, cancellation.
+#include "core/base/cpuinfo.h"
 #include "core/base/error.h"
 #include "core/base/jobcontext.h"
 #include "core/encoders/nn/encoders.h"
@@ -103,19 +104,47 @@ TEST_F(Training, SameSeedGivesTheSameEncoderAndResumeMatchesAnUninterruptedRun) 
     EXPECT_EQ(ra.history.back().trainLoss, rb.history.back().trainLoss);
 }
 
-// Batches are made on the prefetch thread by default; drawing them there must not change a single number: the
+// Batches may be made on the prefetch thread; drawing them there must not change a single number: the
 // indices, the pairs and the augmentation draw from their streams in step order either way.
+// Auto prefetches only the augmenting kinds' batches, and only where a CPU is left beside LibTorch's threads.
+TEST_F(Training, AutoPrefetchesAugmentedBatchesOnlyWithACpuToSpare) {
+    TrainOptions o;
+    o.kind = EncoderKind::Contrastive;
+    o.batchThread = TrainOptions::BatchThread::Prefetch;
+    EXPECT_TRUE(prefetchesBatches(o));
+    o.batchThread = TrainOptions::BatchThread::Inline;
+    EXPECT_FALSE(prefetchesBatches(o));
+    o.batchThread = TrainOptions::BatchThread::Auto;
+    const int before = computeThreads();
+    ComputeOptions c;
+    c.device = "cpu";
+    c.threads = std::max(1, usableCpus() - 1);
+    configureCompute(c);
+    EXPECT_EQ(prefetchesBatches(o), usableCpus() > 1);
+    c.threads = usableCpus();
+    configureCompute(c);
+    EXPECT_FALSE(prefetchesBatches(o)); // every CPU runs the step
+    o.kind = EncoderKind::Vae;          // no augmentation: nothing worth a thread
+    c.threads = std::max(1, usableCpus() - 1);
+    configureCompute(c);
+    EXPECT_FALSE(prefetchesBatches(o));
+    o.augmentStrength = 0.5;
+    EXPECT_EQ(prefetchesBatches(o), usableCpus() > 1);
+    c.threads = before;
+    configureCompute(c);
+}
+
 TEST_F(Training, PrefetchedBatchesTrainExactlyAsInlineOnes) {
     for (auto kind : {EncoderKind::Contrastive, EncoderKind::SupervisedTumor, EncoderKind::Bigan, EncoderKind::Vae}) {
         const std::string name = toString(kind);
         auto inlined = options(kind, name + "-inline");
         inlined.epochs = 2;
         inlined.stepsPerEpoch = 3;
-        inlined.prefetch = false;
-        inlined.augmentStrength = 0.5; // prefetched for every kind (by default only the augmenting kinds are)
+        inlined.batchThread = TrainOptions::BatchThread::Inline;
+        inlined.augmentStrength = 0.5;
         auto prefetched = inlined;
         prefetched.out = dir / (name + "-prefetched.nicenc");
-        prefetched.prefetch = true;
+        prefetched.batchThread = TrainOptions::BatchThread::Prefetch; // whatever Auto would pick here
         const TrainResult a = trainEncoder(inlined, bank, val);
         const TrainResult b = trainEncoder(prefetched, bank, val);
         EXPECT_EQ(a.encoder.hash, b.encoder.hash) << name;

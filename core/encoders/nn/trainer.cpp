@@ -11,6 +11,7 @@
 #include "core/encoders/nn/trainingcheckpoint.h"
 #include "core/encoders/nn/trainingsessions.h"
 #include "core/base/plateau.h"
+#include "core/base/cpuinfo.h"
 #include "core/base/prefetcher.h"
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,21 @@ double encodertraining::augmentStrength(const TrainOptions& o) {
            : o.kind == EncoderKind::Contrastive ? 1.0
            : (o.kind == EncoderKind::SupervisedTumor || o.kind == EncoderKind::SupervisedTissue) ? 0.25
                                                                                                  : 0.0;
+}
+
+// Measured on 2 CPUs
+// (bench_encoders, docs/timings.md): the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 %
+// slower prefetched; the augmented batches of contrastive and supervised training were 6-15 % faster while
+// OpenBLAS's threads spun beside the step, and 4-13 % slower once they no longer did: the prefetch thread's
+// LibTorch kernels then only compete with the step's for the same CPUs. So Auto prefetches only where a CPU
+// is left over.
+bool prefetchesBatches(const TrainOptions& o) {
+    switch (o.batchThread) {
+    case TrainOptions::BatchThread::Prefetch: return true;
+    case TrainOptions::BatchThread::Inline: return false;
+    case TrainOptions::BatchThread::Auto: break;
+    }
+    return augmentStrength(o) > 0 && usableCpus() > computeThreads();
 }
 
 namespace {
@@ -199,13 +215,6 @@ void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trai
     b.outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : b.classes;
 }
 
-/// Whether batches are made on the prefetch thread: when allowed and the kind augments. Measured on 2 cores
-/// (bench_encoders, docs/timings.md): prefetching the augmented batches of contrastive and supervised training
-/// was 6-15 % faster; the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 % slower, the
-/// prefetch thread's LibTorch kernels competing with the training thread's for the same cores.
-bool prefetchBatches(const TrainOptions& o) {
-    return o.prefetch && augmentStrength(o) > 0;
-}
 
 /// The training steps of epoch `epoch` (its record without validation). Per-epoch seeding makes a resumed
 /// run identical to an uninterrupted one.
@@ -241,7 +250,7 @@ EpochRecord trainOneEpoch(Session& s, const TrainOptions& o, const PatchBank& tr
     double dataSeconds = 0.0, dataWaitSeconds = 0.0;
     const auto stepsStart = std::chrono::steady_clock::now();
     {
-        const bool prefetch = prefetchBatches(o);
+        const bool prefetch = prefetchesBatches(o);
         Prefetcher<Batch> batches(steps, 2, makeBatch, prefetch);
         for (std::size_t k = 0; k < steps; ++k) {
             const StepStats ss = s.step(batches.next());

@@ -58,10 +58,14 @@ struct TrainOptions {
     int validationPairs = 512;          ///< contrastive validation set size
     std::uint64_t seed = 1;
     bool resume = false;                ///< continue from `checkpoint` when it exists
-    /// Make each step's batch (indices, pairs, augmentation) on a second thread while the previous step
-    /// trains, for the kinds that augment (contrastive, supervised, or any with augmentStrength > 0); false
-    /// makes every batch inline. The result is the same either way.
-    bool prefetch = true;
+    /// Where each step's batch (indices, pairs, augmentation) is made; the result is the same either way.
+    /// Prefetch: on a second thread while the previous step trains. Inline: on the training thread. Auto:
+    /// prefetch when the kind augments (contrastive, supervised, or any with augmentStrength > 0) and the
+    /// process has a CPU that LibTorch's threads leave free; else inline. With every CPU busy with the step,
+    /// the prefetch thread's augmentation competed with it and was 4-13 % slower than inline on 2 CPUs
+    /// (bench_encoders, docs/timings.md).
+    enum class BatchThread { Auto, Prefetch, Inline };
+    BatchThread batchThread = BatchThread::Auto;
     ComputeOptions compute;
     /// Called on the training thread after each completed epoch (live curves); may be empty.
     std::function<void(const EpochRecord&)> onEpoch;
@@ -101,6 +105,10 @@ struct TrainResult {
     StopReason stopReason = StopReason::None; ///< lr-floor, step-cap or epoch-cap
     std::vector<EpochRecord> history;
 };
+
+/// Whether trainEncoder makes the batches of a run with these options on the prefetch thread, on this machine
+/// and with the LibTorch threads configured now (TrainOptions::batchThread).
+bool prefetchesBatches(const TrainOptions& options);
 
 /// Trains an encoder. `validation` may be empty, in which case 10 % of `train` (stratified, from the
 /// seed) is held out; for contrastive training on a bank of ≥ 3 known sources, whole sources are held
