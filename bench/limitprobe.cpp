@@ -391,8 +391,8 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
     }
     const double gflops = flopsPerStep / stepSeconds / 1e9;
     std::printf("    where a training step's time goes (batch %d, best of 3 after 2 warm-up steps): one step %.0f ms = "
-                "%.1f GFLOP/s = %.3f x the limit; making its batch %.0f ms (on the prefetch thread while the previous "
-                "step trains)\n",
+                "%.1f GFLOP/s = %.3f x the limit; making its batch %.0f ms (CPU work beside the step, on the "
+                "training thread or the prefetch thread)\n",
                 o.batchSize, stepSeconds * 1000, gflops, gflops / rate.gflops, makeSeconds * 1000);
     std::vector<std::pair<double, std::string>> sorted;
     for (const auto& [name, us] : groups)
