@@ -110,6 +110,7 @@ TEST_F(Training, SameSeedGivesTheSameEncoderAndResumeMatchesAnUninterruptedRun) 
 TEST_F(Training, AutoPrefetchesAugmentedBatchesOnlyWithACpuToSpare) {
     TrainOptions o;
     o.kind = EncoderKind::Contrastive;
+    o.compute.device = "cpu"; // on a GPU, Auto prefetches whenever the kind augments
     o.batchThread = TrainOptions::BatchThread::Prefetch;
     EXPECT_TRUE(prefetchesBatches(o));
     o.batchThread = TrainOptions::BatchThread::Inline;

@@ -51,7 +51,11 @@ bool prefetchesBatches(const TrainOptions& o) {
     case TrainOptions::BatchThread::Inline: return false;
     case TrainOptions::BatchThread::Auto: break;
     }
-    return augmentStrength(o) > 0 && usableCpus() > computeThreads();
+    if (augmentStrength(o) <= 0)
+        return false;
+    // On a GPU the step leaves the CPUs to the prefetch thread.
+    const bool gpu = o.compute.device == "cuda" || (o.compute.device == "auto" && torch::cuda::is_available());
+    return gpu || usableCpus() > computeThreads();
 }
 
 namespace {

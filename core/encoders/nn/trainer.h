@@ -60,8 +60,8 @@ struct TrainOptions {
     bool resume = false;                ///< continue from `checkpoint` when it exists
     /// Where each step's batch (indices, pairs, augmentation) is made; the result is the same either way.
     /// Prefetch: on a second thread while the previous step trains. Inline: on the training thread. Auto:
-    /// prefetch when the kind augments (contrastive, supervised, or any with augmentStrength > 0) and the
-    /// process has a CPU that LibTorch's threads leave free; else inline. With every CPU busy with the step,
+    /// prefetch when the kind augments (contrastive, supervised, or any with augmentStrength > 0) and either
+    /// the step runs on a GPU or the process has a CPU that LibTorch's threads leave free; else inline. With every CPU busy with the step,
     /// the prefetch thread's augmentation competed with it and was 4-13 % slower than inline on 2 CPUs
     /// (bench_encoders, docs/timings.md).
     enum class BatchThread { Auto, Prefetch, Inline };
