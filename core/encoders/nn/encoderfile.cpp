@@ -100,16 +100,20 @@ std::string configureCompute(const ComputeOptions& options) {
     if (torch::get_num_threads() != threads)
         torch::set_num_threads(threads);
     setBlasSingleThreaded();
-    if (options.device == "auto")
+    return resolveDevice(options.device);
+}
+
+std::string resolveDevice(const std::string& device) {
+    if (device == "auto")
         return torch::cuda::is_available() ? "cuda" : "cpu";
-    if (options.device == "cpu")
+    if (device == "cpu")
         return "cpu";
-    if (options.device == "cuda") {
+    if (device == "cuda") {
         if (!torch::cuda::is_available())
             throw InvalidArgument("device 'cuda' requested but this LibTorch build or machine has no CUDA device");
         return "cuda";
     }
-    throw InvalidArgument("unknown device '" + options.device + "' (use auto, cpu or cuda)");
+    throw InvalidArgument("unknown device '" + device + "' (use auto, cpu or cuda)");
 }
 
 int computeThreads() { return torch::get_num_threads(); }

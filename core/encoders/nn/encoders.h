@@ -52,6 +52,10 @@ std::string configureCompute(const ComputeOptions& options);
 /// Intra-op threads LibTorch uses now.
 int computeThreads();
 
+/// The device that ComputeOptions::device names: "auto" resolved to "cuda" or "cpu". Throws InvalidArgument
+/// for "cuda" without a CUDA device and for unknown names (configureCompute returns this).
+std::string resolveDevice(const std::string& device);
+
 /// Returns an encoder by built-in name ("mean-rgb", P = 128, or "mean-rgb:P") or by encoder file. Throws IoError when
 /// the file is missing, FormatError naming the file when it is not a readable encoder file or its
 /// architecture, weights and hash disagree.

@@ -39,8 +39,7 @@ double encodertraining::augmentStrength(const TrainOptions& o) {
                                                                                                  : 0.0;
 }
 
-// Measured on 2 CPUs
-// (bench_encoders, docs/timings.md): the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 %
+// Measured on 2 CPUs (bench_encoders, docs/timings.md): the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 %
 // slower prefetched; the augmented batches of contrastive and supervised training were 6-15 % faster while
 // OpenBLAS's threads spun beside the step, and 4-13 % slower once they no longer did: the prefetch thread's
 // LibTorch kernels then only compete with the step's for the same CPUs. So Auto prefetches only where a CPU
@@ -54,8 +53,7 @@ bool prefetchesBatches(const TrainOptions& o) {
     if (augmentStrength(o) <= 0)
         return false;
     // On a GPU the step leaves the CPUs to the prefetch thread.
-    const bool gpu = o.compute.device == "cuda" || (o.compute.device == "auto" && torch::cuda::is_available());
-    return gpu || usableCpus() > computeThreads();
+    return resolveDevice(o.compute.device) == "cuda" || usableCpus() > computeThreads();
 }
 
 namespace {
