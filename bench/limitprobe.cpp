@@ -249,7 +249,7 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
         for (auto& block : *e->convs)
             steps.emplace_back("convs." + std::to_string(i++), [&block](const torch::Tensor& x) { return block.forward(x); });
         steps.emplace_back("dense", [e](const torch::Tensor& x) { return e->dense(flattenFeatures(x, e->flattenNhwc)); });
-        steps.emplace_back("code", [e](const torch::Tensor& x) { return e->code(x); });
+        steps.emplace_back("code", [e](const torch::Tensor& x) { return applyLinear(e->code, x); });
     } else if (auto* b = dynamic_cast<BiganEncoderImpl*>(&m)) {
         if (b->downsampleInput)
             steps.emplace_back("pool", [](const torch::Tensor& x) {
@@ -258,7 +258,7 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
         int i = 0;
         for (auto& block : *b->convs)
             steps.emplace_back("convs." + std::to_string(i++), [&block](const torch::Tensor& x) { return block.forward(x); });
-        steps.emplace_back("code", [b](const torch::Tensor& x) { return b->code(flattenFeatures(x, b->flattenNhwc)); });
+        steps.emplace_back("code", [b](const torch::Tensor& x) { return applyLinear(b->code, flattenFeatures(x, b->flattenNhwc)); });
     } else {
         return;
     }
@@ -306,8 +306,9 @@ const char* opGroup(const std::string& name) {
         return "convolution forward";
     if (has("batch_norm"))
         return "batch norm (forward and backward)";
-    if (name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm")
-        return "dense layers (OpenBLAS GEMM)";
+    if (name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm" ||
+        has("mkldnn_linear"))
+        return "dense layers (oneDNN inner product, GEMM)";
     if (has("leaky_relu") || has("tanh") || has("sigmoid") || has("threshold"))
         return "activations (forward and backward)";
     if (has("upsample") || has("pool"))

@@ -148,6 +148,50 @@ TEST(FlattenInNhwcOrder, ReorderedEncodersGiveTheSameOutputForEitherInputLayout)
     }
 }
 
+TEST(ApplyLinear, OneDnnInnerProductGivesLinearsOutputAndGradients) {
+    // The encoders' dense layers run through applyLinear: on the CPU through oneDNN's inner product, with its
+    // own backward. Same output and the same three gradients as torch::nn::Linear, with and without a bias,
+    // for an input that is a strided view (what flattening a channels-last map in (C, H, W) order gives).
+    torch::manual_seed(3);
+    for (const bool bias : {true, false}) {
+        torch::nn::Linear linear(torch::nn::LinearOptions(96, 40).bias(bias));
+        torch::nn::Linear reference(torch::nn::LinearOptions(96, 40).bias(bias));
+        copyModule(*reference, *linear);
+        const auto map = torch::randn({12, 6, 4, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto x = map.flatten(1).detach().requires_grad_(true);
+        const auto xRef = x.detach().clone().requires_grad_(true);
+        const auto g = torch::randn({12, 40});
+        const auto y = applyLinear(linear, x);
+        const auto yRef = reference(xRef);
+        if (at::hasMKLDNN()) {
+            ASSERT_TRUE(y.grad_fn());
+            EXPECT_NE(y.grad_fn()->name().find("InnerProduct"), std::string::npos) << y.grad_fn()->name();
+        }
+        const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
+            return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
+        };
+        EXPECT_TRUE(close(y, yRef));
+        y.backward(g);
+        yRef.backward(g);
+        EXPECT_TRUE(close(x.grad(), xRef.grad()));
+        EXPECT_TRUE(close(linear->weight.grad(), reference->weight.grad()));
+        if (bias) {
+            EXPECT_TRUE(close(linear->bias.grad(), reference->bias.grad()));
+        }
+        // Without gradients: the plain inner product, the same values.
+        torch::NoGradGuard noGrad;
+        const auto z = applyLinear(linear, x);
+        EXPECT_FALSE(z.requires_grad());
+        EXPECT_TRUE(close(z, yRef));
+        EXPECT_TRUE(close(applyLinear(linear, x.narrow(0, 0, 1)), yRef.narrow(0, 0, 1)));
+        // Double precision takes LibTorch's own path and agrees too.
+        torch::nn::Linear wide(torch::nn::LinearOptions(96, 40).bias(bias));
+        copyModule(*wide, *linear);
+        wide->to(torch::kDouble);
+        EXPECT_TRUE(close(applyLinear(wide, x.to(torch::kDouble)).to(torch::kFloat), yRef));
+    }
+}
+
 /// One f16 step at |v| (the spacing of float16 values around v).
 float halfUlp(float v) {
     const float a = std::fabs(v);

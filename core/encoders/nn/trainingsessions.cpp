@@ -89,8 +89,8 @@ public:
             auto x = unitToModel(gatherUnit(val_, idx)).to(dev_);
             auto f = net_->encoder->features(x);
             VaeImpl::Output o;
-            o.mu = net_->encoder->code(f);
-            o.logVar = net_->logVar(f);
+            o.mu = applyLinear(net_->encoder->code, f);
+            o.logVar = applyLinear(net_->logVar, f);
             o.reconstruction = net_->decoder(o.mu); // deterministic: decode μ
             sum += VaeImpl::loss(o, x, gamma_)[0].item<double>() * static_cast<double>(idx.size());
         });
