@@ -318,31 +318,109 @@ const char* opGroup(const std::string& name) {
     return "the rest (optimiser, losses, element-wise)";
 }
 
-/// Own (exclusive) microseconds per operator name over every thread's events.
-std::map<std::string, double> selfMicroseconds(const torch::autograd::profiler::thread_event_lists& lists) {
+/// One convolution layer of a step, told apart by its weight and input shapes: the own time of every operator
+/// under its aten::convolution (forward) and aten::convolution_backward calls. Layers of the same weight and
+/// input shapes are one entry (the profiler records no stride): `outputs` then holds their output shapes.
+struct ConvLayerTime {
+    std::vector<std::int64_t> weight, input;       ///< [Co, Ci, kh, kw], [N, Ci, H, W]
+    std::vector<std::vector<std::int64_t>> outputs; ///< [N, Co, Ho, Wo] of each layer seen
+    double forwardUs = 0, backwardUs = 0;
+    int forwardCalls = 0;
+};
+
+struct StepProfile {
+    std::map<std::string, double> self;  ///< own microseconds per operator name
+    std::vector<ConvLayerTime> conv;     ///< in order of first appearance
+};
+
+/// Own (exclusive) microseconds per operator name over every thread's events, and per convolution layer
+/// (needs the profiler's input shapes).
+StepProfile profileOf(const torch::autograd::profiler::thread_event_lists& lists) {
     using torch::autograd::profiler::EventKind;
     using torch::autograd::profiler::LegacyEvent;
-    std::map<std::string, double> self;
+    StepProfile out;
+    const auto layerOf = [&](const std::vector<std::int64_t>& weight, const std::vector<std::int64_t>& input) {
+        for (std::size_t i = 0; i < out.conv.size(); ++i)
+            if (out.conv[i].weight == weight && out.conv[i].input == input)
+                return static_cast<int>(i);
+        out.conv.push_back({weight, input, {}, 0, 0, 0});
+        return static_cast<int>(out.conv.size()) - 1;
+    };
     for (const auto& events : lists) {
         struct Open {
             const LegacyEvent* push;
             double children;
+            int layer;    ///< convolution layer this operator runs for, or -1
+            bool backward;
         };
         std::vector<Open> stack;
         for (const auto& e : events) {
             if (e.kind() == EventKind::PushRange) {
-                stack.push_back({&e, 0.0});
+                Open open{&e, 0.0, -1, false};
+                if (!stack.empty()) {
+                    open.layer = stack.back().layer;
+                    open.backward = stack.back().backward;
+                }
+                const std::string name = e.name();
+                const auto shapes = e.shapes();
+                if (open.layer < 0 && name == "aten::convolution" && shapes.size() >= 2 && shapes[1].size() == 4) {
+                    open.layer = layerOf(shapes[1], shapes[0]);
+                    ++out.conv[static_cast<std::size_t>(open.layer)].forwardCalls;
+                } else if (open.layer < 0 && name == "aten::convolution_backward" && shapes.size() >= 3 &&
+                           shapes[2].size() == 4) {
+                    open.layer = layerOf(shapes[2], shapes[1]);
+                    open.backward = true;
+                    auto& outputs = out.conv[static_cast<std::size_t>(open.layer)].outputs;
+                    if (std::find(outputs.begin(), outputs.end(), shapes[0]) == outputs.end())
+                        outputs.push_back(shapes[0]);
+                }
+                stack.push_back(open);
             } else if (e.kind() == EventKind::PopRange && !stack.empty()) {
                 const Open open = stack.back();
                 stack.pop_back();
                 const double us = open.push->cpuElapsedUs(e);
-                self[open.push->name()] += us - open.children;
+                out.self[open.push->name()] += us - open.children;
+                if (open.layer >= 0)
+                    (open.backward ? out.conv[static_cast<std::size_t>(open.layer)].backwardUs
+                                   : out.conv[static_cast<std::size_t>(open.layer)].forwardUs) += us - open.children;
                 if (!stack.empty())
                     stack.back().children += us;
             }
         }
     }
-    return self;
+    return out;
+}
+
+/// Per convolution layer of `profile` (over `steps` steps): forward and backward time per step, forward
+/// against the limit, and backward ÷ forward time (2 when both gradients run at the forward's speed, 1 when
+/// only the weight gradient is needed: a layer whose input is the batch).
+void printConvLayers(const StepProfile& profile, int steps, double stepUs, const SgemmRate& rate) {
+    std::printf("    convolutions layer by layer (own time of every operator under each layer's calls, per step):\n");
+    for (const auto& l : profile.conv) {
+        const auto dims = [](const std::vector<std::int64_t>& v) {
+            std::string t;
+            for (std::size_t i = 1; i < v.size(); ++i)
+                t += (i > 1 ? "x" : "") + std::to_string(v[i]);
+            return t;
+        };
+        std::string outputs;
+        for (const auto& o : l.outputs)
+            outputs += (outputs.empty() ? "" : " or ") + dims(o);
+        std::printf("      %-16s -> %-16s forward %6.1f ms %4.1f %%", dims(l.input).c_str(),
+                    outputs.empty() ? "?" : outputs.c_str(), l.forwardUs / 1000.0 / steps,
+                    100.0 * l.forwardUs / steps / stepUs);
+        if (l.outputs.size() == 1 && l.outputs[0].size() == 4 && l.forwardUs > 0) {
+            const auto& o = l.outputs[0];
+            const double macs = static_cast<double>(o[0] * o[1] * o[2] * o[3]) *
+                                static_cast<double>(l.weight[1] * l.weight[2] * l.weight[3]);
+            const double gflops = 2.0 * macs * l.forwardCalls / steps / (l.forwardUs / steps / 1e6) / 1e9;
+            std::printf(" = %.2f x the limit", gflops / rate.gflops);
+        }
+        std::printf("   backward %6.1f ms %4.1f %%", l.backwardUs / 1000.0 / steps, 100.0 * l.backwardUs / steps / stepUs);
+        if (l.forwardUs > 0)
+            std::printf(" = %.2f x forward's time", l.backwardUs / l.forwardUs);
+        std::printf("\n");
+    }
 }
 
 } // namespace
@@ -377,16 +455,16 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
     }
     const int profiled = 3;
     torch::autograd::profiler::enableProfilerLegacy(
-        torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+        torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU, /*report_input_shapes=*/true));
     const double p0 = now();
     for (int rep = 0; rep < profiled; ++rep)
         session->step(batch);
     const double profiledSeconds = (now() - p0) / profiled;
-    const auto self = selfMicroseconds(torch::autograd::profiler::disableProfilerLegacy());
+    const auto profile = profileOf(torch::autograd::profiler::disableProfilerLegacy());
 
     std::map<std::string, double> groups;
     double total = 0;
-    for (const auto& [name, us] : self) {
+    for (const auto& [name, us] : profile.self) {
         groups[opGroup(name)] += us;
         total += us;
     }
@@ -403,6 +481,7 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
                 profiledSeconds * 1000);
     for (const auto& [us, name] : sorted)
         std::printf("      %-44s %7.1f ms per step  %5.1f %%\n", name.c_str(), us / 1000.0 / profiled, 100.0 * us / total);
+    printConvLayers(profile, profiled, total / profiled, rate);
 }
 
 } // namespace nic::bench
