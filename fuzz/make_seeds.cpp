@@ -11,13 +11,17 @@
 #include "core/base/hdf5file.h"
 #include "core/heatmaps/heatmapeval.h"
 #include "core/encoders/modelmeta.h"
+#include "core/slide/slide.h"
 #include "core/synth/synth.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <tuple>
 
 namespace fs = std::filesystem;
 
@@ -158,6 +162,27 @@ void writeSharedKerasSeeds(const fs::path& shared, const fs::path& configDir, co
 
 } // namespace
 
+/// fuzz_jpeg_tiles' input: the level header (levels of `slide` as OpenSlide reports them, tile sides unknown
+/// when `knownTiles` is false) followed by the file's bytes.
+void writeJpegTilesSeed(const fs::path& slidePath, const fs::path& out, bool knownTiles, int tileSide) {
+    const nic::Slide slide(slidePath);
+    const int levels = std::min(slide.levelCount(), 3);
+    std::string bytes(1, static_cast<char>(levels - 1));
+    const auto put16 = [&](std::int64_t v) {
+        bytes.push_back(static_cast<char>(v & 0xFF));
+        bytes.push_back(static_cast<char>((v >> 8) & 0xFF));
+    };
+    for (int l = 0; l < levels; ++l) {
+        put16(slide.level(l).width);
+        put16(slide.level(l).height);
+        put16(knownTiles ? tileSide : 0);
+        put16(knownTiles ? tileSide : 0);
+    }
+    std::ifstream in(slidePath, std::ios::binary);
+    bytes.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    writeText(out, bytes);
+}
+
 int main(int argc, char** argv) {
     if (argc != 2 && argc != 3) {
         std::fprintf(stderr, "usage: fuzz_make_seeds <out-dir> [<shared-data-dir>]\n");
@@ -167,7 +192,7 @@ int main(int argc, char** argv) {
         const fs::path out = argv[1];
         const fs::path work = out / "work";
         for (const char* h : {"fuzz_annotation_xml", "fuzz_cohort_csv", "fuzz_latent_grid", "fuzz_heatmap",
-                              "fuzz_encoder_meta", "fuzz_keras_config"})
+                              "fuzz_encoder_meta", "fuzz_keras_config", "fuzz_jpeg_tiles"})
             fs::create_directories(out / h);
         writeEncoderMetaSeeds(out / "fuzz_encoder_meta");
         writeKerasConfigSeeds(out / "fuzz_keras_config");
@@ -222,6 +247,27 @@ int main(int argc, char** argv) {
         h.model = "model.pt";
         h.task = "classification";
         nic::writeHeatmapFile(out / "fuzz_heatmap/heatmap.h5", h);
+
+        // Small tiled JPEG TIFFs from the synthetic slide writer (2 and 38 KB: low quality, no thumbnail; edge
+        // tiles cut by the level size; the larger one has a second level, as the writer stops at 1024 px),
+        // with and without tile sides in the header.
+        for (const auto& [side, tile, quality] : {std::tuple{1100, 128, 5}, std::tuple{150, 64, 10}}) {
+            nic::SynthSlideParams sp;
+            sp.width = side;
+            sp.height = side - 30; // edge tiles cut in both directions
+            sp.seed = 3;
+            sp.tissueCoverage = 0.5;
+            nic::SynthWriteOptions wo;
+            wo.tileSize = tile;
+            wo.quality = quality;
+            wo.threads = 1;
+            wo.thumbnailMaxSide = 0;
+            const fs::path slide = work / ("tiles-" + std::to_string(side) + ".svs");
+            nic::SynthSlide(sp).write(slide, wo);
+            for (const bool known : {true, false})
+                writeJpegTilesSeed(slide, out / "fuzz_jpeg_tiles" / (slide.stem().string() + (known ? "-tiles" : "") + ".bin"),
+                                   known, tile);
+        }
 
         fs::remove_all(work);
     } catch (const std::exception& e) {
