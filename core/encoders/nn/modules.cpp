@@ -357,9 +357,11 @@ torch::Tensor KerasChainImpl::forward(torch::Tensor x) {
         case KerasLayer::Type::Flatten:
             x = x.dim() == 4 ? x.permute({0, 2, 3, 1}).flatten(1) : x.flatten(1);
             break;
-        case KerasLayer::Type::Dense:
-            x = std::dynamic_pointer_cast<torch::nn::LinearImpl>(modules[i])->forward(x);
+        case KerasLayer::Type::Dense: {
+            torch::nn::Linear linear(std::dynamic_pointer_cast<torch::nn::LinearImpl>(modules[i]));
+            x = applyLinear(linear, x);
             break;
+        }
         case KerasLayer::Type::GlobalAvgPool:
             x = x.mean({2, 3});
             break;
