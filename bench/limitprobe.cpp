@@ -428,7 +428,7 @@ void printConvLayers(const StepProfile& profile, int steps, double stepUs, const
 void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, double flopsPerStep, const SgemmRate& rate) {
     namespace et = encodertraining;
     const TensorCacheScope cacheScope;
-    const int outputs = o.kind == EncoderKind::SupervisedTissue ? static_cast<int>(bank.classNames().size()) : 1;
+    const int outputs = et::sessionOutputs(o.kind, static_cast<int>(bank.classNames().size()));
     torch::manual_seed(o.seed);
     const auto session = et::makeSession(o, bank.patchSize(), outputs, bank, bank, torch::kCPU, 1e-4, et::augmentStrength(o));
     keepWeightsChannelsLast(session->networks(), torch::kCPU);

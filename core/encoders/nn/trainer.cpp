@@ -39,6 +39,10 @@ double encodertraining::augmentStrength(const TrainOptions& o) {
                                                                                                  : 0.0;
 }
 
+int encodertraining::sessionOutputs(EncoderKind kind, int classes) {
+    return kind == EncoderKind::SupervisedTissue ? classes : 1;
+}
+
 // Measured on 2 CPUs (bench_encoders, docs/timings.md): the VAE's and BiGAN's batches (a gather, ~1 % of a step) were up to 10 %
 // slower prefetched; the augmented batches of contrastive and supervised training were 6-15 % faster while
 // OpenBLAS's threads spun beside the step, and 4-13 % slower once they no longer did: the prefetch thread's
@@ -214,7 +218,7 @@ void resolveBanks(TrainingBanks& b, const TrainOptions& o, const PatchBank& trai
             if (bank->label(i) < 0 || bank->label(i) >= b.classes)
                 throw InvalidArgument("supervised training needs every patch labelled (patch " + std::to_string(i) +
                                       " has label " + std::to_string(bank->label(i)) + ")");
-    b.outputs = o.kind == EncoderKind::SupervisedTumor ? 1 : b.classes;
+    b.outputs = encodertraining::sessionOutputs(o.kind, b.classes);
 }
 
 

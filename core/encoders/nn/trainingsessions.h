@@ -57,6 +57,10 @@ public:
 /// 0 otherwise).
 double augmentStrength(const TrainOptions& o);
 
+/// The logits a session of `kind` outputs for a bank of `classes` classes: one per class for supervised-tissue,
+/// else 1 (supervised-tumor's single tumour logit; the other kinds ignore it).
+int sessionOutputs(EncoderKind kind, int classes);
+
 /// Every index of the bank, in order.
 std::vector<std::size_t> allIndices(const PatchBank& bank);
 
