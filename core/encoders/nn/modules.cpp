@@ -48,7 +48,7 @@ torch::Tensor innerProduct(const torch::Tensor& x, const torch::Tensor& w, const
 }
 
 /// ∂x, ∂w (and ∂b when `bias`) of y = x·wᵀ (+ b) for ∂y = grads[0], with x and w saved; each product written
-/// as an inner product: ∂x = (wᵀ·∂yᵀ)ᵀ and ∂w = ∂yᵀ·x. (mkldnn_linear's own backward ran 2–3× slower than
+/// as an inner product: ∂x = (wᵀ·∂yᵀ)ᵀ and ∂w = ∂yᵀ·x. (mkldnn_linear's own backward ran about 2× slower than
 /// OpenBLAS here.)
 torch::autograd::variable_list innerProductGradients(torch::autograd::AutogradContext* ctx,
                                                      const torch::autograd::variable_list& grads, bool bias) {
