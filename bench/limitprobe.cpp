@@ -423,6 +423,44 @@ void printConvLayers(const StepProfile& profile, int steps, double stepUs, const
     }
 }
 
+
+/// The operators that take most of making one batch (augmentation for the contrastive and supervised kinds),
+/// by own time over three batches under the profiler.
+void printBatchMaking(encodertraining::Session& session, const std::vector<std::size_t>& idx, std::uint64_t seed) {
+    auto gen = augment::makeGenerator(seed + 1);
+    std::mt19937_64 rng(seed + 1);
+    const int batches = 3;
+    torch::autograd::profiler::enableProfilerLegacy(
+        torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+    const double t0 = now();
+    for (int rep = 0; rep < batches; ++rep) {
+        torch::NoGradGuard noGrad;
+        encodertraining::Batch b;
+        session.prepare(idx, gen, rng, b);
+    }
+    const double seconds = (now() - t0) / batches;
+    const auto profile = profileOf(torch::autograd::profiler::disableProfilerLegacy());
+    double total = 0;
+    std::vector<std::pair<double, std::string>> sorted;
+    for (const auto& [name, us] : profile.self) {
+        sorted.emplace_back(us, name);
+        total += us;
+    }
+    std::sort(sorted.rbegin(), sorted.rend());
+    std::printf("    making a batch: %.1f ms with the profiler on; operators' own time, the largest first:\n",
+                seconds * 1000);
+    const std::size_t shown = std::min<std::size_t>(sorted.size(), 8);
+    double rest = total;
+    for (std::size_t i = 0; i < shown; ++i) {
+        std::printf("      %-44s %7.2f ms per batch  %5.1f %%\n", sorted[i].second.c_str(), sorted[i].first / 1000.0 / batches,
+                    100.0 * sorted[i].first / std::max(total, 1e-9));
+        rest -= sorted[i].first;
+    }
+    if (sorted.size() > shown)
+        std::printf("      %-44s %7.2f ms per batch  %5.1f %%\n", "(the other operators)", rest / 1000.0 / batches,
+                    100.0 * rest / std::max(total, 1e-9));
+}
+
 } // namespace
 
 void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, double flopsPerStep, const SgemmRate& rate) {
@@ -482,6 +520,7 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
     for (const auto& [us, name] : sorted)
         std::printf("      %-44s %7.1f ms per step  %5.1f %%\n", name.c_str(), us / 1000.0 / profiled, 100.0 * us / total);
     printConvLayers(profile, profiled, total / profiled, rate);
+    printBatchMaking(*session, idx, o.seed);
 }
 
 } // namespace nic::bench
