@@ -26,7 +26,7 @@ void checkEncoderShape(int patchSize, int codeSize);
 /// `linear`(x) for x [N, K]: on the CPU in float32, through oneDNN's inner product, forward and (when
 /// gradients are recorded) both gradients; elsewhere LibTorch's own linear. LibTorch sends a Linear's GEMMs
 /// to OpenBLAS, which runs single-threaded beside the OpenMP threads (configureCompute) and reached 95–105
-/// GFLOP/s on the encoders' dense layers where oneDNN reached 250–330 on two threads (bench/encoders.cpp
+/// GFLOP/s on the encoders' dense layers where oneDNN reached 250–330 on two threads (`bench_encoders --layers`
 /// prints the share of a step they take). Same parameters, same values within float32 rounding.
 torch::Tensor applyLinear(torch::nn::Linear& linear, const torch::Tensor& x);
 
