@@ -423,7 +423,6 @@ void printConvLayers(const StepProfile& profile, int steps, double stepUs, const
     }
 }
 
-
 /// The operators that take most of making one batch (augmentation for the contrastive and supervised kinds),
 /// by own time over three batches under the profiler.
 void printBatchMaking(encodertraining::Session& session, const std::vector<std::size_t>& idx, std::uint64_t seed) {

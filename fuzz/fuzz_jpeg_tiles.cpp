@@ -24,13 +24,23 @@ namespace {
 
 std::uint16_t u16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
 
+/// NIC_FUZZ_VERBOSE is set (read once).
+bool verbose() {
+    static const bool on = std::getenv("NIC_FUZZ_VERBOSE") != nullptr;
+    return on;
+}
+
 /// Reads the w × h region at (x, y) of `level` and checks that a successful read left every pixel outside
 /// the level white.
 void readAndCheck(const nic::JpegTileReader& reader, int level, const nic::JpegTileLevelSpec& spec, std::int64_t x,
                   std::int64_t y, int w, int h) {
     std::vector<std::uint8_t> rgb(static_cast<std::size_t>(w) * static_cast<std::size_t>(h) * 3U, 7);
-    if (!reader.read(level, x, y, w, h, rgb.data()))
+    if (!reader.read(level, x, y, w, h, rgb.data())) {
+        if (verbose())
+            std::fprintf(stderr, "read of level %d at %lld,%lld failed\n", level, static_cast<long long>(x),
+                         static_cast<long long>(y));
         return;
+    }
     for (int j = 0; j < h; ++j)
         for (int i = 0; i < w; ++i) {
             const std::int64_t px = x + i, py = y + j;
@@ -63,13 +73,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string why;
     const auto reader = nic::JpegTileReader::open(path, specs, why, std::size_t{4} << 20);
     if (!reader) {
-        if (std::getenv("NIC_FUZZ_VERBOSE"))
+        if (verbose())
             std::fprintf(stderr, "declined: %s\n", why.c_str());
         if (why.empty())
             nic::fuzz::fail("open() declined without a reason", path.string());
         return 0;
     }
-    if (std::getenv("NIC_FUZZ_VERBOSE"))
+    if (verbose())
         std::fprintf(stderr, "opened; levels read here: %d %d %d\n", reader->hasLevel(0) ? 1 : 0,
                      reader->hasLevel(1) ? 1 : 0, reader->hasLevel(2) ? 1 : 0);
     if (reader->hasLevel(-1) || reader->hasLevel(levels))

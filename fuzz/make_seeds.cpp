@@ -160,8 +160,6 @@ void writeSharedKerasSeeds(const fs::path& shared, const fs::path& configDir, co
     std::printf("fuzz_make_seeds: %d Keras model_config seeds from %s\n", n, shared.string().c_str());
 }
 
-} // namespace
-
 /// fuzz_jpeg_tiles' input: the level header (levels of `slide` as OpenSlide reports them, tile sides unknown
 /// when `knownTiles` is false) followed by the file's bytes.
 void writeJpegTilesSeed(const fs::path& slidePath, const fs::path& out, bool knownTiles, int tileSide) {
@@ -182,6 +180,8 @@ void writeJpegTilesSeed(const fs::path& slidePath, const fs::path& out, bool kno
     bytes.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     writeText(out, bytes);
 }
+
+} // namespace
 
 int main(int argc, char** argv) {
     if (argc != 2 && argc != 3) {
