@@ -53,7 +53,9 @@ private:
     std::int64_t conv(torch::nn::Conv2dImpl& c, const std::string& path, std::int64_t side) {
         const auto& o = c.options;
         const std::int64_t k = o.kernel_size()->at(0), s = o.stride()->at(0);
-        const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+        // Unqualified: argument-dependent lookup finds c10::get_if (LibTorch 1.x, c10::variant) or
+        // std::get_if (2.x, std::variant).
+        const auto* pad = get_if<torch::ExpandingArray<2>>(&o.padding());
         const std::int64_t p = pad ? (*pad)->at(0) : 0;
         const std::int64_t out = (side + 2 * p - k) / s + 1;
         add(path, out * out * o.out_channels() * (o.in_channels() / o.groups()) * k * k);

@@ -1,6 +1,7 @@
 #include "core/encoders/nn/tensorcache.h"
 
 #include <c10/core/CPUAllocator.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -92,9 +93,17 @@ void releaseBlock(void* p) {
     std::free(base);
 }
 
+// LibTorch 2.3 made Allocator::allocate non-const and added a pure copy_data; 1.13 (Debian 12) has neither.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define NIC_ALLOCATE_CONST
+#define NIC_ALLOCATOR_COPY_DATA 1
+#else
+#define NIC_ALLOCATE_CONST const
+#endif
+
 class CachingCpuAllocator final : public c10::Allocator {
 public:
-    c10::DataPtr allocate(std::size_t n) const override {
+    c10::DataPtr allocate(std::size_t n) NIC_ALLOCATE_CONST override {
         const c10::Device cpu(c10::DeviceType::CPU);
         if (n == 0)
             return {nullptr, nullptr, &releaseBlock, cpu};
@@ -103,6 +112,11 @@ public:
         return {p, p, &releaseBlock, cpu};
     }
     c10::DeleterFnPtr raw_deleter() const override { return &releaseBlock; }
+#if defined(NIC_ALLOCATOR_COPY_DATA)
+    void copy_data(void* dest, const void* src, std::size_t count) const override {
+        default_copy_data(dest, src, count);
+    }
+#endif
 };
 
 } // namespace
