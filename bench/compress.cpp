@@ -2,7 +2,7 @@
 // measured in one run); asserts nothing.
 //
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
-//                  [--work 8] [--batch 32] [--read-threads 0] [--compute-threads 0] [--inference-threads 0]
+//                  [--work 8] [--batch 64] [--read-threads 0] [--compute-threads 0] [--inference-threads 0]
 //                  [--plain] [--dir DIR]
 //                  [--device cpu|cuda|auto] [--rss-only]
 // (--device: where a LibTorch encoder and the limit probe's matmul run; default cpu.)
@@ -163,7 +163,7 @@ struct Args {
     std::int64_t size = 30000;
     std::int64_t rssSize = 100000;
     std::string encoder = "projection";
-    int batch = 32;
+    int batch = nic::CompressOptions{}.batchSize; // what nic compress uses
     int work = 8;
     int readThreads = 0;
     std::filesystem::path dir = bench::defaultSlideDir();

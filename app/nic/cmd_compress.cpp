@@ -34,7 +34,7 @@ struct Options {
     double minTissue = TissueOptions{}.minCellFraction;
     int augment = 8; // the paper stores every dihedral variant
     std::string dtype = "float16";
-    int batch = 32;
+    int batch = CompressOptions{}.batchSize;
     int readThreads = 0;
     int inferenceThreads = 0;
     int bandRows = 0;
@@ -165,7 +165,7 @@ void addCompressCommand(CLI::App& root) {
         ->check(CLI::IsMember({1, 8}));
     cmd->add_option("--dtype", o->dtype, "Grid element type")->default_val("float16")->check(
         CLI::IsMember({"float16", "float32"}));
-    cmd->add_option("--batch", o->batch, "Patches per encoder call")->default_val(32)->check(CLI::PositiveNumber);
+    cmd->add_option("--batch", o->batch, "Patches per encoder call")->default_val(CompressOptions{}.batchSize)->check(CLI::PositiveNumber);
     cmd->add_option("--read-threads", o->readThreads, "Patch reading threads (0 = the CPUs the inference threads leave free, at least 1; every CPU for mean-rgb)")
         ->default_val(0)
         ->check(CLI::NonNegativeNumber);

@@ -40,7 +40,10 @@ struct CompressOptions {
     TissueOptions tissue;
     int augment = 1;                    ///< 1, or 8 for all dihedral variants (paper §3.2; the default of `nic compress` and the GUI)
     LatentDType dtype = LatentDType::Float16;
-    int batchSize = 32;                 ///< patches per encoder call
+    /// Patches per encoder call. 64: the VAE-architecture encoder's 8192 → 512 dense layer streams its 16 MiB
+    /// of weights once per call, and 64 ran 5–10 % faster than 32 for ~100 MiB more at 20 000² (the same
+    /// peak at 100 000²); 128 and 256 cost more memory for little or nothing (docs/timings.md).
+    int batchSize = 64;
     int readThreads = 0;                ///< 0 = defaultReadThreads(CPUs, inference threads, encoder)
     /// Threads calling the encoder at once, each on its own replica (PatchEncoder::replicate); 0 = the
     /// encoder's preferredConcurrency(). Fewer run when the encoder cannot be replicated.
