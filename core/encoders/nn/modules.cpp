@@ -203,13 +203,12 @@ VaeImpl::VaeImpl(int patchSize, int codeSize) {
     logVar = register_module("logvar", torch::nn::Linear(512, codeSize));
     decoder = register_module("decoder", VaeDecoder(patchSize, codeSize));
 }
-VaeImpl::Output VaeImpl::forward(const torch::Tensor& x) {
+VaeImpl::Output VaeImpl::forward(const torch::Tensor& x, bool sample) {
     auto f = encoder->features(x);
     Output o;
     o.mu = applyLinear(encoder->code, f);
     o.logVar = applyLinear(logVar, f);
-    auto e = o.mu + torch::exp(0.5 * o.logVar) * torch::randn_like(o.mu);
-    o.reconstruction = decoder(e);
+    o.reconstruction = decoder(sample ? o.mu + torch::exp(0.5 * o.logVar) * torch::randn_like(o.mu) : o.mu);
     return o;
 }
 std::vector<torch::Tensor> VaeImpl::loss(const Output& out, const torch::Tensor& x, double gamma) {

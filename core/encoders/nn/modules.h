@@ -97,8 +97,9 @@ struct VaeImpl : torch::nn::Module {
     struct Output {
         torch::Tensor reconstruction, mu, logVar;
     };
-    /// Training pass: samples e = μ + σ ⊙ n (n from the global generator).
-    Output forward(const torch::Tensor& x);
+    /// Training pass: samples e = μ + σ ⊙ n (n from the global generator) and decodes it; sample = false
+    /// decodes μ itself and draws nothing (validation).
+    Output forward(const torch::Tensor& x, bool sample = true);
     /// Loss of eq. (9): mean squared error per pixel + γ · KL, with KL summed over the code and
     /// averaged over the batch. Returns {total, reconstruction, kl}.
     static std::vector<torch::Tensor> loss(const Output& out, const torch::Tensor& x, double gamma = 5e-5);

@@ -87,11 +87,7 @@ public:
         double sum = 0.0;
         forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
             auto x = unitToModel(gatherUnit(val_, idx)).to(dev_);
-            auto f = net_->encoder->features(x);
-            VaeImpl::Output o;
-            o.mu = applyLinear(net_->encoder->code, f);
-            o.logVar = applyLinear(net_->logVar, f);
-            o.reconstruction = net_->decoder(o.mu); // deterministic: decode μ
+            const auto o = net_->forward(x, /*sample=*/false); // deterministic: decode μ
             sum += VaeImpl::loss(o, x, gamma_)[0].item<double>() * static_cast<double>(idx.size());
         });
         return sum / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
