@@ -269,6 +269,8 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
         auto input = toModelInput(nhwc, count, te->meta().patchSize, torch::kCPU);
         if (te->optimised() && te->device().is_cpu()) // what encode() feeds the optimised copy
             input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+        if (te->poolsInputWhileConverting()) // encode() pools while converting the bytes: not a step here
+            input = torch::nn::functional::avg_pool2d(input, torch::nn::functional::AvgPool2dFuncOptions(2));
         for (int rep = 0; rep < 3; ++rep) {
             auto x = input;
             for (std::size_t i = 0; i < steps.size(); ++i) {

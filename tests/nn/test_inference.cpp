@@ -218,6 +218,43 @@ TEST(ModelInput, ChannelsLastAndPlanarBuffersHoldTheSameValuesAsToModelInput) {
                     static_cast<float>(nhwc[((1 * p + 3) * p + 4) * 3 + 2]) / 127.5F - 1.0F);
 }
 
+TEST(ModelInput, PooledInputIsTheAveragePoolOfTheModelInput) {
+    const int n = 3, p = 32;
+    std::vector<std::uint8_t> nhwc(static_cast<std::size_t>(n * p * p * 3));
+    std::mt19937 rng(5);
+    for (auto& v : nhwc)
+        v = static_cast<std::uint8_t>(rng() & 0xFF);
+    nhwc[0] = nhwc[3] = nhwc[p * 3] = nhwc[p * 3 + 3] = 255; // a pixel block at the extremes
+    nhwc[1] = nhwc[4] = nhwc[p * 3 + 1] = nhwc[p * 3 + 4] = 0;
+    const auto reference = torch::nn::functional::avg_pool2d(toModelInput(nhwc.data(), n, p, torch::kCPU),
+                                                             torch::nn::functional::AvgPool2dFuncOptions(2));
+    auto pooled = torch::empty({n, 3, p / 2, p / 2}, torch::TensorOptions(torch::kFloat).memory_format(torch::MemoryFormat::ChannelsLast));
+    toPooledModelInputInto(nhwc.data(), n, p, pooled);
+    EXPECT_LE((pooled - reference).abs().max().item<float>(), 1e-6F);
+    EXPECT_FLOAT_EQ(pooled[0][0][0][0].item<float>(), 1.0F);
+    EXPECT_FLOAT_EQ(pooled[0][1][0][0].item<float>(), -1.0F);
+    // Only a channels-last buffer of the pooled size is accepted.
+    auto planar = torch::empty({n, 3, p / 2, p / 2});
+    EXPECT_THROW(toPooledModelInputInto(nhwc.data(), n, p, planar), c10::Error);
+    // The optimised BiGAN encoder on the CPU pools while converting; its embeddings are the plain module's.
+    ComputeOptions cpu{"cpu", 1};
+    auto optimised = createEncoder(EncoderKind::Bigan, p, 8, 3, 1, cpu);
+    cpu.optimiseInference = false;
+    auto plain = createEncoder(EncoderKind::Bigan, p, 8, 3, 1, cpu);
+    auto* te = dynamic_cast<TorchPatchEncoder*>(optimised.get());
+    ASSERT_NE(te, nullptr);
+    EXPECT_TRUE(te->poolsInputWhileConverting());
+    EXPECT_FALSE(dynamic_cast<TorchPatchEncoder*>(plain.get())->poolsInputWhileConverting());
+    std::vector<float> a(static_cast<std::size_t>(n * 8)), b(a.size());
+    optimised->encode(nhwc.data(), n, a.data());
+    plain->encode(nhwc.data(), n, b.data());
+    for (std::size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i], b[i], 1e-4 * std::max(1.0F, std::fabs(b[i]))) << i;
+    // forward() takes full-size model input either way.
+    const auto x = toModelInput(nhwc.data(), n, p, torch::kCPU);
+    EXPECT_LE((te->forward(x) - dynamic_cast<TorchPatchEncoder*>(plain.get())->forward(x)).abs().max().item<float>(), 1e-4F);
+}
+
 TEST(TorchEncoderReplica, EncodesConcurrentlyExactlyLikeTheOriginal) {
     ComputeOptions cpu;
     cpu.device = "cpu";

@@ -33,6 +33,11 @@ torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, t
 /// contiguous in NCHW or in channels-last layout) in one pass, without allocating.
 void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
 
+/// The 2×2 average pooling of toModelInput (the BiGAN encoder's first step) computed while converting the
+/// bytes, into `into`: a float [count, 3, P/2, P/2] tensor in channels-last layout. Equal to
+/// avg_pool2d(toModelInput(...), 2) up to float rounding, without the full-size float input.
+void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
+
 /// FNV-1a 64-bit content hash of the metadata JSON and of every parameter and buffer (names, shapes
 /// and bytes in registration order), as 16 hex digits.
 std::string contentHash(const std::string& metaJson, torch::nn::Module& module);
@@ -66,6 +71,9 @@ public:
     bool optimised() const { return optimised_; }
     /// The module encode() runs (the folded copy, or module()).
     torch::nn::Module& inferenceModule() { return *inference_.ptr(); }
+    /// Whether encode() pools the input 2×2 while converting it (toPooledModelInputInto) and
+    /// inferenceModule() skips its own pooling: the optimised BiGAN encoder on the CPU.
+    bool poolsInputWhileConverting() const { return pooledInput_; }
 
 private:
     EncoderMeta meta_;
@@ -75,6 +83,7 @@ private:
     EncoderInfo info_;
     bool optimised_ = false;
     bool channelsLast_ = false; ///< encode() feeds inference_ channels-last input
+    bool pooledInput_ = false;  ///< encode() feeds inference_ the 2×2-pooled input (poolsInputWhileConverting)
     torch::Tensor input_; ///< reused model input of the last chunk size (no allocation per batch)
 };
 
