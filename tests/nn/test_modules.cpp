@@ -207,6 +207,26 @@ TEST(Augment, GeometricIsRotateZoomElasticInOneResampling) {
     EXPECT_TRUE(torch::equal(torch::rand({4}, g1), torch::rand({4}, g2)));
 }
 
+// geometric warps each image in one pass of its own (coordinates, reflection and bilinear sampling per pixel);
+// it must equal the same warp through LibTorch's operators (interpolate, the grid, grid_sample) up to float
+// rounding, on a textured batch, at strengths where samples reach and are mirrored at the borders, on a
+// non-square image, and leave the generator in the same state.
+TEST(Augment, FusedWarpEqualsTheTensorOps) {
+    torch::manual_seed(3);
+    for (auto sizes : {std::vector<std::int64_t>{6, 3, 64, 64}, std::vector<std::int64_t>{3, 3, 40, 72}}) {
+        const auto x = (0.5 * torch::rand(sizes) + 0.5 * torch::linspace(0, 1, sizes[3]).view({1, 1, 1, -1})).clamp(0, 1);
+        for (double strength : {0.3, 1.0, 2.0}) {
+            auto g1 = augment::makeGenerator(17), g2 = augment::makeGenerator(17);
+            const auto fused = augment::geometric(x, strength, g1);
+            const auto ops = augment::geometricWithTensorOps(x, strength, g2);
+            ASSERT_EQ(fused.sizes(), x.sizes());
+            EXPECT_LT((fused - ops).abs().max().item<double>(), 1e-4) << strength << " " << sizes[2] << "x" << sizes[3];
+            EXPECT_GT((fused - x).abs().mean().item<double>(), 0.01); // it did warp
+            EXPECT_TRUE(torch::equal(torch::rand({4}, g1), torch::rand({4}, g2)));
+        }
+    }
+}
+
 // The noise is Gaussian, independent from pixel to pixel and image to image, with the per-image σ ≤ 0.05 ×
 // strength: on a mid-grey batch (no clamping) each image's residual has mean ≈ 0, kurtosis ≈ 3 and no correlation
 // between neighbouring values, and two images' residuals differ.

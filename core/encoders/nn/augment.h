@@ -30,12 +30,19 @@ torch::Tensor hedJitter(const torch::Tensor& x, double strength, at::Generator& 
 torch::Tensor brightness(const torch::Tensor& x, double strength, at::Generator& gen);
 /// Contrast: scales the deviation from the image mean by 1 + U(±0.4·strength).
 torch::Tensor contrast(const torch::Tensor& x, double strength, at::Generator& gen);
-/// Additive Gaussian noise with σ = U(0, 0.05·strength).
+/// Additive Gaussian noise with σ = U(0, 0.05·strength). The standard normal values come from one 64-bit
+/// draw of `gen` (a counter-based hash through Box–Muller, computed in parallel), not from `gen`'s stream value
+/// by value.
 torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// rotate, zoom and elastic together: the same draws in the same order, applied in one resampling (x at
 /// R·S·(p + d(p))) instead of three, so with a third of the interpolation work and blur.
 torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen);
+
+/// geometric computed with LibTorch's tensor operations (interpolate, the sampling grid, grid_sample), as it
+/// was before it became one pass per image: the same draws and the same result up to float rounding. For
+/// tests and benchmarks.
+torch::Tensor geometricWithTensorOps(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// All of the above in the order rotate, zoom, elastic (as one resampling, geometric), HED, brightness,
 /// contrast, noise.
