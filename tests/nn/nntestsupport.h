@@ -4,9 +4,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
+#include <vector>
 
 namespace nic::test {
+
+/// `n` P×P RGB patches (NHWC bytes) of uniformly random bytes, deterministic in `seed`.
+inline std::vector<std::uint8_t> randomPatches(int n, int p, std::uint64_t seed) {
+    std::vector<std::uint8_t> v(static_cast<std::size_t>(n) * static_cast<std::size_t>(p * p * 3));
+    std::mt19937_64 rng(seed);
+    for (auto& b : v)
+        b = static_cast<std::uint8_t>(rng() & 0xFF);
+    return v;
+}
 
 /// `n` P×P patches on an 8-wide grid of one "slide", alternating two classes that differ in texture
 /// and colour: "normal" (0) is pale pink stroma with faint noise, "tumor" (1) is pink with many dark

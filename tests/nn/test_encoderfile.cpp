@@ -7,6 +7,8 @@
 
 #include <hdf5.h>
 
+#include "nntestsupport.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,14 +20,6 @@
 
 namespace nic {
 namespace {
-
-std::vector<std::uint8_t> randomPatches(int n, int p, std::uint64_t seed) {
-    std::vector<std::uint8_t> v(static_cast<std::size_t>(n) * static_cast<std::size_t>(p * p * 3));
-    std::mt19937_64 rng(seed);
-    for (auto& b : v)
-        b = static_cast<std::uint8_t>(rng() & 0xFF);
-    return v;
-}
 
 struct KindCase {
     EncoderKind kind;
@@ -39,7 +33,7 @@ TEST_P(EveryEncoder, EncodesToCodeSizeAndSurvivesSaveLoadBitIdentically) {
     EXPECT_EQ(enc->info().patchSize, p);
     EXPECT_EQ(enc->info().codeSize, c);
     EXPECT_EQ(enc->info().name, toString(GetParam()));
-    const auto patches = randomPatches(5, p, 3);
+    const auto patches = test::randomPatches(5, p, 3);
     std::vector<float> a(5 * c), b(5 * c);
     enc->encode(patches.data(), 5, a.data());
     for (float v : a)

@@ -12,6 +12,7 @@
 #include "core/encoders/nn/modules.h"
 #include "core/encoders/nn/torchencoder.h"
 #include "core/synth/synth.h"
+#include "nntestsupport.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>
@@ -202,10 +203,7 @@ float halfUlp(float v) {
 
 TEST(ModelInput, ChannelsLastAndPlanarBuffersHoldTheSameValuesAsToModelInput) {
     const int n = 3, p = 32;
-    std::vector<std::uint8_t> nhwc(static_cast<std::size_t>(n * p * p * 3));
-    std::mt19937 rng(4);
-    for (auto& v : nhwc)
-        v = static_cast<std::uint8_t>(rng() & 0xFF);
+    const auto nhwc = test::randomPatches(n, p, 4);
     const auto reference = toModelInput(nhwc.data(), n, p, torch::kCPU);
     auto planar = torch::empty({n, 3, p, p});
     auto channelsLast = torch::empty({n, 3, p, p}, torch::TensorOptions().memory_format(torch::MemoryFormat::ChannelsLast));
@@ -220,10 +218,7 @@ TEST(ModelInput, ChannelsLastAndPlanarBuffersHoldTheSameValuesAsToModelInput) {
 
 TEST(ModelInput, PooledInputIsTheAveragePoolOfTheModelInput) {
     const int n = 3, p = 32;
-    std::vector<std::uint8_t> nhwc(static_cast<std::size_t>(n * p * p * 3));
-    std::mt19937 rng(5);
-    for (auto& v : nhwc)
-        v = static_cast<std::uint8_t>(rng() & 0xFF);
+    auto nhwc = test::randomPatches(n, p, 5);
     nhwc[0] = nhwc[3] = nhwc[p * 3] = nhwc[p * 3 + 3] = 255; // a pixel block at the extremes
     nhwc[1] = nhwc[4] = nhwc[p * 3 + 1] = nhwc[p * 3 + 4] = 0;
     const auto reference = torch::nn::functional::avg_pool2d(toModelInput(nhwc.data(), n, p, torch::kCPU),
@@ -264,10 +259,7 @@ TEST(TorchEncoderReplica, EncodesConcurrentlyExactlyLikeTheOriginal) {
     ASSERT_NE(replica, nullptr);
     EXPECT_EQ(replica->info().hash, enc->info().hash);
     const int n = 5;
-    std::vector<std::uint8_t> nhwc(static_cast<std::size_t>(n * 64 * 64 * 3));
-    std::mt19937 rng(9);
-    for (auto& v : nhwc)
-        v = static_cast<std::uint8_t>(rng() & 0xFF);
+    const auto nhwc = test::randomPatches(n, 64, 9);
     std::vector<float> expected(static_cast<std::size_t>(n * 16));
     enc->encode(nhwc.data(), n, expected.data());
     std::atomic<int> mismatches{0};

@@ -4,6 +4,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 #include <cmath>
@@ -221,9 +222,7 @@ torch::Tensor standardNormal(at::IntArrayRef sizes, at::Generator& gen) {
         std::lock_guard<std::mutex> lock(gen.mutex());
         key = gen.get<at::CPUGeneratorImpl>()->random64();
     }
-    std::int64_t n = 1;
-    for (auto d : sizes)
-        n *= d;
+    const std::int64_t n = c10::multiply_integers(sizes);
     const std::int64_t pairs = (n + 1) / 2;
     auto u = torch::empty({2, pairs}, torch::kFloat);
     float* u1 = u.data_ptr<float>();
