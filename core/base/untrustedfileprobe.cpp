@@ -3,16 +3,19 @@
 #include "core/base/companionprogram.h"
 #include "core/base/error.h"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <poll.h>
 #include <spawn.h>
+#include <sstream>
 #include <sys/wait.h>
 #include <thread>
 #include <tuple>
@@ -109,19 +112,126 @@ std::string trimLine(std::string s) {
     return s;
 }
 
-// Runs `exe kind path` with stdout on a pipe, kills it at the deadline and turns its end into an outcome.
-ProbeOutcome runProbe(const fs::path& exe, UntrustedKind kind, const fs::path& path, std::chrono::milliseconds limit) {
-    const std::string name = path.string();
-    if (exe.empty())
-        return {false, name + ": cannot check the file before reading it: the nic-probe program was not found "
-                              "(beside this program or in libexec/nic-studio; set NIC_PROBE)"};
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        return {false, name + ": cannot check the file before reading it: pipe: " + std::strerror(errno)};
+// The processor time (user + system) that process `pid` has used so far, from /proc/<pid>/stat; nothing
+// when it cannot be read (no /proc): the wall limit alone then applies.
+std::optional<double> processorSeconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line))
+        return std::nullopt;
+    const auto close = line.rfind(')'); // the command name may hold spaces and parentheses
+    if (close == std::string::npos)
+        return std::nullopt;
+    std::istringstream fields(line.substr(close + 1));
+    std::string field;
+    long long utime = 0, stime = 0;
+    // After the name: state is field 3; utime and stime are fields 14 and 15.
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+        if (i == 14)
+            utime = std::atoll(field.c_str());
+        if (i == 15)
+            stime = std::atoll(field.c_str());
+    }
+    if (!fields)
+        return std::nullopt;
+    static const long ticks = ::sysconf(_SC_CLK_TCK);
+    return static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
+}
+
+// When a probe has run out of time. A reader that loops (what damaged files do to HDF5) is stopped after
+// `limit` of processor time; one that waits instead of computing, after kIdleFactor × `limit` of wall time
+// in which its processor time did not grow; and any, after kWallFactor × `limit` of wall time. Counting
+// processor time keeps a valid file from being refused because the machine is busy (CI runs the tests in
+// parallel, under sanitizers): a runnable child keeps getting time slices, so it is never idle that long.
+constexpr int kIdleFactor = 4;
+constexpr int kWallFactor = 30;
+
+class ProbeClock {
+public:
+    using Clock = std::chrono::steady_clock;
+    ProbeClock(pid_t pid, std::chrono::milliseconds limit)
+        : pid_(pid), limit_(limit), start_(Clock::now()), lastProgress_(start_) {}
+
+    // "" while there is time left; otherwise how the time ran out, to follow "did not finish".
+    std::string expired() {
+        const auto now = Clock::now();
+        if (const auto cpu = processorSeconds(pid_)) {
+            if (*cpu * 1000.0 >= static_cast<double>(limit_.count()))
+                return " within " + seconds(limit_) + " s of processor time";
+            if (*cpu > lastCpu_) {
+                lastCpu_ = *cpu;
+                lastProgress_ = now;
+            }
+        }
+        if (now - lastProgress_ >= kIdleFactor * limit_)
+            return ": it waited " + seconds(kIdleFactor * limit_) + " s without computing";
+        if (now - start_ >= kWallFactor * limit_)
+            return " within " + seconds(kWallFactor * limit_) + " s";
+        return {};
+    }
+private:
+    static std::string seconds(std::chrono::milliseconds d) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+    }
+    pid_t pid_;
+    std::chrono::milliseconds limit_;
+    Clock::time_point start_;
+    Clock::time_point lastProgress_;
+    double lastCpu_ = 0.0;
+};
+
+struct ProbeEnd {
+    std::string out;    // the first 4 KiB of the child's stdout
+    int status = 0;     // waitpid's status
+    std::string timeUp; // non-empty: the child was killed; how its time ran out, to follow "did not finish"
+};
+
+// Collects the child's stdout until it closes it, then its exit status; kills it when its time is up.
+ProbeEnd waitForProbe(pid_t pid, int fd, std::chrono::milliseconds limit) {
+    ProbeClock clock(pid, limit);
+    ProbeEnd end;
+    for (;;) {
+        if (end.timeUp = clock.expired(); !end.timeUp.empty())
+            break;
+        pollfd p{fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, 20); // then look at the clocks again
+        if (r <= 0)
+            continue; // time-out or EINTR: look at the clocks
+        char buf[512];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (end.out.size() < 4096)
+            end.out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    for (;;) {
+        if (!end.timeUp.empty())
+            ::kill(pid, SIGKILL);
+        const pid_t w = ::waitpid(pid, &end.status, end.timeUp.empty() ? WNOHANG : 0);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            end.status = 0;
+            break;
+        }
+        if (w == 0) {
+            end.timeUp = clock.expired();
+            if (end.timeUp.empty())
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+    return end;
+}
+
+// Starts `exe kind path` with its stdout on `stdoutFd`; returns 0 or posix_spawn's error.
+int spawnProbe(const std::string& exe, UntrustedKind kind, const std::string& path, int stdoutFd, pid_t& pid) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, stdoutFd, 1);
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -135,79 +245,45 @@ ProbeOutcome runProbe(const fs::path& exe, UntrustedKind kind, const fs::path& p
         sigaddset(&defaults, sig);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    std::string exeArg = exe.string();
+    std::string exeArg = exe;
     std::string kindArg = probeKindName(kind);
-    std::string pathArg = name;
+    std::string pathArg = path;
     std::array<char*, 4> argv{exeArg.data(), kindArg.data(), pathArg.data(), nullptr};
-    pid_t pid = -1;
     const int rc = ::posix_spawn(&pid, exeArg.c_str(), &actions, &attr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
+    return rc;
+}
+
+// Runs `exe kind path` with stdout on a pipe, kills it when its time is up and turns its end into an outcome.
+ProbeOutcome runProbe(const fs::path& exe, UntrustedKind kind, const fs::path& path, std::chrono::milliseconds limit) {
+    const std::string name = path.string();
+    if (exe.empty())
+        return {false, name + ": cannot check the file before reading it: the nic-probe program was not found "
+                              "(beside this program or in libexec/nic-studio; set NIC_PROBE)"};
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        return {false, name + ": cannot check the file before reading it: pipe: " + std::strerror(errno)};
+    pid_t pid = -1;
+    const int rc = spawnProbe(exe.string(), kind, name, fds[1], pid);
     ::close(fds[1]);
     if (rc != 0) {
         ::close(fds[0]);
-        return {false, name + ": cannot check the file before reading it: cannot start " + exeArg + ": " +
+        return {false, name + ": cannot check the file before reading it: cannot start " + exe.string() + ": " +
                            std::strerror(rc)};
     }
-
-    using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + limit;
-    std::string out;
-    bool timedOut = false;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) {
-            timedOut = true;
-            break;
-        }
-        pollfd p{fds[0], POLLIN, 0};
-        const int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            continue;
-        char buf[512];
-        const ssize_t n = ::read(fds[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (out.size() < 4096)
-            out.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fds[0]);
-    int status = 0;
-    for (;;) {
-        if (timedOut)
-            ::kill(pid, SIGKILL);
-        const pid_t w = ::waitpid(pid, &status, timedOut ? 0 : WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            status = 0;
-            break;
-        }
-        if (w == 0) {
-            if (Clock::now() >= deadline)
-                timedOut = true;
-            else
-                std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        }
-    }
+    const ProbeEnd end = waitForProbe(pid, fds[0], limit);
     const std::string what = whatIs(kind);
-    if (timedOut) {
-        const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(limit).count();
-        return {false,
-                name + ": reading the " + what + " did not finish within " + std::to_string(seconds) +
-                    " s (damaged file?); it was not opened",
+    if (!end.timeUp.empty())
+        return {false, name + ": reading the " + what + " did not finish" + end.timeUp + " (damaged file?); it was not opened",
                 true};
-    }
+    const int status = end.status;
     if (WIFSIGNALED(status))
         return {false,
                 name + ": reading the " + what + " crashed (" + signalName(WTERMSIG(status)) +
                     "): the file is damaged; it was not opened",
                 true};
-    const std::string line = trimLine(out);
+    const std::string line = trimLine(end.out);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && line.rfind("ok ", 0) == 0)
         return {true, line.substr(3)};
     // nic-probe: exit 1 when the reader could not read the file (IoError), 3 when it refused its contents.

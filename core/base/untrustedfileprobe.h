@@ -4,9 +4,9 @@
 // or nic-studio (with its unsaved annotations). So, when a front-end enables this probe, the core
 // readers of files that come from outside (readLatentGridMeta, LatentGridReader, readHeatmapFile) first
 // have the small `nic-probe` executable (torch- and Qt-free, links core only) validate the whole file
-// with the same readers, under a time limit, without core dumps: metadata, attributes, dataset types
-// and shapes, every chunk index, and every stored chunk decompressed once (a grid's values are not
-// converted or kept: app/nic-probe/main.cpp says what exactly). A crash or a time-out in
+// with the same readers, under a limit on its processor time, without core dumps: metadata, attributes,
+// dataset types and shapes, every chunk index, and every stored chunk decompressed once (a grid's values
+// are not converted or kept: app/nic-probe/main.cpp says what exactly). A crash or a time-out in
 // the child becomes a FormatError naming the file and what happened, and the calling process never runs
 // the crashing code on that file. The child is started with posix_spawn (never fork() of a
 // multi-threaded process, whose locks a forked child could inherit held).
@@ -64,7 +64,9 @@ public:
     static void trust(const std::filesystem::path& path);
 
     /// Time limit for one file: 5 s + 4 s per MiB of the file (compressed grids are small on disk but
-    /// slow to decompress); $NIC_PROBE_TIMEOUT_S replaces the 5 s.
+    /// slow to decompress); $NIC_PROBE_TIMEOUT_S replaces the 5 s. It counts the probe's processor time,
+    /// so a busy machine does not make a valid file fail; a probe that waits instead of computing is
+    /// stopped after 4× the limit without processor time, and any probe after 30× the limit.
     static std::chrono::milliseconds timeLimitFor(std::uintmax_t fileBytes);
 
     /// The probe executable that check() uses (after enable()), or empty when none was found.
