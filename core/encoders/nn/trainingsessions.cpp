@@ -4,6 +4,7 @@
 
 #include "core/base/error.h"
 #include "core/encoders/nn/augment.h"
+#include "core/encoders/nn/fusedadam.h"
 #include "core/encoders/nn/pairsampler.h"
 #include "core/encoders/nn/torchencoder.h"
 
@@ -75,7 +76,7 @@ public:
         net_->train();
         auto out = net_->forward(batch.x);
         auto losses = VaeImpl::loss(out, batch.x, gamma_);
-        opt_.zero_grad();
+        clearGradients(opt_);
         losses[0].backward();
         opt_.step();
         return {losses[0].item<double>(), losses[1].item<double>(), losses[2].item<double>()};
@@ -99,7 +100,7 @@ private:
     torch::Device dev_;
     double gamma_;
     Vae net_;
-    torch::optim::Adam opt_;
+    FusedAdam opt_;
 };
 
 // ----------------------------------------------------------------------------------------- supervised
@@ -146,7 +147,7 @@ public:
         net_->train();
         auto logits = net_->forward(batch.x);
         auto [loss, correct] = lossAndCorrect(logits, batch.y);
-        opt_.zero_grad();
+        clearGradients(opt_);
         loss.backward();
         opt_.step();
         return {loss.item<double>(), correct.item<double>() / static_cast<double>(batch.size), 0.0};
@@ -170,7 +171,7 @@ private:
     int outputs_;
     double augment_;
     Supervised net_;
-    torch::optim::Adam opt_;
+    FusedAdam opt_;
 };
 
 // ---------------------------------------------------------------------------------------- contrastive
@@ -221,7 +222,7 @@ public:
         const auto& target = batch.y;
         auto logits = net_->forward(batch.x, batch.x2);
         auto loss = F::binary_cross_entropy_with_logits(logits, target);
-        opt_.zero_grad();
+        clearGradients(opt_);
         loss.backward();
         opt_.step();
         auto acc = ((logits > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
@@ -262,7 +263,7 @@ private:
     std::uint64_t valSeed_;
     PairSampler trainPairs_, valSampler_;
     Siamese net_;
-    torch::optim::Adam opt_;
+    FusedAdam opt_;
 };
 
 // -------------------------------------------------------------------------------------------- BiGAN
@@ -301,7 +302,7 @@ public:
         auto dReal = net_->discriminator(half, e.detach());
         auto dFake = net_->discriminator(g.detach(), z);
         auto lossD = F::binary_cross_entropy_with_logits(dReal, real) + F::binary_cross_entropy_with_logits(dFake, fake);
-        optD_.zero_grad();
+        clearGradients(optD_);
         lossD.backward();
         optD_.step();
         const double accD =
@@ -310,7 +311,7 @@ public:
 
         auto lossGE = F::binary_cross_entropy_with_logits(net_->discriminator(half, e), fake) +
                       F::binary_cross_entropy_with_logits(net_->discriminator(g, z), one);
-        optGE_.zero_grad();
+        clearGradients(optGE_);
         lossGE.backward();
         optGE_.step();
         return {lossD.item<double>(), lossGE.item<double>(), accD};
@@ -328,8 +329,8 @@ private:
     torch::Device dev_;
     int code_;
     Bigan net_;
-    torch::optim::Adam optD_;
-    torch::optim::Adam optGE_;
+    FusedAdam optD_;
+    FusedAdam optGE_;
 };
 
 } // namespace

@@ -6,6 +6,7 @@
 #include "core/slidelearning/folds.h"
 #include "core/compression/latentgrid.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/fusedadam.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/slidelearning/nn/roundcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"
@@ -365,7 +366,7 @@ private:
             auto loss = run_.classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
             lossSum += loss.item<double>();
             loss = loss + net_->l2Penalty();
-            opt_.zero_grad();
+            clearGradients(opt_);
             loss.backward();
             opt_.step();
             ++run_.stepsDone;
@@ -448,7 +449,7 @@ private:
     int steps_;
     SlideModelMeta meta_;
     SlideCnn net_;
-    torch::optim::Adam opt_;
+    FusedAdam opt_;
     std::mt19937_64 rng_;
     std::filesystem::path checkpoint_;
     std::size_t plane_;
