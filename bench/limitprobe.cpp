@@ -311,7 +311,7 @@ const char* opGroup(const std::string& name) {
         return "batch norm (forward and backward)";
     if (name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm" ||
         has("mkldnn_linear"))
-        return "dense layers (oneDNN inner product, GEMM)";
+        return "dense layers (GEMM blocks, summed over threads)";
     if (has("leaky_relu") || has("tanh") || has("sigmoid") || has("threshold"))
         return "activations (forward and backward)";
     if (has("upsample") || has("pool"))

@@ -149,10 +149,11 @@ TEST(FlattenInNhwcOrder, ReorderedEncodersGiveTheSameOutputForEitherInputLayout)
     }
 }
 
-TEST(ApplyLinear, OneDnnInnerProductGivesLinearsOutputAndGradients) {
-    // The encoders' dense layers run through applyLinear: on the CPU through oneDNN's inner product, with its
-    // own backward. Same output and the same three gradients as torch::nn::Linear, with and without a bias,
-    // for an input that is a strided view (what flattening a channels-last map in (C, H, W) order gives).
+TEST(ApplyLinear, GivesLinearsOutputAndGradients) {
+    // The encoders' dense layers run through applyLinear: on the CPU, when training, as GEMMs in blocks over
+    // the threads with their own backward; without gradients through oneDNN's inner product. Same output
+    // and the same three gradients as torch::nn::Linear, with and without a bias, for an input that is a
+    // strided view (what flattening a channels-last map in (C, H, W) order gives).
     torch::manual_seed(3);
     for (const bool bias : {true, false}) {
         torch::nn::Linear linear(torch::nn::LinearOptions(96, 40).bias(bias));
@@ -166,7 +167,7 @@ TEST(ApplyLinear, OneDnnInnerProductGivesLinearsOutputAndGradients) {
         const auto yRef = reference(xRef);
         if (at::hasMKLDNN()) {
             ASSERT_TRUE(y.grad_fn());
-            EXPECT_NE(y.grad_fn()->name().find("InnerProduct"), std::string::npos) << y.grad_fn()->name();
+            EXPECT_NE(y.grad_fn()->name().find("BlockedLinear"), std::string::npos) << y.grad_fn()->name();
         }
         const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
             return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
@@ -190,6 +191,49 @@ TEST(ApplyLinear, OneDnnInnerProductGivesLinearsOutputAndGradients) {
         copyModule(*wide, *linear);
         wide->to(torch::kDouble);
         EXPECT_TRUE(close(applyLinear(wide, x.to(torch::kDouble)).to(torch::kFloat), yRef));
+    }
+}
+
+// Training's dense products are cut into blocks of 256 along the output's longer side, one GEMM each,
+// spread over the threads: shapes of several blocks along columns (a wide layer) and along rows (a large
+// batch) give Linear's values, and the same bits on one thread as on two.
+TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
+    if (!at::hasMKLDNN())
+        GTEST_SKIP() << "LibTorch without oneDNN: applyLinear is LibTorch's own linear";
+    const int threadsBefore = torch::get_num_threads();
+    struct Shape {
+        int batch, in, out;
+    };
+    for (const Shape shape : {Shape{12, 600, 520}, Shape{700, 20, 8}}) {
+        SCOPED_TRACE(std::to_string(shape.batch) + " x " + std::to_string(shape.in) + " -> " + std::to_string(shape.out));
+        torch::manual_seed(5);
+        torch::nn::Linear linear(torch::nn::LinearOptions(shape.in, shape.out));
+        torch::nn::Linear reference(torch::nn::LinearOptions(shape.in, shape.out));
+        copyModule(*reference, *linear);
+        const auto xValues = torch::randn({shape.batch, shape.in});
+        const auto g = torch::randn({shape.batch, shape.out});
+        std::vector<std::vector<torch::Tensor>> results; // y, ∂x, ∂w, ∂b per thread count
+        for (const int threads : {1, 2}) {
+            torch::set_num_threads(threads);
+            linear->zero_grad(true);
+            const auto x = xValues.clone().requires_grad_(true);
+            const auto y = applyLinear(linear, x);
+            y.backward(g);
+            results.push_back({y.detach(), x.grad(), linear->weight.grad().clone(), linear->bias.grad().clone()});
+        }
+        torch::set_num_threads(threadsBefore);
+        for (std::size_t i = 0; i < results[0].size(); ++i)
+            EXPECT_TRUE(torch::equal(results[0][i], results[1][i])) << "result " << i;
+        const auto xRef = xValues.clone().requires_grad_(true);
+        const auto yRef = reference(xRef);
+        yRef.backward(g);
+        const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
+            return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
+        };
+        EXPECT_TRUE(close(results[1][0], yRef));
+        EXPECT_TRUE(close(results[1][1], xRef.grad()));
+        EXPECT_TRUE(close(results[1][2], reference->weight.grad()));
+        EXPECT_TRUE(close(results[1][3], reference->bias.grad()));
     }
 }
 

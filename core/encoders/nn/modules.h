@@ -23,11 +23,11 @@ inline constexpr double kLeakySlope = 0.2;
 /// Throws InvalidArgument unless P is a positive multiple of 32 and C is positive.
 void checkEncoderShape(int patchSize, int codeSize);
 
-/// `linear`(x) for x [N, K]: on the CPU in float32, through oneDNN's inner product, forward and (when
-/// gradients are recorded) both gradients; elsewhere LibTorch's own linear. LibTorch sends a Linear's GEMMs
-/// to OpenBLAS, which runs single-threaded beside the OpenMP threads (configureCompute) and reached 95–105
-/// GFLOP/s on the encoders' dense layers where oneDNN reached 250–330 on two threads (`bench_encoders --layers`
-/// prints the share of a step they take). Same parameters, same values within float32 rounding.
+/// `linear`(x) for x [N, K], on the CPU in float32: without gradients through oneDNN's inner product; when
+/// gradients are recorded, forward and both gradients as GEMMs split in fixed blocks over every LibTorch
+/// thread (OpenBLAS single-threaded per block). Elsewhere LibTorch's own linear, whose GEMMs would run on
+/// OpenBLAS's one thread beside idle OpenMP threads (configureCompute). `bench_encoders --layers` prints
+/// the share of a step the dense layers take. Same parameters, same values within float32 rounding.
 torch::Tensor applyLinear(torch::nn::Linear& linear, const torch::Tensor& x);
 
 /// Conv 3×3 (stride s, padding 1) → BN → LRA. bnFolded (set by foldBatchNorm): BN is in conv's weights.
