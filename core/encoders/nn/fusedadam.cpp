@@ -35,7 +35,12 @@ Coefficients coefficientsFor(const AdamOptions& o, std::int64_t step) {
 // The same operations as Adam::step, element by element and in the same order, on elements [begin, end).
 // Compiled for AVX-512, AVX2 and the baseline, chosen when the program loads (the build has no -march):
 // vectorised, square root and division are cheap enough for the loop to run at memory speed.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NIC_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NIC_VECTOR_CLONES // other architectures: the compiler's baseline vectors
+#endif
+NIC_VECTOR_CLONES void
 updateRange(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, std::int64_t begin,
             std::int64_t end, const Coefficients c) {
     for (std::int64_t i = begin; i < end; ++i) {
