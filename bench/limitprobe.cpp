@@ -480,15 +480,16 @@ void printOptimiserComparison(torch::nn::Module& net) {
     }
     torch::optim::Adam adam(forAdam, torch::optim::AdamOptions(1e-4));
     FusedAdam fused(forFused, torch::optim::AdamOptions(1e-4));
+    constexpr int warmUp = 2, timed = 5;
     double adamSeconds = 1e30, fusedSeconds = 1e30;
-    for (int rep = 0; rep < 7; ++rep) {
+    for (int rep = 0; rep < warmUp + timed; ++rep) {
         double t0 = now();
         adam.step();
-        if (rep >= 2)
+        if (rep >= warmUp)
             adamSeconds = std::min(adamSeconds, now() - t0);
         t0 = now();
         fused.step();
-        if (rep >= 2)
+        if (rep >= warmUp)
             fusedSeconds = std::min(fusedSeconds, now() - t0);
     }
     const double n = static_cast<double>(count);
@@ -498,7 +499,7 @@ void printOptimiserComparison(torch::nn::Module& net) {
                 n * 28 / fusedSeconds / 1e9, fusedSeconds / adamSeconds);
     if (fused.referenceUpdates() > 0)
         std::printf("      (%lld of the fused optimiser's %lld parameter updates took Adam's own arithmetic)\n",
-                    static_cast<long long>(fused.referenceUpdates()), static_cast<long long>(7 * forFused.size()));
+                    static_cast<long long>(fused.referenceUpdates()), static_cast<long long>((warmUp + timed) * forFused.size()));
 }
 
 } // namespace

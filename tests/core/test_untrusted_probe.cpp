@@ -147,6 +147,14 @@ protected:
         UntrustedFileProbe::clearCache();
         ::unsetenv("NIC_PROBE_TIMEOUT_S");
     }
+    // A tiny heatmap h.h5 and, in place of nic-probe, a shell script `body`, with a 1 s time limit.
+    void probeWithScript(const std::string& name, const std::string& body) {
+        writeTinyHeatmap(dir / "h.h5");
+        UntrustedFileProbe::clearCache();
+        writeScript(dir / name, body);
+        ::setenv("NIC_PROBE_TIMEOUT_S", "1", 1);
+        UntrustedFileProbe::enable(dir / name);
+    }
     nic::test::TempDir dir;
 };
 
@@ -202,11 +210,7 @@ TEST_F(UntrustedFileProbeTest, ACrashInTheChildIsAOneLineErrorAndTheParentNeverR
 
 // A reader that loops (what damaged files do to HDF5) is stopped after the limit in processor time.
 TEST_F(UntrustedFileProbeTest, AComputingChildIsKilledAfterItsProcessorTime) {
-    writeTinyHeatmap(dir / "h.h5");
-    UntrustedFileProbe::clearCache();
-    writeScript(dir / "spin-probe", "while :; do :; done");
-    ::setenv("NIC_PROBE_TIMEOUT_S", "1", 1);
-    UntrustedFileProbe::enable(dir / "spin-probe");
+    probeWithScript("spin-probe", "while :; do :; done");
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_EQ(errorOf<FormatError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
               (dir / "h.h5").string() + ": reading the heatmap did not finish within 1 s of processor time "
@@ -217,11 +221,7 @@ TEST_F(UntrustedFileProbeTest, AComputingChildIsKilledAfterItsProcessorTime) {
 
 // A reader that waits instead of computing is stopped after 4× the limit without processor time.
 TEST_F(UntrustedFileProbeTest, AWaitingChildIsKilledAfterFourTimesTheLimitWithoutComputing) {
-    writeTinyHeatmap(dir / "h.h5");
-    UntrustedFileProbe::clearCache();
-    writeScript(dir / "hang-probe", "exec sleep 60");
-    ::setenv("NIC_PROBE_TIMEOUT_S", "1", 1);
-    UntrustedFileProbe::enable(dir / "hang-probe");
+    probeWithScript("hang-probe", "exec sleep 60");
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_EQ(errorOf<FormatError>([&] { (void)readHeatmapFile(dir / "h.h5"); }),
               (dir / "h.h5").string() +
@@ -234,11 +234,7 @@ TEST_F(UntrustedFileProbeTest, AWaitingChildIsKilledAfterFourTimesTheLimitWithou
 // What failed in CI before the limit counted processor time: a valid file whose probe took longer than
 // the limit in wall time only because the machine was busy. Here the probe is slow without computing.
 TEST_F(UntrustedFileProbeTest, AProbeSlowedByABusyMachineStillPasses) {
-    writeTinyHeatmap(dir / "h.h5");
-    UntrustedFileProbe::clearCache();
-    writeScript(dir / "slow-probe", "sleep 1.5; echo ok heatmap");
-    ::setenv("NIC_PROBE_TIMEOUT_S", "1", 1);
-    UntrustedFileProbe::enable(dir / "slow-probe");
+    probeWithScript("slow-probe", "sleep 1.5; echo ok heatmap");
     const auto outcome = UntrustedFileProbe::probe(UntrustedKind::Heatmap, dir / "h.h5");
     EXPECT_TRUE(outcome.ok) << outcome.message;
     EXPECT_EQ(outcome.message, "heatmap");
