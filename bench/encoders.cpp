@@ -94,6 +94,8 @@ int main(int argc, char** argv) {
         const int batch = 64;
         const nic::PatchBank bank = randomBank(batch * 2, p, 1);
         const nic::PatchBank val = randomBank(16, p, 2);
+        if (trainSteps > 0)
+            nic::bench::printAugmentationTimes(bank, batch, device);
         const auto tmp = std::filesystem::temp_directory_path() / ("bench-encoders-" + std::to_string(::getpid()));
         std::filesystem::create_directories(tmp);
 

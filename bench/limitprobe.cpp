@@ -565,4 +565,51 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
     printBatchMaking(*session, idx, o.seed);
 }
 
+namespace {
+
+/// The best of 5 timed calls of `fn` after one warm-up, in milliseconds; `sync` (if any) runs before each clock read.
+double bestMilliseconds(const std::function<void()>& fn, const std::function<void()>& sync = {}) {
+    fn();
+    double best = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+        if (sync)
+            sync();
+        const double t0 = now();
+        fn();
+        if (sync)
+            sync();
+        best = std::min(best, now() - t0);
+    }
+    return 1000.0 * best;
+}
+
+} // namespace
+
+void printAugmentationTimes(const PatchBank& bank, int count, const std::string& device) {
+    torch::NoGradGuard noGrad;
+    count = std::min(count, static_cast<int>(bank.size()));
+    const int p = bank.patchSize();
+    const auto bytes = torch::from_blob(const_cast<std::uint8_t*>(bank.data()), {count, p, p, 3}, torch::kUInt8);
+    const auto unit = bytes.permute({0, 3, 1, 2}).to(torch::kFloat).div(255.0).contiguous();
+    auto gen = augment::makeGenerator(7);
+    const double loops = bestMilliseconds([&] { (void)augment::heavy(unit, 1.0, gen); });
+    const double ops = bestMilliseconds([&] { (void)augment::heavyWithTensorOps(unit, 1.0, gen); });
+    std::printf("augmenting a batch of %d (heavy): CPU loops %.1f ms, CPU tensor operations %.1f ms", count, loops, ops);
+    if (device != "cpu") {
+        const torch::Device dev = toDevice(device);
+        const auto sync = [] { torch::cuda::synchronize(); };
+        const double before = bestMilliseconds([&] { (void)augment::heavy(unit, 1.0, gen).to(dev); }, sync);
+        const double on = bestMilliseconds(
+            [&] {
+                (void)augment::heavy(bytes.to(dev).permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous(), 1.0,
+                                     gen);
+            },
+            sync);
+        std::printf("; on %s from the bytes %.2f ms against CPU loops and a copy %.1f ms: %.1f x faster", device.c_str(),
+                    on, before, before / on);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+}
+
 } // namespace nic::bench

@@ -88,4 +88,10 @@ void printLayerTimes(PatchEncoder& encoder, const std::uint8_t* nhwc, int count,
 /// per step and as shares, against the step's ratio to the limit.
 void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, double flopsPerStep, const SgemmRate& rate);
 
+/// Making an augmented batch (augment::heavy, strength 1) of `count` patches of `bank`, best of 5 after a
+/// warm-up: on the CPU in its one-pass loops, on the CPU with tensor operations, and, when `device` is not
+/// "cpu", on the device from the bytes (what training does there) against the CPU path plus copying its floats
+/// over (what it did before). Prints milliseconds per batch and the device's speed-up.
+void printAugmentationTimes(const PatchBank& bank, int count, const std::string& device);
+
 } // namespace nic::bench

@@ -3,6 +3,7 @@
 // and through `nic` (compress, train-encoder, train, gradcam all take --device). On a machine with CUDA the
 // CPU-only assertions are skipped and the CUDA path is exercised instead.
 #include "core/base/error.h"
+#include "core/encoders/nn/augment.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/torchencoder.h"
 #include "testsupport.h"
@@ -53,6 +54,21 @@ TEST(ComputeDevice, EncodersRunOnTheResolvedDevice) {
     c->encode(patches.data(), 2, ec.data());
     for (std::size_t i = 0; i < ea.size(); ++i)
         EXPECT_NEAR(ea[i], ec[i], 1e-4) << i;
+}
+
+// Training on a GPU augments its batches there (heavy on a GPU tensor runs as tensor operations), from the
+// same CPU generator, so a seed gives the CPU's augmented batch up to float rounding.
+TEST(ComputeDevice, AugmentationOnTheGpuGivesWhatTheCpuGives) {
+    if (!torch::cuda::is_available())
+        GTEST_SKIP() << "no CUDA device: augmentation on a GPU cannot run here";
+    torch::manual_seed(5);
+    const auto x = (0.6 * torch::rand({8, 3, 64, 64}) + 0.2).contiguous();
+    auto g1 = augment::makeGenerator(29), g2 = augment::makeGenerator(29);
+    const auto onGpu = augment::heavy(x.to(torch::kCUDA), 1.0, g1);
+    EXPECT_TRUE(onGpu.is_cuda());
+    const auto onCpu = augment::heavy(x, 1.0, g2);
+    EXPECT_LT((onGpu.cpu() - onCpu).abs().max().item<double>(), 1e-4);
+    EXPECT_TRUE(torch::equal(torch::rand({4}, g1), torch::rand({4}, g2)));
 }
 
 TEST(ComputeDevice, TheCliRefusesCudaWithoutItAsAUsageError) {

@@ -114,9 +114,9 @@ TEST_P(FusedAdamEqualsAdam, OverFortySteps) {
     const auto& fs = fusedAdam.state();
     ASSERT_EQ(fs.size(), rs.size());
     for (std::size_t i = 0; i < reference->parameters().size(); ++i) {
-        const auto key = [](const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); };
-        const auto& r = static_cast<const torch::optim::AdamParamState&>(*rs.at(key(reference->parameters()[i])));
-        const auto& f = static_cast<const torch::optim::AdamParamState&>(*fs.at(key(fused->parameters()[i])));
+        const auto& r =
+            static_cast<const torch::optim::AdamParamState&>(*rs.at(nic::optimizerStateKey(reference->parameters()[i])));
+        const auto& f = static_cast<const torch::optim::AdamParamState&>(*fs.at(nic::optimizerStateKey(fused->parameters()[i])));
         EXPECT_EQ(f.step(), 40);
         // Relative to each moment's largest element (the smallest second moments are 1e-12 and below).
         const auto near = [](const torch::Tensor& a, const torch::Tensor& b) {
@@ -200,10 +200,10 @@ TEST(FusedAdam, ClearedGradientsAreUndefinedAndUnusedParametersStayPut) {
     EXPECT_FALSE(net->conv->weight.grad().defined());
     opt.step();
     EXPECT_TRUE(torch::equal(net->conv->weight, convBefore));
-    const auto key = c10::guts::to_string(net->conv->weight.unsafeGetTensorImpl());
-    EXPECT_EQ(static_cast<const torch::optim::AdamParamState&>(*opt.state().at(key)).step(), 2);
-    const auto fcKey = c10::guts::to_string(net->fc->weight.unsafeGetTensorImpl());
-    EXPECT_EQ(static_cast<const torch::optim::AdamParamState&>(*opt.state().at(fcKey)).step(), 3);
+    const auto& convState = *opt.state().at(nic::optimizerStateKey(net->conv->weight));
+    EXPECT_EQ(static_cast<const torch::optim::AdamParamState&>(convState).step(), 2);
+    const auto& fcState = *opt.state().at(nic::optimizerStateKey(net->fc->weight));
+    EXPECT_EQ(static_cast<const torch::optim::AdamParamState&>(fcState).step(), 3);
 }
 
 } // namespace

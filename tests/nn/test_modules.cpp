@@ -227,6 +227,24 @@ TEST(Augment, FusedWarpEqualsTheTensorOps) {
     }
 }
 
+// What heavy does on a GPU (tensor operations throughout; the noise's 64-bit hash as integer tensors) gives what it
+// does on the CPU (one-pass loops for the warp and the noise) from the same draws, up to float rounding, and leaves
+// the generator in the same state. Both run on the CPU here; the noise alone (σ up to 0.1) would differ by far more
+// than the bound if the hashes disagreed.
+TEST(Augment, TensorOperationsGiveWhatTheLoopsGive) {
+    torch::manual_seed(4);
+    const auto x = (0.6 * torch::rand({4, 3, 48, 48}) + 0.2).contiguous();
+    for (double strength : {0.5, 1.0, 2.0}) {
+        auto g1 = augment::makeGenerator(23), g2 = augment::makeGenerator(23);
+        const auto loops = augment::heavy(x, strength, g1);
+        const auto ops = augment::heavyWithTensorOps(x, strength, g2);
+        ASSERT_EQ(ops.sizes(), x.sizes());
+        EXPECT_LT((loops - ops).abs().max().item<double>(), 1e-4) << strength;
+        EXPECT_GT((loops - x).abs().mean().item<double>(), 0.01); // it did augment
+        EXPECT_TRUE(torch::equal(torch::rand({4}, g1), torch::rand({4}, g2)));
+    }
+}
+
 // The noise is Gaussian, independent from pixel to pixel and image to image, with the per-image σ ≤ 0.05 ×
 // strength: on a mid-grey batch (no clamping) each image's residual has mean ≈ 0, kurtosis ≈ 3 and no correlation
 // between neighbouring values, and two images' residuals differ.

@@ -1,6 +1,7 @@
 // The training checkpoint both trainers share: what it stores comes back exactly, the identity check names
 // the file and the first difference, and every damaged or foreign file is an error naming the file.
 #include "core/base/error.h"
+#include "core/encoders/nn/fusedadam.h"
 #include "core/encoders/nn/trainingcheckpoint.h"
 #include "testsupport.h"
 
@@ -33,26 +34,12 @@ bool sameParameters(const Net& a, const Net& b) {
     return pa.size() == pb.size();
 }
 
-/// The key of a parameter in an optimiser's state: its TensorImpl's address printed (LibTorch 1.x) or the
-/// address itself (2.x).
-using StateKey = std::remove_cvref_t<decltype(std::declval<torch::optim::Adam&>().state())>::key_type;
-template <class Key>
-Key stateKey(const torch::Tensor& t) {
-    if constexpr (std::is_same_v<Key, std::string>) {
-        std::ostringstream s;
-        s << t.unsafeGetTensorImpl();
-        return s.str();
-    } else {
-        return t.unsafeGetTensorImpl();
-    }
-}
-
 /// Whether two Adam optimisers of networks `a` and `b` hold the same state (step counts and moments).
 bool sameAdamState(torch::optim::Adam& oa, const Net& a, torch::optim::Adam& ob, const Net& b) {
     const auto pa = a.parameters(), pb = b.parameters();
     for (std::size_t i = 0; i < pa.size(); ++i) {
-        const auto& sa = static_cast<torch::optim::AdamParamState&>(*oa.state().at(stateKey<StateKey>(pa[i])));
-        const auto& sb = static_cast<torch::optim::AdamParamState&>(*ob.state().at(stateKey<StateKey>(pb[i])));
+        const auto& sa = static_cast<torch::optim::AdamParamState&>(*oa.state().at(optimizerStateKey(pa[i])));
+        const auto& sb = static_cast<torch::optim::AdamParamState&>(*ob.state().at(optimizerStateKey(pb[i])));
         if (sa.step() != sb.step() || !torch::equal(sa.exp_avg(), sb.exp_avg()) ||
             !torch::equal(sa.exp_avg_sq(), sb.exp_avg_sq()))
             return false;

@@ -30,13 +30,13 @@ torch::Tensor symmetric(std::int64_t n, double a, at::Generator& gen) {
 
 /// x sampled at `grid` ([N, H, W, 2], normalised coordinates): bilinear, reflection at the borders.
 torch::Tensor sampleGrid(const torch::Tensor& x, const torch::Tensor& grid) {
-    return F::grid_sample(x, grid.to(x.dtype()),
+    return F::grid_sample(x, grid.to(x.options()),
                           F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false))
         .clamp(0.0, 1.0);
 }
 
 torch::Tensor sampleAffine(const torch::Tensor& x, const torch::Tensor& theta) {
-    return sampleGrid(x, F::affine_grid(theta, x.sizes().vec(), false));
+    return sampleGrid(x, F::affine_grid(theta.to(x.options()), x.sizes().vec(), false));
 }
 
 /// rotate's draw: an angle in ±π·min(strength, 1) per image.
@@ -82,8 +82,10 @@ GeometricDraw drawGeometric(std::int64_t n, double strength, at::Generator& gen)
 }
 
 /// The normalised coordinates of `size` pixel centres (align_corners = false, as affine_grid gives them).
-torch::Tensor pixelCentres(std::int64_t size) {
-    return (torch::arange(size, torch::kFloat) * 2.0 + 1.0) / static_cast<double>(size) - 1.0;
+torch::Tensor pixelCentres(std::int64_t size, torch::Device device) {
+    return (torch::arange(size, torch::TensorOptions(torch::kFloat).device(device)) * 2.0 + 1.0) /
+               static_cast<double>(size) -
+           1.0;
 }
 
 /// The sampling grid [N, H, W, 2] that takes each pixel centre p to (p + d(p)) · [[a, b], [−b, a]] (p as a row
@@ -91,9 +93,10 @@ torch::Tensor pixelCentres(std::int64_t size) {
 /// as N small GEMMs of K = 2, several times slower.
 torch::Tensor warpGrid(const torch::Tensor& displacement, const torch::Tensor& a, const torch::Tensor& b) {
     const auto n = displacement.size(0), h = displacement.size(2), w = displacement.size(3);
-    const auto px = displacement.select(1, 0) + pixelCentres(w).view({1, 1, w});
-    const auto py = displacement.select(1, 1) + pixelCentres(h).view({1, h, 1});
-    const auto av = a.view({n, 1, 1}), bv = b.view({n, 1, 1});
+    const auto dev = displacement.device();
+    const auto px = displacement.select(1, 0) + pixelCentres(w, dev).view({1, 1, w});
+    const auto py = displacement.select(1, 1) + pixelCentres(h, dev).view({1, h, 1});
+    const auto av = a.to(dev).view({n, 1, 1}), bv = b.to(dev).view({n, 1, 1});
     return torch::stack({px * av - py * bv, px * bv + py * av}, 3);
 }
 
@@ -216,12 +219,26 @@ torch::Tensor warpBilinearReflect(const torch::Tensor& input, const torch::Tenso
 /// (splitmix64's mixer over key + (i + 1)·γ), written in parallel, and Box–Muller runs as LibTorch's
 /// vectorised log, sqrt, cos and sin: the first half of the values are R·cos θ and the second half R·sin θ of
 /// the same pairs, which are independent.
+std::uint64_t drawKey(at::Generator& gen) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get<at::CPUGeneratorImpl>()->random64();
+}
+
+/// Box–Muller on the uniform pairs u [2, pairs] (u[0] in (0, 1], u[1] in [0, 1), consumed): `n` values, R·cos θ
+/// for the first half and R·sin θ of the same pairs for the second, shaped `sizes`.
+torch::Tensor boxMuller(torch::Tensor& u, std::int64_t n, at::IntArrayRef sizes) {
+    const std::int64_t pairs = u.size(1);
+    auto radius = u[0].log_().mul_(-2.0).sqrt_();
+    auto theta = u[1].mul_(2.0 * M_PI);
+    auto out = torch::empty({2 * pairs}, u.options());
+    auto first = out.narrow(0, 0, pairs), second = out.narrow(0, pairs, pairs);
+    torch::cos_out(first, theta).mul_(radius);
+    torch::sin_out(second, theta).mul_(radius);
+    return out.narrow(0, 0, n).view(sizes);
+}
+
 torch::Tensor standardNormal(at::IntArrayRef sizes, at::Generator& gen) {
-    std::uint64_t key = 0;
-    {
-        std::lock_guard<std::mutex> lock(gen.mutex());
-        key = gen.get<at::CPUGeneratorImpl>()->random64();
-    }
+    const std::uint64_t key = drawKey(gen);
     const std::int64_t n = c10::multiply_integers(sizes);
     const std::int64_t pairs = (n + 1) / 2;
     auto u = torch::empty({2, pairs}, torch::kFloat);
@@ -238,13 +255,32 @@ torch::Tensor standardNormal(at::IntArrayRef sizes, at::Generator& gen) {
             u2[i] = static_cast<float>((z >> 16) & 0xFFFFFFU) * kUnit; // [0, 1)
         }
     });
-    auto radius = u[0].log_().mul_(-2.0).sqrt_();
-    auto theta = u[1].mul_(2.0 * M_PI);
-    auto out = torch::empty({2 * pairs}, torch::kFloat);
-    auto first = out.narrow(0, 0, pairs), second = out.narrow(0, pairs, pairs);
-    torch::cos_out(first, theta).mul_(radius);
-    torch::sin_out(second, theta).mul_(radius);
-    return out.narrow(0, 0, n).view(sizes);
+    return boxMuller(u, n, sizes);
+}
+
+/// standardNormal with LibTorch's tensor operations on `device` (a GPU: the loop above needs the CPU): the same
+/// key from `gen`, the same hash in 64-bit integer tensors (wrapping products; shifts made logical by a mask),
+/// so the same uniforms bit for bit and the same values up to the rounding of log, cos and sin.
+torch::Tensor standardNormalWithTensorOps(at::IntArrayRef sizes, at::Generator& gen, torch::Device device) {
+    const auto key = static_cast<std::int64_t>(drawKey(gen));
+    const std::int64_t n = c10::multiply_integers(sizes);
+    const std::int64_t pairs = (n + 1) / 2;
+    auto shiftedRight = [](const torch::Tensor& z, int bits) {
+        return torch::bitwise_right_shift(z, bits).bitwise_and_((std::int64_t{1} << (64 - bits)) - 1);
+    };
+    auto mixed = [&](const torch::Tensor& z, int bits, std::uint64_t factor) {
+        return z.bitwise_xor(shiftedRight(z, bits)).mul_(static_cast<std::int64_t>(factor));
+    };
+    auto z = torch::arange(1, pairs + 1, torch::TensorOptions(torch::kLong).device(device))
+                 .mul_(static_cast<std::int64_t>(0x9E3779B97F4A7C15ULL))
+                 .add_(key);
+    z = mixed(z, 30, 0xBF58476D1CE4E5B9ULL);
+    z = mixed(z, 27, 0x94D049BB133111EBULL);
+    z = z.bitwise_xor(shiftedRight(z, 31));
+    constexpr double kUnit = 1.0 / 16777216.0; // 2^-24
+    auto u = torch::stack({shiftedRight(z, 40).add_(1).to(torch::kFloat).mul_(kUnit),
+                           shiftedRight(z, 16).bitwise_and_(0xFFFFFF).to(torch::kFloat).mul_(kUnit)});
+    return boxMuller(u, n, sizes);
 }
 
 } // namespace
@@ -259,7 +295,7 @@ torch::Tensor rotate(const torch::Tensor& x, double strength, at::Generator& gen
     auto angle = drawAngle(n, strength, gen);
     auto c = torch::cos(angle), s = torch::sin(angle), z = torch::zeros({n});
     auto theta = torch::stack({torch::stack({c, -s, z}, 1), torch::stack({s, c, z}, 1)}, 1);
-    return sampleAffine(x, theta.to(x.dtype()));
+    return sampleAffine(x, theta);
 }
 
 torch::Tensor zoom(const torch::Tensor& x, double strength, at::Generator& gen) {
@@ -270,7 +306,7 @@ torch::Tensor zoom(const torch::Tensor& x, double strength, at::Generator& gen) 
     auto scale = drawScale(n, strength, gen);
     auto z = torch::zeros({n});
     auto theta = torch::stack({torch::stack({scale, z, z}, 1), torch::stack({z, scale, z}, 1)}, 1);
-    return sampleAffine(x, theta.to(x.dtype()));
+    return sampleAffine(x, theta);
 }
 
 torch::Tensor elastic(const torch::Tensor& x, double strength, at::Generator& gen) {
@@ -278,8 +314,8 @@ torch::Tensor elastic(const torch::Tensor& x, double strength, at::Generator& ge
     if (strength == 0.0)
         return x.clone();
     const auto n = x.size(0);
-    return sampleGrid(x, warpGrid(drawDisplacement(n, x.size(2), x.size(3), strength, gen), torch::ones({n}),
-                                  torch::zeros({n})));
+    return sampleGrid(x, warpGrid(drawDisplacement(n, x.size(2), x.size(3), strength, gen).to(x.device()),
+                                  torch::ones({n}), torch::zeros({n})));
 }
 
 namespace {
@@ -303,14 +339,15 @@ torch::Tensor hedJitterTo(const torch::Tensor& x, double strength, at::Generator
     // on the planar channels as Mᵀ·od + bᵀ (no transposing copies of the image).
     auto m = torch::matmul(hedFromRgb.unsqueeze(0) * alpha.view({n, 1, 3}), rgbFromHed); // [N, 3, 3]
     auto b = torch::matmul(beta.view({n, 1, 3}), rgbFromHed);                             // [N, 1, 3]
-    auto y = torch::baddbmm(-b.transpose(1, 2), m.transpose(1, 2), logX).view({n, 3, h, w});
+    const auto dev = x.device();
+    auto y = torch::baddbmm(-b.transpose(1, 2).to(dev), m.transpose(1, 2).to(dev), logX).view({n, 3, h, w});
     return y.exp_().clamp_(0.0, 1.0).to(x.dtype());
 }
 
 void brightnessInPlace(torch::Tensor& y, double strength, at::Generator& gen) {
     if (strength == 0.0)
         return;
-    y.add_(symmetric(y.size(0), 0.2 * strength, gen).view({-1, 1, 1, 1})).clamp_(0.0, 1.0);
+    y.add_(symmetric(y.size(0), 0.2 * strength, gen).to(y.device()).view({-1, 1, 1, 1})).clamp_(0.0, 1.0);
 }
 
 /// (y − m)·f + m as y·f + m·(1 − f): one pass after the mean.
@@ -318,15 +355,18 @@ void contrastInPlace(torch::Tensor& y, double strength, at::Generator& gen) {
     if (strength == 0.0)
         return;
     auto mean = y.mean({1, 2, 3}, true);
-    auto factor = 1.0 + symmetric(y.size(0), 0.4 * strength, gen).view({-1, 1, 1, 1});
+    auto factor = 1.0 + symmetric(y.size(0), 0.4 * strength, gen).to(y.device()).view({-1, 1, 1, 1});
     y.mul_(factor).add_(mean * (1.0 - factor)).clamp_(0.0, 1.0);
 }
 
-void gaussianNoiseInPlace(torch::Tensor& y, double strength, at::Generator& gen) {
+/// tensorOps: the noise from standardNormalWithTensorOps (as it is on a GPU in any case).
+void gaussianNoiseInPlace(torch::Tensor& y, double strength, at::Generator& gen, bool tensorOps = false) {
     if (strength == 0.0)
         return;
-    auto sigma = torch::rand({y.size(0), 1, 1, 1}, gen, torch::kFloat) * (0.05 * strength);
-    y.addcmul_(standardNormal(y.sizes(), gen), sigma).clamp_(0.0, 1.0);
+    auto sigma = (torch::rand({y.size(0), 1, 1, 1}, gen, torch::kFloat) * (0.05 * strength)).to(y.device());
+    const auto noise = tensorOps || !y.device().is_cpu() ? standardNormalWithTensorOps(y.sizes(), gen, y.device())
+                                                         : standardNormal(y.sizes(), gen);
+    y.addcmul_(noise.to(y.dtype()), sigma).clamp_(0.0, 1.0);
 }
 
 } // namespace
@@ -360,6 +400,8 @@ torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generat
 }
 
 torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen) {
+    if (!x.device().is_cpu())
+        return geometricWithTensorOps(x, strength, gen);
     check(x, strength, "geometric");
     if (strength == 0.0)
         return x.clone();
@@ -372,18 +414,30 @@ torch::Tensor geometricWithTensorOps(const torch::Tensor& x, double strength, at
     if (strength == 0.0)
         return x.clone();
     const auto d = drawGeometric(x.size(0), strength, gen);
-    return sampleGrid(x, warpGrid(upsampleDisplacement(d.coarse, x.size(2), x.size(3)), d.a, d.b));
+    return sampleGrid(x, warpGrid(upsampleDisplacement(d.coarse.to(x.device()), x.size(2), x.size(3)), d.a, d.b));
 }
 
-torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen) {
-    auto y = geometric(x, strength, gen); // checks x and strength
-    if (strength == 0.0)
-        return y;
+namespace {
+
+/// heavy's colour steps after the warp y, in place where they can be.
+torch::Tensor colourSteps(torch::Tensor y, double strength, at::Generator& gen, bool tensorOps) {
     y = hedJitterTo(y, strength, gen);
     brightnessInPlace(y, strength, gen);
     contrastInPlace(y, strength, gen);
-    gaussianNoiseInPlace(y, strength, gen);
+    gaussianNoiseInPlace(y, strength, gen, tensorOps);
     return y;
+}
+
+} // namespace
+
+torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen) {
+    auto y = geometric(x, strength, gen); // checks x and strength; on a GPU, with tensor operations
+    return strength == 0.0 ? y : colourSteps(std::move(y), strength, gen, false);
+}
+
+torch::Tensor heavyWithTensorOps(const torch::Tensor& x, double strength, at::Generator& gen) {
+    auto y = geometricWithTensorOps(x, strength, gen); // checks x and strength
+    return strength == 0.0 ? y : colourSteps(std::move(y), strength, gen, true);
 }
 
 } // namespace nic::augment

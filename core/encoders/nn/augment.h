@@ -7,6 +7,11 @@
 // equal results, independent of the global generator), and scales its effect with `strength`:
 // 0 leaves the image unchanged (up to float rounding), 1 is the "heavy" setting used for contrastive
 // pairs; values up to 2 are allowed. Throws InvalidArgument for a bad shape or strength.
+//
+// They run on the batch's device. The draws always come from the CPU generator `gen` (small tensors, moved to
+// the batch), so a seed gives the same draws on a GPU as on the CPU. On the CPU geometric's warp and the noise
+// are loops of their own; on a GPU the same arithmetic runs as LibTorch's tensor operations
+// (geometricWithTensorOps, heavyWithTensorOps), with the same result up to float rounding.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -40,12 +45,17 @@ torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generat
 torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// geometric computed with LibTorch's tensor operations (interpolate, the sampling grid, grid_sample), as it
-/// was before it became one pass per image: the same draws and the same result up to float rounding. For
-/// tests and benchmarks.
+/// was before it became one pass per image: the same draws and the same result up to float rounding. What
+/// geometric does on a GPU; on the CPU for tests and benchmarks.
 torch::Tensor geometricWithTensorOps(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// All of the above in the order rotate, zoom, elastic (as one resampling, geometric), HED, brightness,
 /// contrast, noise.
 torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen);
+
+/// heavy with LibTorch's tensor operations alone, on x's device: what heavy does on a GPU. The same draws,
+/// the noise's uniforms bit for bit (its 64-bit hash as integer tensors), and the same result up to float
+/// rounding. On the CPU for tests and benchmarks.
+torch::Tensor heavyWithTensorOps(const torch::Tensor& x, double strength, at::Generator& gen);
 
 } // namespace nic::augment

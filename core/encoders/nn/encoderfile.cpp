@@ -100,7 +100,14 @@ std::string configureCompute(const ComputeOptions& options) {
     if (torch::get_num_threads() != threads)
         torch::set_num_threads(threads);
     setBlasSingleThreaded();
-    return resolveDevice(options.device);
+    const std::string device = resolveDevice(options.device);
+    // Patches come in few shapes, so on a GPU cuDNN times its algorithms for each shape once and keeps the
+    // fastest. Its choice may be a non-deterministic algorithm; NIC_CUDNN_BENCHMARK=0 keeps cuDNN's heuristic.
+    if (device == "cuda") {
+        const char* benchmark = std::getenv("NIC_CUDNN_BENCHMARK");
+        at::globalContext().setBenchmarkCuDNN(benchmark == nullptr || std::string(benchmark) != "0");
+    }
+    return device;
 }
 
 std::string resolveDevice(const std::string& device) {
@@ -144,8 +151,8 @@ torch::nn::AnyModule buildEncoderModule(const EncoderMeta& m) {
 
 torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, torch::Device device) {
     auto u8 = torch::from_blob(const_cast<std::uint8_t*>(nhwc), {count, patchSize, patchSize, 3}, torch::kUInt8);
-    auto x = u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(127.5).sub_(1.0).contiguous();
-    return x.to(device);
+    // For a GPU the bytes travel (a quarter of the floats) and are converted there, off the calling CPU.
+    return u8.to(device).permute({0, 3, 1, 2}).to(torch::kFloat).div_(127.5).sub_(1.0).contiguous();
 }
 
 void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into) {

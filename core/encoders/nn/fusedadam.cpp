@@ -4,6 +4,9 @@
 #include <ATen/record_function.h>
 
 #include <cmath>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 namespace nic {
 
@@ -106,7 +109,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
                 continue;
             const torch::Tensor& grad = p.grad();
             TORCH_CHECK(!grad.is_sparse(), "Adam does not support sparse gradients");
-            const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+            const auto key = optimizerStateKey(p);
             auto found = state_.find(key);
             if (found == state_.end()) { // as Adam creates it, so that save/load see the same state
                 auto s = std::make_unique<AdamParamState>();
@@ -136,5 +139,22 @@ void clearGradients(torch::optim::Optimizer& optimizer) {
         for (auto& p : group.params())
             p.mutable_grad() = torch::Tensor();
 }
+
+namespace {
+
+template <typename Key> // a template, so that only the branch of this LibTorch's key type is compiled
+Key stateKeyOf(const torch::Tensor& p) {
+    if constexpr (std::is_same_v<Key, std::string>) {
+        std::ostringstream text; // as c10::guts::to_string wrote it
+        text << p.unsafeGetTensorImpl();
+        return text.str();
+    } else {
+        return p.unsafeGetTensorImpl();
+    }
+}
+
+} // namespace
+
+OptimizerStateKey optimizerStateKey(const torch::Tensor& p) { return stateKeyOf<OptimizerStateKey>(p); }
 
 } // namespace nic

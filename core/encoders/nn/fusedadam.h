@@ -14,6 +14,9 @@
 // the next backward hands its gradient buffers over instead of adding them into zeros.
 #include <torch/optim/adam.h>
 
+#include <type_traits>
+#include <utility>
+
 namespace nic {
 
 class FusedAdam final : public torch::optim::Adam {
@@ -31,5 +34,10 @@ private:
 /// Sets the gradient of every parameter of `optimizer` to undefined (PyTorch's zero_grad(set_to_none)).
 /// A parameter that then takes no part in a backward pass keeps no gradient and Adam skips it.
 void clearGradients(torch::optim::Optimizer& optimizer);
+
+/// The key of parameter p's entry in a LibTorch optimiser's state (Optimizer::state()), as Adam makes it: the
+/// address of p's TensorImpl, written out as text before LibTorch 2.x and the pointer itself from then on.
+using OptimizerStateKey = std::remove_cvref_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+OptimizerStateKey optimizerStateKey(const torch::Tensor& p);
 
 } // namespace nic

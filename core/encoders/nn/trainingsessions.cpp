@@ -25,14 +25,19 @@ std::vector<std::size_t> allIndices(const PatchBank& b) {
 
 namespace {
 
-/// Gathers bank patches into a float batch [N, 3, P, P] in [0, 1] on the CPU.
-torch::Tensor gatherUnit(const PatchBank& bank, const std::vector<std::size_t>& idx) {
+/// Gathers bank patches into a float batch [N, 3, P, P] in [0, 1] on `device`. The bytes are gathered on the CPU
+/// and, for a GPU, into pinned memory and copied as bytes (a quarter of the floats) without blocking; the
+/// conversion to floats then runs on the GPU too.
+torch::Tensor gatherUnit(const PatchBank& bank, const std::vector<std::size_t>& idx, torch::Device device) {
     const auto n = static_cast<std::int64_t>(idx.size());
     const int p = bank.patchSize();
-    auto u8 = torch::empty({n, p, p, 3}, torch::kUInt8);
+    const bool gpu = !device.is_cpu();
+    auto u8 = torch::empty({n, p, p, 3}, torch::TensorOptions(torch::kUInt8).pinned_memory(gpu));
     auto* dst = u8.data_ptr<std::uint8_t>();
     for (std::size_t i = 0; i < idx.size(); ++i)
         std::memcpy(dst + i * bank.patchBytes(), bank.patch(idx[i]), bank.patchBytes());
+    if (gpu)
+        u8 = u8.to(device, /*non_blocking=*/true);
     return u8.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
 }
 
@@ -68,7 +73,7 @@ public:
     const char* metricName() const override { return "val_loss"; }
 
     void prepare(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&, Batch& out) override {
-        out.x = unitToModel(gatherUnit(train_, idx)).to(dev_);
+        out.x = unitToModel(gatherUnit(train_, idx, dev_));
         out.size = idx.size();
     }
 
@@ -87,7 +92,7 @@ public:
         net_->eval();
         double sum = 0.0;
         forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
-            auto x = unitToModel(gatherUnit(val_, idx)).to(dev_);
+            auto x = unitToModel(gatherUnit(val_, idx, dev_));
             const auto o = net_->forward(x, /*sample=*/false); // deterministic: decode μ
             sum += VaeImpl::loss(o, x, gamma_)[0].item<double>() * static_cast<double>(idx.size());
         });
@@ -135,10 +140,10 @@ public:
     }
 
     void prepare(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64&, Batch& out) override {
-        auto unit = gatherUnit(train_, idx);
+        auto unit = gatherUnit(train_, idx, dev_);
         if (augment_ > 0)
-            unit = augment::heavy(unit, augment_, gen);
-        out.x = unitToModel(unit).to(dev_);
+            unit = augment::heavy(unit, augment_, gen); // on the training device
+        out.x = unitToModel(unit);
         out.y = labelsOf(idx, train_);
         out.size = idx.size();
     }
@@ -158,7 +163,7 @@ public:
         net_->eval();
         double correct = 0.0;
         forChunks(val_.size(), 128, [&](const std::vector<std::size_t>& idx) {
-            auto logits = net_->forward(unitToModel(gatherUnit(val_, idx)).to(dev_));
+            auto logits = net_->forward(unitToModel(gatherUnit(val_, idx, dev_)));
             correct += lossAndCorrect(logits, labelsOf(idx, val_)).second.item<double>();
         });
         return correct / static_cast<double>(std::max<std::size_t>(val_.size(), 1));
@@ -203,9 +208,9 @@ public:
 
     std::tuple<torch::Tensor, torch::Tensor> views(const PatchBank& bank, const std::vector<std::size_t>& a,
                                                    const std::vector<std::size_t>& b, at::Generator& gen) {
-        auto va = augment::heavy(gatherUnit(bank, a), augment_, gen);
-        auto vb = augment::heavy(gatherUnit(bank, b), augment_, gen);
-        return {unitToModel(va).to(dev_), unitToModel(vb).to(dev_)};
+        auto va = augment::heavy(gatherUnit(bank, a, dev_), augment_, gen); // on the training device
+        auto vb = augment::heavy(gatherUnit(bank, b, dev_), augment_, gen);
+        return {unitToModel(va), unitToModel(vb)};
     }
 
     void prepare(const std::vector<std::size_t>& idx, at::Generator& gen, std::mt19937_64& rng, Batch& out) override {
@@ -283,7 +288,7 @@ public:
     const char* metricName() const override { return "none"; }
 
     void prepare(const std::vector<std::size_t>& idx, at::Generator&, std::mt19937_64&, Batch& out) override {
-        out.x = unitToModel(gatherUnit(train_, idx)).to(dev_);
+        out.x = unitToModel(gatherUnit(train_, idx, dev_));
         out.x2 = F::avg_pool2d(out.x, F::AvgPool2dFuncOptions(2));
         out.size = idx.size();
     }
@@ -295,7 +300,8 @@ public:
         const auto n = x.size(0);
         auto z = torch::randn({n, code_}).to(dev_);
         // One-sided label smoothing (real target 0.9) keeps D from saturating early.
-        auto real = torch::full({n}, 0.9f).to(dev_), fake = torch::zeros({n}).to(dev_), one = torch::ones({n}).to(dev_);
+        const auto on = torch::TensorOptions(torch::kFloat).device(dev_);
+        auto real = torch::full({n}, 0.9f, on), fake = torch::zeros({n}, on), one = torch::ones({n}, on);
 
         auto e = net_->encoder(x);
         auto g = net_->generator(z);
