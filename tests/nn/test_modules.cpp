@@ -230,7 +230,7 @@ TEST(Augment, FusedWarpEqualsTheTensorOps) {
 // What heavy does on a GPU (tensor operations throughout; the noise's 64-bit hash as integer tensors) gives what it
 // does on the CPU (one-pass loops for the warp and the noise) from the same draws, up to float rounding, and leaves
 // the generator in the same state. Both run on the CPU here; the noise alone (σ up to 0.1) would differ by far more
-// than the bound if the hashes disagreed.
+// than the bound if the hashes or the quantile tables disagreed.
 TEST(Augment, TensorOperationsGiveWhatTheLoopsGive) {
     torch::manual_seed(4);
     const auto x = (0.6 * torch::rand({4, 3, 48, 48}) + 0.2).contiguous();
@@ -263,7 +263,7 @@ TEST(Augment, GaussianNoiseIsGaussianAndIndependent) {
         const double lag1 = (z.slice(0, 1) * z.slice(0, 0, -1)).mean().item<double>();
         EXPECT_LT(std::fabs(lag1), 0.05) << i;
     }
-    // Images k and k + 4 hold the two sides of the same Box–Muller pairs; those must be uncorrelated too.
+    // Images k and k + 4 (and, above, neighbouring values, four of which share a hash) must be independent too.
     for (int i = 0; i < 4; ++i) {
         const auto a = (r[i] - r[i].mean()) / r[i].std(), b = (r[i + 4] - r[i + 4].mean()) / r[i + 4].std();
         EXPECT_LT(std::fabs((a * b).mean().item<double>()), 0.05) << i;

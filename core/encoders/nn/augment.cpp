@@ -10,6 +10,10 @@
 #include <cmath>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace nic::augment {
 
 namespace F = torch::nn::functional;
@@ -116,6 +120,119 @@ inline float reflectIntoImage(float v, std::int64_t size) {
     return std::min(span - 1.0F, std::max(v - 0.5F, 0.0F));
 }
 
+/// One output row of geometric's warp: the displacement field's two interpolated rows for x and for y (weights
+/// l0, l1), the pixel centres, the image (H, W, C interleaved), where the row's first output pixel goes in
+/// channel 0 of the planar output (planes `plane` apart), and the image's transform.
+struct WarpRow {
+    const float *dx0, *dx1, *dy0, *dy1, *cx, *img;
+    float* out;
+    float l0, l1, py0, a, b, halfW, halfH;
+    std::int64_t w, h, plane;
+};
+
+/// The row's output pixels from `first` on, one at a time.
+void warpRowScalar(const WarpRow& r, std::int64_t channels, std::int64_t first) {
+    const std::int64_t w = r.w, h = r.h;
+    for (std::int64_t j = first; j < w; ++j) {
+        const float px = r.l0 * r.dx0[j] + r.l1 * r.dx1[j] + r.cx[j];
+        const float py = r.l0 * r.dy0[j] + r.l1 * r.dy1[j] + r.py0;
+        const float gx = px * r.a - py * r.b, gy = px * r.b + py * r.a;
+        const float ix = reflectIntoImage((gx + 1.0F) * r.halfW - 0.5F, w);
+        const float iy = reflectIntoImage((gy + 1.0F) * r.halfH - 0.5F, h);
+        const auto x0 = static_cast<std::int64_t>(ix), y0 = static_cast<std::int64_t>(iy); // ix, iy >= 0
+        const float wx1 = ix - static_cast<float>(x0), wy1 = iy - static_cast<float>(y0);
+        const float wx0 = 1.0F - wx1, wy0 = 1.0F - wy1;
+        const std::int64_t x1 = std::min(x0 + 1, w - 1), y1 = std::min(y0 + 1, h - 1); // weight 0 when clipped
+        const float* v00 = r.img + (y0 * w + x0) * channels;
+        const float* v01 = r.img + (y0 * w + x1) * channels;
+        const float* v10 = r.img + (y1 * w + x0) * channels;
+        const float* v11 = r.img + (y1 * w + x1) * channels;
+        for (std::int64_t c = 0; c < channels; ++c) {
+            const float v = wy0 * (wx0 * v00[c] + wx1 * v01[c]) + wy1 * (wx0 * v10[c] + wx1 * v11[c]);
+            r.out[c * r.plane + j] = std::min(1.0F, std::max(v, 0.0F));
+        }
+    }
+}
+
+bool cpuHasAvx512() {
+#if defined(__x86_64__)
+    static const bool has = __builtin_cpu_supports("avx512f");
+    return has;
+#else
+    return false;
+#endif
+}
+
+#if defined(__x86_64__)
+// Every lane, for the masked forms of the intrinsics: their unmasked forms pass GCC 12 an undefined vector,
+// which -Wmaybe-uninitialized reports (GCC bug 105593).
+constexpr __mmask16 kAll = 0xFFFF;
+
+/// reflectIntoImage for 16 coordinates, with the same operations in the same order (so the same results).
+__attribute__((target("avx512f"))) inline __m512 reflectIntoImage16(__m512 v, std::int64_t size) {
+    const __m512 span = _mm512_set1_ps(static_cast<float>(size));
+    const __m512 zero = _mm512_setzero_ps();
+    v = _mm512_abs_ps(_mm512_add_ps(v, _mm512_set1_ps(0.5F)));
+    const __mmask16 finite = _mm512_cmp_ps_mask(v, _mm512_set1_ps(16777216.0F), _CMP_LT_OQ); // else the corner, 0
+    const __mmask16 mirrored = _mm512_cmp_ps_mask(v, span, _CMP_GT_OQ);
+    const __m512i flips = _mm512_maskz_cvttps_epi32(kAll, _mm512_div_ps(v, span));
+    const __m512 extra = _mm512_sub_ps(v, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll, flips), span));
+    const __mmask16 odd = _mm512_test_epi32_mask(flips, _mm512_set1_epi32(1));
+    const __m512 folded = _mm512_mask_sub_ps(extra, odd, span, extra);
+    v = _mm512_mask_mov_ps(v, mirrored & finite, folded);
+    v = _mm512_mask_max_ps(v, kAll, _mm512_sub_ps(v, _mm512_set1_ps(0.5F)), zero);
+    v = _mm512_mask_min_ps(v, kAll, _mm512_sub_ps(span, _mm512_set1_ps(1.0F)), v);
+    return _mm512_maskz_mov_ps(finite, v);
+}
+
+/// The row's output pixels 16 at a time, for 3 channels: the same arithmetic as warpRowScalar, the four
+/// neighbours of each channel gathered. Returns how many pixels it wrote (a multiple of 16).
+__attribute__((target("avx512f"))) std::int64_t warpRowAvx512(const WarpRow& r) {
+    const std::int64_t w = r.w, h = r.h, full = w / 16 * 16;
+    const __m512 l0 = _mm512_set1_ps(r.l0), l1 = _mm512_set1_ps(r.l1), py0 = _mm512_set1_ps(r.py0);
+    const __m512 a = _mm512_set1_ps(r.a), b = _mm512_set1_ps(r.b), one = _mm512_set1_ps(1.0F);
+    const __m512 halfW = _mm512_set1_ps(r.halfW), halfH = _mm512_set1_ps(r.halfH), half = _mm512_set1_ps(0.5F);
+    const __m512i lastX = _mm512_set1_epi32(static_cast<int>(w - 1)), lastY = _mm512_set1_epi32(static_cast<int>(h - 1));
+    const __m512i width = _mm512_set1_epi32(static_cast<int>(w)), three = _mm512_set1_epi32(3);
+    const __m512i oneI = _mm512_set1_epi32(1);
+    for (std::int64_t j = 0; j < full; j += 16) {
+        const __m512 px = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(l0, _mm512_loadu_ps(r.dx0 + j)),
+                                                      _mm512_mul_ps(l1, _mm512_loadu_ps(r.dx1 + j))),
+                                        _mm512_loadu_ps(r.cx + j));
+        const __m512 py = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(l0, _mm512_loadu_ps(r.dy0 + j)),
+                                                      _mm512_mul_ps(l1, _mm512_loadu_ps(r.dy1 + j))),
+                                        py0);
+        const __m512 gx = _mm512_sub_ps(_mm512_mul_ps(px, a), _mm512_mul_ps(py, b));
+        const __m512 gy = _mm512_add_ps(_mm512_mul_ps(px, b), _mm512_mul_ps(py, a));
+        const __m512 ix = reflectIntoImage16(_mm512_sub_ps(_mm512_mul_ps(_mm512_add_ps(gx, one), halfW), half), w);
+        const __m512 iy = reflectIntoImage16(_mm512_sub_ps(_mm512_mul_ps(_mm512_add_ps(gy, one), halfH), half), h);
+        const __m512i x0 = _mm512_maskz_cvttps_epi32(kAll, ix), y0 = _mm512_maskz_cvttps_epi32(kAll, iy);
+        const __m512 wx1 = _mm512_sub_ps(ix, _mm512_maskz_cvtepi32_ps(kAll, x0)), wy1 = _mm512_sub_ps(iy, _mm512_maskz_cvtepi32_ps(kAll, y0));
+        const __m512 wx0 = _mm512_sub_ps(one, wx1), wy0 = _mm512_sub_ps(one, wy1);
+        const __m512i x1 = _mm512_maskz_min_epi32(kAll, _mm512_add_epi32(x0, oneI), lastX);
+        const __m512i y1 = _mm512_maskz_min_epi32(kAll, _mm512_add_epi32(y0, oneI), lastY);
+        const __m512i row0 = _mm512_mullo_epi32(y0, width), row1 = _mm512_mullo_epi32(y1, width);
+        const __m512i i00 = _mm512_mullo_epi32(_mm512_add_epi32(row0, x0), three);
+        const __m512i i01 = _mm512_mullo_epi32(_mm512_add_epi32(row0, x1), three);
+        const __m512i i10 = _mm512_mullo_epi32(_mm512_add_epi32(row1, x0), three);
+        const __m512i i11 = _mm512_mullo_epi32(_mm512_add_epi32(row1, x1), three);
+        for (int c = 0; c < 3; ++c) {
+            const float* base = r.img + c;
+            const __m512 v00 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kAll, i00, base, 4), v01 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kAll, i01, base, 4);
+            const __m512 v10 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kAll, i10, base, 4), v11 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kAll, i11, base, 4);
+            const __m512 top = _mm512_add_ps(_mm512_mul_ps(wx0, v00), _mm512_mul_ps(wx1, v01));
+            const __m512 bottom = _mm512_add_ps(_mm512_mul_ps(wx0, v10), _mm512_mul_ps(wx1, v11));
+            __m512 v = _mm512_add_ps(_mm512_mul_ps(wy0, top), _mm512_mul_ps(wy1, bottom));
+            v = _mm512_mask_min_ps(v, kAll, one, _mm512_mask_max_ps(v, kAll, v, _mm512_setzero_ps()));
+            _mm512_storeu_ps(r.out + c * r.plane + j, v);
+        }
+    }
+    return full;
+}
+#else
+std::int64_t warpRowAvx512(const WarpRow&) { return 0; }
+#endif
+
 /// geometric's warp in one pass per image, without the intermediate tensors of interpolate → warpGrid →
 /// grid_sample (a displacement field, a pixel-centre grid, the sampling grid and a clamp, each a full pass
 /// over the batch; 20 ms of the 45 ms that making a supervised batch of 64 took). For each output pixel
@@ -188,99 +305,107 @@ torch::Tensor warpBilinearReflect(const torch::Tensor& input, const torch::Tenso
                 const float* dy0 = alongX.data() + (ch + r.i0) * w;
                 const float* dy1 = alongX.data() + (ch + r.i1) * w;
                 const float py0 = cy[static_cast<std::size_t>(i)];
-                for (std::int64_t j = 0; j < w; ++j) {
-                    const float px = r.l0 * dx0[j] + r.l1 * dx1[j] + cx[static_cast<std::size_t>(j)];
-                    const float py = r.l0 * dy0[j] + r.l1 * dy1[j] + py0;
-                    const float gx = px * a - py * b, gy = px * b + py * a;
-                    const float ix = reflectIntoImage((gx + 1.0F) * halfW - 0.5F, w);
-                    const float iy = reflectIntoImage((gy + 1.0F) * halfH - 0.5F, h);
-                    const auto x0 = static_cast<std::int64_t>(ix), y0 = static_cast<std::int64_t>(iy); // ix, iy >= 0
-                    const float wx1 = ix - static_cast<float>(x0), wy1 = iy - static_cast<float>(y0);
-                    const float wx0 = 1.0F - wx1, wy0 = 1.0F - wy1;
-                    const std::int64_t x1 = std::min(x0 + 1, w - 1), y1 = std::min(y0 + 1, h - 1); // weight 0 when clipped
-                    const float* v00 = img + (y0 * w + x0) * channels;
-                    const float* v01 = img + (y0 * w + x1) * channels;
-                    const float* v10 = img + (y1 * w + x0) * channels;
-                    const float* v11 = img + (y1 * w + x1) * channels;
-                    for (std::int64_t c = 0; c < channels; ++c) {
-                        const float v = wy0 * (wx0 * v00[c] + wx1 * v01[c]) + wy1 * (wx0 * v10[c] + wx1 * v11[c]);
-                        o[c * plane + i * w + j] = std::min(1.0F, std::max(v, 0.0F));
-                    }
-                }
+                const WarpRow row{dx0, dx1, dy0, dy1, cx.data(), img, o + i * w, r.l0, r.l1, py0, a, b, halfW, halfH, w, h, plane};
+                std::int64_t j = 0;
+                if (channels == 3 && cpuHasAvx512())
+                    j = warpRowAvx512(row);
+                warpRowScalar(row, channels, j);
             }
         }
     });
     return out.to(input.dtype());
 }
 
-/// Standard normal values of shape `sizes` from one 64-bit draw of `gen`. torch::randn draws every value's
-/// uniforms serially from the generator's Mersenne twister (normal_ was a quarter to a third of making a
-/// batch, with one CPU busy and the other waiting). Here uniform pairs come from a counter-based hash
-/// (splitmix64's mixer over key + (i + 1)·γ), written in parallel, and Box–Muller runs as LibTorch's
-/// vectorised log, sqrt, cos and sin: the first half of the values are R·cos θ and the second half R·sin θ of
-/// the same pairs, which are independent.
 std::uint64_t drawKey(at::Generator& gen) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     return gen.get<at::CPUGeneratorImpl>()->random64();
 }
 
-/// Box–Muller on the uniform pairs u [2, pairs] (u[0] in (0, 1], u[1] in [0, 1), consumed): `n` values, R·cos θ
-/// for the first half and R·sin θ of the same pairs for the second, shaped `sizes`.
-torch::Tensor boxMuller(torch::Tensor& u, std::int64_t n, at::IntArrayRef sizes) {
-    const std::int64_t pairs = u.size(1);
-    auto radius = u[0].log_().mul_(-2.0).sqrt_();
-    auto theta = u[1].mul_(2.0 * M_PI);
-    auto out = torch::empty({2 * pairs}, u.options());
-    auto first = out.narrow(0, 0, pairs), second = out.narrow(0, pairs, pairs);
-    torch::cos_out(first, theta).mul_(radius);
-    torch::sin_out(second, theta).mul_(radius);
-    return out.narrow(0, 0, n).view(sizes);
+/// The standard normal distribution's quantiles at the centres of 2^16 equal slices of probability,
+/// Φ⁻¹((i + ½) / 2^16) for i = 0 … 65535 (±4.17 at the ends), computed once in double by bisection on
+/// ½·erfc(−z/√2) and stored as float; symmetric, so its mean is exactly 0.
+const std::vector<float>& normalQuantiles() {
+    static const std::vector<float> table = [] {
+        constexpr int kSize = 1 << 16;
+        std::vector<float> t(kSize);
+        for (int i = 0; i < kSize / 2; ++i) {
+            const double p = (static_cast<double>(i) + 0.5) / kSize; // < ½: z < 0
+            double lo = -10.0, hi = 0.0;
+            for (int step = 0; step < 60; ++step) {
+                const double mid = 0.5 * (lo + hi);
+                (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+            }
+            const auto z = static_cast<float>(0.5 * (lo + hi));
+            t[static_cast<std::size_t>(i)] = z;
+            t[static_cast<std::size_t>(kSize - 1 - i)] = -z;
+        }
+        return t;
+    }();
+    return table;
 }
 
+/// splitmix64's mixer over key + (i + 1)·γ: the i-th 64 random bits of the stream that `key` names.
+inline std::uint64_t hashed(std::uint64_t key, std::uint64_t i) {
+    std::uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/// Standard normal values of shape `sizes` from one 64-bit draw of `gen`. torch::randn draws every value's
+/// uniforms serially from the generator's Mersenne twister (normal_ was a quarter to a third of making a
+/// batch, with one CPU busy and the other waiting), and Box–Muller's log, sqrt, cos and sin after a
+/// counter-based hash still took 14 ms per batch of 64 on one core. Here each 64 bits of the hash (key and
+/// counter, computed in parallel) are four 16-bit indices into normalQuantiles(): four values per hash and
+/// no transcendental functions. Values k·4 … k·4 + 3 come from the k-th hash.
 torch::Tensor standardNormal(at::IntArrayRef sizes, at::Generator& gen) {
     const std::uint64_t key = drawKey(gen);
     const std::int64_t n = c10::multiply_integers(sizes);
-    const std::int64_t pairs = (n + 1) / 2;
-    auto u = torch::empty({2, pairs}, torch::kFloat);
-    float* u1 = u.data_ptr<float>();
-    float* u2 = u1 + pairs;
-    at::parallel_for(0, pairs, 1 << 14, [&](std::int64_t first, std::int64_t last) {
-        for (std::int64_t i = first; i < last; ++i) {
-            std::uint64_t z = key + static_cast<std::uint64_t>(i + 1) * 0x9E3779B97F4A7C15ULL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-            z ^= z >> 31;
-            constexpr float kUnit = 1.0F / 16777216.0F; // 2^-24
-            u1[i] = static_cast<float>((z >> 40) + 1) * kUnit;          // (0, 1]: log stays finite
-            u2[i] = static_cast<float>((z >> 16) & 0xFFFFFFU) * kUnit; // [0, 1)
+    const std::int64_t groups = (n + 3) / 4;
+    const float* table = normalQuantiles().data();
+    auto out = torch::empty({4 * groups}, torch::kFloat);
+    float* dst = out.data_ptr<float>();
+    at::parallel_for(0, groups, 1 << 13, [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t g = first; g < last; ++g) {
+            const std::uint64_t z = hashed(key, static_cast<std::uint64_t>(g));
+            float* d = dst + 4 * g;
+            d[0] = table[z & 0xFFFFU];
+            d[1] = table[(z >> 16) & 0xFFFFU];
+            d[2] = table[(z >> 32) & 0xFFFFU];
+            d[3] = table[z >> 48];
         }
     });
-    return boxMuller(u, n, sizes);
+    return out.narrow(0, 0, n).view(sizes);
 }
 
 /// standardNormal with LibTorch's tensor operations on `device` (a GPU: the loop above needs the CPU): the same
-/// key from `gen`, the same hash in 64-bit integer tensors (wrapping products; shifts made logical by a mask),
-/// so the same uniforms bit for bit and the same values up to the rounding of log, cos and sin.
+/// key from `gen`, the same hash in 64-bit integer tensors (wrapping products; shifts made logical by a mask)
+/// and the same table, so the same values bit for bit.
 torch::Tensor standardNormalWithTensorOps(at::IntArrayRef sizes, at::Generator& gen, torch::Device device) {
     const auto key = static_cast<std::int64_t>(drawKey(gen));
     const std::int64_t n = c10::multiply_integers(sizes);
-    const std::int64_t pairs = (n + 1) / 2;
+    const std::int64_t groups = (n + 3) / 4;
     auto shiftedRight = [](const torch::Tensor& z, int bits) {
         return torch::bitwise_right_shift(z, bits).bitwise_and_((std::int64_t{1} << (64 - bits)) - 1);
     };
     auto mixed = [&](const torch::Tensor& z, int bits, std::uint64_t factor) {
         return z.bitwise_xor(shiftedRight(z, bits)).mul_(static_cast<std::int64_t>(factor));
     };
-    auto z = torch::arange(1, pairs + 1, torch::TensorOptions(torch::kLong).device(device))
+    auto z = torch::arange(1, groups + 1, torch::TensorOptions(torch::kLong).device(device))
                  .mul_(static_cast<std::int64_t>(0x9E3779B97F4A7C15ULL))
                  .add_(key);
     z = mixed(z, 30, 0xBF58476D1CE4E5B9ULL);
     z = mixed(z, 27, 0x94D049BB133111EBULL);
     z = z.bitwise_xor(shiftedRight(z, 31));
-    constexpr double kUnit = 1.0 / 16777216.0; // 2^-24
-    auto u = torch::stack({shiftedRight(z, 40).add_(1).to(torch::kFloat).mul_(kUnit),
-                           shiftedRight(z, 16).bitwise_and_(0xFFFFFF).to(torch::kFloat).mul_(kUnit)});
-    return boxMuller(u, n, sizes);
+    const auto index = torch::stack({z.bitwise_and(0xFFFF), shiftedRight(z, 16).bitwise_and_(0xFFFF),
+                                     shiftedRight(z, 32).bitwise_and_(0xFFFF), shiftedRight(z, 48)},
+                                    1)
+                           .view({-1});
+    const auto& quantiles = normalQuantiles();
+    const auto table = torch::from_blob(const_cast<float*>(quantiles.data()), {static_cast<std::int64_t>(quantiles.size())},
+                                        torch::kFloat)
+                           .to(device);
+    return table.index_select(0, index).narrow(0, 0, n).view(sizes);
 }
 
 } // namespace

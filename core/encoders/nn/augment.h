@@ -36,8 +36,8 @@ torch::Tensor brightness(const torch::Tensor& x, double strength, at::Generator&
 /// Contrast: scales the deviation from the image mean by 1 + U(±0.4·strength).
 torch::Tensor contrast(const torch::Tensor& x, double strength, at::Generator& gen);
 /// Additive Gaussian noise with σ = U(0, 0.05·strength). The standard normal values come from one 64-bit
-/// draw of `gen` (a counter-based hash through Box–Muller, computed in parallel), not from `gen`'s stream value
-/// by value.
+/// draw of `gen` (a counter-based hash, computed in parallel, whose 16-bit fields pick the normal distribution's
+/// quantiles at 2^16 equal steps of probability, so |z| ≤ 4.17), not from `gen`'s stream value by value.
 torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// rotate, zoom and elastic together: the same draws in the same order, applied in one resampling (x at
@@ -54,8 +54,8 @@ torch::Tensor geometricWithTensorOps(const torch::Tensor& x, double strength, at
 torch::Tensor heavy(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// heavy with LibTorch's tensor operations alone, on x's device: what heavy does on a GPU. The same draws,
-/// the noise's uniforms bit for bit (its 64-bit hash as integer tensors), and the same result up to float
-/// rounding. On the CPU for tests and benchmarks.
+/// the same noise bit for bit (its 64-bit hash as integer tensors, the same quantile table), and the same
+/// result up to float rounding. On the CPU for tests and benchmarks.
 torch::Tensor heavyWithTensorOps(const torch::Tensor& x, double strength, at::Generator& gen);
 
 } // namespace nic::augment
