@@ -322,7 +322,7 @@ std::uint64_t drawKey(at::Generator& gen) {
 }
 
 /// The standard normal distribution's quantiles at the centres of 2^16 equal slices of probability,
-/// Φ⁻¹((i + ½) / 2^16) for i = 0 … 65535 (±4.17 at the ends), computed once in double by bisection on
+/// Φ⁻¹((i + ½) / 2^16) for i = 0 … 65535 (±4.32 at the ends), computed once in double by bisection on
 /// ½·erfc(−z/√2) and stored as float; symmetric, so its mean is exactly 0.
 const std::vector<float>& normalQuantiles() {
     static const std::vector<float> table = [] {

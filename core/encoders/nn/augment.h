@@ -37,7 +37,7 @@ torch::Tensor brightness(const torch::Tensor& x, double strength, at::Generator&
 torch::Tensor contrast(const torch::Tensor& x, double strength, at::Generator& gen);
 /// Additive Gaussian noise with σ = U(0, 0.05·strength). The standard normal values come from one 64-bit
 /// draw of `gen` (a counter-based hash, computed in parallel, whose 16-bit fields pick the normal distribution's
-/// quantiles at 2^16 equal steps of probability, so |z| ≤ 4.17), not from `gen`'s stream value by value.
+/// quantiles at 2^16 equal steps of probability, so |z| ≤ 4.32), not from `gen`'s stream value by value.
 torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// rotate, zoom and elastic together: the same draws in the same order, applied in one resampling (x at
