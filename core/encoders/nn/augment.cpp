@@ -7,6 +7,7 @@
 #include <c10/util/accumulate.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -154,6 +155,8 @@ void warpRowScalar(const WarpRow& r, std::int64_t channels, std::int64_t first) 
     }
 }
 
+std::atomic<bool> gVectorWarp{true};
+
 bool cpuHasAvx512() {
 #if defined(__x86_64__)
     static const bool has = __builtin_cpu_supports("avx512f");
@@ -169,7 +172,7 @@ bool cpuHasAvx512() {
 constexpr __mmask16 kAll = 0xFFFF;
 
 /// reflectIntoImage for 16 coordinates, with the same operations in the same order (so the same results).
-__attribute__((target("avx512f"))) inline __m512 reflectIntoImage16(__m512 v, std::int64_t size) {
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) inline __m512 reflectIntoImage16(__m512 v, std::int64_t size) {
     const __m512 span = _mm512_set1_ps(static_cast<float>(size));
     const __m512 zero = _mm512_setzero_ps();
     v = _mm512_abs_ps(_mm512_add_ps(v, _mm512_set1_ps(0.5F)));
@@ -187,7 +190,7 @@ __attribute__((target("avx512f"))) inline __m512 reflectIntoImage16(__m512 v, st
 
 /// The row's output pixels 16 at a time, for 3 channels: the same arithmetic as warpRowScalar, the four
 /// neighbours of each channel gathered. Returns how many pixels it wrote (a multiple of 16).
-__attribute__((target("avx512f"))) std::int64_t warpRowAvx512(const WarpRow& r) {
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) std::int64_t warpRowAvx512(const WarpRow& r) {
     const std::int64_t w = r.w, h = r.h, full = w / 16 * 16;
     const __m512 l0 = _mm512_set1_ps(r.l0), l1 = _mm512_set1_ps(r.l1), py0 = _mm512_set1_ps(r.py0);
     const __m512 a = _mm512_set1_ps(r.a), b = _mm512_set1_ps(r.b), one = _mm512_set1_ps(1.0F);
@@ -223,7 +226,8 @@ __attribute__((target("avx512f"))) std::int64_t warpRowAvx512(const WarpRow& r) 
             const __m512 top = _mm512_add_ps(_mm512_mul_ps(wx0, v00), _mm512_mul_ps(wx1, v01));
             const __m512 bottom = _mm512_add_ps(_mm512_mul_ps(wx0, v10), _mm512_mul_ps(wx1, v11));
             __m512 v = _mm512_add_ps(_mm512_mul_ps(wy0, top), _mm512_mul_ps(wy1, bottom));
-            v = _mm512_mask_min_ps(v, kAll, one, _mm512_mask_max_ps(v, kAll, v, _mm512_setzero_ps()));
+            // max then min with the operands in std::max/std::min's roles, so that NaN goes where it does there.
+            v = _mm512_mask_min_ps(v, kAll, _mm512_mask_max_ps(v, kAll, _mm512_setzero_ps(), v), one);
             _mm512_storeu_ps(r.out + c * r.plane + j, v);
         }
     }
@@ -277,6 +281,9 @@ torch::Tensor warpBilinearReflect(const torch::Tensor& input, const torch::Tenso
     for (std::int64_t i = 0; i < h; ++i)
         cy[static_cast<std::size_t>(i)] = (static_cast<float>(i) * 2.0F + 1.0F) / static_cast<float>(h) - 1.0F;
     const std::int64_t plane = h * w;
+    // The vector loop indexes the interleaved image with 32-bit lanes.
+    const bool vectorWarp = channels == 3 && plane * 3 < (std::int64_t{1} << 31) && cpuHasAvx512() &&
+                            gVectorWarp.load(std::memory_order_relaxed);
     at::parallel_for(0, n, 1, [&](std::int64_t first, std::int64_t last) {
         // The field interpolated along x for each of its rows: [2][ch][w].
         std::vector<float> alongX(static_cast<std::size_t>(2 * ch * w));
@@ -307,7 +314,7 @@ torch::Tensor warpBilinearReflect(const torch::Tensor& input, const torch::Tenso
                 const float py0 = cy[static_cast<std::size_t>(i)];
                 const WarpRow row{dx0, dx1, dy0, dy1, cx.data(), img, o + i * w, r.l0, r.l1, py0, a, b, halfW, halfH, w, h, plane};
                 std::int64_t j = 0;
-                if (channels == 3 && cpuHasAvx512())
+                if (vectorWarp)
                     j = warpRowAvx512(row);
                 warpRowScalar(row, channels, j);
             }
@@ -409,6 +416,8 @@ torch::Tensor standardNormalWithTensorOps(at::IntArrayRef sizes, at::Generator& 
 }
 
 } // namespace
+
+void useVectorWarp(bool on) { gVectorWarp.store(on); }
 
 at::Generator makeGenerator(std::uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 

@@ -44,6 +44,10 @@ torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generat
 /// R·S·(p + d(p))) instead of three, so with a third of the interpolation work and blur.
 torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen);
 
+/// For tests and benchmarks: whether geometric's warp on the CPU may take its AVX-512 loop (16 pixels at a
+/// time; the default where the CPU has it) or only the scalar one. Both give the same bits. Process-wide.
+void useVectorWarp(bool on);
+
 /// geometric computed with LibTorch's tensor operations (interpolate, the sampling grid, grid_sample), as it
 /// was before it became one pass per image: the same draws and the same result up to float rounding. What
 /// geometric does on a GPU; on the CPU for tests and benchmarks.
