@@ -171,8 +171,16 @@ bool cpuHasAvx512() {
 // which -Wmaybe-uninitialized reports (GCC bug 105593).
 constexpr __mmask16 kAll = 0xFFFF;
 
+// The vector loop must round as the scalar one does: GCC would otherwise fuse its multiplies and adds into FMAs
+// (target("avx512f") allows them). Clang fuses only within a source expression, which intrinsics are not.
+#if defined(__clang__)
+#define NIC_NO_FMA_CONTRACTION
+#else
+#define NIC_NO_FMA_CONTRACTION , optimize("fp-contract=off")
+#endif
+
 /// reflectIntoImage for 16 coordinates, with the same operations in the same order (so the same results).
-__attribute__((target("avx512f"), optimize("fp-contract=off"))) inline __m512 reflectIntoImage16(__m512 v, std::int64_t size) {
+__attribute__((target("avx512f") NIC_NO_FMA_CONTRACTION)) inline __m512 reflectIntoImage16(__m512 v, std::int64_t size) {
     const __m512 span = _mm512_set1_ps(static_cast<float>(size));
     const __m512 zero = _mm512_setzero_ps();
     v = _mm512_abs_ps(_mm512_add_ps(v, _mm512_set1_ps(0.5F)));
@@ -190,7 +198,7 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"))) inline __m512 re
 
 /// The row's output pixels 16 at a time, for 3 channels: the same arithmetic as warpRowScalar, the four
 /// neighbours of each channel gathered. Returns how many pixels it wrote (a multiple of 16).
-__attribute__((target("avx512f"), optimize("fp-contract=off"))) std::int64_t warpRowAvx512(const WarpRow& r) {
+__attribute__((target("avx512f") NIC_NO_FMA_CONTRACTION)) std::int64_t warpRowAvx512(const WarpRow& r) {
     const std::int64_t w = r.w, h = r.h, full = w / 16 * 16;
     const __m512 l0 = _mm512_set1_ps(r.l0), l1 = _mm512_set1_ps(r.l1), py0 = _mm512_set1_ps(r.py0);
     const __m512 a = _mm512_set1_ps(r.a), b = _mm512_set1_ps(r.b), one = _mm512_set1_ps(1.0F);
