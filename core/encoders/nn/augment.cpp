@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -68,8 +71,11 @@ torch::Tensor upsampleDisplacement(const torch::Tensor& coarse, std::int64_t h, 
                                       .mode(torch::kBilinear)
                                       .align_corners(true));
 }
-torch::Tensor drawDisplacement(std::int64_t n, std::int64_t h, std::int64_t w, double strength, at::Generator& gen) {
-    return upsampleDisplacement(drawCoarseDisplacement(n, strength, gen), h, w);
+/// elastic's field for a batch on `device`: drawn on the generator's CPU, interpolated on the device (so only the
+/// 8 × 8 control values travel to a GPU).
+torch::Tensor drawDisplacement(std::int64_t n, std::int64_t h, std::int64_t w, double strength, at::Generator& gen,
+                               torch::Device device) {
+    return upsampleDisplacement(drawCoarseDisplacement(n, strength, gen).to(device), h, w);
 }
 
 /// geometric's draws (those of rotate, zoom and elastic, in their order) as the warp's per-image a = cos·scale,
@@ -359,12 +365,35 @@ const std::vector<float>& normalQuantiles() {
     return table;
 }
 
+/// normalQuantiles() as a tensor on `device`: the table itself on the CPU; on a GPU a copy made once per device
+/// and kept for the process (never freed, so that no GPU memory is released after CUDA has shut down at exit).
+torch::Tensor normalQuantilesOn(torch::Device device) {
+    const auto& quantiles = normalQuantiles();
+    const auto table = torch::from_blob(const_cast<float*>(quantiles.data()),
+                                        {static_cast<std::int64_t>(quantiles.size())}, torch::kFloat);
+    if (device.is_cpu())
+        return table;
+    static std::mutex mutex;
+    static auto* copies = new std::map<std::string, torch::Tensor>();
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& copy = (*copies)[device.str()];
+    if (!copy.defined())
+        copy = table.to(device);
+    return copy;
+}
+
+/// splitmix64's constants: the counter's step γ, then the mixer's two (shift, multiply) rounds and its final shift.
+/// hashed() and standardNormalWithTensorOps both use them, so the two streams cannot drift apart.
+constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ULL;
+constexpr int kShift1 = 30, kShift2 = 27, kShift3 = 31;
+constexpr std::uint64_t kMultiply1 = 0xBF58476D1CE4E5B9ULL, kMultiply2 = 0x94D049BB133111EBULL;
+
 /// splitmix64's mixer over key + (i + 1)·γ: the i-th 64 random bits of the stream that `key` names.
 inline std::uint64_t hashed(std::uint64_t key, std::uint64_t i) {
-    std::uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    std::uint64_t z = key + (i + 1) * kGamma;
+    z = (z ^ (z >> kShift1)) * kMultiply1;
+    z = (z ^ (z >> kShift2)) * kMultiply2;
+    return z ^ (z >> kShift3);
 }
 
 /// Standard normal values of shape `sizes` from one 64-bit draw of `gen`. torch::randn draws every value's
@@ -407,20 +436,16 @@ torch::Tensor standardNormalWithTensorOps(at::IntArrayRef sizes, at::Generator& 
         return z.bitwise_xor(shiftedRight(z, bits)).mul_(static_cast<std::int64_t>(factor));
     };
     auto z = torch::arange(1, groups + 1, torch::TensorOptions(torch::kLong).device(device))
-                 .mul_(static_cast<std::int64_t>(0x9E3779B97F4A7C15ULL))
+                 .mul_(static_cast<std::int64_t>(kGamma))
                  .add_(key);
-    z = mixed(z, 30, 0xBF58476D1CE4E5B9ULL);
-    z = mixed(z, 27, 0x94D049BB133111EBULL);
-    z = z.bitwise_xor(shiftedRight(z, 31));
+    z = mixed(z, kShift1, kMultiply1);
+    z = mixed(z, kShift2, kMultiply2);
+    z = z.bitwise_xor(shiftedRight(z, kShift3));
     const auto index = torch::stack({z.bitwise_and(0xFFFF), shiftedRight(z, 16).bitwise_and_(0xFFFF),
                                      shiftedRight(z, 32).bitwise_and_(0xFFFF), shiftedRight(z, 48)},
                                     1)
                            .view({-1});
-    const auto& quantiles = normalQuantiles();
-    const auto table = torch::from_blob(const_cast<float*>(quantiles.data()), {static_cast<std::int64_t>(quantiles.size())},
-                                        torch::kFloat)
-                           .to(device);
-    return table.index_select(0, index).narrow(0, 0, n).view(sizes);
+    return normalQuantilesOn(device).index_select(0, index).narrow(0, 0, n).view(sizes);
 }
 
 } // namespace
@@ -456,8 +481,8 @@ torch::Tensor elastic(const torch::Tensor& x, double strength, at::Generator& ge
     if (strength == 0.0)
         return x.clone();
     const auto n = x.size(0);
-    return sampleGrid(x, warpGrid(drawDisplacement(n, x.size(2), x.size(3), strength, gen).to(x.device()),
-                                  torch::ones({n}), torch::zeros({n})));
+    return sampleGrid(x, warpGrid(drawDisplacement(n, x.size(2), x.size(3), strength, gen, x.device()), torch::ones({n}),
+                                  torch::zeros({n})));
 }
 
 namespace {
