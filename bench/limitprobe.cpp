@@ -593,8 +593,14 @@ void printAugmentationTimes(const PatchBank& bank, int count, const std::string&
     const auto unit = bytes.permute({0, 3, 1, 2}).to(torch::kFloat).div(255.0).contiguous();
     auto gen = augment::makeGenerator(7);
     const double loops = bestMilliseconds([&] { (void)augment::heavy(unit, 1.0, gen); });
+    const double warp = bestMilliseconds([&] { (void)augment::geometric(unit, 1.0, gen); });
+    augment::useVectorLoops(false);
+    const double scalar = bestMilliseconds([&] { (void)augment::heavy(unit, 1.0, gen); });
+    augment::useVectorLoops(true);
     const double ops = bestMilliseconds([&] { (void)augment::heavyWithTensorOps(unit, 1.0, gen); });
-    std::printf("augmenting a batch of %d (heavy): CPU loops %.1f ms, CPU tensor operations %.1f ms", count, loops, ops);
+    std::printf("augmenting a batch of %d (heavy): CPU loops %.1f ms (the warp %.1f, the colour steps %.1f; scalar loops "
+                "alone %.1f), CPU tensor operations %.1f ms",
+                count, loops, warp, loops - warp, scalar, ops);
     if (device != "cpu") {
         const torch::Device dev = toDevice(device);
         const auto sync = [] { torch::cuda::synchronize(); };

@@ -257,11 +257,33 @@ TEST(Augment, TheVectorWarpGivesTheScalarWarpsBits) {
         for (double strength : {0.3, 1.0, 2.0}) {
             auto g1 = augment::makeGenerator(41), g2 = augment::makeGenerator(41);
             const auto vector = augment::geometric(x, strength, g1);
-            augment::useVectorWarp(false);
+            augment::useVectorLoops(false);
             const auto scalar = augment::geometric(x, strength, g2);
-            augment::useVectorWarp(true);
+            augment::useVectorLoops(true);
             EXPECT_TRUE(torch::equal(vector.nan_to_num(-7.0), scalar.nan_to_num(-7.0))) << strength << " " << sizes[3];
             EXPECT_FALSE(torch::isnan(vector).any().item<bool>());
+        }
+    }
+}
+
+// heavy's colour steps on the CPU (HED jitter and brightness in one pass, contrast and noise in another, with
+// Cephes' log and exp) take an AVX-512 loop where the CPU has it and a scalar one otherwise: the same bits either
+// way, on rows of 64 (all vector) and 72 (a scalar tail), with black and white pixels (log's clamp at 1/255).
+TEST(Augment, TheVectorColourStepsGiveTheScalarBits) {
+    torch::manual_seed(9);
+    for (auto sizes : {std::vector<std::int64_t>{4, 3, 64, 64}, std::vector<std::int64_t>{3, 3, 40, 72}}) {
+        auto x = torch::rand(sizes);
+        x.select(3, 3).fill_(0.0F);
+        x.select(3, 4).fill_(1.0F);
+        for (double strength : {0.3, 1.0, 2.0}) {
+            auto g1 = augment::makeGenerator(43), g2 = augment::makeGenerator(43);
+            const auto vector = augment::heavy(x, strength, g1);
+            augment::useVectorLoops(false);
+            const auto scalar = augment::heavy(x, strength, g2);
+            augment::useVectorLoops(true);
+            EXPECT_TRUE(torch::equal(vector, scalar)) << strength << " " << sizes[3];
+            EXPECT_GE(vector.min().item<float>(), 0.0F);
+            EXPECT_LE(vector.max().item<float>(), 1.0F);
         }
     }
 }

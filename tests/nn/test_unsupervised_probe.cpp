@@ -1,22 +1,24 @@
 // NIC's unsupervised path at patch level, through the real `nic`: synth → make-bank (neighbour bank, no labels
 // used) → train-encoder --kind contrastive (the paper's pairs of 4-neighbours and other slides) → eval-encoder
 // (frozen encoder + MLP on a class-balanced bank, whole slides held out). It asserts what held for every
-// training seed tried (17 runs: seeds 1-5 with the augmentation before 2026-12-04 evening, 1-6 after it, and
-// 1-6 again after the warp and noise changes of 2026-12-04 night), so that a change of float rounding or of the
-// random stream does not decide the outcome:
-//   - training lowers the contrastive loss: last epoch's mean against the first's 0.740-0.967 (the twelve later
+// training seed tried (23 runs: seeds 1-5 with the augmentation before 2026-12-04 evening, 1-6 after it, 1-6
+// after the warp and noise changes of 2026-12-04 night, and 1-6 after the colour steps became two passes per
+// image, 2026-12-04 late night), so that a change of float rounding or of the random stream does not decide the
+// outcome:
+//   - training lowers the contrastive loss: last epoch's mean against the first's 0.728-0.967 (the eighteen later
 //     runs; the earlier ones did not record it);
 //   - its embeddings carry tissue information a probe can use on held-out slides: probe balanced accuracy,
-//     averaged over four held-out splits, 0.569-0.938 (chance 0.5). The low end is a seed whose pair task stayed
-//     at chance, so that the encoder kept (the best validation epoch) is the one after 20 steps: this bound says
-//     the embeddings are informative, the loss bound that training moved them.
+//     averaged over four held-out splits, 0.560-0.938 (chance 0.5). The low end is a seed whose pair task stayed
+//     at chance, or whose embeddings the probe used poorly although the loss fell (seed 4 of the last set: loss
+//     ratio 0.741, probe 0.560): this bound says the embeddings are informative, the loss bound that training
+//     moved them.
 // Printed, not asserted:
-//   - the pair task's held-out accuracy after 80 steps, 0.520-0.816 (chance 0.5): one seed in eleven was still
+//   - the pair task's held-out accuracy after 80 steps, 0.520-0.836 (chance 0.5): one seed in eleven was still
 //     at chance after 80 steps and 0.539 after 160, where others reached 0.83-0.84;
 //   - Mean-RGB on the same splits (0.651-0.690): the contrastive encoder's mean was above it in 9 runs of 11 and
 //     above it by the 0.05 an earlier version of this test asserted (on one split, after 40 steps) in 5 of 11.
 // Lighter augmentation than the paper's (0.3): at strength 1 the pair task stays at chance within a test's
-// budget (0.48-0.51 over 4 seeds). docs/timings.md (2026-12-04 evening and night) has the runs.
+// budget (0.48-0.51 over 4 seeds). docs/timings.md (2026-12-04 evening, night and late night) has the runs.
 #include "testsupport.h"
 
 #include <gtest/gtest.h>
@@ -73,7 +75,7 @@ TEST_F(UnsupervisedProbe, ContrastiveEncoderTrainedWithoutLabelsLowersItsLossAnd
                 "asserted); held-out balanced accuracy over %d splits: contrastive (no labels) %.3f, Mean-RGB %.3f (not "
                 "asserted)\n",
                 firstLoss, lastLoss, pairAccuracy, splits, contrastive, meanRgb);
-    // Bounds beyond the worst runs (0.967 and 0.569); a trainer whose weights do not move keeps every epoch's
+    // Bounds beyond the worst runs (0.967 and 0.560); a trainer whose weights do not move keeps every epoch's
     // mean loss near the first's.
     EXPECT_LE(lastLoss, 0.97 * firstLoss);
     EXPECT_GE(contrastive, 0.55);
