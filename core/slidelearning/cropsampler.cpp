@@ -6,6 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <limits>
 #include <string>
 
@@ -253,6 +257,99 @@ void extractCrop(const float* grid, int channels, int rows, int cols, GridCell c
             std::memcpy(dst + static_cast<std::size_t>(y - y0) * static_cast<std::size_t>(R) + static_cast<std::size_t>(xa - x0),
                         src + static_cast<std::size_t>(y) * static_cast<std::size_t>(cols) + static_cast<std::size_t>(xa),
                         width * sizeof(float));
+    }
+}
+
+namespace {
+
+constexpr int kTile = 16; // channels × columns per tile of the transposing copy
+
+/// One tile row of extractCropChannelsLast: `nc` channels (planes `planeStride` apart) × `nx` columns from `src`
+/// (the first column of channel c0), each column's channels written contiguously at dst (columns `C` apart).
+void transposeTileScalar(const float* src, std::size_t planeStride, int nc, int nx, float* dst, std::size_t C) {
+    float tile[kTile][kTile]; // [channel][column], read row by row, written column by column
+    for (int c = 0; c < nc; ++c)
+        std::memcpy(tile[c], src + static_cast<std::size_t>(c) * planeStride, static_cast<std::size_t>(nx) * sizeof(float));
+    for (int i = 0; i < nx; ++i)
+        for (int c = 0; c < nc; ++c)
+            dst[static_cast<std::size_t>(i) * C + static_cast<std::size_t>(c)] = tile[c][i];
+}
+
+#if defined(__x86_64__)
+bool hasAvx512() {
+    static const bool has = __builtin_cpu_supports("avx512f");
+    return has;
+}
+
+/// A full 16 × 16 tile with AVX-512: 16 rows (channels) loaded, transposed in registers (pairs interleaved, then
+/// quadruples, then 128-bit lanes twice), 16 columns stored.
+__attribute__((target("avx512f"))) void transposeTileAvx512(const float* src, std::size_t planeStride, float* dst,
+                                                             std::size_t C) {
+    __m512 r[16], t[16];
+    for (int c = 0; c < 16; ++c)
+        r[c] = _mm512_loadu_ps(src + static_cast<std::size_t>(c) * planeStride);
+    for (int c = 0; c < 16; c += 2) { // t[c], t[c+1]: rows c, c+1 interleaved element by element
+        t[c] = _mm512_maskz_unpacklo_ps(0xFFFF, r[c], r[c + 1]);
+        t[c + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[c], r[c + 1]);
+    }
+    for (int c = 0; c < 16; c += 4) { // four rows' elements together in each 128-bit lane
+        r[c] = _mm512_maskz_shuffle_ps(0xFFFF, t[c], t[c + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[c + 1] = _mm512_maskz_shuffle_ps(0xFFFF, t[c], t[c + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[c + 2] = _mm512_maskz_shuffle_ps(0xFFFF, t[c + 1], t[c + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[c + 3] = _mm512_maskz_shuffle_ps(0xFFFF, t[c + 1], t[c + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int h = 0; h < 16; h += 8) // lanes 0 and 2 of rows c and c+4, then lanes 1 and 3
+        for (int c = 0; c < 4; ++c) {
+            t[h + c] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[h + c], r[h + c + 4], 0x88);
+            t[h + c + 4] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[h + c], r[h + c + 4], 0xDD);
+        }
+    for (int c = 0; c < 8; ++c) {
+        r[c] = _mm512_maskz_shuffle_f32x4(0xFFFF, t[c], t[c + 8], 0x88);
+        r[c + 8] = _mm512_maskz_shuffle_f32x4(0xFFFF, t[c], t[c + 8], 0xDD);
+    }
+    for (int i = 0; i < 16; ++i)
+        _mm512_storeu_ps(dst + static_cast<std::size_t>(i) * C, r[i]);
+}
+#else
+bool hasAvx512() { return false; }
+void transposeTileAvx512(const float*, std::size_t, float*, std::size_t) {}
+#endif
+
+} // namespace
+
+void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out) {
+    if (R < 1)
+        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+    const auto C = static_cast<std::size_t>(channels);
+    const int x0 = centre.x - R / 2;
+    const int y0 = centre.y - R / 2;
+    const int xa = std::max(0, x0);
+    const int xb = std::min(cols, x0 + R);
+    const int ya = std::max(0, y0);
+    const int yb = std::min(rows, y0 + R);
+    if (xa != x0 || ya != y0 || xb != x0 + R || yb != y0 + R) // zeros where the crop leaves the grid
+        std::fill(out, out + static_cast<std::size_t>(R) * static_cast<std::size_t>(R) * C, 0.0f);
+    if (xa >= xb || ya >= yb)
+        return;
+    const std::size_t planeStride = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+    const bool vector = hasAvx512();
+    // Tile by tile of 16 channels, through the crop's rows: 16 planes read row after row.
+    for (int c0 = 0; c0 < channels; c0 += kTile) {
+        const int nc = std::min(kTile, channels - c0);
+        for (int y = ya; y < yb; ++y) {
+            const float* rowStart = grid + static_cast<std::size_t>(c0) * planeStride +
+                                    static_cast<std::size_t>(y) * static_cast<std::size_t>(cols);
+            float* outRow = out + static_cast<std::size_t>(y - y0) * static_cast<std::size_t>(R) * C + static_cast<std::size_t>(c0);
+            for (int x = xa; x < xb; x += kTile) {
+                const int nx = std::min(kTile, xb - x);
+                const float* src = rowStart + static_cast<std::size_t>(x);
+                float* dst = outRow + static_cast<std::size_t>(x - x0) * C;
+                if (vector && nc == kTile && nx == kTile)
+                    transposeTileAvx512(src, planeStride, dst, C);
+                else
+                    transposeTileScalar(src, planeStride, nc, nx, dst, C);
+            }
+        }
     }
 }
 

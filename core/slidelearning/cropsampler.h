@@ -72,5 +72,9 @@ void extractCrop(const std::vector<float>& grid, int channels, int rows, int col
                  std::vector<float>& out);
 /// Pointer form: `out` must hold channels · R · R floats.
 void extractCrop(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out);
+/// The same crop channels-last: `out` ([R, R, channels], channels · R · R floats) holds value (c, y, x) of the
+/// channel-first crop at (y · R + x) · channels + c. A transposing copy in tiles of 16 channels × 16 columns, so that
+/// the slide CNN's trainer can feed oneDNN the layout its depthwise convolutions run fastest in.
+void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out);
 
 } // namespace nic

@@ -143,6 +143,34 @@ TEST(CropSampler, NoTissueFallsBackToUniform) {
     EXPECT_THROW(CropSampler({}, 0, 0), InvalidArgument);
 }
 
+// The slide CNN's trainer cuts its crops channels-last (tiles of 16 channels × 16 columns): every value where the
+// channel-first crop has it, zeros outside the grid included, for channel counts and widths that are and are not
+// multiples of the tile, and crops hanging over every border.
+TEST(CropSampler, ChannelsLastCropsHoldTheChannelFirstCropsValues) {
+    for (const int channels : {1, 16, 20, 33}) {
+        const int rows = 29, cols = 37;
+        std::vector<float> grid(static_cast<std::size_t>(channels * rows * cols));
+        for (std::size_t i = 0; i < grid.size(); ++i)
+            grid[i] = static_cast<float>(i + 1);
+        for (const GridCell centre : {GridCell{18, 14}, GridCell{0, 0}, GridCell{36, 28}, GridCell{3, 27}, GridCell{90, 5}})
+            for (const int R : {1, 16, 24, 40}) {
+                std::vector<float> first;
+                extractCrop(grid, channels, rows, cols, centre, R, first);
+                std::vector<float> last(first.size(), -1.0f);
+                extractCropChannelsLast(grid.data(), channels, rows, cols, centre, R, last.data());
+                int mismatches = 0;
+                for (int c = 0; c < channels; ++c)
+                    for (int y = 0; y < R; ++y)
+                        for (int x = 0; x < R; ++x)
+                            mismatches += last[static_cast<std::size_t>((y * R + x) * channels + c)] !=
+                                          first[static_cast<std::size_t>((c * R + y) * R + x)];
+                EXPECT_EQ(mismatches, 0) << channels << " channels, R " << R << ", centre " << centre.x << "," << centre.y;
+            }
+    }
+    std::vector<float> out(4);
+    EXPECT_THROW(extractCropChannelsLast(out.data(), 1, 2, 2, {0, 0}, 0, out.data()), InvalidArgument);
+}
+
 TEST(CropSampler, CropsAreZeroPaddedOutsideTheGrid) {
     // 2 channels of a 3 × 4 grid (rows × cols), value = 100·c + 10·y + x + 1.
     std::vector<float> grid(2 * 3 * 4);

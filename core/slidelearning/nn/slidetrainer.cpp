@@ -8,6 +8,7 @@
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/fusedadam.h"
 #include "core/encoders/nn/tensorcache.h"
+#include "core/encoders/nn/torchencoder.h"
 #include "core/slidelearning/nn/roundcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/base/plateau.h"
@@ -70,6 +71,15 @@ void deserialise(SlideCnn& net, const std::string& bytes) {
     torch::serialize::InputArchive ar;
     ar.load_from(is);
     net->load(ar);
+}
+
+/// The convolution weights back in LibTorch's default layout (training keeps them channels-last on the CPU), so
+/// that a saved model and the predictions made with it are what they were before training used that layout.
+void plainWeights(SlideCnn& net) {
+    torch::NoGradGuard noGrad;
+    for (auto& p : net->parameters(true))
+        if (!p.is_contiguous())
+            p.set_data(p.contiguous());
 }
 
 } // namespace
@@ -261,6 +271,9 @@ public:
                  static_cast<std::size_t>(run.R)),
           batch_(plane_ * static_cast<std::size_t>(o_.batchSize)), target_(static_cast<std::size_t>(o_.batchSize)) {
         net_->to(run.device);
+        // Crops go in channels-last (sampleBatch), and on the CPU the weights too: oneDNN runs the separable
+        // blocks' depthwise convolutions several times faster in that layout (docs/timings.md, issue 16).
+        keepWeightsChannelsLast(*net_, run.device);
         for (auto i : round.train)
             (run.labels[i] > 0.5 ? pos_ : neg_).push_back(i);
         balance_ = run.classify && o_.balanceClasses && !pos_.empty() && !neg_.empty();
@@ -269,6 +282,7 @@ public:
         if (o_.resume && std::filesystem::exists(checkpoint_)) {
             st_ = restoreRoundCheckpoint(checkpoint_, net_, opt_, bestState_, rng_, run.device, round.round,
                                          run.identity, run.source, o_.epochs);
+            keepWeightsChannelsLast(*net_, run.device); // loading replaced them with the file's layout
             run.replay(st_.history);
             run.stepsDone += std::int64_t{steps} * (st_.stopped ? o_.epochs : st_.epoch);
             run.job.log(run.roundName(round.round) + ": resuming from " + checkpoint_.string() + " after epoch " +
@@ -293,6 +307,7 @@ public:
         run_.job.log(run_.roundName(round_.round) + ": training ended: " + toString(reason) + " after " +
                      std::to_string(st_.epoch) + " epochs");
         deserialise(net_, bestState_);
+        plainWeights(net_);
         const auto dir = run_.foldDir(round_.round);
         saveSlideModel(net_, meta_, dir / "model.pt");
         const auto testPred = predictSet(round_.test);
@@ -330,7 +345,8 @@ private:
         return *s;
     }
 
-    /// Fills the batch with random crops (class-balanced when asked to) and their targets.
+    /// Fills the batch with random crops (class-balanced when asked to) and their targets. Each crop is cut before
+    /// the next grid is asked for: a source's grid() reference lasts until its next call.
     void sampleBatch() {
         for (int b = 0; b < o_.batchSize; ++b) {
             std::size_t slide = 0;
@@ -344,8 +360,8 @@ private:
                 static_cast<int>(uniformIndex(rng_, static_cast<std::uint64_t>(run_.source.variantCount(slide))));
             const GridCell centre = sampler(slide, variant).sample(rng_);
             const SlideGrid& g = run_.source.grid(slide, variant);
-            extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R,
-                        batch_.data() + static_cast<std::size_t>(b) * plane_);
+            extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R,
+                                    batch_.data() + static_cast<std::size_t>(b) * plane_);
             target_[static_cast<std::size_t>(b)] =
                 run_.classify ? static_cast<float>(run_.labels[slide])
                               : static_cast<float>((run_.labels[slide] - meta_.labelMean) / meta_.labelScale);
@@ -359,7 +375,9 @@ private:
         for (int s = 0; s < steps_; ++s) {
             run_.job.throwIfCancelled();
             sampleBatch();
-            const auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.config.inputChannels, run_.R, run_.R})
+            // The crops are [N, R, R, C] in memory: a channels-last view of the [N, C, R, R] batch.
+            const auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.R, run_.R, run_.config.inputChannels})
+                               .permute({0, 3, 1, 2})
                                .to(run_.device);
             const auto y = torch::from_blob(target_.data(), {o_.batchSize}).to(run_.device);
             const auto out = net_->forward(x);
