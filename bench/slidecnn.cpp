@@ -4,7 +4,8 @@
 //   bench_slidecnn [--slides 24] [--grid 64] [--channels 128] [--crop 64] [--batch 16] [--steps 20]
 //                  [--epochs 2] [--threads 0] [--pooling max|avg|flatten] [--device cpu|cuda|auto]
 //                  [--channels-last]
-// (--channels-last: step 2 runs the network and its crops in channels-last layout, as oneDNN prefers.)
+// (--channels-last: step 2 runs the network and its crops in channels-last layout, as oneDNN prefers and as
+// crossValidate's trainer does on the CPU.)
 //
 // 1. The limit probe (bench/limitprobe.h) and the network's multiply-adds per crop counted from its layers
 //    (core/encoders/nn/flopcount.h): a training step costs 3 × the forward FLOPs (forward, backward ≈ 2 ×

@@ -19,6 +19,13 @@
 #include <immintrin.h>
 #endif
 
+// The AVX-512 loops and their scalar twins must round alike: no multiply-add may be fused in either. Clang
+// contracts a·b + c within one expression by default (where the target has FMA); GCC's functions below say so
+// one by one (NIC_NO_FMA_CONTRACTION, NIC_SCALAR_NO_FMA).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
 namespace nic::augment {
 
 namespace F = torch::nn::functional;
@@ -452,6 +459,8 @@ torch::Tensor standardNormalWithTensorOps(at::IntArrayRef sizes, at::Generator& 
 
 } // namespace
 
+bool hasVectorLoops() { return cpuHasAvx512(); }
+
 void useVectorLoops(bool on) {
     gVectorWarp.store(on);
     gVectorColour.store(on);
@@ -551,8 +560,11 @@ void gaussianNoiseInPlace(torch::Tensor& y, double strength, at::Generator& gen,
 // heavy's colour steps on the CPU, per image in two passes instead of ~13 over the batch: (1) HED jitter and
 // brightness, (2) after the image's mean, contrast and the noise. The same draws in the same order and the same
 // arithmetic as the tensor operations above (what a GPU runs) up to float rounding; log and exp are Cephes'
-// single-precision polynomials (within a few ulp of libm's), in an AVX-512 loop where the CPU has it and a scalar
-// twin with the same operations in the same order (so the same bits) elsewhere and for the rest of a row.
+// single-precision polynomials (within a few ulp of libm's). Each pass is an AVX-512 loop with a scalar twin that
+// does the same operations in the same order (so gives the same bits): the twin finishes a plane or an image that
+// is not a multiple of the vector's width, and runs alone only when a test asks (useVectorLoops(false)); CPUs
+// without AVX-512 take the tensor operations (colourSteps). So a seed gives the same batches on every AVX-512 CPU,
+// and within 1e-4 of them elsewhere.
 
 // Cephes' logf and expf: log(1 + f) = f − z/2 + f·z·P(f) (z = f², f ∈ [√½ − 1, √2 − 1]) plus e·ln 2 in two
 // parts; exp(t) = 2ⁿ·(1 + r + r²·Q(r)) with n = ⌊t·log₂e + ½⌋ and r = t − n·ln 2 in two parts.
@@ -577,7 +589,7 @@ struct ColourParams {
 inline float maxLikeAvx(float a, float b) { return a > b ? a : b; }
 inline float minLikeAvx(float a, float b) { return a < b ? a : b; }
 
-#if defined(__clang__) || !defined(__GNUC__)
+#if defined(__clang__) || !defined(__GNUC__) // clang: the file's pragma
 #define NIC_SCALAR_NO_FMA
 #else
 #define NIC_SCALAR_NO_FMA __attribute__((optimize("fp-contract=off")))
@@ -844,11 +856,16 @@ torch::Tensor colourStepsFused(const torch::Tensor& x, double strength, at::Gene
             double lanes[16];
             const std::int64_t summed = vector ? laneSumsAvx512(yi, perImage, lanes) : 0;
             const float mean = laneMeanScalar(yi, perImage, summed, vector ? lanes : nullptr);
-            // The vector loop starts on a hash's first value.
-            const std::int64_t done = vector && offset % 4 == 0
-                                          ? contrastAndNoiseAvx512(q, mean, key, static_cast<std::uint64_t>(offset / 4), yi, perImage)
-                                          : 0;
-            noise.resize(static_cast<std::size_t>(perImage - done));
+            // The vector loop starts on a hash's first value: the scalar loop takes the values before it (when the
+            // image does not start on one) and those after its last 32.
+            noise.resize(static_cast<std::size_t>(perImage));
+            const std::int64_t lead = vector ? std::min(perImage, (4 - offset % 4) % 4) : perImage;
+            normalStream(key, offset, lead, noise.data());
+            contrastAndNoiseScalar(q, mean, noise.data(), yi, 0, lead);
+            const std::int64_t done =
+                lead + (vector ? contrastAndNoiseAvx512(q, mean, key, static_cast<std::uint64_t>((offset + lead) / 4),
+                                                        yi + lead, perImage - lead)
+                               : 0);
             normalStream(key, offset + done, perImage - done, noise.data());
             contrastAndNoiseScalar(q, mean, noise.data(), yi, done, perImage);
         }
@@ -908,8 +925,9 @@ namespace {
 
 /// heavy's colour steps after the warp y, in place where they can be.
 torch::Tensor colourSteps(torch::Tensor y, double strength, at::Generator& gen, bool tensorOps) {
-    // Without AVX-512 LibTorch's vectorised operators beat the scalar loops (about 40 ms against 8 per batch of 64
-    // patches of 128²); the scalar loops then run only when a test asks for them (useVectorLoops(false)).
+    // Without AVX-512 LibTorch's vectorised operators beat the scalar loops (heavy took 50–55 ms with the scalar
+    // loops against 7–10 ms for the operators' colour steps, per batch of 64 patches of 128²); the scalar loops then
+    // run only when a test asks for them (useVectorLoops(false)).
     const bool loops = cpuHasAvx512() || !gVectorColour.load(std::memory_order_relaxed);
     if (!tensorOps && loops && y.device().is_cpu() && y.scalar_type() == torch::kFloat && y.is_contiguous())
         return colourStepsFused(y, strength, gen);

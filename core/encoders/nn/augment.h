@@ -9,8 +9,8 @@
 // pairs; values up to 2 are allowed. Throws InvalidArgument for a bad shape or strength.
 //
 // They run on the batch's device. The draws always come from the CPU generator `gen` (small tensors, moved to
-// the batch), so a seed gives the same draws on a GPU as on the CPU. On the CPU geometric's warp, the noise and
-// heavy's colour steps (two passes per image) are loops of their own; on a GPU the same arithmetic runs as LibTorch's tensor operations
+// the batch), so a seed gives the same draws on a GPU as on the CPU. On the CPU geometric's warp and the noise are
+// loops of their own, and so are heavy's colour steps (two passes per image) where the CPU has AVX-512; on a GPU the same arithmetic runs as LibTorch's tensor operations
 // (geometricWithTensorOps, heavyWithTensorOps), with the same result up to float rounding.
 #include <torch/torch.h>
 
@@ -45,9 +45,12 @@ torch::Tensor gaussianNoise(const torch::Tensor& x, double strength, at::Generat
 torch::Tensor geometric(const torch::Tensor& x, double strength, at::Generator& gen);
 
 /// For tests and benchmarks: whether geometric's warp and heavy's colour steps on the CPU may take their AVX-512
-/// loops (16 pixels at a time; the default where the CPU has it) or only the scalar ones. Both give the same bits.
-/// Process-wide.
+/// loops (16 pixels at a time; the default where the CPU has them) or must take the scalar twins, which give the
+/// same bits. Process-wide. Without AVX-512 heavy's colour steps otherwise run as LibTorch's operators (faster than
+/// the scalar loops; the same result up to float rounding), so useVectorLoops(false) changes their bits there.
 void useVectorLoops(bool on);
+/// Whether this CPU has the AVX-512 loops (else the warp is scalar and the colour steps are LibTorch's operators).
+bool hasVectorLoops();
 
 /// geometric computed with LibTorch's tensor operations (interpolate, the sampling grid, grid_sample), as it
 /// was before it became one pass per image: the same draws and the same result up to float rounding. What

@@ -375,10 +375,13 @@ private:
         for (int s = 0; s < steps_; ++s) {
             run_.job.throwIfCancelled();
             sampleBatch();
-            // The crops are [N, R, R, C] in memory: a channels-last view of the [N, C, R, R] batch.
-            const auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.R, run_.R, run_.config.inputChannels})
-                               .permute({0, 3, 1, 2})
-                               .to(run_.device);
+            // The crops are [N, R, R, C] in memory: a channels-last view of the [N, C, R, R] batch. A GPU gets the
+            // default layout, that of its weights (channels-last there is untried).
+            auto x = torch::from_blob(batch_.data(), {o_.batchSize, run_.R, run_.R, run_.config.inputChannels})
+                         .permute({0, 3, 1, 2})
+                         .to(run_.device);
+            if (!run_.device.is_cpu())
+                x = x.contiguous();
             const auto y = torch::from_blob(target_.data(), {o_.batchSize}).to(run_.device);
             const auto out = net_->forward(x);
             auto loss = run_.classify ? torch::binary_cross_entropy_with_logits(out, y) : torch::mse_loss(out, y);
