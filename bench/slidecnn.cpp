@@ -3,9 +3,9 @@
 //
 //   bench_slidecnn [--slides 24] [--grid 64] [--channels 128] [--crop 64] [--batch 16] [--steps 20]
 //                  [--epochs 2] [--threads 0] [--pooling max|avg|flatten] [--device cpu|cuda|auto]
-//                  [--channels-last]
-// (--channels-last: step 2 runs the network and its crops in channels-last layout, as oneDNN prefers and as
-// crossValidate's trainer does on the CPU.)
+//                  [--channel-first]
+// (Step 2 runs the network and its crops channels-last on the CPU, as crossValidate's trainer does there and as
+// oneDNN prefers; --channel-first runs them in LibTorch's default layout, as the trainer did before.)
 //
 // 1. The limit probe (bench/limitprobe.h) and the network's multiply-adds per crop counted from its layers
 //    (core/encoders/nn/flopcount.h): a training step costs 3 × the forward FLOPs (forward, backward ≈ 2 ×
@@ -43,7 +43,7 @@ struct Args {
     int slides = 24, grid = 64, channels = 128, crop = 64, batch = 16, steps = 20, epochs = 2, threads = 0;
     std::string pooling = "max";
     std::string device = "cpu";
-    bool channelsLast = false;
+    bool channelsLast = true; // on the CPU; --channel-first turns it off
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -132,12 +132,12 @@ int main(int argc, char** argv) {
             a.pooling = next();
         else if (k == "--device")
             a.device = next();
-        else if (k == "--channels-last")
-            a.channelsLast = true;
+        else if (k == "--channel-first")
+            a.channelsLast = false;
         else {
             std::fprintf(stderr, "usage: bench_slidecnn [--slides N] [--grid N] [--channels C] [--crop R] [--batch B] "
                                  "[--steps S] [--epochs E] [--threads N] [--pooling max|avg|flatten] [--device D] "
-                                 "[--channels-last]\n");
+                                 "[--channel-first]\n");
             return 2;
         }
     }
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
     // Training steps alone.
     torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
     auto x = torch::randn({a.batch, a.channels, a.crop, a.crop}).to(dev);
-    if (a.channelsLast) {
+    if (a.channelsLast && dev.is_cpu()) {
         x = x.contiguous(torch::MemoryFormat::ChannelsLast);
         for (auto& p : net->parameters())
             if (p.dim() == 4)

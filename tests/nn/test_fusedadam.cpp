@@ -183,6 +183,44 @@ TEST(FusedAdam, StateSavedByOneResumesInTheOther) {
     EXPECT_LT(worstRelativeDifference(second, whole), 1e-4);
 }
 
+// A state saved while the convolution weight was in LibTorch's default layout, resumed after the weight became
+// channels-last (a checkpoint of an earlier version, resumed by a trainer that keeps weights channels-last): the
+// moments take the weight's layout, every update stays in the fused loop, and the run ends where an uninterrupted
+// channels-last run does.
+TEST(FusedAdam, AStateInAnotherLayoutTakesItsParametersLayout) {
+    Net whole = makeNet(torch::kFloat, true);
+    Net resumed = makeNet();
+    FusedAdam wholeAdam(whole->parameters(), torch::optim::AdamOptions(1e-3));
+    train(whole, wholeAdam, 20);
+
+    FusedAdam firstHalf(resumed->parameters(), torch::optim::AdamOptions(1e-3));
+    train(resumed, firstHalf, 10);
+    std::stringstream saved;
+    {
+        torch::serialize::OutputArchive archive;
+        firstHalf.save(archive);
+        archive.save_to(saved);
+    }
+    nic::clearGradients(firstHalf); // a resumed process starts without gradients (they would keep the old layout)
+    {
+        torch::NoGradGuard noGrad;
+        resumed->conv->weight.set_data(resumed->conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+    FusedAdam secondHalf(resumed->parameters(), torch::optim::AdamOptions(1e-3));
+    {
+        torch::serialize::InputArchive archive;
+        archive.load_from(saved);
+        secondHalf.load(archive);
+    }
+    train(resumed, secondHalf, 10, 10);
+    EXPECT_EQ(secondHalf.referenceUpdates(), 0);
+    const auto& state = static_cast<const torch::optim::AdamParamState&>(
+        *secondHalf.state().at(nic::optimizerStateKey(resumed->conv->weight)));
+    EXPECT_TRUE(state.exp_avg().is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(state.exp_avg_sq().is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_LT(worstRelativeDifference(resumed, whole), 1e-4);
+}
+
 // clearGradients drops the gradients; a parameter left out of the next backward pass keeps none, and
 // the step leaves it and its state alone (as LibTorch's Adam does for a parameter without a gradient).
 TEST(FusedAdam, ClearedGradientsAreUndefinedAndUnusedParametersStayPut) {

@@ -92,6 +92,24 @@ bool fusable(const torch::Tensor& p, const torch::Tensor& g, const AdamParamStat
     return !o.amsgrad() && alike(p) && alike(g) && alike(s.exp_avg()) && alike(s.exp_avg_sq());
 }
 
+/// Adam's moments in the layout of their parameter: a state loaded from a checkpoint written while the parameter
+/// had another layout (the trainers keep convolution weights channels-last, and did not before) would otherwise
+/// send every later update of that parameter through Adam's own, slower arithmetic. The values are copied as they
+/// are.
+void matchLayout(AdamParamState& s, const torch::Tensor& p) {
+    if (!p.is_non_overlapping_and_dense())
+        return;
+    const auto relaid = [&](const torch::Tensor& t) {
+        return t.defined() && t.sizes() == p.sizes() && t.strides() != p.strides()
+                   ? torch::empty_like(p, t.options()).copy_(t)
+                   : t;
+    };
+    s.exp_avg(relaid(s.exp_avg()));
+    s.exp_avg_sq(relaid(s.exp_avg_sq()));
+    if (s.max_exp_avg_sq().defined())
+        s.max_exp_avg_sq(relaid(s.max_exp_avg_sq()));
+}
+
 } // namespace
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
@@ -121,6 +139,7 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
                 found = state_.emplace(key, std::move(s)).first;
             }
             auto& s = static_cast<AdamParamState&>(*found->second);
+            matchLayout(s, p);
             s.step(s.step() + 1);
             if (fusable(p, grad, s, o))
                 fusedUpdate(p.data_ptr<float>(), grad.data_ptr<float>(), s.exp_avg().data_ptr<float>(),
