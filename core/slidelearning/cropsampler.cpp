@@ -317,25 +317,37 @@ void transposeTileAvx512(const float*, std::size_t, float*, std::size_t) {}
 
 } // namespace
 
-void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out) {
+void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out,
+                             int firstChannel, int endChannel) {
     if (R < 1)
         throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+    if (endChannel < 0)
+        endChannel = channels;
+    if (firstChannel < 0 || firstChannel > endChannel || endChannel > channels)
+        throw InvalidArgument("crop: channels [" + std::to_string(firstChannel) + ", " + std::to_string(endChannel) +
+                              ") of " + std::to_string(channels));
     const auto C = static_cast<std::size_t>(channels);
+    const std::size_t pixels = static_cast<std::size_t>(R) * static_cast<std::size_t>(R);
     const int x0 = centre.x - R / 2;
     const int y0 = centre.y - R / 2;
     const int xa = std::max(0, x0);
     const int xb = std::min(cols, x0 + R);
     const int ya = std::max(0, y0);
     const int yb = std::min(rows, y0 + R);
-    if (xa != x0 || ya != y0 || xb != x0 + R || yb != y0 + R) // zeros where the crop leaves the grid
-        std::fill(out, out + static_cast<std::size_t>(R) * static_cast<std::size_t>(R) * C, 0.0f);
+    if (xa != x0 || ya != y0 || xb != x0 + R || yb != y0 + R) { // zeros where the crop leaves the grid
+        if (firstChannel == 0 && endChannel == channels)
+            std::fill(out, out + pixels * C, 0.0f);
+        else
+            for (std::size_t px = 0; px < pixels; ++px)
+                std::fill(out + px * C + static_cast<std::size_t>(firstChannel), out + px * C + static_cast<std::size_t>(endChannel), 0.0f);
+    }
     if (xa >= xb || ya >= yb)
         return;
     const std::size_t planeStride = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
     const bool vector = hasAvx512();
     // Tile by tile of 16 channels, through the crop's rows: 16 planes read row after row.
-    for (int c0 = 0; c0 < channels; c0 += kTile) {
-        const int nc = std::min(kTile, channels - c0);
+    for (int c0 = firstChannel; c0 < endChannel; c0 += kTile) {
+        const int nc = std::min(kTile, endChannel - c0);
         for (int y = ya; y < yb; ++y) {
             const float* rowStart = grid + static_cast<std::size_t>(c0) * planeStride +
                                     static_cast<std::size_t>(y) * static_cast<std::size_t>(cols);

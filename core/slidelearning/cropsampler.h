@@ -74,7 +74,10 @@ void extractCrop(const std::vector<float>& grid, int channels, int rows, int col
 void extractCrop(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out);
 /// The same crop channels-last: `out` ([R, R, channels], channels · R · R floats) holds value (c, y, x) of the
 /// channel-first crop at (y · R + x) · channels + c. A transposing copy in tiles of 16 channels × 16 columns, so that
-/// the slide CNN's trainer can feed oneDNN the layout its depthwise convolutions run fastest in.
-void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out);
+/// the slide CNN's trainer can feed oneDNN the layout its depthwise convolutions run fastest in. With a channel
+/// range [firstChannel, endChannel) only those channels of `out` are written (so that threads can share a crop);
+/// a range starting at a multiple of 16 keeps the tiles whole. Throws InvalidArgument for R < 1 or a bad range.
+void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out,
+                             int firstChannel = 0, int endChannel = -1);
 
 } // namespace nic

@@ -165,8 +165,19 @@ TEST(CropSampler, ChannelsLastCropsHoldTheChannelFirstCropsValues) {
                             mismatches += last[static_cast<std::size_t>((y * R + x) * channels + c)] !=
                                           first[static_cast<std::size_t>((c * R + y) * R + x)];
                 EXPECT_EQ(mismatches, 0) << channels << " channels, R " << R << ", centre " << centre.x << "," << centre.y;
+                // In channel ranges (as the trainer's threads cut it): the same crop, each range writing only its own.
+                std::vector<float> parts(first.size(), -1.0f);
+                for (int c = 0; c < channels; c += 16)
+                    extractCropChannelsLast(grid.data(), channels, rows, cols, centre, R, parts.data(), c,
+                                            std::min(c + 16, channels));
+                EXPECT_EQ(parts, last) << channels << " channels in ranges, R " << R;
             }
     }
+    std::vector<float> grid(2 * 3 * 3, 1.0f), crop(2 * 4 * 4, -1.0f);
+    extractCropChannelsLast(grid.data(), 2, 3, 3, {1, 1}, 4, crop.data(), 1, 2); // channel 1 only
+    for (std::size_t px = 0; px < 16; ++px)
+        EXPECT_EQ(crop[2 * px], -1.0f) << px; // channel 0 untouched
+    EXPECT_THROW(extractCropChannelsLast(grid.data(), 2, 3, 3, {1, 1}, 4, crop.data(), 1, 3), InvalidArgument);
     std::vector<float> out(4);
     EXPECT_THROW(extractCropChannelsLast(out.data(), 1, 2, 2, {0, 0}, 0, out.data()), InvalidArgument);
 }

@@ -9,6 +9,7 @@
 #include "core/encoders/nn/fusedadam.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/torchencoder.h"
+#include <ATen/Parallel.h>
 #include "core/slidelearning/nn/roundcheckpoint.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/base/plateau.h"
@@ -360,8 +361,13 @@ private:
                 static_cast<int>(uniformIndex(rng_, static_cast<std::uint64_t>(run_.source.variantCount(slide))));
             const GridCell centre = sampler(slide, variant).sample(rng_);
             const SlideGrid& g = run_.source.grid(slide, variant);
-            extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R,
-                                    batch_.data() + static_cast<std::size_t>(b) * plane_);
+            float* crop = batch_.data() + static_cast<std::size_t>(b) * plane_;
+            // The crop's tiles of 16 channels spread over LibTorch's threads (the grid reference must not outlive
+            // this iteration, so crops cannot be spread instead).
+            at::parallel_for(0, (g.channels + 15) / 16, 1, [&](std::int64_t first, std::int64_t last) {
+                extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R, crop,
+                                        static_cast<int>(first * 16), static_cast<int>(std::min<std::int64_t>(last * 16, g.channels)));
+            });
             target_[static_cast<std::size_t>(b)] =
                 run_.classify ? static_cast<float>(run_.labels[slide])
                               : static_cast<float>((run_.labels[slide] - meta_.labelMean) / meta_.labelScale);
