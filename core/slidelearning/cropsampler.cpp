@@ -236,19 +236,35 @@ std::vector<GridCell> CropSampler::testCentres(int count) const {
     return out;
 }
 
+namespace {
+
+/// Where the R × R crop centred on `centre` lies: its first column and row x0, y0 (in grid coordinates, possibly
+/// outside the grid) and the part inside the grid, columns [xa, xb) and rows [ya, yb). Throws for R < 1.
+struct CropWindow {
+    int x0, y0, xa, xb, ya, yb;
+    CropWindow(GridCell centre, int R, int rows, int cols) : x0(centre.x - R / 2), y0(centre.y - R / 2) {
+        if (R < 1)
+            throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+        xa = std::max(0, x0);
+        xb = std::min(cols, x0 + R);
+        ya = std::max(0, y0);
+        yb = std::min(rows, y0 + R);
+    }
+    /// No grid cell inside the crop.
+    bool empty() const { return xa >= xb || ya >= yb; }
+    /// The whole crop inside the grid (no zeros to write).
+    bool inside(int R) const { return xa == x0 && ya == y0 && xb == x0 + R && yb == y0 + R; }
+};
+
+} // namespace
+
 void extractCrop(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out) {
-    if (R < 1)
-        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+    const CropWindow w(centre, R, rows, cols);
     const std::size_t plane = static_cast<std::size_t>(R) * static_cast<std::size_t>(R);
     std::fill(out, out + plane * static_cast<std::size_t>(channels), 0.0f);
-    const int x0 = centre.x - R / 2;
-    const int y0 = centre.y - R / 2;
-    const int xa = std::max(0, x0);
-    const int xb = std::min(cols, x0 + R);
-    const int ya = std::max(0, y0);
-    const int yb = std::min(rows, y0 + R);
-    if (xa >= xb || ya >= yb)
+    if (w.empty())
         return;
+    const auto [x0, y0, xa, xb, ya, yb] = w;
     const auto width = static_cast<std::size_t>(xb - xa);
     for (int c = 0; c < channels; ++c) {
         const float* src = grid + static_cast<std::size_t>(c) * static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
@@ -319,8 +335,7 @@ void transposeTileAvx512(const float*, std::size_t, float*, std::size_t) {}
 
 void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out,
                              int firstChannel, int endChannel) {
-    if (R < 1)
-        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+    const CropWindow w(centre, R, rows, cols);
     if (endChannel < 0)
         endChannel = channels;
     if (firstChannel < 0 || firstChannel > endChannel || endChannel > channels)
@@ -328,21 +343,16 @@ void extractCropChannelsLast(const float* grid, int channels, int rows, int cols
                               ") of " + std::to_string(channels));
     const auto C = static_cast<std::size_t>(channels);
     const std::size_t pixels = static_cast<std::size_t>(R) * static_cast<std::size_t>(R);
-    const int x0 = centre.x - R / 2;
-    const int y0 = centre.y - R / 2;
-    const int xa = std::max(0, x0);
-    const int xb = std::min(cols, x0 + R);
-    const int ya = std::max(0, y0);
-    const int yb = std::min(rows, y0 + R);
-    if (xa != x0 || ya != y0 || xb != x0 + R || yb != y0 + R) { // zeros where the crop leaves the grid
+    if (!w.inside(R)) { // zeros where the crop leaves the grid
         if (firstChannel == 0 && endChannel == channels)
             std::fill(out, out + pixels * C, 0.0f);
         else
             for (std::size_t px = 0; px < pixels; ++px)
                 std::fill(out + px * C + static_cast<std::size_t>(firstChannel), out + px * C + static_cast<std::size_t>(endChannel), 0.0f);
     }
-    if (xa >= xb || ya >= yb)
+    if (w.empty())
         return;
+    const auto [x0, y0, xa, xb, ya, yb] = w;
     const std::size_t planeStride = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
     const bool vector = hasAvx512();
     // Tile by tile of 16 channels, through the crop's rows: 16 planes read row after row.

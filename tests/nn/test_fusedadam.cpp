@@ -80,6 +80,19 @@ double largestChange(const Net& a, const Net& before) {
     return largest;
 }
 
+/// `to` takes the state `from` saved, through a checkpoint archive (as a resumed training run does).
+void resumeState(torch::optim::Optimizer& from, torch::optim::Optimizer& to) {
+    std::stringstream saved;
+    {
+        torch::serialize::OutputArchive archive;
+        from.save(archive);
+        archive.save_to(saved);
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from(saved);
+    to.load(archive);
+}
+
 struct Case {
     const char* name;
     torch::optim::AdamOptions options;
@@ -148,18 +161,8 @@ TEST(FusedAdam, StateSavedByOneResumesInTheOther) {
 
     FusedAdam firstHalf(first->parameters(), torch::optim::AdamOptions(1e-3));
     train(first, firstHalf, 10);
-    std::stringstream saved;
-    {
-        torch::serialize::OutputArchive archive;
-        firstHalf.save(archive);
-        archive.save_to(saved);
-    }
     torch::optim::Adam secondHalf(first->parameters(), torch::optim::AdamOptions(1e-3));
-    {
-        torch::serialize::InputArchive archive;
-        archive.load_from(saved);
-        secondHalf.load(archive);
-    }
+    resumeState(firstHalf, secondHalf);
     train(first, secondHalf, 10, 10);
     EXPECT_LT(worstRelativeDifference(first, whole), 1e-4);
 
@@ -167,18 +170,8 @@ TEST(FusedAdam, StateSavedByOneResumesInTheOther) {
     Net second = copyOf(makeNet());
     torch::optim::Adam adamFirst(second->parameters(), torch::optim::AdamOptions(1e-3));
     train(second, adamFirst, 10);
-    std::stringstream savedAdam;
-    {
-        torch::serialize::OutputArchive archive;
-        adamFirst.save(archive);
-        archive.save_to(savedAdam);
-    }
     FusedAdam fusedSecond(second->parameters(), torch::optim::AdamOptions(1e-3));
-    {
-        torch::serialize::InputArchive archive;
-        archive.load_from(savedAdam);
-        fusedSecond.load(archive);
-    }
+    resumeState(adamFirst, fusedSecond);
     train(second, fusedSecond, 10, 10);
     EXPECT_LT(worstRelativeDifference(second, whole), 1e-4);
 }
@@ -195,23 +188,13 @@ TEST(FusedAdam, AStateInAnotherLayoutTakesItsParametersLayout) {
 
     FusedAdam firstHalf(resumed->parameters(), torch::optim::AdamOptions(1e-3));
     train(resumed, firstHalf, 10);
-    std::stringstream saved;
-    {
-        torch::serialize::OutputArchive archive;
-        firstHalf.save(archive);
-        archive.save_to(saved);
-    }
     nic::clearGradients(firstHalf); // a resumed process starts without gradients (they would keep the old layout)
     {
         torch::NoGradGuard noGrad;
         resumed->conv->weight.set_data(resumed->conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
     }
     FusedAdam secondHalf(resumed->parameters(), torch::optim::AdamOptions(1e-3));
-    {
-        torch::serialize::InputArchive archive;
-        archive.load_from(saved);
-        secondHalf.load(archive);
-    }
+    resumeState(firstHalf, secondHalf); // the moments saved keep the layout the weight had
     train(resumed, secondHalf, 10, 10);
     EXPECT_EQ(secondHalf.referenceUpdates(), 0);
     const auto& state = static_cast<const torch::optim::AdamParamState&>(

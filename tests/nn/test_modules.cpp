@@ -246,6 +246,20 @@ TEST(Augment, TensorOperationsGiveWhatTheLoopsGive) {
     }
 }
 
+/// `augmentation` of x from generators seeded with `seed`, with the AVX-512 loops allowed and then with the scalar
+/// twins alone (the switch restored however the second call ends).
+std::pair<torch::Tensor, torch::Tensor> vectorAndScalar(torch::Tensor (*augmentation)(const torch::Tensor&, double,
+                                                                                      at::Generator&),
+                                                        const torch::Tensor& x, double strength, std::uint64_t seed) {
+    auto g1 = augment::makeGenerator(seed), g2 = augment::makeGenerator(seed);
+    auto vector = augmentation(x, strength, g1);
+    augment::useVectorLoops(false);
+    struct Restore {
+        ~Restore() { augment::useVectorLoops(true); }
+    } restore;
+    return {std::move(vector), augmentation(x, strength, g2)};
+}
+
 // The warp's AVX-512 loop (16 pixels at a time, where the CPU has it) gives the scalar loop's bits exactly: the
 // same operations in the same order, none fused into multiply-adds. Rows of 64 are all vector; rows of 72 end in
 // 8 scalar pixels. A NaN pixel becomes 1 in both (clamped as std::min(1, std::max(v, 0)) does).
@@ -255,11 +269,7 @@ TEST(Augment, TheVectorWarpGivesTheScalarWarpsBits) {
         auto x = torch::rand(sizes);
         x[0][1][5][7] = std::numeric_limits<float>::quiet_NaN();
         for (double strength : {0.3, 1.0, 2.0}) {
-            auto g1 = augment::makeGenerator(41), g2 = augment::makeGenerator(41);
-            const auto vector = augment::geometric(x, strength, g1);
-            augment::useVectorLoops(false);
-            const auto scalar = augment::geometric(x, strength, g2);
-            augment::useVectorLoops(true);
+            const auto [vector, scalar] = vectorAndScalar(augment::geometric, x, strength, 41);
             EXPECT_TRUE(torch::equal(vector.nan_to_num(-7.0), scalar.nan_to_num(-7.0))) << strength << " " << sizes[3];
             EXPECT_FALSE(torch::isnan(vector).any().item<bool>());
         }
@@ -281,11 +291,7 @@ TEST(Augment, TheVectorColourStepsGiveTheScalarBits) {
         x.select(3, 3).fill_(0.0F);
         x.select(3, 4).fill_(1.0F);
         for (double strength : {0.3, 1.0, 2.0}) {
-            auto g1 = augment::makeGenerator(43), g2 = augment::makeGenerator(43);
-            const auto vector = augment::heavy(x, strength, g1);
-            augment::useVectorLoops(false);
-            const auto scalar = augment::heavy(x, strength, g2);
-            augment::useVectorLoops(true);
+            const auto [vector, scalar] = vectorAndScalar(augment::heavy, x, strength, 43);
             EXPECT_TRUE(torch::equal(vector, scalar)) << strength << " " << sizes[3];
             EXPECT_GE(vector.min().item<float>(), 0.0F);
             EXPECT_LE(vector.max().item<float>(), 1.0F);
