@@ -7,11 +7,13 @@
 // prints both ratios to the limit, their quotient and how long making the batches took. Prints figures; asserts nothing (house style #11).
 //
 // Usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] [--forward-batches K]
-//                       [--train-steps S] [--only KIND] [--layers] [--plain]
+//                       [--train-steps S] [--only KIND] [--layers] [--plain] [--separate-bn]
 // --train-steps 0 measures the forward pass only (default 8: the first step of a run builds oneDNN's
 // primitives and allocates every block afresh, so a short run understates the steady state). Each
 // training line also says how many large tensor allocations the tensor cache served
 // (core/encoders/nn/tensorcache.h; NIC_TENSOR_CACHE_MB=0 runs without it). --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
+// --separate-bn: training runs BatchNorm and LeakyReLU as LibTorch's separate operators instead of the
+// fused function (core/encoders/nn/batchnormleaky.h), to measure what the fusion gives.
 #include "core/encoders/encoder.h"
 #include "bench/limitprobe.h"
 #include "core/encoders/nn/encoders.h"
@@ -52,7 +54,7 @@ nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
 int main(int argc, char** argv) {
     int threads = 0, p = 128, c = 128, forwardBatches = 3, trainSteps = 8;
     std::string only, deviceName = "cpu";
-    bool layers = false, plain = false;
+    bool layers = false, plain = false, separateBn = false;
     for (int i = 1; i < argc; ++i) {
         auto next = [&] { return i + 1 < argc ? argv[++i] : (std::fprintf(stderr, "missing value\n"), std::exit(2), ""); };
         if (!std::strcmp(argv[i], "--threads"))
@@ -71,12 +73,14 @@ int main(int argc, char** argv) {
             layers = true;
         else if (!std::strcmp(argv[i], "--plain"))
             plain = true;
+        else if (!std::strcmp(argv[i], "--separate-bn"))
+            separateBn = true;
         else if (!std::strcmp(argv[i], "--device"))
             deviceName = next();
         else {
             std::fprintf(stderr, "usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] "
                                  "[--forward-batches K] [--train-steps S] [--only KIND] [--layers] [--plain] "
-                                 "[--device cpu|cuda|auto]\n");
+                                 "[--separate-bn] [--device cpu|cuda|auto]\n");
             return 2;
         }
     }
@@ -88,6 +92,9 @@ int main(int argc, char** argv) {
         const std::string device = nic::configureCompute(compute);
         std::printf("device %s, %d LibTorch threads, P = %d, C = %d, batch 64\n", device.c_str(), nic::computeThreads(), p, c);
         std::printf("threads: %s\n", nic::bench::threadLayout().c_str());
+        nic::useFusedBatchNorm(!separateBn);
+        std::printf("training's BatchNorm -> LeakyReLU: %s\n",
+                    separateBn ? "LibTorch's separate operators (--separate-bn)" : "fused (batchnormleaky.h)");
         const nic::bench::SgemmRate rate = nic::bench::probeSgemm(2048, 5, device);
         std::printf("limit probe: %s; %d LibTorch, %d OpenBLAS threads\n", nic::bench::describeRate(rate).c_str(),
                     rate.torchThreads, rate.blasThreads);

@@ -308,7 +308,7 @@ const char* opGroup(const std::string& name) {
     if (has("convolution"))
         return "convolution forward";
     if (has("batch_norm"))
-        return "batch norm (forward and backward)";
+        return "batch norm (forward and backward; fused: with the activation)";
     if (name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm" ||
         has("mkldnn_linear"))
         return "dense layers (GEMM blocks, summed over threads)";

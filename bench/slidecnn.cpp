@@ -3,9 +3,10 @@
 //
 //   bench_slidecnn [--slides 24] [--grid 64] [--channels 128] [--crop 64] [--batch 16] [--steps 20]
 //                  [--epochs 2] [--threads 0] [--pooling max|avg|flatten] [--device cpu|cuda|auto]
-//                  [--channel-first]
+//                  [--channel-first] [--separate-bn]
 // (Step 2 runs the network and its crops channels-last on the CPU, as crossValidate's trainer does there and as
-// oneDNN prefers; --channel-first runs them in LibTorch's default layout, as the trainer did before.)
+// oneDNN prefers; --channel-first runs them in LibTorch's default layout, as the trainer did before. --separate-bn
+// runs BatchNorm, LeakyReLU and Dropout2d as separate operators instead of core/encoders/nn/batchnormleaky.h.)
 //
 // 1. The limit probe (bench/limitprobe.h) and the network's multiply-adds per crop counted from its layers
 //    (core/encoders/nn/flopcount.h): a training step costs 3 × the forward FLOPs (forward, backward ≈ 2 ×
@@ -44,6 +45,7 @@ struct Args {
     std::string pooling = "max";
     std::string device = "cpu";
     bool channelsLast = true; // on the CPU; --channel-first turns it off
+    bool separateBn = false;  // --separate-bn: BatchNorm, LeakyReLU and Dropout2d as separate operators
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -134,10 +136,12 @@ int main(int argc, char** argv) {
             a.device = next();
         else if (k == "--channel-first")
             a.channelsLast = false;
+        else if (k == "--separate-bn")
+            a.separateBn = true;
         else {
             std::fprintf(stderr, "usage: bench_slidecnn [--slides N] [--grid N] [--channels C] [--crop R] [--batch B] "
                                  "[--steps S] [--epochs E] [--threads N] [--pooling max|avg|flatten] [--device D] "
-                                 "[--channel-first]\n");
+                                 "[--channel-first] [--separate-bn]\n");
             return 2;
         }
     }
@@ -149,6 +153,9 @@ int main(int argc, char** argv) {
     std::printf("bench_slidecnn: %d slides of %d x %d x %d, crop %d, batch %d, device %s\n", a.slides, a.grid, a.grid,
                 a.channels, a.crop, a.batch, device.c_str());
     std::printf("threads: %s\n", bench::threadLayout().c_str());
+    useFusedBatchNorm(!a.separateBn);
+    std::printf("BatchNorm -> LeakyReLU -> Dropout2d in training: %s\n",
+                a.separateBn ? "LibTorch's separate operators (--separate-bn)" : "fused (batchnormleaky.h)");
 
     SlideCnnConfig cfg;
     cfg.inputChannels = a.channels;

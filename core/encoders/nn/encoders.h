@@ -52,6 +52,12 @@ std::string configureCompute(const ComputeOptions& options);
 /// Intra-op threads LibTorch uses now.
 int computeThreads();
 
+/// Tests and benchmarks: false makes training run BatchNorm → LeakyReLU (→ Dropout2d) as LibTorch's separate
+/// operators instead of the fused function (batchnormleaky.h) everywhere. Default true; process-wide.
+void useFusedBatchNorm(bool on);
+/// Calls that took the fused BatchNorm → LeakyReLU path so far, process-wide (tests, benchmarks).
+std::int64_t fusedBatchNormCalls();
+
 /// The device that ComputeOptions::device names: "auto" resolved to "cuda" or "cpu". Throws InvalidArgument
 /// for "cuda" without a CUDA device and for unknown names (configureCompute returns this).
 std::string resolveDevice(const std::string& device);

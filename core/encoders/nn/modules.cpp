@@ -1,6 +1,7 @@
 #include "core/encoders/nn/modules.h"
 
 #include "core/base/error.h"
+#include "core/encoders/nn/batchnormleaky.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -12,7 +13,6 @@ namespace nic {
 namespace F = torch::nn::functional;
 
 namespace {
-torch::Tensor lra(const torch::Tensor& x) { return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope)); }
 /// In place on a fresh layer output (the folded inference path): no allocation for the activation.
 torch::Tensor lraInPlace(torch::Tensor x) {
     return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope).inplace(true));
@@ -131,7 +131,7 @@ ConvBlockImpl::ConvBlockImpl(int in, int out, int stride) {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)));
     bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
-torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(conv(x)) : lra(bn(conv(x))); }
+torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(conv(x)) : batchNormLeaky(*bn, conv(x), kLeakySlope); }
 
 UpBlockImpl::UpBlockImpl(int in, int out) {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1)));
@@ -141,7 +141,7 @@ torch::Tensor UpBlockImpl::forward(const torch::Tensor& x) {
     auto up = F::interpolate(x, F::InterpolateFuncOptions()
                                     .scale_factor(std::vector<double>{2.0, 2.0})
                                     .mode(torch::kNearest));
-    return bnFolded ? lraInPlace(conv(up)) : lra(bn(conv(up)));
+    return bnFolded ? lraInPlace(conv(up)) : batchNormLeaky(*bn, conv(up), kLeakySlope);
 }
 
 DenseBlockImpl::DenseBlockImpl(int in, int out) {
@@ -149,7 +149,7 @@ DenseBlockImpl::DenseBlockImpl(int in, int out) {
     bn = register_module("bn", torch::nn::BatchNorm1d(out));
 }
 torch::Tensor DenseBlockImpl::forward(const torch::Tensor& x) {
-    return bnFolded ? lraInPlace(applyLinear(fc, x)) : lra(bn(applyLinear(fc, x)));
+    return bnFolded ? lraInPlace(applyLinear(fc, x)) : batchNormLeaky(*bn, applyLinear(fc, x), kLeakySlope);
 }
 
 torch::Tensor applyLinear(torch::nn::Linear& linear, const torch::Tensor& x) {

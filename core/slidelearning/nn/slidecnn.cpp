@@ -3,6 +3,7 @@
 #include "core/base/atomicfile.h"
 #include "core/slidelearning/cropsampler.h"
 #include "core/base/error.h"
+#include "core/encoders/nn/batchnormleaky.h"
 #include "core/encoders/nn/encoders.h"
 
 #include <algorithm>
@@ -24,7 +25,7 @@ SeparableBlockImpl::SeparableBlockImpl(int in, int out, int stride, double dropo
 }
 
 torch::Tensor SeparableBlockImpl::forward(const torch::Tensor& x) {
-    return drop(torch::leaky_relu(bn(pointwise(depthwise(x))), kSlope));
+    return batchNormLeaky(*bn, pointwise(depthwise(x)), kSlope, drop.get());
 }
 
 SlideCnnImpl::SlideCnnImpl(const SlideCnnConfig& cfg) : config(cfg) {
@@ -103,7 +104,7 @@ torch::Tensor SlideCnnImpl::fromFeatures(const torch::Tensor& act, int k) {
         h = h.flatten(1);
         break;
     }
-    h = torch::leaky_relu(fcBn(fc(h)), kSlope);
+    h = batchNormLeaky(*fcBn, fc(h), kSlope);
     return out(h).squeeze(1);
 }
 

@@ -1,0 +1,263 @@
+// The fused training-mode BatchNorm → LeakyReLU (→ Dropout2d) (core/encoders/nn/batchnormleaky.h) against the
+// separate LibTorch operators it replaces: the same output, running statistics, batch counter, gradients for the
+// input, γ and β (to float rounding), the same Dropout2d mask from the same draws; bits that do not depend on the
+// number of threads; the separate operators, bit for bit, wherever the fused path does not apply; and the blocks
+// the trainers run take the fused path.
+#include "core/encoders/nn/batchnormleaky.h"
+#include "core/encoders/nn/modules.h"
+#include "core/encoders/nn/torchencoder.h"
+#include "core/slidelearning/nn/slidecnn.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+
+namespace nic {
+namespace {
+
+constexpr double kSlope = 0.2;
+
+/// useFusedBatchNorm for one scope.
+struct FusedSwitch {
+    explicit FusedSwitch(bool on) { useFusedBatchNorm(on); }
+    ~FusedSwitch() { useFusedBatchNorm(true); }
+};
+
+/// A BatchNorm with non-trivial γ, β and running statistics, and a copy of it.
+template <typename Bn>
+Bn makeBn(int channels) {
+    Bn bn(channels);
+    torch::NoGradGuard noGrad;
+    bn->weight.copy_(torch::rand({channels}) + 0.5);
+    bn->bias.copy_(torch::randn({channels}) * 0.3);
+    bn->running_mean.copy_(torch::randn({channels}));
+    bn->running_var.copy_(torch::rand({channels}) + 0.5);
+    return bn;
+}
+
+template <typename Bn>
+Bn copyOf(const Bn& from, int channels) {
+    Bn bn(channels);
+    torch::NoGradGuard noGrad;
+    bn->weight.copy_(from->weight);
+    bn->bias.copy_(from->bias);
+    bn->running_mean.copy_(from->running_mean);
+    bn->running_var.copy_(from->running_var);
+    bn->num_batches_tracked.copy_(from->num_batches_tracked);
+    return bn;
+}
+
+/// One call's results: output, gradients for x, γ, β (upstream gradient `g`), running statistics, the counter, and
+/// the next value the default generator gives (the draws the call took).
+struct Outcome {
+    torch::Tensor y, dx, dWeight, dBias, runningMean, runningVar, batches, nextDraw;
+};
+
+template <typename Bn, typename Call>
+Outcome run(Bn& bn, const torch::Tensor& input, const torch::Tensor& g, std::uint64_t seed, Call call) {
+    auto x = input.detach().clone(input.dim() == 4 ? torch::MemoryFormat::Preserve : torch::MemoryFormat::Contiguous)
+                 .requires_grad_(true);
+    torch::manual_seed(seed);
+    Outcome o;
+    o.y = call(*bn, x);
+    o.nextDraw = torch::rand({4});
+    o.y.backward(g);
+    o.dx = x.grad();
+    o.dWeight = bn->weight.grad().clone();
+    o.dBias = bn->bias.grad().clone();
+    o.runningMean = bn->running_mean.clone();
+    o.runningVar = bn->running_var.clone();
+    o.batches = bn->num_batches_tracked.clone();
+    return o;
+}
+
+void expectClose(const torch::Tensor& fused, const torch::Tensor& separate, double tolerance, const std::string& what) {
+    ASSERT_EQ(fused.sizes(), separate.sizes()) << what;
+    const double scale = std::max(1.0, separate.abs().max().item<double>());
+    const double diff = (fused - separate).abs().max().item<double>();
+    EXPECT_LE(diff, tolerance * scale) << what << ": largest difference " << diff << " (values up to " << scale << ")";
+}
+
+void expectSameOutcome(const Outcome& f, const Outcome& s, const std::string& what) {
+    expectClose(f.y, s.y, 1e-5, what + ", output");
+    expectClose(f.dx, s.dx, 1e-4, what + ", input gradient");
+    expectClose(f.dWeight, s.dWeight, 1e-4, what + ", gamma gradient");
+    expectClose(f.dBias, s.dBias, 1e-4, what + ", beta gradient");
+    expectClose(f.runningMean, s.runningMean, 1e-6, what + ", running mean");
+    expectClose(f.runningVar, s.runningVar, 1e-5, what + ", running variance");
+    EXPECT_TRUE(torch::equal(f.batches, s.batches)) << what;
+    EXPECT_TRUE(torch::equal(f.nextDraw, s.nextDraw)) << what << ": the calls took different draws";
+    EXPECT_EQ(f.y.is_contiguous(torch::MemoryFormat::ChannelsLast), s.y.is_contiguous(torch::MemoryFormat::ChannelsLast))
+        << what;
+}
+
+/// Random values with channel c centred on offset[c] (within ±10) at spread[c] (0.1 to 2.1).
+torch::Tensor randomMap(const std::vector<std::int64_t>& sizes) {
+    std::vector<std::int64_t> perChannel(sizes.size(), 1);
+    perChannel[1] = sizes[1];
+    return torch::randn(sizes) * (torch::rand(perChannel) * 2 + 0.1) + torch::randn(perChannel) * 3;
+}
+
+TEST(FusedBatchNorm, ChannelsLastMapsGiveWhatTheSeparateOperatorsGive) {
+    // 32 channels (whole vectors) and 20 (a rest in every row); with and without Dropout2d.
+    for (const auto& sizes : {std::vector<std::int64_t>{6, 32, 9, 7}, {4, 20, 5, 5}}) {
+        for (const double p : {0.0, 0.3}) {
+            torch::manual_seed(1);
+            const int channels = static_cast<int>(sizes[1]);
+            auto fusedBn = makeBn<torch::nn::BatchNorm2d>(channels);
+            auto separateBn = copyOf(fusedBn, channels);
+            torch::nn::Dropout2d drop{torch::nn::Dropout2dOptions(p)};
+            const auto x = randomMap(sizes).contiguous(torch::MemoryFormat::ChannelsLast);
+            const auto g = torch::randn(sizes);
+            auto call = [&](torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& in) {
+                return batchNormLeaky(bn, in, kSlope, drop.get());
+            };
+            const std::string what = "[" + std::to_string(sizes[0]) + ", " + std::to_string(channels) + ", " +
+                                     std::to_string(sizes[2]) + ", " + std::to_string(sizes[3]) + "], dropout " +
+                                     std::to_string(p);
+            const std::int64_t before = fusedBatchNormCalls();
+            const Outcome fused = run(fusedBn, x, g, 7, call);
+            EXPECT_EQ(fusedBatchNormCalls(), before + 1) << what << ": the fused path did not run";
+            Outcome separate;
+            {
+                FusedSwitch off(false);
+                separate = run(separateBn, x, g, 7, call);
+            }
+            EXPECT_EQ(fusedBatchNormCalls(), before + 1) << what;
+            expectSameOutcome(fused, separate, what);
+            if (p > 0) { // whole channels of some samples dropped, the others scaled by 1 / (1 − p)
+                const auto zeroed = (fused.y == 0).all(3).all(2);
+                EXPECT_GT(zeroed.sum().item<std::int64_t>(), 0) << what;
+                EXPECT_TRUE(torch::equal(zeroed, (separate.y == 0).all(3).all(2))) << what;
+            }
+        }
+    }
+}
+
+TEST(FusedBatchNorm, DenseBatchesGiveWhatTheSeparateOperatorsGive) {
+    for (const std::int64_t channels : {48, 7}) {
+        torch::manual_seed(2);
+        auto fusedBn = makeBn<torch::nn::BatchNorm1d>(static_cast<int>(channels));
+        auto separateBn = copyOf(fusedBn, static_cast<int>(channels));
+        const auto x = randomMap({33, channels});
+        const auto g = torch::randn({33, channels});
+        auto call = [](torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& in) { return batchNormLeaky(bn, in, kSlope); };
+        const std::int64_t before = fusedBatchNormCalls();
+        const Outcome fused = run(fusedBn, x, g, 7, call);
+        EXPECT_EQ(fusedBatchNormCalls(), before + 1);
+        FusedSwitch off(false);
+        expectSameOutcome(fused, run(separateBn, x, g, 7, call), "[33, " + std::to_string(channels) + "]");
+    }
+}
+
+TEST(FusedBatchNorm, AChannelWithALargeMeanKeepsItsPrecision) {
+    // Channel 0 at 1000 ± 0.01 (x itself is known to ±3e-5 there), channel 1 at -300 ± 0.05: against the same
+    // arithmetic in double, the fused output and gradients keep float precision, the normalisation and its
+    // gradient being taken around the batch mean held in two floats.
+    torch::manual_seed(6);
+    auto bn = makeBn<torch::nn::BatchNorm2d>(16);
+    auto reference = copyOf(bn, 16);
+    reference->to(torch::kDouble);
+    auto x = randomMap({8, 16, 6, 6});
+    {
+        torch::NoGradGuard noGrad;
+        x.select(1, 0).mul_(0.01).add_(1000);
+        x.select(1, 1).mul_(0.05).sub_(300);
+    }
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto g = torch::randn({8, 16, 6, 6});
+    const Outcome fused = run(bn, x, g, 9, [](torch::nn::BatchNorm2dImpl& b, const torch::Tensor& in) {
+        return batchNormLeaky(b, in, kSlope);
+    });
+    const Outcome exact = run(reference, x.to(torch::kDouble), g.to(torch::kDouble), 9,
+                              [](torch::nn::BatchNorm2dImpl& b, const torch::Tensor& in) {
+                                  return torch::leaky_relu(b.forward(in), kSlope);
+                              });
+    expectClose(fused.y.to(torch::kDouble), exact.y, 2e-6, "output");
+    expectClose(fused.dx.to(torch::kDouble), exact.dx, 1e-5, "input gradient");
+    expectClose(fused.dWeight.to(torch::kDouble), exact.dWeight, 1e-5, "gamma gradient");
+    expectClose(fused.dBias.to(torch::kDouble), exact.dBias, 1e-5, "beta gradient");
+    expectClose(fused.runningMean.to(torch::kDouble), exact.runningMean, 1e-6, "running mean");
+    expectClose(fused.runningVar.to(torch::kDouble), exact.runningVar, 1e-6, "running variance");
+}
+
+TEST(FusedBatchNorm, BitsDoNotDependOnTheNumberOfThreads) {
+    const int threads = torch::get_num_threads();
+    torch::manual_seed(3);
+    auto one = makeBn<torch::nn::BatchNorm2d>(64);
+    auto two = copyOf(one, 64);
+    torch::nn::Dropout2d drop{torch::nn::Dropout2dOptions(0.25)};
+    // 40,000 rows: many chunks of the reductions and of the element-wise loops.
+    const auto x = torch::randn({16, 64, 50, 50}).contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto g = torch::randn({16, 64, 50, 50});
+    auto call = [&](torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& in) {
+        return batchNormLeaky(bn, in, kSlope, drop.get());
+    };
+    torch::set_num_threads(1);
+    const Outcome a = run(one, x, g, 5, call);
+    torch::set_num_threads(2);
+    const Outcome b = run(two, x, g, 5, call);
+    torch::set_num_threads(threads);
+    for (const auto& [u, v, what] : {std::tuple{a.y, b.y, "output"}, {a.dx, b.dx, "input gradient"},
+                                     {a.dWeight, b.dWeight, "gamma gradient"}, {a.dBias, b.dBias, "beta gradient"},
+                                     {a.runningMean, b.runningMean, "running mean"},
+                                     {a.runningVar, b.runningVar, "running variance"}})
+        EXPECT_TRUE(torch::equal(u, v)) << what << " differs between one thread and two";
+}
+
+TEST(FusedBatchNorm, OtherCasesRunTheSeparateOperators) {
+    torch::manual_seed(4);
+    auto bn = makeBn<torch::nn::BatchNorm2d>(16);
+    auto reference = copyOf(bn, 16);
+    const auto channelFirst = torch::randn({4, 16, 6, 6});
+    const std::int64_t before = fusedBatchNormCalls();
+    // A channel-first map and evaluation mode: the separate operators' bits.
+    for (const bool training : {true, false}) {
+        bn->train(training);
+        reference->train(training);
+        for (const auto& x : {channelFirst, channelFirst.contiguous(torch::MemoryFormat::ChannelsLast)}) {
+            if (training && x.is_contiguous(torch::MemoryFormat::ChannelsLast))
+                continue; // the fused case
+            const auto y = batchNormLeaky(*bn, x, kSlope);
+            const auto expected = torch::leaky_relu(reference->forward(x), kSlope);
+            EXPECT_TRUE(torch::equal(y, expected)) << (training ? "training" : "evaluation");
+        }
+    }
+    EXPECT_EQ(fusedBatchNormCalls(), before);
+    // One value per channel, and a wrong channel count: BatchNorm's own errors.
+    auto dense = makeBn<torch::nn::BatchNorm1d>(8);
+    try {
+        batchNormLeaky(*dense, torch::randn({1, 8}), kSlope);
+        ADD_FAILURE() << "a batch of one was accepted in training";
+    } catch (const c10::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("Expected more than 1 value per channel when training"), std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(batchNormLeaky(*bn, torch::randn({4, 8, 6, 6}).contiguous(torch::MemoryFormat::ChannelsLast), kSlope),
+                 c10::Error);
+    EXPECT_EQ(fusedBatchNormCalls(), before);
+}
+
+TEST(FusedBatchNorm, TheTrainersBlocksTakeTheFusedPath) {
+    torch::manual_seed(5);
+    // The VAE-type encoder as the encoder trainer runs it: weights and batch channels-last, training mode.
+    ConvEncoder encoder(64, 16);
+    keepWeightsChannelsLast(*encoder, torch::kCPU);
+    encoder->train();
+    std::int64_t before = fusedBatchNormCalls();
+    encoder->forward(torch::randn({4, 3, 64, 64}).contiguous(torch::MemoryFormat::ChannelsLast)).sum().backward();
+    EXPECT_EQ(fusedBatchNormCalls(), before + 6); // five convolution blocks and the dense block
+    // The slide CNN as its trainer runs it on the CPU.
+    SlideCnnConfig cfg;
+    cfg.inputChannels = 16;
+    SlideCnn net(cfg);
+    keepWeightsChannelsLast(*net, torch::kCPU);
+    net->train();
+    before = fusedBatchNormCalls();
+    net->forward(torch::randn({4, 16, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast)).sum().backward();
+    EXPECT_EQ(fusedBatchNormCalls(), before + cfg.layers + 1); // the blocks and the dense layer
+}
+
+} // namespace
+} // namespace nic
