@@ -3,6 +3,8 @@
 #include "core/encoders/nn/bnkernels.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <cmath>
 #include <vector>
 
@@ -10,7 +12,13 @@ namespace nic {
 
 namespace {
 
-std::atomic<bool> gFused{true};
+/// NIC_FUSED_BATCHNORM=0 in the environment starts with the separate operators (to compare, or to rule the fusion out).
+bool fusedByDefault() {
+    const char* v = std::getenv("NIC_FUSED_BATCHNORM");
+    return !(v && std::string(v) == "0");
+}
+
+std::atomic<bool> gFused{fusedByDefault()};
 std::atomic<std::int64_t> gFusedCalls{0};
 
 bnkernels::Shape shapeOf(const torch::Tensor& x) {
@@ -61,6 +69,9 @@ public:
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grads) {
         RECORD_FUNCTION("nic::batch_norm_leaky_relu_backward", std::vector<c10::IValue>({grads[0]}));
+        // The gradients are computed from raw memory: they could not themselves be differentiated.
+        TORCH_CHECK(!torch::GradMode::is_enabled(),
+                    "the fused BatchNorm -> LeakyReLU has no double backward (run with NIC_FUSED_BATCHNORM=0)");
         const auto saved = ctx->get_saved_variables();
         const torch::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &mean = saved[3], &invstd = saved[4],
                             &mask = saved[5];
@@ -90,26 +101,30 @@ public:
             pb[j] = static_cast<float>(-gamma[j] * inv[j] * dW[j] * inv[j] / n);
             pd[j] = static_cast<float>(-gamma[j] * inv[j] * sumGz[j] / n);
         }
-        auto dx = torch::empty_like(x);
-        bnkernels::backwardInput(g.data_ptr<float>(), x.data_ptr<float>(), s, k.affine(), slope, maskData(mask),
-                                 {pa, pb, pd}, dx.data_ptr<float>());
+        torch::Tensor dx;
+        if (ctx->needs_input_grad(0)) {
+            dx = torch::empty_like(x);
+            bnkernels::backwardInput(g.data_ptr<float>(), x.data_ptr<float>(), s, k.affine(), slope, maskData(mask),
+                                     {pa, pb, pd}, dx.data_ptr<float>());
+        }
         return {dx, dWeight.to(torch::kFloat), dBias.to(torch::kFloat), {}, {}, {}, {}};
     }
 };
 
 bool cpuFloat(const torch::Tensor& t) { return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat; }
 
+/// `dims`: 4 for BatchNorm2d (a channels-last map), 2 for BatchNorm1d (a [N, C] batch).
 template <typename Bn>
-bool fusable(const Bn& bn, const torch::Tensor& x) {
+bool fusable(const Bn& bn, const torch::Tensor& x, int dims) {
     const auto& o = bn.options;
     if (!gFused.load(std::memory_order_relaxed) || !bn.is_training() || !o.affine() || !o.track_running_stats() ||
         !o.momentum().has_value() || !bn.num_batches_tracked.defined())
         return false;
     if (!cpuFloat(x) || !cpuFloat(bn.weight) || !cpuFloat(bn.bias) || !cpuFloat(bn.running_mean) ||
-        !cpuFloat(bn.running_var))
+        !cpuFloat(bn.running_var) || !bn.running_mean.is_contiguous() || !bn.running_var.is_contiguous())
         return false;
-    const bool layout = (x.dim() == 4 && x.is_contiguous(torch::MemoryFormat::ChannelsLast)) ||
-                        (x.dim() == 2 && x.is_contiguous());
+    const bool layout = x.dim() == dims && x.is_contiguous(dims == 4 ? torch::MemoryFormat::ChannelsLast
+                                                                      : torch::MemoryFormat::Contiguous);
     // A wrong channel count or one value per channel: BatchNorm's own forward says what is wrong.
     return layout && x.size(1) == o.num_features() && x.numel() > x.size(1);
 }
@@ -151,14 +166,14 @@ torch::Tensor fusedForward(Bn& bn, const torch::Tensor& x, double slope, double 
 torch::Tensor batchNormLeaky(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x, double slope,
                              torch::nn::Dropout2dImpl* drop) {
     const bool dropping = drop && drop->is_training() && drop->options.p() > 0;
-    if (fusable(bn, x) && (!dropping || (drop->options.p() < 1 && !drop->options.inplace())))
+    if (fusable(bn, x, 4) && (!dropping || (drop->options.p() < 1 && !drop->options.inplace())))
         return fusedForward(bn, x, slope, dropping ? drop->options.p() : 0.0);
     auto y = torch::leaky_relu(bn.forward(x), slope);
     return drop ? drop->forward(y) : y;
 }
 
 torch::Tensor batchNormLeaky(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x, double slope) {
-    if (fusable(bn, x))
+    if (fusable(bn, x, 2))
         return fusedForward(bn, x, slope, 0.0);
     return torch::leaky_relu(bn.forward(x), slope);
 }

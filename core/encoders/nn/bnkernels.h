@@ -5,7 +5,8 @@
 // per-sample, per-channel mask [N, C] (Dropout2d's kept-and-scaled factors).
 //
 // The reductions are deterministic: the rows are cut into fixed chunks whose partial sums (in double) are added in
-// chunk order, whatever the number of threads. The forward and backward loops compute the normalised value
+// chunk order, or, for wide batches (over 1024 channels), each block of channels sums every row in order; either
+// way the bits do not depend on the number of threads. The forward and backward loops compute the normalised value
 // z = (x − mean)·scale + beta with the same float operations (the file is compiled without FMA contraction), so
 // the backward pass sees the signs the forward pass saw.
 #include <cstdint>

@@ -53,7 +53,8 @@ std::string configureCompute(const ComputeOptions& options);
 int computeThreads();
 
 /// Tests and benchmarks: false makes training run BatchNorm → LeakyReLU (→ Dropout2d) as LibTorch's separate
-/// operators instead of the fused function (batchnormleaky.h) everywhere. Default true; process-wide.
+/// operators instead of the fused function (batchnormleaky.h) everywhere. Process-wide; the default is true unless
+/// the environment has NIC_FUSED_BATCHNORM=0.
 void useFusedBatchNorm(bool on);
 /// Calls that took the fused BatchNorm → LeakyReLU path so far, process-wide (tests, benchmarks).
 std::int64_t fusedBatchNormCalls();
