@@ -6,7 +6,8 @@
 //                  [--channel-first] [--separate-bn]
 // (Step 2 runs the network and its crops channels-last on the CPU, as crossValidate's trainer does there and as
 // oneDNN prefers; --channel-first runs them in LibTorch's default layout, as the trainer did before. --separate-bn
-// runs BatchNorm, LeakyReLU and Dropout2d as separate operators instead of core/encoders/nn/batchnormleaky.h.)
+// runs BatchNorm, LeakyReLU and Dropout2d as separate operators instead of core/encoders/nn/batchnormleaky.h;
+// without it, step 2 also times the separate operators in the same run and prints fused / separate.)
 //
 // 1. The limit probe (bench/limitprobe.h) and the network's multiply-adds per crop counted from its layers
 //    (core/encoders/nn/flopcount.h): a training step costs 3 × the forward FLOPs (forward, backward ≈ 2 ×
@@ -206,6 +207,25 @@ int main(int argc, char** argv) {
                       (clock.user() + clock.sys()) / (a.steps * static_cast<double>(a.batch)), "crop");
     std::printf("    %.3f s per step of %d crops; sys/user %.3f, %.2f cores busy\n", stepSeconds, a.batch,
                 clock.sysPerUser(), clock.coresBusy());
+    if (dev.is_cpu() && !a.separateBn) {
+        // What the fused BatchNorm → LeakyReLU → Dropout2d gives, in this run: the same steps with the separate
+        // operators, then fused once more (the machine's speed drifts; the two fused timings bracket it).
+        auto timeSteps = [&](bool fused) {
+            useFusedBatchNorm(fused);
+            step();
+            bench::CpuClock c;
+            for (int s = 0; s < a.steps; ++s)
+                step();
+            c.stop();
+            return c.wall() / a.steps;
+        };
+        const double separate = timeSteps(false), fusedAgain = timeSteps(true);
+        const double limitCrops = rate.gflops * 1e9 / trainFlops;
+        std::printf("    with BatchNorm -> LeakyReLU -> Dropout2d as separate operators: %.3f s per step, ratio %.3f; "
+                    "fused / separate speed %.2f (fused %.3f s before, %.3f s after)\n",
+                    separate, a.batch / separate / limitCrops, separate / ((stepSeconds + fusedAgain) / 2), stepSeconds,
+                    fusedAgain);
+    }
     printBlockTimes(net, x, costs, rate);
 
     // A real cross-validation on a random cohort: epoch seconds from its curves.
