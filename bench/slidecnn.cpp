@@ -12,9 +12,9 @@
 // 1. The limit probe (bench/limitprobe.h) and the network's multiply-adds per crop counted from its layers
 //    (core/encoders/nn/flopcount.h): a training step costs 3 × the forward FLOPs (forward, backward ≈ 2 ×
 //    forward), so limit crops/s = sgemm rate / (3 × forward FLOPs per crop).
-// 2. Training steps alone: the network, loss, L2 penalty, backward and Adam of crossValidate's step on
-//    random crops of the cohort's shape, for --steps steps after two warm-up steps; achieved crops/s and
-//    its ratio to the limit, system-time share, then the forward time block by block.
+// 2. Training steps alone: the network, loss, L2 penalty, backward and fused Adam (gradients cleared, not zeroed)
+//    of crossValidate's step on random crops of the cohort's shape, for --steps steps after two warm-up steps;
+//    achieved crops/s and its ratio to the limit, system-time share, then the forward time block by block.
 // 3. A real crossValidate (3 folds, --epochs epochs, --steps steps per epoch) on a random in-memory cohort
 //    of --slides grids: seconds per epoch from the run's own curves, the share of an epoch its training
 //    steps take (the rest: crop sampling, validation with test-time augmentation, checkpoints), and the
@@ -22,6 +22,7 @@
 #include "bench/limitprobe.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/fusedadam.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/slidelearning/nn/slidetrainer.h"
 
@@ -177,7 +178,7 @@ int main(int argc, char** argv) {
     configureCompute(compute); // the probe changes OpenBLAS's threads while it runs; back to the layout
 
     // Training steps alone.
-    torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+    FusedAdam opt(net->parameters(), torch::optim::AdamOptions(1e-3)); // the trainer's optimiser and gradient clearing
     auto x = torch::randn({a.batch, a.channels, a.crop, a.crop}).to(dev);
     if (a.channelsLast && dev.is_cpu()) {
         x = x.contiguous(torch::MemoryFormat::ChannelsLast);
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
     auto step = [&] {
         net->train();
         auto loss = torch::binary_cross_entropy_with_logits(net->forward(x), y) + net->l2Penalty();
-        opt.zero_grad();
+        clearGradients(opt);
         loss.backward();
         opt.step();
         if (dev.is_cuda())
