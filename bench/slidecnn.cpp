@@ -196,12 +196,17 @@ int main(int argc, char** argv) {
         if (dev.is_cuda())
             (void)loss.item<float>();
     };
-    step();
-    step();
-    bench::CpuClock clock;
-    for (int s = 0; s < a.steps; ++s)
+    // --steps steps after a warm-up step, timed.
+    auto timedSteps = [&] {
         step();
-    clock.stop();
+        bench::CpuClock c;
+        for (int s = 0; s < a.steps; ++s)
+            step();
+        c.stop();
+        return c;
+    };
+    step();
+    const bench::CpuClock clock = timedSteps();
     const double stepSeconds = clock.wall() / a.steps;
     const double cropsPerSecond = a.batch / stepSeconds;
     bench::printLimit("training steps", trainFlops, rate, cropsPerSecond,
@@ -211,16 +216,11 @@ int main(int argc, char** argv) {
     if (dev.is_cpu() && !a.separateBn) {
         // What the fused BatchNorm → LeakyReLU → Dropout2d gives, in this run: the same steps with the separate
         // operators, then fused once more (the machine's speed drifts; the two fused timings bracket it).
-        auto timeSteps = [&](bool fused) {
+        auto secondsPerStep = [&](bool fused) {
             useFusedBatchNorm(fused);
-            step();
-            bench::CpuClock c;
-            for (int s = 0; s < a.steps; ++s)
-                step();
-            c.stop();
-            return c.wall() / a.steps;
+            return timedSteps().wall() / a.steps;
         };
-        const double separate = timeSteps(false), fusedAgain = timeSteps(true);
+        const double separate = secondsPerStep(false), fusedAgain = secondsPerStep(true);
         const double limitCrops = rate.gflops * 1e9 / trainFlops;
         std::printf("    with BatchNorm -> LeakyReLU -> Dropout2d as separate operators: %.3f s per step, ratio %.3f; "
                     "fused / separate speed %.2f (fused %.3f s before, %.3f s after)\n",

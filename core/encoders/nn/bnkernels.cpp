@@ -24,6 +24,16 @@ constexpr std::int64_t kChunkValues = std::int64_t{1} << 15, kMinChunkRows = 32,
 /// Rows per task of the element-wise loops.
 std::int64_t grainRows(const Shape& s) { return std::max<std::int64_t>(1, (std::int64_t{1} << 14) / s.channels); }
 
+// The normalised value and the gradient reaching it, shared by every loop so that the backward pass recomputes
+// exactly the forward pass's values (and signs): the same float operations in the same order.
+[[gnu::always_inline]] inline float centred(float x, float mean, float meanLow) { return (x - mean) - meanLow; }
+[[gnu::always_inline]] inline float normalised(float xc, float scale, float beta) { return xc * scale + beta; }
+/// g·mask (mask nullptr: g), through LeakyReLU at z.
+[[gnu::always_inline]] inline float gradientAtZ(float g, const float* mask, std::int64_t k, float z, float slope) {
+    const float gz = mask ? g * mask[k] : g;
+    return z > 0.0F ? gz : gz * slope;
+}
+
 // The sums' loops add rows [r0, r1) of channels [k0, k1) into s1[k] and s2[k].
 NIC_BN_CLONES void statsRows(const float* __restrict x, std::int64_t c, std::int64_t r0, std::int64_t r1, std::int64_t k0,
                              std::int64_t k1, const double* __restrict shift, double* __restrict s1,
@@ -49,12 +59,12 @@ NIC_BN_CLONES void forwardRows(const float* __restrict x, const Shape& s, std::i
         if (mask) {
             const float* mr = mask + (r / s.rowsPerSample) * c;
             for (std::int64_t k = 0; k < c; ++k) {
-                const float z = ((xr[k] - mean[k]) - meanLow[k]) * scale[k] + beta[k];
+                const float z = normalised(centred(xr[k], mean[k], meanLow[k]), scale[k], beta[k]);
                 yr[k] = (z > 0.0F ? z : z * slope) * mr[k];
             }
         } else {
             for (std::int64_t k = 0; k < c; ++k) {
-                const float z = ((xr[k] - mean[k]) - meanLow[k]) * scale[k] + beta[k];
+                const float z = normalised(centred(xr[k], mean[k], meanLow[k]), scale[k], beta[k]);
                 yr[k] = z > 0.0F ? z : z * slope;
             }
         }
@@ -72,10 +82,8 @@ NIC_BN_CLONES void sumsRows(const float* __restrict g, const float* __restrict x
         const float* gr = g + r * c;
         const float* mr = mask ? mask + (r / s.rowsPerSample) * c : nullptr;
         for (std::int64_t k = k0; k < k1; ++k) {
-            const float xc = (xr[k] - mean[k]) - meanLow[k];
-            const float z = xc * scale[k] + beta[k];
-            float gz = mr ? gr[k] * mr[k] : gr[k];
-            gz = z > 0.0F ? gz : gz * slope;
+            const float xc = centred(xr[k], mean[k], meanLow[k]);
+            const float gz = gradientAtZ(gr[k], mr, k, normalised(xc, scale[k], beta[k]), slope);
             s1[k] += static_cast<double>(gz);
             s2[k] += static_cast<double>(gz) * static_cast<double>(xc);
         }
@@ -85,8 +93,8 @@ NIC_BN_CLONES void sumsRows(const float* __restrict g, const float* __restrict x
 NIC_BN_CLONES void inputRows(const float* __restrict g, const float* __restrict x, const Shape& s, std::int64_t r0,
                              std::int64_t r1, const float* __restrict mean, const float* __restrict meanLow,
                              const float* __restrict scale, const float* __restrict beta, float slope,
-                             const float* __restrict mask, const float* __restrict a, const float* __restrict b, const float* __restrict d,
-                             float* __restrict dx) {
+                             const float* __restrict mask, const float* __restrict a, const float* __restrict b,
+                             const float* __restrict d, float* __restrict dx) {
     const std::int64_t c = s.channels;
     for (std::int64_t r = r0; r < r1; ++r) {
         const float* xr = x + r * c;
@@ -94,10 +102,8 @@ NIC_BN_CLONES void inputRows(const float* __restrict g, const float* __restrict 
         float* dr = dx + r * c;
         const float* mr = mask ? mask + (r / s.rowsPerSample) * c : nullptr;
         for (std::int64_t k = 0; k < c; ++k) {
-            const float xc = (xr[k] - mean[k]) - meanLow[k];
-            const float z = xc * scale[k] + beta[k];
-            float gz = mr ? gr[k] * mr[k] : gr[k];
-            gz = z > 0.0F ? gz : gz * slope;
+            const float xc = centred(xr[k], mean[k], meanLow[k]);
+            const float gz = gradientAtZ(gr[k], mr, k, normalised(xc, scale[k], beta[k]), slope);
             dr[k] = gz * a[k] + xc * b[k] + d[k];
         }
     }

@@ -131,7 +131,9 @@ ConvBlockImpl::ConvBlockImpl(int in, int out, int stride) {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)));
     bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
-torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) { return bnFolded ? lraInPlace(conv(x)) : batchNormLeaky(*bn, conv(x), kLeakySlope); }
+torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) {
+    return bnFolded ? lraInPlace(conv(x)) : batchNormLeaky(*bn, conv(x), kLeakySlope);
+}
 
 UpBlockImpl::UpBlockImpl(int in, int out) {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1)));
