@@ -3,7 +3,7 @@
 //
 //   bench_slidecnn [--slides 24] [--grid 64] [--channels 128] [--crop 64] [--batch 16] [--steps 20]
 //                  [--epochs 2] [--threads 0] [--pooling max|avg|flatten] [--device cpu|cuda|auto]
-//                  [--channel-first] [--separate-bn]
+//                  [--channel-first] [--separate-bn] [--channel-first-grids]
 // (Step 2 runs the network and its crops channels-last on the CPU, as crossValidate's trainer does there and as
 // oneDNN prefers; --channel-first runs them in LibTorch's default layout, as the trainer did before. --separate-bn
 // runs BatchNorm, LeakyReLU and Dropout2d as separate operators instead of core/encoders/nn/batchnormleaky.h;
@@ -15,10 +15,12 @@
 // 2. Training steps alone: the network, loss, L2 penalty, backward and fused Adam (gradients cleared, not zeroed)
 //    of crossValidate's step on random crops of the cohort's shape, for --steps steps after two warm-up steps;
 //    achieved crops/s and its ratio to the limit, system-time share, then the forward time block by block.
-// 3. A real crossValidate (3 folds, --epochs epochs, --steps steps per epoch) on a random in-memory cohort
-//    of --slides grids: seconds per epoch from the run's own curves, the share of an epoch its training
-//    steps take (the rest: crop sampling, validation with test-time augmentation, checkpoints), and the
-//    epoch's training FLOPs against the limit.
+// 3. The trainer's crops: one batch of channels-last crops copied from the cohort's grids held channel-first and
+//    channels-last (the order compressed-slide files store and LatentGridFileSource keeps), and the ratio.
+// 4. A real crossValidate (3 folds, --epochs epochs, --steps steps per epoch) on a random in-memory cohort
+//    of --slides grids, channels-last unless --channel-first-grids: seconds per epoch from the run's own curves,
+//    the share of an epoch its training steps take (the rest: crop sampling, validation with test-time
+//    augmentation, checkpoints), and the epoch's training FLOPs against the limit.
 #include "bench/limitprobe.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
@@ -48,11 +50,14 @@ struct Args {
     std::string device = "cpu";
     bool channelsLast = true; // on the CPU; --channel-first turns it off
     bool separateBn = false;  // --separate-bn: BatchNorm, LeakyReLU and Dropout2d as separate operators
+    bool channelFirstGrids = false; // --channel-first-grids: the cohort's grids [C, H, W] instead of the files' [H, W, C]
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-InMemoryGridSource randomCohort(const Args& a, std::vector<double>& labels) {
+/// Random grids, channels-last as LatentGridFileSource reads them from compressed-slide files unless
+/// `channelFirst` (the same values in the other layout).
+InMemoryGridSource randomCohort(const Args& a, std::vector<double>& labels, bool channelFirst) {
     std::mt19937 rng(7);
     std::normal_distribution<float> normal(0.0F, 1.0F);
     std::vector<std::string> ids;
@@ -65,6 +70,11 @@ InMemoryGridSource randomCohort(const Args& a, std::vector<double>& labels) {
         for (auto& v : g.data)
             v = normal(rng);
         g.tissue.assign(static_cast<std::size_t>(a.grid * a.grid), 1.0F);
+        if (!channelFirst) { // the values of [C, H, W] stored [H, W, C]
+            const auto hwc = torch::from_blob(g.data.data(), {a.channels, a.grid, a.grid}).permute({1, 2, 0}).contiguous();
+            std::memcpy(g.data.data(), hwc.data_ptr<float>(), g.data.size() * sizeof(float));
+            g.channelsLast = true;
+        }
         ids.push_back("slide-" + std::to_string(s));
         variants.push_back({std::move(g)});
         labels.push_back(s % 2);
@@ -109,6 +119,35 @@ void printBlockTimes(SlideCnn& net, const torch::Tensor& x, const std::vector<La
     }
 }
 
+/// What the trainer's crops cost per batch: copyCrop of --batch random crops (channels-last, as the trainer feeds
+/// them) from the same cohort held channel-first and channels-last; best of 5 rounds of 10 batches each.
+void printCropCopies(const Args& a) {
+    std::vector<double> labels;
+    InMemoryGridSource first = randomCohort(a, labels, true);
+    InMemoryGridSource last = randomCohort(a, labels, false);
+    std::vector<float> batch(static_cast<std::size_t>(a.batch) * static_cast<std::size_t>(a.crop) *
+                             static_cast<std::size_t>(a.crop) * static_cast<std::size_t>(a.channels));
+    const std::size_t plane = batch.size() / static_cast<std::size_t>(a.batch);
+    double seconds[2] = {1e30, 1e30};
+    for (int round = 0; round < 5; ++round)
+        for (int k = 0; k < 2; ++k) {
+            InMemoryGridSource& source = k == 0 ? first : last;
+            std::mt19937 rng(static_cast<unsigned>(round));
+            const double t0 = now();
+            for (int b = 0; b < 10 * a.batch; ++b) {
+                const auto slide = static_cast<std::size_t>(rng() % static_cast<unsigned>(a.slides));
+                const GridCell centre{static_cast<int>(rng() % static_cast<unsigned>(a.grid)),
+                                      static_cast<int>(rng() % static_cast<unsigned>(a.grid))};
+                copyCrop(source.grid(slide, 0), centre, a.crop, batch.data() + static_cast<std::size_t>(b % a.batch) * plane,
+                         true);
+            }
+            seconds[k] = std::min(seconds[k], (now() - t0) / 10);
+        }
+    std::printf("crops for one batch (%d channels-last crops, best of 5): from [C, H, W] grids %.2f ms, from [H, W, C] "
+                "grids %.2f ms; %.2f x faster\n",
+                a.batch, seconds[0] * 1e3, seconds[1] * 1e3, seconds[0] / seconds[1]);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -140,10 +179,12 @@ int main(int argc, char** argv) {
             a.channelsLast = false;
         else if (k == "--separate-bn")
             a.separateBn = true;
+        else if (k == "--channel-first-grids")
+            a.channelFirstGrids = true;
         else {
             std::fprintf(stderr, "usage: bench_slidecnn [--slides N] [--grid N] [--channels C] [--crop R] [--batch B] "
                                  "[--steps S] [--epochs E] [--threads N] [--pooling max|avg|flatten] [--device D] "
-                                 "[--channel-first] [--separate-bn]\n");
+                                 "[--channel-first] [--separate-bn] [--channel-first-grids]\n");
             return 2;
         }
     }
@@ -229,9 +270,13 @@ int main(int argc, char** argv) {
     }
     printBlockTimes(net, x, costs, rate);
 
+    printCropCopies(a);
+
     // A real cross-validation on a random cohort: epoch seconds from its curves.
     std::vector<double> labels;
-    InMemoryGridSource source = randomCohort(a, labels);
+    InMemoryGridSource source = randomCohort(a, labels, a.channelFirstGrids);
+    std::printf("crossValidate's grids: %s\n", a.channelFirstGrids ? "[C, H, W] (--channel-first-grids)"
+                                                                     : "[H, W, C], as compressed-slide files give them");
     SlideTrainOptions o;
     o.folds = 3;
     o.epochs = a.epochs;

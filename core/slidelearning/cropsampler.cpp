@@ -375,6 +375,64 @@ void extractCropChannelsLast(const float* grid, int channels, int rows, int cols
     }
 }
 
+void extractCropFromChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R,
+                                 float* out, bool channelsLastOut, int firstRow, int endRow) {
+    const CropWindow w(centre, R, rows, cols);
+    if (endRow < 0)
+        endRow = R;
+    if (firstRow < 0 || firstRow > endRow || endRow > R)
+        throw InvalidArgument("crop: rows [" + std::to_string(firstRow) + ", " + std::to_string(endRow) + ") of " +
+                              std::to_string(R));
+    const auto C = static_cast<std::size_t>(channels);
+    const auto side = static_cast<std::size_t>(R);
+    const std::size_t plane = side * side;
+    const auto [x0, y0, xa, xb, ya, yb] = w;
+    // Crop columns [0, left) and [right, R) lie outside the grid.
+    const auto left = static_cast<std::size_t>(std::clamp(xa - x0, 0, R));
+    const auto right = static_cast<std::size_t>(std::clamp(xb - x0, static_cast<int>(left), R));
+    const bool vector = hasAvx512();
+    for (int r = firstRow; r < endRow; ++r) {
+        const int gy = y0 + r;
+        const bool blank = w.empty() || gy < ya || gy >= yb;
+        const float* src = blank ? nullptr
+                                 : grid + (static_cast<std::size_t>(gy) * static_cast<std::size_t>(cols) +
+                                           static_cast<std::size_t>(xa)) * C;
+        if (channelsLastOut) {
+            float* dst = out + static_cast<std::size_t>(r) * side * C;
+            if (blank) {
+                std::fill(dst, dst + side * C, 0.0f);
+                continue;
+            }
+            std::fill(dst, dst + left * C, 0.0f);
+            std::memcpy(dst + left * C, src, (right - left) * C * sizeof(float));
+            std::fill(dst + right * C, dst + side * C, 0.0f);
+            continue;
+        }
+        float* dst = out + static_cast<std::size_t>(r) * side; // row r of plane 0
+        for (std::size_t c = 0; c < C; ++c) {
+            float* row = dst + c * plane;
+            std::fill(row, row + (blank ? side : left), 0.0f);
+            if (!blank)
+                std::fill(row + right, row + side, 0.0f);
+        }
+        if (blank)
+            continue;
+        // Tiles of 16 pixels (rows of the transposition, C apart) × 16 channels (written plane by plane).
+        for (std::size_t x = left; x < right; x += kTile) {
+            const int nx = static_cast<int>(std::min<std::size_t>(kTile, right - x));
+            for (std::size_t c0 = 0; c0 < C; c0 += kTile) {
+                const int nc = static_cast<int>(std::min<std::size_t>(kTile, C - c0));
+                const float* s = src + (x - left) * C + c0;
+                float* d = dst + c0 * plane + x;
+                if (vector && nc == kTile && nx == kTile)
+                    transposeTileAvx512(s, C, d, plane);
+                else
+                    transposeTileScalar(s, C, nx, nc, d, plane);
+            }
+        }
+    }
+}
+
 void extractCrop(const std::vector<float>& grid, int channels, int rows, int cols, GridCell centre, int R,
                  std::vector<float>& out) {
     if (channels < 0 || rows < 0 || cols < 0 ||

@@ -80,4 +80,12 @@ void extractCrop(const float* grid, int channels, int rows, int cols, GridCell c
 void extractCropChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R, float* out,
                              int firstChannel = 0, int endChannel = -1);
 
+/// The same crops from a channels-last grid [rows, cols, channels], the order compressed-slide files store. With
+/// `channelsLastOut` the crop is written [R, R, channels] by plain row copies (what the slide CNN's trainer feeds
+/// oneDNN); otherwise [channels, R, R], transposed in tiles of 16 pixels × 16 channels. Only crop rows
+/// [firstRow, endRow) are written when a range is given (so that threads can share a crop). Throws InvalidArgument
+/// for R < 1 or a bad row range.
+void extractCropFromChannelsLast(const float* grid, int channels, int rows, int cols, GridCell centre, int R,
+                                 float* out, bool channelsLastOut, int firstRow = 0, int endRow = -1);
+
 } // namespace nic

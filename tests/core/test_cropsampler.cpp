@@ -1,11 +1,13 @@
 // Crop-centre sampling ∝ squared distance to background (paper §3.2), test centres, zero-padded crops.
 #include "core/slidelearning/cropsampler.h"
 #include "core/base/error.h"
+#include "testsupport.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <set>
+#include <string>
 
 using namespace nic;
 
@@ -180,6 +182,63 @@ TEST(CropSampler, ChannelsLastCropsHoldTheChannelFirstCropsValues) {
     EXPECT_THROW(extractCropChannelsLast(grid.data(), 2, 3, 3, {1, 1}, 4, crop.data(), 1, 3), InvalidArgument);
     std::vector<float> out(4);
     EXPECT_THROW(extractCropChannelsLast(out.data(), 1, 2, 2, {0, 0}, 0, out.data()), InvalidArgument);
+}
+
+TEST(CropSampler, CropsOfChannelsLastGridsHoldTheChannelFirstGridsCrops) {
+    // The grid as compressed-slide files store it ([rows, cols, channels]) must give, in both output layouts, the
+    // very values the channel-first grid gives: the trainer reads files' grids this way.
+    for (const int channels : {1, 3, 16, 20, 33}) {
+        const int rows = 29, cols = 37;
+        std::vector<float> first(static_cast<std::size_t>(channels * rows * cols)), last(first.size());
+        for (int c = 0; c < channels; ++c)
+            for (int y = 0; y < rows; ++y)
+                for (int x = 0; x < cols; ++x) {
+                    const float v = static_cast<float>(1 + c + 100 * (y * cols + x)); // never 0: padding shows
+                    first[static_cast<std::size_t>((c * rows + y) * cols + x)] = v;
+                    last[static_cast<std::size_t>((y * cols + x) * channels + c)] = v;
+                }
+        for (const GridCell centre : {GridCell{18, 14}, GridCell{0, 0}, GridCell{36, 28}, GridCell{3, 27},
+                                      GridCell{90, 5}, GridCell{-40, -40}})
+            for (const int R : {1, 5, 16, 24, 40, 70}) {
+                const std::string what = std::to_string(channels) + " channels, R " + std::to_string(R) + ", centre " +
+                                         std::to_string(centre.x) + "," + std::to_string(centre.y);
+                const std::size_t n = static_cast<std::size_t>(channels) * static_cast<std::size_t>(R * R);
+                std::vector<float> wantFirst, wantLast(n);
+                extractCrop(first, channels, rows, cols, centre, R, wantFirst);
+                extractCropChannelsLast(first.data(), channels, rows, cols, centre, R, wantLast.data());
+                std::vector<float> gotLast(n, -1.0f), gotFirst(n, -1.0f);
+                extractCropFromChannelsLast(last.data(), channels, rows, cols, centre, R, gotLast.data(), true);
+                extractCropFromChannelsLast(last.data(), channels, rows, cols, centre, R, gotFirst.data(), false);
+                EXPECT_EQ(gotLast, wantLast) << what;
+                EXPECT_EQ(gotFirst, wantFirst) << what;
+                // In row ranges (as the trainer's threads cut it): the same crops, each range writing only its rows.
+                for (const bool channelsLastOut : {true, false}) {
+                    std::vector<float> parts(n, -1.0f);
+                    for (int r = 0; r < R; r += 7) {
+                        extractCropFromChannelsLast(last.data(), channels, rows, cols, centre, R, parts.data(),
+                                                    channelsLastOut, r, std::min(r + 7, R));
+                        const std::size_t row = channelsLastOut ? static_cast<std::size_t>(R * channels)
+                                                                : static_cast<std::size_t>(R);
+                        // The next row is not written yet (in both layouts its first value is still -1).
+                        if (r + 7 < R) {
+                            EXPECT_EQ(parts[static_cast<std::size_t>(r + 7) * row], -1.0f) << what << " row " << r + 7;
+                        }
+                    }
+                    EXPECT_EQ(parts, channelsLastOut ? wantLast : wantFirst) << what << " in row ranges";
+                }
+            }
+    }
+    std::vector<float> grid(2 * 3 * 3, 1.0f), crop(2 * 4 * 4, -1.0f);
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] {
+                  extractCropFromChannelsLast(grid.data(), 2, 3, 3, {1, 1}, 4, crop.data(), true, 2, 5);
+              }),
+              "crop: rows [2, 5) of 4");
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] {
+                  extractCropFromChannelsLast(grid.data(), 2, 3, 3, {1, 1}, 0, crop.data(), false);
+              }),
+              "crop size must be at least 1, got 0");
+    for (float v : crop)
+        EXPECT_EQ(v, -1.0f); // nothing written by a refused call
 }
 
 TEST(CropSampler, CropsAreZeroPaddedOutsideTheGrid) {

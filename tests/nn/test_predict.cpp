@@ -78,6 +78,53 @@ void writeGrid(const std::filesystem::path& path, std::uint64_t seed, int channe
     w->finishAndPublish(path);
 }
 
+/// [H, W, C] → [C, H, W].
+std::vector<float> toChannelFirst(const SlideGrid& g) {
+    std::vector<float> out(g.data.size());
+    for (int y = 0; y < g.rows; ++y)
+        for (int x = 0; x < g.cols; ++x)
+            for (int c = 0; c < g.channels; ++c)
+                out[static_cast<std::size_t>((c * g.rows + y) * g.cols + x)] =
+                    g.data[static_cast<std::size_t>((y * g.cols + x) * g.channels + c)];
+    return out;
+}
+
+TEST(SlideGridFiles, AreReadChannelsLastInEveryOrientationWithTheChannelFirstValues) {
+    test::TempDir dir;
+    const auto path = dir / "eight.h5";
+    const int rows = 5, cols = 7, channels = 3;
+    LatentGridMeta m = gridMeta(rows, cols, channels, "abc123");
+    m.augment = 8;
+    auto w = LatentGridWriter::create(path, m, std::vector<float>(static_cast<std::size_t>(rows * cols), 0.5F), rows);
+    std::vector<std::vector<float>> values(8, std::vector<float>(static_cast<std::size_t>(rows * cols * channels)));
+    for (std::size_t k = 0; k < values.size(); ++k)
+        for (std::size_t i = 0; i < values[k].size(); ++i)
+            values[k][i] = static_cast<float>(1000 * k + i);
+    std::vector<const float*> pointers;
+    for (const auto& v : values)
+        pointers.push_back(v.data());
+    const std::vector<std::uint8_t> flags(static_cast<std::size_t>(rows * cols), kCellEncoded);
+    w->writeBand(rows, pointers, flags.data());
+    w->finishAndPublish(path);
+
+    const LatentGridReader reader(path);
+    LatentGridFileSource source({path});
+    for (int k = 0; k < 8; ++k) {
+        const SlideGrid first = readSlideGrid(reader, k);
+        const SlideGrid last = readSlideGrid(reader, k, true);
+        EXPECT_FALSE(first.channelsLast);
+        ASSERT_TRUE(last.channelsLast);
+        EXPECT_EQ(std::make_pair(last.rows, last.cols), dihedralShape(k, rows, cols)) << k;
+        EXPECT_EQ(std::make_tuple(last.rows, last.cols, last.channels), std::make_tuple(first.rows, first.cols, first.channels));
+        EXPECT_EQ(toChannelFirst(last), first.data) << "variant " << k;
+        EXPECT_EQ(last.tissue, first.tissue) << "variant " << k;
+        // The file source keeps the files' order.
+        const SlideGrid& cached = source.grid(0, k);
+        EXPECT_TRUE(cached.channelsLast);
+        EXPECT_EQ(cached.data, last.data) << "variant " << k;
+    }
+}
+
 class Predict : public ::testing::Test {
 protected:
     void SetUp() override {

@@ -76,6 +76,18 @@ Synthetic makeCohort(int slides, int side, int channels, std::uint64_t seed) {
     return s;
 }
 
+/// The same grid stored [H, W, C], as LatentGridFileSource reads compressed-slide files.
+SlideGrid channelsLastCopy(const SlideGrid& g) {
+    SlideGrid t = g;
+    for (int c = 0; c < g.channels; ++c)
+        for (int y = 0; y < g.rows; ++y)
+            for (int x = 0; x < g.cols; ++x)
+                t.data[static_cast<std::size_t>((y * g.cols + x) * g.channels + c)] =
+                    g.data[static_cast<std::size_t>((c * g.rows + y) * g.cols + x)];
+    t.channelsLast = true;
+    return t;
+}
+
 SlideCnnConfig smallConfig(int channels) {
     SlideCnnConfig c;
     c.inputChannels = channels;
@@ -307,6 +319,85 @@ TEST(SlideTrainer, DeterministicUnderASeed) {
         EXPECT_EQ(ra.predictions[i].round, static_cast<int>(i % 4)); // the fold column decides
     }
     EXPECT_EQ(ra.metricsJson, rb.metricsJson);
+}
+
+TEST(SlideTrainer, ChannelsLastGridsTrainPredictAndExplainExactlyAsChannelFirstOnes) {
+    // Compressed-slide files give the trainer [H, W, C] grids; in-memory cohorts may be [C, H, W]. The crops, hence
+    // the whole run, its predictions and Grad-CAM maps, must not depend on the layout. 20 channels (not a multiple
+    // of the 16-channel tiles), 40-cell grids and 24-cell crops (crops that leave the grid).
+    auto cohort = makeCohort(8, 40, 20, 11);
+    auto lastGrids = cohort.grids;
+    for (auto& variants : lastGrids)
+        for (auto& g : variants)
+            g = channelsLastCopy(g);
+    InMemoryGridSource first(cohort.ids, cohort.grids);
+    InMemoryGridSource last(cohort.ids, lastGrids);
+    SlideTrainOptions o;
+    o.network = smallConfig(20);
+    o.network.layers = 3;
+    o.network.unstridedLayers = 1;
+    o.cropSize = 24;
+    o.testCrops = 3;
+    o.epochs = 2;
+    o.stepsPerEpoch = 3;
+    o.seed = 4;
+    o.bootstrapResamples = 20;
+    o.device = "cpu";
+    o.threads = 1;
+    test::TempDir a;
+    test::TempDir b;
+    const auto ra = crossValidate(first, cohort.labels, {1, 2, 3, 4, 1, 2, 3, 4}, o, a.path());
+    const auto rb = crossValidate(last, cohort.labels, {1, 2, 3, 4, 1, 2, 3, 4}, o, b.path());
+    EXPECT_EQ(ra.cropSize, 24);
+    ASSERT_EQ(ra.predictions.size(), rb.predictions.size());
+    for (std::size_t i = 0; i < ra.predictions.size(); ++i)
+        EXPECT_EQ(ra.predictions[i].prediction, rb.predictions[i].prediction) << i;
+    EXPECT_EQ(ra.metricsJson, rb.metricsJson);
+    // Test-time crops, and Grad-CAM whole and in tiles.
+    EXPECT_TRUE(torch::equal(inferenceCrops(first, 3, 24, 5, 0.0f), inferenceCrops(last, 3, 24, 5, 0.0f)));
+    GradCamOptions g;
+    g.device = "cpu";
+    for (const std::int64_t maxCells : {std::int64_t{512 * 512}, std::int64_t{100}}) {
+        g.maxCells = maxCells;
+        g.tileSize = 16;
+        g.tileOverlap = 4;
+        const auto camFirst = gradCam(a / "fold0" / "model.pt", cohort.grids[3][1], g);
+        const auto camLast = gradCam(a / "fold0" / "model.pt", lastGrids[3][1], g);
+        EXPECT_EQ(camFirst.tiled, maxCells < 40 * 40);
+        EXPECT_EQ(camFirst.heatmap, camLast.heatmap) << "max cells " << maxCells;
+        EXPECT_EQ(camFirst.output, camLast.output);
+    }
+}
+
+TEST(SlideCnn, CropsOfEitherLayoutAreTheSameOnSeveralThreads) {
+    auto cohort = makeCohort(1, 40, 20, 2);
+    const SlideGrid& cf = cohort.grids[0][0];
+    const SlideGrid cl = channelsLastCopy(cf);
+    const int threads = torch::get_num_threads();
+    torch::set_num_threads(2);
+    for (const GridCell centre : {GridCell{20, 20}, GridCell{0, 39}, GridCell{-30, 5}})
+        for (const int R : {1, 24, 64}) {
+            const std::size_t n = static_cast<std::size_t>(20 * R * R);
+            std::vector<float> want(n);
+            extractCrop(cf.data.data(), 20, 40, 40, centre, R, want.data());
+            for (const bool channelsLastOut : {false, true}) {
+                if (channelsLastOut)
+                    extractCropChannelsLast(cf.data.data(), 20, 40, 40, centre, R, want.data());
+                std::vector<float> fromFirst(n, -1.0f), fromLast(n, -1.0f);
+                copyCrop(cf, centre, R, fromFirst.data(), channelsLastOut);
+                copyCrop(cl, centre, R, fromLast.data(), channelsLastOut);
+                EXPECT_EQ(fromFirst, want) << "R " << R << (channelsLastOut ? " channels-last" : "");
+                EXPECT_EQ(fromLast, want) << "R " << R << (channelsLastOut ? " channels-last" : "");
+            }
+        }
+    torch::set_num_threads(threads);
+    SlideGrid bad = cl;
+    bad.data.resize(5);
+    std::vector<float> out(20);
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] { copyCrop(bad, {0, 0}, 1, out.data(), true); }),
+              "crop: a grid of 5 values is not 20 x 40 x 40");
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] { copyCrop(cl, {0, 0}, 0, out.data(), true); }),
+              "crop size must be at least 1, got 0");
 }
 
 // ------------------------------------------------------------------------------- the flatten head (§8.2)

@@ -84,9 +84,8 @@ torch::Tensor flattenWindows(LoadedSlideModel& model, const SlideGrid& grid, int
     for (auto y0 : ys)
         for (auto x0 : xs) {
             job.throwIfCancelled();
-            extractCrop(grid.data.data(), grid.channels, grid.rows, grid.cols,
-                        GridCell{static_cast<int>(x0 + R / 2), static_cast<int>(y0 + R / 2)}, static_cast<int>(R),
-                        crop.data());
+            copyCrop(grid, GridCell{static_cast<int>(x0 + R / 2), static_cast<int>(y0 + R / 2)}, static_cast<int>(R),
+                     crop.data(), false);
             double out = 0.0;
             const auto x = torch::from_blob(crop.data(), {grid.channels, R, R}).to(model.device);
             const auto cam = camOf(model.net, x, layer, &out);
@@ -111,6 +110,12 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     if (grid.channels != cfg.inputChannels)
         throw FormatError(modelPath.string() + " expects grids with " + std::to_string(cfg.inputChannels) +
                           " channels, this one has " + std::to_string(grid.channels));
+    if (grid.rows < 1 || grid.cols < 1 ||
+        grid.data.size() != static_cast<std::size_t>(grid.channels) * static_cast<std::size_t>(grid.rows) *
+                                static_cast<std::size_t>(grid.cols))
+        throw InvalidArgument("Grad-CAM: a grid of " + std::to_string(grid.data.size()) + " values is not " +
+                              std::to_string(grid.channels) + " x " + std::to_string(grid.rows) + " x " +
+                              std::to_string(grid.cols));
     if (options.layer < 0 || options.layer > cfg.layers)
         throw InvalidArgument("Grad-CAM layer " + std::to_string(options.layer) + " is outside [0, " +
                               std::to_string(cfg.layers) + "]");
@@ -120,8 +125,11 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     r.rows = grid.rows;
     r.cols = grid.cols;
     r.layer = options.layer;
-    const auto x = torch::from_blob(const_cast<float*>(grid.data.data()), {grid.channels, grid.rows, grid.cols})
-                       .to(model.device);
+    auto* data = const_cast<float*>(grid.data.data());
+    const auto x = (grid.channelsLast ? torch::from_blob(data, {grid.rows, grid.cols, grid.channels}).permute({2, 0, 1})
+                                      : torch::from_blob(data, {grid.channels, grid.rows, grid.cols}))
+                       .to(model.device)
+                       .contiguous();
     torch::Tensor heat;
     if (cfg.pooling == GlobalPooling::Flatten) {
         heat = flattenWindows(model, grid, options.layer, r, job);

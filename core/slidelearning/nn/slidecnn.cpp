@@ -171,6 +171,30 @@ LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::st
     return m;
 }
 
+void copyCrop(const SlideGrid& g, GridCell centre, int R, float* out, bool channelsLastOut) {
+    if (g.channels < 0 || g.rows < 0 || g.cols < 0 ||
+        g.data.size() != static_cast<std::size_t>(g.channels) * static_cast<std::size_t>(g.rows) * static_cast<std::size_t>(g.cols))
+        throw InvalidArgument("crop: a grid of " + std::to_string(g.data.size()) + " values is not " +
+                              std::to_string(g.channels) + " x " + std::to_string(g.rows) + " x " + std::to_string(g.cols));
+    if (g.channelsLast) { // the crop's rows over the threads: row copies (or transposed rows)
+        at::parallel_for(0, std::max(R, 0), 8, [&](std::int64_t first, std::int64_t last) {
+            extractCropFromChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out, channelsLastOut,
+                                        static_cast<int>(first), static_cast<int>(last));
+        });
+        if (R < 1) // parallel_for runs nothing for an empty range: the same error as the other layouts
+            extractCropFromChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out, channelsLastOut);
+    } else if (channelsLastOut) { // tiles of 16 channels over the threads
+        at::parallel_for(0, (g.channels + 15) / 16, 1, [&](std::int64_t first, std::int64_t last) {
+            extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out, static_cast<int>(first * 16),
+                                    static_cast<int>(std::min<std::int64_t>(last * 16, g.channels)));
+        });
+        if (R < 1 || g.channels == 0)
+            extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out);
+    } else {
+        extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, R, out);
+    }
+}
+
 torch::Tensor inferenceCrops(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
                              float tissueThreshold) {
     const int variants = source.variantCount(slide);
@@ -192,7 +216,7 @@ torch::Tensor inferenceCrops(SlideGridSource& source, std::size_t slide, int cro
     const auto per = static_cast<std::size_t>(C) * static_cast<std::size_t>(R * R);
     for (std::size_t i = 0; i < plan.size(); ++i) {
         const SlideGrid& g = source.grid(slide, plan[i].first); // cached by the source between calls
-        extractCrop(g.data.data(), g.channels, g.rows, g.cols, plan[i].second, cropSize, dst + i * per);
+        copyCrop(g, plan[i].second, cropSize, dst + i * per, false);
     }
     return crops;
 }

@@ -10,6 +10,7 @@
 // numerically safer), the standardised value for regression.
 // L2 regularisation is the explicit penalty l2 · Σ w² over conv and dense weights (Keras'
 // kernel_regularizer semantics), returned by l2Penalty().
+#include "core/slidelearning/cropsampler.h"
 #include "core/slidelearning/nn/slidetrainer.h"
 
 #include <torch/torch.h>
@@ -71,6 +72,11 @@ struct LoadedSlideModel {
 /// weights and checks every parameter and buffer shape against it (torch::load does not). Throws
 /// IoError (missing file) or FormatError (not a slide model, damaged, shape mismatch) naming the file.
 LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::string& device = "auto");
+
+/// Copies the R × R crop of `grid` (either layout) centred on `centre` into `out`: [R, R, C] when `channelsLastOut`,
+/// else [C, R, R]; zeros outside the grid. Spread over LibTorch's intra-op threads. Throws InvalidArgument when
+/// the grid's data do not hold channels × rows × cols values.
+void copyCrop(const SlideGrid& grid, GridCell centre, int R, float* out, bool channelsLastOut);
 
 /// Crops of one slide for inference: T centres spread over the tissue × every stored variant, as a
 /// batch [n, C, R, R] (see slidetrainer.h; one centred crop per variant when the grid fits in R).

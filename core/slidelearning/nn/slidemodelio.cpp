@@ -199,15 +199,24 @@ std::string LatentGridFileSource::id(std::size_t slide) const {
     return files_.at(slide).stem().string();
 }
 
-SlideGrid readSlideGrid(const LatentGridReader& reader, int variant) {
+SlideGrid readSlideGrid(const LatentGridReader& reader, int variant, bool channelsLast) {
     if (variant < 0 || variant >= reader.variantCount())
         throw InvalidArgument(reader.path().string() + ": no dihedral variant " + std::to_string(variant));
-    auto t = reader.grid(variant);
     SlideGrid g;
-    g.channels = t.channels;
-    g.rows = t.height;
-    g.cols = t.width;
-    g.data = std::move(t.data);
+    if (channelsLast) {
+        const auto [rows, cols] = dihedralShape(variant, reader.meta().rows, reader.meta().cols);
+        g.channels = reader.meta().codeSize;
+        g.rows = rows;
+        g.cols = cols;
+        g.data = reader.gridHwc(variant);
+        g.channelsLast = true;
+    } else {
+        auto t = reader.grid(variant);
+        g.channels = t.channels;
+        g.rows = t.height;
+        g.cols = t.width;
+        g.data = std::move(t.data);
+    }
     const auto tissue0 = reader.tissueFractions();
     const int rows0 = reader.meta().rows;
     const int cols0 = reader.meta().cols;
@@ -228,7 +237,7 @@ const SlideGrid& LatentGridFileSource::grid(std::size_t slide, int variant) {
         it->second.lastUse = ++tick_;
         return it->second.grid;
     }
-    SlideGrid g = readSlideGrid(LatentGridReader(files_.at(slide)), variant);
+    SlideGrid g = readSlideGrid(LatentGridReader(files_.at(slide)), variant, true);
     const auto bytes = static_cast<std::int64_t>((g.data.size() + g.tissue.size()) * sizeof(float));
     // Evict least recently used entries (never the one being returned) to stay within the budget.
     while (!cache_.empty() && cachedBytes_ + bytes > cacheBytes_) {

@@ -362,12 +362,9 @@ private:
             const GridCell centre = sampler(slide, variant).sample(rng_);
             const SlideGrid& g = run_.source.grid(slide, variant);
             float* crop = batch_.data() + static_cast<std::size_t>(b) * plane_;
-            // The crop's tiles of 16 channels spread over LibTorch's threads (the grid reference must not outlive
-            // this iteration, so crops cannot be spread instead).
-            at::parallel_for(0, (g.channels + 15) / 16, 1, [&](std::int64_t first, std::int64_t last) {
-                extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, run_.R, crop,
-                                        static_cast<int>(first * 16), static_cast<int>(std::min<std::int64_t>(last * 16, g.channels)));
-            });
+            // Spread over LibTorch's threads within the crop (the grid reference must not outlive this iteration, so
+            // crops cannot be spread instead); from the files' channels-last grids these are row copies.
+            copyCrop(g, centre, run_.R, crop, true);
             target_[static_cast<std::size_t>(b)] =
                 run_.classify ? static_cast<float>(run_.labels[slide])
                               : static_cast<float>((run_.labels[slide] - meta_.labelMean) / meta_.labelScale);

@@ -101,20 +101,24 @@ struct SlideModelMeta {
     static SlideModelMeta fromJson(const std::string& json);
 };
 
-/// One orientation of a compressed slide: the grid [C, H, W] and the tissue fraction [H, W] in the same orientation.
+/// One orientation of a compressed slide: the grid and the tissue fraction [H, W] in the same orientation.
 struct SlideGrid {
     int channels = 0;
     int rows = 0;
     int cols = 0;
+    /// [C, H, W] (channel-first), or [H, W, C] when channelsLast: the order compressed-slide files store, from
+    /// which the trainer's channels-last crops are row copies instead of transpositions.
     std::vector<float> data;
     std::vector<float> tissue;
+    bool channelsLast = false;
 };
 
 class LatentGridReader;
 
 /// Variant `variant` of a compressed slide as a SlideGrid, its tissue fractions turned to the variant's
-/// orientation. Throws InvalidArgument (no such variant, naming the file) or IoError.
-SlideGrid readSlideGrid(const LatentGridReader& reader, int variant = 0);
+/// orientation; channel-first unless `channelsLast` (the file's own order, read without a transposition).
+/// Throws InvalidArgument (no such variant, naming the file) or IoError.
+SlideGrid readSlideGrid(const LatentGridReader& reader, int variant = 0, bool channelsLast = false);
 
 /// Where training and inference get grids from. Implementations may load lazily and cache; a source is
 /// used by one thread at a time. grid() returns a reference valid until the next call.
@@ -150,7 +154,8 @@ private:
 };
 
 /// Compressed-slide files (latentgrid.h), read on demand and kept in an LRU cache of at most
-/// `cacheBytes`. Tissue fractions are transformed to each variant's orientation. The constructor reads
+/// `cacheBytes`, channels-last (SlideGrid::channelsLast). Tissue fractions are transformed to each variant's
+/// orientation. The constructor reads
 /// every file's metadata and throws IoError (unreadable file) or InvalidArgument (code sizes or
 /// encoders differ between files, naming both files).
 class LatentGridFileSource final : public SlideGridSource {
