@@ -233,6 +233,42 @@ TEST(SlideCnn, TestTimeAugmentationAveragesCropsAndVariants) {
     EXPECT_NEAR(reg, net->forward(crops.slice(0, 0, 1)).item<double>() * 2.0 + 10.0, 1e-5);
 }
 
+TEST(SlideCnn, SlidesArePredictedChunkByChunkAsFromAllTheirCrops) {
+    torch::manual_seed(5);
+    auto cohort = makeCohort(2, 40, 4, 7);
+    InMemoryGridSource source(cohort.ids, cohort.grids);
+    SlideModelMeta meta;
+    meta.config = smallConfig(4);
+    SlideCnn net(meta.config);
+    const InferencePlan plan = inferencePlan(source, 1, 24, 5, 0.0f);
+    ASSERT_EQ(plan.crops.size(), 10U); // 5 centres x 2 variants
+    EXPECT_EQ(plan.cropSize, 24);
+    const InferencePlan again = inferencePlan(source, 1, 24, 5, 0.0f);
+    for (std::size_t i = 0; i < plan.crops.size(); ++i) { // deterministic: a trainer plans once
+        EXPECT_EQ(again.crops[i].first, plan.crops[i].first);
+        EXPECT_EQ(again.crops[i].second, plan.crops[i].second);
+    }
+    const auto all = inferenceCrops(source, 1, 24, 5, 0.0f);
+    EXPECT_TRUE(torch::equal(planCrops(source, 1, plan, 3, 7), all.slice(0, 3, 7)));
+    EXPECT_EQ(planCrops(source, 1, plan, 8, 99).size(0), 2); // clipped to the plan
+    for (const int chunk : {3, 16}) {
+        std::vector<double> eachAll, eachChunked;
+        const double whole = averagePrediction(net, meta, all, torch::kCPU, &eachAll, chunk);
+        const double chunked = predictSlide(net, meta, source, 1, plan, torch::kCPU, &eachChunked, chunk);
+        EXPECT_EQ(chunked, whole) << "chunk " << chunk;
+        EXPECT_EQ(eachChunked, eachAll) << "chunk " << chunk;
+    }
+    // The default chunk holds at most 256 MiB of crops.
+    EXPECT_EQ(inferenceChunk(128, 64), 16);
+    EXPECT_EQ(inferenceChunk(128, 400), 3); // 82 MB per crop
+    EXPECT_EQ(inferenceChunk(128, 2000), 1);
+    EXPECT_EQ(inferenceChunk(4, 24), 16);
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] { predictSlide(net, meta, source, 1, InferencePlan{}, torch::kCPU); }),
+              "no crops to predict");
+    EXPECT_EQ(test::errorOf<InvalidArgument>([&] { inferencePlan(source, 1, 0, 5, 0.0f); }),
+              "crop size must be at least 1, got 0");
+}
+
 TEST(SlideTrainer, RejectsBadInput) {
     auto cohort = makeCohort(8, 12, 3, 2);
     InMemoryGridSource source(cohort.ids, cohort.grids);

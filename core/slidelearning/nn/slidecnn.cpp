@@ -195,30 +195,86 @@ void copyCrop(const SlideGrid& g, GridCell centre, int R, float* out, bool chann
     }
 }
 
-torch::Tensor inferenceCrops(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
-                             float tissueThreshold) {
+InferencePlan inferencePlan(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
+                            float tissueThreshold) {
+    if (cropSize < 1)
+        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(cropSize));
+    InferencePlan plan;
+    plan.cropSize = cropSize;
     const int variants = source.variantCount(slide);
-    const int C = source.channels();
-    std::vector<std::pair<int, GridCell>> plan; // (variant, centre)
     for (int v = 0; v < variants; ++v) {
         const SlideGrid& g = source.grid(slide, v);
         if (g.rows <= cropSize && g.cols <= cropSize) {
-            plan.emplace_back(v, GridCell{g.cols / 2, g.rows / 2});
+            plan.crops.emplace_back(v, GridCell{g.cols / 2, g.rows / 2});
             continue;
         }
         const CropSampler sampler(g.tissue, g.cols, g.rows, tissueThreshold);
         for (const auto& c : sampler.testCentres(testCrops))
-            plan.emplace_back(v, c);
+            plan.crops.emplace_back(v, c);
     }
-    const auto R = static_cast<std::int64_t>(cropSize);
-    auto crops = torch::empty({static_cast<std::int64_t>(plan.size()), C, R, R});
+    return plan;
+}
+
+torch::Tensor planCrops(SlideGridSource& source, std::size_t slide, const InferencePlan& plan, std::size_t first,
+                        std::size_t last) {
+    last = std::min(last, plan.crops.size());
+    first = std::min(first, last);
+    const auto R = static_cast<std::int64_t>(plan.cropSize);
+    const int C = source.channels();
+    auto crops = torch::empty({static_cast<std::int64_t>(last - first), C, R, R});
     float* dst = crops.data_ptr<float>();
     const auto per = static_cast<std::size_t>(C) * static_cast<std::size_t>(R * R);
-    for (std::size_t i = 0; i < plan.size(); ++i) {
-        const SlideGrid& g = source.grid(slide, plan[i].first); // cached by the source between calls
-        copyCrop(g, plan[i].second, cropSize, dst + i * per, false);
+    for (std::size_t i = first; i < last; ++i) {
+        const SlideGrid& g = source.grid(slide, plan.crops[i].first); // cached by the source between calls
+        copyCrop(g, plan.crops[i].second, plan.cropSize, dst + (i - first) * per, false);
     }
     return crops;
+}
+
+torch::Tensor inferenceCrops(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
+                             float tissueThreshold) {
+    const InferencePlan plan = inferencePlan(source, slide, cropSize, testCrops, tissueThreshold);
+    return planCrops(source, slide, plan, 0, plan.crops.size());
+}
+
+int inferenceChunk(int channels, int cropSize) {
+    const double bytes = 4.0 * std::max(1, channels) * static_cast<double>(cropSize) * static_cast<double>(cropSize);
+    return static_cast<int>(std::clamp(static_cast<double>(std::int64_t{256} << 20) / bytes, 1.0, 16.0));
+}
+
+namespace {
+
+/// Sigmoid probabilities (classification) or de-standardised outputs (regression) of a batch of crops, appended.
+void appendPredictions(SlideCnn& net, const SlideModelMeta& meta, const torch::Tensor& crops,
+                       const torch::Device& device, std::vector<double>& values) {
+    auto out = net->forward(crops.to(device)).to(torch::kCPU).to(torch::kDouble);
+    out = meta.task == SlideTask::Classification ? torch::sigmoid(out) : out * meta.labelScale + meta.labelMean;
+    const double* p = out.contiguous().data_ptr<double>();
+    values.insert(values.end(), p, p + out.numel());
+}
+
+double meanOf(const std::vector<double>& values, std::vector<double>* each) {
+    double sum = 0.0;
+    for (double v : values)
+        sum += v;
+    if (each)
+        *each = values;
+    return sum / static_cast<double>(values.size());
+}
+
+} // namespace
+
+double predictSlide(SlideCnn& net, const SlideModelMeta& meta, SlideGridSource& source, std::size_t slide,
+                    const InferencePlan& plan, const torch::Device& device, std::vector<double>* each, int chunk) {
+    torch::NoGradGuard noGrad;
+    net->eval();
+    if (plan.crops.empty())
+        throw InvalidArgument("no crops to predict");
+    const auto step = static_cast<std::size_t>(chunk > 0 ? chunk : inferenceChunk(source.channels(), plan.cropSize));
+    std::vector<double> values;
+    for (std::size_t s = 0; s < plan.crops.size(); s += step)
+        appendPredictions(net, meta, planCrops(source, slide, plan, s, s + step), device, values);
+    return meanOf(values, each);
 }
 
 double averagePrediction(SlideCnn& net, const SlideModelMeta& meta, const torch::Tensor& crops,
@@ -229,19 +285,9 @@ double averagePrediction(SlideCnn& net, const SlideModelMeta& meta, const torch:
     if (n == 0)
         throw InvalidArgument("no crops to predict");
     std::vector<double> values;
-    for (std::int64_t s = 0; s < n; s += chunk) {
-        auto out = net->forward(crops.slice(0, s, std::min<std::int64_t>(n, s + chunk)).to(device)).to(torch::kCPU)
-                       .to(torch::kDouble);
-        out = meta.task == SlideTask::Classification ? torch::sigmoid(out) : out * meta.labelScale + meta.labelMean;
-        const double* p = out.contiguous().data_ptr<double>();
-        values.insert(values.end(), p, p + out.numel());
-    }
-    double sum = 0.0;
-    for (double v : values)
-        sum += v;
-    if (each)
-        *each = values;
-    return sum / static_cast<double>(values.size());
+    for (std::int64_t s = 0; s < n; s += chunk)
+        appendPredictions(net, meta, crops.slice(0, s, std::min<std::int64_t>(n, s + chunk)), device, values);
+    return meanOf(values, each);
 }
 
 } // namespace nic

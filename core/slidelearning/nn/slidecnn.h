@@ -78,16 +78,39 @@ LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::st
 /// the grid's data do not hold channels × rows × cols values.
 void copyCrop(const SlideGrid& grid, GridCell centre, int R, float* out, bool channelsLastOut);
 
-/// Crops of one slide for inference: T centres spread over the tissue × every stored variant, as a
-/// batch [n, C, R, R] (see slidetrainer.h; one centred crop per variant when the grid fits in R).
+/// Where one slide's test-time crops lie: (variant, centre) for T centres spread over the tissue of every stored
+/// variant (CropSampler::testCentres; one centred crop per variant when the grid fits in R). Deterministic, so a
+/// trainer computes it once per validation slide.
+struct InferencePlan {
+    int cropSize = 0;
+    std::vector<std::pair<int, GridCell>> crops;
+};
+InferencePlan inferencePlan(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
+                            float tissueThreshold);
+
+/// Crops [first, last) of a plan as a batch [last − first, C, R, R].
+torch::Tensor planCrops(SlideGridSource& source, std::size_t slide, const InferencePlan& plan, std::size_t first,
+                        std::size_t last);
+
+/// Crops of one slide for inference: every crop of inferencePlan as one batch [n, C, R, R].
 torch::Tensor inferenceCrops(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
                              float tissueThreshold);
+
+/// How many crops of C × R × R floats one inference batch holds: 16, fewer where 16 would pass 256 MiB (a slide's
+/// 10 centres × 8 variants of 400² × 128 crops are 6.5 GB together; one is 82 MB).
+int inferenceChunk(int channels, int cropSize);
 
 /// Runs the network on a batch of crops (eval mode, no grad, in chunks of `chunk`) and averages:
 /// sigmoid probabilities (classification) or de-standardised outputs (regression). Returns the mean
 /// and, if `each` is given, every crop's value.
 double averagePrediction(SlideCnn& net, const SlideModelMeta& meta, const torch::Tensor& crops,
                          const torch::Device& device, std::vector<double>* each = nullptr, int chunk = 16);
+
+/// The same average over a plan's crops, made `chunk` (0: inferenceChunk) crops at a time, so that memory holds one
+/// chunk's crops rather than the slide's. Equal to averagePrediction(net, meta, all crops, device, each, that chunk).
+double predictSlide(SlideCnn& net, const SlideModelMeta& meta, SlideGridSource& source, std::size_t slide,
+                    const InferencePlan& plan, const torch::Device& device, std::vector<double>* each = nullptr,
+                    int chunk = 0);
 
 } // namespace nic
 

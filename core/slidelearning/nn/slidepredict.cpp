@@ -28,9 +28,9 @@ std::vector<double> predictWith(LoadedSlideModel& model, const std::filesystem::
     std::vector<double> out;
     for (std::size_t j = 0; j < slides.size(); ++j) {
         job.throwIfCancelled();
-        const auto crops = inferenceCrops(source, slides[j], model.meta.cropSize, model.meta.testCrops,
-                                          model.meta.tissueThreshold);
-        out.push_back(averagePrediction(model.net, model.meta, crops, model.device));
+        const InferencePlan plan = inferencePlan(source, slides[j], model.meta.cropSize, model.meta.testCrops,
+                                                 model.meta.tissueThreshold);
+        out.push_back(predictSlide(model.net, model.meta, source, slides[j], plan, model.device));
         job.progress(done + static_cast<std::int64_t>(j + 1), total, "predicting");
     }
     return out;
