@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -249,14 +250,32 @@ TEST(SlideCnn, SlidesArePredictedChunkByChunkAsFromAllTheirCrops) {
         EXPECT_EQ(again.crops[i].second, plan.crops[i].second);
     }
     const auto all = inferenceCrops(source, 1, 24, 5, 0.0f);
+    { // BatchNorm's running statistics from the crops, so that evaluation tells the crops apart
+        torch::NoGradGuard noGrad;
+        net->train();
+        for (int i = 0; i < 30; ++i)
+            net->forward(all);
+    }
     EXPECT_TRUE(torch::equal(planCrops(source, 1, plan, 3, 7), all.slice(0, 3, 7)));
+    const auto last = planCrops(source, 1, plan, 3, 7, true); // the CPU's layout for prediction
+    EXPECT_TRUE(last.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(last, all.slice(0, 3, 7)));
     EXPECT_EQ(planCrops(source, 1, plan, 8, 99).size(0), 2); // clipped to the plan
     for (const int chunk : {3, 16}) {
         std::vector<double> eachAll, eachChunked;
         const double whole = averagePrediction(net, meta, all, torch::kCPU, &eachAll, chunk);
         const double chunked = predictSlide(net, meta, source, 1, plan, torch::kCPU, &eachChunked, chunk);
-        EXPECT_EQ(chunked, whole) << "chunk " << chunk;
-        EXPECT_EQ(eachChunked, eachAll) << "chunk " << chunk;
+        EXPECT_NEAR(chunked, whole, 1e-6) << "chunk " << chunk; // channels-last crops: float rounding only
+        ASSERT_EQ(eachChunked.size(), eachAll.size());
+        const auto [lo, hi] = std::minmax_element(eachAll.begin(), eachAll.end());
+        EXPECT_GT(*hi - *lo, 1e-3) << "crops that all predict alike would not test the layouts";
+        for (std::size_t i = 0; i < eachAll.size(); ++i)
+            EXPECT_NEAR(eachChunked[i], eachAll[i], 1e-6) << "chunk " << chunk << ", crop " << i;
+        // The same layout in one batch or in chunks: the same bits.
+        std::vector<double> eachLast;
+        EXPECT_EQ(averagePrediction(net, meta, planCrops(source, 1, plan, 0, 10, true), torch::kCPU, &eachLast, chunk),
+                  chunked);
+        EXPECT_EQ(eachLast, eachChunked);
     }
     // The default chunk holds at most 256 MiB of crops.
     EXPECT_EQ(inferenceChunk(128, 64), 16);

@@ -216,19 +216,19 @@ InferencePlan inferencePlan(SlideGridSource& source, std::size_t slide, int crop
 }
 
 torch::Tensor planCrops(SlideGridSource& source, std::size_t slide, const InferencePlan& plan, std::size_t first,
-                        std::size_t last) {
+                        std::size_t last, bool channelsLast) {
     last = std::min(last, plan.crops.size());
     first = std::min(first, last);
     const auto R = static_cast<std::int64_t>(plan.cropSize);
-    const int C = source.channels();
-    auto crops = torch::empty({static_cast<std::int64_t>(last - first), C, R, R});
+    const std::int64_t C = source.channels(), n = static_cast<std::int64_t>(last - first);
+    auto crops = channelsLast ? torch::empty({n, R, R, C}) : torch::empty({n, C, R, R});
     float* dst = crops.data_ptr<float>();
     const auto per = static_cast<std::size_t>(C) * static_cast<std::size_t>(R * R);
     for (std::size_t i = first; i < last; ++i) {
         const SlideGrid& g = source.grid(slide, plan.crops[i].first); // cached by the source between calls
-        copyCrop(g, plan.crops[i].second, plan.cropSize, dst + (i - first) * per, false);
+        copyCrop(g, plan.crops[i].second, plan.cropSize, dst + (i - first) * per, channelsLast);
     }
-    return crops;
+    return channelsLast ? crops.permute({0, 3, 1, 2}) : crops;
 }
 
 torch::Tensor inferenceCrops(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
@@ -273,7 +273,7 @@ double predictSlide(SlideCnn& net, const SlideModelMeta& meta, SlideGridSource& 
     const auto step = static_cast<std::size_t>(chunk > 0 ? chunk : inferenceChunk(source.channels(), plan.cropSize));
     std::vector<double> values;
     for (std::size_t s = 0; s < plan.crops.size(); s += step)
-        appendPredictions(net, meta, planCrops(source, slide, plan, s, s + step), device, values);
+        appendPredictions(net, meta, planCrops(source, slide, plan, s, s + step, device.is_cpu()), device, values);
     return meanOf(values, each);
 }
 
