@@ -404,7 +404,8 @@ void extractCropFromChannelsLast(const float* grid, int channels, int rows, int 
                 continue;
             }
             std::fill(dst, dst + left * C, 0.0f);
-            std::memcpy(dst + left * C, src, (right - left) * C * sizeof(float));
+            if (right > left && C > 0) // no grid values at all for 0 channels (src may then be null)
+                std::memcpy(dst + left * C, src, (right - left) * C * sizeof(float));
             std::fill(dst + right * C, dst + side * C, 0.0f);
             continue;
         }

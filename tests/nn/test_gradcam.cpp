@@ -256,6 +256,14 @@ TEST(GradCam, FlattenHeadBlendsHalfOverlappingWindowsWithATent) {
                 << "cell (" << y << ", " << xx << ")";
         }
     EXPECT_NEAR(cam.output, (outA + outB) / 2, 1e-6);
+    // The same grid stored [H, W, C] (as the file source keeps grids): the same windows, the same map.
+    SlideGrid last = grid;
+    const auto hwc = torch::from_blob(const_cast<float*>(grid.data.data()), {3, 24, 16}).permute({1, 2, 0}).contiguous();
+    last.data.assign(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
+    last.channelsLast = true;
+    const auto camLast = gradCam(dir / "m.pt", last, o);
+    EXPECT_EQ(camLast.heatmap, cam.heatmap);
+    EXPECT_EQ(camLast.output, cam.output);
     // Larger grids: windows at stride R/2 whose span covers the grid (70 rows: 8 windows; 50 columns: 6).
     const auto big = gradCam(dir / "m.pt", randomGrid(3, 70, 50), o);
     EXPECT_EQ(big.tiles, 8 * 6);

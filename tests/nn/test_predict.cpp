@@ -117,6 +117,15 @@ TEST(SlideGridFiles, AreReadChannelsLastInEveryOrientationWithTheChannelFirstVal
         EXPECT_EQ(std::make_pair(last.rows, last.cols), dihedralShape(k, rows, cols)) << k;
         EXPECT_EQ(std::make_tuple(last.rows, last.cols, last.channels), std::make_tuple(first.rows, first.cols, first.channels));
         EXPECT_EQ(toChannelFirst(last), first.data) << "variant " << k;
+        int misplaced = 0; // each written code where variant k's transform puts its cell
+        for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < cols; ++c) {
+                const auto [r2, c2] = dihedralMap(k, r, c, rows, cols);
+                for (int ch = 0; ch < channels; ++ch)
+                    misplaced += last.data[static_cast<std::size_t>((r2 * last.cols + c2) * channels + ch)] !=
+                                 values[static_cast<std::size_t>(k)][static_cast<std::size_t>((r * cols + c) * channels + ch)];
+            }
+        EXPECT_EQ(misplaced, 0) << "variant " << k;
         EXPECT_EQ(last.tissue, first.tissue) << "variant " << k;
         // The file source keeps the files' order.
         const SlideGrid& cached = source.grid(0, k);

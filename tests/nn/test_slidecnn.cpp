@@ -277,6 +277,18 @@ TEST(SlideCnn, SlidesArePredictedChunkByChunkAsFromAllTheirCrops) {
                   chunked);
         EXPECT_EQ(eachLast, eachChunked);
     }
+    // From channels-last grids (what the file source gives): the same plan's crops and predictions, bit for bit.
+    auto lastGrids = cohort.grids;
+    for (auto& variants : lastGrids)
+        for (auto& g : variants)
+            g = channelsLastCopy(g);
+    InMemoryGridSource lastSource(cohort.ids, lastGrids);
+    EXPECT_TRUE(torch::equal(planCrops(lastSource, 1, plan, 0, 10, true), planCrops(source, 1, plan, 0, 10, true)));
+    EXPECT_TRUE(torch::equal(planCrops(lastSource, 1, plan, 0, 10), all));
+    std::vector<double> eachFirstGrids, eachLastGrids;
+    EXPECT_EQ(predictSlide(net, meta, lastSource, 1, plan, torch::kCPU, &eachLastGrids),
+              predictSlide(net, meta, source, 1, plan, torch::kCPU, &eachFirstGrids));
+    EXPECT_EQ(eachLastGrids, eachFirstGrids);
     // The default chunk holds at most 256 MiB of crops.
     EXPECT_EQ(inferenceChunk(128, 64), 16);
     EXPECT_EQ(inferenceChunk(128, 400), 3); // 82 MB per crop
@@ -425,19 +437,25 @@ TEST(SlideTrainer, ChannelsLastGridsTrainPredictAndExplainExactlyAsChannelFirstO
 }
 
 TEST(SlideCnn, CropsOfEitherLayoutAreTheSameOnSeveralThreads) {
-    auto cohort = makeCohort(1, 40, 20, 2);
-    const SlideGrid& cf = cohort.grids[0][0];
+    // A grid of 40 rows and 33 columns, so that rows and columns cannot be mixed up unnoticed.
+    SlideGrid cf;
+    cf.channels = 20;
+    cf.rows = 40;
+    cf.cols = 33;
+    const auto values = torch::randn({20, 40, 33});
+    cf.data.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+    cf.tissue.assign(40 * 33, 1.0f);
     const SlideGrid cl = channelsLastCopy(cf);
     const int threads = torch::get_num_threads();
     torch::set_num_threads(2);
-    for (const GridCell centre : {GridCell{20, 20}, GridCell{0, 39}, GridCell{-30, 5}})
+    for (const GridCell centre : {GridCell{20, 20}, GridCell{0, 39}, GridCell{32, 0}, GridCell{-30, 5}})
         for (const int R : {1, 24, 64}) {
             const std::size_t n = static_cast<std::size_t>(20 * R * R);
             std::vector<float> want(n);
-            extractCrop(cf.data.data(), 20, 40, 40, centre, R, want.data());
+            extractCrop(cf.data.data(), 20, 40, 33, centre, R, want.data());
             for (const bool channelsLastOut : {false, true}) {
                 if (channelsLastOut)
-                    extractCropChannelsLast(cf.data.data(), 20, 40, 40, centre, R, want.data());
+                    extractCropChannelsLast(cf.data.data(), 20, 40, 33, centre, R, want.data());
                 std::vector<float> fromFirst(n, -1.0f), fromLast(n, -1.0f);
                 copyCrop(cf, centre, R, fromFirst.data(), channelsLastOut);
                 copyCrop(cl, centre, R, fromLast.data(), channelsLastOut);
@@ -450,7 +468,7 @@ TEST(SlideCnn, CropsOfEitherLayoutAreTheSameOnSeveralThreads) {
     bad.data.resize(5);
     std::vector<float> out(20);
     EXPECT_EQ(test::errorOf<InvalidArgument>([&] { copyCrop(bad, {0, 0}, 1, out.data(), true); }),
-              "crop: a grid of 5 values is not 20 x 40 x 40");
+              "crop: a grid of 5 values is not 20 x 40 x 33");
     EXPECT_EQ(test::errorOf<InvalidArgument>([&] { copyCrop(cl, {0, 0}, 0, out.data(), true); }),
               "crop size must be at least 1, got 0");
 }

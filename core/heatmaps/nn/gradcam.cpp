@@ -126,10 +126,11 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     r.cols = grid.cols;
     r.layer = options.layer;
     auto* data = const_cast<float*>(grid.data.data());
-    const auto x = (grid.channelsLast ? torch::from_blob(data, {grid.rows, grid.cols, grid.channels}).permute({2, 0, 1})
-                                      : torch::from_blob(data, {grid.channels, grid.rows, grid.cols}))
-                       .to(model.device)
-                       .contiguous();
+    // [C, H, W] (a channels-last grid transposed on the CPU, so that a GPU receives one contiguous copy).
+    const auto x = (grid.channelsLast
+                        ? torch::from_blob(data, {grid.rows, grid.cols, grid.channels}).permute({2, 0, 1}).contiguous()
+                        : torch::from_blob(data, {grid.channels, grid.rows, grid.cols}))
+                       .to(model.device);
     torch::Tensor heat;
     if (cfg.pooling == GlobalPooling::Flatten) {
         heat = flattenWindows(model, grid, options.layer, r, job);

@@ -74,8 +74,9 @@ struct LoadedSlideModel {
 LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::string& device = "auto");
 
 /// Copies the R × R crop of `grid` (either layout) centred on `centre` into `out`: [R, R, C] when `channelsLastOut`,
-/// else [C, R, R]; zeros outside the grid. Spread over LibTorch's intra-op threads. Throws InvalidArgument when
-/// the grid's data do not hold channels × rows × cols values.
+/// else [C, R, R]; zeros outside the grid. Spread over LibTorch's intra-op threads, except a channel-first grid's
+/// channel-first crop (plane copies, one thread). Throws InvalidArgument when the grid's data do not hold
+/// channels × rows × cols values.
 void copyCrop(const SlideGrid& grid, GridCell centre, int R, float* out, bool channelsLastOut);
 
 /// Where one slide's test-time crops lie: (variant, centre) for T centres spread over the tissue of every stored
