@@ -234,6 +234,59 @@ TEST(SlideCnn, TestTimeAugmentationAveragesCropsAndVariants) {
     EXPECT_NEAR(reg, net->forward(crops.slice(0, 0, 1)).item<double>() * 2.0 + 10.0, 1e-5);
 }
 
+TEST(SlideCnn, EvaluationFoldsBatchNormIntoThePointwiseConvolution) {
+    // Evaluation on the CPU computes each block as one 1 x 1 convolution with BatchNorm's running statistics folded
+    // into its weights and bias; it must give BatchNorm -> LeakyReLU (slope 0.2) of the plain convolution, and the
+    // gradients Grad-CAM takes through it.
+    torch::manual_seed(8);
+    SlideCnn net(smallConfig(6));
+    for (auto& b : net->blocks) {
+        auto& bn = *b->bn;
+        torch::NoGradGuard noGrad;
+        bn.running_mean.normal_(0.0, 0.5);
+        bn.running_var.uniform_(0.2, 3.0);
+        bn.weight.uniform_(0.5, 1.5);
+        bn.bias.normal_(0.0, 0.3);
+    }
+    net->eval();
+    for (const bool channelsLast : {false, true}) {
+        auto x = torch::randn({3, 6, 20, 20});
+        if (channelsLast)
+            x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+        auto h = x;
+        for (std::size_t k = 0; k < net->blocks.size(); ++k) {
+            auto& b = *net->blocks[k];
+            const auto expected = torch::leaky_relu(b.bn->forward(b.pointwise->forward(b.depthwise->forward(h))), 0.2);
+            const auto got = b.forward(h);
+            ASSERT_EQ(got.sizes(), expected.sizes());
+            EXPECT_LT((got - expected).abs().max().item<float>(), 1e-5F * (1.0F + expected.abs().max().item<float>()))
+                << "block " << k + 1 << (channelsLast ? " channels-last" : "");
+            h = expected;
+        }
+    }
+    // The gradient with respect to a block's input, through the folded block, equals the plain one.
+    auto& b = *net->blocks[0];
+    auto x = torch::randn({2, 6, 12, 12}).requires_grad_(true);
+    b.forward(x).pow(2).sum().backward();
+    const auto folded = x.grad().clone();
+    x.mutable_grad().reset();
+    torch::leaky_relu(b.bn->forward(b.pointwise->forward(b.depthwise->forward(x))), 0.2).pow(2).sum().backward();
+    EXPECT_LT((folded - x.grad()).abs().max().item<float>(), 1e-4F * (1.0F + x.grad().abs().max().item<float>()));
+    // Training keeps BatchNorm's batch statistics (the running ones are not used there).
+    net->train();
+    const auto t = torch::randn({4, 6, 20, 20});
+    auto& first = *net->blocks[0];
+    torch::NoGradGuard noGrad;
+    const auto pre = first.pointwise->forward(first.depthwise->forward(t));
+    const auto mean = pre.mean({0, 2, 3}, true);
+    const auto var = pre.var({0, 2, 3}, false, true);
+    first.drop->options.p(0.0);
+    const auto trained = first.forward(t);
+    const auto batchNormed = (pre - mean) / torch::sqrt(var + 1e-5) * first.bn->weight.view({1, -1, 1, 1}) +
+                             first.bn->bias.view({1, -1, 1, 1});
+    EXPECT_LT((trained - torch::leaky_relu(batchNormed, 0.2)).abs().max().item<float>(), 1e-4F);
+}
+
 TEST(SlideCnn, SlidesArePredictedChunkByChunkAsFromAllTheirCrops) {
     torch::manual_seed(5);
     auto cohort = makeCohort(2, 40, 4, 7);

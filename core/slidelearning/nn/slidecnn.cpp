@@ -25,7 +25,17 @@ SeparableBlockImpl::SeparableBlockImpl(int in, int out, int stride, double dropo
 }
 
 torch::Tensor SeparableBlockImpl::forward(const torch::Tensor& x) {
-    return batchNormLeaky(*bn, pointwise(depthwise(x)), kSlope, drop.get());
+    const auto h = depthwise(x);
+    if (!is_training() && h.device().is_cpu() && bn->options.track_running_stats() && bn->running_mean.defined()) {
+        // Evaluation on the CPU: BatchNorm's running statistics folded into the 1 × 1 convolution's weights and a
+        // bias, and LeakyReLU in place, so the block's map is written once instead of three times.
+        const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+        const auto weight = pointwise->weight * scale.view({-1, 1, 1, 1});
+        const auto bias = bn->bias - bn->running_mean * scale;
+        auto y = torch::conv2d(h, weight, bias);
+        return torch::leaky_relu_(y, kSlope);
+    }
+    return batchNormLeaky(*bn, pointwise(h), kSlope, drop.get());
 }
 
 SlideCnnImpl::SlideCnnImpl(const SlideCnnConfig& cfg) : config(cfg) {
