@@ -236,6 +236,11 @@ std::vector<GridCell> CropSampler::testCentres(int count) const {
     return out;
 }
 
+void checkCropSize(int R) {
+    if (R < 1)
+        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+}
+
 namespace {
 
 /// Where the R × R crop centred on `centre` lies: its first column and row x0, y0 (in grid coordinates, possibly
@@ -243,8 +248,7 @@ namespace {
 struct CropWindow {
     int x0, y0, xa, xb, ya, yb;
     CropWindow(GridCell centre, int R, int rows, int cols) : x0(centre.x - R / 2), y0(centre.y - R / 2) {
-        if (R < 1)
-            throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+        checkCropSize(R);
         xa = std::max(0, x0);
         xb = std::min(cols, x0 + R);
         ya = std::max(0, y0);
@@ -440,8 +444,7 @@ void extractCrop(const std::vector<float>& grid, int channels, int rows, int col
         grid.size() != static_cast<std::size_t>(channels) * static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols))
         throw InvalidArgument("crop: grid buffer of " + std::to_string(grid.size()) + " floats for [" +
                               std::to_string(channels) + ", " + std::to_string(rows) + ", " + std::to_string(cols) + "]");
-    if (R < 1)
-        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(R));
+    checkCropSize(R);
     out.resize(static_cast<std::size_t>(channels) * static_cast<std::size_t>(R) * static_cast<std::size_t>(R));
     extractCrop(grid.data(), channels, rows, cols, centre, R, out.data());
 }

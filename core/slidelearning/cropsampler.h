@@ -65,6 +65,9 @@ private:
     std::vector<double> squaredDistance_;
 };
 
+/// Throws InvalidArgument unless R (a crop's side) is at least 1: every crop function's first check.
+void checkCropSize(int R);
+
 /// Copies the R × R crop of a channel-first grid [channels, rows, cols] centred on `centre` into `out`
 /// ([channels, R, R], resized), with zeros outside the grid. Throws InvalidArgument for R < 1 or a grid
 /// buffer of the wrong size.

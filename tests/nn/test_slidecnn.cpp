@@ -89,12 +89,36 @@ SlideGrid channelsLastCopy(const SlideGrid& g) {
     return t;
 }
 
+/// Every grid of a cohort stored [H, W, C].
+std::vector<std::vector<SlideGrid>> channelsLastCopies(const std::vector<std::vector<SlideGrid>>& grids) {
+    auto out = grids;
+    for (auto& variants : out)
+        for (auto& g : variants)
+            g = channelsLastCopy(g);
+    return out;
+}
+
 SlideCnnConfig smallConfig(int channels) {
     SlideCnnConfig c;
     c.inputChannels = channels;
     c.filters = 16;
     c.dense = 16;
     return c;
+}
+
+/// Two epochs of a 3-block network (one unstrided) on one CPU thread: the small runs tests compare bit for bit.
+SlideTrainOptions quickRun(int channels, int stepsPerEpoch, std::uint64_t seed, int bootstrapResamples) {
+    SlideTrainOptions o;
+    o.network = smallConfig(channels);
+    o.network.layers = 3;
+    o.network.unstridedLayers = 1;
+    o.epochs = 2;
+    o.stepsPerEpoch = stepsPerEpoch;
+    o.seed = seed;
+    o.bootstrapResamples = bootstrapResamples;
+    o.device = "cpu";
+    o.threads = 1;
+    return o;
 }
 
 } // namespace
@@ -331,11 +355,7 @@ TEST(SlideCnn, SlidesArePredictedChunkByChunkAsFromAllTheirCrops) {
         EXPECT_EQ(eachLast, eachChunked);
     }
     // From channels-last grids (what the file source gives): the same plan's crops and predictions, bit for bit.
-    auto lastGrids = cohort.grids;
-    for (auto& variants : lastGrids)
-        for (auto& g : variants)
-            g = channelsLastCopy(g);
-    InMemoryGridSource lastSource(cohort.ids, lastGrids);
+    InMemoryGridSource lastSource(cohort.ids, channelsLastCopies(cohort.grids));
     EXPECT_TRUE(torch::equal(planCrops(lastSource, 1, plan, 0, 10, true), planCrops(source, 1, plan, 0, 10, true)));
     EXPECT_TRUE(torch::equal(planCrops(lastSource, 1, plan, 0, 10), all));
     std::vector<double> eachFirstGrids, eachLastGrids;
@@ -419,16 +439,7 @@ TEST(SlideTrainer, LearnsSmallLesionsFromSlideLabelsAndGradCamFindsThem) {
 TEST(SlideTrainer, DeterministicUnderASeed) {
     auto cohort = makeCohort(8, 12, 3, 4);
     InMemoryGridSource source(cohort.ids, cohort.grids);
-    SlideTrainOptions o;
-    o.network = smallConfig(3);
-    o.network.layers = 3;
-    o.network.unstridedLayers = 1;
-    o.epochs = 2;
-    o.stepsPerEpoch = 2;
-    o.seed = 9;
-    o.bootstrapResamples = 50;
-    o.device = "cpu";
-    o.threads = 1;
+    const SlideTrainOptions o = quickRun(3, 2, 9, 50);
     test::TempDir a;
     test::TempDir b;
     const auto ra = crossValidate(source, cohort.labels, {1, 2, 3, 4, 1, 2, 3, 4}, o, a.path());
@@ -446,24 +457,12 @@ TEST(SlideTrainer, ChannelsLastGridsTrainPredictAndExplainExactlyAsChannelFirstO
     // the whole run, its predictions and Grad-CAM maps, must not depend on the layout. 20 channels (not a multiple
     // of the 16-channel tiles), 40-cell grids and 24-cell crops (crops that leave the grid).
     auto cohort = makeCohort(8, 40, 20, 11);
-    auto lastGrids = cohort.grids;
-    for (auto& variants : lastGrids)
-        for (auto& g : variants)
-            g = channelsLastCopy(g);
+    const auto lastGrids = channelsLastCopies(cohort.grids);
     InMemoryGridSource first(cohort.ids, cohort.grids);
     InMemoryGridSource last(cohort.ids, lastGrids);
-    SlideTrainOptions o;
-    o.network = smallConfig(20);
-    o.network.layers = 3;
-    o.network.unstridedLayers = 1;
+    SlideTrainOptions o = quickRun(20, 3, 4, 20);
     o.cropSize = 24;
     o.testCrops = 3;
-    o.epochs = 2;
-    o.stepsPerEpoch = 3;
-    o.seed = 4;
-    o.bootstrapResamples = 20;
-    o.device = "cpu";
-    o.threads = 1;
     test::TempDir a;
     test::TempDir b;
     const auto ra = crossValidate(first, cohort.labels, {1, 2, 3, 4, 1, 2, 3, 4}, o, a.path());

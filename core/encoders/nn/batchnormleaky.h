@@ -17,12 +17,28 @@
 
 #include <torch/torch.h>
 
+#include <utility>
+
 namespace nic {
 
 /// leaky_relu(bn(x), slope), then, for a 4-D x and `drop` in training, drop(…).
 torch::Tensor batchNormLeaky(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x, double slope,
                              torch::nn::Dropout2dImpl* drop = nullptr);
 torch::Tensor batchNormLeaky(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x, double slope);
+
+/// The weight and bias of a layer followed by an evaluating BatchNorm, with the BatchNorm folded in: W·s per output
+/// channel and (b − μ)·s + β with s = γ / √(σ² + ε) (γ = 1, β = 0 without affine parameters), computed in double and
+/// returned in the weight's type, without autograd. `bias` may be undefined (a layer without one).
+std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                        const torch::Tensor& runningMean, const torch::Tensor& runningVar,
+                                                        double eps, const torch::Tensor& gamma, const torch::Tensor& beta);
+template <typename Bn>
+std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                        const Bn& bn) {
+    const bool affine = bn.options.affine();
+    return foldedBatchNorm(weight, bias, bn.running_mean, bn.running_var, bn.options.eps(),
+                           affine ? bn.weight : torch::Tensor(), affine ? bn.bias : torch::Tensor());
+}
 
 // useFusedBatchNorm() and fusedBatchNormCalls(), the switch and counter for tests and benchmarks, are in encoders.h.
 

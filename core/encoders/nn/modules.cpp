@@ -18,29 +18,16 @@ torch::Tensor lraInPlace(torch::Tensor x) {
     return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope).inplace(true));
 }
 
-/// Folds eval-mode BN (y = (x − μ) / √(σ² + ε) · γ + β) into the layer before it: W ← W · s per output
-/// channel and b ← (b − μ) · s + β with s = γ / √(σ² + ε), computed in double.
+/// Folds eval-mode BN (y = (x − μ) / √(σ² + ε) · γ + β) into the layer before it, in place (foldedBatchNorm).
 template <typename Bn>
 void foldInto(torch::Tensor& weight, torch::Tensor& bias, Bn& bn) {
     torch::NoGradGuard noGrad;
-    const auto dtype = weight.scalar_type();
-    auto var = bn.running_var.to(torch::kDouble), mean = bn.running_mean.to(torch::kDouble);
-    auto scale = torch::rsqrt(var + bn.options.eps());
-    auto shift = torch::zeros_like(mean);
-    if (bn.options.affine()) {
-        scale = scale * bn.weight.to(torch::kDouble);
-        shift = bn.bias.to(torch::kDouble);
-    }
-    std::vector<std::int64_t> view(static_cast<std::size_t>(weight.dim()), 1);
-    view[0] = -1;
-    auto w = weight.to(torch::kDouble) * scale.view(view);
-    auto b = bias.defined() ? bias.to(torch::kDouble) : torch::zeros_like(mean);
-    b = (b - mean) * scale + shift;
-    weight.copy_(w.to(dtype));
+    auto [w, b] = foldedBatchNorm(weight, bias, bn);
+    weight.copy_(w);
     if (bias.defined())
-        bias.copy_(b.to(dtype));
+        bias.copy_(b);
     else
-        bias = b.to(dtype).to(weight.device()); // the layer's forward() reads this member
+        bias = b.to(weight.device()); // the layer's forward() reads this member
 }
 
 /// x·wᵀ (+ b) by oneDNN's inner product: x [M, K] and w [N, K] dense float32 CPU tensors.

@@ -110,12 +110,7 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     if (grid.channels != cfg.inputChannels)
         throw FormatError(modelPath.string() + " expects grids with " + std::to_string(cfg.inputChannels) +
                           " channels, this one has " + std::to_string(grid.channels));
-    if (grid.rows < 1 || grid.cols < 1 ||
-        grid.data.size() != static_cast<std::size_t>(grid.channels) * static_cast<std::size_t>(grid.rows) *
-                                static_cast<std::size_t>(grid.cols))
-        throw InvalidArgument("Grad-CAM: a grid of " + std::to_string(grid.data.size()) + " values is not " +
-                              std::to_string(grid.channels) + " x " + std::to_string(grid.rows) + " x " +
-                              std::to_string(grid.cols));
+    checkGridValues(grid, "Grad-CAM", true);
     if (options.layer < 0 || options.layer > cfg.layers)
         throw InvalidArgument("Grad-CAM layer " + std::to_string(options.layer) + " is outside [0, " +
                               std::to_string(cfg.layers) + "]");

@@ -28,10 +28,9 @@ torch::Tensor SeparableBlockImpl::forward(const torch::Tensor& x) {
     const auto h = depthwise(x);
     if (!is_training() && h.device().is_cpu() && bn->options.track_running_stats() && bn->running_mean.defined()) {
         // Evaluation on the CPU: BatchNorm's running statistics folded into the 1 × 1 convolution's weights and a
-        // bias, and LeakyReLU in place, so the block's map is written once instead of three times.
-        const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
-        const auto weight = pointwise->weight * scale.view({-1, 1, 1, 1});
-        const auto bias = bn->bias - bn->running_mean * scale;
+        // bias (for this call: the weights keep training), and LeakyReLU in place, so the block's map is written
+        // once instead of three times.
+        const auto [weight, bias] = foldedBatchNorm(pointwise->weight, torch::Tensor(), *bn);
         auto y = torch::conv2d(h, weight, bias);
         return torch::leaky_relu_(y, kSlope);
     }
@@ -182,24 +181,18 @@ LoadedSlideModel loadSlideModel(const std::filesystem::path& path, const std::st
 }
 
 void copyCrop(const SlideGrid& g, GridCell centre, int R, float* out, bool channelsLastOut) {
-    if (g.channels < 0 || g.rows < 0 || g.cols < 0 ||
-        g.data.size() != static_cast<std::size_t>(g.channels) * static_cast<std::size_t>(g.rows) * static_cast<std::size_t>(g.cols))
-        throw InvalidArgument("crop: a grid of " + std::to_string(g.data.size()) + " values is not " +
-                              std::to_string(g.channels) + " x " + std::to_string(g.rows) + " x " + std::to_string(g.cols));
+    checkGridValues(g, "crop");
+    checkCropSize(R); // before the threads: an empty range would run nothing, and so check nothing
     if (g.channelsLast) { // the crop's rows over the threads: row copies (or transposed rows)
-        at::parallel_for(0, std::max(R, 0), 8, [&](std::int64_t first, std::int64_t last) {
+        at::parallel_for(0, R, 8, [&](std::int64_t first, std::int64_t last) {
             extractCropFromChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out, channelsLastOut,
                                         static_cast<int>(first), static_cast<int>(last));
         });
-        if (R < 1) // parallel_for runs nothing for an empty range: the same error as the other layouts
-            extractCropFromChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out, channelsLastOut);
     } else if (channelsLastOut) { // tiles of 16 channels over the threads
         at::parallel_for(0, (g.channels + 15) / 16, 1, [&](std::int64_t first, std::int64_t last) {
             extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out, static_cast<int>(first * 16),
                                     static_cast<int>(std::min<std::int64_t>(last * 16, g.channels)));
         });
-        if (R < 1 || g.channels == 0)
-            extractCropChannelsLast(g.data.data(), g.channels, g.rows, g.cols, centre, R, out);
     } else {
         extractCrop(g.data.data(), g.channels, g.rows, g.cols, centre, R, out);
     }
@@ -207,8 +200,7 @@ void copyCrop(const SlideGrid& g, GridCell centre, int R, float* out, bool chann
 
 InferencePlan inferencePlan(SlideGridSource& source, std::size_t slide, int cropSize, int testCrops,
                             float tissueThreshold) {
-    if (cropSize < 1)
-        throw InvalidArgument("crop size must be at least 1, got " + std::to_string(cropSize));
+    checkCropSize(cropSize);
     InferencePlan plan;
     plan.cropSize = cropSize;
     const int variants = source.variantCount(slide);

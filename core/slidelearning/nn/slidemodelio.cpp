@@ -144,6 +144,18 @@ SlideModelMeta readSlideModelMeta(const std::filesystem::path& path) {
 
 // --- grid sources ---------------------------------------------------------------------------------------
 
+bool holdsItsValues(const SlideGrid& g) {
+    return g.channels >= 0 && g.rows >= 0 && g.cols >= 0 &&
+           g.data.size() ==
+               static_cast<std::size_t>(g.channels) * static_cast<std::size_t>(g.rows) * static_cast<std::size_t>(g.cols);
+}
+
+void checkGridValues(const SlideGrid& g, const std::string& what, bool nonEmpty) {
+    if (!holdsItsValues(g) || (nonEmpty && (g.rows < 1 || g.cols < 1)))
+        throw InvalidArgument(what + ": a grid of " + std::to_string(g.data.size()) + " values is not " +
+                              std::to_string(g.channels) + " x " + std::to_string(g.rows) + " x " + std::to_string(g.cols));
+}
+
 InMemoryGridSource::InMemoryGridSource(std::vector<std::string> ids, std::vector<std::vector<SlideGrid>> variants)
     : ids_(std::move(ids)), variants_(std::move(variants)) {
     if (ids_.size() != variants_.size())
@@ -153,9 +165,7 @@ InMemoryGridSource::InMemoryGridSource(std::vector<std::string> ids, std::vector
         if (variants_[i].empty())
             throw InvalidArgument("grid source: slide " + ids_[i] + " has no grid");
         for (const auto& g : variants_[i])
-            if (g.channels != variants_[0][0].channels ||
-                g.data.size() != static_cast<std::size_t>(g.channels) * static_cast<std::size_t>(g.rows) *
-                                     static_cast<std::size_t>(g.cols) ||
+            if (g.channels != variants_[0][0].channels || !holdsItsValues(g) ||
                 g.tissue.size() != static_cast<std::size_t>(g.rows) * static_cast<std::size_t>(g.cols))
                 throw InvalidArgument("grid source: slide " + ids_[i] + " has an inconsistent grid");
     }

@@ -113,6 +113,12 @@ struct SlideGrid {
     bool channelsLast = false;
 };
 
+/// Whether the grid's dimensions are non-negative and its data hold channels × rows × cols values.
+bool holdsItsValues(const SlideGrid& grid);
+/// Throws InvalidArgument "<what>: a grid of N values is not C x H x W" unless holdsItsValues (and, when
+/// `nonEmpty`, at least one row and one column).
+void checkGridValues(const SlideGrid& grid, const std::string& what, bool nonEmpty = false);
+
 class LatentGridReader;
 
 /// Variant `variant` of a compressed slide as a SlideGrid, its tissue fractions turned to the variant's
