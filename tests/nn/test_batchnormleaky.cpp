@@ -334,20 +334,79 @@ std::vector<torch::Tensor> parameterGradients(Net& net, const torch::Tensor& x) 
     return grads;
 }
 
+/// Which side of zero every LeakyReLU's input falls on, in order through `net` (the sign of each block's output:
+/// LeakyReLU and Dropout2d keep it), in a training step drawn as parameterGradients draws it.
+std::vector<torch::Tensor> branches(ConvEncoder& net, torch::Tensor x) {
+    torch::NoGradGuard noGrad;
+    torch::manual_seed(21);
+    net->train();
+    std::vector<torch::Tensor> taken;
+    for (const auto& block : net->convs->children()) {
+        x = block->as<ConvBlockImpl>()->forward(x);
+        taken.push_back(x > 0);
+    }
+    taken.push_back(net->dense->forward(flattenFeatures(x, net->flattenNhwc)) > 0);
+    return taken;
+}
+
+std::vector<torch::Tensor> branches(SlideCnn& net, torch::Tensor x) {
+    torch::NoGradGuard noGrad;
+    torch::manual_seed(21);
+    net->train();
+    std::vector<torch::Tensor> taken;
+    for (auto& block : net->blocks) {
+        x = block->forward(x);
+        taken.push_back(x > 0);
+    }
+    x = net->config.pooling == GlobalPooling::Max       ? x.amax({2, 3})
+        : net->config.pooling == GlobalPooling::Average ? x.mean({2, 3})
+                                                        : x.flatten(1);
+    taken.push_back(batchNormLeaky(*net->fcBn, net->fc(x), kSlope) > 0);
+    return taken;
+}
+
 TEST(FusedBatchNorm, WholeNetworksGetTheSeparateOperatorsGradients) {
     // Every parameter's gradient, fused against separate, through the VAE-type encoder and through the slide CNN with
     // Dropout2d. The biases of layers followed by a BatchNorm have a true gradient of zero and hold rounding noise
     // (about 1e-6): hence a tolerance relative to max(1, the largest value).
-    auto compare = [](auto makeNet, const torch::Tensor& x, const std::string& what) {
-        auto fusedNet = makeNet();
-        auto separateNet = makeNet();
-        const auto fused = parameterGradients(fusedNet, x);
-        FusedSwitch off(false);
-        const auto separate = parameterGradients(separateNet, x);
-        ASSERT_EQ(fused.size(), separate.size());
-        const auto names = fusedNet->named_parameters();
-        for (std::size_t i = 0; i < fused.size(); ++i)
-            expectClose(fused[i], separate[i], 1e-3, what + ", " + names[i].key());
+    //
+    // The networks are piecewise linear: where one of their million LeakyReLU inputs lies within float rounding of
+    // zero, the two paths (each rounding differently) can take different branches, and the gradients then differ by
+    // up to a tenth of the largest one (measured: 7 of 40 random inputs of the encoder, each with exactly one LeakyReLU
+    // input on the other side of zero than in double precision, in one path or the other). Those inputs say nothing about the fused operator, so an input is
+    // compared only where both paths take the same branch everywhere; a fused forward pass that went wrong would
+    // leave no input to compare, and fails.
+    auto compare = [](auto makeNet, std::vector<std::int64_t> shape, const std::string& what) {
+        int compared = 0;
+        for (std::uint64_t seed = 100; seed < 110 && compared < 2; ++seed) {
+            torch::manual_seed(seed);
+            const auto x = torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast);
+            auto fusedNet = makeNet();
+            auto separateNet = makeNet();
+            auto fusedBranches = branches(fusedNet, x);
+            std::vector<torch::Tensor> separateBranches;
+            {
+                FusedSwitch off(false);
+                separateBranches = branches(separateNet, x);
+            }
+            bool same = true;
+            for (std::size_t i = 0; i < fusedBranches.size(); ++i)
+                same = same && torch::equal(fusedBranches[i], separateBranches[i]);
+            if (!same)
+                continue;
+            fusedNet = makeNet();
+            separateNet = makeNet();
+            const auto fused = parameterGradients(fusedNet, x);
+            FusedSwitch off(false);
+            const auto separate = parameterGradients(separateNet, x);
+            ASSERT_EQ(fused.size(), separate.size());
+            const auto names = fusedNet->named_parameters();
+            for (std::size_t i = 0; i < fused.size(); ++i)
+                expectClose(fused[i], separate[i], 1e-3, what + " (input seed " + std::to_string(seed) + "), " +
+                                                             names[i].key());
+            ++compared;
+        }
+        EXPECT_EQ(compared, 2) << what << ": too few of 10 inputs where both paths take the same LeakyReLU branches";
     };
     compare(
         [] {
@@ -356,7 +415,7 @@ TEST(FusedBatchNorm, WholeNetworksGetTheSeparateOperatorsGradients) {
             keepWeightsChannelsLast(*e, torch::kCPU);
             return e;
         },
-        torch::randn({8, 3, 64, 64}).contiguous(torch::MemoryFormat::ChannelsLast), "VAE-type encoder");
+        {8, 3, 64, 64}, "VAE-type encoder");
     compare(
         [] {
             torch::manual_seed(32);
@@ -367,7 +426,7 @@ TEST(FusedBatchNorm, WholeNetworksGetTheSeparateOperatorsGradients) {
             keepWeightsChannelsLast(*net, torch::kCPU);
             return net;
         },
-        torch::randn({6, 16, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast), "slide CNN");
+        {6, 16, 32, 32}, "slide CNN");
 }
 
 } // namespace
