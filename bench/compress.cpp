@@ -299,6 +299,7 @@ int main(int argc, char** argv) {
         // The same inference threads as the pipeline: the encoder and its replicas, each on a thread of
         // its own, as compressSlide's inference stage calls them (with Debian's LibTorch the same encode()
         // costs about 1.6x the CPU time when called from the main thread: 7.6 vs 4.7 ms per BiGAN patch).
+        const std::shared_ptr<void> keptBuffers = enc->keepBuffers(); // as compressSlide holds it
         const EncoderInstances encoders(*enc, gInferenceThreads);
         inferenceThreadsUsed = encoders.size();
         std::atomic<long long> patchesDone{0};

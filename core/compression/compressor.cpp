@@ -724,6 +724,8 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
         try {
             if (!writer)
                 writer = LatentGridWriter::create(partial, meta, grid.tissueFractions(), bandRows);
+            // Declared before the run, so that it ends after the run's own buffers are freed.
+            const std::shared_ptr<void> keptBuffers = encoder.keepBuffers();
             Run run(slidePath, slide, grid, encoder, *writer, options, job);
             const auto encodeStart = std::chrono::steady_clock::now();
             if (options.pipelined)

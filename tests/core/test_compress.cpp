@@ -12,6 +12,7 @@
 
 #include <gmock/gmock.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -274,6 +275,64 @@ TEST_F(Compress, PipelinedEqualsSerial) {
     o.batchSize = 5;
     EXPECT_EQ(compressSlide(slideA(), enc, b, o).readThreads, 3);
     expectSameContent(a, b, 8);
+}
+
+/// Mean-RGB whose keepBuffers() hands out a guard, and whose encode() records whether one was alive (on
+/// every instance: replicas share the record), failing on call `failAt` when it is set.
+class GuardedEncoder final : public PatchEncoder {
+public:
+    struct Record {
+        std::atomic<int> alive{0}, made{0}, callsWithout{0}, calls{0};
+        int failAt = -1;
+    };
+    GuardedEncoder(int patchSize, std::shared_ptr<Record> record) : inner_(patchSize), record_(std::move(record)) {}
+    const EncoderInfo& info() const override { return inner_.info(); }
+    void encode(const std::uint8_t* nhwc, int count, float* out) override {
+        const int call = record_->calls++;
+        record_->callsWithout += record_->alive.load() > 0 ? 0 : 1;
+        if (call == record_->failAt)
+            throw Error("encoder failed on purpose");
+        inner_.encode(nhwc, count, out);
+    }
+    using PatchEncoder::encode;
+    int preferredConcurrency() const override { return 2; }
+    std::unique_ptr<PatchEncoder> replicate() override { return std::make_unique<GuardedEncoder>(*this); }
+    std::shared_ptr<void> keepBuffers() override {
+        ++record_->made;
+        ++record_->alive;
+        auto record = record_;
+        return std::shared_ptr<void>(new int(0), [record](void* p) {
+            --record->alive;
+            delete static_cast<int*>(p);
+        });
+    }
+
+private:
+    MeanRgbEncoder inner_;
+    std::shared_ptr<Record> record_;
+};
+
+TEST_F(Compress, TheEncodersBuffersAreKeptOverEveryBatchAndLetGoAfter) {
+    for (const bool pipelined : {false, true}) {
+        auto record = std::make_shared<GuardedEncoder::Record>();
+        GuardedEncoder enc(64, record);
+        CompressOptions o = opts();
+        o.pipelined = pipelined;
+        o.inferenceThreads = 2;
+        compressSlide(slideA(), enc, out_ / (pipelined ? "pipelined.h5" : "serial.h5"), o);
+        EXPECT_GT(record->calls.load(), 3) << pipelined;
+        EXPECT_EQ(record->callsWithout.load(), 0) << pipelined;
+        EXPECT_EQ(record->made.load(), 1) << pipelined; // one for the slide, not one per batch or thread
+        EXPECT_EQ(record->alive.load(), 0) << pipelined;
+    }
+    // A run that fails lets it go too.
+    auto record = std::make_shared<GuardedEncoder::Record>();
+    record->failAt = 2;
+    GuardedEncoder enc(64, record);
+    EXPECT_THROW(compressSlide(slideA(), enc, out_ / "failed.h5", opts()), Error);
+    EXPECT_EQ(record->made.load(), 1);
+    EXPECT_EQ(record->alive.load(), 0);
+    EXPECT_FALSE(std::filesystem::exists(out_ / "failed.h5"));
 }
 
 TEST_F(Compress, CancelledRunResumesToTheSameBits) {

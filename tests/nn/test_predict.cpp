@@ -2,6 +2,7 @@
 // TTA predictions), the checks of models against grids with their messages, run folders, the CSV and the CLI.
 #include "core/base/error.h"
 #include "core/compression/latentgrid.h"
+#include "core/encoders/nn/tensorcache.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/slidelearning/nn/slidetrainer.h"
 #include "core/slidelearning/runfolder.h"
@@ -157,6 +158,9 @@ TEST_F(Predict, TheEnsembleIsTheMeanOfTheSingleModelsPredictions) {
     const std::vector<std::size_t> all{0, 1, 2};
     const auto a = predictSlides(models[0], source, all, "cpu");
     const auto b = predictSlides(models[1], source, all, "cpu");
+    // predictSlides keeps its chunks' blocks in the tensor cache while it runs, and lets them go after.
+    EXPECT_EQ(tensorCacheStats().scopes, 0);
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U);
     const auto e = predictEnsembleFiles(models, grids, "cpu");
     ASSERT_EQ(e.slides, (std::vector<std::string>{"slide-0", "slide-1", "slide-2"}));
     ASSERT_EQ(e.models.size(), 2U);

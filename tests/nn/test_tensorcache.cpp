@@ -1,7 +1,10 @@
 // The caching CPU allocator behind LibTorch's tensors (core/encoders/nn/tensorcache.h).
+#include "core/compression/compressor.h"
+#include "core/compression/latentgrid.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/trainer.h"
+#include "core/synth/synth.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 
@@ -69,7 +72,7 @@ TEST(TensorCache, OutsideAScopeFreedBlocksAreNotKept) {
         GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
     ASSERT_EQ(tensorCacheStats().scopes, 0);
     { auto a = torch::empty({kFloats4MiB}); }
-    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // compression's case: malloc's behaviour
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // malloc's behaviour
     {
         const TensorCacheScope outer;
         {
@@ -107,6 +110,38 @@ TEST(TensorCache, TrainingGivesTheSameEncoderWithAndWithoutItAndEndsWithItEmpty)
     EXPECT_GT(tensorCacheStats().hits, hits + 10); // every step after the first reuses its blocks
     EXPECT_EQ(cached.encoder.hash, plain.encoder.hash);
     EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released when the run ended
+}
+
+TEST(TensorCache, CompressionReusesItsBatchesBlocksForTheSameGridAndEndsWithItEmpty) {
+    if (!cacheInstalled())
+        GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
+    test::TempDir dir;
+    SynthSlideParams sp;
+    sp.width = 1600;
+    sp.height = 1200;
+    sp.mpp = 0.5;
+    sp.seed = 23;
+    SynthWriteOptions w;
+    w.threads = 1;
+    SynthSlide(sp).write(dir / "slide.svs", w);
+    // VAE-type, 64² patches, batches of 16: the first activation is 2 MiB, so the cache takes part.
+    auto encoder = createEncoder(EncoderKind::Vae, 64, 16, 3, 9);
+    CompressOptions o;
+    o.batchSize = 16;
+    o.inferenceThreads = 2;
+    o.force = true;
+    const std::size_t previous = setTensorCacheLimit(0); // keeps nothing: malloc's behaviour
+    const CompressResult plain = compressSlide(dir / "slide.svs", *encoder, dir / "plain.h5", o);
+    setTensorCacheLimit(previous);
+    const std::uint64_t hits = tensorCacheStats().hits;
+    const CompressResult cached = compressSlide(dir / "slide.svs", *encoder, dir / "cached.h5", o);
+    ASSERT_GT(cached.encodedCells, 4 * o.batchSize);
+    EXPECT_GT(tensorCacheStats().hits, hits + 3); // the batches after the first reuse their blocks
+    EXPECT_EQ(tensorCacheStats().scopes, 0);
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released when the slide was done
+    const LatentGridReader a(dir / "plain.h5"), b(dir / "cached.h5");
+    EXPECT_EQ(plain.encodedCells, cached.encodedCells);
+    EXPECT_EQ(a.gridHwc(0), b.gridHwc(0));
 }
 
 } // namespace

@@ -56,7 +56,8 @@ namespace {
 /// 256 MiB free) brought it to 0.02-0.07 and the forward pass from ~0.50 to ~0.66 of the sgemm limit,
 /// for ~80 MiB more peak RSS. Set once, before the inference and training threads start. Training steps'
 /// blocks still came and went with the heap's top (page faults every step): the tensor cache
-/// (tensorcache.h, installed next) keeps those.
+/// (tensorcache.h, installed next) keeps those. Arenas made before this call stay, and threads started later
+/// may be given one of them: compression and prediction hold the tensor cache for that reason.
 void keepActivationsInHeap() {
     static std::once_flag once;
     std::call_once(once, [] {
@@ -323,6 +324,12 @@ std::unique_ptr<PatchEncoder> TorchPatchEncoder::replicate() {
     auto copy = std::unique_ptr<TorchPatchEncoder>(new TorchPatchEncoder(*this));
     copy->input_ = torch::Tensor();
     return copy;
+}
+
+std::shared_ptr<void> TorchPatchEncoder::keepBuffers() {
+    if (!device_.is_cpu())
+        return nullptr;
+    return std::make_shared<TensorCacheScope>();
 }
 
 torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {

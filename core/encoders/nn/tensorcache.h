@@ -8,10 +8,13 @@
 // bench_encoders counted two million page faults in a one-minute VAE training run, with system time at
 // 0.1-0.5 of user time. This allocator keeps freed blocks of 1 MiB and more, by size, and hands them
 // back to the next allocation of the same size, up to a byte limit; everything smaller goes to malloc.
-// It keeps blocks only while a TensorCacheScope is alive (a training run: trainEncoder, crossValidate).
-// Outside one it frees at once, like malloc: compression's batches of 32 stay below the mmap threshold
-// and gained nothing from it, while exact-size buckets cost it 110-120 MiB more peak RSS than glibc's
-// coalescing heap.
+// It keeps blocks only while a TensorCacheScope is alive: a training run (trainEncoder, crossValidate), a
+// slide's compression (PatchEncoder::keepBuffers, held by compressSlide) and a model's predictions
+// (predictSlides, nic predict). Outside one it frees at once, like malloc. Compression once ran outside
+// one, relying on configureCompute's single heap (encoderfile.cpp); but threads that allocated before that
+// call (a slide synthesised or read first in the same process, the GUI's own threads) leave arenas of
+// 64 MiB heaps that later inference threads are given, and there each batch's activations were mapped
+// and page-faulted afresh: system time 0.12-0.29 of user time in bench_compress after it wrote its slide.
 //
 // It is installed process-wide by configureCompute (CPU tensors made before that are freed by their own
 // deleters, as before). Not installed in AddressSanitizer builds (a cache would hide use-after-free of

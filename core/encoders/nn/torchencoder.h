@@ -61,6 +61,8 @@ public:
     /// LibTorch's intra-op threads on the CPU; 1 on a GPU (the thread that feeds it).
     int cpusPerCall() const override;
     std::unique_ptr<PatchEncoder> replicate() override;
+    /// On the CPU, a TensorCacheScope; on a GPU, nullptr (its caching allocator keeps device memory).
+    std::shared_ptr<void> keepBuffers() override;
 
     /// Embeds model-ready input (NCHW, [−1, 1]) in eval mode without gradients.
     torch::Tensor forward(const torch::Tensor& input);

@@ -6,6 +6,7 @@
 #include "core/base/csv.h"
 #include "core/base/error.h"
 #include "core/compression/latentgrid.h"
+#include "core/encoders/nn/tensorcache.h"
 #include "core/slidelearning/nn/slidecnn.h"
 #include "core/slidelearning/runfolder.h"
 
@@ -25,6 +26,9 @@ std::vector<double> predictWith(LoadedSlideModel& model, const std::filesystem::
         throw FormatError(modelPath.string() + " expects grids with " +
                           std::to_string(model.meta.config.inputChannels) + " channels, the slides have " +
                           std::to_string(source.channels()));
+    // Each slide's chunks of crops (up to 256 MiB) and their activations are the same sizes from chunk to chunk:
+    // kept for reuse while this model predicts, not mapped and page-faulted afresh for every chunk.
+    const TensorCacheScope keepChunkBuffers;
     std::vector<double> out;
     for (std::size_t j = 0; j < slides.size(); ++j) {
         job.throwIfCancelled();
