@@ -45,10 +45,11 @@ public:
     /// one (it shares the weights, not the scratch buffers), or nullptr when the encoder cannot be
     /// replicated. The replica must not outlive this instance.
     virtual std::unique_ptr<PatchEncoder> replicate() { return nullptr; }
-    /// While the returned object lives, the large buffers encode() frees (on this instance and its replicas)
-    /// are kept for the next calls instead of going back to the system; nullptr where there is nothing to keep.
-    /// compressSlide holds one over a slide's encoding. A LibTorch encoder on the CPU returns a TensorCacheScope
-    /// (tensorcache.h): without it, each batch's activations could be mapped and page-faulted afresh.
+    /// While the returned object lives, the large buffers encode() frees are kept for the next calls instead of
+    /// going back to the system; nullptr where there is nothing to keep. compressSlide holds one over a slide's
+    /// encoding. A LibTorch encoder on the CPU returns a TensorCacheScope (tensorcache.h; process-wide: every
+    /// thread's large LibTorch CPU blocks are kept while it lives): without it, each batch's activations could be
+    /// mapped and page-faulted afresh.
     virtual std::shared_ptr<void> keepBuffers() { return nullptr; }
 
     /// Convenience: encodes images of size P×P (throws InvalidArgument on a wrong size).

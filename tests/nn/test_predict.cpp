@@ -158,7 +158,7 @@ TEST_F(Predict, TheEnsembleIsTheMeanOfTheSingleModelsPredictions) {
     const std::vector<std::size_t> all{0, 1, 2};
     const auto a = predictSlides(models[0], source, all, "cpu");
     const auto b = predictSlides(models[1], source, all, "cpu");
-    // predictSlides keeps its chunks' blocks in the tensor cache while it runs, and lets them go after.
+    // predictSlides holds the tensor cache only while it predicts: no scope is left alive and nothing kept.
     EXPECT_EQ(tensorCacheStats().scopes, 0);
     EXPECT_EQ(tensorCacheStats().cachedBytes, 0U);
     const auto e = predictEnsembleFiles(models, grids, "cpu");

@@ -85,6 +85,7 @@ torch::Tensor embedBank(PatchEncoder& encoder, const PatchBank& bank, JobContext
                         std::int64_t& done, std::int64_t total) {
     const int c = encoder.info().codeSize;
     auto out = torch::empty({static_cast<std::int64_t>(bank.size()), c}, torch::kFloat);
+    const std::shared_ptr<void> keptBuffers = encoder.keepBuffers(); // batches of one size, as in compression
     constexpr std::size_t kChunk = 64;
     for (std::size_t s = 0; s < bank.size(); s += kChunk) {
         const auto n = std::min(kChunk, bank.size() - s);

@@ -9,8 +9,9 @@
 // 0.1-0.5 of user time. This allocator keeps freed blocks of 1 MiB and more, by size, and hands them
 // back to the next allocation of the same size, up to a byte limit; everything smaller goes to malloc.
 // It keeps blocks only while a TensorCacheScope is alive: a training run (trainEncoder, crossValidate), a
-// slide's compression (PatchEncoder::keepBuffers, held by compressSlide) and a model's predictions
-// (predictSlides, nic predict). Outside one it frees at once, like malloc. Compression once ran outside
+// slide's compression (PatchEncoder::keepBuffers, held by compressSlide; +37 MiB peak RSS at 100 000²), a
+// slide's predictions (predictSlides, nic predict), the flatten head's Grad-CAM windows and an encoder's
+// evaluation (embedBank). Outside one it frees at once, like malloc. Compression once ran outside
 // one, relying on configureCompute's single heap (encoderfile.cpp); but threads that allocated before that
 // call (a slide synthesised or read first in the same process, the GUI's own threads) leave arenas of
 // 64 MiB heaps that later inference threads are given, and there each batch's activations were mapped

@@ -26,12 +26,13 @@ std::vector<double> predictWith(LoadedSlideModel& model, const std::filesystem::
         throw FormatError(modelPath.string() + " expects grids with " +
                           std::to_string(model.meta.config.inputChannels) + " channels, the slides have " +
                           std::to_string(source.channels()));
-    // Each slide's chunks of crops (up to 256 MiB) and their activations are the same sizes from chunk to chunk:
-    // kept for reuse while this model predicts, not mapped and page-faulted afresh for every chunk.
-    const TensorCacheScope keepChunkBuffers;
     std::vector<double> out;
     for (std::size_t j = 0; j < slides.size(); ++j) {
         job.throwIfCancelled();
+        // A slide's chunks of crops (up to 256 MiB) and their activations are the same sizes from chunk to chunk
+        // but the last: kept for reuse over the slide, not mapped and page-faulted afresh for every chunk. One
+        // slide at a time, so that the cache does not collect the last chunks' sizes over a cohort.
+        const TensorCacheScope keepChunkBuffers;
         const InferencePlan plan = inferencePlan(source, slides[j], model.meta.cropSize, model.meta.testCrops,
                                                  model.meta.tissueThreshold);
         out.push_back(predictSlide(model.net, model.meta, source, slides[j], plan, model.device));
