@@ -1,14 +1,28 @@
 #pragma once
-// Synthetic patch banks for the encoder tests (torch-free).
+// Synthetic patch banks and slides for the encoder tests (torch-free).
 #include "core/encoders/nn/patchbank.h"
+#include "core/synth/synth.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <vector>
 
 namespace nic::test {
+
+/// A 1600 × 1200 synthetic slide at 0.5 µm/px written to `path` on one thread (the compression tests' slide).
+inline void writeSmallSlide(const std::filesystem::path& path, std::uint64_t seed) {
+    SynthSlideParams sp;
+    sp.width = 1600;
+    sp.height = 1200;
+    sp.mpp = 0.5;
+    sp.seed = seed;
+    SynthWriteOptions w;
+    w.threads = 1;
+    SynthSlide(sp).write(path, w);
+}
 
 /// `n` P×P RGB patches (NHWC bytes) of uniformly random bytes, deterministic in `seed`.
 inline std::vector<std::uint8_t> randomPatches(int n, int p, std::uint64_t seed) {

@@ -11,7 +11,6 @@
 #include "core/encoders/nn/flopcount.h"
 #include "core/encoders/nn/modules.h"
 #include "core/encoders/nn/torchencoder.h"
-#include "core/synth/synth.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 
@@ -376,14 +375,7 @@ class OptimisedInference : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(OptimisedInference, GridEqualsThePlainPathsWithinFloat16Rounding) {
     test::TempDir dir;
-    SynthSlideParams sp;
-    sp.width = 1600;
-    sp.height = 1200;
-    sp.mpp = 0.5;
-    sp.seed = 21;
-    SynthWriteOptions w;
-    w.threads = 1;
-    SynthSlide(sp).write(dir / "slide.svs", w);
+    test::writeSmallSlide(dir / "slide.svs", 21);
 
     // An encoder file whose BatchNorm layers are far from the identity (as after training).
     const auto kind = parseEncoderKind(GetParam());

@@ -4,7 +4,6 @@
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/trainer.h"
-#include "core/synth/synth.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 
@@ -116,14 +115,7 @@ TEST(TensorCache, CompressionReusesItsBatchesBlocksForTheSameGridAndEndsWithItEm
     if (!cacheInstalled())
         GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
     test::TempDir dir;
-    SynthSlideParams sp;
-    sp.width = 1600;
-    sp.height = 1200;
-    sp.mpp = 0.5;
-    sp.seed = 23;
-    SynthWriteOptions w;
-    w.threads = 1;
-    SynthSlide(sp).write(dir / "slide.svs", w);
+    test::writeSmallSlide(dir / "slide.svs", 23);
     // VAE-type, 64² patches, batches of 16: the first activation is 2 MiB, so the cache takes part.
     ComputeOptions cpu;
     cpu.device = "cpu";

@@ -102,19 +102,20 @@ torch::Tensor SlideCnnImpl::fromFeatures(const torch::Tensor& act, int k) {
     auto h = act;
     for (int i = k; i < config.layers; ++i)
         h = blocks[static_cast<std::size_t>(i)]->forward(h);
+    h = batchNormLeaky(*fcBn, fc(pooled(h)), kSlope);
+    return out(h).squeeze(1);
+}
+
+torch::Tensor SlideCnnImpl::pooled(const torch::Tensor& h) const {
     switch (config.pooling) {
     case GlobalPooling::Max:
-        h = h.amax({2, 3});
-        break;
+        return h.amax({2, 3});
     case GlobalPooling::Average:
-        h = h.mean({2, 3});
-        break;
+        return h.mean({2, 3});
     case GlobalPooling::Flatten:
-        h = h.flatten(1);
         break;
     }
-    h = batchNormLeaky(*fcBn, fc(h), kSlope);
-    return out(h).squeeze(1);
+    return h.flatten(1);
 }
 
 torch::Tensor SlideCnnImpl::forward(const torch::Tensor& x) {

@@ -42,6 +42,9 @@ struct SlideCnnImpl : torch::nn::Module {
     /// The rest of the network from the output of block k: forward(x) == fromFeatures(features(x, k), k).
     /// Flatten head: `act` must be block k's map of an inputSize crop (InvalidArgument otherwise).
     torch::Tensor fromFeatures(const torch::Tensor& act, int k);
+    /// The head's global pooling of the last block's map: [N, filters] (max or average), or [N, filters · side²]
+    /// (flatten).
+    torch::Tensor pooled(const torch::Tensor& h) const;
     /// l2 · Σ w² over conv and dense weights (a scalar to add to the loss).
     torch::Tensor l2Penalty();
     /// Stride of block k (1-based).
