@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace nic;
 
 namespace {
@@ -270,4 +272,48 @@ TEST(GradCam, FlattenHeadBlendsHalfOverlappingWindowsWithATent) {
     ASSERT_EQ(big.heatmap.size(), 70U * 50U);
     for (float v : big.heatmap)
         EXPECT_TRUE(std::isfinite(v) && v >= 0.0f);
+}
+
+// ------------------------------------------------------------------ pooling heads: a grid stored [H, W, C]
+
+// Compressed-slide files keep grids [H, W, C]. The pooling heads read such a grid through a view (no channel-first
+// copy of the whole grid), so the network gets channels-last tiles; the maps and outputs are the channel-first
+// grid's, whole and tiled.
+TEST(GradCam, PoolingHeadsReadAChannelsLastGridAsTheChannelFirstOne) {
+    test::TempDir dir;
+    for (const GlobalPooling pooling : {GlobalPooling::Max, GlobalPooling::Average}) {
+        torch::manual_seed(21);
+        SlideModelMeta meta;
+        meta.config = tiny(pooling);
+        SlideCnn net(meta.config);
+        amplify(net);
+        net->eval();
+        const auto file = dir / ("m" + std::to_string(static_cast<int>(pooling)) + ".pt");
+        saveSlideModel(net, meta, file);
+        const SlideGrid first = randomGrid(3, 37, 23);
+        SlideGrid last = first;
+        const auto hwc =
+            torch::from_blob(const_cast<float*>(first.data.data()), {3, 37, 23}).permute({1, 2, 0}).contiguous();
+        last.data.assign(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
+        last.channelsLast = true;
+        GradCamOptions whole;
+        whole.device = "cpu";
+        GradCamOptions tiles = whole;
+        tiles.maxCells = 100;
+        tiles.tileSize = 16;
+        tiles.tileOverlap = 4;
+        for (const bool tiled : {false, true}) {
+            const GradCamOptions& o = tiled ? tiles : whole;
+            const auto a = gradCam(file, first, o);
+            const auto b = gradCam(file, last, o);
+            EXPECT_EQ(b.tiles, a.tiles);
+            EXPECT_EQ(a.tiled, tiled);
+            EXPECT_NEAR(b.output, a.output, 1e-5 * std::max(1.0, std::abs(a.output)));
+            const float scale = *std::max_element(a.heatmap.begin(), a.heatmap.end());
+            EXPECT_GT(scale, 1e-3f) << "a map this faint could not tell a wrong cell from the right one";
+            ASSERT_EQ(b.heatmap.size(), a.heatmap.size());
+            for (std::size_t i = 0; i < a.heatmap.size(); ++i)
+                EXPECT_NEAR(b.heatmap[i], a.heatmap[i], 1e-5f * scale) << "cell " << i << ", tiled " << a.tiled;
+        }
+    }
 }

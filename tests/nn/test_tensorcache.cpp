@@ -4,6 +4,8 @@
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/trainer.h"
+#include "core/heatmaps/nn/gradcam.h"
+#include "core/slidelearning/nn/slidecnn.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 
@@ -137,6 +139,45 @@ TEST(TensorCache, CompressionReusesItsBatchesBlocksForTheSameGridAndEndsWithItEm
     const LatentGridReader a(dir / "plain.h5"), b(dir / "cached.h5");
     EXPECT_EQ(plain.encodedCells, cached.encodedCells);
     EXPECT_EQ(a.gridHwc(0), b.gridHwc(0));
+}
+
+TEST(TensorCache, TiledGradCamReusesItsTilesBlocksAndEndsWithItEmpty) {
+    if (!cacheInstalled())
+        GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
+    test::TempDir dir;
+    torch::manual_seed(5);
+    SlideModelMeta meta; // a max-pooling head: tiles of 128 x 128 x 32 are 2 MiB, so the cache takes part
+    meta.config.inputChannels = 32;
+    meta.config.filters = 8;
+    meta.config.layers = 3;
+    meta.config.unstridedLayers = 1;
+    meta.config.dense = 8;
+    SlideCnn net(meta.config);
+    net->eval();
+    saveSlideModel(net, meta, dir / "m.pt");
+    SlideGrid grid;
+    grid.channels = 32;
+    grid.rows = grid.cols = 300;
+    grid.channelsLast = true;
+    const auto values = torch::randn({300, 300, 32});
+    grid.data.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+    grid.tissue.assign(300 * 300, 1.0f);
+    GradCamOptions o;
+    o.device = "cpu";
+    o.maxCells = 100 * 100;
+    o.tileSize = 128;
+    o.tileOverlap = 32;
+    const std::size_t previous = setTensorCacheLimit(0); // keeps nothing: malloc's behaviour
+    const GradCamResult plain = gradCam(dir / "m.pt", grid, o);
+    setTensorCacheLimit(previous);
+    const std::uint64_t hits = tensorCacheStats().hits;
+    const GradCamResult cached = gradCam(dir / "m.pt", grid, o);
+    ASSERT_EQ(cached.tiles, 9); // rows and columns at 0, 96, 172
+    EXPECT_GE(tensorCacheStats().hits, hits + 8); // every tile after the first reuses the first one's blocks
+    EXPECT_EQ(tensorCacheStats().scopes, 0);
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released when the slide was done
+    EXPECT_EQ(cached.heatmap, plain.heatmap);
+    EXPECT_EQ(cached.output, plain.output);
 }
 
 } // namespace

@@ -10,7 +10,7 @@
 // back to the next allocation of the same size, up to a byte limit; everything smaller goes to malloc.
 // It keeps blocks only while a TensorCacheScope is alive: a training run (trainEncoder, crossValidate), a
 // slide's compression (PatchEncoder::keepBuffers, held by compressSlide; +37 MiB peak RSS at 100 000²), a
-// slide's predictions (predictSlides, nic predict), the flatten head's Grad-CAM windows and an encoder's
+// slide's predictions (predictSlides, nic predict), Grad-CAM's windows and tiles and an encoder's
 // evaluation (embedBank). Outside one it frees at once, like malloc. Compression once ran outside
 // one, relying on configureCompute's single heap (encoderfile.cpp); but threads that allocated before that
 // call (a slide synthesised or read first in the same process, the GUI's own threads) leave arenas of

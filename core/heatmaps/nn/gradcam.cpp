@@ -138,15 +138,17 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
     r.rows = grid.rows;
     r.cols = grid.cols;
     r.layer = options.layer;
-    if (cfg.pooling == GlobalPooling::Flatten) { // crops cut from the grid as it is: no copy of the whole grid
+    if (cfg.pooling == GlobalPooling::Flatten) { // crops cut from the grid as it is
         finish(r, flattenWindows(model, grid, options.layer, r, job), grid, options, model.meta);
         return r;
     }
     auto* data = const_cast<float*>(grid.data.data());
-    // [C, H, W] (a channels-last grid transposed on the CPU, so that a GPU receives one contiguous copy).
-    const auto x = (grid.channelsLast
-                        ? torch::from_blob(data, {grid.rows, grid.cols, grid.channels}).permute({2, 0, 1}).contiguous()
-                        : torch::from_blob(data, {grid.channels, grid.rows, grid.cols}))
+    // [C, H, W]: a view of the grid, not a copy (a channels-last grid through a permutation, so that its tiles reach
+    // the network channels-last, as training's crops do). On a GPU one upload in the grid's own layout. The
+    // channel-first copy this once made doubled the memory (512 MiB more at 1,000^2 x 128) and took half of a tiled
+    // run's time.
+    const auto x = (grid.channelsLast ? torch::from_blob(data, {grid.rows, grid.cols, grid.channels}).permute({2, 0, 1})
+                                      : torch::from_blob(data, {grid.channels, grid.rows, grid.cols}))
                        .to(model.device);
     torch::Tensor heat;
     if (std::int64_t{grid.rows} * grid.cols <= options.maxCells) {
@@ -161,6 +163,10 @@ GradCamResult gradCam(const std::filesystem::path& modelPath, const SlideGrid& g
         r.tiles = static_cast<int>(ys.size() * xs.size());
         auto acc = torch::zeros({grid.rows, grid.cols});
         auto wsum = torch::zeros({grid.rows, grid.cols});
+        // Every tile is T x T (or the grid's side where that is smaller): its buffers are kept for the next tile
+        // (tensorcache.h). A GUI job's worker thread otherwise page-faulted them afresh: 1.7-3.5 s for 25 tiles at
+        // 1,000^2 x 128 against 1.0-1.1 s (docs/timings.md).
+        const TensorCacheScope keepTileBuffers;
         double outSum = 0.0;
         int done = 0;
         for (auto y0 : ys)
