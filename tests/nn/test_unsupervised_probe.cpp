@@ -1,17 +1,17 @@
 // NIC's unsupervised path at patch level, through the real `nic`: synth → make-bank (neighbour bank, no labels
 // used) → train-encoder --kind contrastive (the paper's pairs of 4-neighbours and other slides) → eval-encoder
 // (frozen encoder + MLP on a class-balanced bank, whole slides held out). It asserts what held for every
-// training seed tried at its 160 steps, so that a change of float rounding or of the random stream does not decide
-// the outcome. At 80 steps (its length until 2026-12-05) it had held for 23 runs (seeds 1-5 or 1-6 after each
-// change of augmentation on 2026-12-04) until the fused BatchNorm → LeakyReLU (2026-12-05) changed training's
-// rounding: seed 4's probe then read 0.538, under the bound, and seed 1's loss ratio 0.957, 0.013 inside it. At 160
-// steps, seeds 1-6 with the fused BatchNorm:
-//   - training lowers the contrastive loss: last epoch's mean against the first's 0.696-0.915;
-//   - its embeddings carry tissue information a probe can use on held-out slides: probe balanced accuracy,
-//     averaged over four held-out splits, 0.761-0.910 (chance 0.5; 0.538-0.847 for the same seeds at 80 steps).
+// training seed or pair of seeds tried at its 160 steps, so that a change of float rounding or of the random
+// stream does not decide the outcome. One training seed is not enough for that: the same commands give other
+// encoders on CPUs whose kernels round differently. Seeds 1-6, four held-out splits each:
+//   - training lowers the contrastive loss: last epoch's mean against the first's 0.643-0.915;
+//   - probe balanced accuracy (chance 0.5), mean over the splits: 0.761-0.910 on one VM (AVX-512, 2026-12-05),
+//     0.530, 0.869, 0.871, 0.687, 0.851, 0.900 on another (AVX-512, other kernels; 2026-12-05, later): seed 1's
+//     encoder there fell below one trained for a single step (0.589) while its loss fell to 0.70 of the first
+//     epoch's and its pair task reached 0.703. Over seeds 1 and 2 together: 0.788 and 0.700. The test trains
+//     both and asserts that mean.
 // Printed, not asserted:
-//   - the pair task's best held-out accuracy, 0.537-0.840 (chance 0.5): seed 1's stays near chance (0.537 at both
-//     lengths; the encoder saved is the best epoch's) while its loss falls and its probe reads 0.761;
+//   - the pair task's best held-out accuracy, 0.537-0.850 (chance 0.5);
 //   - Mean-RGB on the same splits (0.651-0.690 in the earlier runs): not a bound, as 8 slides cannot tell the
 //     encoders apart reliably.
 // Lighter augmentation than the paper's (0.3): at strength 1 the pair task stays at chance within a test's
@@ -50,32 +50,42 @@ TEST_F(UnsupervisedProbe, ContrastiveEncoderTrainedWithoutLabelsLowersItsLossAnd
     const std::string cohort = d("synth/cohort.csv");
     // Training patches: anchors with their 4-neighbours; contrastive training never reads the labels.
     nic("make-bank --cohort " + cohort + " --out " + d("pairs.nicbank") + " --max-per-slide 80 --seed 1 --quiet");
-    nic("train-encoder --kind contrastive --bank " + d("pairs.nicbank") + " --out " + d("contrastive.nicenc") +
-        " --code-size 32 --steps 160 --steps-per-epoch 20 --batch-size 32 --augment 0.3 --seed 1 --threads 2 --device cpu" +
-        " --quiet --result " + d("contrastive.json"));
-    const auto result = nlohmann::json::parse(test::readFile(dir / "contrastive.json"));
-    const double pairAccuracy = result.at("best_validation").get<double>();
-    const auto& history = result.at("history");
-    ASSERT_EQ(history.size(), 8U); // 160 steps, 20 per epoch
-    const double firstLoss = history.front().at("train_loss").get<double>();
-    const double lastLoss = history.back().at("train_loss").get<double>();
     // Evaluation patches: every tissue cell, class-balanced; eval-encoder holds out whole slides, a different
     // set for each seed. Averaging over splits: with 8 slides one split's score moves by ±0.1 with the split.
     nic("make-bank --cohort " + cohort + " --out " + d("eval.nicbank") + " --balance --seed 2 --quiet");
-    double meanRgb = 0, contrastive = 0;
     const int splits = 4;
-    for (int seed = 1; seed <= splits; ++seed) {
+    double meanRgb = 0;
+    for (int seed = 1; seed <= splits; ++seed)
         meanRgb += balancedAccuracyOf("mean-rgb:128", seed) / splits;
-        contrastive += balancedAccuracyOf(d("contrastive.nicenc"), seed) / splits;
+    double contrastive = 0; // over both training seeds and every split
+    for (const int trainingSeed : {1, 2}) {
+        const std::string name = "contrastive-" + std::to_string(trainingSeed);
+        const std::string encoder = test::shellQuoted(dir / (name + ".nicenc"));
+        nic("train-encoder --kind contrastive --bank " + d("pairs.nicbank") + " --out " + encoder +
+            " --code-size 32 --steps 160 --steps-per-epoch 20 --batch-size 32 --augment 0.3 --seed " +
+            std::to_string(trainingSeed) + " --threads 2 --device cpu --quiet --result " +
+            test::shellQuoted(dir / (name + ".json")));
+        const auto result = nlohmann::json::parse(test::readFile(dir / (name + ".json")));
+        const double pairAccuracy = result.at("best_validation").get<double>();
+        const auto& history = result.at("history");
+        ASSERT_EQ(history.size(), 8U); // 160 steps, 20 per epoch
+        const double firstLoss = history.front().at("train_loss").get<double>();
+        const double lastLoss = history.back().at("train_loss").get<double>();
+        double probe = 0;
+        for (int seed = 1; seed <= splits; ++seed)
+            probe += balancedAccuracyOf(encoder, seed) / splits;
+        contrastive += probe / 2;
+        std::printf("[ probe ] training seed %d: contrastive loss %.3f -> %.3f; pair task validation accuracy %.3f "
+                    "(chance 0.5, not asserted); held-out balanced accuracy over %d splits %.3f\n",
+                    trainingSeed, firstLoss, lastLoss, pairAccuracy, splits, probe);
+        // Beyond the worst run at 160 steps (0.915); a trainer whose weights do not move keeps every epoch's mean
+        // loss near the first's.
+        EXPECT_LE(lastLoss, 0.97 * firstLoss) << "training seed " << trainingSeed;
     }
-    std::printf("[ probe ] contrastive training loss %.3f -> %.3f; pair task validation accuracy %.3f (chance 0.5, not "
-                "asserted); held-out balanced accuracy over %d splits: contrastive (no labels) %.3f, Mean-RGB %.3f (not "
-                "asserted)\n",
-                firstLoss, lastLoss, pairAccuracy, splits, contrastive, meanRgb);
-    // Bounds beyond the worst runs at 160 steps (0.915 and 0.761); a trainer whose weights do not move keeps every
-    // epoch's mean loss near the first's.
-    EXPECT_LE(lastLoss, 0.97 * firstLoss);
-    EXPECT_GE(contrastive, 0.55);
+    std::printf("[ probe ] contrastive (no labels) over both training seeds %.3f, Mean-RGB %.3f (not asserted)\n",
+                contrastive, meanRgb);
+    // Below the worst pair of training seeds measured (0.70) and above an encoder after one step (0.59).
+    EXPECT_GE(contrastive, 0.62);
 }
 
 } // namespace
