@@ -175,7 +175,7 @@ TEST(TensorCache, TiledGradCamReusesItsTilesBlocksAndEndsWithItEmpty) {
     ASSERT_EQ(cached.tiles, 9); // rows and columns at 0, 96, 172
     EXPECT_GE(tensorCacheStats().hits, hits + 8); // every tile after the first reuses the first one's blocks
     EXPECT_EQ(tensorCacheStats().scopes, 0);
-    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released when the slide was done
+    EXPECT_EQ(tensorCacheStats().cachedBytes, 0U); // released when Grad-CAM returned
     EXPECT_EQ(cached.heatmap, plain.heatmap);
     EXPECT_EQ(cached.output, plain.output);
 }
