@@ -1,6 +1,7 @@
 #pragma once
-// Synthetic patch banks and slides for the encoder tests (torch-free).
+// Synthetic patch banks and slides for the encoder tests, grids for the slide-CNN tests (torch-free).
 #include "core/encoders/nn/patchbank.h"
+#include "core/slidelearning/nn/slidetrainer.h"
 #include "core/synth/synth.h"
 
 #include <algorithm>
@@ -22,6 +23,18 @@ inline void writeSmallSlide(const std::filesystem::path& path, std::uint64_t see
     SynthWriteOptions w;
     w.threads = 1;
     SynthSlide(sp).write(path, w);
+}
+
+/// The same [C, H, W] grid stored [H, W, C], as LatentGridFileSource reads compressed-slide files.
+inline SlideGrid channelsLastCopy(const SlideGrid& g) {
+    SlideGrid t = g;
+    for (int c = 0; c < g.channels; ++c)
+        for (int y = 0; y < g.rows; ++y)
+            for (int x = 0; x < g.cols; ++x)
+                t.data[static_cast<std::size_t>((y * g.cols + x) * g.channels + c)] =
+                    g.data[static_cast<std::size_t>((c * g.rows + y) * g.cols + x)];
+    t.channelsLast = true;
+    return t;
 }
 
 /// `n` P×P RGB patches (NHWC bytes) of uniformly random bytes, deterministic in `seed`.

@@ -2,6 +2,7 @@
 #include "core/base/error.h"
 #include "core/heatmaps/nn/gradcam.h"
 #include "core/slidelearning/nn/slidecnn.h"
+#include "nntestsupport.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>
@@ -259,11 +260,7 @@ TEST(GradCam, FlattenHeadBlendsHalfOverlappingWindowsWithATent) {
         }
     EXPECT_NEAR(cam.output, (outA + outB) / 2, 1e-6);
     // The same grid stored [H, W, C] (as the file source keeps grids): the same windows, the same map.
-    SlideGrid last = grid;
-    const auto hwc = torch::from_blob(const_cast<float*>(grid.data.data()), {3, 24, 16}).permute({1, 2, 0}).contiguous();
-    last.data.assign(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
-    last.channelsLast = true;
-    const auto camLast = gradCam(dir / "m.pt", last, o);
+    const auto camLast = gradCam(dir / "m.pt", test::channelsLastCopy(grid), o);
     EXPECT_EQ(camLast.heatmap, cam.heatmap);
     EXPECT_EQ(camLast.output, cam.output);
     // Larger grids: windows at stride R/2 whose span covers the grid (70 rows: 8 windows; 50 columns: 6).
@@ -291,11 +288,7 @@ TEST(GradCam, PoolingHeadsReadAChannelsLastGridAsTheChannelFirstOne) {
         const auto file = dir / ("m" + std::to_string(static_cast<int>(pooling)) + ".pt");
         saveSlideModel(net, meta, file);
         const SlideGrid first = randomGrid(3, 37, 23);
-        SlideGrid last = first;
-        const auto hwc =
-            torch::from_blob(const_cast<float*>(first.data.data()), {3, 37, 23}).permute({1, 2, 0}).contiguous();
-        last.data.assign(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
-        last.channelsLast = true;
+        const SlideGrid last = test::channelsLastCopy(first);
         GradCamOptions whole;
         whole.device = "cpu";
         GradCamOptions tiles = whole;

@@ -5,6 +5,7 @@
 #include "core/heatmaps/heatmapeval.h"
 #include "core/heatmaps/nn/gradcam.h"
 #include "core/slidelearning/nn/slidecnn.h"
+#include "nntestsupport.h"
 #include "testsupport.h"
 
 #include <gtest/gtest.h>
@@ -77,24 +78,12 @@ Synthetic makeCohort(int slides, int side, int channels, std::uint64_t seed) {
     return s;
 }
 
-/// The same grid stored [H, W, C], as LatentGridFileSource reads compressed-slide files.
-SlideGrid channelsLastCopy(const SlideGrid& g) {
-    SlideGrid t = g;
-    for (int c = 0; c < g.channels; ++c)
-        for (int y = 0; y < g.rows; ++y)
-            for (int x = 0; x < g.cols; ++x)
-                t.data[static_cast<std::size_t>((y * g.cols + x) * g.channels + c)] =
-                    g.data[static_cast<std::size_t>((c * g.rows + y) * g.cols + x)];
-    t.channelsLast = true;
-    return t;
-}
-
 /// Every grid of a cohort stored [H, W, C].
 std::vector<std::vector<SlideGrid>> channelsLastCopies(const std::vector<std::vector<SlideGrid>>& grids) {
     auto out = grids;
     for (auto& variants : out)
         for (auto& g : variants)
-            g = channelsLastCopy(g);
+            g = test::channelsLastCopy(g);
     return out;
 }
 
@@ -497,7 +486,7 @@ TEST(SlideCnn, CropsOfEitherLayoutAreTheSameOnSeveralThreads) {
     const auto values = torch::randn({20, 40, 33});
     cf.data.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
     cf.tissue.assign(40 * 33, 1.0f);
-    const SlideGrid cl = channelsLastCopy(cf);
+    const SlideGrid cl = test::channelsLastCopy(cf);
     const int threads = torch::get_num_threads();
     torch::set_num_threads(2);
     for (const GridCell centre : {GridCell{20, 20}, GridCell{0, 39}, GridCell{32, 0}, GridCell{-30, 5}})

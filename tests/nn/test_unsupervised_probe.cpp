@@ -40,6 +40,14 @@ protected:
             std::to_string(seed) + " --threads 2 --device cpu --quiet --json " + test::shellQuoted(dir / json));
         return nlohmann::json::parse(test::readFile(dir / json)).at("balanced_accuracy").get<double>();
     }
+    /// Balanced accuracy averaged over `splits` held-out splits (seeds 1..splits).
+    double meanOverSplits(const std::string& encoder) {
+        double sum = 0;
+        for (int seed = 1; seed <= splits; ++seed)
+            sum += balancedAccuracyOf(encoder, seed);
+        return sum / splits;
+    }
+    static constexpr int splits = 4;
     std::string d(const char* sub) const { return test::shellQuoted(dir / sub); }
     test::TempDir dir;
 };
@@ -53,10 +61,7 @@ TEST_F(UnsupervisedProbe, ContrastiveEncoderTrainedWithoutLabelsLowersItsLossAnd
     // Evaluation patches: every tissue cell, class-balanced; eval-encoder holds out whole slides, a different
     // set for each seed. Averaging over splits: with 8 slides one split's score moves by ±0.1 with the split.
     nic("make-bank --cohort " + cohort + " --out " + d("eval.nicbank") + " --balance --seed 2 --quiet");
-    const int splits = 4;
-    double meanRgb = 0;
-    for (int seed = 1; seed <= splits; ++seed)
-        meanRgb += balancedAccuracyOf("mean-rgb:128", seed) / splits;
+    const double meanRgb = meanOverSplits("mean-rgb:128");
     double contrastive = 0; // over both training seeds and every split
     for (const int trainingSeed : {1, 2}) {
         const std::string name = "contrastive-" + std::to_string(trainingSeed);
@@ -71,9 +76,7 @@ TEST_F(UnsupervisedProbe, ContrastiveEncoderTrainedWithoutLabelsLowersItsLossAnd
         ASSERT_EQ(history.size(), 8U); // 160 steps, 20 per epoch
         const double firstLoss = history.front().at("train_loss").get<double>();
         const double lastLoss = history.back().at("train_loss").get<double>();
-        double probe = 0;
-        for (int seed = 1; seed <= splits; ++seed)
-            probe += balancedAccuracyOf(encoder, seed) / splits;
+        const double probe = meanOverSplits(encoder);
         contrastive += probe / 2;
         std::printf("[ probe ] training seed %d: contrastive loss %.3f -> %.3f; pair task validation accuracy %.3f "
                     "(chance 0.5, not asserted); held-out balanced accuracy over %d splits %.3f\n",
