@@ -193,6 +193,67 @@ TEST(ApplyLinear, GivesLinearsOutputAndGradients) {
     }
 }
 
+TEST(ApplyConv, GivesTheLayersOutputAndGradientsWithTheBiasGradientSummedApart) {
+    // The encoders' convolutions run through applyConv: when training on the CPU, a layer with a bias
+    // computes ∂x and ∂w without it and ∂b as the sum of ∂y. Same output and the same three gradients as
+    // the layer's own forward and LibTorch's backward, for stride 2 (the encoders' blocks) and 1 (the
+    // up-sampling blocks), channel-first and channels-last maps, and an input that needs no gradient (the
+    // first layer's batch).
+    struct Case {
+        int in, out, stride;
+        bool channelsLast, inputGrad;
+    };
+    for (const Case c : {Case{3, 32, 2, true, false}, Case{8, 16, 2, true, true}, Case{16, 3, 1, false, true},
+                         Case{5, 7, 1, true, true}}) {
+        SCOPED_TRACE(std::to_string(c.in) + " -> " + std::to_string(c.out) + ", stride " + std::to_string(c.stride) +
+                     (c.channelsLast ? ", channels-last" : ", channel-first") +
+                     (c.inputGrad ? ", input gradient" : ", no input gradient"));
+        torch::manual_seed(11);
+        const auto options = torch::nn::Conv2dOptions(c.in, c.out, 3).stride(c.stride).padding(1);
+        torch::nn::Conv2d conv(options), reference(options);
+        copyModule(*reference, *conv);
+        auto values = torch::randn({6, c.in, 20, 20});
+        if (c.channelsLast)
+            values = values.contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto x = values.clone().requires_grad_(c.inputGrad);
+        const auto xRef = values.clone().requires_grad_(c.inputGrad);
+        const auto y = applyConv(conv, x);
+        const auto yRef = reference(xRef);
+        ASSERT_TRUE(y.grad_fn());
+        EXPECT_NE(y.grad_fn()->name().find("ConvolutionFunction"), std::string::npos) << y.grad_fn()->name();
+        const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
+            return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
+        };
+        EXPECT_TRUE(close(y, yRef));
+        // A gradient with a non-zero mean per channel, so that ∂b is far from zero.
+        const auto g = torch::randn(yRef.sizes()) + torch::arange(c.out, torch::kFloat).view({1, -1, 1, 1});
+        y.backward(g);
+        yRef.backward(g);
+        EXPECT_TRUE(close(conv->weight.grad(), reference->weight.grad()));
+        EXPECT_TRUE(close(conv->bias.grad(), reference->bias.grad()));
+        EXPECT_TRUE(close(conv->bias.grad(), g.sum({0, 2, 3})));
+        if (c.inputGrad)
+            EXPECT_TRUE(close(x.grad(), xRef.grad()));
+        else
+            EXPECT_FALSE(x.grad().defined());
+    }
+}
+
+TEST(ApplyConv, IsTheLayersOwnForwardWithoutGradientsOrWithoutABias) {
+    torch::manual_seed(12);
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(4, 6, 3).padding(1));
+    torch::nn::Conv2d noBias(torch::nn::Conv2dOptions(4, 6, 3).padding(1).bias(false));
+    const auto x = torch::randn({2, 4, 9, 9});
+    const auto withoutBias = applyConv(noBias, x);
+    ASSERT_TRUE(withoutBias.grad_fn());
+    EXPECT_EQ(withoutBias.grad_fn()->name().find("ConvolutionFunction"), std::string::npos);
+    EXPECT_TRUE(torch::equal(withoutBias, noBias(x)));
+    torch::NoGradGuard noGrad;
+    const auto y = applyConv(conv, x);
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_TRUE(torch::equal(y, conv(x)));
+}
+
 // Training's dense products are cut into blocks of 256 along the output's longer side, one GEMM each,
 // spread over the threads: shapes of several blocks along columns (a wide layer) and along rows (a large
 // batch) give Linear's values, and the same bits on one thread as on two.

@@ -30,6 +30,13 @@ void checkEncoderShape(int patchSize, int codeSize);
 /// the share of a step the dense layers take. Same parameters, same values within float32 rounding.
 torch::Tensor applyLinear(torch::nn::Linear& linear, const torch::Tensor& x);
 
+/// `conv`(x). When gradients are recorded on the CPU in float32 and the layer has a bias (zero padding), its
+/// backward computes ∂x and ∂w through LibTorch's convolution backward without the bias and ∂b as the sum
+/// of ∂y over batch and pixels: oneDNN's weight-gradient kernel with the bias in it ran several times
+/// slower on the encoders' first layer. Elsewhere the layer's own forward. Same values within float32
+/// rounding; the encoders' convolution, up-sampling and output layers call it.
+torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x);
+
 /// Conv 3×3 (stride s, padding 1) → BN → LRA. bnFolded (set by foldBatchNorm): BN is in conv's weights.
 struct ConvBlockImpl : torch::nn::Module {
     ConvBlockImpl(int in, int out, int stride);
