@@ -310,7 +310,7 @@ const char* opGroup(const std::string& name) {
     if (has("batch_norm"))
         return "batch norm (forward and backward; fused: with the activation)";
     if (name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm" ||
-        has("mkldnn_linear"))
+        has("mkldnn_linear") || has("dense_block"))
         return "dense layers (GEMM blocks, summed over threads)";
     if (has("leaky_relu") || has("tanh") || has("sigmoid") || has("threshold"))
         return "activations (forward and backward)";

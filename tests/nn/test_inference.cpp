@@ -255,8 +255,9 @@ TEST(ApplyConv, IsTheLayersOwnForwardWithoutGradientsOrWithoutABias) {
 }
 
 // Training's dense products are cut into blocks of 256 along the output's longer side, one GEMM each,
-// spread over the threads: shapes of several blocks along columns (a wide layer) and along rows (a large
-// batch) give Linear's values, and the same bits on one thread as on two.
+// spread over the threads (oneDNN's sgemm per block where the build has its header): shapes of several
+// blocks along columns (a wide layer) and along rows (a large batch), and one of a single block (run on the
+// calling thread, outside a parallel region), give Linear's values, and the same bits on one thread as on two.
 TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
     if (!at::hasMKLDNN())
         GTEST_SKIP() << "LibTorch without oneDNN: applyLinear is LibTorch's own linear";
@@ -264,7 +265,7 @@ TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
     struct Shape {
         int batch, in, out;
     };
-    for (const Shape shape : {Shape{12, 600, 520}, Shape{700, 20, 8}}) {
+    for (const Shape shape : {Shape{12, 600, 520}, Shape{700, 20, 8}, Shape{40, 300, 200}}) {
         SCOPED_TRACE(std::to_string(shape.batch) + " x " + std::to_string(shape.in) + " -> " + std::to_string(shape.out));
         torch::manual_seed(5);
         torch::nn::Linear linear(torch::nn::LinearOptions(shape.in, shape.out));

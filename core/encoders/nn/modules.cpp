@@ -5,6 +5,11 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+#include <omp.h>
+#ifdef NIC_HAVE_DNNL_SGEMM
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 #include <cmath>
 
@@ -35,13 +40,56 @@ torch::Tensor innerProduct(const torch::Tensor& x, const torch::Tensor& w, const
     return torch::mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous(), b).to_dense();
 }
 
+/// out = a·b for one block of parallelMatmul, on the calling thread alone. With oneDNN's header at build time
+/// (NIC_HAVE_DNNL_SGEMM) through oneDNN's sgemm, the library LibTorch runs its convolutions on: its kernels
+/// use the widest vectors the CPU has, where OpenBLAS may be held to narrower ones (OPENBLAS_CORETYPE), and
+/// on the encoders' 8192 → 512 layer at batch 64 it ran ∂x and ∂w 2-3 × faster. Otherwise, or for an
+/// operand that is neither row-major nor a transposed row-major matrix, LibTorch's BLAS.
+void blockProduct(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b) {
+    RECORD_FUNCTION("nic::dense_block", std::vector<c10::IValue>()); // for LibTorch's profiler (bench_encoders --layers)
+#ifdef NIC_HAVE_DNNL_SGEMM
+    // Row-major (trans 'N', leading dimension stride(0)) or a transposed view of one ('T', stride(1)).
+    const auto layout = [](const torch::Tensor& m, char& trans, std::int64_t& ld) {
+        if (m.stride(1) == 1 && m.stride(0) >= std::max<std::int64_t>(1, m.size(1))) {
+            trans = 'N';
+            ld = m.stride(0);
+            return true;
+        }
+        if (m.stride(0) == 1 && m.stride(1) >= std::max<std::int64_t>(1, m.size(0))) {
+            trans = 'T';
+            ld = m.stride(1);
+            return true;
+        }
+        return false;
+    };
+    char ta = 'N', tb = 'N', tc = 'N';
+    std::int64_t lda = 0, ldb = 0, ldc = 0;
+    if (layout(a, ta, lda) && layout(b, tb, ldb) && layout(out, tc, ldc) && tc == 'N') {
+        // One thread, whether or not this runs inside a parallel region (oneDNN takes every OpenMP thread
+        // outside one), so that the values do not depend on the thread count.
+        const bool nested = omp_in_parallel() != 0;
+        const int before = omp_get_max_threads();
+        if (!nested)
+            omp_set_num_threads(1);
+        const dnnl_status_t status =
+            dnnl_sgemm(ta, tb, out.size(0), out.size(1), a.size(1), 1.0F, a.data_ptr<float>(), lda,
+                       b.data_ptr<float>(), ldb, 0.0F, out.data_ptr<float>(), ldc);
+        if (!nested)
+            omp_set_num_threads(before);
+        if (status == dnnl_success)
+            return;
+    }
+#endif
+    at::mm_out(out, a, b);
+}
+
 /// a·b for float32 CPU matrices a [M, K] and b [K, N] (either may be a transposed view) on every LibTorch
-/// thread: the output's longer side in blocks of 256, one GEMM per block through LibTorch's BLAS, which
-/// runs single-threaded (configureCompute). The blocks do not depend on the thread count, nor then do
-/// the values. Training's dense products take this path: the inner product needs its weight as [N, K]
-/// and ∂x = ∂y·w would have to copy w transposed each step (16 MB for the encoders' 8192 → 512 layer,
-/// 5 ms on one thread), and OpenBLAS on both threads this way ran the three products of that layer in
-/// 11 ms against 26 for oneDNN with the copies (batch 64, outside a step).
+/// thread: the output's longer side in blocks of 256, one single-threaded GEMM per block (blockProduct).
+/// The blocks do not depend on the thread count, nor then do the values. Training's dense products take
+/// this path: the inner product needs its weight as [N, K] and ∂x = ∂y·w would have to copy w transposed
+/// each step (16 MB for the encoders' 8192 → 512 layer, 5 ms on one thread), and OpenBLAS on both threads
+/// this way ran the three products of that layer in 11 ms against 26 for oneDNN's inner product with the
+/// copies (batch 64, outside a step).
 torch::Tensor parallelMatmul(const torch::Tensor& aIn, const torch::Tensor& bIn) {
     // The worker threads do not share this thread's grad mode: hand them tensors autograd does not track.
     const auto a = aIn.detach(), b = bIn.detach();
@@ -53,10 +101,16 @@ torch::Tensor parallelMatmul(const torch::Tensor& aIn, const torch::Tensor& bIn)
         for (std::int64_t i = first; i < last; ++i) {
             const std::int64_t start = i * block, length = std::min(block, extent - start);
             auto part = byColumns ? out.narrow(1, start, length) : out.narrow(0, start, length);
-            at::mm_out(part, byColumns ? a : a.narrow(0, start, length), byColumns ? b.narrow(1, start, length) : b);
+            blockProduct(part, byColumns ? a : a.narrow(0, start, length), byColumns ? b.narrow(1, start, length) : b);
         }
     });
     return out;
+}
+
+/// x·wᵀ for training's forward pass, computed as (w·xᵀ)ᵀ: oneDNN's sgemm ran the encoders' 8192 → 512
+/// layer at batch 64 in 3.1-3.5 ms that way against 5.0-5.4 for x·wᵀ in blocks of wᵀ's columns.
+torch::Tensor forwardProduct(const torch::Tensor& x, const torch::Tensor& w) {
+    return parallelMatmul(w, x.contiguous().t()).t().contiguous();
 }
 
 /// ∂x, ∂w (and ∂b when `bias`) of y = x·wᵀ (+ b) for ∂y = grads[0], with x and w saved: ∂x = ∂y·w and
@@ -84,7 +138,7 @@ public:
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
                                  const torch::Tensor& b) {
         ctx->save_for_backward({x, w});
-        return parallelMatmul(x.contiguous(), w.t()).add_(b);
+        return forwardProduct(x, w).add_(b);
     }
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grads) {
@@ -97,7 +151,7 @@ class BlockedLinearNoBiasFunction : public torch::autograd::Function<BlockedLine
 public:
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w) {
         ctx->save_for_backward({x, w});
-        return parallelMatmul(x.contiguous(), w.t());
+        return forwardProduct(x, w);
     }
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grads) {
