@@ -560,6 +560,15 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
                 profiledSeconds * 1000);
     for (const auto& [us, name] : sorted)
         std::printf("      %-44s %7.1f ms per step  %5.1f %%\n", name.c_str(), us / 1000.0 / profiled, 100.0 * us / total);
+    std::vector<std::pair<double, std::string>> rest;
+    for (const auto& [name, us] : profile.self)
+        if (std::string(opGroup(name)).rfind("the rest", 0) == 0)
+            rest.emplace_back(us, name);
+    std::sort(rest.rbegin(), rest.rend());
+    std::printf("      the rest's largest:");
+    for (std::size_t i = 0; i < rest.size() && i < 5; ++i)
+        std::printf("%s %s %.1f ms", i ? "," : "", rest[i].second.c_str(), rest[i].first / 1000.0 / profiled);
+    std::printf("\n");
     printConvLayers(profile, profiled, total / profiled, rate);
     printOptimiserComparison(session->networks());
     printBatchMaking(*session, idx, o.seed);
