@@ -204,8 +204,9 @@ torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
     const auto& o = conv->options;
     const auto& w = conv->weight;
     const auto& b = conv->bias;
-    const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-    if (!padding || !c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()) || !b.defined() || !b.requires_grad() ||
+    // Unqualified: argument-dependent lookup finds c10::get_if (LibTorch 1.x) or std::get_if (2.x).
+    const auto* padding = get_if<torch::ExpandingArray<2>>(&o.padding());
+    if (!padding || !get_if<torch::enumtype::kZeros>(&o.padding_mode()) || !b.defined() || !b.requires_grad() ||
         !torch::GradMode::is_enabled() || x.dim() != 4 || !x.device().is_cpu() || !w.device().is_cpu() ||
         x.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat || x.is_mkldnn())
         return conv(x);
