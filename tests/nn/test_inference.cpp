@@ -257,7 +257,8 @@ TEST(ApplyConv, IsTheLayersOwnForwardWithoutGradientsOrWithoutABias) {
 // Training's dense products are cut into blocks of 256 along the output's longer side, one GEMM each,
 // spread over the threads (oneDNN's sgemm per block where the build has its header): shapes of several
 // blocks along columns (a wide layer) and along rows (a large batch), and one of a single block (run on the
-// calling thread, outside a parallel region), give Linear's values, and the same bits on one thread as on two.
+// calling thread, outside a parallel region), a long reduction with a small output, and vectors, give
+// Linear's values, and the same bits on one thread as on two.
 TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
     if (!at::hasMKLDNN())
         GTEST_SKIP() << "LibTorch without oneDNN: applyLinear is LibTorch's own linear";
@@ -265,7 +266,8 @@ TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
     struct Shape {
         int batch, in, out;
     };
-    for (const Shape shape : {Shape{12, 600, 520}, Shape{700, 20, 8}, Shape{40, 300, 200}}) {
+    for (const Shape shape : {Shape{12, 600, 520}, Shape{700, 20, 8}, Shape{40, 300, 200}, Shape{8, 8192, 8},
+                              Shape{1, 300, 1}, Shape{1, 20, 300}}) {
         SCOPED_TRACE(std::to_string(shape.batch) + " x " + std::to_string(shape.in) + " -> " + std::to_string(shape.out));
         torch::manual_seed(5);
         torch::nn::Linear linear(torch::nn::LinearOptions(shape.in, shape.out));
@@ -278,8 +280,11 @@ TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
             torch::set_num_threads(threads);
             linear->zero_grad(true);
             const auto x = xValues.clone().requires_grad_(true);
+            const std::uint64_t blocksBefore = denseBlocksOnOneDnn();
             const auto y = applyLinear(linear, x);
             y.backward(g);
+            if (denseProductsOnOneDnn()) // the three products ran on oneDNN, not on the fallback
+                EXPECT_GE(denseBlocksOnOneDnn() - blocksBefore, 3U);
             results.push_back({y.detach(), x.grad(), linear->weight.grad().clone(), linear->bias.grad().clone()});
         }
         torch::set_num_threads(threadsBefore);

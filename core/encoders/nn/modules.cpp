@@ -11,6 +11,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
+#include <atomic>
 #include <cmath>
 
 namespace nic {
@@ -40,6 +41,8 @@ torch::Tensor innerProduct(const torch::Tensor& x, const torch::Tensor& w, const
     return torch::mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous(), b).to_dense();
 }
 
+std::atomic<std::uint64_t> oneDnnBlocks{0};
+
 /// out = a·b for one block of parallelMatmul, on the calling thread alone. With oneDNN's header at build time
 /// (NIC_HAVE_DNNL_SGEMM) through oneDNN's sgemm, the library LibTorch runs its convolutions on: its kernels
 /// use the widest vectors the CPU has, where OpenBLAS may be held to narrower ones (OPENBLAS_CORETYPE), and
@@ -67,17 +70,21 @@ void blockProduct(torch::Tensor out, const torch::Tensor& a, const torch::Tensor
     if (layout(a, ta, lda) && layout(b, tb, ldb) && layout(out, tc, ldc) && tc == 'N') {
         // One thread, whether or not this runs inside a parallel region (oneDNN takes every OpenMP thread
         // outside one), so that the values do not depend on the thread count.
+        const float* pa = a.data_ptr<float>();
+        const float* pb = b.data_ptr<float>();
+        float* pc = out.data_ptr<float>();
         const bool nested = omp_in_parallel() != 0;
         const int before = omp_get_max_threads();
         if (!nested)
             omp_set_num_threads(1);
         const dnnl_status_t status =
-            dnnl_sgemm(ta, tb, out.size(0), out.size(1), a.size(1), 1.0F, a.data_ptr<float>(), lda,
-                       b.data_ptr<float>(), ldb, 0.0F, out.data_ptr<float>(), ldc);
+            dnnl_sgemm(ta, tb, out.size(0), out.size(1), a.size(1), 1.0F, pa, lda, pb, ldb, 0.0F, pc, ldc);
         if (!nested)
             omp_set_num_threads(before);
-        if (status == dnnl_success)
+        if (status == dnnl_success) {
+            oneDnnBlocks.fetch_add(1, std::memory_order_relaxed);
             return;
+        }
     }
 #endif
     at::mm_out(out, a, b);
@@ -199,6 +206,16 @@ public:
 };
 
 } // namespace
+
+bool denseProductsOnOneDnn() {
+#ifdef NIC_HAVE_DNNL_SGEMM
+    return true;
+#else
+    return false;
+#endif
+}
+
+std::uint64_t denseBlocksOnOneDnn() { return oneDnnBlocks.load(std::memory_order_relaxed); }
 
 torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
     const auto& o = conv->options;

@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ void checkEncoderShape(int patchSize, int codeSize);
 /// OpenBLAS's one thread beside idle OpenMP threads (configureCompute). `bench_encoders --layers` prints
 /// the share of a step the dense layers take. Same parameters, same values within float32 rounding.
 torch::Tensor applyLinear(torch::nn::Linear& linear, const torch::Tensor& x);
+
+/// Whether training's dense products run on oneDNN's sgemm (the build found its header), and how many of
+/// their blocks it has computed in this process (the rest fell back to LibTorch's BLAS): for the tests.
+bool denseProductsOnOneDnn();
+std::uint64_t denseBlocksOnOneDnn();
 
 /// `conv`(x). When gradients are recorded on the CPU in float32 and the layer has a bias (zero padding), its
 /// backward computes ∂x and ∂w through LibTorch's convolution backward without the bias and ∂b as the sum
