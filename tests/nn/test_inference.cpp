@@ -283,8 +283,9 @@ TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
             const std::uint64_t blocksBefore = denseBlocksOnOneDnn();
             const auto y = applyLinear(linear, x);
             y.backward(g);
-            if (denseProductsOnOneDnn()) // the three products ran on oneDNN, not on the fallback
+            if (denseProductsOnOneDnn()) { // the three products ran on oneDNN, not on the fallback
                 EXPECT_GE(denseBlocksOnOneDnn() - blocksBefore, 3U);
+            }
             results.push_back({y.detach(), x.grad(), linear->weight.grad().clone(), linear->bias.grad().clone()});
         }
         torch::set_num_threads(threadsBefore);
