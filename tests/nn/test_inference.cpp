@@ -25,6 +25,11 @@
 namespace nic {
 namespace {
 
+/// a equals b within 1e-5 of b's largest magnitude (at least 1e-5): float32 rounding of the same products.
+bool closeInFloat32(const torch::Tensor& a, const torch::Tensor& b) {
+    return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
+}
+
 EncoderMeta metaOf(const std::string& kind, int p, int c) {
     EncoderMeta m;
     m.kind = kind;
@@ -168,28 +173,25 @@ TEST(ApplyLinear, GivesLinearsOutputAndGradients) {
             ASSERT_TRUE(y.grad_fn());
             EXPECT_NE(y.grad_fn()->name().find("BlockedLinear"), std::string::npos) << y.grad_fn()->name();
         }
-        const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
-            return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
-        };
-        EXPECT_TRUE(close(y, yRef));
+        EXPECT_TRUE(closeInFloat32(y, yRef));
         y.backward(g);
         yRef.backward(g);
-        EXPECT_TRUE(close(x.grad(), xRef.grad()));
-        EXPECT_TRUE(close(linear->weight.grad(), reference->weight.grad()));
+        EXPECT_TRUE(closeInFloat32(x.grad(), xRef.grad()));
+        EXPECT_TRUE(closeInFloat32(linear->weight.grad(), reference->weight.grad()));
         if (bias) {
-            EXPECT_TRUE(close(linear->bias.grad(), reference->bias.grad()));
+            EXPECT_TRUE(closeInFloat32(linear->bias.grad(), reference->bias.grad()));
         }
         // Without gradients: the plain inner product, the same values.
         torch::NoGradGuard noGrad;
         const auto z = applyLinear(linear, x);
         EXPECT_FALSE(z.requires_grad());
-        EXPECT_TRUE(close(z, yRef));
-        EXPECT_TRUE(close(applyLinear(linear, x.narrow(0, 0, 1)), yRef.narrow(0, 0, 1)));
+        EXPECT_TRUE(closeInFloat32(z, yRef));
+        EXPECT_TRUE(closeInFloat32(applyLinear(linear, x.narrow(0, 0, 1)), yRef.narrow(0, 0, 1)));
         // Double precision takes LibTorch's own path and agrees too.
         torch::nn::Linear wide(torch::nn::LinearOptions(96, 40).bias(bias));
         copyModule(*wide, *linear);
         wide->to(torch::kDouble);
-        EXPECT_TRUE(close(applyLinear(wide, x.to(torch::kDouble)).to(torch::kFloat), yRef));
+        EXPECT_TRUE(closeInFloat32(applyLinear(wide, x.to(torch::kDouble)).to(torch::kFloat), yRef));
     }
 }
 
@@ -221,19 +223,16 @@ TEST(ApplyConv, GivesTheLayersOutputAndGradientsWithTheBiasGradientSummedApart) 
         const auto yRef = reference(xRef);
         ASSERT_TRUE(y.grad_fn());
         EXPECT_NE(y.grad_fn()->name().find("ConvolutionFunction"), std::string::npos) << y.grad_fn()->name();
-        const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
-            return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
-        };
-        EXPECT_TRUE(close(y, yRef));
+        EXPECT_TRUE(closeInFloat32(y, yRef));
         // A gradient with a non-zero mean per channel, so that ∂b is far from zero.
         const auto g = torch::randn(yRef.sizes()) + torch::arange(c.out, torch::kFloat).view({1, -1, 1, 1});
         y.backward(g);
         yRef.backward(g);
-        EXPECT_TRUE(close(conv->weight.grad(), reference->weight.grad()));
-        EXPECT_TRUE(close(conv->bias.grad(), reference->bias.grad()));
-        EXPECT_TRUE(close(conv->bias.grad(), g.sum({0, 2, 3})));
+        EXPECT_TRUE(closeInFloat32(conv->weight.grad(), reference->weight.grad()));
+        EXPECT_TRUE(closeInFloat32(conv->bias.grad(), reference->bias.grad()));
+        EXPECT_TRUE(closeInFloat32(conv->bias.grad(), g.sum({0, 2, 3})));
         if (c.inputGrad)
-            EXPECT_TRUE(close(x.grad(), xRef.grad()));
+            EXPECT_TRUE(closeInFloat32(x.grad(), xRef.grad()));
         else
             EXPECT_FALSE(x.grad().defined());
     }
@@ -294,13 +293,10 @@ TEST(ApplyLinear, BlockedProductsMatchLinearAndDoNotDependOnTheThreadCount) {
         const auto xRef = xValues.clone().requires_grad_(true);
         const auto yRef = reference(xRef);
         yRef.backward(g);
-        const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
-            return (a - b).abs().max().item<float>() <= 1e-5F * std::max(1.0F, b.abs().max().item<float>());
-        };
-        EXPECT_TRUE(close(results[1][0], yRef));
-        EXPECT_TRUE(close(results[1][1], xRef.grad()));
-        EXPECT_TRUE(close(results[1][2], reference->weight.grad()));
-        EXPECT_TRUE(close(results[1][3], reference->bias.grad()));
+        EXPECT_TRUE(closeInFloat32(results[1][0], yRef));
+        EXPECT_TRUE(closeInFloat32(results[1][1], xRef.grad()));
+        EXPECT_TRUE(closeInFloat32(results[1][2], reference->weight.grad()));
+        EXPECT_TRUE(closeInFloat32(results[1][3], reference->bias.grad()));
     }
 }
 

@@ -41,6 +41,13 @@ torch::Tensor innerProduct(const torch::Tensor& x, const torch::Tensor& w, const
     return torch::mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous(), b).to_dense();
 }
 
+/// Input and weight are float32 CPU tensors in LibTorch's strided layout (not oneDNN's opaque one): what
+/// applyLinear's and applyConv's own paths take.
+bool denseFloatOnCpu(const torch::Tensor& x, const torch::Tensor& w) {
+    return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+           w.scalar_type() == torch::kFloat && !x.is_mkldnn();
+}
+
 std::atomic<std::uint64_t> oneDnnBlocks{0};
 
 /// out = a·b for one block of parallelMatmul, on the calling thread alone. With oneDNN's header at build time
@@ -224,8 +231,7 @@ torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
     // Unqualified: argument-dependent lookup finds c10::get_if (LibTorch 1.x) or std::get_if (2.x).
     const auto* padding = get_if<torch::ExpandingArray<2>>(&o.padding());
     if (!padding || !get_if<torch::enumtype::kZeros>(&o.padding_mode()) || !b.defined() || !b.requires_grad() ||
-        !torch::GradMode::is_enabled() || x.dim() != 4 || !x.device().is_cpu() || !w.device().is_cpu() ||
-        x.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat || x.is_mkldnn())
+        !torch::GradMode::is_enabled() || x.dim() != 4 || !denseFloatOnCpu(x, w))
         return conv(x);
     const auto vec = [](const torch::ExpandingArray<2>& a) { return std::vector<std::int64_t>(a->begin(), a->end()); };
     return ConvolutionFunction::apply(x, w, b, vec(o.stride()), vec(*padding), vec(o.dilation()), o.groups());
@@ -268,8 +274,7 @@ torch::Tensor DenseBlockImpl::forward(const torch::Tensor& x) {
 torch::Tensor applyLinear(torch::nn::Linear& linear, const torch::Tensor& x) {
     const auto& w = linear->weight;
     const auto& b = linear->bias;
-    if (!at::hasMKLDNN() || x.dim() != 2 || !x.device().is_cpu() || !w.device().is_cpu() ||
-        x.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat || x.is_mkldnn() || x.size(0) == 0)
+    if (!at::hasMKLDNN() || x.dim() != 2 || !denseFloatOnCpu(x, w) || x.size(0) == 0)
         return linear(x);
     if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad())))
         return b.defined() ? BlockedLinearFunction::apply(x, w, b) : BlockedLinearNoBiasFunction::apply(x, w);
