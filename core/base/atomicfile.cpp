@@ -36,6 +36,11 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::commit() {
+    sync();
+    publish();
+}
+
+void AtomicFile::sync() {
     int fd = ::open(temp_.c_str(), O_RDONLY);
     if (fd < 0)
         throw IoError(target_.string() + ": cannot publish output: temporary file " + temp_.string() +
@@ -45,6 +50,12 @@ void AtomicFile::commit() {
     ::close(fd);
     if (syncResult != 0)
         throw IoError(target_.string() + ": cannot write: " + std::strerror(syncErrno));
+    synced_ = true;
+}
+
+void AtomicFile::publish() {
+    if (!synced_)
+        sync();
     if (::rename(temp_.c_str(), target_.c_str()) != 0)
         throw IoError(target_.string() + ": cannot rename temporary file into place: " + std::strerror(errno));
     committed_ = true;

@@ -60,6 +60,29 @@ TEST(AtomicFile, UncommittedLeavesOldContentAndNoTemp) {
     EXPECT_EQ(files, 1);
 }
 
+TEST(AtomicFile, SyncedFilesStayUnpublishedUntilPublished) {
+    test::TempDir dir;
+    const auto first = dir / "first.txt", second = dir / "second.txt";
+    writeFileAtomically(first, "old");
+    {
+        AtomicFile a(first), b(second);
+        std::ofstream(a.tempPath()) << "new";
+        std::ofstream(b.tempPath()) << "also";
+        a.sync();
+        b.sync();
+        EXPECT_EQ(test::readFile(first), "old"); // synced, not yet in place
+        EXPECT_FALSE(std::filesystem::exists(second));
+        a.publish();
+        EXPECT_EQ(test::readFile(first), "new");
+        // b is destroyed unpublished (its writer failed after syncing): as if it had never been written.
+    }
+    EXPECT_FALSE(std::filesystem::exists(second));
+    int files = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
+        ++files;
+    EXPECT_EQ(files, 1);
+}
+
 TEST(AtomicFile, UnwritableDirectoryNamesTheFile) {
     const std::filesystem::path target = "/nonexistent-dir/out.png";
     try {

@@ -241,6 +241,42 @@ TEST_F(Training, ResumeRefusesTheCheckpointOfAnotherEncoderOrAForeignFile) {
     EXPECT_EQ(trainEncoder(o, bank, val).epochsRun, 2);
 }
 
+TEST_F(Training, AnEpochPublishesItsEncoderFileAndCheckpointTogetherOrNeither) {
+    // Both written: the result describes the file in place (without reading it back).
+    auto o = options(EncoderKind::SupervisedTumor, "both");
+    o.epochs = 1;
+    o.stepsPerEpoch = 1;
+    const TrainResult r = trainEncoder(o, bank, val);
+    const EncoderInfo onDisk = readEncoderInfo(o.out);
+    EXPECT_EQ(r.encoder.source, o.out.string());
+    EXPECT_EQ(r.encoder.hash, onDisk.hash);
+    EXPECT_EQ(r.encoder.name, onDisk.name);
+    EXPECT_EQ(r.encoder.codeSize, onDisk.codeSize);
+    EXPECT_TRUE(std::filesystem::exists(dir / "both.nicenc.ckpt"));
+
+    // The checkpoint cannot be written: the encoder file, written beside it, is not published either.
+    auto noCheckpoint = options(EncoderKind::SupervisedTumor, "nockpt");
+    noCheckpoint.epochs = 1;
+    noCheckpoint.stepsPerEpoch = 1;
+    noCheckpoint.checkpoint = dir / "no such folder" / "x.ckpt";
+    const std::string e = test::errorOf<IoError>([&] { trainEncoder(noCheckpoint, bank, val); });
+    EXPECT_EQ(e.rfind(noCheckpoint.checkpoint.string() + ": cannot write checkpoint: ", 0), 0U) << e;
+    EXPECT_FALSE(std::filesystem::exists(noCheckpoint.out));
+
+    // The encoder file cannot be written: the checkpoint, written beside it, is not published either.
+    auto noEncoder = options(EncoderKind::SupervisedTumor, "noenc");
+    noEncoder.epochs = 1;
+    noEncoder.stepsPerEpoch = 1;
+    noEncoder.out = dir / "no such folder" / "y.nicenc";
+    noEncoder.checkpoint = dir / "y.ckpt";
+    const std::string f = test::errorOf<IoError>([&] { trainEncoder(noEncoder, bank, val); });
+    EXPECT_EQ(f.rfind(noEncoder.out.string() + ": cannot write encoder file: ", 0), 0U) << f;
+    EXPECT_FALSE(std::filesystem::exists(noEncoder.checkpoint));
+
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+        EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path(); // no half files
+}
+
 TEST_F(Training, RejectsUnusableInput) {
     auto o = options(EncoderKind::SupervisedTumor, "x");
     PatchBank unlabelled(32);

@@ -157,6 +157,34 @@ TEST(TrainingCheckpoint, DamagedAndForeignFilesAreErrorsNamingTheFile) {
     EXPECT_FALSE(std::filesystem::exists(nowhere.parent_path()));
 }
 
+TEST(TrainingCheckpoint, AStagedCheckpointChangesNothingUntilPublished) {
+    test::TempDir dir;
+    const auto path = dir / "s.ckpt";
+    TrainingCheckpoint(path).save("{\"epoch\": 1}");
+    const std::string before = test::readFile(path);
+    {
+        TrainingCheckpoint staged(path);
+        staged.addBytes("bytes", "abc");
+        staged.stage("{\"epoch\": 2}");
+        EXPECT_EQ(test::readFile(path), before);
+        // destroyed unpublished: the temporary file goes with it
+    }
+    EXPECT_EQ(test::readFile(path), before);
+    TrainingCheckpoint staged(path);
+    staged.addBytes("bytes", "abc");
+    staged.stage("{\"epoch\": 2}");
+    staged.publish();
+    TrainingCheckpoint in = TrainingCheckpoint::open(path, c10::nullopt, "test checkpoint");
+    EXPECT_EQ(in.state().at("epoch"), 2);
+    EXPECT_EQ(in.readBytes("bytes"), "abc");
+    EXPECT_EQ(test::errorOf<Error>([&] { staged.publish(); }),
+              path.string() + ": cannot publish checkpoint: nothing was staged");
+    int files = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
+        ++files;
+    EXPECT_EQ(files, 1);
+}
+
 TEST(TrainingCheckpoint, ABytesRecordMustBeABytesTensor) {
     test::TempDir dir;
     const auto path = dir / "t.ckpt";

@@ -384,6 +384,11 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
 // ---------------------------------------------------------------------------------------- files
 
 EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module) {
+    return StagedEncoderFile(path, meta, module).publish();
+}
+
+StagedEncoderFile::StagedEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta,
+                                     torch::nn::Module& module) {
     const std::string metaJson = encoderMetaToJson(meta);
     const std::string hash = contentHash(metaJson, module);
     try {
@@ -393,13 +398,22 @@ EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMet
         ar.write("encoder", enc);
         ar.write("meta/json", c10::IValue(metaJson));
         ar.write("meta/hash", c10::IValue(hash));
-        AtomicFile file(path);
-        ar.save_to(file.tempPath().string());
-        file.commit();
+        auto file = std::make_unique<AtomicFile>(path);
+        ar.save_to(file->tempPath().string());
+        file->sync();
+        file_ = std::move(file);
     } catch (const c10::Error& e) {
         throw IoError(path.string() + ": cannot write encoder file: " + torchMessage(e));
     }
-    return makeInfo(meta, hash, path.string());
+    info_ = makeInfo(meta, hash, path.string());
+}
+
+EncoderInfo StagedEncoderFile::publish() {
+    if (!file_)
+        throw Error(info_.source + ": cannot publish encoder file: it was already published");
+    file_->publish();
+    file_.reset();
+    return info_;
 }
 
 std::unique_ptr<TorchPatchEncoder> readEncoderFile(const std::filesystem::path& path, torch::Device device,

@@ -1,10 +1,12 @@
 #pragma once
 // The LibTorch side of encoder files (internal to core_nn, its tests and benchmarks; includes torch).
+#include "core/base/atomicfile.h"
 #include "core/encoders/encoder.h"
 #include "core/encoders/modelmeta.h"
 #include "core/encoders/nn/modules.h"
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -91,7 +93,22 @@ private:
 
 /// Writes an encoder file atomically: `module`'s state under "encoder", the metadata and the hash.
 /// `module` must have the architecture buildEncoderModule(meta) builds. Returns the file's description.
+/// The same as StagedEncoderFile(path, meta, module).publish().
 EncoderInfo writeEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module);
+
+/// writeEncoderFile() in two halves: the constructor writes and syncs the file under a temporary name beside
+/// `path` (IoError naming `path` on failure); publish() renames it into place and returns its description.
+/// Destroyed unpublished, it removes the temporary file and leaves `path` as it was. The trainer stages the
+/// encoder file while the checkpoint is written on another thread, then publishes the two in order.
+class StagedEncoderFile {
+public:
+    StagedEncoderFile(const std::filesystem::path& path, const EncoderMeta& meta, torch::nn::Module& module);
+    EncoderInfo publish();
+
+private:
+    std::unique_ptr<AtomicFile> file_;
+    EncoderInfo info_;
+};
 
 /// Reads an encoder file (metadata check, shape check, hash check). Throws IoError (missing) / FormatError.
 /// `optimise`: see TorchPatchEncoder.

@@ -18,7 +18,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <limits>
+#include <optional>
 #include <random>
 #include <tuple>
 
@@ -120,8 +122,14 @@ nlohmann::ordered_json identity(const TrainOptions& o, int p, int classes) {
     return {{"kind", toString(o.kind)}, {"patch_size", p}, {"code_size", o.codeSize}, {"classes", classes}};
 }
 
-void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st,
-                     const nlohmann::ordered_json& id) {
+/// The checkpoint of the state `st` (its records added; state() is its state record, to stage or save).
+struct EpochCheckpoint {
+    TrainingCheckpoint file;
+    std::string state;
+};
+
+EpochCheckpoint epochCheckpoint(const std::filesystem::path& path, Session& s, const LoopState& st,
+                                const nlohmann::ordered_json& id) {
     json j(id);
     j["epoch"] = st.epoch;
     j["steps"] = st.steps;
@@ -134,12 +142,41 @@ void writeCheckpoint(const std::filesystem::path& path, Session& s, const LoopSt
     for (const auto& r : st.history)
         hist.push_back(recordToJson(r));
     j["history"] = hist;
-    TrainingCheckpoint checkpoint(path);
-    checkpoint.addModule("model", s.networks());
+    EpochCheckpoint c{TrainingCheckpoint(path), j.dump()};
+    c.file.addModule("model", s.networks());
     auto opts = s.optimizers();
     for (std::size_t i = 0; i < opts.size(); ++i)
-        checkpoint.addOptimizer("optimizer" + std::to_string(i), *opts[i]);
-    checkpoint.save(j.dump());
+        c.file.addOptimizer("optimizer" + std::to_string(i), *opts[i]);
+    return c;
+}
+
+/// The end of an epoch on disk: the checkpoint of `st` and, when `improvedMeta` is given (the epoch improved),
+/// the encoder file o.out with that metadata. The checkpoint is serialised and synced on a second thread while
+/// this one hashes, serialises and syncs the encoder file: one after the other they took 0.2-0.3 s at the end of
+/// an 8-step supervised run, of which the 70 MB checkpoint's fsync alone ~95 ms and the encoder's hash ~30 ms.
+/// The encoder file is then renamed into place before the checkpoint, as when they were written in turn, so
+/// that a checkpoint never counts an epoch whose best encoder is not in place. Returns the encoder file's
+/// description when one was written.
+std::optional<EncoderInfo> saveEpoch(const std::filesystem::path& ckpt, Session& s, const LoopState& st,
+                                     const nlohmann::ordered_json& id, const TrainOptions& o,
+                                     const EncoderMeta* improvedMeta) {
+    EpochCheckpoint c = epochCheckpoint(ckpt, s, st, id);
+    if (!improvedMeta) {
+        c.file.save(c.state);
+        return std::nullopt;
+    }
+    std::future<void> staging = std::async(std::launch::async, [&c] { c.file.stage(c.state); });
+    std::optional<StagedEncoderFile> encoder;
+    try {
+        encoder.emplace(o.out, *improvedMeta, s.encoderModule());
+    } catch (...) {
+        staging.wait(); // its thread reads the session's tensors; an error there is this one's consequence
+        throw;
+    }
+    staging.get();
+    const EncoderInfo info = encoder->publish();
+    c.file.publish();
+    return info;
 }
 
 LoopState readCheckpoint(const std::filesystem::path& path, Session& s, const nlohmann::ordered_json& id,
@@ -341,8 +378,8 @@ StopReason limitReached(const TrainOptions& o, const LoopState& state) {
 }
 
 /// Whether the validation of epoch `epoch` (in `rec`) beats the best so far (always, without a metric); if so it
-/// becomes the best and the encoder is published to o.out with its training record.
-bool keepIfImproved(Session& s, const TrainOptions& o, LoopState& st, const EpochRecord& rec, int epoch,
+/// becomes the best and `meta` gets its training record, for the encoder file saveEpoch() writes.
+bool keepIfImproved(const Session& s, const TrainOptions& o, LoopState& st, const EpochRecord& rec, int epoch,
                     EncoderMeta& meta, const std::string& metric, std::size_t trainPatches) {
     const bool hasMetric = o.kind != EncoderKind::Bigan;
     const bool improved = !hasMetric || !std::isfinite(st.best) ||
@@ -356,7 +393,6 @@ bool keepIfImproved(Session& s, const TrainOptions& o, LoopState& st, const Epoc
     if (hasMetric)
         training["validation"] = rec.validation;
     meta.trainingJson = training.dump();
-    writeEncoderFile(o.out, meta, s.encoderModule());
     return true;
 }
 
@@ -413,6 +449,7 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     TrainResult result;
     result.metric = s->metricName();
     const bool hasMetric = o.kind != EncoderKind::Bigan;
+    std::optional<EncoderInfo> written; // the encoder file this run last published
 
     std::int64_t totalSteps = o.epochs > 0 ? static_cast<std::int64_t>(steps) * o.epochs : 0;
     if (o.maxSteps > 0)
@@ -448,7 +485,8 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             st.epoch = epoch;
             st.steps += rec.steps;
             st.reason = limitReached(o, st);
-            writeCheckpoint(ckpt, *s, st, id);
+            if (auto info = saveEpoch(ckpt, *s, st, id, o, improved ? &meta : nullptr))
+                written = std::move(info);
             ctx.log(epochLogLine(o, rec, result.metric, hasMetric));
             if (o.onEpoch)
                 o.onEpoch(rec);
@@ -467,7 +505,8 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
     result.stoppedByLearningRate = result.stoppedByLearningRate || st.done;
     result.stopReason = st.reason;
     logTrainingEnd(ctx, st);
-    result.encoder = readEncoderInfo(o.out);
+    // What this run published, or (a resumed run that did not improve) what an earlier one did.
+    result.encoder = written ? *written : readEncoderInfo(o.out);
     return result;
 }
 

@@ -130,14 +130,27 @@ void TrainingCheckpoint::addGenerators(c10::Device device) {
 }
 
 void TrainingCheckpoint::save(const std::string& state) {
+    stage(state);
+    publish();
+}
+
+void TrainingCheckpoint::stage(const std::string& state) {
     try {
         out_.write("state/json", c10::IValue(state));
-        AtomicFile file(path_);
-        out_.save_to(file.tempPath().string());
-        file.commit();
+        auto file = std::make_unique<AtomicFile>(path_);
+        out_.save_to(file->tempPath().string());
+        file->sync();
+        staged_ = std::move(file);
     } catch (const c10::Error& e) {
         unwritable(e);
     }
+}
+
+void TrainingCheckpoint::publish() {
+    if (!staged_)
+        throw Error(path_.string() + ": cannot publish checkpoint: nothing was staged");
+    staged_->publish();
+    staged_.reset();
 }
 
 void TrainingCheckpoint::readModule(const std::string& key, torch::nn::Module& module) {

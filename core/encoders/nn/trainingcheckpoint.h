@@ -4,6 +4,8 @@
 // optimisers, byte blobs and random generators, beside the trainer's own state as a JSON string record
 // "state/json" (always written last), published atomically. Each trainer keeps its own state layout;
 // this module owns the archive, the identity check against the resuming run and the error wording.
+#include "core/base/atomicfile.h"
+
 #include <torch/serialize/archive.h>
 
 #include <c10/util/Optional.h>
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,8 +72,13 @@ public:
     /// dropout and other random layers draw from, so a resumed run draws what the uninterrupted one would.
     void addGenerators(c10::Device device);
     /// Writes the records and `state` (as "state/json") to path() atomically: the old file or the new one,
-    /// never half.
+    /// never half. The same as stage(state), then publish().
     void save(const std::string& state);
+    /// save()'s first half: writes and syncs the new file under a temporary name; path() is unchanged until
+    /// publish(), and if this object is destroyed first the temporary file is removed.
+    void stage(const std::string& state);
+    /// save()'s second half: renames what stage() wrote over path().
+    void publish();
 
     // --- reading (after open()) ----------------------------------------------------------------------------
 
@@ -94,6 +102,7 @@ private:
 
     std::filesystem::path path_;
     torch::serialize::OutputArchive out_;
+    std::unique_ptr<AtomicFile> staged_; ///< written by stage(), not yet published
     torch::serialize::InputArchive in_;
     nlohmann::ordered_json state_;
 };
