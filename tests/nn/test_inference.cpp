@@ -253,6 +253,45 @@ TEST(ApplyConv, IsTheLayersOwnForwardWithoutGradientsOrWithoutABias) {
     EXPECT_TRUE(torch::equal(y, conv(x)));
 }
 
+TEST(ApplyConv, AheadOfATrainingBatchNormTheBiasGradientIsExactlyZero) {
+    // A convolution block in training normalises the convolution's output with the batch's own mean, which
+    // removes the bias: LibTorch's separate operators give ∂b as a sum that is zero up to rounding, the block
+    // gives exactly zero, and the output, ∂x and ∂w are theirs. In evaluation BatchNorm's running mean does not
+    // cancel the bias, and ∂b is the sum again.
+    torch::manual_seed(13);
+    ConvBlock block(6, 10, 2);
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(6, 10, 3).stride(2).padding(1));
+    torch::nn::BatchNorm2d bn(10);
+    copyModule(*conv, *block->conv);
+    const auto values = torch::randn({8, 6, 16, 16}).contiguous(torch::MemoryFormat::ChannelsLast);
+    const auto g = torch::randn({8, 10, 8, 8}) + torch::arange(10, torch::kFloat).view({1, -1, 1, 1});
+    for (const bool training : {true, false}) {
+        SCOPED_TRACE(training ? "training" : "evaluation");
+        block->train(training);
+        bn->train(training);
+        block->zero_grad();
+        conv->zero_grad();
+        const auto x = values.clone().requires_grad_(true), xRef = values.clone().requires_grad_(true);
+        const auto y = block(x);
+        const auto yRef = torch::leaky_relu(bn(conv(xRef)), kLeakySlope);
+        EXPECT_TRUE(closeInFloat32(y, yRef));
+        y.backward(g);
+        yRef.backward(g);
+        EXPECT_TRUE(closeInFloat32(x.grad(), xRef.grad()));
+        EXPECT_TRUE(closeInFloat32(block->conv->weight.grad(), conv->weight.grad()));
+        const auto db = block->conv->bias.grad(), dbRef = conv->bias.grad();
+        ASSERT_TRUE(db.defined());
+        if (training) {
+            EXPECT_TRUE(torch::equal(db, torch::zeros({10})));
+            // LibTorch's sum is rounding: far below the weight gradient's scale.
+            EXPECT_LT(dbRef.abs().max().item<float>(), 1e-4F * conv->weight.grad().abs().max().item<float>());
+        } else {
+            EXPECT_TRUE(closeInFloat32(db, dbRef));
+            EXPECT_GT(db.abs().max().item<float>(), 1.0F);
+        }
+    }
+}
+
 // Training's dense products are cut into blocks of 256 along the output's longer side, one GEMM each,
 // spread over the threads (oneDNN's sgemm per block where the build has its header): shapes of several
 // blocks along columns (a wide layer) and along rows (a large batch), and one of a single block (run on the

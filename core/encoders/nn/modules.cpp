@@ -177,25 +177,27 @@ public:
 /// convolution_backward for ∂x and ∂w only and sums ∂y over the batch and the pixels for ∂b. oneDNN 2.6
 /// computes ∂b inside its weight-gradient kernel, which made that kernel several times slower on the
 /// encoders' first layer (3 → 32 channels, 128² → 64², batch 64, channels-last: 8.2 ms against 2.8 ms
-/// without ∂b, plus 0.8 ms for the sum) and 13 % slower on the second.
+/// without ∂b, plus 0.8 ms for the sum) and 13 % slower on the second. `biasCancelled`: ∂b is exactly zero
+/// (applyConv's batchNormNext) and is not summed.
 class ConvolutionFunction : public torch::autograd::Function<ConvolutionFunction> {
 public:
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
                                  const torch::Tensor& b, std::vector<std::int64_t> stride,
                                  std::vector<std::int64_t> padding, std::vector<std::int64_t> dilation,
-                                 std::int64_t groups) {
+                                 std::int64_t groups, bool biasCancelled) {
         ctx->save_for_backward({x, w});
         ctx->saved_data["stride"] = stride;
         ctx->saved_data["padding"] = padding;
         ctx->saved_data["dilation"] = dilation;
         ctx->saved_data["groups"] = groups;
+        ctx->saved_data["bias_cancelled"] = biasCancelled;
         return at::convolution(x, w, b, stride, padding, dilation, false, {0, 0}, groups);
     }
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grads) {
         const auto saved = ctx->get_saved_variables();
         const auto& dy = grads[0];
-        torch::autograd::variable_list out(7);
+        torch::autograd::variable_list out(8);
         if (!dy.defined())
             return out;
         if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1)) {
@@ -207,7 +209,8 @@ public:
             out[1] = dw;
         }
         if (ctx->needs_input_grad(2))
-            out[2] = dy.sum({0, 2, 3});
+            out[2] = ctx->saved_data["bias_cancelled"].toBool() ? torch::zeros({saved[1].size(0)}, dy.options())
+                                                                 : dy.sum({0, 2, 3});
         return out;
     }
 };
@@ -224,7 +227,7 @@ bool denseProductsOnOneDnn() {
 
 std::uint64_t denseBlocksOnOneDnn() { return oneDnnBlocks.load(std::memory_order_relaxed); }
 
-torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
+torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x, bool batchNormNext) {
     const auto& o = conv->options;
     const auto& w = conv->weight;
     const auto& b = conv->bias;
@@ -234,7 +237,8 @@ torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
         !torch::GradMode::is_enabled() || x.dim() != 4 || !denseFloatOnCpu(x, w))
         return conv(x);
     const auto vec = [](const torch::ExpandingArray<2>& a) { return std::vector<std::int64_t>(a->begin(), a->end()); };
-    return ConvolutionFunction::apply(x, w, b, vec(o.stride()), vec(*padding), vec(o.dilation()), o.groups());
+    return ConvolutionFunction::apply(x, w, b, vec(o.stride()), vec(*padding), vec(o.dilation()), o.groups(),
+                                      batchNormNext);
 }
 
 void checkEncoderShape(int patchSize, int codeSize) {
@@ -249,7 +253,7 @@ ConvBlockImpl::ConvBlockImpl(int in, int out, int stride) {
     bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
 torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) {
-    return bnFolded ? lraInPlace(conv(x)) : batchNormLeaky(*bn, applyConv(conv, x), kLeakySlope);
+    return bnFolded ? lraInPlace(conv(x)) : batchNormLeaky(*bn, applyConv(conv, x, bn->is_training()), kLeakySlope);
 }
 
 UpBlockImpl::UpBlockImpl(int in, int out) {
@@ -260,7 +264,7 @@ torch::Tensor UpBlockImpl::forward(const torch::Tensor& x) {
     auto up = F::interpolate(x, F::InterpolateFuncOptions()
                                     .scale_factor(std::vector<double>{2.0, 2.0})
                                     .mode(torch::kNearest));
-    return bnFolded ? lraInPlace(conv(up)) : batchNormLeaky(*bn, applyConv(conv, up), kLeakySlope);
+    return bnFolded ? lraInPlace(conv(up)) : batchNormLeaky(*bn, applyConv(conv, up, bn->is_training()), kLeakySlope);
 }
 
 DenseBlockImpl::DenseBlockImpl(int in, int out) {

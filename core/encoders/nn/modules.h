@@ -41,7 +41,12 @@ std::uint64_t denseBlocksOnOneDnn();
 /// of ∂y over batch and pixels: oneDNN's weight-gradient kernel with the bias in it ran several times
 /// slower on the encoders' first layer. Elsewhere the layer's own forward. Same values within float32
 /// rounding; the encoders' convolution, up-sampling and output layers call it.
-torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x);
+/// `batchNormNext`: the output goes straight into a BatchNorm in training mode, which normalises it with the
+/// batch's own mean and so removes any per-channel constant, the bias included. ∂b is then exactly zero and is
+/// given as zero instead of a sum of ∂y that is zero up to rounding (2-5 ms of a training step; Adam scales
+/// that rounding noise up to steps of the learning rate's order, which moved the bias without changing any
+/// output while BatchNorm's running mean trailed it).
+torch::Tensor applyConv(torch::nn::Conv2d& conv, const torch::Tensor& x, bool batchNormNext = false);
 
 /// Conv 3×3 (stride s, padding 1) → BN → LRA. bnFolded (set by foldBatchNorm): BN is in conv's weights.
 struct ConvBlockImpl : torch::nn::Module {
