@@ -4,6 +4,7 @@
 #include "core/base/jobcontext.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/trainer.h"
+#include "core/encoders/nn/trainingsessions.h"
 #include "nntestsupport.h"
 #include "testsupport.h"
 
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -275,6 +277,32 @@ TEST_F(Training, AnEpochPublishesItsEncoderFileAndCheckpointTogetherOrNeither) {
 
     for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
         EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path(); // no half files
+}
+
+TEST_F(Training, BatchesHoldTheBanksPatchesScaledBitForBit) {
+    // The sessions' batches, made in one pass each: the values LibTorch's operators give (bytes / 255 as planes;
+    // then 2u − 1), bit for bit; the model's input channels-last, as its first convolution reads it.
+    const std::vector<std::size_t> idx = {3, 0, 5, 5, 63};
+    const int p = bank.patchSize();
+    auto bytes = torch::empty({static_cast<std::int64_t>(idx.size()), p, p, 3}, torch::kUInt8);
+    for (std::size_t i = 0; i < idx.size(); ++i)
+        std::memcpy(bytes.data_ptr<std::uint8_t>() + i * bank.patchBytes(), bank.patch(idx[i]), bank.patchBytes());
+    const auto unit = bytes.permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0).contiguous();
+    const auto model = unit * 2.0 - 1.0;
+
+    const auto gathered = encodertraining::gatherUnit(bank, idx, torch::kCPU);
+    EXPECT_TRUE(gathered.is_contiguous());
+    EXPECT_TRUE(torch::equal(gathered, unit));
+    const auto scaled = encodertraining::unitToModel(unit);
+    EXPECT_TRUE(scaled.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(scaled, model));
+    const auto direct = encodertraining::gatherModelInput(bank, idx, torch::kCPU);
+    EXPECT_TRUE(direct.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(direct, model));
+    EXPECT_EQ(direct.min().item<float>(), model.min().item<float>());
+    // A batch that is not a contiguous float map (a view) takes the operators.
+    const auto view = unit.narrow(2, 1, 8);
+    EXPECT_TRUE(torch::equal(encodertraining::unitToModel(view), view * 2.0 - 1.0));
 }
 
 TEST_F(Training, RejectsUnusableInput) {

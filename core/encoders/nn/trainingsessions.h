@@ -53,6 +53,15 @@ public:
     }
 };
 
+/// Bank patches `idx` as a float batch [N, 3, P, P] in [0, 1] on `device`, planar (what the augmentation reads).
+torch::Tensor gatherUnit(const PatchBank& bank, const std::vector<std::size_t>& idx, torch::Device device);
+/// A [0, 1] batch as the model's input in [−1, 1]: 2u − 1, channels-last on the CPU (the first convolution's own
+/// layout, as the weights are kept).
+torch::Tensor unitToModel(const torch::Tensor& unit);
+/// unitToModel(gatherUnit(bank, idx, device)) without the planar batch between them (the sessions that do not
+/// augment): on the CPU one pass from the bank's bytes, which are already in channels-last order.
+torch::Tensor gatherModelInput(const PatchBank& bank, const std::vector<std::size_t>& idx, torch::Device device);
+
 /// The augmentation strength of a run: the option, else the kind's default (1.0 contrastive, 0.25 supervised,
 /// 0 otherwise).
 double augmentStrength(const TrainOptions& o);
