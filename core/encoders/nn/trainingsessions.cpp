@@ -85,8 +85,8 @@ torch::Tensor gatherModelInput(const PatchBank& bank, const std::vector<std::siz
     const auto n = static_cast<std::int64_t>(idx.size());
     const int p = bank.patchSize();
     // The bank's bytes are interleaved, pixel by pixel: the channels-last order itself.
-    auto out =
-        torch::empty({n, 3, p, p}, torch::TensorOptions(torch::kFloat).memory_format(torch::MemoryFormat::ChannelsLast));
+    const auto layout = torch::TensorOptions(torch::kFloat).memory_format(torch::MemoryFormat::ChannelsLast);
+    auto out = torch::empty({n, 3, p, p}, layout);
     const auto bytes = static_cast<std::int64_t>(bank.patchBytes());
     float* dst = out.data_ptr<float>();
     at::parallel_for(0, n, 1, [&](std::int64_t first, std::int64_t last) {
