@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <unistd.h>
+#include <utility>
 
 namespace nic {
 
@@ -59,6 +60,60 @@ void AtomicFile::publish() {
     if (::rename(temp_.c_str(), target_.c_str()) != 0)
         throw IoError(target_.string() + ": cannot rename temporary file into place: " + std::strerror(errno));
     committed_ = true;
+}
+
+WriteBehindFile::WriteBehindFile(const AtomicFile& file, std::string what)
+    : target_(file.target()), what_(std::move(what)) {
+    fd_ = ::open(file.tempPath().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+        throw IoError(failure(errno));
+}
+
+std::string WriteBehindFile::failure(int err) const {
+    return target_.string() + ": " + what_ + ": " + std::strerror(err);
+}
+
+WriteBehindFile::~WriteBehindFile() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+std::size_t WriteBehindFile::write(const void* data, std::size_t n) {
+    if (!error_.empty() || fd_ < 0)
+        return 0;
+    const auto* p = static_cast<const char*>(data);
+    std::size_t done = 0;
+    while (done < n) {
+        const ssize_t k = ::write(fd_, p + done, n - done);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            error_ = failure(errno);
+            return done;
+        }
+        done += static_cast<std::size_t>(k);
+    }
+    written_ += n;
+#ifdef __linux__
+    // Only a hint: where the file system does not take it, sync() writes everything as before.
+    if (written_ - handedOver_ >= kStretch) {
+        ::sync_file_range(fd_, static_cast<off_t>(handedOver_), static_cast<off_t>(written_ - handedOver_),
+                          SYNC_FILE_RANGE_WRITE);
+        handedOver_ = written_;
+    }
+#endif
+    return n;
+}
+
+void WriteBehindFile::close() {
+    const int fd = fd_;
+    fd_ = -1;
+    const bool closed = fd < 0 || ::close(fd) == 0;
+    const int closeErrno = errno;
+    if (!error_.empty())
+        throw IoError(error_);
+    if (!closed)
+        throw IoError(failure(closeErrno));
 }
 
 void writeFileAtomically(const std::filesystem::path& target, const std::string& bytes) {

@@ -1,7 +1,10 @@
 #pragma once
 // Atomic publication of output files (house style #7): write to a temporary name beside the
 // target, then rename() over it. A crash or cancel leaves the old file or nothing, never half a file.
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace nic {
 
@@ -31,6 +34,39 @@ private:
     std::filesystem::path temp_;
     bool synced_ = false;
     bool committed_ = false;
+};
+
+/// Writes an AtomicFile's temporary file front to back, handing every completed stretch of kStretch bytes to the
+/// kernel's write-back as it goes (Linux: sync_file_range), so that the AtomicFile's sync() then waits for the
+/// last stretch instead of the whole file: the disk writes while the caller is still producing bytes. Write
+/// errors do not throw from write() (a serialiser may call it from code that must not unwind): write() returns
+/// fewer bytes than asked and error() holds "<target>: <what>: <cause>"; close() throws that IoError.
+class WriteBehindFile {
+public:
+    static constexpr std::uint64_t kStretch = 8ULL << 20;
+
+    /// Creates (truncates) `file`'s temporary file. IoError "<target>: <what>: <cause>" ("cannot write checkpoint").
+    explicit WriteBehindFile(const AtomicFile& file, std::string what = "cannot write");
+    ~WriteBehindFile();
+    WriteBehindFile(const WriteBehindFile&) = delete;
+    WriteBehindFile& operator=(const WriteBehindFile&) = delete;
+
+    /// Appends `n` bytes; returns n, or fewer after an error (then error() says which).
+    std::size_t write(const void* data, std::size_t n);
+    /// "" while every write succeeded.
+    const std::string& error() const { return error_; }
+    /// Closes the file; throws IoError with error() if a write failed, or if closing fails.
+    void close();
+
+private:
+    std::string failure(int err) const;
+
+    std::filesystem::path target_;
+    std::string what_;
+    int fd_ = -1;
+    std::uint64_t written_ = 0;
+    std::uint64_t handedOver_ = 0; ///< bytes already given to write-back
+    std::string error_;
 };
 
 /// Writes `bytes` to `target` atomically. Throws IoError naming the file and the cause.

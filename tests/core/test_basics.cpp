@@ -6,7 +6,9 @@
 #include "core/slide/resample.h"
 #include "testsupport.h"
 
+#include <algorithm>
 #include <fstream>
+#include <string>
 #include <thread>
 
 using namespace nic;
@@ -81,6 +83,33 @@ TEST(AtomicFile, SyncedFilesStayUnpublishedUntilPublished) {
     for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
         ++files;
     EXPECT_EQ(files, 1);
+}
+
+TEST(AtomicFile, WriteBehindWritesEveryByteAcrossItsStretches) {
+    test::TempDir dir;
+    const auto target = dir / "big.bin";
+    std::string bytes(2 * WriteBehindFile::kStretch + 12345, '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<char>((i * 2654435761U) >> 13);
+    AtomicFile file(target);
+    WriteBehindFile sink(file);
+    // Pieces of uneven sizes, as a serialiser hands them over, some across a stretch's end.
+    std::size_t at = 0, piece = 1;
+    while (at < bytes.size()) {
+        const std::size_t n = std::min(piece, bytes.size() - at);
+        EXPECT_EQ(sink.write(bytes.data() + at, n), n);
+        at += n;
+        piece = piece * 7 % 3000001 + 1;
+    }
+    EXPECT_EQ(sink.error(), "");
+    sink.close();
+    file.commit();
+    EXPECT_EQ(test::readFile(target), bytes);
+
+    const auto nowhere = dir / "no such folder" / "x.bin";
+    AtomicFile missing(nowhere);
+    EXPECT_EQ(test::errorOf<IoError>([&] { WriteBehindFile unused(missing, "cannot write the test file"); }),
+              nowhere.string() + ": cannot write the test file: No such file or directory");
 }
 
 TEST(AtomicFile, UnwritableDirectoryNamesTheFile) {

@@ -391,6 +391,8 @@ StagedEncoderFile::StagedEncoderFile(const std::filesystem::path& path, const En
                                      torch::nn::Module& module) {
     const std::string metaJson = encoderMetaToJson(meta);
     const std::string hash = contentHash(metaJson, module);
+    auto file = std::make_unique<AtomicFile>(path);
+    WriteBehindFile sink(*file, "cannot write encoder file"); // the disk writes while LibTorch serialises
     try {
         torch::serialize::OutputArchive ar;
         torch::serialize::OutputArchive enc;
@@ -398,13 +400,15 @@ StagedEncoderFile::StagedEncoderFile(const std::filesystem::path& path, const En
         ar.write("encoder", enc);
         ar.write("meta/json", c10::IValue(metaJson));
         ar.write("meta/hash", c10::IValue(hash));
-        auto file = std::make_unique<AtomicFile>(path);
-        ar.save_to(file->tempPath().string());
-        file->sync();
-        file_ = std::move(file);
+        ar.save_to([&sink](const void* data, std::size_t n) { return sink.write(data, n); });
     } catch (const c10::Error& e) {
+        if (!sink.error().empty()) // LibTorch's words for a short write hide the cause
+            throw IoError(sink.error());
         throw IoError(path.string() + ": cannot write encoder file: " + torchMessage(e));
     }
+    sink.close();
+    file->sync();
+    file_ = std::move(file);
     info_ = makeInfo(meta, hash, path.string());
 }
 

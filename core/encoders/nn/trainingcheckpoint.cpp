@@ -135,15 +135,19 @@ void TrainingCheckpoint::save(const std::string& state) {
 }
 
 void TrainingCheckpoint::stage(const std::string& state) {
+    auto file = std::make_unique<AtomicFile>(path_);
+    WriteBehindFile sink(*file, "cannot write checkpoint"); // the disk writes while LibTorch serialises
     try {
         out_.write("state/json", c10::IValue(state));
-        auto file = std::make_unique<AtomicFile>(path_);
-        out_.save_to(file->tempPath().string());
-        file->sync();
-        staged_ = std::move(file);
+        out_.save_to([&sink](const void* data, std::size_t n) { return sink.write(data, n); });
     } catch (const c10::Error& e) {
+        if (!sink.error().empty()) // LibTorch's words for a short write hide the cause
+            throw IoError(sink.error());
         unwritable(e);
     }
+    sink.close();
+    file->sync();
+    staged_ = std::move(file);
 }
 
 void TrainingCheckpoint::publish() {
