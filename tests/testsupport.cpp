@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <csignal>
 #include <random>
 #include <sstream>
 #include <sys/wait.h>
@@ -15,6 +16,20 @@ std::filesystem::path sharedDataDir() {
     if (const char* env = std::getenv("NIC_SHARED_DATA"))
         return env;
     return NIC_SHARED_DATA_DIR;
+}
+
+FileSizeLimit::FileSizeLimit(std::uint64_t bytes) {
+    oldHandler_ = std::signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit lower = old_;
+    lower.rlim_cur = static_cast<rlim_t>(bytes);
+    if (setrlimit(RLIMIT_FSIZE, &lower) != 0)
+        ADD_FAILURE() << "cannot lower the file size limit";
+}
+
+FileSizeLimit::~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, oldHandler_);
 }
 
 TempDir::TempDir() {

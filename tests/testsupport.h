@@ -1,7 +1,10 @@
 #pragma once
 // Helpers shared by the test suite: where the shared real data lives, and scratch directories.
+#include <cstdint>
 #include <filesystem>
 #include <string>
+
+#include <sys/resource.h>
 
 #include <gtest/gtest.h>
 
@@ -31,6 +34,20 @@ public:
 
 private:
     std::filesystem::path path_;
+};
+
+/// While alive, no file this process writes may grow past `bytes` (RLIMIT_FSIZE, with SIGXFSZ ignored): a write
+/// beyond it fails with EFBIG ("File too large"), as a write to a full disk fails, part of the way through a file.
+class FileSizeLimit {
+public:
+    explicit FileSizeLimit(std::uint64_t bytes);
+    ~FileSizeLimit();
+    FileSizeLimit(const FileSizeLimit&) = delete;
+    FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+private:
+    rlimit old_{};
+    void (*oldHandler_)(int) = nullptr;
 };
 
 /// Runs `f` and returns the what() of the exception of type E it throws, or "<no error>".

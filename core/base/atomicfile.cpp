@@ -78,9 +78,9 @@ WriteBehindFile::~WriteBehindFile() {
         ::close(fd_);
 }
 
-std::size_t WriteBehindFile::write(const void* data, std::size_t n) {
-    if (!error_.empty() || fd_ < 0)
-        return 0;
+std::size_t WriteBehindFile::write(const void* data, std::size_t n) noexcept {
+    if (errno_ != 0 || fd_ < 0)
+        return n;
     const auto* p = static_cast<const char*>(data);
     std::size_t done = 0;
     while (done < n) {
@@ -88,8 +88,8 @@ std::size_t WriteBehindFile::write(const void* data, std::size_t n) {
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            error_ = failure(errno);
-            return done;
+            errno_ = errno;
+            return n;
         }
         done += static_cast<std::size_t>(k);
     }
@@ -105,13 +105,15 @@ std::size_t WriteBehindFile::write(const void* data, std::size_t n) {
     return n;
 }
 
+std::string WriteBehindFile::error() const { return errno_ != 0 ? failure(errno_) : std::string(); }
+
 void WriteBehindFile::close() {
     const int fd = fd_;
     fd_ = -1;
     const bool closed = fd < 0 || ::close(fd) == 0;
     const int closeErrno = errno;
-    if (!error_.empty())
-        throw IoError(error_);
+    if (errno_ != 0)
+        throw IoError(failure(errno_));
     if (!closed)
         throw IoError(failure(closeErrno));
 }

@@ -39,8 +39,10 @@ private:
 /// Writes an AtomicFile's temporary file front to back, handing every completed stretch of kStretch bytes to the
 /// kernel's write-back as it goes (Linux: sync_file_range), so that the AtomicFile's sync() then waits for the
 /// last stretch instead of the whole file: the disk writes while the caller is still producing bytes. Write
-/// errors do not throw from write() (a serialiser may call it from code that must not unwind): write() returns
-/// fewer bytes than asked and error() holds "<target>: <what>: <cause>"; close() throws that IoError.
+/// errors neither throw from write() nor shorten what it reports: LibTorch's archive writer calls it from inside
+/// its zip library, and a short write there ends in std::terminate (its writer's destructor throws again while
+/// the first error unwinds). write() keeps the first error's errno, drops everything after it and reports every
+/// byte written; close() then throws IoError "<target>: <what>: <cause>".
 class WriteBehindFile {
 public:
     static constexpr std::uint64_t kStretch = 8ULL << 20;
@@ -51,10 +53,10 @@ public:
     WriteBehindFile(const WriteBehindFile&) = delete;
     WriteBehindFile& operator=(const WriteBehindFile&) = delete;
 
-    /// Appends `n` bytes; returns n, or fewer after an error (then error() says which).
-    std::size_t write(const void* data, std::size_t n);
-    /// "" while every write succeeded.
-    const std::string& error() const { return error_; }
+    /// Appends `n` bytes and returns n, even after an error (see above); allocates nothing and never throws.
+    std::size_t write(const void* data, std::size_t n) noexcept;
+    /// "" while every write succeeded, else "<target>: <what>: <cause>" for the first that failed.
+    std::string error() const;
     /// Closes the file; throws IoError with error() if a write failed, or if closing fails.
     void close();
 
@@ -66,7 +68,8 @@ private:
     int fd_ = -1;
     std::uint64_t written_ = 0;
     std::uint64_t handedOver_ = 0; ///< bytes already given to write-back
-    std::string error_;
+    int errno_ = 0;                ///< the first failed write's
+
 };
 
 /// Writes `bytes` to `target` atomically. Throws IoError naming the file and the cause.

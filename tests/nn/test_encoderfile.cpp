@@ -77,6 +77,24 @@ TEST(EncoderFactory, DifferentWeightsGiveDifferentHashes) {
     EXPECT_EQ(a->info().hash, a2->info().hash);
 }
 
+TEST(EncoderFactory, AFileThatCannotBeWrittenToTheEndIsAnErrorAndLeavesNothing) {
+    // Part of the way through the file (a 1 MiB file size limit under the VAE encoder's 6 MB), as on a full disk.
+    test::TempDir dir;
+    ComputeOptions cpu;
+    cpu.device = "cpu";
+    auto enc = createEncoder(EncoderKind::Vae, 32, 8, 0, 1, cpu);
+    const auto path = dir / "e.nicenc";
+    std::string e;
+    {
+        const test::FileSizeLimit limit(1 << 20);
+        e = test::errorOf<IoError>([&] { saveEncoder(*enc, path); });
+    }
+    EXPECT_EQ(e, path.string() + ": cannot write encoder file: File too large");
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+    saveEncoder(*enc, path); // without the limit
+    EXPECT_EQ(readEncoderInfo(path).hash, enc->info().hash);
+}
+
 TEST(EncoderFactory, MissingFileIsAnIoError) {
     try {
         loadEncoder("/nonexistent/enc.nicenc");

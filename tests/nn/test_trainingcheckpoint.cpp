@@ -185,6 +185,30 @@ TEST(TrainingCheckpoint, AStagedCheckpointChangesNothingUntilPublished) {
     EXPECT_EQ(files, 1);
 }
 
+TEST(TrainingCheckpoint, AWriteThatFailsPartWayIsAnErrorNamingItsCause) {
+    // The disk fills part of the way through the archive (here: a file size limit of 1 MiB under 2 MiB of
+    // weights). LibTorch's writer must not see a short write (it then ends the process); the error names the
+    // checkpoint and the cause, and the previous checkpoint stays as it was.
+    test::TempDir dir;
+    const auto path = dir / "f.ckpt";
+    TrainingCheckpoint(path).save("{\"epoch\": 1}");
+    const std::string before = test::readFile(path);
+    torch::nn::Linear big(512, 1024);
+    std::string e;
+    {
+        const test::FileSizeLimit limit(1 << 20);
+        TrainingCheckpoint c(path);
+        c.addModule("model", *big);
+        e = test::errorOf<IoError>([&] { c.save("{\"epoch\": 2}"); });
+    }
+    EXPECT_EQ(e, path.string() + ": cannot write checkpoint: File too large");
+    EXPECT_EQ(test::readFile(path), before);
+    int files = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path()))
+        ++files;
+    EXPECT_EQ(files, 1);
+}
+
 TEST(TrainingCheckpoint, ABytesRecordMustBeABytesTensor) {
     test::TempDir dir;
     const auto path = dir / "t.ckpt";

@@ -402,8 +402,6 @@ StagedEncoderFile::StagedEncoderFile(const std::filesystem::path& path, const En
         ar.write("meta/hash", c10::IValue(hash));
         ar.save_to([&sink](const void* data, std::size_t n) { return sink.write(data, n); });
     } catch (const c10::Error& e) {
-        if (!sink.error().empty()) // LibTorch's words for a short write hide the cause
-            throw IoError(sink.error());
         throw IoError(path.string() + ": cannot write encoder file: " + torchMessage(e));
     }
     sink.close();

@@ -141,8 +141,6 @@ void TrainingCheckpoint::stage(const std::string& state) {
         out_.write("state/json", c10::IValue(state));
         out_.save_to([&sink](const void* data, std::size_t n) { return sink.write(data, n); });
     } catch (const c10::Error& e) {
-        if (!sink.error().empty()) // LibTorch's words for a short write hide the cause
-            throw IoError(sink.error());
         unwritable(e);
     }
     sink.close();
