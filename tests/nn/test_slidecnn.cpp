@@ -203,6 +203,14 @@ TEST(SlideCnn, ModelFilesRoundTripAndRefuseMismatches) {
         EXPECT_NE(std::string(e.what()).find("does not match the stored architecture"), std::string::npos) << e.what();
     }
     EXPECT_THROW(loadSlideModel(dir / "missing.pt", "cpu"), IoError);
+    // A disk that fills part of the way through the file: an error naming it and the cause, and the model
+    // written before stays whole.
+    {
+        const test::FileSizeLimit limit(2048);
+        EXPECT_EQ(test::errorOf<IoError>([&] { saveSlideModel(net, lie, dir / "m.pt"); }),
+                  (dir / "m.pt").string() + ": cannot write slide model: File too large");
+    }
+    EXPECT_EQ(loadSlideModel(dir / "m.pt", "cpu").meta.config, meta.config);
     std::ofstream(dir / "junk.pt") << "not a model";
     const std::string junk = test::errorOf<FormatError>([&] { loadSlideModel(dir / "junk.pt", "cpu"); });
     EXPECT_EQ(junk.rfind((dir / "junk.pt").string() + ": cannot read slide model: ", 0), 0U) << junk;

@@ -132,14 +132,17 @@ torch::Tensor SlideCnnImpl::l2Penalty() {
 
 void saveSlideModel(SlideCnn& net, const SlideModelMeta& meta, const std::filesystem::path& path) {
     AtomicFile file(path);
+    // Not save_to(file name): LibTorch 1.13 ends the process when a write fails part of the way (a full disk).
+    WriteBehindFile sink(file, "cannot write slide model");
     try {
         torch::serialize::OutputArchive ar;
         net->save(ar);
         ar.write("meta/json", c10::IValue(meta.toJson()));
-        ar.save_to(file.tempPath().string());
+        ar.save_to([&sink](const void* data, std::size_t n) { return sink.write(data, n); });
     } catch (const c10::Error& e) {
         throw IoError(path.string() + ": cannot write slide model: " + e.what_without_backtrace());
     }
+    sink.close();
     file.commit();
 }
 
