@@ -188,12 +188,13 @@ int main(int argc, char** argv) {
                 const nic::EpochRecord last = r.history.empty() ? nic::EpochRecord{} : r.history.back();
                 const double made = last.dataSeconds, waited = last.dataWaitSeconds;
                 stepSeconds[prefetch ? 0 : 1] += last.stepSeconds;
+                const double rest = s - last.stepSeconds - last.validationSeconds;
                 std::printf("    the run's %.2f s: steps %.2f s (%.3f x the limit), validation %.2f s, the rest %.2f s "
-                            "(set-up, encoder file and checkpoint)\n",
+                            "(writing the encoder file and checkpoint %.2f s, set-up and the rest %.2f s)\n",
                             s, last.stepSeconds,
                             last.stepSeconds > 0 ? trainSteps * patchesPerStep / last.stepSeconds * perPatch / 1e9 / rate.gflops
                                                  : 0.0,
-                            last.validationSeconds, s - last.stepSeconds - last.validationSeconds);
+                            last.validationSeconds, rest, r.saveSeconds, rest - r.saveSeconds);
                 std::printf("    sys/user %.3f, %.2f cores busy, %.2f s per step, %.0f page faults per step; batches "
                             "made in %.2f s (%.0f %% of the run), training thread waited %.2f s for them\n",
                             trainClock.sysPerUser(), trainClock.coresBusy(), s / trainSteps,

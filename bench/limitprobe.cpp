@@ -565,10 +565,12 @@ void printTrainingStepProfile(const TrainOptions& o, const PatchBank& bank, doub
         if (std::string(opGroup(name)).rfind("the rest", 0) == 0)
             rest.emplace_back(us, name);
     std::sort(rest.rbegin(), rest.rend());
-    std::printf("      the rest's largest:");
-    for (std::size_t i = 0; i < rest.size() && i < 5; ++i)
-        std::printf("%s %s %.1f ms", i ? "," : "", rest[i].second.c_str(), rest[i].first / 1000.0 / profiled);
-    std::printf("\n");
+    if (!rest.empty()) {
+        std::printf("      the rest's largest:");
+        for (std::size_t i = 0; i < rest.size() && i < 5; ++i)
+            std::printf("%s %s %.1f ms", i ? "," : "", rest[i].second.c_str(), rest[i].first / 1000.0 / profiled);
+        std::printf("\n");
+    }
     printConvLayers(profile, profiled, total / profiled, rate);
     printOptimiserComparison(session->networks());
     printBatchMaking(*session, idx, o.seed);

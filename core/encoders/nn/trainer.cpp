@@ -485,8 +485,10 @@ TrainResult trainEncoder(const TrainOptions& o, const PatchBank& trainBank, cons
             st.epoch = epoch;
             st.steps += rec.steps;
             st.reason = limitReached(o, st);
+            const auto w0 = std::chrono::steady_clock::now();
             if (auto info = saveEpoch(ckpt, *s, st, id, o, improved ? &meta : nullptr))
                 written = std::move(info);
+            result.saveSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
             ctx.log(epochLogLine(o, rec, result.metric, hasMetric));
             if (o.onEpoch)
                 o.onEpoch(rec);

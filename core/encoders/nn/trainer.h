@@ -104,6 +104,7 @@ struct TrainResult {
     bool stoppedByLearningRate = false;
     StopReason stopReason = StopReason::None; ///< lr-floor, step-cap or epoch-cap
     std::vector<EpochRecord> history;
+    double saveSeconds = 0.0; ///< this run's time writing encoder files and checkpoints, all epochs together
 };
 
 /// Whether trainEncoder makes the batches of a run with these options on the prefetch thread, on this machine
