@@ -56,6 +56,13 @@ std::string nicCommand(const std::string& args) { return shellQuoted(nicExecutab
 
 std::string shellQuoted(const std::filesystem::path& path) { return "'" + path.string() + "'"; }
 
+int entriesIn(const std::filesystem::path& dir) {
+    int n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir))
+        ++n;
+    return n;
+}
+
 std::string readFile(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream ss;

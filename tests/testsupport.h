@@ -74,4 +74,7 @@ int runCommand(const std::string& command, std::string* out = nullptr, std::stri
 /// The whole file as bytes ("" when it cannot be read).
 std::string readFile(const std::filesystem::path& path);
 
+/// How many entries folder `dir` holds (no temporary file left beside an output: the outputs alone).
+int entriesIn(const std::filesystem::path& dir);
+
 } // namespace nic::test

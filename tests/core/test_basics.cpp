@@ -56,10 +56,7 @@ TEST(AtomicFile, UncommittedLeavesOldContentAndNoTemp) {
     std::string content;
     in >> content;
     EXPECT_EQ(content, "old");
-    int files = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
-        ++files;
-    EXPECT_EQ(files, 1);
+    EXPECT_EQ(test::entriesIn(dir.path()), 1);
 }
 
 TEST(AtomicFile, SyncedFilesStayUnpublishedUntilPublished) {
@@ -79,10 +76,7 @@ TEST(AtomicFile, SyncedFilesStayUnpublishedUntilPublished) {
         // b is destroyed unpublished (its writer failed after syncing): as if it had never been written.
     }
     EXPECT_FALSE(std::filesystem::exists(second));
-    int files = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
-        ++files;
-    EXPECT_EQ(files, 1);
+    EXPECT_EQ(test::entriesIn(dir.path()), 1);
 }
 
 TEST(AtomicFile, WriteBehindWritesEveryByteAcrossItsStretches) {

@@ -179,10 +179,7 @@ TEST(TrainingCheckpoint, AStagedCheckpointChangesNothingUntilPublished) {
     EXPECT_EQ(in.readBytes("bytes"), "abc");
     EXPECT_EQ(test::errorOf<Error>([&] { staged.publish(); }),
               path.string() + ": cannot publish checkpoint: nothing was staged");
-    int files = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
-        ++files;
-    EXPECT_EQ(files, 1);
+    EXPECT_EQ(test::entriesIn(dir.path()), 1);
 }
 
 TEST(TrainingCheckpoint, AWriteThatFailsPartWayIsAnErrorNamingItsCause) {
@@ -203,10 +200,7 @@ TEST(TrainingCheckpoint, AWriteThatFailsPartWayIsAnErrorNamingItsCause) {
     }
     EXPECT_EQ(e, path.string() + ": cannot write checkpoint: File too large");
     EXPECT_EQ(test::readFile(path), before);
-    int files = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path()))
-        ++files;
-    EXPECT_EQ(files, 1);
+    EXPECT_EQ(test::entriesIn(dir.path()), 1);
 }
 
 TEST(TrainingCheckpoint, ABytesRecordMustBeABytesTensor) {

@@ -142,10 +142,7 @@ TEST_F(FigureExportTest, PngHasTheRequestedSizeAndShowsTissueAtFullDetail) {
     EXPECT_TRUE(colorNear(img, {256 * k + 2, 640 * k}, nic::test::kTissue));
     EXPECT_TRUE(colorNear(img, {256 * k - 3, 640 * k}, nic::test::kGlass));
     // No temporary file left beside it.
-    int files = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path()))
-        ++files;
-    EXPECT_EQ(files, 2); // the slide and the figure
+    EXPECT_EQ(test::entriesIn(dir.path()), 2); // the slide and the figure
 }
 
 TEST_F(FigureExportTest, PngOfTheCurrentViewScalesItAndCarriesHeatmapAnnotationsLegend) {

@@ -79,10 +79,7 @@ void expectValidFigureExports(PlotWidget& plot, const test::TempDir& dir, const 
             fs::copy_file(dir / (stem + ext), fs::path(keep) / (stem + ext), fs::copy_options::overwrite_existing);
     }
     // Nothing but the three files (no temporaries left by QSaveFile).
-    int files = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path()))
-        ++files;
-    EXPECT_GE(files, 3);
+    EXPECT_GE(test::entriesIn(dir.path()), 3);
 }
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
