@@ -9,7 +9,9 @@
 //
 // 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px.
 // 2. Encoder forward throughput: the first tissue patches of the slide, read once into batches, then
-//    encoder.encode() on those same batches for ≥ 10 s (no reading, no writing).
+//    encoder.encode() on those same batches for ≥ 10 s (no reading, no writing). When a LibTorch encoder runs
+//    its forward pass straight on oneDNN (OneDnnChain, the default on the CPU), also the same encoder through its
+//    LibTorch modules (NIC_ONEDNN_INFERENCE=0), alternated with it, and the ratio of the two.
 // 3. compressSlide pipelined (readers ‖ encoder ‖ HDF5 writer) and serial (read → encode → write on one
 //    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
 // 4. Ratios pipeline / forward (target ≥ 0.95: reading and writing hidden behind compute) and
@@ -40,6 +42,7 @@
 #include "core/encoders/nn/flopcount.h"
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -215,6 +218,93 @@ ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     return r;
 }
 
+struct ForwardRate {
+    double perSecond = 0, cpuMs = 0, sysShare = 0, seconds = 0;
+    int threads = 1;
+};
+
+/// encoder.encode() on the same `nb` batches over and over for `seconds`, on the pipeline's inference threads.
+ForwardRate timeForward(PatchEncoder& enc, const std::vector<std::uint8_t>& batches, int nb, int batch, double seconds) {
+    const std::size_t patchBytes =
+        static_cast<std::size_t>(enc.info().patchSize) * static_cast<std::size_t>(enc.info().patchSize) * 3U;
+    // The same inference threads as the pipeline: the encoder and its replicas, each on a thread of
+    // its own, as compressSlide's inference stage calls them (with Debian's LibTorch the same encode()
+    // costs about 1.6x the CPU time when called from the main thread: 7.6 vs 4.7 ms per BiGAN patch).
+    const std::shared_ptr<void> keptBuffers = enc.keepBuffers(); // as compressSlide holds it
+    const EncoderInstances encoders(enc, gInferenceThreads);
+    std::atomic<long long> patchesDone{0};
+    std::atomic<int> warm{0};
+    std::atomic<bool> stop{false};
+    auto work = [&](PatchEncoder* e, std::size_t first) {
+        std::vector<float> out(static_cast<std::size_t>(batch * e->info().codeSize));
+        for (int b = 0; b < std::min(nb, 2); ++b) // warm-up: first calls allocate and start the thread pool
+            e->encode(batches.data() + static_cast<std::size_t>(b * batch) * patchBytes, batch, out.data());
+        ++warm;
+        while (warm.load() < encoders.size())
+            std::this_thread::yield();
+        for (std::size_t b = first; !stop.load(); b = (b + 1) % static_cast<std::size_t>(nb)) {
+            e->encode(batches.data() + b * static_cast<std::size_t>(batch) * patchBytes, batch, out.data());
+            patchesDone += batch;
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int k = 0; k < encoders.size(); ++k)
+        threads.emplace_back(work, &encoders[k], static_cast<std::size_t>(k * nb / encoders.size()));
+    while (warm.load() < encoders.size())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const double sys0 = sysSeconds(), cpu0 = bench::cpuSeconds();
+    const long long done0 = patchesDone.load();
+    const auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const long long done = patchesDone.load() - done0;
+    ForwardRate r;
+    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double cpuEnd = bench::cpuSeconds(), sysEnd = sysSeconds();
+    stop = true;
+    for (auto& t : threads)
+        t.join();
+    r.perSecond = static_cast<double>(done) / r.seconds;
+    const double sysD = sysEnd - sys0;
+    r.sysShare = sysD / std::max(1e-9, cpuEnd - cpu0 - sysD); // system / user time
+    r.cpuMs = (cpuEnd - cpu0) * 1000.0 / static_cast<double>(std::max(1LL, done));
+    r.threads = encoders.size();
+    return r;
+}
+
+#ifdef NIC_WITH_TORCH
+/// When `enc` runs its forward pass straight on oneDNN (OneDnnChain), the same encoder through its
+/// BatchNorm-folded LibTorch modules (what compression ran before), alternated with it in rounds of 3 s so that
+/// the VM's slow spells hit both: prints oneDNN's kernels, both rates and their ratio.
+void compareWithLibTorchModules(PatchEncoder& enc, const Args& a, const std::vector<std::uint8_t>& batches, int nb) {
+    const auto steps = oneDnnSteps(enc);
+    if (steps.empty())
+        return;
+    std::string kernels;
+    for (const auto& k : steps)
+        kernels += (kernels.empty() ? "" : ", ") + k;
+    std::printf("  oneDNN chain's steps:  %s\n", kernels.c_str());
+    useOneDnnInference(false);
+    auto modules = makeEncoder(a.encoder, a.work);
+    useOneDnnInference(true);
+    std::vector<double> chain, torchPath;
+    for (int round = 0; round < 3; ++round) {
+        chain.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);
+        torchPath.push_back(timeForward(*modules, batches, nb, a.batch, 3.0).perSecond);
+    }
+    auto list = [](const std::vector<double>& v) {
+        std::string t;
+        for (double x : v)
+            t += (t.empty() ? "" : " ") + std::to_string(static_cast<long long>(x + 0.5));
+        return t;
+    };
+    const double bestChain = *std::max_element(chain.begin(), chain.end());
+    const double bestTorch = *std::max_element(torchPath.begin(), torchPath.end());
+    std::printf("encoder forward, oneDNN chain vs LibTorch modules (3 alternated rounds of 3 s, patches/s): %s vs %s; "
+                "best over best %.3f\n",
+                list(chain).c_str(), list(torchPath).c_str(), bestChain / bestTorch);
+}
+#endif
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -278,15 +368,13 @@ int main(int argc, char** argv) {
                 enc->info().patchSize, enc->info().codeSize, a.batch, std::thread::hardware_concurrency());
 
     // Encoder alone on real batches of this slide.
-    double forward = 0, forwardCpuMs = 0, forwardSys = 0;
-    int inferenceThreadsUsed = 1;
+    std::vector<std::uint8_t> batches;
+    int nb = 0;
     {
         const Slide slide(slidePath);
         PatchGrid grid(slide, GridSpec{enc->info().patchSize, enc->info().patchSize, enc->info().mpp});
         grid.setTissueFractions(tissueFractionPerCell(detectTissue(slide), grid));
-        const std::size_t patchBytes = static_cast<std::size_t>(grid.patchSize() * grid.patchSize() * 3);
         const int wanted = a.batch * 16;
-        std::vector<std::uint8_t> batches;
         int n = 0;
         for (int r = 0; r < grid.rows() && n < wanted; ++r)
             for (int c = 0; c < grid.cols() && n < wanted; ++c)
@@ -295,52 +383,16 @@ int main(int argc, char** argv) {
                     batches.insert(batches.end(), im.pixels.begin(), im.pixels.end());
                     ++n;
                 }
-        const int nb = n / a.batch;
-        // The same inference threads as the pipeline: the encoder and its replicas, each on a thread of
-        // its own, as compressSlide's inference stage calls them (with Debian's LibTorch the same encode()
-        // costs about 1.6x the CPU time when called from the main thread: 7.6 vs 4.7 ms per BiGAN patch).
-        const std::shared_ptr<void> keptBuffers = enc->keepBuffers(); // as compressSlide holds it
-        const EncoderInstances encoders(*enc, gInferenceThreads);
-        inferenceThreadsUsed = encoders.size();
-        std::atomic<long long> patchesDone{0};
-        std::atomic<int> warm{0};
-        std::atomic<bool> stop{false};
-        auto work = [&](PatchEncoder* e, std::size_t first) {
-            std::vector<float> out(static_cast<std::size_t>(a.batch * e->info().codeSize));
-            for (int b = 0; b < std::min(nb, 2); ++b) // warm-up: first calls allocate and start the thread pool
-                e->encode(batches.data() + static_cast<std::size_t>(b * a.batch) * patchBytes, a.batch, out.data());
-            ++warm;
-            while (warm.load() < encoders.size())
-                std::this_thread::yield();
-            for (std::size_t b = first; !stop.load(); b = (b + 1) % static_cast<std::size_t>(nb)) {
-                e->encode(batches.data() + b * static_cast<std::size_t>(a.batch) * patchBytes, a.batch, out.data());
-                patchesDone += a.batch;
-            }
-        };
-        std::vector<std::thread> threads;
-        for (int k = 0; k < encoders.size(); ++k)
-            threads.emplace_back(work, &encoders[k], static_cast<std::size_t>(k * nb / encoders.size()));
-        while (warm.load() < encoders.size())
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        forwardSys = sysSeconds();
-        const double cpu0 = bench::cpuSeconds();
-        const long long done0 = patchesDone.load();
-        const auto t0 = Clock::now();
-        std::this_thread::sleep_for(std::chrono::seconds(10));
-        const long long done = patchesDone.load() - done0;
-        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        const double cpuEnd = bench::cpuSeconds(), sysEnd = sysSeconds();
-        stop = true;
-        for (auto& t : threads)
-            t.join();
-        forward = static_cast<double>(done) / s;
-        const double sysD = sysEnd - forwardSys;
-        forwardSys = sysD / std::max(1e-9, cpuEnd - cpu0 - sysD); // system / user time
-        forwardCpuMs = (cpuEnd - cpu0) * 1000.0 / static_cast<double>(done);
-        std::printf("encoder forward only:   %10.1f patches/s (%d batches of %d, %.1f s, %d inference thread(s); %.3f "
-                    "CPU ms/patch)\n",
-                    forward, nb, a.batch, s, inferenceThreadsUsed, forwardCpuMs);
+        nb = n / a.batch;
     }
+    const ForwardRate fw = timeForward(*enc, batches, nb, a.batch, 10.0);
+    const double forward = fw.perSecond, forwardCpuMs = fw.cpuMs, forwardSys = fw.sysShare;
+    std::printf("encoder forward only:   %10.1f patches/s (%d batches of %d, %.1f s, %d inference thread(s); %.3f "
+                "CPU ms/patch)\n",
+                forward, nb, a.batch, fw.seconds, fw.threads, forwardCpuMs);
+#ifdef NIC_WITH_TORCH
+    compareWithLibTorchModules(*enc, a, batches, nb);
+#endif
 
     const auto out = a.dir / "bench-out.h5";
     double cpu0 = bench::cpuSeconds(), sys0 = sysSeconds();

@@ -374,9 +374,12 @@ TEST(ModelInput, PooledInputIsTheAveragePoolOfTheModelInput) {
     EXPECT_LE((pooled - reference).abs().max().item<float>(), 1e-6F);
     EXPECT_FLOAT_EQ(pooled[0][0][0][0].item<float>(), 1.0F);
     EXPECT_FLOAT_EQ(pooled[0][1][0][0].item<float>(), -1.0F);
-    // Only a channels-last buffer of the pooled size is accepted.
+    // A planar buffer (the oneDNN chain's input) holds the same values; a buffer of another size is refused.
     auto planar = torch::empty({n, 3, p / 2, p / 2});
-    EXPECT_THROW(toPooledModelInputInto(nhwc.data(), n, p, planar), c10::Error);
+    toPooledModelInputInto(nhwc.data(), n, p, planar);
+    EXPECT_TRUE(torch::equal(planar, pooled.contiguous()));
+    auto full = torch::empty({n, 3, p, p});
+    EXPECT_THROW(toPooledModelInputInto(nhwc.data(), n, p, full), c10::Error);
     // The optimised BiGAN encoder on the CPU pools while converting; its embeddings are the plain module's.
     ComputeOptions cpu{"cpu", 1};
     auto optimised = createEncoder(EncoderKind::Bigan, p, 8, 3, 1, cpu);
@@ -507,6 +510,9 @@ TEST_P(OptimisedInference, GridEqualsThePlainPathsWithinFloat16Rounding) {
     const CompressResult rs = compressSlide(dir / "slide.svs", *slow, dir / "slow.h5", o);
     ASSERT_GT(rf.encodedCells, 20);
     ASSERT_EQ(rf.encodedCells, rs.encodedCells);
+    if (OneDnnChain::available()) { // the fast path ran straight on oneDNN
+        EXPECT_FALSE(oneDnnSteps(*fast).empty());
+    }
 
     const LatentGridReader a(dir / "fast.h5"), b(dir / "slow.h5");
     EXPECT_EQ(a.meta().encoderHash, b.meta().encoderHash);

@@ -118,11 +118,15 @@ TEST(TensorCache, CompressionReusesItsBatchesBlocksForTheSameGridAndEndsWithItEm
         GTEST_SKIP() << "the tensor cache is not installed here (AddressSanitizer build or NIC_TENSOR_CACHE_MB=0)";
     test::TempDir dir;
     test::writeSmallSlide(dir / "slide.svs", 23);
-    // VAE-type, 64² patches, batches of 16: the first activation is 2 MiB, so the cache takes part.
+    // VAE-type, 64² patches, batches of 16: the first activation is 2 MiB, so the cache takes part. Through the
+    // encoder's LibTorch modules (imported Keras encoders, builds without oneDNN): the oneDNN chain that runs the
+    // paper's encoders by default keeps its own two activation buffers and allocates no tensors per batch.
     ComputeOptions cpu;
     cpu.device = "cpu";
     cpu.threads = 1;
+    useOneDnnInference(false);
     auto encoder = createEncoder(EncoderKind::Vae, 64, 16, 3, 9, cpu);
+    useOneDnnInference(true);
     CompressOptions o;
     o.batchSize = 16;
     o.pipelined = false; // the same batches in both runs, so the same bits

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -126,6 +127,21 @@ std::string resolveDevice(const std::string& device) {
 
 int computeThreads() { return torch::get_num_threads(); }
 
+namespace {
+std::atomic<bool> gOneDnnInference{[] {
+    const char* env = std::getenv("NIC_ONEDNN_INFERENCE");
+    return env == nullptr || std::string(env) != "0";
+}()};
+} // namespace
+
+void useOneDnnInference(bool on) { gOneDnnInference.store(on, std::memory_order_relaxed); }
+bool oneDnnInferenceEnabled() { return gOneDnnInference.load(std::memory_order_relaxed); }
+
+std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder) {
+    const auto* e = dynamic_cast<const TorchPatchEncoder*>(&encoder);
+    return e ? e->oneDnnKernels() : std::vector<std::string>{};
+}
+
 torch::Device toDevice(const std::string& name) { return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
 
 void keepWeightsChannelsLast(torch::nn::Module& networks, torch::Device device) {
@@ -184,21 +200,32 @@ void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch:
 
 void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into) {
     const int half = patchSize / 2;
+    const bool planar = into.is_contiguous();
     TORCH_CHECK(into.scalar_type() == torch::kFloat && into.dim() == 4 && into.size(0) == count && into.size(1) == 3 &&
                     into.size(2) == half && into.size(3) == half &&
-                    into.is_contiguous(torch::MemoryFormat::ChannelsLast),
-                "toPooledModelInputInto: a channels-last float [count, 3, P/2, P/2] tensor is needed");
+                    (planar || into.is_contiguous(torch::MemoryFormat::ChannelsLast)),
+                "toPooledModelInputInto: a contiguous or channels-last float [count, 3, P/2, P/2] tensor is needed");
     // The mean of four values v / 127.5 − 1 is s / 510 − 1 for their sum s of bytes (0 … 1020).
     float lut[1021];
     for (int s = 0; s <= 1020; ++s)
         lut[s] = static_cast<float>(s) / 510.0F - 1.0F;
     const std::size_t row = static_cast<std::size_t>(patchSize) * 3U;
-    float* dst = into.data_ptr<float>();
+    float* const base = into.data_ptr<float>();
+    float* dst = base; // channels-last: written in order
+    const std::size_t plane = static_cast<std::size_t>(half) * static_cast<std::size_t>(half);
     for (int n = 0; n < count; ++n) {
         const std::uint8_t* patch = nhwc + static_cast<std::size_t>(n) * row * static_cast<std::size_t>(patchSize);
+        float* planes = base + static_cast<std::size_t>(n) * plane * 3U; // planar: R, G and B planes of this patch
         for (int y = 0; y < half; ++y) {
             const std::uint8_t* r0 = patch + static_cast<std::size_t>(2 * y) * row;
             const std::uint8_t* r1 = r0 + row;
+            if (planar) {
+                float* at = planes + static_cast<std::size_t>(y) * static_cast<std::size_t>(half);
+                for (std::size_t i = 0, x = 0; i < row; i += 6, ++x)
+                    for (std::size_t c = 0; c < 3; ++c)
+                        at[c * plane + x] = lut[r0[i + c] + r0[i + c + 3] + r1[i + c] + r1[i + c + 3]];
+                continue;
+            }
             for (std::size_t i = 0; i < row; i += 6) // two input pixels (6 bytes) per output pixel
                 for (std::size_t c = 0; c < 3; ++c)
                     *dst++ = lut[r0[i + c] + r0[i + c + 3] + r1[i + c] + r1[i + c + 3]];
@@ -300,6 +327,12 @@ TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule modu
         inference_.ptr()->eval();
         channelsLast_ = device_.is_cpu();
         keepWeightsChannelsLast(*inference_.ptr(), device_); // encode() then feeds it channels-last input
+        if (channelsLast_ && oneDnnInferenceEnabled() && OneDnnChain::available())
+            if (auto layers = oneDnnLayers(*inference_.ptr())) { // before flattenInNhwcOrder: planar column order
+                chain_ = std::make_shared<OneDnnChain>(std::move(layers->layers), 3,
+                                                       layers->pooledInput ? meta_.patchSize / 2 : meta_.patchSize);
+                chainPooled_ = layers->pooledInput;
+            }
         if (channelsLast_)
             flattenInNhwcOrder(*inference_.ptr()); // the last feature map's flatten is then a view
         // BiGAN's E starts with a 2×2 average pooling: encode() does it while converting the bytes, which
@@ -323,6 +356,8 @@ std::unique_ptr<PatchEncoder> TorchPatchEncoder::replicate() {
     // Same modules (AnyModule copies share them), same flags; only input_ is per instance.
     auto copy = std::unique_ptr<TorchPatchEncoder>(new TorchPatchEncoder(*this));
     copy->input_ = torch::Tensor();
+    if (chain_) // the same reordered weights, its own primitives and buffers
+        copy->chain_ = chain_->replicate();
     return copy;
 }
 
@@ -341,6 +376,31 @@ torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {
     return inference_.forward(input.to(device_));
 }
 
+std::vector<std::string> TorchPatchEncoder::oneDnnKernels() const {
+    return chain_ ? chain_->implementations(lastChainBatch_) : std::vector<std::string>{};
+}
+
+bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, float* out) {
+    const int p = meta_.patchSize, side = chainPooled_ ? p / 2 : p;
+    if (!input_.defined() || input_.size(0) != n || input_.size(2) != side || !input_.is_contiguous())
+        input_ = torch::empty({n, 3, side, side}, torch::kFloat);
+    if (chainPooled_)
+        toPooledModelInputInto(chunk, n, p, input_);
+    else
+        toModelInputInto(chunk, n, p, input_);
+    try {
+        chain_->run(input_.data_ptr<float>(), n, out, std::max(1, computeThreads()));
+        lastChainBatch_ = n;
+        return true;
+    } catch (const Error&) {
+        // No optimised oneDNN kernel for this encoder here (or oneDNN refused it): the folded module runs from
+        // now on, with the same embeddings up to float rounding.
+        chain_.reset();
+        input_ = torch::Tensor();
+        return false;
+    }
+}
+
 void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {
     if (count < 0)
         throw InvalidArgument("encode: negative patch count");
@@ -354,6 +414,9 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
         for (int start = 0; start < count; start += kChunk) {
             const int n = std::min(kChunk, count - start);
             const std::uint8_t* chunk = nhwc + static_cast<std::size_t>(start) * patchBytes;
+            float* chunkOut = out + static_cast<std::size_t>(start) * static_cast<std::size_t>(meta_.codeSize);
+            if (chain_ && encodeOnOneDnn(chunk, n, chunkOut))
+                continue;
             torch::Tensor x;
             if (device_.is_cpu()) {
                 const int side = pooledInput_ ? p / 2 : p;
@@ -373,8 +436,7 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
             auto e = inference_.forward(x).to(torch::kCPU).to(torch::kFloat).contiguous();
             if (e.dim() != 2 || e.size(0) != n || e.size(1) != meta_.codeSize)
                 throw Error("encoder " + info_.name + " produced an output of the wrong shape");
-            std::memcpy(out + static_cast<std::size_t>(start) * static_cast<std::size_t>(meta_.codeSize),
-                        e.data_ptr<float>(), static_cast<std::size_t>(e.numel()) * sizeof(float));
+            std::memcpy(chunkOut, e.data_ptr<float>(), static_cast<std::size_t>(e.numel()) * sizeof(float));
         }
     } catch (const c10::Error& e) {
         throw Error("encoder " + info_.name + ": " + torchMessage(e));

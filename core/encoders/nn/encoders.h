@@ -59,6 +59,15 @@ void useFusedBatchNorm(bool on);
 /// Calls that took the fused BatchNorm → LeakyReLU path so far, process-wide (tests, benchmarks).
 std::int64_t fusedBatchNormCalls();
 
+/// Tests and benchmarks: false makes encoders built from now on run compression's forward pass through their
+/// BatchNorm-folded LibTorch modules instead of straight on oneDNN (OneDnnChain). Process-wide; the default is
+/// true unless the environment has NIC_ONEDNN_INFERENCE=0. Builds without oneDNN always use LibTorch.
+void useOneDnnInference(bool on);
+bool oneDnnInferenceEnabled();
+/// oneDNN's kernel for each step of `encoder`'s last batch when it runs straight on oneDNN; empty when it runs
+/// through LibTorch (or is not a LibTorch encoder). For benchmarks and tests.
+std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder);
+
 /// The device that ComputeOptions::device names: "auto" resolved to "cuda" or "cpu". Throws InvalidArgument
 /// for "cuda" without a CUDA device and for unknown names (configureCompute returns this).
 std::string resolveDevice(const std::string& device);

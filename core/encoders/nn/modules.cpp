@@ -563,3 +563,70 @@ int flattenInNhwcOrder(torch::nn::Module& module) {
 }
 
 } // namespace nic
+
+namespace nic {
+
+namespace {
+
+std::vector<float> valuesOf(const torch::Tensor& t) {
+    const auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+OneDnnChain::Layer layerOf(const torch::Tensor& weight, const torch::Tensor& bias, bool conv, int stride, int padding,
+                           float slope) {
+    OneDnnChain::Layer l;
+    l.conv = conv;
+    l.weightShape = weight.sizes().vec();
+    l.weight = valuesOf(weight);
+    l.bias = bias.defined() ? valuesOf(bias) : std::vector<float>(static_cast<std::size_t>(weight.size(0)), 0.0F);
+    l.stride = stride;
+    l.padding = padding;
+    l.leakySlope = slope;
+    return l;
+}
+
+/// The folded conv blocks of `convs`, or false when one is not a folded 3×3 ConvBlock with zero padding.
+bool convLayersOf(torch::nn::Sequential& convs, std::vector<OneDnnChain::Layer>& out) {
+    for (const auto& m : *convs) {
+        auto* b = m.ptr()->as<ConvBlockImpl>();
+        if (!b || !b->bnFolded)
+            return false;
+        const auto& o = b->conv->options;
+        if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) ||
+            !c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) || (*o.stride())[0] != (*o.stride())[1] ||
+            (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1 || o.groups() != 1)
+            return false;
+        const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+        if ((*pad)[0] != (*pad)[1])
+            return false;
+        out.push_back(layerOf(b->conv->weight, b->conv->bias, true, static_cast<int>((*o.stride())[0]),
+                              static_cast<int>((*pad)[0]), static_cast<float>(kLeakySlope)));
+    }
+    return true;
+}
+
+} // namespace
+
+std::optional<OneDnnLayers> oneDnnLayers(torch::nn::Module& folded) {
+    torch::NoGradGuard noGrad;
+    OneDnnLayers result;
+    if (auto* e = dynamic_cast<ConvEncoderImpl*>(&folded)) {
+        if (e->flattenNhwc || !e->dense->bnFolded || !convLayersOf(e->convs, result.layers))
+            return std::nullopt;
+        result.layers.push_back(
+            layerOf(e->dense->fc->weight, e->dense->fc->bias, false, 1, 0, static_cast<float>(kLeakySlope)));
+        result.layers.push_back(layerOf(e->code->weight, e->code->bias, false, 1, 0, -1.0F));
+        return result;
+    }
+    if (auto* b = dynamic_cast<BiganEncoderImpl*>(&folded)) {
+        if (b->flattenNhwc || !convLayersOf(b->convs, result.layers))
+            return std::nullopt;
+        result.layers.push_back(layerOf(b->code->weight, b->code->bias, false, 1, 0, -1.0F));
+        result.pooledInput = b->downsampleInput;
+        return result;
+    }
+    return std::nullopt;
+}
+
+} // namespace nic

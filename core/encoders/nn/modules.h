@@ -10,10 +10,12 @@
 //  - classifier-type heads return logits (the sigmoid / softmax lives in the loss), which is
 //    numerically safer and equivalent to the paper's sigmoid / softmax output units.
 #include "core/encoders/modelmeta.h"
+#include "core/encoders/nn/onednnchain.h"
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -225,5 +227,15 @@ int foldBatchNorm(torch::nn::Module& module);
 /// the VAE-type encoder 2.3x faster). Same result up to float rounding; like foldBatchNorm the module must
 /// then be neither trained nor saved. Returns the number of layers reordered; a second call reorders none.
 int flattenInNhwcOrder(torch::nn::Module& module);
+
+/// Inference only: the layers of a BatchNorm-folded ConvEncoder or BiganEncoder (foldBatchNorm, before
+/// flattenInNhwcOrder) for a OneDnnChain over its planar input, and whether that input is the 2×2-pooled patch (the
+/// BiGAN encoder's own pooling, which the chain leaves to its caller). nullopt for other modules (Keras imports)
+/// and for modules that are not folded or are already reordered.
+struct OneDnnLayers {
+    std::vector<OneDnnChain::Layer> layers;
+    bool pooledInput = false;
+};
+std::optional<OneDnnLayers> oneDnnLayers(torch::nn::Module& folded);
 
 } // namespace nic

@@ -36,7 +36,7 @@ torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, t
 void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
 
 /// The 2×2 average pooling of toModelInput (the BiGAN encoder's first step) computed while converting the
-/// bytes, into `into`: a float [count, 3, P/2, P/2] tensor in channels-last layout. Equal to
+/// bytes, into `into`: a float [count, 3, P/2, P/2] tensor, contiguous in NCHW or in channels-last layout. Equal to
 /// avg_pool2d(toModelInput(...), 2) up to float rounding, without the full-size float input.
 void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
 
@@ -48,7 +48,10 @@ std::string contentHash(const std::string& metaJson, torch::nn::Module& module);
 /// thread, in chunks of at most 256 patches. With `optimise` (the default) encode() and forward() run a
 /// copy of `module`, made here, with BatchNorm folded into the convolutions (foldBatchNorm) and, on the
 /// CPU, its convolution weights and encode()'s input in channels-last layout (oneDNN's native one, so
-/// no reorder per layer): the same embeddings up to float rounding, faster. module() stays the plain
+/// no reorder per layer): the same embeddings up to float rounding, faster. On the CPU with oneDNN in the build,
+/// encode() runs the folded VAE-type and BiGAN encoders straight on oneDNN (OneDnnChain: weights reordered
+/// once, LeakyReLU fused, blocked activations; useOneDnnInference) and falls back to the folded module when
+/// oneDNN has no optimised kernel for them (runsOnOneDnn() then turns false). module() stays the plain
 /// module (for saving); changing it later does not reach the copy. replicate() shares the modules and
 /// keeps its own input buffer, so replicas encode concurrently (compressSlide's inference threads).
 class TorchPatchEncoder final : public PatchEncoder {
@@ -78,8 +81,14 @@ public:
     /// Whether encode() pools the input 2×2 while converting it (toPooledModelInputInto) and
     /// inferenceModule() skips its own pooling: the optimised BiGAN encoder on the CPU.
     bool poolsInputWhileConverting() const { return pooledInput_; }
+    /// Whether encode() runs on oneDNN directly (OneDnnChain) rather than through inferenceModule().
+    bool runsOnOneDnn() const { return chain_ != nullptr; }
+    /// oneDNN's kernels for the last batch size encode() ran on oneDNN with, one per layer (benchmarks).
+    std::vector<std::string> oneDnnKernels() const;
 
 private:
+    /// encode()'s chunk on chain_; false (and chain_ dropped) when oneDNN refuses it.
+    bool encodeOnOneDnn(const std::uint8_t* chunk, int n, float* out);
     EncoderMeta meta_;
     torch::nn::AnyModule module_;
     torch::nn::AnyModule inference_; ///< the folded copy, or module_ itself
@@ -89,6 +98,9 @@ private:
     bool channelsLast_ = false; ///< encode() feeds inference_ channels-last input
     bool pooledInput_ = false;  ///< encode() feeds inference_ the 2×2-pooled input (poolsInputWhileConverting)
     torch::Tensor input_; ///< reused model input of the last chunk size (no allocation per batch)
+    std::shared_ptr<OneDnnChain> chain_; ///< encode()'s oneDNN chain (per replica); null: inference_ runs
+    bool chainPooled_ = false;           ///< chain_ takes the 2×2-pooled patch
+    int lastChainBatch_ = 0;
 };
 
 /// Writes an encoder file atomically: `module`'s state under "encoder", the metadata and the hash.

@@ -1,0 +1,326 @@
+// OneDnnChain: an encoder's inference straight on oneDNN (onednnchain.h).
+#include "core/encoders/nn/onednnchain.h"
+
+#include "core/base/error.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#ifdef NIC_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace nic {
+
+namespace {
+
+std::string layerName(std::size_t index, bool conv) {
+    return std::string(conv ? "convolution" : "dense layer") + " " + std::to_string(index + 1);
+}
+
+std::int64_t product(const std::vector<std::int64_t>& shape) {
+    std::int64_t p = 1;
+    for (auto d : shape)
+        p *= d;
+    return p;
+}
+
+/// The output side of every convolution (checked against the weights), or throws InvalidArgument.
+void checkLayers(const std::vector<OneDnnChain::Layer>& layers, int channels, int side) {
+    if (layers.empty())
+        throw InvalidArgument("oneDNN chain: no layers");
+    std::int64_t c = channels, s = side;
+    bool flat = false;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto& l = layers[i];
+        const auto& w = l.weightShape;
+        const std::string name = layerName(i, l.conv);
+        if (static_cast<std::int64_t>(l.weight.size()) != product(w) || l.bias.size() != static_cast<std::size_t>(w.at(0)))
+            throw InvalidArgument("oneDNN chain: " + name + ": weight or bias size does not match its shape");
+        if (l.conv) {
+            if (flat || w.size() != 4 || w[1] != c || w[2] != w[3] || l.stride < 1 || l.padding < 0)
+                throw InvalidArgument("oneDNN chain: " + name + " does not fit the layer before it");
+            s = (s + 2 * l.padding - w[2]) / l.stride + 1;
+            if (s < 1)
+                throw InvalidArgument("oneDNN chain: " + name + " leaves no output pixels");
+            c = w[0];
+        } else {
+            if (w.size() != 2 || w[1] != (flat ? c : c * s * s))
+                throw InvalidArgument("oneDNN chain: " + name + " does not fit the layer before it");
+            c = w[0];
+            flat = true;
+        }
+    }
+    if (!flat)
+        throw InvalidArgument("oneDNN chain: the last layer must be a dense layer");
+}
+
+} // namespace
+
+#ifdef NIC_HAVE_DNNL
+
+namespace {
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
+struct AlignedBuffer {
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float, Free> data;
+    std::size_t bytes = 0;
+    float* reserve(std::size_t need) {
+        if (need > bytes) {
+            const std::size_t rounded = (need + 63) / 64 * 64;
+            data.reset(static_cast<float*>(std::aligned_alloc(64, rounded)));
+            if (!data)
+                throw std::bad_alloc();
+            bytes = rounded;
+        }
+        return data.get();
+    }
+};
+
+} // namespace
+
+struct OneDnnChain::Shared {
+    std::vector<Layer> layers;
+    int channels = 0, side = 0;
+    dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+    std::mutex mutex;
+    /// Per layer: the weights reordered into each layout a plan asked for.
+    std::vector<std::vector<std::pair<memory::desc, memory>>> weights;
+    std::vector<memory> biases;
+
+    /// Layer i's weights in `want`, reordered on first use (thread-safe).
+    memory weightsIn(std::size_t i, const memory::desc& want, const memory::desc& given) {
+        std::lock_guard lock(mutex);
+        for (auto& [desc, mem] : weights[i])
+            if (desc == want)
+                return mem;
+        auto& l = layers[i];
+        memory user(given, engine, l.weight.data());
+        memory mem(want, engine);
+        dnnl::stream s(engine);
+        dnnl::reorder(user, mem).execute(s, user, mem);
+        s.wait();
+        weights[i].emplace_back(want, mem);
+        return mem;
+    }
+};
+
+struct OneDnnChain::Plan {
+    struct Step {
+        dnnl::primitive primitive;
+        std::unordered_map<int, memory> args;
+        int src = -1, dst = -1; ///< ping-pong buffer of the source and destination; −1 the input / the output
+        std::string impl;
+    };
+    std::vector<Step> steps;
+    std::size_t bufferBytes[2] = {0, 0};
+};
+
+struct OneDnnChain::Plans {
+    dnnl::stream stream;
+    std::map<int, Plan> byBatch;
+    AlignedBuffer buffers[2];
+};
+
+bool OneDnnChain::available() { return true; }
+
+OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) : shared_(std::make_shared<Shared>()) {
+    checkLayers(layers, channels, side);
+    shared_->layers = std::move(layers);
+    shared_->channels = channels;
+    shared_->side = side;
+    shared_->weights.resize(shared_->layers.size());
+    for (auto& l : shared_->layers) {
+        const memory::desc bd({static_cast<memory::dim>(l.bias.size())}, Dt::f32, Tag::x);
+        shared_->biases.emplace_back(bd, shared_->engine, l.bias.data());
+    }
+    plans_ = std::make_unique<Plans>();
+    plans_->stream = dnnl::stream(shared_->engine);
+}
+
+OneDnnChain::OneDnnChain(std::shared_ptr<Shared> shared) : shared_(std::move(shared)), plans_(std::make_unique<Plans>()) {
+    plans_->stream = dnnl::stream(shared_->engine);
+}
+
+OneDnnChain::~OneDnnChain() = default;
+
+std::unique_ptr<OneDnnChain> OneDnnChain::replicate() const {
+    return std::unique_ptr<OneDnnChain>(new OneDnnChain(shared_));
+}
+
+int OneDnnChain::outputs() const { return static_cast<int>(shared_->layers.back().weightShape[0]); }
+
+namespace {
+
+dnnl::primitive_attr leakyAttr(float slope) {
+    dnnl::primitive_attr attr;
+    if (slope >= 0) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, slope, 0.0F);
+        attr.set_post_ops(ops);
+    }
+    return attr;
+}
+
+} // namespace
+
+void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
+    if (n <= 0)
+        return;
+#ifdef _OPENMP
+    if (threads > 0 && omp_get_max_threads() != threads)
+        omp_set_num_threads(threads); // this thread's OpenMP teams, which oneDNN's kernels use
+#else
+    (void)threads;
+#endif
+    auto it = plans_->byBatch.find(n);
+    if (it == plans_->byBatch.end()) {
+        if (plans_->byBatch.size() >= 4) // a few batch sizes at most: the full batch and a last, partial one
+            plans_->byBatch.erase(plans_->byBatch.begin());
+        it = plans_->byBatch.emplace(n, buildPlan(n)).first;
+    }
+    const Plan& plan = it->second;
+    float* buf[2] = {plans_->buffers[0].reserve(plan.bufferBytes[0]), plans_->buffers[1].reserve(plan.bufferBytes[1])};
+    try {
+        for (const auto& step : plan.steps) {
+            step.args.at(DNNL_ARG_SRC).set_data_handle(step.src < 0 ? const_cast<float*>(nchw) : buf[step.src]);
+            step.args.at(DNNL_ARG_DST).set_data_handle(step.dst < 0 ? out : buf[step.dst]);
+            step.primitive.execute(plans_->stream, step.args);
+        }
+        plans_->stream.wait();
+    } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN inference: ") + e.what());
+    }
+}
+
+std::vector<std::string> OneDnnChain::implementations(int n) const {
+    std::vector<std::string> out;
+    if (auto it = plans_->byBatch.find(n); it != plans_->byBatch.end())
+        for (const auto& step : it->second.steps)
+            out.push_back(step.impl);
+    return out;
+}
+
+namespace {
+
+/// Where a plan's step reads and writes: −1 the caller's input / output, 0 or 1 a ping-pong buffer.
+int otherBuffer(int buffer) { return buffer == 0 ? 1 : 0; }
+
+} // namespace
+
+/// Layouts (docs/timings.md, issue 16): the first convolution reads the planar input; with few input channels (the
+/// patch's three) oneDNN's direct kernel writes its 16-channel blocked layout several times faster than any kernel
+/// reading or writing channels-last. Every later convolution runs channels-last (oneDNN's brgconv kernels, which
+/// were as fast as the blocked ones on the VAE-type encoder and faster on the BiGAN's 128 → 128 layers), after one
+/// reorder. Dense layers take the last feature map as it is: their weights are given as [out, C, H, W] (the planar
+/// flatten's column order) and reordered once into whatever matches it.
+OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
+    Shared& sh = *shared_;
+    Plan plan;
+    memory::desc cur({n, sh.channels, sh.side, sh.side}, Dt::f32, Tag::nchw);
+    int curBuffer = -1; // the input
+    memory::dim c = sh.channels, s = sh.side;
+    auto add = [&](Plan::Step step, const memory::desc& dst, bool toOutput) {
+        step.src = curBuffer;
+        step.dst = toOutput ? -1 : otherBuffer(curBuffer);
+        step.args.emplace(DNNL_ARG_SRC, memory(cur, sh.engine, nullptr));
+        step.args.emplace(DNNL_ARG_DST, memory(dst, sh.engine, nullptr));
+        if (step.dst >= 0)
+            plan.bufferBytes[step.dst] = std::max(plan.bufferBytes[step.dst], dst.get_size());
+        curBuffer = step.dst;
+        cur = dst;
+        plan.steps.push_back(std::move(step));
+    };
+    try {
+        for (std::size_t i = 0; i < sh.layers.size(); ++i) {
+            const Layer& l = sh.layers[i];
+            const bool last = i + 1 == sh.layers.size();
+            const memory::dim out = l.weightShape[0];
+            Plan::Step step;
+            memory::desc given, weights, dst;
+            if (l.conv) {
+                const memory::dim k = l.weightShape[2], stride = l.stride, pad = l.padding;
+                const memory::dim o = (s + 2 * pad - k) / stride + 1;
+                const bool planarIn = i == 0;
+                if (!planarIn && cur != memory::desc({n, c, s, s}, Dt::f32, Tag::nhwc)) {
+                    Plan::Step r;
+                    const memory::desc nhwc({n, c, s, s}, Dt::f32, Tag::nhwc);
+                    r.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(sh.engine, cur, sh.engine, nhwc));
+                    r.impl = "reorder to channels-last";
+                    add(std::move(r), nhwc, false);
+                }
+                const Tag dstTag = planarIn && c < 16 && out % 16 == 0 ? Tag::nChw16c : Tag::nhwc;
+                given = memory::desc({out, c, k, k}, Dt::f32, Tag::oihw);
+                dst = memory::desc({n, out, o, o}, Dt::f32, dstTag);
+                const dnnl::convolution_forward::desc d(
+                    dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, cur,
+                    memory::desc({out, c, k, k}, Dt::f32, Tag::any), sh.biases[i].get_desc(), dst, {stride, stride},
+                    {pad, pad}, {pad, pad});
+                const dnnl::convolution_forward::primitive_desc pd(d, leakyAttr(l.leakySlope), sh.engine);
+                step.primitive = dnnl::convolution_forward(pd);
+                step.impl = pd.impl_info_str();
+                weights = pd.weights_desc();
+                s = o;
+            } else {
+                const bool afterConv = cur.dims().size() == 4;
+                given = afterConv ? memory::desc({out, c, s, s}, Dt::f32, Tag::oihw)
+                                  : memory::desc({out, c}, Dt::f32, Tag::oi);
+                dst = memory::desc({n, out}, Dt::f32, Tag::nc);
+                const auto any = afterConv ? memory::desc({out, c, s, s}, Dt::f32, Tag::any)
+                                           : memory::desc({out, c}, Dt::f32, Tag::any);
+                const dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, cur, any,
+                                                          sh.biases[i].get_desc(), dst);
+                const dnnl::inner_product_forward::primitive_desc pd(d, leakyAttr(l.leakySlope), sh.engine);
+                step.primitive = dnnl::inner_product_forward(pd);
+                step.impl = pd.impl_info_str();
+                weights = pd.weights_desc();
+            }
+            if (step.impl.rfind("ref", 0) == 0) // reference kernels are many times slower than LibTorch's path
+                throw Error("oneDNN has no optimised kernel for " + layerName(i, l.conv) + " at a batch of " +
+                            std::to_string(n) + " (" + step.impl + ")");
+            step.args.emplace(DNNL_ARG_WEIGHTS, sh.weightsIn(i, weights, given));
+            step.args.emplace(DNNL_ARG_BIAS, sh.biases[i]);
+            add(std::move(step), dst, last);
+            c = out;
+        }
+    } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN inference: cannot set up the chain for a batch of ") + std::to_string(n) +
+                    ": " + e.what());
+    }
+    return plan;
+}
+
+#else // no oneDNN in this build
+
+struct OneDnnChain::Shared {};
+struct OneDnnChain::Plan {};
+struct OneDnnChain::Plans {};
+
+bool OneDnnChain::available() { return false; }
+OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
+    checkLayers(layers, channels, side);
+    throw Error("oneDNN inference: this build has no oneDNN");
+}
+OneDnnChain::OneDnnChain(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+OneDnnChain::~OneDnnChain() = default;
+std::unique_ptr<OneDnnChain> OneDnnChain::replicate() const { return nullptr; }
+int OneDnnChain::outputs() const { return 0; }
+void OneDnnChain::run(const float*, int, float*, int) { throw Error("oneDNN inference: this build has no oneDNN"); }
+std::vector<std::string> OneDnnChain::implementations(int) const { return {}; }
+OneDnnChain::Plan OneDnnChain::buildPlan(int) const { return {}; }
+
+#endif
+
+} // namespace nic
