@@ -224,7 +224,8 @@ struct ForwardRate {
 };
 
 /// encoder.encode() on the same `nb` batches over and over for `seconds`, on the pipeline's inference threads.
-ForwardRate timeForward(PatchEncoder& enc, const std::vector<std::uint8_t>& batches, int nb, int batch, double seconds) {
+ForwardRate timeForward(PatchEncoder& enc, const std::vector<std::uint8_t>& batches, int nb, int batch,
+                        double seconds) {
     const std::size_t patchBytes =
         static_cast<std::size_t>(enc.info().patchSize) * static_cast<std::size_t>(enc.info().patchSize) * 3U;
     // The same inference threads as the pipeline: the encoder and its replicas, each on a thread of
@@ -283,9 +284,10 @@ void compareWithLibTorchModules(PatchEncoder& enc, const Args& a, const std::vec
     for (const auto& k : steps)
         kernels += (kernels.empty() ? "" : ", ") + k;
     std::printf("  oneDNN chain's steps:  %s\n", kernels.c_str());
+    const bool before = oneDnnInferenceEnabled();
     useOneDnnInference(false);
     auto modules = makeEncoder(a.encoder, a.work);
-    useOneDnnInference(true);
+    useOneDnnInference(before);
     std::vector<double> chain, torchPath;
     for (int round = 0; round < 3; ++round) {
         chain.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);

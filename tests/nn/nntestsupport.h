@@ -1,5 +1,6 @@
 #pragma once
 // Synthetic patch banks and slides for the encoder tests, grids for the slide-CNN tests (torch-free).
+#include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/patchbank.h"
 #include "core/slidelearning/nn/slidetrainer.h"
 #include "core/synth/synth.h"
@@ -36,6 +37,19 @@ inline SlideGrid channelsLastCopy(const SlideGrid& g) {
     t.channelsLast = true;
     return t;
 }
+
+/// For its scope, encoders built run their LibTorch modules instead of the oneDNN chain (useOneDnnInference);
+/// the setting before is put back at the end, however the scope ends.
+class OneDnnInferenceOff {
+public:
+    OneDnnInferenceOff() : before_(oneDnnInferenceEnabled()) { useOneDnnInference(false); }
+    ~OneDnnInferenceOff() { useOneDnnInference(before_); }
+    OneDnnInferenceOff(const OneDnnInferenceOff&) = delete;
+    OneDnnInferenceOff& operator=(const OneDnnInferenceOff&) = delete;
+
+private:
+    bool before_;
+};
 
 /// `n` P×P RGB patches (NHWC bytes) of uniformly random bytes, deterministic in `seed`.
 inline std::vector<std::uint8_t> randomPatches(int n, int p, std::uint64_t seed) {

@@ -124,9 +124,10 @@ TEST(TensorCache, CompressionReusesItsBatchesBlocksForTheSameGridAndEndsWithItEm
     ComputeOptions cpu;
     cpu.device = "cpu";
     cpu.threads = 1;
-    useOneDnnInference(false);
-    auto encoder = createEncoder(EncoderKind::Vae, 64, 16, 3, 9, cpu);
-    useOneDnnInference(true);
+    auto encoder = [&] {
+        const test::OneDnnInferenceOff modules;
+        return createEncoder(EncoderKind::Vae, 64, 16, 3, 9, cpu);
+    }();
     CompressOptions o;
     o.batchSize = 16;
     o.pipelined = false; // the same batches in both runs, so the same bits

@@ -329,9 +329,15 @@ TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule modu
         keepWeightsChannelsLast(*inference_.ptr(), device_); // encode() then feeds it channels-last input
         if (channelsLast_ && oneDnnInferenceEnabled() && OneDnnChain::available())
             if (auto layers = oneDnnLayers(*inference_.ptr())) { // before flattenInNhwcOrder: planar column order
-                chain_ = std::make_shared<OneDnnChain>(std::move(layers->layers), 3,
-                                                       layers->pooledInput ? meta_.patchSize / 2 : meta_.patchSize);
-                chainPooled_ = layers->pooledInput;
+                try {
+                    chain_ = std::make_shared<OneDnnChain>(std::move(layers->layers), 3,
+                                                           layers->pooledInput ? meta_.patchSize / 2 : meta_.patchSize);
+                    chainPooled_ = layers->pooledInput;
+                    if (chain_->outputs() != meta_.codeSize)
+                        chain_.reset();
+                } catch (const Error&) {
+                    chain_.reset(); // oneDNN refused it: the folded module runs
+                }
             }
         if (channelsLast_)
             flattenInNhwcOrder(*inference_.ptr()); // the last feature map's flatten is then a view
@@ -356,8 +362,13 @@ std::unique_ptr<PatchEncoder> TorchPatchEncoder::replicate() {
     // Same modules (AnyModule copies share them), same flags; only input_ is per instance.
     auto copy = std::unique_ptr<TorchPatchEncoder>(new TorchPatchEncoder(*this));
     copy->input_ = torch::Tensor();
-    if (chain_) // the same reordered weights, its own primitives and buffers
-        copy->chain_ = chain_->replicate();
+    if (chain_) { // the same reordered weights, its own primitives and buffers
+        try {
+            copy->chain_ = chain_->replicate();
+        } catch (const Error&) {
+            copy->chain_.reset(); // this replica runs the folded module
+        }
+    }
     return copy;
 }
 
@@ -377,20 +388,23 @@ torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {
 }
 
 std::vector<std::string> TorchPatchEncoder::oneDnnKernels() const {
-    return chain_ ? chain_->implementations(lastChainBatch_) : std::vector<std::string>{};
+    return chain_ ? chain_->implementations() : std::vector<std::string>{};
 }
 
 bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, float* out) {
     const int p = meta_.patchSize, side = chainPooled_ ? p / 2 : p;
-    if (!input_.defined() || input_.size(0) != n || input_.size(2) != side || !input_.is_contiguous())
-        input_ = torch::empty({n, 3, side, side}, torch::kFloat);
+    const int padded = OneDnnChain::paddedBatch(n);
+    // The chain computes `padded` rows: the rows past n hold zeros or an earlier batch's patches.
+    if (!input_.defined() || input_.size(0) < padded || input_.size(2) != side || !input_.is_contiguous())
+        input_ = torch::zeros({std::max<std::int64_t>(padded, input_.defined() ? input_.size(0) : 0), 3, side, side},
+                              torch::kFloat);
+    auto rows = input_.narrow(0, 0, n);
     if (chainPooled_)
-        toPooledModelInputInto(chunk, n, p, input_);
+        toPooledModelInputInto(chunk, n, p, rows);
     else
-        toModelInputInto(chunk, n, p, input_);
+        toModelInputInto(chunk, n, p, rows);
     try {
         chain_->run(input_.data_ptr<float>(), n, out, std::max(1, computeThreads()));
-        lastChainBatch_ = n;
         return true;
     } catch (const Error&) {
         // No optimised oneDNN kernel for this encoder here (or oneDNN refused it): the folded module runs from

@@ -594,8 +594,9 @@ bool convLayersOf(torch::nn::Sequential& convs, std::vector<OneDnnChain::Layer>&
             return false;
         const auto& o = b->conv->options;
         if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) ||
-            !c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) || (*o.stride())[0] != (*o.stride())[1] ||
-            (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1 || o.groups() != 1)
+            !c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) ||
+            (*o.stride())[0] != (*o.stride())[1] || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1 ||
+            o.groups() != 1)
             return false;
         const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
         if ((*pad)[0] != (*pad)[1])

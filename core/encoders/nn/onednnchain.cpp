@@ -32,7 +32,7 @@ std::int64_t product(const std::vector<std::int64_t>& shape) {
     return p;
 }
 
-/// The output side of every convolution (checked against the weights), or throws InvalidArgument.
+/// Throws InvalidArgument naming the first layer that does not fit the one before it.
 void checkLayers(const std::vector<OneDnnChain::Layer>& layers, int channels, int side) {
     if (layers.empty())
         throw InvalidArgument("oneDNN chain: no layers");
@@ -42,14 +42,15 @@ void checkLayers(const std::vector<OneDnnChain::Layer>& layers, int channels, in
         const auto& l = layers[i];
         const auto& w = l.weightShape;
         const std::string name = layerName(i, l.conv);
-        if (static_cast<std::int64_t>(l.weight.size()) != product(w) || l.bias.size() != static_cast<std::size_t>(w.at(0)))
+        if (w.empty() || static_cast<std::int64_t>(l.weight.size()) != product(w) ||
+            l.bias.size() != static_cast<std::size_t>(w[0]))
             throw InvalidArgument("oneDNN chain: " + name + ": weight or bias size does not match its shape");
         if (l.conv) {
             if (flat || w.size() != 4 || w[1] != c || w[2] != w[3] || l.stride < 1 || l.padding < 0)
                 throw InvalidArgument("oneDNN chain: " + name + " does not fit the layer before it");
-            s = (s + 2 * l.padding - w[2]) / l.stride + 1;
-            if (s < 1)
+            if (s + 2 * l.padding < w[2])
                 throw InvalidArgument("oneDNN chain: " + name + " leaves no output pixels");
+            s = (s + 2 * l.padding - w[2]) / l.stride + 1;
             c = w[0];
         } else {
             if (w.size() != 2 || w[1] != (flat ? c : c * s * s))
@@ -130,28 +131,44 @@ struct OneDnnChain::Plan {
 
 struct OneDnnChain::Plans {
     dnnl::stream stream;
-    std::map<int, Plan> byBatch;
+    std::map<int, Plan> byBatch;          ///< by padded batch size
+    std::map<int, std::uint64_t> lastUse; ///< the same keys: when each plan last ran (least recently used goes)
+    std::uint64_t runs = 0;
     AlignedBuffer buffers[2];
+    AlignedBuffer output; ///< the padded batch's output, when the caller's holds fewer rows
+    int lastBatch = 0;    ///< the padded batch size of the last run
 };
 
-bool OneDnnChain::available() { return true; }
-
-OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) : shared_(std::make_shared<Shared>()) {
-    checkLayers(layers, channels, side);
-    shared_->layers = std::move(layers);
-    shared_->channels = channels;
-    shared_->side = side;
-    shared_->weights.resize(shared_->layers.size());
-    for (auto& l : shared_->layers) {
-        const memory::desc bd({static_cast<memory::dim>(l.bias.size())}, Dt::f32, Tag::x);
-        shared_->biases.emplace_back(bd, shared_->engine, l.bias.data());
-    }
-    plans_ = std::make_unique<Plans>();
-    plans_->stream = dnnl::stream(shared_->engine);
+bool OneDnnChain::available() {
+    return true;
 }
 
-OneDnnChain::OneDnnChain(std::shared_ptr<Shared> shared) : shared_(std::move(shared)), plans_(std::make_unique<Plans>()) {
-    plans_->stream = dnnl::stream(shared_->engine);
+OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
+    checkLayers(layers, channels, side);
+    try {
+        shared_ = std::make_shared<Shared>();
+        shared_->layers = std::move(layers);
+        shared_->channels = channels;
+        shared_->side = side;
+        shared_->weights.resize(shared_->layers.size());
+        for (auto& l : shared_->layers) {
+            const memory::desc bd({static_cast<memory::dim>(l.bias.size())}, Dt::f32, Tag::x);
+            shared_->biases.emplace_back(bd, shared_->engine, l.bias.data());
+        }
+        plans_ = std::make_unique<Plans>();
+        plans_->stream = dnnl::stream(shared_->engine);
+    } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN inference: cannot set up the chain: ") + e.what());
+    }
+}
+
+OneDnnChain::OneDnnChain(std::shared_ptr<Shared> shared)
+    : shared_(std::move(shared)), plans_(std::make_unique<Plans>()) {
+    try {
+        plans_->stream = dnnl::stream(shared_->engine);
+    } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN inference: cannot set up a replica: ") + e.what());
+    }
 }
 
 OneDnnChain::~OneDnnChain() = default;
@@ -160,7 +177,9 @@ std::unique_ptr<OneDnnChain> OneDnnChain::replicate() const {
     return std::unique_ptr<OneDnnChain>(new OneDnnChain(shared_));
 }
 
-int OneDnnChain::outputs() const { return static_cast<int>(shared_->layers.back().weightShape[0]); }
+int OneDnnChain::outputs() const {
+    return static_cast<int>(shared_->layers.back().weightShape[0]);
+}
 
 namespace {
 
@@ -176,38 +195,87 @@ dnnl::primitive_attr leakyAttr(float slope) {
 
 } // namespace
 
+namespace {
+
+/// Sets the calling thread's OpenMP threads (which oneDNN's kernels use) for a scope, and puts them back.
+class OmpThreads {
+public:
+    explicit OmpThreads(int threads) {
+#ifdef _OPENMP
+        before_ = omp_get_max_threads();
+        if (threads > 0 && threads != before_)
+            omp_set_num_threads(threads);
+#else
+        (void)threads;
+#endif
+    }
+    ~OmpThreads() {
+#ifdef _OPENMP
+        if (omp_get_max_threads() != before_)
+            omp_set_num_threads(before_);
+#endif
+    }
+    OmpThreads(const OmpThreads&) = delete;
+    OmpThreads& operator=(const OmpThreads&) = delete;
+
+private:
+    int before_ = 1;
+};
+
+} // namespace
+
+int OneDnnChain::paddedBatch(int n) {
+    if (n <= 8) { // 1, 2, 4, 8
+        int p = 1;
+        while (p < n)
+            p *= 2;
+        return p;
+    }
+    const int step = n <= 64 ? 8 : 32;
+    return (n + step - 1) / step * step;
+}
+
 void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
     if (n <= 0)
         return;
-#ifdef _OPENMP
-    if (threads > 0 && omp_get_max_threads() != threads)
-        omp_set_num_threads(threads); // this thread's OpenMP teams, which oneDNN's kernels use
-#else
-    (void)threads;
-#endif
-    auto it = plans_->byBatch.find(n);
+    const OmpThreads scope(threads);
+    const int padded = paddedBatch(n);
+    auto it = plans_->byBatch.find(padded);
     if (it == plans_->byBatch.end()) {
-        if (plans_->byBatch.size() >= 4) // a few batch sizes at most: the full batch and a last, partial one
-            plans_->byBatch.erase(plans_->byBatch.begin());
-        it = plans_->byBatch.emplace(n, buildPlan(n)).first;
+        if (plans_->byBatch.size() >= 24) { // every padded size up to 256 fits: 4 + 7 + 6
+            auto oldest = std::min_element(plans_->lastUse.begin(), plans_->lastUse.end(),
+                                           [](const auto& a, const auto& b) { return a.second < b.second; });
+            plans_->byBatch.erase(oldest->first);
+            plans_->lastUse.erase(oldest);
+        }
+        it = plans_->byBatch.emplace(padded, buildPlan(padded)).first;
     }
+    plans_->lastUse[padded] = ++plans_->runs;
+    plans_->lastBatch = padded;
     const Plan& plan = it->second;
-    float* buf[2] = {plans_->buffers[0].reserve(plan.bufferBytes[0]), plans_->buffers[1].reserve(plan.bufferBytes[1])};
     try {
+        float* buf[2] = {plans_->buffers[0].reserve(plan.bufferBytes[0]),
+                         plans_->buffers[1].reserve(plan.bufferBytes[1])};
+        const std::size_t outputRow = static_cast<std::size_t>(outputs());
+        float* result = padded == n ? out : plans_->output.reserve(static_cast<std::size_t>(padded) * outputRow * 4U);
         for (const auto& step : plan.steps) {
             step.args.at(DNNL_ARG_SRC).set_data_handle(step.src < 0 ? const_cast<float*>(nchw) : buf[step.src]);
-            step.args.at(DNNL_ARG_DST).set_data_handle(step.dst < 0 ? out : buf[step.dst]);
+            step.args.at(DNNL_ARG_DST).set_data_handle(step.dst < 0 ? result : buf[step.dst]);
             step.primitive.execute(plans_->stream, step.args);
         }
         plans_->stream.wait();
+        if (result != out)
+            std::copy(result, result + static_cast<std::size_t>(n) * outputRow, out);
     } catch (const dnnl::error& e) {
         throw Error(std::string("oneDNN inference: ") + e.what());
+    } catch (const std::bad_alloc&) {
+        throw Error("oneDNN inference: out of memory for a batch of " + std::to_string(n));
     }
 }
 
-std::vector<std::string> OneDnnChain::implementations(int n) const {
+std::vector<std::string> OneDnnChain::implementations() const {
     std::vector<std::string> out;
-    if (auto it = plans_->byBatch.find(n); it != plans_->byBatch.end())
+    if (auto it = plans_->byBatch.find(plans_->lastBatch); it != plans_->byBatch.end())
         for (const auto& step : it->second.steps)
             out.push_back(step.impl);
     return out;
@@ -216,16 +284,19 @@ std::vector<std::string> OneDnnChain::implementations(int n) const {
 namespace {
 
 /// Where a plan's step reads and writes: −1 the caller's input / output, 0 or 1 a ping-pong buffer.
-int otherBuffer(int buffer) { return buffer == 0 ? 1 : 0; }
+int otherBuffer(int buffer) {
+    return buffer == 0 ? 1 : 0;
+}
 
 } // namespace
 
 /// Layouts (docs/timings.md, issue 16): the first convolution reads the planar input; with few input channels (the
-/// patch's three) oneDNN's direct kernel writes its 16-channel blocked layout several times faster than any kernel
-/// reading or writing channels-last. Every later convolution runs channels-last (oneDNN's brgconv kernels, which
-/// were as fast as the blocked ones on the VAE-type encoder and faster on the BiGAN's 128 → 128 layers), after one
-/// reorder. Dense layers take the last feature map as it is: their weights are given as [out, C, H, W] (the planar
-/// flatten's column order) and reordered once into whatever matches it.
+/// patch's three) oneDNN's direct kernel writes its blocked layout (16 channels a block with AVX-512) several times
+/// faster than its kernels that read planar input and write channels-last (a reference kernel, ~1000× slower). Every
+/// later convolution runs channels-last (oneDNN's brgconv kernels, which were as fast as the blocked ones on the
+/// VAE-type encoder and faster on the BiGAN's 128 → 128 layers), after one reorder. Dense layers take the last feature
+/// map as it is: their weights are given as [out, C, H, W] (the planar flatten's column order) and reordered once into
+/// whatever matches it.
 OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
     Shared& sh = *shared_;
     Plan plan;
@@ -261,7 +332,9 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                     r.impl = "reorder to channels-last";
                     add(std::move(r), nhwc, false);
                 }
-                const Tag dstTag = planarIn && c < 16 && out % 16 == 0 ? Tag::nChw16c : Tag::nhwc;
+                // oneDNN's own choice for the first (its blocked layout for the instruction set: 16 channels with
+                // AVX-512, 8 with AVX2); channels-last for the rest.
+                const Tag dstTag = planarIn ? Tag::any : Tag::nhwc;
                 given = memory::desc({out, c, k, k}, Dt::f32, Tag::oihw);
                 dst = memory::desc({n, out, o, o}, Dt::f32, dstTag);
                 const dnnl::convolution_forward::desc d(
@@ -272,6 +345,7 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                 step.primitive = dnnl::convolution_forward(pd);
                 step.impl = pd.impl_info_str();
                 weights = pd.weights_desc();
+                dst = pd.dst_desc();
                 s = o;
             } else {
                 const bool afterConv = cur.dims().size() == 4;
@@ -308,18 +382,33 @@ struct OneDnnChain::Shared {};
 struct OneDnnChain::Plan {};
 struct OneDnnChain::Plans {};
 
-bool OneDnnChain::available() { return false; }
+bool OneDnnChain::available() {
+    return false;
+}
 OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
     checkLayers(layers, channels, side);
     throw Error("oneDNN inference: this build has no oneDNN");
 }
 OneDnnChain::OneDnnChain(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
 OneDnnChain::~OneDnnChain() = default;
-std::unique_ptr<OneDnnChain> OneDnnChain::replicate() const { return nullptr; }
-int OneDnnChain::outputs() const { return 0; }
-void OneDnnChain::run(const float*, int, float*, int) { throw Error("oneDNN inference: this build has no oneDNN"); }
-std::vector<std::string> OneDnnChain::implementations(int) const { return {}; }
-OneDnnChain::Plan OneDnnChain::buildPlan(int) const { return {}; }
+std::unique_ptr<OneDnnChain> OneDnnChain::replicate() const {
+    return nullptr;
+}
+int OneDnnChain::outputs() const {
+    return 0;
+}
+int OneDnnChain::paddedBatch(int n) {
+    return n;
+}
+void OneDnnChain::run(const float*, int, float*, int) {
+    throw Error("oneDNN inference: this build has no oneDNN");
+}
+std::vector<std::string> OneDnnChain::implementations() const {
+    return {};
+}
+OneDnnChain::Plan OneDnnChain::buildPlan(int) const {
+    return {};
+}
 
 #endif
 

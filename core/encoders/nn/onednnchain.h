@@ -4,13 +4,13 @@
 // this header.
 //
 // Why: through LibTorch 1.13 every convolution of an encoder's forward pass reorders its weights into oneDNN's
-// layout again on every call, runs LeakyReLU as a second pass over the activation, and keeps activations
-// channels-last, where the first layer (three input channels) and the last one run well below the machine's
-// limit. Here the weights are reordered once, LeakyReLU is the convolution's own post-op, and activations stay
-// in oneDNN's 16-channel blocked layout from the first convolution to the first dense layer (docs/timings.md).
+// layout again on every call and runs LeakyReLU as a second pass over the activation, and its channels-last first
+// layer (three input channels) runs far below the machine's limit. Here the weights are reordered once, LeakyReLU
+// is each layer's own post-op, and the first convolution reads planar input and writes oneDNN's blocked layout
+// (docs/timings.md, issue 16).
 //
 // A chain is built once per encoder (weights reordered lazily, shared by its replicas); run() builds and keeps
-// the primitives for each batch size it sees. run() is used by one thread at a time per replica.
+// the primitives for each padded batch size it sees. run() is used by one thread at a time per replica.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,13 +51,21 @@ public:
     /// Outputs per input (the last layer's out).
     int outputs() const;
 
-    /// Runs `n` inputs (planar NCHW float, n · channels · side² values) into out (n · outputs()), on `threads`
-    /// OpenMP threads of the calling thread. The first call for a batch size builds its primitives. Throws
-    /// Error when oneDNN has no optimised kernel for a layer at this size (the caller falls back to LibTorch).
+    /// The batch size run() computes for n inputs: n rounded up to a power of two up to 8, to a multiple of 8 up
+    /// to 64, then to a multiple of 32: at most 7 rows more up to 64 patches, 31 above. Compression's batches take
+    /// whatever patches are ready, so any n up to the batch size comes; primitives are built for these few sizes only.
+    static int paddedBatch(int n);
+
+    /// Runs `n` inputs into out (n · outputs() values), on `threads` OpenMP threads (0: as they are) of the calling
+    /// thread, whose OpenMP setting is put back afterwards. `nchw` holds paddedBatch(n) planar NCHW float inputs of
+    /// channels · side² values: the rows past n are computed and dropped, and do not change the first n (finite values,
+    /// zeros or an earlier batch's, keep them as cheap as the rest). The first call for a padded size builds its
+    /// primitives. Throws Error when oneDNN has no optimised kernel for a layer at this size, or fails (the caller
+    /// falls back to LibTorch).
     void run(const float* nchw, int n, float* out, int threads);
 
-    /// oneDNN's implementation of each primitive of batch size n's plan ("jit:avx512_core", ...), after run().
-    std::vector<std::string> implementations(int n) const;
+    /// oneDNN's implementation of each step of the last run's plan ("jit:avx512_core", a reorder, ...).
+    std::vector<std::string> implementations() const;
 
 private:
     struct Shared;

@@ -83,7 +83,7 @@ public:
     bool poolsInputWhileConverting() const { return pooledInput_; }
     /// Whether encode() runs on oneDNN directly (OneDnnChain) rather than through inferenceModule().
     bool runsOnOneDnn() const { return chain_ != nullptr; }
-    /// oneDNN's kernels for the last batch size encode() ran on oneDNN with, one per layer (benchmarks).
+    /// oneDNN's kernels of the last batch encode() ran on oneDNN, one per step (benchmarks).
     std::vector<std::string> oneDnnKernels() const;
 
 private:
@@ -100,7 +100,6 @@ private:
     torch::Tensor input_; ///< reused model input of the last chunk size (no allocation per batch)
     std::shared_ptr<OneDnnChain> chain_; ///< encode()'s oneDNN chain (per replica); null: inference_ runs
     bool chainPooled_ = false;           ///< chain_ takes the 2×2-pooled patch
-    int lastChainBatch_ = 0;
 };
 
 /// Writes an encoder file atomically: `module`'s state under "encoder", the metadata and the hash.
