@@ -101,19 +101,21 @@ struct OneDnnChain::Shared {
     std::vector<std::vector<std::pair<memory::desc, memory>>> weights;
     std::vector<memory> biases;
 
-    /// Layer i's weights in `want`, reordered on first use (thread-safe).
+    /// Layer i's weights in `want`, reordered on first use (thread-safe): from the layer's own copy (`given` describes
+    /// it), which is then dropped, or from a layout reordered before for another batch size.
     memory weightsIn(std::size_t i, const memory::desc& want, const memory::desc& given) {
         std::lock_guard lock(mutex);
         for (auto& [desc, mem] : weights[i])
             if (desc == want)
                 return mem;
         auto& l = layers[i];
-        memory user(given, engine, l.weight.data());
+        memory from = weights[i].empty() ? memory(given, engine, l.weight.data()) : weights[i].front().second;
         memory mem(want, engine);
         dnnl::stream s(engine);
-        dnnl::reorder(user, mem).execute(s, user, mem);
+        dnnl::reorder(from, mem).execute(s, from, mem);
         s.wait();
         weights[i].emplace_back(want, mem);
+        std::vector<float>().swap(l.weight); // the reordered copy holds the values from now on
         return mem;
     }
 };

@@ -37,8 +37,9 @@ public:
     /// Whether this build has oneDNN (otherwise the constructor throws Error).
     static bool available();
 
-    /// A chain over input [n, channels, side, side] (planar NCHW float). Throws InvalidArgument when the layers
-    /// do not fit together (the message names the layer), Error when oneDNN is missing.
+    /// A chain over input [n, channels, side, side] (planar NCHW float). Each layer's weights are kept in oneDNN's
+    /// layout once a run has reordered them, and the layer's own copy is dropped. Throws InvalidArgument when the
+    /// layers do not fit together (the message names the layer), Error when oneDNN is missing.
     OneDnnChain(std::vector<Layer> layers, int channels, int side);
     ~OneDnnChain();
     OneDnnChain(const OneDnnChain&) = delete;
