@@ -562,10 +562,6 @@ int flattenInNhwcOrder(torch::nn::Module& module) {
     return reordered;
 }
 
-} // namespace nic
-
-namespace nic {
-
 namespace {
 
 std::vector<float> valuesOf(const torch::Tensor& t) {

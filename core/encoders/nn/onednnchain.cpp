@@ -129,12 +129,12 @@ struct OneDnnChain::Plan {
     };
     std::vector<Step> steps;
     std::size_t bufferBytes[2] = {0, 0};
+    std::uint64_t lastRun = 0; ///< Plans::runs when it last ran (the least recently used goes first)
 };
 
 struct OneDnnChain::Plans {
     dnnl::stream stream;
-    std::map<int, Plan> byBatch;          ///< by padded batch size
-    std::map<int, std::uint64_t> lastUse; ///< the same keys: when each plan last ran (least recently used goes)
+    std::map<int, Plan> byBatch; ///< by padded batch size
     std::uint64_t runs = 0;
     AlignedBuffer buffers[2];
     AlignedBuffer output; ///< the padded batch's output, when the caller's holds fewer rows
@@ -245,14 +245,13 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
     auto it = plans_->byBatch.find(padded);
     if (it == plans_->byBatch.end()) {
         if (plans_->byBatch.size() >= 24) { // every padded size up to 256 fits: 4 + 7 + 6
-            auto oldest = std::min_element(plans_->lastUse.begin(), plans_->lastUse.end(),
-                                           [](const auto& a, const auto& b) { return a.second < b.second; });
-            plans_->byBatch.erase(oldest->first);
-            plans_->lastUse.erase(oldest);
+            plans_->byBatch.erase(
+                std::min_element(plans_->byBatch.begin(), plans_->byBatch.end(),
+                                 [](const auto& a, const auto& b) { return a.second.lastRun < b.second.lastRun; }));
         }
         it = plans_->byBatch.emplace(padded, buildPlan(padded)).first;
     }
-    plans_->lastUse[padded] = ++plans_->runs;
+    it->second.lastRun = ++plans_->runs;
     plans_->lastBatch = padded;
     const Plan& plan = it->second;
     try {
