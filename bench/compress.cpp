@@ -11,7 +11,8 @@
 // 2. Encoder forward throughput: the first tissue patches of the slide, read once into batches, then
 //    encoder.encode() on those same batches for ≥ 10 s (no reading, no writing). When a LibTorch encoder runs
 //    its forward pass straight on oneDNN (OneDnnChain, the default on the CPU), also the same encoder through its
-//    LibTorch modules (NIC_ONEDNN_INFERENCE=0), alternated with it, and the ratio of the two.
+//    LibTorch modules (NIC_ONEDNN_INFERENCE=0) and the chain with oneDNN's first convolution instead of the direct
+//    kernel, alternated with it, and the ratios; then the chain's steps timed one by one (printed with the limit).
 // 3. compressSlide pipelined (readers ‖ encoder ‖ HDF5 writer) and serial (read → encode → write on one
 //    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
 // 4. Ratios pipeline / forward (target ≥ 0.95: reading and writing hidden behind compute) and
@@ -273,10 +274,15 @@ ForwardRate timeForward(PatchEncoder& enc, const std::vector<std::uint8_t>& batc
 }
 
 #ifdef NIC_WITH_TORCH
-/// When `enc` runs its forward pass straight on oneDNN (OneDnnChain), the same encoder through its
-/// BatchNorm-folded LibTorch modules (what compression ran before), alternated with it in rounds of 3 s so that
-/// the VM's slow spells hit both: prints oneDNN's kernels, both rates and their ratio.
-void compareWithLibTorchModules(PatchEncoder& enc, const Args& a, const std::vector<std::uint8_t>& batches, int nb) {
+/// The steps of the chain of the first inference thread, timed over a forward run (printStepTimes).
+std::vector<OneDnnChain::StepTime> gChainSteps;
+
+/// When `enc` runs its forward pass straight on oneDNN (OneDnnChain), the same encoder through its BatchNorm-folded
+/// LibTorch modules (what compression ran before) and, when its first convolution runs on the direct kernel, the same
+/// chain with oneDNN's first convolution and a reorder instead; alternated in rounds of 3 s so that the VM's slow
+/// spells hit all of them: prints oneDNN's kernels, the rates and their ratios. Then one more run of `enc` with its
+/// steps timed (gChainSteps).
+void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std::uint8_t>& batches, int nb) {
     const auto steps = oneDnnSteps(enc);
     if (steps.empty())
         return;
@@ -288,9 +294,17 @@ void compareWithLibTorchModules(PatchEncoder& enc, const Args& a, const std::vec
     useOneDnnInference(false);
     auto modules = makeEncoder(a.encoder, a.work);
     useOneDnnInference(before);
-    std::vector<double> chain, torchPath;
+    std::unique_ptr<PatchEncoder> oneDnnFirst;
+    if (steps.front().rfind("direct", 0) == 0) {
+        const bool direct = OneDnnChain::useDirectFirstConvolution(false);
+        oneDnnFirst = makeEncoder(a.encoder, a.work);
+        OneDnnChain::useDirectFirstConvolution(direct);
+    }
+    std::vector<double> chain, torchPath, viaOneDnn;
     for (int round = 0; round < 3; ++round) {
         chain.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);
+        if (oneDnnFirst)
+            viaOneDnn.push_back(timeForward(*oneDnnFirst, batches, nb, a.batch, 3.0).perSecond);
         torchPath.push_back(timeForward(*modules, batches, nb, a.batch, 3.0).perSecond);
     }
     auto list = [](const std::vector<double>& v) {
@@ -299,11 +313,40 @@ void compareWithLibTorchModules(PatchEncoder& enc, const Args& a, const std::vec
             t += (t.empty() ? "" : " ") + std::to_string(static_cast<long long>(x + 0.5));
         return t;
     };
-    const double bestChain = *std::max_element(chain.begin(), chain.end());
-    const double bestTorch = *std::max_element(torchPath.begin(), torchPath.end());
+    auto best = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
     std::printf("encoder forward, oneDNN chain vs LibTorch modules (3 alternated rounds of 3 s, patches/s): %s vs %s; "
                 "best over best %.3f\n",
-                list(chain).c_str(), list(torchPath).c_str(), bestChain / bestTorch);
+                list(chain).c_str(), list(torchPath).c_str(), best(chain) / best(torchPath));
+    if (oneDnnFirst)
+        std::printf("encoder forward, the chain's direct first convolution vs oneDNN's and a reorder (the same rounds, "
+                    "patches/s): %s vs %s; best over best %.3f\n",
+                    list(chain).c_str(), list(viaOneDnn).c_str(), best(chain) / best(viaOneDnn));
+    const bool timed = OneDnnChain::timeSteps(true);
+    timeForward(enc, batches, nb, a.batch, 3.0);
+    OneDnnChain::timeSteps(timed);
+    gChainSteps = oneDnnStepTimes(enc, OneDnnChain::paddedBatch(a.batch));
+}
+
+/// Where the chain's forward time goes, step by step, against the share of the limit one inference thread has.
+void printStepTimes(const bench::SgemmRate& rate, int inferenceThreads, int batch) {
+    double total = 0;
+    for (const auto& s : gChainSteps)
+        total += s.seconds;
+    if (gChainSteps.empty() || total <= 0 || gChainSteps.front().runs == 0)
+        return;
+    const double share = rate.gflops / std::max(1, inferenceThreads);
+    std::printf("  where the chain's forward time goes (the first inference thread's replica, %lld batches of %d timed "
+                "step by step while %d thread(s) ran; its share of the limit %.1f GFLOP/s):\n",
+                static_cast<long long>(gChainSteps.front().runs), batch, inferenceThreads, share);
+    for (const auto& s : gChainSteps) {
+        const double ms = s.seconds * 1e3 / static_cast<double>(s.runs);
+        const double gflops = s.flops / 1e9 / (s.seconds / static_cast<double>(s.runs));
+        if (s.flops > 0)
+            std::printf("    %-56s %7.2f ms/batch %5.1f %%  %6.1f GFLOP/s = %.2f x its share\n", s.impl.c_str(), ms,
+                        100.0 * s.seconds / total, gflops, gflops / share);
+        else
+            std::printf("    %-56s %7.2f ms/batch %5.1f %%\n", s.impl.c_str(), ms, 100.0 * s.seconds / total);
+    }
 }
 #endif
 
@@ -393,7 +436,7 @@ int main(int argc, char** argv) {
                 "CPU ms/patch)\n",
                 forward, nb, a.batch, fw.seconds, fw.threads, forwardCpuMs);
 #ifdef NIC_WITH_TORCH
-    compareWithLibTorchModules(*enc, a, batches, nb);
+    compareForwardPaths(*enc, a, batches, nb);
 #endif
 
     const auto out = a.dir / "bench-out.h5";
@@ -433,6 +476,7 @@ int main(int argc, char** argv) {
         std::printf("limit probe: %s; %s\n", bench::describeRate(rate).c_str(), bench::threadLayout().c_str());
         const double flops = inferenceFlopsPerPatch(meta);
         bench::printLimit("encoder forward only", flops, rate, forward, forwardCpuMs / 1000.0);
+        printStepTimes(rate, fw.threads, a.batch);
         bench::printLimit("pipelined compress", flops, rate, pip.patchesPerSecond, pipCpuMs / 1000.0);
         std::printf("  (target: pipelined >= 0.75 x limit)\n");
     }

@@ -9,6 +9,7 @@
 #include "core/compression/latentgrid.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/convgrad.h"
 #include "core/encoders/nn/modules.h"
 #include "core/encoders/nn/torchencoder.h"
 #include "nntestsupport.h"
@@ -231,6 +232,49 @@ TEST(ApplyConv, GivesTheLayersOutputAndGradientsWithTheBiasGradientSummedApart) 
         EXPECT_TRUE(closeInFloat32(conv->weight.grad(), reference->weight.grad()));
         EXPECT_TRUE(closeInFloat32(conv->bias.grad(), reference->bias.grad()));
         EXPECT_TRUE(closeInFloat32(conv->bias.grad(), g.sum({0, 2, 3})));
+        if (c.inputGrad)
+            EXPECT_TRUE(closeInFloat32(x.grad(), xRef.grad()));
+        else
+            EXPECT_FALSE(x.grad().defined());
+    }
+}
+
+TEST(ApplyConv, WideStride2LayersGetTheirWeightGradientFromTheSgemmPath) {
+    // Layers with at least 128 input channels, 3 × 3, stride 2, padding 1 (the encoders' deeper blocks) compute ∂w
+    // from an im2col copy on oneDNN's sgemm when the maps are channels-last: LibTorch's gradients, on an even side
+    // and an odd one (the window leaves the image on the right and at the bottom), with and without ∂x, and over
+    // more rows than one im2col chunk holds (16 MiB).
+    struct Case {
+        int in, out, side, batch;
+        bool inputGrad, channelsLast;
+    };
+    for (const Case c : {Case{128, 48, 16, 4, true, true}, Case{128, 32, 9, 3, false, true},
+                         Case{256, 16, 16, 64, true, true}, Case{128, 16, 8, 2, true, false}}) {
+        SCOPED_TRACE(std::to_string(c.in) + " -> " + std::to_string(c.out) + " at " + std::to_string(c.side) + "², " +
+                     std::to_string(c.batch) + " images" + (c.inputGrad ? ", input gradient" : "") +
+                     (c.channelsLast ? ", channels-last" : ", channel-first"));
+        torch::manual_seed(13);
+        const auto options = torch::nn::Conv2dOptions(c.in, c.out, 3).stride(2).padding(1);
+        torch::nn::Conv2d conv(options), reference(options);
+        copyModule(*reference, *conv);
+        auto values = torch::randn({c.batch, c.in, c.side, c.side});
+        if (c.channelsLast) {
+            values = values.contiguous(torch::MemoryFormat::ChannelsLast);
+            conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+        }
+        const auto x = values.clone().requires_grad_(c.inputGrad);
+        const auto xRef = values.clone().requires_grad_(c.inputGrad);
+        const auto y = applyConv(conv, x);
+        const auto yRef = reference(xRef);
+        auto g = torch::randn(yRef.sizes());
+        if (c.channelsLast)
+            g = g.contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto callsBefore = convgrad::calls();
+        y.backward(g);
+        yRef.backward(g);
+        EXPECT_EQ(convgrad::calls() - callsBefore, convgrad::available() && c.channelsLast ? 1U : 0U);
+        EXPECT_TRUE(closeInFloat32(conv->weight.grad(), reference->weight.grad()));
+        EXPECT_TRUE(closeInFloat32(conv->bias.grad(), reference->bias.grad()));
         if (c.inputGrad)
             EXPECT_TRUE(closeInFloat32(x.grad(), xRef.grad()));
         else

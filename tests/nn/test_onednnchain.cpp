@@ -1,7 +1,8 @@
 // Compression's forward pass straight on oneDNN (OneDnnChain): the same values as LibTorch's operators for the
 // layouts it picks and the batch sizes it sees, the errors for layers that do not fit, replicas on other threads,
-// and the encoders that run on it.
+// the first convolution's direct kernel (directconv.h), step timings, and the encoders that run on it.
 #include "core/base/error.h"
+#include "core/encoders/nn/directconv.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/modules.h"
 #include "core/encoders/nn/onednnchain.h"
@@ -181,6 +182,132 @@ TEST(OneDnnChain, LayersThatDoNotFitAreRefusedNamingTheLayer) {
     layers.pop_back();
     layers.pop_back();
     EXPECT_EQ(refusal(layers), "oneDNN chain: the last layer must be a dense layer");
+}
+
+/// Sets OneDnnChain::useDirectFirstConvolution for a scope and puts the setting back.
+class DirectFirstConvolution {
+public:
+    explicit DirectFirstConvolution(bool on) : before_(OneDnnChain::useDirectFirstConvolution(on)) {}
+    ~DirectFirstConvolution() { OneDnnChain::useDirectFirstConvolution(before_); }
+    DirectFirstConvolution(const DirectFirstConvolution&) = delete;
+    DirectFirstConvolution& operator=(const DirectFirstConvolution&) = delete;
+
+private:
+    bool before_;
+};
+
+TEST(DirectConv, FitsOnlyThe3x3Stride2Padding1ShapeOnFewChannels) {
+    EXPECT_TRUE(directconv::fits({32, 3, 3, 3}, 2, 1, 128));
+    EXPECT_TRUE(directconv::fits({128, 3, 3, 3}, 2, 1, 64));
+    EXPECT_TRUE(directconv::fits({16, 1, 3, 3}, 2, 1, 2));
+    EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 1, 1, 128)); // stride
+    EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 2, 0, 128)); // padding
+    EXPECT_FALSE(directconv::fits({32, 3, 5, 5}, 2, 1, 128)); // kernel
+    EXPECT_FALSE(directconv::fits({24, 3, 3, 3}, 2, 1, 128)); // not 16-channel groups
+    EXPECT_FALSE(directconv::fits({32, 5, 3, 3}, 2, 1, 128)); // too many input channels
+    EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 2, 1, 21));  // an odd side
+    EXPECT_FALSE(directconv::fits({32, 3, 3}, 2, 1, 128));
+}
+
+TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
+    if (!directconv::available())
+        GTEST_SKIP() << "no AVX-512 on this CPU: the chain runs oneDNN's first convolution and a reorder";
+    torch::manual_seed(11);
+    // Channel groups of 64, 32 and 16 (112 = 64 + 32 + 16); output rows shorter than a tile (sides 2 and 6), one tile
+    // and single pixels (20), several tiles (64); slopes below 1, none (−1) and above 1.
+    for (int out : {16, 32, 48, 64, 112, 128})
+        for (int in : {1, 3, 4})
+            for (int side : {2, 6, 20, 64})
+                for (float slope : {0.2F, -1.0F, 1.5F}) {
+                    if (side == 64 && (in != 3 || slope != 0.2F)) // the large side once per channel count
+                        continue;
+                    const int n = 3;
+                    const auto w = torch::randn({out, in, 3, 3}) * 0.3, b = torch::randn({out}) * 0.2;
+                    const auto x = torch::rand({n, in, side, side}) * 2 - 1;
+                    auto expected = F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).stride(2).padding(1));
+                    if (slope >= 0)
+                        expected = F::leaky_relu(expected, F::LeakyReLUFuncOptions().negative_slope(slope));
+                    expected = expected.permute({0, 2, 3, 1}).contiguous(); // channels-last
+                    const auto wc = w.contiguous();
+                    const auto taps =
+                        directconv::tapMajor(std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()),
+                                             out, in);
+                    for (int threads : {1, 2}) {
+                        auto got = torch::full({n, side / 2, side / 2, out}, std::nanf(""));
+                        directconv::run(x.contiguous().data_ptr<float>(), n, in, side, taps.data(),
+                                        b.data_ptr<float>(), out, slope, got.data_ptr<float>(), threads);
+                        EXPECT_LE((got - expected).abs().max().item<float>(),
+                                  1e-5F * std::max(1.0F, expected.abs().max().item<float>()))
+                            << out << " from " << in << " channels at " << side << "², slope " << slope << ", "
+                            << threads << " thread(s)";
+                    }
+                }
+}
+
+TEST(OneDnnChain, TheDirectFirstConvolutionGivesOneDnnsValuesWithoutTheReorder) {
+    SKIP_WITHOUT_ONEDNN();
+    if (!directconv::available())
+        GTEST_SKIP() << "no AVX-512 on this CPU: the chain runs oneDNN's first convolution and a reorder";
+    const Reference ref;
+    auto viaOneDnn = [&] {
+        const DirectFirstConvolution off(false);
+        return std::make_unique<OneDnnChain>(ref.layers(), 3, 20);
+    }();
+    OneDnnChain direct(ref.layers(), 3, 20);
+    EXPECT_TRUE(direct.firstConvolutionIsDirect());
+    EXPECT_FALSE(viaOneDnn->firstConvolutionIsDirect());
+    EXPECT_TRUE(direct.replicate()->firstConvolutionIsDirect());
+    torch::manual_seed(12);
+    const auto x = torch::rand({13, 3, 20, 20}) * 2 - 1;
+    torch::Tensor a, b;
+    try {
+        a = runChain(direct, x);
+        b = runChain(*viaOneDnn, x);
+    } catch (const Error& e) {
+        GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
+    }
+    EXPECT_LE((a - b).abs().max().item<float>(), 1e-5F * std::max(1.0F, b.abs().max().item<float>()));
+    const auto steps = direct.implementations(), before = viaOneDnn->implementations();
+    ASSERT_FALSE(steps.empty());
+    EXPECT_EQ(steps.front(), "direct 3x3/2 convolution to channels-last (AVX-512)");
+    // oneDNN's first convolution writes its blocked layout, reordered for the next; the direct one writes channels-last.
+    EXPECT_EQ(before.size(), steps.size() + 1);
+    EXPECT_EQ(before.at(1), "reorder to channels-last");
+    EXPECT_EQ(std::count(steps.begin(), steps.end(), "reorder to channels-last"), 0);
+}
+
+TEST(OneDnnChain, TimedStepsCountTheirRunsAndFlops) {
+    SKIP_WITHOUT_ONEDNN();
+    const Reference ref;
+    OneDnnChain chain(ref.layers(), 3, 20);
+    const auto x = torch::rand({5, 3, 20, 20});
+    try {
+        runChain(chain, x); // builds the plan for 8, untimed
+        const bool before = OneDnnChain::timeSteps(true);
+        for (int r = 0; r < 3; ++r)
+            runChain(chain, x);
+        OneDnnChain::timeSteps(before);
+        runChain(chain, x); // untimed again
+    } catch (const Error& e) {
+        GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
+    }
+    EXPECT_TRUE(chain.stepTimes(5).empty()) << "plans are kept by padded batch size";
+    const auto steps = chain.stepTimes(8);
+    ASSERT_FALSE(steps.empty());
+    // Multiply-adds × 2 of a batch of 8: 20² → 10² (32 from 3, 3 × 3), 10² (24 from 32), 10² → 4² (48 from 24), 4² (40
+    // from 48, 1 × 1), 640 → 20, 20 → 6.
+    std::vector<double> flops;
+    for (const auto& s : steps) {
+        EXPECT_EQ(s.runs, 3) << s.impl;
+        EXPECT_GT(s.seconds, 0.0) << s.impl;
+        if (s.flops > 0)
+            flops.push_back(s.flops);
+        else
+            EXPECT_EQ(s.impl.rfind("reorder", 0), 0U) << s.impl;
+    }
+    const std::vector<double> expected = {2.0 * 8 * 32 * 100 * 27, 2.0 * 8 * 24 * 100 * 288, 2.0 * 8 * 48 * 16 * 216,
+                                          2.0 * 8 * 40 * 16 * 48,  2.0 * 8 * 20 * 640,        2.0 * 8 * 6 * 20};
+    EXPECT_EQ(flops, expected);
 }
 
 class OneDnnEncoders : public ::testing::TestWithParam<const char*> {};

@@ -142,6 +142,11 @@ std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder) {
     return e ? e->oneDnnKernels() : std::vector<std::string>{};
 }
 
+std::vector<OneDnnChain::StepTime> oneDnnStepTimes(const PatchEncoder& encoder, int batch) {
+    const auto* e = dynamic_cast<const TorchPatchEncoder*>(&encoder);
+    return e ? e->oneDnnStepTimes(batch) : std::vector<OneDnnChain::StepTime>{};
+}
+
 torch::Device toDevice(const std::string& name) { return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
 
 void keepWeightsChannelsLast(torch::nn::Module& networks, torch::Device device) {
@@ -389,6 +394,10 @@ torch::Tensor TorchPatchEncoder::forward(const torch::Tensor& input) {
 
 std::vector<std::string> TorchPatchEncoder::oneDnnKernels() const {
     return chain_ ? chain_->implementations() : std::vector<std::string>{};
+}
+
+std::vector<OneDnnChain::StepTime> TorchPatchEncoder::oneDnnStepTimes(int batch) const {
+    return chain_ ? chain_->stepTimes(batch) : std::vector<OneDnnChain::StepTime>{};
 }
 
 bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, float* out) {

@@ -11,6 +11,7 @@
 // the scaling the NIC authors use; the BiGAN encoders (ours and the imported ones) then average-pool
 // the P×P patch 2×2 themselves. Mean-RGB ("mean-rgb") is the exception: it returns means in [0, 1].
 #include "core/encoders/encoder.h"
+#include "core/encoders/nn/onednnchain.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -67,6 +68,9 @@ bool oneDnnInferenceEnabled();
 /// oneDNN's kernel for each step of `encoder`'s last batch when it runs straight on oneDNN; empty when it runs
 /// through LibTorch (or is not a LibTorch encoder). For benchmarks and tests.
 std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder);
+/// The steps of `encoder`'s oneDNN chain for padded batch size `batch` with their FLOPs and, while
+/// OneDnnChain::timeSteps is on, their times (OneDnnChain::stepTimes); empty when it runs through LibTorch. Benchmarks.
+std::vector<OneDnnChain::StepTime> oneDnnStepTimes(const PatchEncoder& encoder, int batch);
 
 /// The device that ComputeOptions::device names: "auto" resolved to "cuda" or "cpu". Throws InvalidArgument
 /// for "cuda" without a CUDA device and for unknown names (configureCompute returns this).

@@ -2,6 +2,7 @@
 
 #include "core/base/error.h"
 #include "core/encoders/nn/batchnormleaky.h"
+#include "core/encoders/nn/convgrad.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -173,12 +174,32 @@ public:
     }
 };
 
+/// ∂w of a convolution on oneDNN's sgemm over an im2col copy (convgrad.h) where that path fits the layer and the
+/// input and ∂y are channels-last float32 on the CPU (as the encoders train); undefined otherwise.
+torch::Tensor weightGradientOnSgemm(const torch::Tensor& dy, const torch::Tensor& x, const torch::Tensor& w,
+                                    const std::vector<std::int64_t>& stride, const std::vector<std::int64_t>& padding,
+                                    const std::vector<std::int64_t>& dilation, std::int64_t groups) {
+    if (x.dim() != 4 || dy.dim() != 4 || w.dim() != 4 || x.size(2) != x.size(3) || w.size(2) != w.size(3) ||
+        stride.size() != 2 || stride[0] != stride[1] || padding.size() != 2 || padding[0] != padding[1] ||
+        dilation.size() != 2 || dilation[0] != dilation[1] ||
+        !convgrad::fits(x.size(1), w.size(2), stride[0], padding[0], dilation[0], groups) ||
+        x.scalar_type() != torch::kFloat || dy.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat ||
+        !x.is_cpu() || !dy.is_cpu() || !x.is_contiguous(at::MemoryFormat::ChannelsLast) ||
+        !dy.is_contiguous(at::MemoryFormat::ChannelsLast))
+        return {};
+    auto dw = torch::empty(w.sizes(), torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
+    convgrad::weightGradient(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), dy.data_ptr<float>(), w.size(0),
+                             dw.data_ptr<float>(), torch::get_num_threads());
+    return dw;
+}
+
 /// conv(x) with its bias, for training: the forward is LibTorch's convolution; the backward asks
 /// convolution_backward for ∂x and ∂w only and sums ∂y over the batch and the pixels for ∂b. oneDNN 2.6
 /// computes ∂b inside its weight-gradient kernel, which made that kernel several times slower on the
 /// encoders' first layer (3 → 32 channels, 128² → 64², batch 64, channels-last: 8.2 ms against 2.8 ms
 /// without ∂b, plus 0.8 ms for the sum) and 13 % slower on the second. `biasCancelled`: ∂b is exactly zero
-/// (applyConv's batchNormNext) and is not summed.
+/// (applyConv's batchNormNext) and is not summed. ∂w of the wide stride-2 layers comes from oneDNN's sgemm over an
+/// im2col copy instead (weightGradientOnSgemm).
 class ConvolutionFunction : public torch::autograd::Function<ConvolutionFunction> {
 public:
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
@@ -200,13 +221,20 @@ public:
         torch::autograd::variable_list out(8);
         if (!dy.defined())
             return out;
-        if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1)) {
-            auto [dx, dw, unused] = at::convolution_backward(
-                dy, saved[0], saved[1], c10::nullopt, ctx->saved_data["stride"].toIntVector(),
-                ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(), false, {0, 0},
-                ctx->saved_data["groups"].toInt(), {ctx->needs_input_grad(0), ctx->needs_input_grad(1), false});
+        const auto stride = ctx->saved_data["stride"].toIntVector();
+        const auto padding = ctx->saved_data["padding"].toIntVector();
+        const auto dilation = ctx->saved_data["dilation"].toIntVector();
+        const auto groups = ctx->saved_data["groups"].toInt();
+        if (ctx->needs_input_grad(1))
+            out[1] = weightGradientOnSgemm(dy, saved[0], saved[1], stride, padding, dilation, groups);
+        const bool dwHere = ctx->needs_input_grad(1) && !out[1].defined();
+        if (ctx->needs_input_grad(0) || dwHere) {
+            auto [dx, dw, unused] =
+                at::convolution_backward(dy, saved[0], saved[1], c10::nullopt, stride, padding, dilation, false,
+                                         {0, 0}, groups, {ctx->needs_input_grad(0), dwHere, false});
             out[0] = dx;
-            out[1] = dw;
+            if (dwHere)
+                out[1] = dw;
         }
         if (ctx->needs_input_grad(2))
             out[2] = ctx->saved_data["bias_cancelled"].toBool() ? torch::zeros({saved[1].size(0)}, dy.options())

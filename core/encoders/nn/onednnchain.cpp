@@ -2,8 +2,11 @@
 #include "core/encoders/nn/onednnchain.h"
 
 #include "core/base/error.h"
+#include "core/encoders/nn/directconv.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -72,6 +75,9 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
+std::atomic<bool> gTimeSteps{false};
+std::atomic<bool> gDirectFirstConvolution{true};
+
 struct AlignedBuffer {
     struct Free {
         void operator()(float* p) const { std::free(p); }
@@ -100,6 +106,9 @@ struct OneDnnChain::Shared {
     /// Per layer: the weights reordered into each layout a plan asked for.
     std::vector<std::vector<std::pair<memory::desc, memory>>> weights;
     std::vector<memory> biases;
+    /// The first convolution on the direct kernel (directconv.h): its weights as that kernel reads them.
+    bool direct = false;
+    std::vector<float> directTaps;
 
     /// Layer i's weights in `want`, reordered on first use (thread-safe): from the layer's own copy (`given` describes
     /// it), which is then dropped, or from a layout reordered before for another batch size.
@@ -126,6 +135,10 @@ struct OneDnnChain::Plan {
         std::unordered_map<int, memory> args;
         int src = -1, dst = -1; ///< ping-pong buffer of the source and destination; −1 the input / the output
         std::string impl;
+        bool direct = false; ///< the first convolution on directconv::run instead of `primitive`
+        double flops = 0.0;  ///< multiply-adds × 2
+        double seconds = 0.0;
+        std::int64_t runs = 0; ///< runs timed (timeSteps)
     };
     std::vector<Step> steps;
     std::size_t bufferBytes[2] = {0, 0};
@@ -153,6 +166,13 @@ OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
         shared_->channels = channels;
         shared_->side = side;
         shared_->weights.resize(shared_->layers.size());
+        Layer& first = shared_->layers.front();
+        if (gDirectFirstConvolution.load(std::memory_order_relaxed) && directconv::available() &&
+            directconv::fits(first.weightShape, first.stride, first.padding, side)) {
+            shared_->direct = true;
+            shared_->directTaps = directconv::tapMajor(first.weight, static_cast<int>(first.weightShape[0]), channels);
+            std::vector<float>().swap(first.weight);
+        }
         for (auto& l : shared_->layers) {
             const memory::desc bd({static_cast<memory::dim>(l.bias.size())}, Dt::f32, Tag::x);
             shared_->biases.emplace_back(bd, shared_->engine, l.bias.data());
@@ -253,16 +273,36 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
     }
     it->second.lastRun = ++plans_->runs;
     plans_->lastBatch = padded;
-    const Plan& plan = it->second;
+    Plan& plan = it->second;
+    const bool timed = gTimeSteps.load(std::memory_order_relaxed);
+#ifdef _OPENMP
+    const int ompThreads = omp_get_max_threads();
+#else
+    const int ompThreads = 1;
+#endif
     try {
         float* buf[2] = {plans_->buffers[0].reserve(plan.bufferBytes[0]),
                          plans_->buffers[1].reserve(plan.bufferBytes[1])};
         const std::size_t outputRow = static_cast<std::size_t>(outputs());
         float* result = padded == n ? out : plans_->output.reserve(static_cast<std::size_t>(padded) * outputRow * 4U);
-        for (const auto& step : plan.steps) {
-            step.args.at(DNNL_ARG_SRC).set_data_handle(step.src < 0 ? const_cast<float*>(nchw) : buf[step.src]);
-            step.args.at(DNNL_ARG_DST).set_data_handle(step.dst < 0 ? result : buf[step.dst]);
-            step.primitive.execute(plans_->stream, step.args);
+        for (auto& step : plan.steps) {
+            const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+            const float* src = step.src < 0 ? nchw : buf[step.src];
+            float* dst = step.dst < 0 ? result : buf[step.dst];
+            if (step.direct) {
+                const Layer& l = shared_->layers.front();
+                directconv::run(src, padded, shared_->channels, shared_->side, shared_->directTaps.data(),
+                                l.bias.data(), static_cast<int>(l.weightShape[0]), l.leakySlope, dst, ompThreads);
+            } else {
+                step.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(src));
+                step.args.at(DNNL_ARG_DST).set_data_handle(dst);
+                step.primitive.execute(plans_->stream, step.args);
+            }
+            if (timed) {
+                plans_->stream.wait();
+                step.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                ++step.runs;
+            }
         }
         plans_->stream.wait();
         if (result != out)
@@ -276,10 +316,21 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
 
 std::vector<std::string> OneDnnChain::implementations() const {
     std::vector<std::string> out;
-    if (auto it = plans_->byBatch.find(plans_->lastBatch); it != plans_->byBatch.end())
-        for (const auto& step : it->second.steps)
-            out.push_back(step.impl);
+    for (const auto& step : stepTimes(plans_->lastBatch))
+        out.push_back(step.impl);
     return out;
+}
+
+std::vector<OneDnnChain::StepTime> OneDnnChain::stepTimes(int batch) const {
+    std::vector<StepTime> out;
+    if (auto it = plans_->byBatch.find(batch); it != plans_->byBatch.end())
+        for (const auto& step : it->second.steps)
+            out.push_back({step.impl, step.flops, step.seconds, step.runs});
+    return out;
+}
+
+bool OneDnnChain::firstConvolutionIsDirect() const {
+    return shared_->direct;
 }
 
 namespace {
@@ -325,6 +376,15 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
             if (l.conv) {
                 const memory::dim k = l.weightShape[2], stride = l.stride, pad = l.padding;
                 const memory::dim o = (s + 2 * pad - k) / stride + 1;
+                step.flops = 2.0 * static_cast<double>(n * out * o * o * c * k * k);
+                if (i == 0 && sh.direct) { // straight into channels-last (directconv.h)
+                    step.direct = true;
+                    step.impl = "direct 3x3/2 convolution to channels-last (AVX-512)";
+                    add(std::move(step), memory::desc({n, out, o, o}, Dt::f32, Tag::nhwc), last);
+                    s = o;
+                    c = out;
+                    continue;
+                }
                 const bool planarIn = i == 0;
                 if (!planarIn && cur != memory::desc({n, c, s, s}, Dt::f32, Tag::nhwc)) {
                     Plan::Step r;
@@ -350,6 +410,7 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                 s = o;
             } else {
                 const bool afterConv = cur.dims().size() == 4;
+                step.flops = 2.0 * static_cast<double>(n * product(l.weightShape));
                 given = afterConv ? memory::desc({out, c, s, s}, Dt::f32, Tag::oihw)
                                   : memory::desc({out, c}, Dt::f32, Tag::oi);
                 dst = memory::desc({n, out}, Dt::f32, Tag::nc);
@@ -375,6 +436,14 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                     ": " + e.what());
     }
     return plan;
+}
+
+bool OneDnnChain::timeSteps(bool on) {
+    return gTimeSteps.exchange(on, std::memory_order_relaxed);
+}
+
+bool OneDnnChain::useDirectFirstConvolution(bool on) {
+    return gDirectFirstConvolution.exchange(on, std::memory_order_relaxed);
 }
 
 #else // no oneDNN in this build
@@ -406,6 +475,18 @@ void OneDnnChain::run(const float*, int, float*, int) {
 }
 std::vector<std::string> OneDnnChain::implementations() const {
     return {};
+}
+std::vector<OneDnnChain::StepTime> OneDnnChain::stepTimes(int) const {
+    return {};
+}
+bool OneDnnChain::firstConvolutionIsDirect() const {
+    return false;
+}
+bool OneDnnChain::timeSteps(bool) {
+    return false;
+}
+bool OneDnnChain::useDirectFirstConvolution(bool) {
+    return false;
 }
 OneDnnChain::Plan OneDnnChain::buildPlan(int) const {
     return {};

@@ -6,8 +6,8 @@
 // Why: through LibTorch 1.13 every convolution of an encoder's forward pass reorders its weights into oneDNN's
 // layout again on every call and runs LeakyReLU as a second pass over the activation, and its channels-last first
 // layer (three input channels) runs far below the machine's limit. Here the weights are reordered once, LeakyReLU
-// is each layer's own post-op, and the first convolution reads planar input and writes oneDNN's blocked layout
-// (docs/timings.md, issue 16).
+// is each layer's own post-op, and the first convolution reads planar input and writes channels-last (with AVX-512
+// through its own kernel, directconv.h; elsewhere oneDNN's blocked layout and a reorder) (docs/timings.md, issue 16).
 //
 // A chain is built once per encoder (weights reordered lazily, shared by its replicas); run() builds and keeps
 // the primitives for each padded batch size it sees. run() is used by one thread at a time per replica.
@@ -67,6 +67,28 @@ public:
 
     /// oneDNN's implementation of each step of the last run's plan ("jit:avx512_core", a reorder, ...).
     std::vector<std::string> implementations() const;
+
+    /// One step of a plan, for benchmarks: its implementation, its multiply-adds × 2 per run, and, while step
+    /// timing is on (timeSteps), the wall-clock seconds its runs took and how many runs were timed.
+    struct StepTime {
+        std::string impl;
+        double flops = 0.0;
+        double seconds = 0.0;
+        std::int64_t runs = 0;
+    };
+    /// The steps of the plan for padded batch size `batch` (paddedBatch); empty when no run has used it.
+    std::vector<StepTime> stepTimes(int batch) const;
+
+    /// Benchmarks: true makes every chain's run() wait for each step and add its time to the step (stepTimes), which
+    /// costs a little. Process-wide; off by default. Returns the setting before.
+    static bool timeSteps(bool on);
+
+    /// Benchmarks and tests: false makes chains built from now on run their first convolution on oneDNN's kernel and
+    /// a reorder instead of the direct kernel (directconv.h). Process-wide; the default is true. Either gives the same
+    /// values up to float rounding. Returns the setting before.
+    static bool useDirectFirstConvolution(bool on);
+    /// Whether this chain's first convolution runs on the direct kernel.
+    bool firstConvolutionIsDirect() const;
 
 private:
     struct Shared;

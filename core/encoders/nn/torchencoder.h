@@ -85,6 +85,8 @@ public:
     bool runsOnOneDnn() const { return chain_ != nullptr; }
     /// oneDNN's kernels of the last batch encode() ran on oneDNN, one per step (benchmarks).
     std::vector<std::string> oneDnnKernels() const;
+    /// OneDnnChain::stepTimes of this replica's chain; empty without one.
+    std::vector<OneDnnChain::StepTime> oneDnnStepTimes(int batch) const;
 
 private:
     /// encode()'s chunk on chain_; false (and chain_ dropped) when oneDNN refuses it.

@@ -1,0 +1,134 @@
+// Weight gradients of wide stride-2 convolutions on oneDNN's sgemm (convgrad.h).
+#include "core/encoders/nn/convgrad.h"
+
+#include "core/base/error.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#ifdef NIC_HAVE_DNNL_SGEMM
+#include <oneapi/dnnl/dnnl.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace nic::convgrad {
+
+namespace {
+std::atomic<std::uint64_t> gCalls{0};
+} // namespace
+
+std::uint64_t calls() {
+    return gCalls.load(std::memory_order_relaxed);
+}
+
+#ifdef NIC_HAVE_DNNL_SGEMM
+
+namespace {
+
+constexpr std::int64_t kBufferFloats = std::int64_t{4} << 20; // 16 MiB
+
+/// Rows [first, first + rows) of the im2col matrix: row (image, oy, ox) holds the 3 × 3 × in input values its output
+/// pixel reads, in (kh, kw, channel) order, zero where the window leaves the image.
+void im2col(const float* x, std::int64_t in, std::int64_t side, std::int64_t o, std::int64_t first, std::int64_t rows,
+            float* col, int threads) {
+    const std::int64_t width = 9 * in;
+    auto row = [&](std::int64_t r) {
+        const std::int64_t g = first + r, image = g / (o * o), oy = (g / o) % o, ox = g % o;
+        float* dst = col + r * width;
+        for (std::int64_t kh = 0; kh < 3; ++kh) {
+            const std::int64_t iy = 2 * oy + kh - 1;
+            for (std::int64_t kw = 0; kw < 3; ++kw, dst += in) {
+                const std::int64_t ix = 2 * ox + kw - 1;
+                if (iy < 0 || iy >= side || ix < 0 || ix >= side)
+                    std::memset(dst, 0, static_cast<std::size_t>(in) * sizeof(float));
+                else
+                    std::memcpy(dst, x + ((image * side + iy) * side + ix) * in,
+                                static_cast<std::size_t>(in) * sizeof(float));
+            }
+        }
+    };
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
+    for (std::int64_t r = 0; r < rows; ++r)
+        row(r);
+#else
+    (void)threads;
+    for (std::int64_t r = 0; r < rows; ++r)
+        row(r);
+#endif
+}
+
+struct Buffer {
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float, Free> data;
+    std::int64_t floats = 0;
+    float* reserve(std::int64_t need) {
+        if (need > floats) {
+            data.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((need + 15) / 16 * 64))));
+            if (!data)
+                throw std::bad_alloc();
+            floats = need;
+        }
+        return data.get();
+    }
+};
+
+} // namespace
+
+bool available() {
+    return true;
+}
+
+void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* dy,
+                    std::int64_t out, float* dw, int threads) {
+    const std::int64_t o = (side - 1) / 2 + 1, width = 9 * in, total = n * o * o;
+    const std::int64_t chunk = std::max<std::int64_t>(1, std::min(total, kBufferFloats / width));
+    thread_local Buffer buffer;
+    float* col = buffer.reserve(chunk * width);
+#ifdef _OPENMP
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(std::max(1, threads)); // oneDNN's sgemm takes the calling thread's OpenMP threads
+#endif
+    gCalls.fetch_add(1, std::memory_order_relaxed);
+    dnnl_status_t status = dnnl_success;
+    for (std::int64_t first = 0; first < total; first += chunk) {
+        const std::int64_t rows = std::min(chunk, total - first);
+        im2col(x, in, side, o, first, rows, col, threads);
+        // ∂w [out, width] (+)= dyᵀ [out, rows] · col [rows, width]
+        status = dnnl_sgemm('T', 'N', out, width, rows, 1.0F, dy + first * out, out, col, width,
+                            first == 0 ? 0.0F : 1.0F, dw, width);
+        if (status != dnnl_success)
+            break;
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(before);
+#endif
+    if (status != dnnl_success)
+        throw Error("convolution weight gradient: oneDNN's sgemm failed (status " + std::to_string(status) + ")");
+}
+
+#else
+
+bool available() {
+    return false;
+}
+
+void weightGradient(const float*, std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t, float*, int) {}
+
+#endif
+
+bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t padding, std::int64_t dilation,
+          std::int64_t groups) {
+    return available() && in >= 128 && kernel == 3 && stride == 2 && padding == 1 && dilation == 1 && groups == 1;
+}
+
+} // namespace nic::convgrad

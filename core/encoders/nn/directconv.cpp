@@ -1,0 +1,185 @@
+// The direct first convolution (directconv.h).
+#include "core/encoders/nn/directconv.h"
+
+#include <cstddef>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NIC_DIRECTCONV_AVX512 1
+#define NIC_AVX512 __attribute__((target("avx512f")))
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace nic::directconv {
+
+bool fits(const std::vector<std::int64_t>& w, int stride, int padding, int side) {
+    return w.size() == 4 && w[2] == 3 && w[3] == 3 && stride == 2 && padding == 1 && w[0] > 0 && w[0] % 16 == 0 &&
+           w[1] >= 1 && w[1] <= 4 && side >= 2 && side % 2 == 0;
+}
+
+std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in) {
+    std::vector<float> taps(weight.size());
+    for (int o = 0; o < out; ++o)
+        for (int t = 0; t < in * 9; ++t)
+            taps[static_cast<std::size_t>(t) * static_cast<std::size_t>(out) + static_cast<std::size_t>(o)] =
+                weight[static_cast<std::size_t>(o) * static_cast<std::size_t>(in * 9) + static_cast<std::size_t>(t)];
+    return taps;
+}
+
+#ifdef NIC_DIRECTCONV_AVX512
+
+namespace {
+
+struct Image {
+    const float* x; ///< [in, side, side]
+    int in, side;
+    const float* taps; ///< [in, 3, 3, out], offset to the channel group
+    const float* bias; ///< offset to the channel group
+    int out;           ///< the row stride of taps and y
+    float slope;       ///< < 0: no activation
+    float* y;          ///< [side/2, side/2, out], offset to the channel group
+};
+
+/// T output pixels (ox0 … ox0 + T − 1 of row oy) × 16·V channels, accumulated in registers over every input
+/// channel and tap, in the order bias, then (channel, kh, kw). Left: ox0 = 0, whose first pixel's kw = 0 tap falls
+/// on the zero padding. (Rows past the bottom cannot occur: the side is even.)
+template <int V, int T, bool Left>
+NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
+    __m512 acc[T][V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+        const __m512 b = _mm512_loadu_ps(im.bias + 16 * v);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t)
+            acc[t][v] = b;
+    }
+    const std::size_t plane = static_cast<std::size_t>(im.side) * static_cast<std::size_t>(im.side);
+    for (int c = 0; c < im.in; ++c) {
+#pragma GCC unroll 3
+        for (int kh = 0; kh < 3; ++kh) {
+            const int row = 2 * oy + kh - 1;
+            if (row < 0) // the top padding
+                continue;
+            // Column 2·ox − 1 + kw of pixel ox: xr[2·t + kw].
+            const float* xr =
+                im.x + c * plane + static_cast<std::size_t>(row) * static_cast<std::size_t>(im.side) + 2 * ox0 - 1;
+            const float* wr = im.taps + static_cast<std::size_t>((c * 3 + kh) * 3) * static_cast<std::size_t>(im.out);
+#pragma GCC unroll 3
+            for (int kw = 0; kw < 3; ++kw) {
+                __m512 w[V];
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v)
+                    w[v] =
+                        _mm512_loadu_ps(wr + static_cast<std::size_t>(kw) * static_cast<std::size_t>(im.out) + 16 * v);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; ++t) {
+                    if (Left && t == 0 && kw == 0)
+                        continue;
+                    const __m512 xv = _mm512_set1_ps(xr[2 * t + kw]);
+#pragma GCC unroll 8
+                    for (int v = 0; v < V; ++v)
+                        acc[t][v] = _mm512_fmadd_ps(xv, w[v], acc[t][v]);
+                }
+            }
+        }
+    }
+    const int wo = im.side / 2;
+    float* yo = im.y + (static_cast<std::size_t>(oy) * static_cast<std::size_t>(wo) + static_cast<std::size_t>(ox0)) *
+                           static_cast<std::size_t>(im.out);
+    const __m512 slope = _mm512_set1_ps(im.slope), zero = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) {
+            __m512 a = acc[t][v];
+            if (im.slope >= 0.0F) // LeakyReLU: a < 0 → slope · a (as oneDNN's eltwise_relu: −0 stays −0)
+                a = _mm512_mask_mul_ps(a, _mm512_cmp_ps_mask(a, zero, _CMP_LT_OQ), a, slope);
+            _mm512_storeu_ps(yo + static_cast<std::size_t>(t) * static_cast<std::size_t>(im.out) + 16 * v, a);
+        }
+    }
+}
+
+/// One image's channel group of 16·V channels, T pixels at a time along each output row.
+template <int V, int T>
+NIC_AVX512 void group(const Image& im) {
+    const int wo = im.side / 2;
+    for (int oy = 0; oy < wo; ++oy) {
+        int ox = 0;
+        if (wo >= T) {
+            tile<V, T, true>(im, oy, 0);
+            ox = T;
+        } else {
+            tile<V, 1, true>(im, oy, 0);
+            ox = 1;
+        }
+        for (; ox + T <= wo; ox += T)
+            tile<V, T, false>(im, oy, ox);
+        for (; ox < wo; ++ox)
+            tile<V, 1, false>(im, oy, ox);
+    }
+}
+
+/// One image: groups of 64 channels (4 × 4 pixels: 16 accumulators), then 32 (2 × 8), then 16 (1 × 8); these tiles
+/// ran fastest in a scratch comparison (docs/timings.md).
+NIC_AVX512 void image(Image im) {
+    const int out = im.out;
+    int g = 0;
+    auto at = [&](int first) {
+        Image part = im;
+        part.taps += first;
+        part.bias += first;
+        part.y += first;
+        return part;
+    };
+    for (; g + 64 <= out; g += 64)
+        group<4, 4>(at(g));
+    for (; g + 32 <= out; g += 32)
+        group<2, 8>(at(g));
+    for (; g + 16 <= out; g += 16)
+        group<1, 8>(at(g));
+}
+
+} // namespace
+
+bool available() {
+    static const bool yes = __builtin_cpu_supports("avx512f");
+    return yes;
+}
+
+void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
+         int threads) {
+    const std::size_t inSize =
+        static_cast<std::size_t>(in) * static_cast<std::size_t>(side) * static_cast<std::size_t>(side);
+    const std::size_t outSize =
+        static_cast<std::size_t>(side / 2) * static_cast<std::size_t>(side / 2) * static_cast<std::size_t>(out);
+    auto one = [&](int i) {
+        image(Image{x + static_cast<std::size_t>(i) * inSize, in, side, taps, bias, out, slope,
+                    y + static_cast<std::size_t>(i) * outSize});
+    };
+#ifdef _OPENMP
+    if (threads > 1 && n > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int i = 0; i < n; ++i)
+            one(i);
+        return;
+    }
+#else
+    (void)threads;
+#endif
+    for (int i = 0; i < n; ++i)
+        one(i);
+}
+
+#else // not x86-64 with GCC or Clang
+
+bool available() {
+    return false;
+}
+
+void run(const float*, int, int, int, const float*, const float*, int, float, float*, int) {}
+
+#endif
+
+} // namespace nic::directconv

@@ -1,0 +1,35 @@
+#pragma once
+// The first convolution of compression's encoders computed straight into channels-last output: 3 × 3, stride 2,
+// padding 1, over the patch's few planar channels (3 → 32 at 128² for the VAE-type encoder, 3 → 128 at 64² for
+// BiGAN's), bias and LeakyReLU included. Internal to core_nn; used by OneDnnChain.
+//
+// Why: oneDNN 2.6 has no fast kernel from planar input with three channels to channels-last output (its reference
+// kernel runs ~1000× slower), so the chain ran its direct kernel into oneDNN's blocked layout and then reordered the
+// 33 MB activation of a batch of 64 to channels-last for the next layer, 2–3 ms per batch on one thread (4 % of the
+// VAE-type encoder's forward pass). This kernel writes channels-last itself in about the time oneDNN's blocked
+// kernel takes, and the reorder goes (docs/timings.md, issue 16).
+//
+// AVX-512 only (x86-64, GCC or Clang): available() is false elsewhere, and the chain keeps oneDNN's kernels.
+#include <cstdint>
+#include <vector>
+
+namespace nic::directconv {
+
+/// Whether this build and CPU run the kernel (x86-64 with AVX-512F).
+bool available();
+
+/// Whether the kernel computes a convolution with weights [out, in, k, k], this stride and padding over a side² input:
+/// k = 3, stride 2, padding 1, out a positive multiple of 16, 1 ≤ in ≤ 4 and an even side ≥ 2.
+bool fits(const std::vector<std::int64_t>& weightShape, int stride, int padding, int side);
+
+/// The weights [out, in, 3, 3] (LibTorch's order) rearranged as the kernel reads them: [in, 3, 3, out].
+std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in);
+
+/// Computes n images: x holds n planar [in, side, side] inputs, y receives n channels-last [side/2, side/2, out]
+/// outputs. `taps` from tapMajor, bias [out]; slope ≥ 0 applies LeakyReLU with that slope, < 0 nothing. Images are
+/// shared among `threads` OpenMP threads (≤ 1: the calling thread alone). The shape must fit (fits()) and
+/// available() be true.
+void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
+         int threads);
+
+} // namespace nic::directconv
