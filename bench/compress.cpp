@@ -341,11 +341,10 @@ void printStepTimes(const bench::SgemmRate& rate, int inferenceThreads, int batc
     for (const auto& s : gChainSteps) {
         const double ms = s.seconds * 1e3 / static_cast<double>(s.runs);
         const double gflops = s.flops / 1e9 / (s.seconds / static_cast<double>(s.runs));
+        std::printf("    %-52s %7.2f ms/batch %5.1f %%", s.what.c_str(), ms, 100.0 * s.seconds / total);
         if (s.flops > 0)
-            std::printf("    %-56s %7.2f ms/batch %5.1f %%  %6.1f GFLOP/s = %.2f x its share\n", s.impl.c_str(), ms,
-                        100.0 * s.seconds / total, gflops, gflops / share);
-        else
-            std::printf("    %-56s %7.2f ms/batch %5.1f %%\n", s.impl.c_str(), ms, 100.0 * s.seconds / total);
+            std::printf("  %6.1f GFLOP/s = %.2f x its share", gflops, gflops / share);
+        std::printf("  (%s)\n", s.impl.c_str());
     }
 }
 #endif

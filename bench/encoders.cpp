@@ -12,16 +12,22 @@
 // primitives and allocates every block afresh, so a short run understates the steady state). Each
 // training line also says how many large tensor allocations the tensor cache served
 // (core/encoders/nn/tensorcache.h; NIC_TENSOR_CACHE_MB=0 runs without it). --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
+// --layers also compares the weight gradients of 3x3 stride-2 layers through LibTorch and through im2col + oneDNN's
+// sgemm (core/encoders/nn/convgrad.h), which training takes for the layers with at least 128 input channels.
 // --separate-bn: training runs BatchNorm and LeakyReLU as LibTorch's separate operators instead of the
 // fused function (core/encoders/nn/batchnormleaky.h), to measure what the fusion gives.
 #include "core/encoders/encoder.h"
 #include "bench/limitprobe.h"
+#include "core/encoders/nn/convgrad.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
 #include "core/encoders/nn/patchbank.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/trainer.h"
 
+#include <torch/torch.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +53,46 @@ nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
         bank.add(im, i % 2, src, i % 16, i / 16);
     }
     return bank;
+}
+
+/// Weight gradients of the encoders' 3 × 3, stride-2 layers (batch 64, channels-last, LibTorch's threads) through
+/// LibTorch (oneDNN's kernel) and through im2col + oneDNN's sgemm (convgrad.h), alternated 5 times, best of each:
+/// what the choice of convgrad::fits rests on.
+void compareWeightGradients() {
+    if (!nic::convgrad::available())
+        return;
+    struct Shape {
+        int in, out, side;
+    };
+    std::printf("weight gradients of 3x3 stride-2 layers, batch 64 (best of 5 alternated): LibTorch (oneDNN) vs "
+                "im2col + sgemm\n");
+    for (const Shape sh : {Shape{32, 64, 64}, Shape{64, 128, 32}, Shape{128, 256, 16}, Shape{256, 512, 8},
+                           Shape{128, 128, 32}, Shape{128, 128, 16}, Shape{128, 128, 8}}) {
+        torch::NoGradGuard noGrad;
+        const auto cl = torch::MemoryFormat::ChannelsLast;
+        const auto x = torch::randn({64, sh.in, sh.side, sh.side}).contiguous(cl);
+        const auto w = torch::randn({sh.out, sh.in, 3, 3}).contiguous(cl);
+        const auto dy = torch::randn({64, sh.out, sh.side / 2, sh.side / 2}).contiguous(cl);
+        auto dw = torch::empty_like(w);
+        double torchBest = 1e9, sgemmBest = 1e9;
+        for (int r = 0; r < 6; ++r) { // the first round warms both up
+            auto t0 = std::chrono::steady_clock::now();
+            auto grads = at::convolution_backward(dy, x, w, c10::nullopt, {2, 2}, {1, 1}, {1, 1}, false, {0, 0}, 1,
+                                                  {false, true, false});
+            const double a = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            t0 = std::chrono::steady_clock::now();
+            nic::convgrad::weightGradient(x.data_ptr<float>(), 64, sh.in, sh.side, dy.data_ptr<float>(), sh.out,
+                                          dw.data_ptr<float>(), nic::computeThreads());
+            const double b = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (r > 0) {
+                torchBest = std::min(torchBest, a);
+                sgemmBest = std::min(sgemmBest, b);
+            }
+        }
+        std::printf("  %3d -> %3d, %3d^2 -> %2d^2: %6.2f ms vs %6.2f ms = %.2f x  (%s here)\n", sh.in, sh.out, sh.side,
+                    sh.side / 2, torchBest * 1e3, sgemmBest * 1e3, torchBest / sgemmBest,
+                    nic::convgrad::fits(sh.in, 3, 2, 1, 1, 1) ? "sgemm" : "LibTorch");
+    }
 }
 
 } // namespace
@@ -103,6 +149,8 @@ int main(int argc, char** argv) {
         const nic::PatchBank val = randomBank(16, p, 2);
         if (trainSteps > 0)
             nic::bench::printAugmentationTimes(bank, batch, device);
+        if (trainSteps > 0 && layers && device == "cpu")
+            compareWeightGradients();
         const auto tmp = std::filesystem::temp_directory_path() / ("bench-encoders-" + std::to_string(::getpid()));
         std::filesystem::create_directories(tmp);
 

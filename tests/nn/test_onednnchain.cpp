@@ -294,6 +294,8 @@ TEST(OneDnnChain, TimedStepsCountTheirRunsAndFlops) {
     EXPECT_TRUE(chain.stepTimes(5).empty()) << "plans are kept by padded batch size";
     const auto steps = chain.stepTimes(8);
     ASSERT_FALSE(steps.empty());
+    EXPECT_EQ(steps.front().what, "convolution 1: 3 -> 32 channels, 20^2 -> 10^2");
+    EXPECT_EQ(steps.back().what, "dense layer 6: 20 -> 6");
     // Multiply-adds × 2 of a batch of 8: 20² → 10² (32 from 3, 3 × 3), 10² (24 from 32), 10² → 4² (48 from 24), 4² (40
     // from 48, 1 × 1), 640 → 20, 20 → 6.
     std::vector<double> flops;

@@ -134,6 +134,7 @@ struct OneDnnChain::Plan {
         dnnl::primitive primitive;
         std::unordered_map<int, memory> args;
         int src = -1, dst = -1; ///< ping-pong buffer of the source and destination; −1 the input / the output
+        std::string what; ///< StepTime::what
         std::string impl;
         bool direct = false; ///< the first convolution on directconv::run instead of `primitive`
         double flops = 0.0;  ///< multiply-adds × 2
@@ -325,7 +326,7 @@ std::vector<OneDnnChain::StepTime> OneDnnChain::stepTimes(int batch) const {
     std::vector<StepTime> out;
     if (auto it = plans_->byBatch.find(batch); it != plans_->byBatch.end())
         for (const auto& step : it->second.steps)
-            out.push_back({step.impl, step.flops, step.seconds, step.runs});
+            out.push_back({step.what, step.impl, step.flops, step.seconds, step.runs});
     return out;
 }
 
@@ -377,6 +378,8 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                 const memory::dim k = l.weightShape[2], stride = l.stride, pad = l.padding;
                 const memory::dim o = (s + 2 * pad - k) / stride + 1;
                 step.flops = 2.0 * static_cast<double>(n * out * o * o * c * k * k);
+                step.what = layerName(i, true) + ": " + std::to_string(c) + " -> " + std::to_string(out) +
+                            " channels, " + std::to_string(s) + "^2 -> " + std::to_string(o) + "^2";
                 if (i == 0 && sh.direct) { // straight into channels-last (directconv.h)
                     step.direct = true;
                     step.impl = "direct 3x3/2 convolution to channels-last (AVX-512)";
@@ -391,6 +394,7 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                     const memory::desc nhwc({n, c, s, s}, Dt::f32, Tag::nhwc);
                     r.primitive = dnnl::reorder(dnnl::reorder::primitive_desc(sh.engine, cur, sh.engine, nhwc));
                     r.impl = "reorder to channels-last";
+                    r.what = "reorder to channels-last";
                     add(std::move(r), nhwc, false);
                 }
                 // oneDNN's own choice for the first (its blocked layout for the instruction set: 16 channels with
@@ -411,6 +415,7 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
             } else {
                 const bool afterConv = cur.dims().size() == 4;
                 step.flops = 2.0 * static_cast<double>(n * product(l.weightShape));
+                step.what = layerName(i, false) + ": " + std::to_string(l.weightShape[1]) + " -> " + std::to_string(out);
                 given = afterConv ? memory::desc({out, c, s, s}, Dt::f32, Tag::oihw)
                                   : memory::desc({out, c}, Dt::f32, Tag::oi);
                 dst = memory::desc({n, out}, Dt::f32, Tag::nc);

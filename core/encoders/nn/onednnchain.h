@@ -68,9 +68,11 @@ public:
     /// oneDNN's implementation of each step of the last run's plan ("jit:avx512_core", a reorder, ...).
     std::vector<std::string> implementations() const;
 
-    /// One step of a plan, for benchmarks: its implementation, its multiply-adds × 2 per run, and, while step
-    /// timing is on (timeSteps), the wall-clock seconds its runs took and how many runs were timed.
+    /// One step of a plan, for benchmarks: what it computes ("convolution 2: 32 -> 64 channels, 64^2 -> 32^2", "reorder
+    /// to channels-last"), its implementation, its multiply-adds × 2 per run, and, while step timing is on (timeSteps),
+    /// the wall-clock seconds its runs took and how many runs were timed.
     struct StepTime {
+        std::string what;
         std::string impl;
         double flops = 0.0;
         double seconds = 0.0;
