@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,6 +118,23 @@ int main(int argc, char** argv) {
                     slide.vendor().c_str(), slide.levelCount(), cells.size(), grid.level(),
                     static_cast<long long>(grid.readSize()), threads);
         std::printf("direct decoding of that level: %s\n", slide.decodesTilesDirectly(grid.level()) ? "yes" : "no");
+        // Whole tiles are decoded: the tiles under the tissue patches, against the patches' own pixels.
+        const auto tw = slide.property("openslide.level[" + std::to_string(grid.level()) + "].tile-width");
+        const auto th = slide.property("openslide.level[" + std::to_string(grid.level()) + "].tile-height");
+        if (tw && th && std::stoll(*tw) > 0 && std::stoll(*th) > 0 && grid.level() == 0 && grid.readSize() == 128) {
+            const long long w = std::stoll(*tw), h = std::stoll(*th);
+            std::set<std::pair<long long, long long>> tiles;
+            for (const auto& [c, r] : cells) {
+                const Level0Rect rect = grid.cellRect(c, r);
+                for (long long y = rect.y / h; y <= (rect.y + 127) / h; ++y)
+                    for (long long x = rect.x / w; x <= (rect.x + 127) / w; ++x)
+                        tiles.emplace(x, y);
+            }
+            std::printf("tiles of %lld x %lld under those patches: %zu, %.2f decoded pixels per patch pixel\n", w, h,
+                        tiles.size(),
+                        static_cast<double>(tiles.size()) * static_cast<double>(w * h) /
+                            (static_cast<double>(cells.size()) * 128.0 * 128.0));
+        }
     }
     const double pixels = static_cast<double>(cells.size()) * 128.0 * 128.0;
     double os = 0, osCpu = 0, di = 0, diCpu = 0;

@@ -128,9 +128,16 @@ bool decodeTile(const Level& level, const std::vector<unsigned char>& data, std:
     jpeg_start_decompress(&cinfo);
     const auto stride = static_cast<std::size_t>(level.tileWidth) * 3U;
     rgb.resize(stride * static_cast<std::size_t>(level.tileHeight));
+    // Several rows a call (up to an iMCU row, 16 with 2 × 2 chroma subsampling): with one row per call libjpeg's
+    // 2 × 2 up-sampling writes each pair of rows to a spare buffer and copies them out.
+    constexpr int kRows = 16;
+    JSAMPROW rows[kRows];
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = rgb.data() + cinfo.output_scanline * stride;
-        if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) { // data ended early (libjpeg would pad with grey)
+        const auto first = cinfo.output_scanline;
+        const auto count = std::min<JDIMENSION>(kRows, cinfo.output_height - first);
+        for (JDIMENSION i = 0; i < count; ++i)
+            rows[i] = rgb.data() + (first + i) * stride;
+        if (jpeg_read_scanlines(&cinfo, rows, count) == 0) { // data ended early (libjpeg would pad with grey)
             jpeg_destroy_decompress(&cinfo);
             return false;
         }
