@@ -13,12 +13,14 @@
 // training line also says how many large tensor allocations the tensor cache served
 // (core/encoders/nn/tensorcache.h; NIC_TENSOR_CACHE_MB=0 runs without it). --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
 // --layers also compares the weight gradients of 3x3 stride-2 layers through LibTorch and through im2col + oneDNN's
-// sgemm (core/encoders/nn/convgrad.h), which training takes for the layers with at least 128 input channels.
+// sgemm (core/encoders/nn/convgrad.h), which training takes for the layers with at least 128 input channels, and the
+// first convolution's forward through LibTorch and through the direct kernel (core/encoders/nn/directconv.h).
 // --separate-bn: training runs BatchNorm and LeakyReLU as LibTorch's separate operators instead of the
 // fused function (core/encoders/nn/batchnormleaky.h), to measure what the fusion gives.
 #include "core/encoders/encoder.h"
 #include "bench/limitprobe.h"
 #include "core/encoders/nn/convgrad.h"
+#include "core/encoders/nn/directconv.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
 #include "core/encoders/nn/patchbank.h"
@@ -95,6 +97,41 @@ void compareWeightGradients() {
     }
 }
 
+/// The encoders' first convolution as training runs it (batch 64, channels-last input and output, no activation)
+/// through LibTorch (oneDNN) and through the direct kernel (directconv.h), alternated 5 times, best of each.
+void compareFirstConvolutions() {
+    if (!nic::directconv::available())
+        return;
+    std::printf("first convolution in training, batch 64, channels-last (best of 5 alternated): LibTorch (oneDNN) vs "
+                "the direct kernel\n");
+    for (const auto& [out, side] : {std::pair{32, 128}, std::pair{128, 64}}) {
+        torch::NoGradGuard noGrad;
+        const auto cl = torch::MemoryFormat::ChannelsLast;
+        const auto x = torch::randn({64, 3, side, side}).contiguous(cl);
+        const auto w = torch::randn({out, 3, 3, 3}).contiguous(cl), b = torch::randn({out});
+        auto y = torch::empty({64, out, side / 2, side / 2}, torch::TensorOptions().memory_format(cl));
+        const auto wc = w.contiguous();
+        const auto taps = nic::directconv::tapMajor(std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()),
+                                                    out, 3);
+        double torchBest = 1e9, directBest = 1e9;
+        for (int r = 0; r < 6; ++r) {
+            auto t0 = std::chrono::steady_clock::now();
+            const auto ref = at::convolution(x, w, b, {2, 2}, {1, 1}, {1, 1}, false, {0, 0}, 1);
+            const double a = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            t0 = std::chrono::steady_clock::now();
+            nic::directconv::run(x.data_ptr<float>(), 64, 3, side, taps.data(), b.data_ptr<float>(), out, -1.0F,
+                                 y.data_ptr<float>(), nic::computeThreads(), true);
+            const double d = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (r > 0) {
+                torchBest = std::min(torchBest, a);
+                directBest = std::min(directBest, d);
+            }
+        }
+        std::printf("    3 -> %3d, %3d^2 -> %2d^2: %6.2f ms vs %6.2f ms = %.2f x\n", out, side, side / 2, torchBest * 1e3,
+                    directBest * 1e3, torchBest / directBest);
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -149,8 +186,10 @@ int main(int argc, char** argv) {
         const nic::PatchBank val = randomBank(16, p, 2);
         if (trainSteps > 0)
             nic::bench::printAugmentationTimes(bank, batch, device);
-        if (trainSteps > 0 && layers && device == "cpu")
+        if (trainSteps > 0 && layers && device == "cpu") {
             compareWeightGradients();
+            compareFirstConvolutions();
+        }
         const auto tmp = std::filesystem::temp_directory_path() / ("bench-encoders-" + std::to_string(::getpid()));
         std::filesystem::create_directories(tmp);
 

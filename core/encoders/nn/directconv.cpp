@@ -33,8 +33,9 @@ std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in) {
 namespace {
 
 struct Image {
-    const float* x; ///< [in, side, side]
+    const float* x; ///< [in, side, side], or [side, side, in] when channelsLastInput
     int in, side;
+    bool channelsLastInput;
     const float* taps; ///< [in, 3, 3, out], offset to the channel group
     const float* bias; ///< offset to the channel group
     int out;           ///< the row stride of taps and y
@@ -55,16 +56,18 @@ NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
         for (int t = 0; t < T; ++t)
             acc[t][v] = b;
     }
-    const std::size_t plane = static_cast<std::size_t>(im.side) * static_cast<std::size_t>(im.side);
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(im.side) * im.side;
+    // Planar: channel c's plane, then rows of `side` values. Channels-last: pixels of `in` values.
+    const std::ptrdiff_t column = im.channelsLastInput ? im.in : 1;
+    const std::ptrdiff_t rowStride = static_cast<std::ptrdiff_t>(im.side) * column;
     for (int c = 0; c < im.in; ++c) {
 #pragma GCC unroll 3
         for (int kh = 0; kh < 3; ++kh) {
             const int row = 2 * oy + kh - 1;
             if (row < 0) // the top padding
                 continue;
-            // Column 2·ox − 1 + kw of pixel ox: xr[2·t + kw].
-            const float* xr =
-                im.x + c * plane + static_cast<std::size_t>(row) * static_cast<std::size_t>(im.side) + 2 * ox0 - 1;
+            // Column 2·ox − 1 + kw of pixel ox = ox0 + t: xr[(2·t + kw − 1) · column], xr at column 2·ox0.
+            const float* xr = im.x + (im.channelsLastInput ? c : c * plane) + row * rowStride + 2 * ox0 * column;
             const float* wr = im.taps + static_cast<std::size_t>((c * 3 + kh) * 3) * static_cast<std::size_t>(im.out);
 #pragma GCC unroll 3
             for (int kw = 0; kw < 3; ++kw) {
@@ -77,7 +80,7 @@ NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
                 for (int t = 0; t < T; ++t) {
                     if (Left && t == 0 && kw == 0)
                         continue;
-                    const __m512 xv = _mm512_set1_ps(xr[2 * t + kw]);
+                    const __m512 xv = _mm512_set1_ps(xr[(2 * t + kw - 1) * column]);
 #pragma GCC unroll 8
                     for (int v = 0; v < V; ++v)
                         acc[t][v] = _mm512_fmadd_ps(xv, w[v], acc[t][v]);
@@ -149,13 +152,13 @@ bool available() {
 }
 
 void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
-         int threads) {
+         int threads, bool channelsLastInput) {
     const std::size_t inSize =
         static_cast<std::size_t>(in) * static_cast<std::size_t>(side) * static_cast<std::size_t>(side);
     const std::size_t outSize =
         static_cast<std::size_t>(side / 2) * static_cast<std::size_t>(side / 2) * static_cast<std::size_t>(out);
     auto one = [&](int i) {
-        image(Image{x + static_cast<std::size_t>(i) * inSize, in, side, taps, bias, out, slope,
+        image(Image{x + static_cast<std::size_t>(i) * inSize, in, side, channelsLastInput, taps, bias, out, slope,
                     y + static_cast<std::size_t>(i) * outSize});
     };
 #ifdef _OPENMP
@@ -178,7 +181,7 @@ bool available() {
     return false;
 }
 
-void run(const float*, int, int, int, const float*, const float*, int, float, float*, int) {}
+void run(const float*, int, int, int, const float*, const float*, int, float, float*, int, bool) {}
 
 #endif
 

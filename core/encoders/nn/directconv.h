@@ -1,7 +1,8 @@
 #pragma once
-// The first convolution of compression's encoders computed straight into channels-last output: 3 × 3, stride 2,
-// padding 1, over the patch's few planar channels (3 → 32 at 128² for the VAE-type encoder, 3 → 128 at 64² for
-// BiGAN's), bias and LeakyReLU included. Internal to core_nn; used by OneDnnChain.
+// The first convolution of the encoders computed straight into channels-last output: 3 × 3, stride 2, padding 1, over
+// the patch's few channels (3 → 32 at 128² for the VAE-type encoder, 3 → 128 at 64² for BiGAN's), bias and LeakyReLU
+// included. Internal to core_nn; used by OneDnnChain (compression, planar input) and by applyConv's training forward
+// (channels-last input).
 //
 // Why: oneDNN 2.6 has no fast kernel from planar input with three channels to channels-last output (its reference
 // kernel runs ~1000× slower), so the chain ran its direct kernel into oneDNN's blocked layout and then reordered the
@@ -25,11 +26,11 @@ bool fits(const std::vector<std::int64_t>& weightShape, int stride, int padding,
 /// The weights [out, in, 3, 3] (LibTorch's order) rearranged as the kernel reads them: [in, 3, 3, out].
 std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in);
 
-/// Computes n images: x holds n planar [in, side, side] inputs, y receives n channels-last [side/2, side/2, out]
-/// outputs. `taps` from tapMajor, bias [out]; slope ≥ 0 applies LeakyReLU with that slope, < 0 nothing. Images are
-/// shared among `threads` OpenMP threads (≤ 1: the calling thread alone). The shape must fit (fits()) and
-/// available() be true.
+/// Computes n images: x holds n planar [in, side, side] inputs (channels-last [side, side, in] with
+/// channelsLastInput), y receives n channels-last [side/2, side/2, out] outputs. `taps` from tapMajor, bias [out];
+/// slope ≥ 0 applies LeakyReLU with that slope, < 0 nothing. Images are shared among `threads` OpenMP threads (≤ 1:
+/// the calling thread alone). The shape must fit (fits()) and available() be true.
 void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
-         int threads);
+         int threads, bool channelsLastInput = false);
 
 } // namespace nic::directconv
