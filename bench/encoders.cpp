@@ -111,8 +111,8 @@ void compareFirstConvolutions() {
         const auto w = torch::randn({out, 3, 3, 3}).contiguous(cl), b = torch::randn({out});
         auto y = torch::empty({64, out, side / 2, side / 2}, torch::TensorOptions().memory_format(cl));
         const auto wc = w.contiguous();
-        const auto taps = nic::directconv::tapMajor(std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()),
-                                                    out, 3);
+        const auto taps = nic::directconv::tapMajor(
+            std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, 3);
         double torchBest = 1e9, directBest = 1e9;
         for (int r = 0; r < 6; ++r) {
             auto t0 = std::chrono::steady_clock::now();
@@ -127,8 +127,8 @@ void compareFirstConvolutions() {
                 directBest = std::min(directBest, d);
             }
         }
-        std::printf("    3 -> %3d, %3d^2 -> %2d^2: %6.2f ms vs %6.2f ms = %.2f x\n", out, side, side / 2, torchBest * 1e3,
-                    directBest * 1e3, torchBest / directBest);
+        std::printf("    3 -> %3d, %3d^2 -> %2d^2: %6.2f ms vs %6.2f ms = %.2f x\n", out, side, side / 2,
+                    torchBest * 1e3, directBest * 1e3, torchBest / directBest);
     }
 }
 

@@ -229,9 +229,8 @@ TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
                         expected = F::leaky_relu(expected, F::LeakyReLUFuncOptions().negative_slope(slope));
                     expected = expected.permute({0, 2, 3, 1}).contiguous(); // channels-last
                     const auto wc = w.contiguous();
-                    const auto taps =
-                        directconv::tapMajor(std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()),
-                                             out, in);
+                    const auto taps = directconv::tapMajor(
+                        std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, in);
                     for (int threads : {1, 2}) {
                         auto got = torch::full({n, side / 2, side / 2, out}, std::nanf(""));
                         directconv::run(x.contiguous().data_ptr<float>(), n, in, side, taps.data(),
@@ -270,7 +269,8 @@ TEST(OneDnnChain, TheDirectFirstConvolutionGivesOneDnnsValuesWithoutTheReorder) 
     const auto steps = direct.implementations(), before = viaOneDnn->implementations();
     ASSERT_FALSE(steps.empty());
     EXPECT_EQ(steps.front(), "direct 3x3/2 convolution to channels-last (AVX-512)");
-    // oneDNN's first convolution writes its blocked layout, reordered for the next; the direct one writes channels-last.
+    // oneDNN's first convolution writes its blocked layout, reordered for the next; the direct one writes
+    // channels-last.
     EXPECT_EQ(before.size(), steps.size() + 1);
     EXPECT_EQ(before.at(1), "reorder to channels-last");
     EXPECT_EQ(std::count(steps.begin(), steps.end(), "reorder to channels-last"), 0);

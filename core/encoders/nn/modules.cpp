@@ -188,7 +188,8 @@ torch::Tensor weightGradientOnSgemm(const torch::Tensor& dy, const torch::Tensor
         !x.is_cpu() || !dy.is_cpu() || !x.is_contiguous(at::MemoryFormat::ChannelsLast) ||
         !dy.is_contiguous(at::MemoryFormat::ChannelsLast))
         return {};
-    auto dw = torch::empty(w.sizes(), torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
+    auto dw =
+        torch::empty(w.sizes(), torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
     convgrad::weightGradient(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), dy.data_ptr<float>(), w.size(0),
                              dw.data_ptr<float>(), torch::get_num_threads());
     return dw;
@@ -201,9 +202,10 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
                                 const std::vector<std::int64_t>& stride, const std::vector<std::int64_t>& padding,
                                 const std::vector<std::int64_t>& dilation, std::int64_t groups) {
     if (!directconv::available() || x.dim() != 4 || x.size(2) != x.size(3) || stride.size() != 2 ||
-        stride[0] != stride[1] || padding.size() != 2 || padding[0] != padding[1] || dilation != std::vector<std::int64_t>{1, 1} ||
-        groups != 1 || !directconv::fits(w.sizes().vec(), static_cast<int>(stride[0]), static_cast<int>(padding[0]),
-                                         static_cast<int>(x.size(2))) ||
+        stride[0] != stride[1] || padding.size() != 2 || padding[0] != padding[1] ||
+        dilation != std::vector<std::int64_t>{1, 1} || groups != 1 ||
+        !directconv::fits(w.sizes().vec(), static_cast<int>(stride[0]), static_cast<int>(padding[0]),
+                          static_cast<int>(x.size(2))) ||
         x.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat || b.scalar_type() != torch::kFloat ||
         !x.is_cpu() || !x.is_contiguous(at::MemoryFormat::ChannelsLast))
         return {};

@@ -347,9 +347,10 @@ int otherBuffer(int buffer) {
 /// patch's three) oneDNN's direct kernel writes its blocked layout (16 channels a block with AVX-512) several times
 /// faster than its kernels that read planar input and write channels-last (a reference kernel, ~1000× slower). Every
 /// later convolution runs channels-last (oneDNN's brgconv kernels, which were as fast as the blocked ones on the
-/// VAE-type encoder and faster on the BiGAN's 128 → 128 layers), after one reorder. Dense layers take the last feature
-/// map as it is: their weights are given as [out, C, H, W] (the planar flatten's column order) and reordered once into
-/// whatever matches it.
+/// VAE-type encoder and faster on the BiGAN's 128 → 128 layers), after one reorder. With AVX-512 the first convolution
+/// runs on the direct kernel instead (directconv.h), which writes channels-last itself: no reorder. Dense layers take
+/// the last feature map as it is: their weights are given as [out, C, H, W] (the planar flatten's column order) and
+/// reordered once into whatever matches it.
 OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
     Shared& sh = *shared_;
     Plan plan;
@@ -415,7 +416,8 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
             } else {
                 const bool afterConv = cur.dims().size() == 4;
                 step.flops = 2.0 * static_cast<double>(n * product(l.weightShape));
-                step.what = layerName(i, false) + ": " + std::to_string(l.weightShape[1]) + " -> " + std::to_string(out);
+                step.what =
+                    layerName(i, false) + ": " + std::to_string(l.weightShape[1]) + " -> " + std::to_string(out);
                 given = afterConv ? memory::desc({out, c, s, s}, Dt::f32, Tag::oihw)
                                   : memory::desc({out, c}, Dt::f32, Tag::oi);
                 dst = memory::desc({n, out}, Dt::f32, Tag::nc);
