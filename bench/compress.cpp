@@ -2,7 +2,8 @@
 // measured in one run); asserts nothing.
 //
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
-//                  [--work 8] [--batch 64] [--read-threads 0] [--compute-threads 0] [--inference-threads 0]
+//                  [--work 8] [--batch 64] [--compare-batch N] [--read-threads 0] [--compute-threads 0]
+//                  [--inference-threads 0]
 //                  [--plain] [--dir DIR]
 //                  [--device cpu|cuda|auto] [--rss-only]
 // (--device: where a LibTorch encoder and the limit probe's matmul run; default cpu.)
@@ -15,6 +16,7 @@
 //    kernel, alternated with it, and the ratios; then the chain's steps timed one by one (printed with the limit).
 // 3. compressSlide pipelined (readers ‖ encoder ‖ HDF5 writer) and serial (read → encode → write on one
 //    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
+//    --compare-batch N: also pipelined runs at batch N alternated with --batch (3 each), and the ratio.
 // 4. Ratios pipeline / forward (target ≥ 0.95: reading and writing hidden behind compute) and
 //    pipeline / serial, with the bound that CPU time sets on the first when the forward pass alone keeps
 //    every CPU busy: the encoder's share of the pipeline's CPU time (reading and writing take the rest).
@@ -167,6 +169,7 @@ struct Args {
     std::int64_t size = 30000;
     std::int64_t rssSize = 100000;
     std::string encoder = "projection";
+    int compareBatch = 0; ///< --compare-batch: pipelined runs at this batch size alternated with --batch
     int batch = nic::CompressOptions{}.batchSize; // what nic compress uses
     int work = 8;
     int readThreads = 0;
@@ -381,10 +384,13 @@ int main(int argc, char** argv) {
             a.dir = next();
         else if (k == "--rss-only")
             a.rssOnly = true;
+        else if (k == "--compare-batch")
+            a.compareBatch = std::stoi(next());
         else if (k == "--child")
             child = next();
         else {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
+                                 "[--compare-batch N] "
                                  "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
             return 2;
         }
@@ -449,6 +455,20 @@ int main(int argc, char** argv) {
                 pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
                 static_cast<double>(pip.encodedCells) / pip.seconds, pip.readThreads);
     cpu0 = bench::cpuSeconds();
+    if (a.compareBatch > 0) {
+        // Pipelined runs at both batch sizes, alternated so that the VM's slow spells hit both.
+        Args other = a;
+        other.batch = a.compareBatch;
+        std::vector<double> mine, theirs;
+        for (int round = 0; round < 3; ++round) {
+            mine.push_back(compressSlide(slidePath, *enc, out, compressOptions(a, true)).patchesPerSecond);
+            theirs.push_back(compressSlide(slidePath, *enc, out, compressOptions(other, true)).patchesPerSecond);
+        }
+        std::printf("pipelined compress, batch %d vs %d (3 alternated runs, patches/s): %.0f %.0f %.0f vs %.0f %.0f %.0f; "
+                    "best over best %.3f\n",
+                    a.batch, other.batch, mine[0], mine[1], mine[2], theirs[0], theirs[1], theirs[2],
+                    *std::max_element(mine.begin(), mine.end()) / *std::max_element(theirs.begin(), theirs.end()));
+    }
     const CompressResult ser = compressSlide(slidePath, *enc, out, compressOptions(a, false));
     const double serCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);
     std::printf("serial compress:        %10.1f patches/s (encode phase %.1f s, whole call %.1f s)\n",
