@@ -454,7 +454,6 @@ int main(int argc, char** argv) {
                 "%.1f patches/s; %d reader thread(s))\n",
                 pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
                 static_cast<double>(pip.encodedCells) / pip.seconds, pip.readThreads);
-    cpu0 = bench::cpuSeconds();
     if (a.compareBatch > 0) {
         // Pipelined runs at both batch sizes, alternated so that the VM's slow spells hit both.
         Args other = a;
@@ -469,6 +468,7 @@ int main(int argc, char** argv) {
                     a.batch, other.batch, mine[0], mine[1], mine[2], theirs[0], theirs[1], theirs[2],
                     *std::max_element(mine.begin(), mine.end()) / *std::max_element(theirs.begin(), theirs.end()));
     }
+    cpu0 = bench::cpuSeconds();
     const CompressResult ser = compressSlide(slidePath, *enc, out, compressOptions(a, false));
     const double serCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);
     std::printf("serial compress:        %10.1f patches/s (encode phase %.1f s, whole call %.1f s)\n",

@@ -7,9 +7,10 @@
 #include "core/base/error.h"
 #include "core/base/hdf5file.h"
 #include "core/compression/latentgrid.h"
+#include "core/encoders/nn/convgrad.h"
+#include "core/encoders/nn/directconv.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
-#include "core/encoders/nn/convgrad.h"
 #include "core/encoders/nn/modules.h"
 #include "core/encoders/nn/torchencoder.h"
 #include "nntestsupport.h"
@@ -220,8 +221,12 @@ TEST(ApplyConv, GivesTheLayersOutputAndGradientsWithTheBiasGradientSummedApart) 
             values = values.contiguous(torch::MemoryFormat::ChannelsLast);
         const auto x = values.clone().requires_grad_(c.inputGrad);
         const auto xRef = values.clone().requires_grad_(c.inputGrad);
+        const auto directBefore = directconv::calls();
         const auto y = applyConv(conv, x);
         const auto yRef = reference(xRef);
+        // The first layer's shape on channels-last input runs on the direct kernel where the CPU has AVX-512.
+        const bool direct = c.in == 3 && c.channelsLast && directconv::available();
+        EXPECT_EQ(directconv::calls() - directBefore, direct ? 1U : 0U);
         ASSERT_TRUE(y.grad_fn());
         EXPECT_NE(y.grad_fn()->name().find("ConvolutionFunction"), std::string::npos) << y.grad_fn()->name();
         EXPECT_TRUE(closeInFloat32(y, yRef));
@@ -240,7 +245,7 @@ TEST(ApplyConv, GivesTheLayersOutputAndGradientsWithTheBiasGradientSummedApart) 
 }
 
 TEST(ApplyConv, WideStride2LayersGetTheirWeightGradientFromTheSgemmPath) {
-    // Layers with at least 128 input channels, 3 × 3, stride 2, padding 1 (the encoders' deeper blocks) compute ∂w
+    // Layers with at least 32 input channels, 3 × 3, stride 2, padding 1 (the encoders' blocks after the first) compute ∂w
     // from an im2col copy on oneDNN's sgemm when the maps are channels-last: LibTorch's gradients, on an even side
     // and an odd one (the window leaves the image on the right and at the bottom), with and without ∂x, and over
     // more rows than one im2col chunk holds (16 MiB).
@@ -249,7 +254,8 @@ TEST(ApplyConv, WideStride2LayersGetTheirWeightGradientFromTheSgemmPath) {
         bool inputGrad, channelsLast;
     };
     for (const Case c : {Case{128, 48, 16, 4, true, true}, Case{128, 32, 9, 3, false, true},
-                         Case{256, 16, 16, 64, true, true}, Case{128, 16, 8, 2, true, false}}) {
+                         Case{256, 16, 16, 64, true, true}, Case{32, 64, 64, 16, true, true},
+                         Case{128, 16, 8, 2, true, false}}) {
         SCOPED_TRACE(std::to_string(c.in) + " -> " + std::to_string(c.out) + " at " + std::to_string(c.side) + "², " +
                      std::to_string(c.batch) + " images" + (c.inputGrad ? ", input gradient" : "") +
                      (c.channelsLast ? ", channels-last" : ", channel-first"));

@@ -38,9 +38,10 @@ OneDnnChain::Layer layer(const torch::Tensor& w, const torch::Tensor& b, bool co
     return l;
 }
 
-/// A chain of every kind of step the encoders use: a first convolution on three planar channels (blocked output), a
-/// reorder to channels-last, convolutions with and without LeakyReLU, with stride 1 and 2, with and without padding,
-/// on channel counts that are and are not multiples of 16, then two dense layers.
+/// A chain of every kind of step the encoders use: a first convolution on three planar channels (the direct kernel
+/// with AVX-512; otherwise, or switched off, oneDNN's blocked output and a reorder to channels-last), convolutions with
+/// and without LeakyReLU, with stride 1 and 2, with and without padding, on channel counts that are and are not
+/// multiples of 16, then two dense layers.
 struct Reference {
     std::vector<torch::Tensor> w, b;
     Reference() {
@@ -111,9 +112,37 @@ TEST(OneDnnChain, BatchesArePaddedToAFewSizes) {
     EXPECT_LE(sizes.size(), 24U); // as many plans as run() keeps
 }
 
-TEST(OneDnnChain, GivesLibTorchsValuesForEveryBatchSizeItSees) {
+/// Sets OneDnnChain::useDirectFirstConvolution for a scope and puts the setting back.
+class DirectFirstConvolution {
+public:
+    explicit DirectFirstConvolution(bool on) : before_(OneDnnChain::useDirectFirstConvolution(on)) {}
+    ~DirectFirstConvolution() { OneDnnChain::useDirectFirstConvolution(before_); }
+    DirectFirstConvolution(const DirectFirstConvolution&) = delete;
+    DirectFirstConvolution& operator=(const DirectFirstConvolution&) = delete;
+
+private:
+    bool before_;
+};
+
+/// Turns OneDnnChain::timeSteps on for a scope and puts the setting back.
+class TimedSteps {
+public:
+    TimedSteps() : before_(OneDnnChain::timeSteps(true)) {}
+    ~TimedSteps() { OneDnnChain::timeSteps(before_); }
+    TimedSteps(const TimedSteps&) = delete;
+    TimedSteps& operator=(const TimedSteps&) = delete;
+
+private:
+    bool before_;
+};
+
+class OneDnnChainFirstConvolution : public ::testing::TestWithParam<bool> {};
+
+// With the direct first convolution (where the CPU has AVX-512) and with oneDNN's and a reorder.
+TEST_P(OneDnnChainFirstConvolution, GivesLibTorchsValuesForEveryBatchSizeItSees) {
     SKIP_WITHOUT_ONEDNN();
     const Reference ref;
+    const DirectFirstConvolution direct(GetParam());
     OneDnnChain chain(ref.layers(), 3, 20);
     EXPECT_EQ(chain.outputs(), 6);
     torch::manual_seed(8);
@@ -141,6 +170,9 @@ TEST(OneDnnChain, GivesLibTorchsValuesForEveryBatchSizeItSees) {
             EXPECT_NE(s.rfind("ref", 0), 0U) << s; // no reference kernel
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(DirectOrOneDnn, OneDnnChainFirstConvolution, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? std::string("direct") : std::string("oneDnn"); });
 
 TEST(OneDnnChain, ReplicasOnOtherThreadsGiveTheSameBits) {
     SKIP_WITHOUT_ONEDNN();
@@ -184,18 +216,6 @@ TEST(OneDnnChain, LayersThatDoNotFitAreRefusedNamingTheLayer) {
     EXPECT_EQ(refusal(layers), "oneDNN chain: the last layer must be a dense layer");
 }
 
-/// Sets OneDnnChain::useDirectFirstConvolution for a scope and puts the setting back.
-class DirectFirstConvolution {
-public:
-    explicit DirectFirstConvolution(bool on) : before_(OneDnnChain::useDirectFirstConvolution(on)) {}
-    ~DirectFirstConvolution() { OneDnnChain::useDirectFirstConvolution(before_); }
-    DirectFirstConvolution(const DirectFirstConvolution&) = delete;
-    DirectFirstConvolution& operator=(const DirectFirstConvolution&) = delete;
-
-private:
-    bool before_;
-};
-
 TEST(DirectConv, FitsOnlyThe3x3Stride2Padding1ShapeOnFewChannels) {
     EXPECT_TRUE(directconv::fits({32, 3, 3, 3}, 2, 1, 128));
     EXPECT_TRUE(directconv::fits({128, 3, 3, 3}, 2, 1, 64));
@@ -211,12 +231,13 @@ TEST(DirectConv, FitsOnlyThe3x3Stride2Padding1ShapeOnFewChannels) {
 
 TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
     if (!directconv::available())
-        GTEST_SKIP() << "no AVX-512 on this CPU: the chain runs oneDNN's first convolution and a reorder";
+        GTEST_SKIP() << "the direct kernel is off here (no AVX-512, or NIC_DIRECT_FIRST_CONV=0): oneDNN's first "
+                        "convolution and a reorder run instead";
     torch::manual_seed(11);
     // Channel groups of 64, 32 and 16 (112 = 64 + 32 + 16); output rows shorter than a tile (sides 2 and 6), one tile
-    // and single pixels (20), several tiles (64); slopes below 1, none (−1) and above 1.
+    // and single pixels (20), several tiles (64); slopes below 1, none (−1) and above 1; planar and channels-last input.
     for (int out : {16, 32, 48, 64, 112, 128})
-        for (int in : {1, 3, 4})
+        for (int in : {1, 2, 3, 4})
             for (int side : {2, 6, 20, 64})
                 for (float slope : {0.2F, -1.0F, 1.5F}) {
                     if (side == 64 && (in != 3 || slope != 0.2F)) // the large side once per channel count
@@ -231,22 +252,27 @@ TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
                     const auto wc = w.contiguous();
                     const auto taps = directconv::tapMajor(
                         std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, in);
-                    for (int threads : {1, 2}) {
-                        auto got = torch::full({n, side / 2, side / 2, out}, std::nanf(""));
-                        directconv::run(x.contiguous().data_ptr<float>(), n, in, side, taps.data(),
-                                        b.data_ptr<float>(), out, slope, got.data_ptr<float>(), threads);
-                        EXPECT_LE((got - expected).abs().max().item<float>(),
-                                  1e-5F * std::max(1.0F, expected.abs().max().item<float>()))
-                            << out << " from " << in << " channels at " << side << "², slope " << slope << ", "
-                            << threads << " thread(s)";
-                    }
+                    const auto planar = x.contiguous(), channelsLast = x.permute({0, 2, 3, 1}).contiguous();
+                    for (int threads : {1, 2})
+                        for (bool channelsLastInput : {false, true}) {
+                            auto got = torch::full({n, side / 2, side / 2, out}, std::nanf(""));
+                            directconv::run((channelsLastInput ? channelsLast : planar).data_ptr<float>(), n, in, side,
+                                            taps.data(), b.data_ptr<float>(), out, slope, got.data_ptr<float>(),
+                                            threads, channelsLastInput);
+                            EXPECT_LE((got - expected).abs().max().item<float>(),
+                                      1e-5F * std::max(1.0F, expected.abs().max().item<float>()))
+                                << out << " from " << in << " channels at " << side << "², slope " << slope << ", "
+                                << threads << " thread(s), " << (channelsLastInput ? "channels-last" : "planar")
+                                << " input";
+                        }
                 }
 }
 
 TEST(OneDnnChain, TheDirectFirstConvolutionGivesOneDnnsValuesWithoutTheReorder) {
     SKIP_WITHOUT_ONEDNN();
     if (!directconv::available())
-        GTEST_SKIP() << "no AVX-512 on this CPU: the chain runs oneDNN's first convolution and a reorder";
+        GTEST_SKIP() << "the direct kernel is off here (no AVX-512, or NIC_DIRECT_FIRST_CONV=0): oneDNN's first "
+                        "convolution and a reorder run instead";
     const Reference ref;
     auto viaOneDnn = [&] {
         const DirectFirstConvolution off(false);
@@ -283,10 +309,11 @@ TEST(OneDnnChain, TimedStepsCountTheirRunsAndFlops) {
     const auto x = torch::rand({5, 3, 20, 20});
     try {
         runChain(chain, x); // builds the plan for 8, untimed
-        const bool before = OneDnnChain::timeSteps(true);
-        for (int r = 0; r < 3; ++r)
-            runChain(chain, x);
-        OneDnnChain::timeSteps(before);
+        {
+            const TimedSteps timed;
+            for (int r = 0; r < 3; ++r)
+                runChain(chain, x);
+        }
         runChain(chain, x); // untimed again
     } catch (const Error& e) {
         GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";

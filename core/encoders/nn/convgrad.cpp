@@ -65,6 +65,31 @@ void im2col(const float* x, std::int64_t in, std::int64_t side, std::int64_t o, 
 #endif
 }
 
+/// Sets the calling thread's OpenMP threads (which oneDNN's sgemm takes) for a scope, and puts them back.
+class OmpThreads {
+public:
+    explicit OmpThreads(int threads) {
+#ifdef _OPENMP
+        before_ = omp_get_max_threads();
+        if (threads > 0 && threads != before_)
+            omp_set_num_threads(threads);
+#else
+        (void)threads;
+#endif
+    }
+    ~OmpThreads() {
+#ifdef _OPENMP
+        if (omp_get_max_threads() != before_)
+            omp_set_num_threads(before_);
+#endif
+    }
+    OmpThreads(const OmpThreads&) = delete;
+    OmpThreads& operator=(const OmpThreads&) = delete;
+
+private:
+    int before_ = 1;
+};
+
 struct Buffer {
     struct Free {
         void operator()(float* p) const { std::free(p); }
@@ -90,28 +115,26 @@ bool available() {
 
 void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* dy,
                     std::int64_t out, float* dw, int threads) {
+    gCalls.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t o = (side - 1) / 2 + 1, width = 9 * in, total = n * o * o;
+    if (total <= 0) { // no images: a gradient of zero, as LibTorch gives
+        std::fill(dw, dw + out * width, 0.0F);
+        return;
+    }
     const std::int64_t chunk = std::max<std::int64_t>(1, std::min(total, kBufferFloats / width));
     thread_local Buffer buffer;
     float* col = buffer.reserve(chunk * width);
-#ifdef _OPENMP
-    const int before = omp_get_max_threads();
-    omp_set_num_threads(std::max(1, threads)); // oneDNN's sgemm takes the calling thread's OpenMP threads
-#endif
-    gCalls.fetch_add(1, std::memory_order_relaxed);
     dnnl_status_t status = dnnl_success;
-    for (std::int64_t first = 0; first < total; first += chunk) {
-        const std::int64_t rows = std::min(chunk, total - first);
-        im2col(x, in, side, o, first, rows, col, threads);
-        // ∂w [out, width] (+)= dyᵀ [out, rows] · col [rows, width]
-        status = dnnl_sgemm('T', 'N', out, width, rows, 1.0F, dy + first * out, out, col, width,
-                            first == 0 ? 0.0F : 1.0F, dw, width);
-        if (status != dnnl_success)
-            break;
+    {
+        const OmpThreads scope(std::max(1, threads)); // oneDNN's sgemm takes the calling thread's OpenMP threads
+        for (std::int64_t first = 0; first < total && status == dnnl_success; first += chunk) {
+            const std::int64_t rows = std::min(chunk, total - first);
+            im2col(x, in, side, o, first, rows, col, threads);
+            // ∂w [out, width] (+)= dyᵀ [out, rows] · col [rows, width]
+            status = dnnl_sgemm('T', 'N', out, width, rows, 1.0F, dy + first * out, out, col, width,
+                                first == 0 ? 0.0F : 1.0F, dw, width);
+        }
     }
-#ifdef _OPENMP
-    omp_set_num_threads(before);
-#endif
     if (status != dnnl_success)
         throw Error("convolution weight gradient: oneDNN's sgemm failed (status " + std::to_string(status) + ")");
 }
@@ -128,7 +151,7 @@ void weightGradient(const float*, std::int64_t, std::int64_t, std::int64_t, cons
 
 bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t padding, std::int64_t dilation,
           std::int64_t groups) {
-    return available() && in >= 128 && kernel == 3 && stride == 2 && padding == 1 && dilation == 1 && groups == 1;
+    return available() && in >= 32 && kernel == 3 && stride == 2 && padding == 1 && dilation == 1 && groups == 1;
 }
 
 } // namespace nic::convgrad

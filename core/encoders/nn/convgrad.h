@@ -3,10 +3,10 @@
 // on oneDNN's sgemm. Internal to core_nn; used by applyConv's backward (modules.cpp). No LibTorch in this header.
 //
 // Why: oneDNN 2.6 (under LibTorch 1.13) computes a channels-last convolution's weight gradient with its
-// jit:avx512_core kernel, well below the machine's limit on the encoders' deeper layers. In a scratch comparison
-// (batch 64, two threads) the im2col copy and sgemm took 6.3–6.6 ms for the 256 → 512 layer (oneDNN: 9.2) and
-// 6.6 ms for 128 → 256 (8.0), but 7.7 against 8.1 for 64 → 128 and 9.9 against 10.3 for 32 → 64, where the copy is
-// large: only layers with at least 128 input channels take this path (docs/timings.md, issue 16).
+// jit:avx512_core kernel, well below the machine's limit. In four runs of bench_encoders --layers (batch 64, two
+// threads) this path took the 256 → 512 layer's gradient 1.52–1.77× faster and the 128 → 256 layer's 1.20–1.46×;
+// 64 → 128 0.99–1.18× and 32 → 64 1.02–1.22×, where the im2col copy is large. Every stride-2 layer with at least 32
+// input channels takes it; the first layer (3 channels) does not (docs/timings.md, issue 16).
 #include <cstdint>
 
 namespace nic::convgrad {
@@ -15,7 +15,7 @@ namespace nic::convgrad {
 bool available();
 
 /// Whether weightGradient computes this convolution's weight gradient: 3 × 3, stride 2, padding 1, dilation 1,
-/// one group, at least 128 input channels (and available()).
+/// one group, at least 32 input channels (and available()).
 bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t padding, std::int64_t dilation,
           std::int64_t groups);
 

@@ -1,7 +1,10 @@
 // The direct first convolution (directconv.h).
 #include "core/encoders/nn/directconv.h"
 
+#include <atomic>
 #include <cstddef>
+#include <cstdlib>
+#include <string>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -13,6 +16,22 @@
 #endif
 
 namespace nic::directconv {
+
+namespace {
+std::atomic<bool> gOn{[] {
+    const char* env = std::getenv("NIC_DIRECT_FIRST_CONV");
+    return env == nullptr || std::string(env) != "0";
+}()};
+std::atomic<std::uint64_t> gCalls{0};
+} // namespace
+
+bool use(bool on) {
+    return gOn.exchange(on, std::memory_order_relaxed);
+}
+
+std::uint64_t calls() {
+    return gCalls.load(std::memory_order_relaxed);
+}
 
 bool fits(const std::vector<std::int64_t>& w, int stride, int padding, int side) {
     return w.size() == 4 && w[2] == 3 && w[3] == 3 && stride == 2 && padding == 1 && w[0] > 0 && w[0] % 16 == 0 &&
@@ -147,12 +166,13 @@ NIC_AVX512 void image(Image im) {
 } // namespace
 
 bool available() {
-    static const bool yes = __builtin_cpu_supports("avx512f");
-    return yes;
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu && gOn.load(std::memory_order_relaxed);
 }
 
 void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
          int threads, bool channelsLastInput) {
+    gCalls.fetch_add(1, std::memory_order_relaxed);
     const std::size_t inSize =
         static_cast<std::size_t>(in) * static_cast<std::size_t>(side) * static_cast<std::size_t>(side);
     const std::size_t outSize =

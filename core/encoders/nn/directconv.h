@@ -16,8 +16,16 @@
 
 namespace nic::directconv {
 
-/// Whether this build and CPU run the kernel (x86-64 with AVX-512F).
+/// Whether this build and CPU run the kernel (x86-64 with AVX-512F), and it is switched on (use()).
 bool available();
+
+/// Benchmarks and tests: false makes available() false from now on, so that chains built afterwards and training's
+/// first layer take oneDNN's kernels instead. Process-wide; the default is true unless the environment has
+/// NIC_DIRECT_FIRST_CONV=0. Returns the setting before.
+bool use(bool on);
+
+/// run() calls so far, process-wide (tests).
+std::uint64_t calls();
 
 /// Whether the kernel computes a convolution with weights [out, in, k, k], this stride and padding over a side² input:
 /// k = 3, stride 2, padding 1, out a positive multiple of 16, 1 ≤ in ≤ 4 and an even side ≥ 2.

@@ -206,9 +206,10 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
         dilation != std::vector<std::int64_t>{1, 1} || groups != 1 ||
         !directconv::fits(w.sizes().vec(), static_cast<int>(stride[0]), static_cast<int>(padding[0]),
                           static_cast<int>(x.size(2))) ||
-        x.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat || b.scalar_type() != torch::kFloat ||
-        !x.is_cpu() || !x.is_contiguous(at::MemoryFormat::ChannelsLast))
-        return {};
+        x.size(1) != w.size(1) || b.dim() != 1 || b.size(0) != w.size(0) || x.scalar_type() != torch::kFloat ||
+        w.scalar_type() != torch::kFloat || b.scalar_type() != torch::kFloat || !x.is_cpu() || !w.is_cpu() ||
+        !b.is_cpu() || !x.is_contiguous(at::MemoryFormat::ChannelsLast))
+        return {}; // LibTorch's own convolution, with its own errors for shapes that do not fit
     const auto wc = w.detach().contiguous(), bc = b.detach().contiguous();
     const int out = static_cast<int>(w.size(0)), in = static_cast<int>(w.size(1)), side = static_cast<int>(x.size(2));
     const auto taps =
@@ -225,9 +226,10 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
 /// computes ∂b inside its weight-gradient kernel, which made that kernel several times slower on the
 /// encoders' first layer (3 → 32 channels, 128² → 64², batch 64, channels-last: 8.2 ms against 2.8 ms
 /// without ∂b, plus 0.8 ms for the sum) and 13 % slower on the second. `biasCancelled`: ∂b is exactly zero
-/// (applyConv's batchNormNext) and is not summed. ∂w of the wide stride-2 layers comes from oneDNN's sgemm over an
-/// im2col copy instead (weightGradientOnSgemm), and the first layer's forward from the direct kernel
-/// (directConvolution), which ran 2–3× faster than oneDNN's channels-last kernel on three input channels.
+/// (applyConv's batchNormNext) and is not summed. ∂w of the stride-2 layers after the first comes from oneDNN's
+/// sgemm over an im2col copy instead (weightGradientOnSgemm), and the first layer's forward from the direct kernel
+/// (directConvolution), which ran 1.3–1.4× faster than oneDNN's channels-last kernel on three input channels, its
+/// output's allocation included (bench_encoders --layers).
 class ConvolutionFunction : public torch::autograd::Function<ConvolutionFunction> {
 public:
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,

@@ -76,7 +76,6 @@ using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
 std::atomic<bool> gTimeSteps{false};
-std::atomic<bool> gDirectFirstConvolution{true};
 
 struct AlignedBuffer {
     struct Free {
@@ -168,8 +167,7 @@ OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
         shared_->side = side;
         shared_->weights.resize(shared_->layers.size());
         Layer& first = shared_->layers.front();
-        if (gDirectFirstConvolution.load(std::memory_order_relaxed) && directconv::available() &&
-            directconv::fits(first.weightShape, first.stride, first.padding, side)) {
+        if (directconv::available() && directconv::fits(first.weightShape, first.stride, first.padding, side)) {
             shared_->direct = true;
             shared_->directTaps = directconv::tapMajor(first.weight, static_cast<int>(first.weightShape[0]), channels);
             std::vector<float>().swap(first.weight);
@@ -450,7 +448,7 @@ bool OneDnnChain::timeSteps(bool on) {
 }
 
 bool OneDnnChain::useDirectFirstConvolution(bool on) {
-    return gDirectFirstConvolution.exchange(on, std::memory_order_relaxed);
+    return directconv::use(on);
 }
 
 #else // no oneDNN in this build
@@ -492,8 +490,8 @@ bool OneDnnChain::firstConvolutionIsDirect() const {
 bool OneDnnChain::timeSteps(bool) {
     return false;
 }
-bool OneDnnChain::useDirectFirstConvolution(bool) {
-    return false;
+bool OneDnnChain::useDirectFirstConvolution(bool on) {
+    return directconv::use(on);
 }
 OneDnnChain::Plan OneDnnChain::buildPlan(int) const {
     return {};

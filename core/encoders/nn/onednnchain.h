@@ -78,7 +78,8 @@ public:
         double seconds = 0.0;
         std::int64_t runs = 0;
     };
-    /// The steps of the plan for padded batch size `batch` (paddedBatch); empty when no run has used it.
+    /// The steps of the plan for padded batch size `batch` (paddedBatch); empty when no run has used it. Like run(), from
+    /// the thread that runs this replica (or once it no longer runs): the timings are not synchronised.
     std::vector<StepTime> stepTimes(int batch) const;
 
     /// Benchmarks: true makes every chain's run() wait for each step and add its time to the step (stepTimes), which
@@ -86,8 +87,9 @@ public:
     static bool timeSteps(bool on);
 
     /// Benchmarks and tests: false makes chains built from now on run their first convolution on oneDNN's kernel and
-    /// a reorder instead of the direct kernel (directconv.h). Process-wide; the default is true. Either gives the same
-    /// values up to float rounding. Returns the setting before.
+    /// a reorder instead of the direct kernel (directconv.h), and training's first layer too (directconv::use, which
+    /// this calls). Process-wide; the default is true unless the environment has NIC_DIRECT_FIRST_CONV=0. Either gives
+    /// the same values up to float rounding. Returns the setting before.
     static bool useDirectFirstConvolution(bool on);
     /// Whether this chain's first convolution runs on the direct kernel.
     bool firstConvolutionIsDirect() const;
