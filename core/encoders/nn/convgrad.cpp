@@ -2,6 +2,7 @@
 #include "core/encoders/nn/convgrad.h"
 
 #include "core/base/error.h"
+#include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
 #include <atomic>
@@ -65,30 +66,6 @@ void im2col(const float* x, std::int64_t in, std::int64_t side, std::int64_t o, 
 #endif
 }
 
-/// Sets the calling thread's OpenMP threads (which oneDNN's sgemm takes) for a scope, and puts them back.
-class OmpThreads {
-public:
-    explicit OmpThreads(int threads) {
-#ifdef _OPENMP
-        before_ = omp_get_max_threads();
-        if (threads > 0 && threads != before_)
-            omp_set_num_threads(threads);
-#else
-        (void)threads;
-#endif
-    }
-    ~OmpThreads() {
-#ifdef _OPENMP
-        if (omp_get_max_threads() != before_)
-            omp_set_num_threads(before_);
-#endif
-    }
-    OmpThreads(const OmpThreads&) = delete;
-    OmpThreads& operator=(const OmpThreads&) = delete;
-
-private:
-    int before_ = 1;
-};
 
 struct Buffer {
     struct Free {

@@ -4,6 +4,7 @@
 #include "core/encoders/nn/batchnormleaky.h"
 #include "core/encoders/nn/convgrad.h"
 #include "core/encoders/nn/directconv.h"
+#include "core/encoders/nn/ompthreads.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -82,14 +83,11 @@ void blockProduct(torch::Tensor out, const torch::Tensor& a, const torch::Tensor
         const float* pa = a.data_ptr<float>();
         const float* pb = b.data_ptr<float>();
         float* pc = out.data_ptr<float>();
-        const bool nested = omp_in_parallel() != 0;
-        const int before = omp_get_max_threads();
-        if (!nested)
-            omp_set_num_threads(1);
-        const dnnl_status_t status =
-            dnnl_sgemm(ta, tb, out.size(0), out.size(1), a.size(1), 1.0F, pa, lda, pb, ldb, 0.0F, pc, ldc);
-        if (!nested)
-            omp_set_num_threads(before);
+        dnnl_status_t status = dnnl_success;
+        {
+            const OmpThreads scope(omp_in_parallel() != 0 ? 0 : 1); // inside a parallel region: as it is
+            status = dnnl_sgemm(ta, tb, out.size(0), out.size(1), a.size(1), 1.0F, pa, lda, pb, ldb, 0.0F, pc, ldc);
+        }
         if (status == dnnl_success) {
             oneDnnBlocks.fetch_add(1, std::memory_order_relaxed);
             return;

@@ -3,6 +3,7 @@
 
 #include "core/base/error.h"
 #include "core/encoders/nn/directconv.h"
+#include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
 #include <atomic>
@@ -213,35 +214,6 @@ dnnl::primitive_attr leakyAttr(float slope) {
     }
     return attr;
 }
-
-} // namespace
-
-namespace {
-
-/// Sets the calling thread's OpenMP threads (which oneDNN's kernels use) for a scope, and puts them back.
-class OmpThreads {
-public:
-    explicit OmpThreads(int threads) {
-#ifdef _OPENMP
-        before_ = omp_get_max_threads();
-        if (threads > 0 && threads != before_)
-            omp_set_num_threads(threads);
-#else
-        (void)threads;
-#endif
-    }
-    ~OmpThreads() {
-#ifdef _OPENMP
-        if (omp_get_max_threads() != before_)
-            omp_set_num_threads(before_);
-#endif
-    }
-    OmpThreads(const OmpThreads&) = delete;
-    OmpThreads& operator=(const OmpThreads&) = delete;
-
-private:
-    int before_ = 1;
-};
 
 } // namespace
 
