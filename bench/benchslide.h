@@ -15,10 +15,18 @@ namespace nic::bench {
 /// The folder both benchmarks keep their slides in unless told otherwise.
 inline std::filesystem::path defaultSlideDir() { return std::filesystem::temp_directory_path() / "nic-bench-compress"; }
 
-/// `dir`/synth-<size>.svs: a size × size synthetic slide at 0.5 µm/px with two lesions (seed 11), written
-/// on every CPU when it is not there yet (its time and size go to stderr).
-inline std::filesystem::path ensureSlide(const std::filesystem::path& dir, std::int64_t size) {
-    const auto path = dir / ("synth-" + std::to_string(size) + ".svs");
+/// The JPEG quality of the benchmarks' slide unless told otherwise (--quality): the synthetic generator's default.
+/// Scanners write less: Aperio's default is 70 (the real CMU-1-Small-Region.svs says Q=30), and the decoder's cost
+/// per pixel falls with the quality, since fewer coefficients are left to decode.
+constexpr int kDefaultQuality = SynthWriteOptions{}.quality;
+
+/// `dir`/synth-<size>.svs (synth-<size>-q<quality>.svs at another JPEG quality than the generator's default): a
+/// size × size synthetic slide at 0.5 µm/px with two lesions (seed 11), written on every CPU when it is not there yet
+/// (its time and size go to stderr).
+inline std::filesystem::path ensureSlide(const std::filesystem::path& dir, std::int64_t size,
+                                         int quality = kDefaultQuality) {
+    const std::string suffix = quality == kDefaultQuality ? "" : "-q" + std::to_string(quality);
+    const auto path = dir / ("synth-" + std::to_string(size) + suffix + ".svs");
     if (std::filesystem::exists(path))
         return path;
     SynthSlideParams p;
@@ -29,6 +37,7 @@ inline std::filesystem::path ensureSlide(const std::filesystem::path& dir, std::
     p.lesionCount = 2;
     SynthWriteOptions w;
     w.threads = 0;
+    w.quality = quality;
     const auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "writing %s ...\n", path.c_str());
     SynthSlide(p).write(path, w);

@@ -4,11 +4,12 @@
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
 //                  [--work 8] [--batch 64] [--compare-batch N] [--read-threads 0] [--compute-threads 0]
 //                  [--inference-threads 0]
-//                  [--plain] [--dir DIR]
+//                  [--plain] [--dir DIR] [--quality 90]
 //                  [--device cpu|cuda|auto] [--rss-only]
 // (--device: where a LibTorch encoder and the limit probe's matmul run; default cpu.)
 //
-// 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px.
+// 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px, with JPEG tiles of the given quality
+//    (the generator's 90 unless told; Aperio scanners write 70 by default, and decoding costs less per pixel there).
 // 2. Encoder forward throughput: the first tissue patches of the slide, read once into batches, then
 //    encoder.encode() on those same batches for ≥ 10 s (no reading, no writing). When a LibTorch encoder runs
 //    its forward pass straight on oneDNN (OneDnnChain, the default on the CPU), also the same encoder through its
@@ -168,6 +169,7 @@ long peakRssKiB() {
 struct Args {
     std::int64_t size = 30000;
     std::int64_t rssSize = 100000;
+    int quality = bench::kDefaultQuality; ///< --quality: the slides' JPEG quality
     std::string encoder = "projection";
     int compareBatch = 0; ///< --compare-batch: pipelined runs at this batch size alternated with --batch
     int batch = nic::CompressOptions{}.batchSize; // what nic compress uses
@@ -386,11 +388,13 @@ int main(int argc, char** argv) {
             a.rssOnly = true;
         else if (k == "--compare-batch")
             a.compareBatch = std::stoi(next());
+        else if (k == "--quality")
+            a.quality = std::stoi(next());
         else if (k == "--child")
             child = next();
         else {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
-                                 "[--compare-batch N] "
+                                 "[--compare-batch N] [--quality Q] "
                                  "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
             return 2;
         }
@@ -402,7 +406,7 @@ int main(int argc, char** argv) {
     if (a.rssOnly) {
         for (const std::int64_t size : {a.size, a.rssSize})
             if (size > 0) {
-                const ChildResult r = runChild(a, bench::ensureSlide(a.dir, size));
+                const ChildResult r = runChild(a, bench::ensureSlide(a.dir, size, a.quality));
                 std::printf("peak RSS, %lld^2 slide, encoder %s: %.1f MiB (%lld patches, %.1f patches/s, whole call "
                             "%.1f s)\n",
                             static_cast<long long>(size), a.encoder.c_str(), static_cast<double>(r.peakKiB) / 1024.0,
@@ -411,10 +415,10 @@ int main(int argc, char** argv) {
             }
         return 0;
     }
-    const auto slidePath = bench::ensureSlide(a.dir, a.size);
+    const auto slidePath = bench::ensureSlide(a.dir, a.size, a.quality);
     auto enc = makeEncoder(a.encoder, a.work);
-    std::printf("bench_compress: %lld x %lld synthetic slide, encoder %s (P=%d, C=%d), batch %d, %u CPUs\n",
-                static_cast<long long>(a.size), static_cast<long long>(a.size), a.encoder.c_str(),
+    std::printf("bench_compress: %lld x %lld synthetic slide (JPEG quality %d), encoder %s (P=%d, C=%d), batch %d, %u CPUs\n",
+                static_cast<long long>(a.size), static_cast<long long>(a.size), a.quality, a.encoder.c_str(),
                 enc->info().patchSize, enc->info().codeSize, a.batch, std::thread::hardware_concurrency());
 
     // Encoder alone on real batches of this slide.
@@ -506,7 +510,7 @@ int main(int argc, char** argv) {
     for (const std::int64_t size : {a.size, a.rssSize}) {
         if (size <= 0)
             continue;
-        const auto path = bench::ensureSlide(a.dir, size);
+        const auto path = bench::ensureSlide(a.dir, size, a.quality);
         const ChildResult r = runChild(a, path);
         std::printf("peak RSS, %lldk^2 slide:  %8.1f MiB (fresh process; %lld patches, %.1f patches/s, whole call "
                     "%.1f s)%s\n",

@@ -1,9 +1,10 @@
 // bench_slideread — what reading patches costs, through OpenSlide and through the direct JPEG tile
 // decoder (core/slide/jpegtiles.h), measured in one run. Prints figures and ratios; asserts nothing.
 //
-//   bench_slideread [--size 20000] [--threads 0] [--rounds 2] [--dir DIR]
+//   bench_slideread [--size 20000] [--threads 0] [--rounds 2] [--quality 90] [--dir DIR]
 //
-// 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px (the one bench_compress uses).
+// 1. Writes (or reuses, in DIR) a synthetic size × size slide at 0.5 µm/px (the one bench_compress uses), with JPEG
+//    tiles of the given quality (the generator's 90 unless told; Aperio scanners write 70 by default).
 // 2. Finds its tissue patches as compressSlide does (128² patches at 0.5 µm/px).
 // 3. Reads every tissue patch, on `threads` threads (0: one per CPU), from a freshly opened slide (cold
 //    caches) with each decoder in turn, `rounds` times in the order OpenSlide, direct, direct, OpenSlide, ...
@@ -74,7 +75,7 @@ Reading readAll(const std::filesystem::path& path, TileDecoding decoding, const 
 
 int main(int argc, char** argv) {
     std::int64_t size = 20000;
-    int threads = 0, rounds = 2;
+    int threads = 0, rounds = 2, quality = bench::kDefaultQuality;
     std::filesystem::path dir = bench::defaultSlideDir();
     for (int i = 1; i < argc; ++i) {
         const std::string k = argv[i];
@@ -93,15 +94,18 @@ int main(int argc, char** argv) {
             rounds = std::stoi(next());
         else if (k == "--dir")
             dir = next();
+        else if (k == "--quality")
+            quality = std::stoi(next());
         else {
-            std::fprintf(stderr, "usage: bench_slideread [--size N] [--threads N] [--rounds N] [--dir DIR]\n");
+            std::fprintf(stderr,
+                         "usage: bench_slideread [--size N] [--threads N] [--rounds N] [--quality Q] [--dir DIR]\n");
             return 2;
         }
     }
     if (threads <= 0)
         threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
     std::filesystem::create_directories(dir);
-    const auto path = bench::ensureSlide(dir, size);
+    const auto path = bench::ensureSlide(dir, size, quality);
     const GridSpec spec{128, 128, 0.5};
     std::vector<std::pair<int, int>> cells;
     {
