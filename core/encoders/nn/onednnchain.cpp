@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
+#include <sys/mman.h>
 #include <unordered_map>
 #include <utility>
 
@@ -78,6 +80,11 @@ using Dt = memory::data_type;
 
 std::atomic<bool> gTimeSteps{false};
 
+bool hugePagesWanted() {
+    const char* v = std::getenv("NIC_HUGE_PAGES");
+    return v == nullptr || std::string(v) != "0";
+}
+
 struct AlignedBuffer {
     struct Free {
         void operator()(float* p) const { std::free(p); }
@@ -86,10 +93,21 @@ struct AlignedBuffer {
     std::size_t bytes = 0;
     float* reserve(std::size_t need) {
         if (need > bytes) {
-            const std::size_t rounded = (need + 63) / 64 * 64;
-            data.reset(static_cast<float*>(std::aligned_alloc(64, rounded)));
+            // Activations of several MiB (33 MB after a VAE-type first layer at a batch of 64) on 2 MiB pages where the
+            // kernel gives them (transparent huge pages in "madvise" mode, Debian's default): 512 times fewer page
+            // faults on first touch and TLB misses while the convolutions stream through them.
+            constexpr std::size_t kHuge = std::size_t{2} << 20;
+            static const bool huge = hugePagesWanted();
+            const bool big = huge && need >= 2 * kHuge;
+            const std::size_t align = big ? kHuge : 64;
+            const std::size_t rounded = (need + align - 1) / align * align;
+            data.reset(static_cast<float*>(std::aligned_alloc(align, rounded)));
             if (!data)
                 throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+            if (big)
+                ::madvise(data.get(), rounded, MADV_HUGEPAGE); // advice only: without it, ordinary pages
+#endif
             bytes = rounded;
         }
         return data.get();
