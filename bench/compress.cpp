@@ -18,6 +18,8 @@
 // 3. compressSlide pipelined (readers ‖ encoder ‖ HDF5 writer) and serial (read → encode → write on one
 //    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
 //    --compare-batch N: also pipelined runs at batch N alternated with --batch (3 each), and the ratio.
+//    The pipelined run's CPU time by stage (reader threads, inference threads, the writing thread; each thread's CPU
+//    clock) per patch, and the inference threads' against the forward pass alone.
 // 4. Ratios pipeline / forward (target ≥ 0.95: reading and writing hidden behind compute) and
 //    pipeline / serial, with the bound that CPU time sets on the first when the forward pass alone keeps
 //    every CPU busy: the encoder's share of the pipeline's CPU time (reading and writing take the rest).
@@ -480,6 +482,19 @@ int main(int argc, char** argv) {
     std::printf("CPU per patch (whole call incl. tissue detection): pipelined %.3f ms, serial %.3f ms, encoder %.3f ms "
                 "-> reading+writing %.3f ms\n",
                 pipCpuMs, serCpuMs, forwardCpuMs, serCpuMs - forwardCpuMs);
+    {
+        // The pipelined run by stage, from each thread's CPU clock (CompressResult): what reading takes from the
+        // encoder, and what the encoder costs beside it against the forward pass alone.
+        const double perPatch = 1000.0 / static_cast<double>(std::max<std::int64_t>(1, pip.encodedCells));
+        const double readMs = pip.readCpuSeconds * perPatch, encodeMs = pip.encodeCpuSeconds * perPatch,
+                     writeMs = pip.writeCpuSeconds * perPatch;
+        std::printf("pipelined CPU by stage:  reading %.3f ms/patch (%d reader thread(s)), encoding %.3f ms/patch "
+                    "(%.3f x the forward pass alone), assembling and writing %.3f ms/patch, the rest %.3f ms/patch "
+                    "(slide opening, tissue detection, set-up%s)\n",
+                    readMs, pip.readThreads, encodeMs, encodeMs / std::max(forwardCpuMs, 1e-9), writeMs,
+                    pipCpuMs - readMs - encodeMs - writeMs,
+                    enc->cpusPerCall() > 1 ? ", and the encoder's own worker threads" : "");
+    }
     // When the forward pass alone keeps every CPU busy, the pipeline reaches at most the encoder's share of its
     // own CPU time: reading, decoding, tissue detection and writing take the rest from the encoder.
     const double encoderShare = std::min(1.0, forwardCpuMs / std::max(pipCpuMs, 1e-9));

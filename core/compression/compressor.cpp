@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <time.h>
 #include <unordered_map>
 
 namespace nic {
@@ -309,6 +310,27 @@ LatentGridMeta metaFor(const Slide& slide, const PatchGrid& grid, const EncoderI
 
 bool isTissue(float fraction, double threshold) { return fraction > 0.0F && fraction >= threshold; }
 
+/// CPU time of the calling thread so far, in nanoseconds (0 where the clock is missing).
+std::int64_t threadCpuNs() {
+    timespec ts{};
+    if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+/// Adds the calling thread's CPU time since construction to `total` when it goes out of scope.
+class ThreadCpuTally {
+public:
+    explicit ThreadCpuTally(std::atomic<std::int64_t>& total) : total_(total), start_(threadCpuNs()) {}
+    ThreadCpuTally(const ThreadCpuTally&) = delete;
+    ThreadCpuTally& operator=(const ThreadCpuTally&) = delete;
+    ~ThreadCpuTally() { total_ += threadCpuNs() - start_; }
+
+private:
+    std::atomic<std::int64_t>& total_;
+    std::int64_t start_;
+};
+
 /// Runs the encoding of cells[first..] and streams bands to `writer`. Throws on error or cancel; the
 /// writer then holds every band that was complete.
 class Run {
@@ -335,6 +357,13 @@ public:
     }
 
     std::int64_t cellCount() const { return static_cast<std::int64_t>(cells_.size()); }
+
+    /// The CPU seconds of the pipelined run's readers, inference threads and writing thread (zeros before one ran).
+    void stageCpu(CompressResult& r) const {
+        r.readCpuSeconds = static_cast<double>(readCpuNs_.load()) * 1e-9;
+        r.encodeCpuSeconds = static_cast<double>(encodeCpuNs_.load()) * 1e-9;
+        r.writeCpuSeconds = static_cast<double>(writeCpuNs_.load()) * 1e-9;
+    }
 
     void runSerial() {
         BandAssembler assembler(writer_, cells_, rowStart_, writer_.meta().codeSize, writer_.meta().augment);
@@ -399,6 +428,7 @@ public:
         try {
             for (int t = 0; t < threads; ++t)
                 workers.emplace_back([&] {
+                    const ThreadCpuTally tally(readCpuNs_);
                     try {
                         for (;;) {
                             const std::int64_t s = claim();
@@ -417,6 +447,7 @@ public:
                 });
             for (int k = 0; k < inferenceThreads; ++k)
                 workers.emplace_back([&, encoder = &encoders[k]] {
+                    const ThreadCpuTally tally(encodeCpuNs_);
                     try {
                         VariantEncoder venc(*encoder, writer_.meta().augment);
                         std::vector<PatchItem> batch;
@@ -443,6 +474,7 @@ public:
                         results.close();
                 });
 
+            const ThreadCpuTally tally(writeCpuNs_);
             BandAssembler assembler(writer_, cells_, rowStart_, writer_.meta().codeSize, writer_.meta().augment);
             std::int64_t done = 0;
             if (assembler.writeReadyBands() > 0)
@@ -601,6 +633,7 @@ private:
     std::condition_variable claimCv_;
     std::int64_t next_ = 0;
     std::int64_t claimLimit_ = 0;
+    std::atomic<std::int64_t> readCpuNs_{0}, encodeCpuNs_{0}, writeCpuNs_{0}; ///< the pipelined run's stages
     std::int64_t windowCells_ = 0;
     std::atomic<bool> aborted_{false};
     std::mutex errorMutex_;
@@ -734,6 +767,7 @@ CompressResult compressSlide(const std::filesystem::path& slidePath, PatchEncode
                 run.runSerial();
             result.encodeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - encodeStart).count();
             result.encodedCells = run.cellCount();
+            run.stageCpu(result);
             result.skippedCells = writer->skippedCells();
             writer->finishAndPublish(output);
             writer.reset();

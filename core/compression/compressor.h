@@ -79,6 +79,13 @@ struct CompressResult {
     double encodeSeconds = 0.0;     ///< the read → encode → write phase alone
     double patchesPerSecond = 0.0;  ///< encodedCells · augment / encodeSeconds
     int readThreads = 0;            ///< reader threads of the pipelined run (0: serial, or nothing encoded)
+    /// Where the pipelined run's CPU time went, from each thread's CPU clock (zeros in a serial run): its reader
+    /// threads (reading and decoding patches), its inference threads (encode(); not the worker threads of an
+    /// encoder's own thread pool, which a LibTorch encoder with more than one compute thread has) and the calling
+    /// thread while it assembled and wrote the bands.
+    double readCpuSeconds = 0.0;
+    double encodeCpuSeconds = 0.0;
+    double writeCpuSeconds = 0.0;
 };
 
 /// Output path for a slide: `<outDir>/<slide file stem>.h5`.

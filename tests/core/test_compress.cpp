@@ -18,6 +18,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sys/resource.h>
+#include <time.h>
 
 using namespace nic;
 using ::testing::HasSubstr;
@@ -333,6 +335,70 @@ TEST_F(Compress, TheEncodersBuffersAreKeptOverEveryBatchAndLetGoAfter) {
     EXPECT_EQ(record->made.load(), 1);
     EXPECT_EQ(record->alive.load(), 0);
     EXPECT_FALSE(std::filesystem::exists(out_ / "failed.h5"));
+}
+
+namespace {
+
+/// Mean-RGB that also spins on its thread's CPU clock for `burnMs` per encode() call, counting the calls of every
+/// instance (replicas share the count).
+class BurningEncoder final : public PatchEncoder {
+public:
+    BurningEncoder(int patchSize, double burnMs, std::shared_ptr<std::atomic<int>> calls)
+        : inner_(patchSize), burnNs_(static_cast<std::int64_t>(burnMs * 1e6)), calls_(std::move(calls)) {}
+    const EncoderInfo& info() const override { return inner_.info(); }
+    void encode(const std::uint8_t* nhwc, int count, float* out) override {
+        ++*calls_;
+        const std::int64_t until = threadCpuNs() + burnNs_;
+        while (threadCpuNs() < until) {
+        }
+        inner_.encode(nhwc, count, out);
+    }
+    using PatchEncoder::encode;
+    int preferredConcurrency() const override { return 2; }
+    std::unique_ptr<PatchEncoder> replicate() override { return std::make_unique<BurningEncoder>(*this); }
+
+    static std::int64_t threadCpuNs() {
+        timespec ts{};
+        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    }
+
+private:
+    MeanRgbEncoder inner_;
+    std::int64_t burnNs_;
+    std::shared_ptr<std::atomic<int>> calls_;
+};
+
+double processCpuSeconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+} // namespace
+
+TEST_F(Compress, APipelinedRunReportsTheCpuTimeOfEachStage) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    BurningEncoder enc(64, 4.0, calls);
+    CompressOptions o = opts();
+    o.inferenceThreads = 2;
+    const double before = processCpuSeconds();
+    const CompressResult r = compressSlide(slideA(), enc, out_ / "pipelined.h5", o);
+    const double used = processCpuSeconds() - before;
+    ASSERT_GT(calls->load(), 3);
+    // The inference threads' clocks hold at least every call's 4 ms; the readers decoded every patch, the calling
+    // thread wrote every band; and no stage counts more than the process spent.
+    EXPECT_GE(r.encodeCpuSeconds, calls->load() * 0.004);
+    EXPECT_GT(r.readCpuSeconds, 0.0);
+    EXPECT_GT(r.writeCpuSeconds, 0.0);
+    EXPECT_LE(r.readCpuSeconds + r.encodeCpuSeconds + r.writeCpuSeconds, used + 0.01);
+
+    o.pipelined = false; // one thread does everything: no stages to tell apart
+    const CompressResult s = compressSlide(slideA(), enc, out_ / "serial.h5", o);
+    EXPECT_EQ(s.readCpuSeconds, 0.0);
+    EXPECT_EQ(s.encodeCpuSeconds, 0.0);
+    EXPECT_EQ(s.writeCpuSeconds, 0.0);
 }
 
 TEST_F(Compress, CancelledRunResumesToTheSameBits) {
