@@ -118,6 +118,9 @@ void run(const Options& o) {
                         r.patchesPerSecond);
         if (r.skippedCells > 0)
             std::printf(", %lld unreadable cells left empty", static_cast<long long>(r.skippedCells));
+        if (const double cpu = r.readCpuSeconds + r.encodeCpuSeconds + r.writeCpuSeconds; cpu > 0)
+            std::printf("; CPU time: reading %.0f %%, encoding %.0f %%, writing %.0f %%", 100.0 * r.readCpuSeconds / cpu,
+                        100.0 * r.encodeCpuSeconds / cpu, 100.0 * r.writeCpuSeconds / cpu);
         std::printf("\n");
         std::fflush(stdout);
     };
