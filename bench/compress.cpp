@@ -390,8 +390,8 @@ int main(int argc, char** argv) {
             a.rssOnly = true;
         else if (k == "--compare-batch")
             a.compareBatch = std::stoi(next());
-        else if (k == "--quality")
-            a.quality = std::stoi(next());
+        else if (k == "--quality" && (a.quality = std::atoi(next().c_str())) >= 1 && a.quality <= 100)
+            continue;
         else if (k == "--child")
             child = next();
         else {
@@ -488,12 +488,13 @@ int main(int argc, char** argv) {
         const double perPatch = 1000.0 / static_cast<double>(std::max<std::int64_t>(1, pip.encodedCells));
         const double readMs = pip.readCpuSeconds * perPatch, encodeMs = pip.encodeCpuSeconds * perPatch,
                      writeMs = pip.writeCpuSeconds * perPatch;
+        const bool workers = enc->cpusPerCall() > 1; // their CPU time is not in the inference threads' clocks
         std::printf("pipelined CPU by stage:  reading %.3f ms/patch (%d reader thread(s)), encoding %.3f ms/patch "
-                    "(%.3f x the forward pass alone), assembling and writing %.3f ms/patch, the rest %.3f ms/patch "
-                    "(slide opening, tissue detection, set-up%s)\n",
-                    readMs, pip.readThreads, encodeMs, encodeMs / std::max(forwardCpuMs, 1e-9), writeMs,
-                    pipCpuMs - readMs - encodeMs - writeMs,
-                    enc->cpusPerCall() > 1 ? ", and the encoder's own worker threads" : "");
+                    "(%s%.3f x the forward pass alone), assembling and writing %.3f ms/patch, the rest %.3f ms/patch "
+                    "(slide opening, tissue detection, set-up, finishing the file%s)\n",
+                    readMs, pip.readThreads, encodeMs, workers ? "the inference threads alone: " : "",
+                    encodeMs / std::max(forwardCpuMs, 1e-9), writeMs, pipCpuMs - readMs - encodeMs - writeMs,
+                    workers ? ", and the encoder's own worker threads" : "");
     }
     // When the forward pass alone keeps every CPU busy, the pipeline reaches at most the encoder's share of its
     // own CPU time: reading, decoding, tissue detection and writing take the rest from the encoder.

@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
             rounds = std::stoi(next());
         else if (k == "--dir")
             dir = next();
-        else if (k == "--quality")
-            quality = std::stoi(next());
+        else if (k == "--quality" && (quality = std::stoi(next())) >= 1 && quality <= 100)
+            continue;
         else {
             std::fprintf(stderr,
                          "usage: bench_slideread [--size N] [--threads N] [--rounds N] [--quality Q] [--dir DIR]\n");

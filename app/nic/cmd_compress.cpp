@@ -104,7 +104,10 @@ void run(const Options& o) {
                  info.name.c_str(), info.hash.substr(0, 12).c_str(), info.patchSize, info.codeSize);
 
     CompressEvents events;
-    events.finished = [](std::size_t k, std::size_t n, const BatchItemResult& item) {
+    // The split counts the inference threads themselves, not an encoder's own worker threads: shown only where the
+    // encoder has none (one compute thread per inference thread, the default on the CPU).
+    const bool splitCpu = encoder->cpusPerCall() <= 1;
+    events.finished = [splitCpu](std::size_t k, std::size_t n, const BatchItemResult& item) {
         finishProgressLine();
         if (!item.result) {
             std::fprintf(stderr, "nic: error: %s\n", item.error.c_str());
@@ -118,7 +121,8 @@ void run(const Options& o) {
                         r.patchesPerSecond);
         if (r.skippedCells > 0)
             std::printf(", %lld unreadable cells left empty", static_cast<long long>(r.skippedCells));
-        if (const double cpu = r.readCpuSeconds + r.encodeCpuSeconds + r.writeCpuSeconds; cpu > 0)
+        if (const double cpu = r.readCpuSeconds + r.encodeCpuSeconds + r.writeCpuSeconds;
+            splitCpu && r.encodedCells > 0 && cpu > 0)
             std::printf("; CPU time: reading %.0f %%, encoding %.0f %%, writing %.0f %%", 100.0 * r.readCpuSeconds / cpu,
                         100.0 * r.encodeCpuSeconds / cpu, 100.0 * r.writeCpuSeconds / cpu);
         std::printf("\n");

@@ -359,7 +359,8 @@ public:
 
     static std::int64_t threadCpuNs() {
         timespec ts{};
-        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+            throw Error("no thread CPU clock"); // fails the run instead of spinning forever
         return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
     }
 
@@ -380,19 +381,20 @@ double processCpuSeconds() {
 
 TEST_F(Compress, APipelinedRunReportsTheCpuTimeOfEachStage) {
     auto calls = std::make_shared<std::atomic<int>>(0);
-    BurningEncoder enc(64, 4.0, calls);
+    BurningEncoder enc(64, 1.0, calls);
     CompressOptions o = opts();
     o.inferenceThreads = 2;
     const double before = processCpuSeconds();
     const CompressResult r = compressSlide(slideA(), enc, out_ / "pipelined.h5", o);
     const double used = processCpuSeconds() - before;
     ASSERT_GT(calls->load(), 3);
-    // The inference threads' clocks hold at least every call's 4 ms; the readers decoded every patch, the calling
-    // thread wrote every band; and no stage counts more than the process spent.
-    EXPECT_GE(r.encodeCpuSeconds, calls->load() * 0.004);
+    // The inference threads' clocks hold at least every call's 1 ms; the readers decoded every patch, the calling
+    // thread wrote every band; and the stages together count no more than the process spent (its total lags the
+    // threads' own clocks by up to a scheduler tick per exited thread, hence the margin).
+    EXPECT_GE(r.encodeCpuSeconds, calls->load() * 0.001);
     EXPECT_GT(r.readCpuSeconds, 0.0);
     EXPECT_GT(r.writeCpuSeconds, 0.0);
-    EXPECT_LE(r.readCpuSeconds + r.encodeCpuSeconds + r.writeCpuSeconds, used + 0.01);
+    EXPECT_LE(r.readCpuSeconds + r.encodeCpuSeconds + r.writeCpuSeconds, used * 1.05 + 0.02);
 
     o.pipelined = false; // one thread does everything: no stages to tell apart
     const CompressResult s = compressSlide(slideA(), enc, out_ / "serial.h5", o);
