@@ -2,6 +2,7 @@
 #include "core/encoders/nn/convgrad.h"
 
 #include "core/base/error.h"
+#include "core/encoders/nn/alignedbuffer.h"
 #include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
@@ -66,24 +67,6 @@ void im2col(const float* x, std::int64_t in, std::int64_t side, std::int64_t o, 
 #endif
 }
 
-
-struct Buffer {
-    struct Free {
-        void operator()(float* p) const { std::free(p); }
-    };
-    std::unique_ptr<float, Free> data;
-    std::int64_t floats = 0;
-    float* reserve(std::int64_t need) {
-        if (need > floats) {
-            data.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((need + 15) / 16 * 64))));
-            if (!data)
-                throw std::bad_alloc();
-            floats = need;
-        }
-        return data.get();
-    }
-};
-
 } // namespace
 
 bool available() {
@@ -99,8 +82,8 @@ void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_
         return;
     }
     const std::int64_t chunk = std::max<std::int64_t>(1, std::min(total, kBufferFloats / width));
-    thread_local Buffer buffer;
-    float* col = buffer.reserve(chunk * width);
+    thread_local AlignedBuffer buffer;
+    float* col = buffer.reserve(static_cast<std::size_t>(chunk * width) * sizeof(float));
     dnnl_status_t status = dnnl_success;
     {
         const OmpThreads scope(std::max(1, threads)); // oneDNN's sgemm takes the calling thread's OpenMP threads

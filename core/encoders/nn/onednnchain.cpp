@@ -2,6 +2,7 @@
 #include "core/encoders/nn/onednnchain.h"
 
 #include "core/base/error.h"
+#include "core/encoders/nn/alignedbuffer.h"
 #include "core/encoders/nn/directconv.h"
 #include "core/encoders/nn/ompthreads.h"
 
@@ -12,7 +13,6 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <sys/mman.h>
 #include <unordered_map>
 #include <utility>
 
@@ -80,41 +80,6 @@ using Dt = memory::data_type;
 
 std::atomic<bool> gTimeSteps{false};
 
-bool hugePagesWanted() {
-    const char* v = std::getenv("NIC_HUGE_PAGES");
-    return v == nullptr || std::string(v) != "0";
-}
-
-struct AlignedBuffer {
-    struct Free {
-        void operator()(float* p) const { std::free(p); }
-    };
-    std::unique_ptr<float, Free> data;
-    std::size_t bytes = 0;
-    float* reserve(std::size_t need) {
-        if (need > bytes) {
-            // Activations of several MiB (a buffer of 33 MB after a VAE-type first layer at a batch of 64) on 2 MiB pages
-            // where the kernel gives them (transparent huge pages in "madvise" mode, Debian's default): fewer page faults
-            // on first touch (a 20 000² compression: 60 k → 37 k) and TLB misses while the convolutions stream through
-            // them. The cost: up to 2 MiB more per buffer, and the kernel may compact memory to find the pages.
-            constexpr std::size_t kHuge = std::size_t{2} << 20;
-            static const bool huge = hugePagesWanted();
-            const bool big = huge && need >= 2 * kHuge;
-            const std::size_t align = big ? kHuge : 64;
-            const std::size_t rounded = (need + align - 1) / align * align;
-            data.reset(static_cast<float*>(std::aligned_alloc(align, rounded)));
-            if (!data)
-                throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-            if (big)
-                ::madvise(data.get(), rounded, MADV_HUGEPAGE); // advice only: without it, ordinary pages
-#endif
-            bytes = rounded;
-        }
-        return data.get();
-    }
-};
-
 } // namespace
 
 struct OneDnnChain::Shared {
@@ -169,8 +134,12 @@ struct OneDnnChain::Plans {
     dnnl::stream stream;
     std::map<int, Plan> byBatch; ///< by padded batch size
     std::uint64_t runs = 0;
-    AlignedBuffer buffers[2];
-    AlignedBuffer output; ///< the padded batch's output, when the caller's holds fewer rows
+    // Activations of several MiB (a buffer of 33 MB after a VAE-type first layer at a batch of 64) on 2 MiB pages where
+    // the kernel gives them (alignedbuffer.h): fewer page faults on first touch (a 20 000² compression: 60 k → 37 k)
+    // and TLB misses while the convolutions stream through them. The cost: up to 2 MiB more per buffer, and the kernel
+    // may compact memory to find the pages.
+    AlignedBuffer buffers[2]{AlignedBuffer(true), AlignedBuffer(true)};
+    AlignedBuffer output{true}; ///< the padded batch's output, when the caller's holds fewer rows
     int lastBatch = 0;    ///< the padded batch size of the last run
 };
 
