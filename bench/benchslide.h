@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <sys/resource.h>
@@ -19,6 +20,13 @@ inline std::filesystem::path defaultSlideDir() { return std::filesystem::temp_di
 /// Scanners write less: Aperio's default is 70 (the real CMU-1-Small-Region.svs says Q=30), and the decoder's cost
 /// per pixel falls with the quality, since fewer coefficients are left to decode.
 constexpr int kDefaultQuality = SynthWriteOptions{}.quality;
+
+/// A --quality argument: the JPEG quality 1..100 it names, or 0 when it is not one (the caller prints its usage).
+inline int qualityArg(const std::string& text) {
+    char* end = nullptr;
+    const long q = std::strtol(text.c_str(), &end, 10);
+    return end != text.c_str() && *end == '\0' && q >= 1 && q <= 100 ? static_cast<int>(q) : 0;
+}
 
 /// `dir`/synth-<size>.svs (synth-<size>-q<quality>.svs at another JPEG quality than the generator's default): a
 /// size × size synthetic slide at 0.5 µm/px with two lesions (seed 11), written on every CPU when it is not there yet

@@ -390,11 +390,13 @@ int main(int argc, char** argv) {
             a.rssOnly = true;
         else if (k == "--compare-batch")
             a.compareBatch = std::stoi(next());
-        else if (k == "--quality" && (a.quality = std::atoi(next().c_str())) >= 1 && a.quality <= 100)
-            continue;
+        else if (k == "--quality")
+            a.quality = bench::qualityArg(next());
         else if (k == "--child")
             child = next();
-        else {
+        else
+            a.quality = 0; // unknown option: the usage below
+        if (a.quality == 0) {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
                                  "[--compare-batch N] [--quality Q] "
                                  "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");

@@ -94,9 +94,11 @@ int main(int argc, char** argv) {
             rounds = std::stoi(next());
         else if (k == "--dir")
             dir = next();
-        else if (k == "--quality" && (quality = std::stoi(next())) >= 1 && quality <= 100)
-            continue;
-        else {
+        else if (k == "--quality")
+            quality = bench::qualityArg(next());
+        else
+            quality = 0; // unknown option: the usage below
+        if (quality == 0) {
             std::fprintf(stderr,
                          "usage: bench_slideread [--size N] [--threads N] [--rounds N] [--quality Q] [--dir DIR]\n");
             return 2;

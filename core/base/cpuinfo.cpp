@@ -8,6 +8,7 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <time.h>
 
 namespace nic {
 
@@ -59,6 +60,13 @@ void setOpenBlasThreads(int threads) {
     using Fn = void (*)(int);
     if (auto* fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
         fn(threads);
+}
+
+std::int64_t threadCpuNs() {
+    timespec ts{};
+    if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return -1;
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 } // namespace nic

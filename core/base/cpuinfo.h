@@ -1,6 +1,7 @@
 #pragma once
 // What the machine's processors are, for choosing thread counts.
 
+#include <cstdint>
 #include <string>
 
 namespace nic {
@@ -21,5 +22,9 @@ void setOpenBlasThreads(int threads);
 /// The CPU kernels OpenBLAS chose ("Haswell", "Cooperlake", ...: OPENBLAS_CORETYPE forces them), or an
 /// empty string when no OpenBLAS is loaded.
 std::string openBlasCoreName();
+
+/// CPU time the calling thread has used so far, in nanoseconds (CLOCK_THREAD_CPUTIME_ID), or −1 where the
+/// system has no such clock.
+std::int64_t threadCpuNs();
 
 } // namespace nic

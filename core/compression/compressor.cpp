@@ -15,7 +15,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <time.h>
 #include <unordered_map>
 
 namespace nic {
@@ -310,21 +309,17 @@ LatentGridMeta metaFor(const Slide& slide, const PatchGrid& grid, const EncoderI
 
 bool isTissue(float fraction, double threshold) { return fraction > 0.0F && fraction >= threshold; }
 
-/// CPU time of the calling thread so far, in nanoseconds (0 where the clock is missing).
-std::int64_t threadCpuNs() {
-    timespec ts{};
-    if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-/// Adds the calling thread's CPU time since construction to `total` when it goes out of scope.
+/// Adds the calling thread's CPU time since construction to `total` when it goes out of scope (nothing where the
+/// system has no thread clock).
 class ThreadCpuTally {
 public:
     explicit ThreadCpuTally(std::atomic<std::int64_t>& total) : total_(total), start_(threadCpuNs()) {}
     ThreadCpuTally(const ThreadCpuTally&) = delete;
     ThreadCpuTally& operator=(const ThreadCpuTally&) = delete;
-    ~ThreadCpuTally() { total_ += threadCpuNs() - start_; }
+    ~ThreadCpuTally() {
+        if (start_ >= 0)
+            total_ += threadCpuNs() - start_;
+    }
 
 private:
     std::atomic<std::int64_t>& total_;

@@ -2,6 +2,7 @@
 // against Slide::readRegion, dihedral consistency, serial == pipelined, resume after cancel, skipping,
 // sharding, corrupt slides and regions.
 #include "core/compression/compressor.h"
+#include "core/base/cpuinfo.h"
 #include "core/base/error.h"
 #include "core/base/hdf5file.h"
 #include "core/compression/latentgrid.h"
@@ -19,7 +20,6 @@
 #include <cstring>
 #include <fstream>
 #include <sys/resource.h>
-#include <time.h>
 
 using namespace nic;
 using ::testing::HasSubstr;
@@ -348,21 +348,16 @@ public:
     const EncoderInfo& info() const override { return inner_.info(); }
     void encode(const std::uint8_t* nhwc, int count, float* out) override {
         ++*calls_;
-        const std::int64_t until = threadCpuNs() + burnNs_;
-        while (threadCpuNs() < until) {
+        const std::int64_t start = threadCpuNs();
+        if (start < 0)
+            throw Error("no thread CPU clock"); // fails the run instead of spinning forever
+        while (threadCpuNs() < start + burnNs_) {
         }
         inner_.encode(nhwc, count, out);
     }
     using PatchEncoder::encode;
     int preferredConcurrency() const override { return 2; }
     std::unique_ptr<PatchEncoder> replicate() override { return std::make_unique<BurningEncoder>(*this); }
-
-    static std::int64_t threadCpuNs() {
-        timespec ts{};
-        if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-            throw Error("no thread CPU clock"); // fails the run instead of spinning forever
-        return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-    }
 
 private:
     MeanRgbEncoder inner_;

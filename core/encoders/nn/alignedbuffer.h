@@ -1,6 +1,8 @@
 #pragma once
 // AlignedBuffer: a float buffer on 64-byte boundaries that grows on demand and is kept for the next call (the inference
 // chain's activations, the im2col copy of the weight gradients). Internal to core_nn.
+#include "core/base/envswitch.h"
+
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
@@ -39,10 +41,7 @@ public:
 
 private:
     static bool hugePagesAllowed() {
-        static const bool allowed = [] {
-            const char* v = std::getenv("NIC_HUGE_PAGES");
-            return v == nullptr || std::string(v) != "0";
-        }();
+        static const bool allowed = envSwitchOn("NIC_HUGE_PAGES");
         return allowed;
     }
     struct Free {

@@ -1,5 +1,6 @@
 #include "core/encoders/nn/batchnormleaky.h"
 
+#include "core/base/envswitch.h"
 #include "core/encoders/nn/bnkernels.h"
 
 #include <atomic>
@@ -14,12 +15,7 @@ namespace nic {
 namespace {
 
 /// NIC_FUSED_BATCHNORM=0 in the environment starts with the separate operators (to compare, or to rule the fusion out).
-bool fusedByDefault() {
-    const char* v = std::getenv("NIC_FUSED_BATCHNORM");
-    return !(v && std::string(v) == "0");
-}
-
-std::atomic<bool> gFused{fusedByDefault()};
+std::atomic<bool> gFused{envSwitchOn("NIC_FUSED_BATCHNORM")};
 std::atomic<std::int64_t> gFusedCalls{0};
 
 bnkernels::Shape shapeOf(const torch::Tensor& x) {

@@ -1,6 +1,8 @@
 // The direct first convolution (directconv.h).
 #include "core/encoders/nn/directconv.h"
 
+#include "core/base/envswitch.h"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
@@ -18,10 +20,7 @@
 namespace nic::directconv {
 
 namespace {
-std::atomic<bool> gOn{[] {
-    const char* env = std::getenv("NIC_DIRECT_FIRST_CONV");
-    return env == nullptr || std::string(env) != "0";
-}()};
+std::atomic<bool> gOn{envSwitchOn("NIC_DIRECT_FIRST_CONV")};
 std::atomic<std::uint64_t> gCalls{0};
 } // namespace
 

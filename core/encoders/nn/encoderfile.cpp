@@ -1,6 +1,7 @@
 // Encoder files, the encoder factory and TorchPatchEncoder.
 #include "core/base/atomicfile.h"
 #include "core/base/cpuinfo.h"
+#include "core/base/envswitch.h"
 #include "core/base/error.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/tensorcache.h"
@@ -106,8 +107,7 @@ std::string configureCompute(const ComputeOptions& options) {
     // Patches come in few shapes, so on a GPU cuDNN times its algorithms for each shape once and keeps the
     // fastest. Its choice may be a non-deterministic algorithm; NIC_CUDNN_BENCHMARK=0 keeps cuDNN's heuristic.
     if (device == "cuda") {
-        const char* benchmark = std::getenv("NIC_CUDNN_BENCHMARK");
-        at::globalContext().setBenchmarkCuDNN(benchmark == nullptr || std::string(benchmark) != "0");
+        at::globalContext().setBenchmarkCuDNN(envSwitchOn("NIC_CUDNN_BENCHMARK"));
     }
     return device;
 }
@@ -128,10 +128,7 @@ std::string resolveDevice(const std::string& device) {
 int computeThreads() { return torch::get_num_threads(); }
 
 namespace {
-std::atomic<bool> gOneDnnInference{[] {
-    const char* env = std::getenv("NIC_ONEDNN_INFERENCE");
-    return env == nullptr || std::string(env) != "0";
-}()};
+std::atomic<bool> gOneDnnInference{envSwitchOn("NIC_ONEDNN_INFERENCE")};
 } // namespace
 
 void useOneDnnInference(bool on) { gOneDnnInference.store(on, std::memory_order_relaxed); }
