@@ -192,13 +192,16 @@ CompressOptions compressOptions(const Args& a, bool pipelined) {
     return o;
 }
 
-/// Child mode: compress one slide, print "RESULT patches encodeSeconds seconds peakKiB".
+/// Child mode: compress one slide, print "RESULT patches encodeSeconds seconds peakKiB" and the CPU µs per patch of
+/// the reading, encoding and writing stages (CompressResult's stage clocks) after it.
 int childCompress(const Args& a, const std::filesystem::path& slide) {
     auto enc = makeEncoder(a.encoder, a.work);
     const auto out = a.dir / (slide.stem().string() + "-" + a.encoder + ".h5");
     const CompressResult r = compressSlide(slide, *enc, out, compressOptions(a, true));
-    std::printf("RESULT %lld %.3f %.3f %ld\n", static_cast<long long>(r.encodedCells), r.encodeSeconds, r.seconds,
-                peakRssKiB());
+    const double perPatch = r.encodedCells > 0 ? 1e6 / static_cast<double>(r.encodedCells) : 0.0;
+    std::printf("RESULT %lld %.3f %.3f %ld %.1f %.1f %.1f\n", static_cast<long long>(r.encodedCells), r.encodeSeconds,
+                r.seconds, peakRssKiB(), r.readCpuSeconds * perPatch, r.encodeCpuSeconds * perPatch,
+                r.writeCpuSeconds * perPatch);
     return 0;
 }
 

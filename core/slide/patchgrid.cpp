@@ -95,15 +95,29 @@ Level0Rect PatchGrid::cellRect(int col, int row) const {
     return Level0Rect{std::llround(col * step), std::llround(row * step), side, side};
 }
 
-Image PatchGrid::readPatch(const Slide& slide, int col, int row) const {
+void PatchGrid::checkSlide(const Slide& slide) const {
     if (slide.width() != level0Width() || slide.height() != level0Height() || slide.levelCount() <= level_)
         throw InvalidArgument(slide.path().string() + ": this patch grid was made for a " + std::to_string(level0Width()) +
                               " x " + std::to_string(level0Height()) + " slide, not this one");
+}
+
+Image PatchGrid::readPatch(const Slide& slide, int col, int row) const {
+    checkSlide(slide);
     const Level0Rect r = cellRect(col, row);
     Image region = slide.readRegion(r.x, r.y, level_, readSize_, readSize_);
     if (readSize_ == spec_.patchSize)
         return region;
     return resize(region, spec_.patchSize, spec_.patchSize);
+}
+
+void PatchGrid::readPatch(const Slide& slide, int col, int row, std::vector<std::uint8_t>& rgb) const {
+    if (readSize_ != spec_.patchSize) { // read at another size and resampled: no buffer of the patch's size to reuse
+        rgb = readPatch(slide, col, row).pixels;
+        return;
+    }
+    checkSlide(slide);
+    const Level0Rect r = cellRect(col, row);
+    slide.readRegion(r.x, r.y, level_, readSize_, readSize_, rgb);
 }
 
 void PatchGrid::setTissueFractions(std::vector<float> fractions) {

@@ -90,6 +90,9 @@ public:
     /// the slide the grid was made for (same level-0 size), else InvalidArgument. Throws SlideError
     /// on a read failure.
     Image readPatch(const Slide& slide, int col, int row) const;
+    /// The same patch into `rgb` (P × P × 3 bytes), resized to fit: a buffer reused for patch after patch is neither
+    /// reallocated nor cleared (Slide::readRegion's buffer form). On an exception its contents are unspecified.
+    void readPatch(const Slide& slide, int col, int row, std::vector<std::uint8_t>& rgb) const;
 
     /// Per-cell tissue fraction in [0, 1], row-major (index row·cols + col); see
     /// tissueFractionPerCell() in core/slide/tissue.h. Throws InvalidArgument when the size is not cellCount().
@@ -103,6 +106,8 @@ public:
 
 private:
     void checkCell(int col, int row) const;
+    /// Throws InvalidArgument when `slide` is not the slide the grid was made for.
+    void checkSlide(const Slide& slide) const;
     std::vector<LevelInfo> levels_;
     GridSpec spec_;
     double slideMpp_ = 0.0;

@@ -276,6 +276,16 @@ Image Slide::readAssociatedImage(const std::string& name) const {
 }
 
 Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w, std::int64_t h) const {
+    Image out;
+    readRegion(x, y, lvl, w, h, out.pixels);
+    out.width = static_cast<int>(w);
+    out.height = static_cast<int>(h);
+    out.channels = 3;
+    return out;
+}
+
+void Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w, std::int64_t h,
+                       std::vector<std::uint8_t>& rgb) const {
     level(lvl); // validates the index
     if (w <= 0 || h <= 0)
         throw InvalidArgument(path_.string() + ": region size must be positive, got " + std::to_string(w) + "x" +
@@ -293,13 +303,13 @@ Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w,
         const bool chunksAligned = ds == std::floor(ds) || (w <= 4096 && h <= 4096);
         if (lx == std::floor(lx) && ly == std::floor(ly) && std::fabs(lx) < 0x1p52 && std::fabs(ly) < 0x1p52 &&
             chunksAligned) {
-            Image out(static_cast<int>(w), static_cast<int>(h), 3);
+            rgb.resize(static_cast<std::size_t>(w) * static_cast<std::size_t>(h) * 3U);
             checkUnchanged();
             const bool read = tiles_->read(lvl, static_cast<std::int64_t>(lx), static_cast<std::int64_t>(ly),
-                                           static_cast<int>(w), static_cast<int>(h), out.pixels.data());
+                                           static_cast<int>(w), static_cast<int>(h), rgb.data());
             checkUnchanged();
             if (read)
-                return out;
+                return;
             // A tile the reader declines (missing, damaged): OpenSlide reads the region and reports.
         }
     }
@@ -314,9 +324,8 @@ Image Slide::readRegion(std::int64_t x, std::int64_t y, int lvl, std::int64_t w,
         throw SlideError(path_.string() + ": cannot read region at (" + std::to_string(x) + ", " + std::to_string(y) +
                          ") level " + std::to_string(lvl) + " size " + std::to_string(w) + "x" + std::to_string(h) +
                          ": " + err);
-    Image out(static_cast<int>(w), static_cast<int>(h), 3);
-    argbToRgbOnWhite(buf.data(), buf.size(), out.pixels.data());
-    return out;
+    rgb.resize(buf.size() * 3U);
+    argbToRgbOnWhite(buf.data(), buf.size(), rgb.data());
 }
 
 bool Slide::decodesTilesDirectly(int lvl) const { return tiles_ && tiles_->hasLevel(lvl); }

@@ -112,6 +112,10 @@ public:
     /// pixels of `level`. Transparent pixels (outside the scanned area) are composited on white.
     /// Throws SlideError (file + OpenSlide's cause) or InvalidArgument for a bad level/size.
     Image readRegion(std::int64_t x, std::int64_t y, int level, std::int64_t w, std::int64_t h) const;
+    /// The same region into `rgb` (w × h × 3 bytes, row-major), resized to fit: a buffer reused for region after
+    /// region of one size is neither reallocated nor cleared. On an exception its contents are unspecified.
+    void readRegion(std::int64_t x, std::int64_t y, int level, std::int64_t w, std::int64_t h,
+                    std::vector<std::uint8_t>& rgb) const;
 
     /// Whether readRegion decodes `level`'s tiles itself (see TileDecoding) rather than through OpenSlide.
     bool decodesTilesDirectly(int level) const;

@@ -301,6 +301,19 @@ TEST(PatchGridSlide, SyntheticPyramidLevelsAndResampling) {
     const auto er = enlarge.cellRect(2, 3);
     const nic::Image up = nic::resizeBilinear(boxes.readRegion(er.x, er.y, 0, 16, 16), 32, 32);
     EXPECT_EQ(enlarge.readPatch(boxes, 2, 3).pixels, up.pixels);
+
+    // The buffer form gives the same patches into one buffer reused across grids, sizes and levels, and refuses
+    // another slide the same way.
+    std::vector<std::uint8_t> reused(7, 99);
+    for (const PatchGrid* g : {&native, &shrink, &enlarge, &native})
+        for (auto [c, r] : {std::pair{1, 1}, std::pair{2, 2}, std::pair{0, 0}}) {
+            g->readPatch(boxes, c, r, reused);
+            EXPECT_EQ(reused, g->readPatch(boxes, c, r).pixels) << "grid read size " << g->readSize() << ", cell " << c
+                                                                << ", " << r;
+        }
+    NIC_REQUIRE_SHARED(kCmu);
+    const nic::Slide cmu(shared(kCmu));
+    EXPECT_THROW(native.readPatch(cmu, 0, 0, reused), nic::InvalidArgument);
 }
 
 } // namespace

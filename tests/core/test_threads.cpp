@@ -9,12 +9,14 @@
 #include "core/base/error.h"
 #include "core/base/jobcontext.h"
 #include "core/compression/latentgrid.h"
+#include "core/slide/jpegtiles.h"
 #include "core/slide/slide.h"
 #include "core/synth/synth.h"
 #include "testsupport.h"
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -95,6 +97,44 @@ TEST_F(Threads, DirectTileReadersShareTheCacheAndAgree) {
         t.join();
     for (std::size_t i = 0; i < serial.size(); ++i)
         EXPECT_EQ(serial[i].pixels, parallel[i].pixels) << i;
+}
+
+// With room for one decoded tile, tiles leave the cache all the time and their buffers are decoded into again; a
+// buffer another thread is still copying from must not be. Every thread's reads equal a reader's that keeps every tile.
+TEST_F(Threads, TileBuffersReusedAfterEvictionNeverChangeUnderAReader) {
+    const Slide s(slide());
+    const auto side = [&](const char* what) {
+        return static_cast<std::int64_t>(std::stod(s.property(std::string("openslide.level[0].") + what).value()));
+    };
+    const std::vector<JpegTileLevelSpec> specs{{s.width(), s.height(), side("tile-width"), side("tile-height")}};
+    std::string why;
+    const auto tiny = JpegTileReader::open(slide(), specs, why,
+                                           static_cast<std::size_t>(side("tile-width") * side("tile-height") * 3));
+    const auto roomy = JpegTileReader::open(slide(), specs, why);
+    ASSERT_TRUE(tiny && roomy) << why;
+    constexpr int kRegions = 24, kSide = 200;
+    std::vector<std::vector<std::uint8_t>> expected(kRegions, std::vector<std::uint8_t>(kSide * kSide * 3));
+    auto origin = [](int i) { return std::pair<std::int64_t, std::int64_t>{i * 173 % 1800, i * 311 % 1800}; };
+    for (int i = 0; i < kRegions; ++i)
+        ASSERT_TRUE(roomy->read(0, origin(i).first, origin(i).second, kSide, kSide, expected[i].data()));
+    std::atomic<int> wrong{0}, failed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            std::vector<std::uint8_t> got(kSide * kSide * 3);
+            for (int k = 0; k < 3 * kRegions; ++k) {
+                const int i = (k * (2 * t + 1) + t) % kRegions;
+                if (!tiny->read(0, origin(i).first, origin(i).second, kSide, kSide, got.data()))
+                    ++failed;
+                else if (got != expected[static_cast<std::size_t>(i)])
+                    ++wrong;
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(failed.load(), 0);
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_GT(tiny->tilesDecoded(), roomy->tilesDecoded()) << "tiles were evicted and decoded again";
 }
 
 TEST_F(Threads, PipelinedCompressionEqualsSerial) {
