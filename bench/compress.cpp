@@ -304,17 +304,24 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
     useOneDnnInference(false);
     auto modules = makeEncoder(a.encoder, a.work);
     useOneDnnInference(before);
-    std::unique_ptr<PatchEncoder> oneDnnFirst;
+    std::unique_ptr<PatchEncoder> oneDnnFirst, oneDnnWide;
     if (steps.front().rfind("direct", 0) == 0) {
         const bool direct = OneDnnChain::useDirectFirstConvolution(false);
         oneDnnFirst = makeEncoder(a.encoder, a.work);
         OneDnnChain::useDirectFirstConvolution(direct);
     }
-    std::vector<double> chain, torchPath, viaOneDnn;
+    if (std::any_of(steps.begin() + 1, steps.end(), [](const std::string& s) { return s.rfind("direct", 0) == 0; })) {
+        const bool wide = OneDnnChain::useWideConvolutions(false);
+        oneDnnWide = makeEncoder(a.encoder, a.work);
+        OneDnnChain::useWideConvolutions(wide);
+    }
+    std::vector<double> chain, torchPath, viaOneDnn, viaBrgconv;
     for (int round = 0; round < 3; ++round) {
         chain.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);
         if (oneDnnFirst)
             viaOneDnn.push_back(timeForward(*oneDnnFirst, batches, nb, a.batch, 3.0).perSecond);
+        if (oneDnnWide)
+            viaBrgconv.push_back(timeForward(*oneDnnWide, batches, nb, a.batch, 3.0).perSecond);
         torchPath.push_back(timeForward(*modules, batches, nb, a.batch, 3.0).perSecond);
     }
     auto list = [](const std::vector<double>& v) {
@@ -331,6 +338,10 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
         std::printf("encoder forward, the chain's direct first convolution vs oneDNN's and a reorder (the same rounds, "
                     "patches/s): %s vs %s; best over best %.3f\n",
                     list(chain).c_str(), list(viaOneDnn).c_str(), best(chain) / best(viaOneDnn));
+    if (oneDnnWide)
+        std::printf("encoder forward, the chain's wide direct convolutions vs oneDNN's kernels for those layers (the same "
+                    "rounds, patches/s): %s vs %s; best over best %.3f\n",
+                    list(chain).c_str(), list(viaBrgconv).c_str(), best(chain) / best(viaBrgconv));
     const bool timed = OneDnnChain::timeSteps(true);
     timeForward(enc, batches, nb, a.batch, 3.0);
     OneDnnChain::timeSteps(timed);

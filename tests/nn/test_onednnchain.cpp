@@ -112,17 +112,20 @@ TEST(OneDnnChain, BatchesArePaddedToAFewSizes) {
     EXPECT_LE(sizes.size(), 24U); // as many plans as run() keeps
 }
 
-/// Sets OneDnnChain::useDirectFirstConvolution for a scope and puts the setting back.
-class DirectFirstConvolution {
+/// Sets one of OneDnnChain's process-wide switches for a scope and puts the setting back.
+template <bool (*Set)(bool)>
+class ScopedSwitch {
 public:
-    explicit DirectFirstConvolution(bool on) : before_(OneDnnChain::useDirectFirstConvolution(on)) {}
-    ~DirectFirstConvolution() { OneDnnChain::useDirectFirstConvolution(before_); }
-    DirectFirstConvolution(const DirectFirstConvolution&) = delete;
-    DirectFirstConvolution& operator=(const DirectFirstConvolution&) = delete;
+    explicit ScopedSwitch(bool on) : before_(Set(on)) {}
+    ~ScopedSwitch() { Set(before_); }
+    ScopedSwitch(const ScopedSwitch&) = delete;
+    ScopedSwitch& operator=(const ScopedSwitch&) = delete;
 
 private:
     bool before_;
 };
+using DirectFirstConvolution = ScopedSwitch<&OneDnnChain::useDirectFirstConvolution>;
+using WideConvolutions = ScopedSwitch<&OneDnnChain::useWideConvolutions>;
 
 /// Turns OneDnnChain::timeSteps on for a scope and puts the setting back.
 class TimedSteps {
@@ -266,6 +269,106 @@ TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
                                 << " input";
                         }
                 }
+}
+
+TEST(DirectConv, WideFitsThe3x3Stride2Padding1ShapeIn64ChannelGroups) {
+    EXPECT_TRUE(directconv::fitsWide({64, 32, 3, 3}, 2, 1, 64));
+    EXPECT_TRUE(directconv::fitsWide({128, 1, 3, 3}, 2, 1, 2));
+    EXPECT_TRUE(directconv::fitsWide({512, 1024, 3, 3}, 2, 1, 8));
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 1, 1, 64));    // stride
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 2, 0, 64));    // padding
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 1, 1}, 2, 1, 64));    // kernel
+    EXPECT_FALSE(directconv::fitsWide({48, 32, 3, 3}, 2, 1, 64));    // not 64-channel groups
+    EXPECT_FALSE(directconv::fitsWide({64, 1025, 3, 3}, 2, 1, 64));  // more input channels than its row of zeros
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 2, 1, 21));    // an odd side
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3}, 2, 1, 64));
+}
+
+TEST(DirectConv, WideKernelGivesLibTorchsConvolutionForEveryBlockAndEdge) {
+    if (!directconv::wideAvailable())
+        GTEST_SKIP() << "the wide kernel is off here (no AVX-512, or NIC_DIRECT_WIDE_CONV=0): oneDNN's kernels run "
+                        "instead";
+    torch::manual_seed(13);
+    // Channel groups of 64 (one and two); single pixels (side 2), blocks that cross rows and images (6, 20: 9 and 100
+    // pixels an image), many blocks (32); 1 to 64 input channels; slopes below 1, none (−1) and above 1; 1 and 2
+    // threads, whose shares end inside an image.
+    for (int out : {64, 128})
+        for (int in : {1, 5, 32, 64})
+            for (int side : {2, 6, 20, 32})
+                for (float slope : {0.2F, -1.0F, 1.5F}) {
+                    if (side == 32 && (in != 32 || slope != 0.2F)) // the large side once per output width
+                        continue;
+                    for (int n : {1, 3}) {
+                        const auto w = torch::randn({out, in, 3, 3}) * 0.3, b = torch::randn({out}) * 0.2;
+                        const auto x = torch::rand({n, in, side, side}) * 2 - 1;
+                        auto expected = F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).stride(2).padding(1));
+                        if (slope >= 0)
+                            expected = F::leaky_relu(expected, F::LeakyReLUFuncOptions().negative_slope(slope));
+                        expected = expected.permute({0, 2, 3, 1}).contiguous();
+                        const auto wc = w.contiguous();
+                        const auto taps = directconv::wideTaps(
+                            std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, in);
+                        const auto channelsLast = x.permute({0, 2, 3, 1}).contiguous();
+                        for (int threads : {1, 2}) {
+                            auto got = torch::full({n, side / 2, side / 2, out}, std::nanf(""));
+                            const auto calls = directconv::wideCalls();
+                            directconv::runWide(channelsLast.data_ptr<float>(), n, in, side, taps.data(),
+                                                b.data_ptr<float>(), out, slope, got.data_ptr<float>(), threads);
+                            EXPECT_EQ(directconv::wideCalls(), calls + 1);
+                            EXPECT_LE((got - expected).abs().max().item<float>(),
+                                      1e-5F * std::max(1.0F, expected.abs().max().item<float>()))
+                                << out << " from " << in << " channels at " << side << "², " << n << " image(s), slope "
+                                << slope << ", " << threads << " thread(s)";
+                        }
+                    }
+                }
+}
+
+// The VAE-type encoder's shape in small: 3 → 32 → 64 channels, both 3 × 3 with stride 2, then a dense layer. The
+// second convolution runs on the wide kernel, channels-last in and out (no reorder), with oneDNN's values.
+TEST(OneDnnChain, TheWideConvolutionGivesOneDnnsValues) {
+    SKIP_WITHOUT_ONEDNN();
+    if (!directconv::wideAvailable())
+        GTEST_SKIP() << "the wide kernel is off here (no AVX-512, or NIC_DIRECT_WIDE_CONV=0): oneDNN's kernels run "
+                        "instead";
+    torch::manual_seed(14);
+    const auto w1 = torch::randn({32, 3, 3, 3}) * 0.4, b1 = torch::randn({32}) * 0.2;
+    const auto w2 = torch::randn({64, 32, 3, 3}) * 0.1, b2 = torch::randn({64}) * 0.2;
+    const auto w3 = torch::randn({10, 64 * 4 * 4}) * 0.05, b3 = torch::randn({10}) * 0.2;
+    const std::vector<OneDnnChain::Layer> layers = {layer(w1, b1, true, 2, 1, 0.2F), layer(w2, b2, true, 2, 1, 0.2F),
+                                                    layer(w3, b3, false, 1, 0, -1.0F)};
+    auto viaOneDnn = [&] {
+        const WideConvolutions off(false);
+        return std::make_unique<OneDnnChain>(layers, 3, 16);
+    }();
+    OneDnnChain wide(layers, 3, 16);
+    const auto x = torch::rand({13, 3, 16, 16}) * 2 - 1;
+    auto lrelu = [](const torch::Tensor& t) { return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2)); };
+    auto h = lrelu(F::conv2d(x, w1, F::Conv2dFuncOptions().bias(b1).stride(2).padding(1)));
+    h = lrelu(F::conv2d(h, w2, F::Conv2dFuncOptions().bias(b2).stride(2).padding(1)));
+    // The chain flattens the last feature map in its planar order ([out, C, H, W] weights), as LibTorch does.
+    const auto expected = F::linear(h.flatten(1), w3, b3);
+    torch::Tensor a, b;
+    const auto calls = directconv::wideCalls();
+    try {
+        a = runChain(wide, x);
+        b = runChain(*viaOneDnn, x);
+    } catch (const Error& e) {
+        GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
+    }
+    EXPECT_EQ(directconv::wideCalls(), calls + 1) << "only the chain built with the wide kernel on runs it";
+    const float scale = std::max(1.0F, expected.abs().max().item<float>());
+    EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale);
+    EXPECT_LE((a - b).abs().max().item<float>(), 1e-5F * scale);
+    const auto steps = wide.implementations(), before = viaOneDnn->implementations();
+    ASSERT_GE(steps.size(), 2U);
+    EXPECT_EQ(steps.at(1), "direct 3x3/2 convolution, channels-last to channels-last (AVX-512)");
+    EXPECT_EQ(std::count(steps.begin(), steps.end(), "reorder to channels-last"), 0);
+    EXPECT_EQ(before.size(), steps.size());
+    EXPECT_EQ(before.at(1).rfind("direct", 0), std::string::npos) << before.at(1);
+    const auto replica = wide.replicate();
+    EXPECT_TRUE(runChain(*replica, x).equal(a)) << "a replica shares the wide kernel's weights";
+    EXPECT_EQ(replica->implementations(), steps);
 }
 
 TEST(OneDnnChain, TheDirectFirstConvolutionGivesOneDnnsValuesWithoutTheReorder) {

@@ -41,4 +41,35 @@ std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in);
 void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
          int threads, bool channelsLastInput = false);
 
+// The wide kernel: a 3 × 3, stride-2, padding-1 convolution from channels-last input to channels-last output over many
+// input channels, bias and LeakyReLU included, for the chain's layers where oneDNN's brgconv kernel is slow: the
+// VAE-type encoder's 32 → 64 layer ran at 0.70 of a thread's share of the limit on brgconv, 0.94 on this kernel
+// (docs/timings.md, issue 16). Output pixels of the whole batch, six at a time, × 64 channels in 24 AVX-512
+// accumulators; a tap outside the image reads a row of zeros.
+
+/// Whether this build and CPU run the wide kernel (AVX-512F) and it is switched on (useWide()).
+bool wideAvailable();
+
+/// Benchmarks and tests: false makes wideAvailable() false from now on (chains built afterwards take oneDNN's
+/// kernels). Process-wide; the default is true unless the environment has NIC_DIRECT_WIDE_CONV=0. Returns the
+/// setting before.
+bool useWide(bool on);
+
+/// runWide() calls so far, process-wide (tests).
+std::uint64_t wideCalls();
+
+/// Whether the wide kernel computes a convolution with weights [out, in, k, k], this stride and padding over a side²
+/// input: k = 3, stride 2, padding 1, out a positive multiple of 64, 1 ≤ in ≤ 1024 and an even side ≥ 2.
+bool fitsWide(const std::vector<std::int64_t>& weightShape, int stride, int padding, int side);
+
+/// The weights [out, in, 3, 3] rearranged as the wide kernel reads them: [3, 3, in, out].
+std::vector<float> wideTaps(const std::vector<float>& weight, int out, int in);
+
+/// Computes n images: x holds n channels-last [side, side, in] inputs, y receives n channels-last
+/// [side/2, side/2, out] outputs. `taps` from wideTaps, bias [out]; slope ≥ 0 applies LeakyReLU with that slope, < 0
+/// nothing. The batch's output pixels are shared among `threads` OpenMP threads (≤ 1: the calling thread alone). The
+/// shape must fit (fitsWide()) and wideAvailable() be true.
+void runWide(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope,
+             float* y, int threads);
+
 } // namespace nic::directconv

@@ -93,6 +93,8 @@ struct OneDnnChain::Shared {
     /// The first convolution on the direct kernel (directconv.h): its weights as that kernel reads them.
     bool direct = false;
     std::vector<float> directTaps;
+    /// Per layer: its weights as the wide kernel reads them (directconv.h), empty where oneDNN computes the layer.
+    std::vector<std::vector<float>> wideTaps;
 
     /// Layer i's weights in `want`, reordered on first use (thread-safe): from the layer's own copy (`given` describes
     /// it), which is then dropped, or from a layout reordered before for another batch size.
@@ -121,6 +123,8 @@ struct OneDnnChain::Plan {
         std::string what; ///< StepTime::what
         std::string impl;
         bool direct = false; ///< the first convolution on directconv::run instead of `primitive`
+        int wide = -1;       ///< ≥ 0: this layer on directconv::runWide instead of `primitive`
+        int wideSide = 0;    ///< its input's side
         double flops = 0.0;  ///< multiply-adds × 2
         double seconds = 0.0;
         std::int64_t runs = 0; ///< runs timed (timeSteps)
@@ -160,6 +164,24 @@ OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
             shared_->direct = true;
             shared_->directTaps = directconv::tapMajor(first.weight, static_cast<int>(first.weightShape[0]), channels);
             std::vector<float>().swap(first.weight);
+        }
+        shared_->wideTaps.resize(shared_->layers.size());
+        int s = side;
+        for (std::size_t i = 0; i < shared_->layers.size(); ++i) {
+            Layer& l = shared_->layers[i];
+            if (!l.conv)
+                break;
+            // Where oneDNN's brgconv was slow: few input channels (the VAE-type encoder's 32 → 64 layer, 0.70 of a
+            // thread's share of the limit on brgconv, 0.94 here). On its 64 → 128 layer the two were equal, on the
+            // wider ones and BiGAN's 128 → 128 layers brgconv was as fast or faster (docs/timings.md).
+            const bool wide = i > 0 && directconv::wideAvailable() && l.weightShape[1] <= 32 &&
+                              directconv::fitsWide(l.weightShape, l.stride, l.padding, s);
+            if (wide) {
+                shared_->wideTaps[i] = directconv::wideTaps(l.weight, static_cast<int>(l.weightShape[0]),
+                                                            static_cast<int>(l.weightShape[1]));
+                std::vector<float>().swap(l.weight);
+            }
+            s = static_cast<int>((s + 2 * l.padding - l.weightShape[2]) / l.stride + 1);
         }
         for (auto& l : shared_->layers) {
             const memory::desc bd({static_cast<memory::dim>(l.bias.size())}, Dt::f32, Tag::x);
@@ -252,6 +274,11 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
                 const Layer& l = shared_->layers.front();
                 directconv::run(src, padded, shared_->channels, shared_->side, shared_->directTaps.data(),
                                 l.bias.data(), static_cast<int>(l.weightShape[0]), l.leakySlope, dst, ompThreads);
+            } else if (step.wide >= 0) {
+                const Layer& l = shared_->layers[static_cast<std::size_t>(step.wide)];
+                directconv::runWide(src, padded, static_cast<int>(l.weightShape[1]), step.wideSide,
+                                    shared_->wideTaps[static_cast<std::size_t>(step.wide)].data(), l.bias.data(),
+                                    static_cast<int>(l.weightShape[0]), l.leakySlope, dst, ompThreads);
             } else {
                 step.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(src));
                 step.args.at(DNNL_ARG_DST).set_data_handle(dst);
@@ -356,6 +383,15 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                     r.what = "reorder to channels-last";
                     add(std::move(r), nhwc, false);
                 }
+                if (!sh.wideTaps[i].empty()) { // channels-last to channels-last on the wide kernel (directconv.h)
+                    step.wide = static_cast<int>(i);
+                    step.wideSide = static_cast<int>(s);
+                    step.impl = "direct 3x3/2 convolution, channels-last to channels-last (AVX-512)";
+                    add(std::move(step), memory::desc({n, out, o, o}, Dt::f32, Tag::nhwc), last);
+                    s = o;
+                    c = out;
+                    continue;
+                }
                 // oneDNN's own choice for the first (its blocked layout for the instruction set: 16 channels with
                 // AVX-512, 8 with AVX2); channels-last for the rest.
                 const Tag dstTag = planarIn ? Tag::any : Tag::nhwc;
@@ -411,6 +447,10 @@ bool OneDnnChain::useDirectFirstConvolution(bool on) {
     return directconv::use(on);
 }
 
+bool OneDnnChain::useWideConvolutions(bool on) {
+    return directconv::useWide(on);
+}
+
 #else // no oneDNN in this build
 
 struct OneDnnChain::Shared {};
@@ -452,6 +492,9 @@ bool OneDnnChain::timeSteps(bool) {
 }
 bool OneDnnChain::useDirectFirstConvolution(bool on) {
     return directconv::use(on);
+}
+bool OneDnnChain::useWideConvolutions(bool on) {
+    return directconv::useWide(on);
 }
 OneDnnChain::Plan OneDnnChain::buildPlan(int) const {
     return {};

@@ -91,6 +91,11 @@ public:
     /// this calls). Process-wide; the default is true unless the environment has NIC_DIRECT_FIRST_CONV=0. Either gives
     /// the same values up to float rounding. Returns the setting before.
     static bool useDirectFirstConvolution(bool on);
+    /// Benchmarks and tests: false makes chains built from now on run every convolution after the first on oneDNN's
+    /// kernels, instead of the wide direct kernel where it is used (directconv::useWide, which this calls).
+    /// Process-wide; the default is true unless the environment has NIC_DIRECT_WIDE_CONV=0. Either gives the same
+    /// values up to float rounding. Returns the setting before.
+    static bool useWideConvolutions(bool on);
     /// Whether this chain's first convolution runs on the direct kernel.
     bool firstConvolutionIsDirect() const;
 
