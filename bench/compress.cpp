@@ -289,7 +289,8 @@ std::vector<OneDnnChain::StepTime> gChainSteps;
 
 /// When `enc` runs its forward pass straight on oneDNN (OneDnnChain), the same encoder through its BatchNorm-folded
 /// LibTorch modules (what compression ran before) and, when its first convolution runs on the direct kernel, the same
-/// chain with oneDNN's first convolution and a reorder instead; alternated in rounds of 3 s so that the VM's slow
+/// chain with oneDNN's first convolution and a reorder instead, and, when later layers run on the wide direct kernel,
+/// the same chain with oneDNN's kernels for them; alternated in rounds of 3 s so that the VM's slow
 /// spells hit all of them: prints oneDNN's kernels, the rates and their ratios. Then one more run of `enc` with its
 /// steps timed (gChainSteps).
 void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std::uint8_t>& batches, int nb) {
@@ -375,6 +376,7 @@ void printStepTimes(const bench::SgemmRate& rate, int inferenceThreads, int batc
 int main(int argc, char** argv) {
     Args a;
     std::filesystem::path child;
+    bool unknown = false;
     for (int i = 1; i < argc; ++i) {
         const std::string k = argv[i];
         auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -409,8 +411,8 @@ int main(int argc, char** argv) {
         else if (k == "--child")
             child = next();
         else
-            a.quality = 0; // unknown option: the usage below
-        if (a.quality == 0) {
+            unknown = true;
+        if (unknown || a.quality == 0) {
             std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
                                  "[--compare-batch N] [--quality Q] "
                                  "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     std::int64_t size = 20000;
     int threads = 0, rounds = 2, quality = bench::kDefaultQuality;
     std::filesystem::path dir = bench::defaultSlideDir();
+    bool unknown = false;
     for (int i = 1; i < argc; ++i) {
         const std::string k = argv[i];
         auto next = [&]() -> std::string {
@@ -97,8 +98,8 @@ int main(int argc, char** argv) {
         else if (k == "--quality")
             quality = bench::qualityArg(next());
         else
-            quality = 0; // unknown option: the usage below
-        if (quality == 0) {
+            unknown = true;
+        if (unknown || quality == 0) {
             std::fprintf(stderr,
                          "usage: bench_slideread [--size N] [--threads N] [--rounds N] [--quality Q] [--dir DIR]\n");
             return 2;

@@ -6,8 +6,8 @@
 
 namespace nic {
 
-/// False only when the environment variable `name` is "0": NIC_HUGE_PAGES, NIC_DIRECT_FIRST_CONV,
-/// NIC_ONEDNN_INFERENCE, NIC_FUSED_BATCHNORM and NIC_CUDNN_BENCHMARK are on unless set to 0.
+/// False only when the environment variable `name` is "0": the NIC_* switches of optimised paths (NIC_HUGE_PAGES,
+/// NIC_DIRECT_FIRST_CONV, ...) are on unless set to 0.
 inline bool envSwitchOn(const char* name) {
     const char* value = std::getenv(name);
     return value == nullptr || std::strcmp(value, "0") != 0;

@@ -91,7 +91,8 @@ public:
     /// on a read failure.
     Image readPatch(const Slide& slide, int col, int row) const;
     /// The same patch into `rgb` (P × P × 3 bytes), resized to fit: a buffer reused for patch after patch is neither
-    /// reallocated nor cleared (Slide::readRegion's buffer form). On an exception its contents are unspecified.
+    /// reallocated nor cleared (Slide::readRegion's buffer form), except where the grid reads at another size and
+    /// resamples (readSize() ≠ P), where it is replaced. On an exception its contents are unspecified.
     void readPatch(const Slide& slide, int col, int row, std::vector<std::uint8_t>& rgb) const;
 
     /// Per-cell tissue fraction in [0, 1], row-major (index row·cols + col); see

@@ -331,6 +331,7 @@ TEST(OneDnnChain, TheWideConvolutionGivesOneDnnsValues) {
     if (!directconv::wideAvailable())
         GTEST_SKIP() << "the wide kernel is off here (no AVX-512, or NIC_DIRECT_WIDE_CONV=0): oneDNN's kernels run "
                         "instead";
+    const DirectFirstConvolution directFirst(true); // channels-last from the first layer on: no reorder at all
     torch::manual_seed(14);
     const auto w1 = torch::randn({32, 3, 3, 3}) * 0.4, b1 = torch::randn({32}) * 0.2;
     const auto w2 = torch::randn({64, 32, 3, 3}) * 0.1, b2 = torch::randn({64}) * 0.2;
@@ -457,8 +458,16 @@ TEST_P(OneDnnEncoders, RunOnOneDnnWithThePlainModulesEmbeddings) {
     const int n = 9; // padded to 16
     const auto nhwc = test::randomPatches(n, 64, 3);
     std::vector<float> a(static_cast<std::size_t>(n * 16)), b(a.size());
+    const auto wideBefore = directconv::wideCalls();
     fast->encode(nhwc.data(), n, a.data());
     plain->encode(nhwc.data(), n, b.data());
+    // The VAE-type layout (also the supervised encoders') has a 32 → 64 stride-2 layer: the wide kernel's, where it runs.
+    const bool wideLayer = GetParam() != std::string("bigan") && directconv::wideAvailable();
+    EXPECT_EQ(directconv::wideCalls() > wideBefore, wideLayer);
+    const auto kernels = oneDnnSteps(*fast);
+    EXPECT_EQ(std::count(kernels.begin(), kernels.end(),
+                         "direct 3x3/2 convolution, channels-last to channels-last (AVX-512)"),
+              wideLayer ? 1 : 0);
     EXPECT_TRUE(dynamic_cast<TorchPatchEncoder*>(fast.get())->runsOnOneDnn())
         << "the oneDNN chain fell back to LibTorch on this CPU";
     EXPECT_EQ(oneDnnSteps(*fast).empty(), !dynamic_cast<TorchPatchEncoder*>(fast.get())->runsOnOneDnn());
