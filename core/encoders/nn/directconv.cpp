@@ -285,11 +285,16 @@ NIC_AVX512 void pixels(const Layer& l, std::int64_t first, std::int64_t last) {
     }
 }
 
+/// Whether this CPU has AVX-512F (both kernels need it), asked once.
+bool cpuHasAvx512() {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu;
+}
+
 } // namespace
 
 bool available() {
-    static const bool cpu = __builtin_cpu_supports("avx512f");
-    return cpu && gOn.load(std::memory_order_relaxed);
+    return cpuHasAvx512() && gOn.load(std::memory_order_relaxed);
 }
 
 void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
@@ -318,8 +323,7 @@ void run(const float* x, int n, int in, int side, const float* taps, const float
 }
 
 bool wideAvailable() {
-    static const bool cpu = __builtin_cpu_supports("avx512f");
-    return cpu && gWideOn.load(std::memory_order_relaxed);
+    return cpuHasAvx512() && gWideOn.load(std::memory_order_relaxed);
 }
 
 void runWide(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope,
