@@ -4,6 +4,7 @@
 #include "core/base/error.h"
 #include "core/encoders/nn/directconv.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/gemmconv.h"
 #include "core/encoders/nn/modules.h"
 #include "core/encoders/nn/onednnchain.h"
 #include "core/encoders/nn/torchencoder.h"
@@ -126,6 +127,18 @@ private:
 };
 using DirectFirstConvolution = ScopedSwitch<&OneDnnChain::useDirectFirstConvolution>;
 using WideConvolutions = ScopedSwitch<&OneDnnChain::useWideConvolutions>;
+
+/// Sets how chains choose between oneDNN and im2col + sgemm (OneDnnChain::useGemmConvolutions) for a scope.
+class GemmConvolutions {
+public:
+    explicit GemmConvolutions(OneDnnChain::GemmConvolutions mode) : before_(OneDnnChain::useGemmConvolutions(mode)) {}
+    ~GemmConvolutions() { OneDnnChain::useGemmConvolutions(before_); }
+    GemmConvolutions(const GemmConvolutions&) = delete;
+    GemmConvolutions& operator=(const GemmConvolutions&) = delete;
+
+private:
+    OneDnnChain::GemmConvolutions before_;
+};
 
 /// Turns OneDnnChain::timeSteps on for a scope and puts the setting back.
 class TimedSteps {
@@ -370,6 +383,98 @@ TEST(OneDnnChain, TheWideConvolutionGivesOneDnnsValues) {
     const auto replica = wide.replicate();
     EXPECT_TRUE(runChain(*replica, x).equal(a)) << "a replica shares the wide kernel's weights";
     EXPECT_EQ(replica->implementations(), steps);
+}
+
+TEST(OneDnnChain, ConvolutionsOnIm2colAndSgemmGiveOneDnnsValues) {
+    SKIP_WITHOUT_ONEDNN();
+    if (!gemmconv::available())
+        GTEST_SKIP() << "this build has no oneDNN sgemm: every convolution runs on oneDNN's kernels";
+    const Reference ref;
+    torch::manual_seed(16);
+    const std::string gemm = "im2col + sgemm (oneDNN)";
+    // The mode counts when a plan is built, that is at a chain's first run for a batch size.
+    OneDnnChain viaOneDnn(ref.layers(), 3, 20), chain(ref.layers(), 3, 20);
+    std::unique_ptr<OneDnnChain> replica;
+    for (const int n : {5, 64}) {
+        const auto x = torch::rand({n, 3, 20, 20}) * 2 - 1;
+        torch::Tensor a, b, c;
+        const auto calls = gemmconv::calls();
+        try {
+            {
+                const GemmConvolutions never(OneDnnChain::GemmConvolutions::Never);
+                b = runChain(viaOneDnn, x);
+            }
+            const GemmConvolutions always(OneDnnChain::GemmConvolutions::Always);
+            a = runChain(chain, x, std::nanf(""));
+            replica = chain.replicate();
+            c = runChain(*replica, x);
+        } catch (const Error& e) {
+            GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
+        }
+        const auto expected = ref.forward(x);
+        const float scale = std::max(1.0F, expected.abs().max().item<float>());
+        EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << "batch of " << n;
+        EXPECT_LE((a - b).abs().max().item<float>(), 1e-5F * scale) << "batch of " << n;
+        EXPECT_TRUE(c.equal(a)) << "a replica computes the same bits";
+        // The three convolutions after the first (3 × 3 / 1 / 1, 3 × 3 / 2 / 0, 1 × 1), in both chains' runs.
+        EXPECT_EQ(gemmconv::calls(), calls + 6) << "batch of " << n;
+        const auto steps = chain.implementations(), before = viaOneDnn.implementations();
+        EXPECT_EQ(std::count(steps.begin(), steps.end(), gemm), 3) << "batch of " << n;
+        EXPECT_EQ(std::count(before.begin(), before.end(), gemm), 0) << "batch of " << n;
+        EXPECT_EQ(steps.size(), before.size()) << "the same steps: no reorder is added or dropped";
+        EXPECT_EQ(replica->implementations(), steps);
+    }
+}
+
+TEST(OneDnnChain, MeasuresIm2colAgainstOneDnnOncePerShapeAndBatchSize) {
+    SKIP_WITHOUT_ONEDNN();
+    if (!gemmconv::available())
+        GTEST_SKIP() << "this build has no oneDNN sgemm: every convolution runs on oneDNN's kernels";
+    // 16² → 8² → 4²: the second convolution is a candidate (an output of 4 × 4). Channel counts no other test uses, so
+    // that no measurement from earlier in the process answers for it.
+    torch::manual_seed(17);
+    const auto w1 = torch::randn({16, 3, 3, 3}) * 0.4, b1 = torch::randn({16}) * 0.2;
+    const auto w2 = torch::randn({40, 16, 3, 3}) * 0.1, b2 = torch::randn({40}) * 0.2;
+    const auto w3 = torch::randn({5, 40 * 4 * 4}) * 0.05, b3 = torch::randn({5}) * 0.2;
+    const std::vector<OneDnnChain::Layer> layers = {layer(w1, b1, true, 2, 1, 0.2F), layer(w2, b2, true, 2, 1, 0.2F),
+                                                    layer(w3, b3, false, 1, 0, -1.0F)};
+    auto lrelu = [](const torch::Tensor& t) { return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2)); };
+    auto reference = [&](const torch::Tensor& x) {
+        auto h = lrelu(F::conv2d(x, w1, F::Conv2dFuncOptions().bias(b1).stride(2).padding(1)));
+        h = lrelu(F::conv2d(h, w2, F::Conv2dFuncOptions().bias(b2).stride(2).padding(1)));
+        return F::linear(h.flatten(1), w3, b3);
+    };
+    const GemmConvolutions measured(OneDnnChain::GemmConvolutions::Measured);
+    const auto x = torch::rand({32, 3, 16, 16}) * 2 - 1, small = x.narrow(0, 0, 8);
+    OneDnnChain first(layers, 3, 16), second(layers, 3, 16);
+    const auto measurements = OneDnnChain::gemmMeasurements();
+    torch::Tensor a, b, c;
+    try {
+        a = runChain(first, x);
+        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "the candidate layer at a batch of 32";
+        b = runChain(second, x);
+        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "the same shape and batch: measured before";
+        c = runChain(second, small);
+        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "batches under 32 are not measured";
+    } catch (const Error& e) {
+        GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
+    }
+    const auto chosen = first.stepTimes(32);
+    ASSERT_EQ(chosen.size(), 3U);
+    EXPECT_EQ(second.stepTimes(32).at(1).impl, chosen.at(1).impl) << "both chains take the measured choice";
+    EXPECT_NE(second.stepTimes(8).at(1).impl, "im2col + sgemm (oneDNN)") << "oneDNN's below a batch of 32";
+    const auto expected = reference(x);
+    const float scale = std::max(1.0F, expected.abs().max().item<float>());
+    EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << chosen.at(1).impl;
+    EXPECT_TRUE(b.equal(a));
+    EXPECT_LE((c - expected.narrow(0, 0, 8)).abs().max().item<float>(), 1e-5F * scale);
+    {
+        const GemmConvolutions never(OneDnnChain::GemmConvolutions::Never);
+        OneDnnChain third(layers, 3, 16);
+        runChain(third, x);
+        EXPECT_NE(third.stepTimes(32).at(1).impl, "im2col + sgemm (oneDNN)");
+    }
+    EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1);
 }
 
 TEST(OneDnnChain, TheDirectFirstConvolutionGivesOneDnnsValuesWithoutTheReorder) {

@@ -3,6 +3,7 @@
 
 #include "core/base/error.h"
 #include "core/encoders/nn/alignedbuffer.h"
+#include "core/encoders/nn/gemmconv.h"
 #include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
@@ -32,43 +33,6 @@ std::uint64_t calls() {
 
 #ifdef NIC_HAVE_DNNL_SGEMM
 
-namespace {
-
-constexpr std::int64_t kBufferFloats = std::int64_t{4} << 20; // 16 MiB
-
-/// Rows [first, first + rows) of the im2col matrix: row (image, oy, ox) holds the 3 × 3 × in input values its output
-/// pixel reads, in (kh, kw, channel) order, zero where the window leaves the image.
-void im2col(const float* x, std::int64_t in, std::int64_t side, std::int64_t o, std::int64_t first, std::int64_t rows,
-            float* col, int threads) {
-    const std::int64_t width = 9 * in;
-    auto row = [&](std::int64_t r) {
-        const std::int64_t g = first + r, image = g / (o * o), oy = (g / o) % o, ox = g % o;
-        float* dst = col + r * width;
-        for (std::int64_t kh = 0; kh < 3; ++kh) {
-            const std::int64_t iy = 2 * oy + kh - 1;
-            for (std::int64_t kw = 0; kw < 3; ++kw, dst += in) {
-                const std::int64_t ix = 2 * ox + kw - 1;
-                if (iy < 0 || iy >= side || ix < 0 || ix >= side)
-                    std::memset(dst, 0, static_cast<std::size_t>(in) * sizeof(float));
-                else
-                    std::memcpy(dst, x + ((image * side + iy) * side + ix) * in,
-                                static_cast<std::size_t>(in) * sizeof(float));
-            }
-        }
-    };
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
-    for (std::int64_t r = 0; r < rows; ++r)
-        row(r);
-#else
-    (void)threads;
-    for (std::int64_t r = 0; r < rows; ++r)
-        row(r);
-#endif
-}
-
-} // namespace
-
 bool available() {
     return true;
 }
@@ -81,7 +45,7 @@ void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_
         std::fill(dw, dw + out * width, 0.0F);
         return;
     }
-    const std::int64_t chunk = std::max<std::int64_t>(1, std::min(total, kBufferFloats / width));
+    const std::int64_t chunk = std::max<std::int64_t>(1, std::min(total, gemmconv::kChunkFloats / width));
     thread_local AlignedBuffer buffer;
     float* col = buffer.reserve(static_cast<std::size_t>(chunk * width) * sizeof(float));
     dnnl_status_t status = dnnl_success;
@@ -89,7 +53,7 @@ void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_
         const OmpThreads scope(std::max(1, threads)); // oneDNN's sgemm takes the calling thread's OpenMP threads
         for (std::int64_t first = 0; first < total && status == dnnl_success; first += chunk) {
             const std::int64_t rows = std::min(chunk, total - first);
-            im2col(x, in, side, o, first, rows, col, threads);
+            gemmconv::im2col(x, in, side, 3, 2, 1, first, rows, col, threads);
             // ∂w [out, width] (+)= dyᵀ [out, rows] · col [rows, width]
             status = dnnl_sgemm('T', 'N', out, width, rows, 1.0F, dy + first * out, out, col, width,
                                 first == 0 ? 0.0F : 1.0F, dw, width);

@@ -4,9 +4,11 @@
 #include "core/base/error.h"
 #include "core/encoders/nn/alignedbuffer.h"
 #include "core/encoders/nn/directconv.h"
+#include "core/encoders/nn/gemmconv.h"
 #include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -69,7 +71,27 @@ void checkLayers(const std::vector<OneDnnChain::Layer>& layers, int channels, in
         throw InvalidArgument("oneDNN chain: the last layer must be a dense layer");
 }
 
+OneDnnChain::GemmConvolutions gemmModeFromEnvironment() {
+    const char* v = std::getenv("NIC_GEMM_CONV");
+    if (v && std::string(v) == "0")
+        return OneDnnChain::GemmConvolutions::Never;
+    if (v && std::string(v) == "1")
+        return OneDnnChain::GemmConvolutions::Always;
+    return OneDnnChain::GemmConvolutions::Measured;
+}
+
+std::atomic<OneDnnChain::GemmConvolutions> gGemmMode{gemmModeFromEnvironment()};
+std::atomic<std::uint64_t> gGemmMeasurements{0};
+
 } // namespace
+
+OneDnnChain::GemmConvolutions OneDnnChain::useGemmConvolutions(GemmConvolutions mode) {
+    return gGemmMode.exchange(mode, std::memory_order_relaxed);
+}
+
+std::uint64_t OneDnnChain::gemmMeasurements() {
+    return gGemmMeasurements.load(std::memory_order_relaxed);
+}
 
 #ifdef NIC_HAVE_DNNL
 
@@ -79,6 +101,66 @@ using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
 std::atomic<bool> gTimeSteps{false};
+
+/// A convolution as gemmconv::run computes it.
+struct GemmLayer {
+    int n, in, side, k, stride, padding, out;
+    float slope;
+    const float* hwio;
+    const float* bias;
+};
+
+/// Measured choices between oneDNN and im2col + sgemm, process-wide, by (batch, in, side, k, stride, padding, out).
+std::mutex gGemmChoicesMutex;
+std::map<std::array<int, 7>, bool> gGemmChoices;
+
+/// Whether im2col + sgemm ran layer `g` faster than oneDNN's convolution `conv` (its weights and bias as given, src and
+/// dst channels-last): one warm-up run of each, then three of each alternated, best against best; sgemm must take under
+/// 0.95 of oneDNN's time. The input is a fixed ramp of small values: the kernels' time does not depend on them.
+bool gemmMeasuredFaster(const dnnl::primitive& conv, const memory& weights, const memory& bias,
+                        const memory::desc& srcDesc, const memory::desc& dstDesc, const GemmLayer& g,
+                        dnnl::stream& stream, AlignedBuffer& im2col, int threads) {
+    AlignedBuffer src, dst;
+    float* x = src.reserve(srcDesc.get_size());
+    float* y = dst.reserve(dstDesc.get_size());
+    const std::size_t values = srcDesc.get_size() / sizeof(float);
+    for (std::size_t v = 0; v < values; ++v)
+        x[v] = static_cast<float>(v % 97) * 0.01F - 0.48F;
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, memory(srcDesc, stream.get_engine(), x)},
+                                            {DNNL_ARG_WEIGHTS, weights},
+                                            {DNNL_ARG_BIAS, bias},
+                                            {DNNL_ARG_DST, memory(dstDesc, stream.get_engine(), y)}};
+    double oneDnnBest = 1e300, gemmBest = 1e300;
+    for (int round = 0; round < 4; ++round) {
+        auto t0 = std::chrono::steady_clock::now();
+        conv.execute(stream, args);
+        stream.wait();
+        auto t1 = std::chrono::steady_clock::now();
+        gemmconv::run(x, g.n, g.in, g.side, g.k, g.stride, g.padding, g.hwio, g.bias, g.out, g.slope, y, im2col, threads);
+        const auto t2 = std::chrono::steady_clock::now();
+        if (round > 0) { // the first round warms both up
+            oneDnnBest = std::min(oneDnnBest, std::chrono::duration<double>(t1 - t0).count());
+            gemmBest = std::min(gemmBest, std::chrono::duration<double>(t2 - t1).count());
+        }
+    }
+    gGemmMeasurements.fetch_add(1, std::memory_order_relaxed);
+    return gemmBest < 0.95 * oneDnnBest;
+}
+
+/// Whether the chain runs layer `g` on im2col + sgemm under the current mode: Measured asks the process-wide choices,
+/// measuring (gemmMeasuredFaster) where this shape and batch size has none yet; other threads building the same plan
+/// wait for that measurement and take its answer.
+bool chooseGemm(const dnnl::primitive& conv, const memory& weights, const memory& bias, const memory::desc& srcDesc,
+                const memory::desc& dstDesc, const GemmLayer& g, dnnl::stream& stream, AlignedBuffer& im2col,
+                int threads) {
+    const std::array<int, 7> key = {g.n, g.in, g.side, g.k, g.stride, g.padding, g.out};
+    std::lock_guard lock(gGemmChoicesMutex);
+    if (auto it = gGemmChoices.find(key); it != gGemmChoices.end())
+        return it->second;
+    const bool faster = gemmMeasuredFaster(conv, weights, bias, srcDesc, dstDesc, g, stream, im2col, threads);
+    gGemmChoices.emplace(key, faster);
+    return faster;
+}
 
 } // namespace
 
@@ -125,6 +207,9 @@ struct OneDnnChain::Plan {
         bool direct = false; ///< the first convolution on directconv::run instead of `primitive`
         int wide = -1;       ///< ≥ 0: this layer on directconv::runWide instead of `primitive`
         int wideSide = 0;    ///< its input's side
+        int gemm = -1;       ///< ≥ 0: this layer on gemmconv::run (im2col + sgemm) instead of `primitive`
+        int gemmSide = 0;    ///< its input's side
+        memory gemmWeights;  ///< its weights as [k, k, in, out]
         double flops = 0.0;  ///< multiply-adds × 2
         double seconds = 0.0;
         std::int64_t runs = 0; ///< runs timed (timeSteps)
@@ -144,6 +229,7 @@ struct OneDnnChain::Plans {
     // may compact memory to find the pages.
     AlignedBuffer buffers[2]{AlignedBuffer(true), AlignedBuffer(true)};
     AlignedBuffer output{true}; ///< the padded batch's output, when the caller's holds fewer rows
+    AlignedBuffer im2col{true}; ///< the im2col copy of the layers on gemmconv::run
     int lastBatch = 0;    ///< the padded batch size of the last run
 };
 
@@ -279,6 +365,12 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
                 directconv::runWide(src, padded, static_cast<int>(l.weightShape[1]), step.wideSide,
                                     shared_->wideTaps[static_cast<std::size_t>(step.wide)].data(), l.bias.data(),
                                     static_cast<int>(l.weightShape[0]), l.leakySlope, dst, ompThreads);
+            } else if (step.gemm >= 0) {
+                const Layer& l = shared_->layers[static_cast<std::size_t>(step.gemm)];
+                gemmconv::run(src, padded, static_cast<int>(l.weightShape[1]), step.gemmSide,
+                              static_cast<int>(l.weightShape[2]), l.stride, l.padding,
+                              static_cast<const float*>(step.gemmWeights.get_data_handle()), l.bias.data(),
+                              static_cast<int>(l.weightShape[0]), l.leakySlope, dst, plans_->im2col, ompThreads);
             } else {
                 step.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(src));
                 step.args.at(DNNL_ARG_DST).set_data_handle(dst);
@@ -406,6 +498,41 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                 step.impl = pd.impl_info_str();
                 weights = pd.weights_desc();
                 dst = pd.dst_desc();
+                const auto mode = gGemmMode.load(std::memory_order_relaxed);
+                // Candidates for im2col + sgemm: outputs of at most 4 × 4 at batches of 32 and more, where oneDNN's
+                // brgconv measured slowest (gemmconv.h); every layer after the first under Always.
+                if (!planarIn && gemmconv::available() &&
+                    (mode == GemmConvolutions::Always || (mode == GemmConvolutions::Measured && n >= 32 && o <= 4))) {
+                    const memory hwio = sh.weightsIn(i, memory::desc({out, c, k, k}, Dt::f32, Tag::hwio), given);
+                    const GemmLayer g{n,
+                                      static_cast<int>(c),
+                                      static_cast<int>(s),
+                                      static_cast<int>(k),
+                                      l.stride,
+                                      l.padding,
+                                      static_cast<int>(out),
+                                      l.leakySlope,
+                                      static_cast<const float*>(hwio.get_data_handle()),
+                                      l.bias.data()};
+#ifdef _OPENMP
+                    const int threads = omp_get_max_threads();
+#else
+                    const int threads = 1;
+#endif
+                    if (mode == GemmConvolutions::Always ||
+                        chooseGemm(step.primitive, sh.weightsIn(i, weights, given), sh.biases[i], cur, dst, g,
+                                   plans_->stream, plans_->im2col, threads)) {
+                        step.primitive = {};
+                        step.gemm = static_cast<int>(i);
+                        step.gemmSide = static_cast<int>(s);
+                        step.gemmWeights = hwio;
+                        step.impl = "im2col + sgemm (oneDNN)";
+                        add(std::move(step), dst, last);
+                        s = o;
+                        c = out;
+                        continue;
+                    }
+                }
                 s = o;
             } else {
                 const bool afterConv = cur.dims().size() == 4;

@@ -96,6 +96,17 @@ public:
     /// Process-wide; the default is true unless the environment has NIC_DIRECT_WIDE_CONV=0. Either gives the same
     /// values up to float rounding. Returns the setting before.
     static bool useWideConvolutions(bool on);
+    /// How plans built from now on run the convolutions after the first that oneDNN and im2col + sgemm (gemmconv.h)
+    /// both compute: Never on oneDNN; Measured (the default) on whichever ran faster, each candidate layer timed once
+    /// per process, shape and batch size of at least 32 (4 runs of each, alternated; sgemm must take under 0.95 of
+    /// oneDNN's time; the candidates are layers with outputs of at most 4 × 4, where oneDNN's brgconv measured slowest);
+    /// Always on im2col + sgemm for every convolution after the first that the wide kernel does not take (tests).
+    /// NIC_GEMM_CONV=0 in the environment starts it at Never, =1 at Always. Either gives the same values up to float
+    /// rounding. Returns the setting before.
+    enum class GemmConvolutions { Never, Measured, Always };
+    static GemmConvolutions useGemmConvolutions(GemmConvolutions mode);
+    /// Measurements of oneDNN against im2col + sgemm made so far, process-wide (tests).
+    static std::uint64_t gemmMeasurements();
     /// Whether this chain's first convolution runs on the direct kernel.
     bool firstConvolutionIsDirect() const;
 
