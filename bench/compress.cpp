@@ -290,7 +290,8 @@ std::vector<OneDnnChain::StepTime> gChainSteps;
 /// When `enc` runs its forward pass straight on oneDNN (OneDnnChain), the same encoder through its BatchNorm-folded
 /// LibTorch modules (what compression ran before) and, when its first convolution runs on the direct kernel, the same
 /// chain with oneDNN's first convolution and a reorder instead, and, when later layers run on the wide direct kernel,
-/// the same chain with oneDNN's kernels for them; alternated in rounds of 3 s so that the VM's slow
+/// the same chain with oneDNN's kernels for them, likewise for layers on im2col + sgemm, and when the first two run image by
+/// image, the same chain running each over the whole batch; alternated in rounds of 3 s so that the VM's slow
 /// spells hit all of them: prints oneDNN's kernels, the rates and their ratios. Then one more run of `enc` with its
 /// steps timed (gChainSteps).
 void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std::uint8_t>& batches, int nb) {
@@ -305,7 +306,7 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
     useOneDnnInference(false);
     auto modules = makeEncoder(a.encoder, a.work);
     useOneDnnInference(before);
-    std::unique_ptr<PatchEncoder> oneDnnFirst, oneDnnWide;
+    std::unique_ptr<PatchEncoder> oneDnnFirst, oneDnnWide, oneDnnGemm, unfused;
     if (steps.front().rfind("direct", 0) == 0) {
         const bool direct = OneDnnChain::useDirectFirstConvolution(false);
         oneDnnFirst = makeEncoder(a.encoder, a.work);
@@ -316,13 +317,27 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
         oneDnnWide = makeEncoder(a.encoder, a.work);
         OneDnnChain::useWideConvolutions(wide);
     }
-    std::vector<double> chain, torchPath, viaOneDnn, viaBrgconv;
+    if (std::any_of(steps.begin(), steps.end(), [](const std::string& s) { return s.rfind("im2col", 0) == 0; })) {
+        const auto mode = OneDnnChain::useGemmConvolutions(OneDnnChain::GemmConvolutions::Never);
+        oneDnnGemm = makeEncoder(a.encoder, a.work);
+        OneDnnChain::useGemmConvolutions(mode);
+    }
+    if (steps.size() > 1 && steps[0].rfind("direct", 0) == 0 && steps[1].rfind("direct", 0) == 0) {
+        const bool fuse = OneDnnChain::fuseFirstConvolutions(false);
+        unfused = makeEncoder(a.encoder, a.work);
+        OneDnnChain::fuseFirstConvolutions(fuse);
+    }
+    std::vector<double> chain, torchPath, viaOneDnn, viaBrgconv, viaOneDnnConv, wholeBatch;
     for (int round = 0; round < 3; ++round) {
         chain.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);
         if (oneDnnFirst)
             viaOneDnn.push_back(timeForward(*oneDnnFirst, batches, nb, a.batch, 3.0).perSecond);
         if (oneDnnWide)
             viaBrgconv.push_back(timeForward(*oneDnnWide, batches, nb, a.batch, 3.0).perSecond);
+        if (oneDnnGemm)
+            viaOneDnnConv.push_back(timeForward(*oneDnnGemm, batches, nb, a.batch, 3.0).perSecond);
+        if (unfused)
+            wholeBatch.push_back(timeForward(*unfused, batches, nb, a.batch, 3.0).perSecond);
         torchPath.push_back(timeForward(*modules, batches, nb, a.batch, 3.0).perSecond);
     }
     auto list = [](const std::vector<double>& v) {
@@ -343,6 +358,14 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
         std::printf("encoder forward, the chain's wide direct convolutions vs oneDNN's kernels for those layers (the same "
                     "rounds, patches/s): %s vs %s; best over best %.3f\n",
                     list(chain).c_str(), list(viaBrgconv).c_str(), best(chain) / best(viaBrgconv));
+    if (oneDnnGemm)
+        std::printf("encoder forward, the chain's im2col + sgemm convolutions (measured faster here) vs oneDNN's kernels "
+                    "for those layers (the same rounds, patches/s): %s vs %s; best over best %.3f\n",
+                    list(chain).c_str(), list(viaOneDnnConv).c_str(), best(chain) / best(viaOneDnnConv));
+    if (unfused)
+        std::printf("encoder forward, the chain's first two convolutions image by image vs each over the whole batch (the "
+                    "same rounds, patches/s): %s vs %s; best over best %.3f\n",
+                    list(chain).c_str(), list(wholeBatch).c_str(), best(chain) / best(wholeBatch));
     const bool timed = OneDnnChain::timeSteps(true);
     timeForward(enc, batches, nb, a.batch, 3.0);
     OneDnnChain::timeSteps(timed);

@@ -96,8 +96,8 @@ public:
     /// Process-wide; the default is true unless the environment has NIC_DIRECT_WIDE_CONV=0. Either gives the same
     /// values up to float rounding. Returns the setting before.
     static bool useWideConvolutions(bool on);
-    /// How plans built from now on run the convolutions after the first that oneDNN and im2col + sgemm (gemmconv.h)
-    /// both compute: Never on oneDNN; Measured (the default) on whichever ran faster, each candidate layer timed once
+    /// How chains built from now on (and their replicas) run the convolutions after the first that oneDNN and
+    /// im2col + sgemm (gemmconv.h) both compute: Never on oneDNN; Measured (the default) on whichever ran faster, each candidate layer timed once
     /// per process, shape and batch size of at least 32 (4 runs of each, alternated; sgemm must take under 0.95 of
     /// oneDNN's time; the candidates are layers with outputs of at most 4 × 4, where oneDNN's brgconv measured slowest);
     /// Always on im2col + sgemm for every convolution after the first that the wide kernel does not take (tests).
@@ -105,6 +105,11 @@ public:
     /// rounding. Returns the setting before.
     enum class GemmConvolutions { Never, Measured, Always };
     static GemmConvolutions useGemmConvolutions(GemmConvolutions mode);
+    /// Benchmarks and tests: false makes chains built from now on run their first two convolutions one after the other
+    /// over the whole batch, instead of image by image where both run on the direct kernels (the first's output then
+    /// stays in the core's cache for the second). Process-wide; the default is true unless the environment has
+    /// NIC_FUSE_FIRST_CONVS=0. Either gives the same bits. Returns the setting before.
+    static bool fuseFirstConvolutions(bool on);
     /// Measurements of oneDNN against im2col + sgemm made so far, process-wide (tests).
     static std::uint64_t gemmMeasurements();
     /// Whether this chain's first convolution runs on the direct kernel.
@@ -116,6 +121,7 @@ private:
     explicit OneDnnChain(std::shared_ptr<Shared> shared);
     struct Plan;
     Plan buildPlan(int n) const;
+    void runFusedFirst(Plan& plan, const float* input, float* out, int padded, int threads, bool timed);
     std::shared_ptr<Shared> shared_;
     std::unique_ptr<Plans> plans_;
 };
