@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -205,6 +206,13 @@ struct OneDnnChain::Shared {
         std::vector<float>().swap(l.weight); // the reordered copy holds the values from now on
         return mem;
     }
+
+    /// Where convolution i (after the first, channels-last from `src` to `dst`, its oneDNN primitive `conv` built
+    /// with `weights`) runs on im2col + sgemm for a batch of n under gemmMode: its weights as [k, k, in, out]; nothing
+    /// where it stays on oneDNN.
+    std::optional<memory> gemmWeights(std::size_t i, const dnnl::primitive& conv, const memory::desc& weights,
+                                      const memory::desc& given, const memory::desc& src, const memory::desc& dst,
+                                      int n, Plans& plans);
 };
 
 struct OneDnnChain::Plan {
@@ -229,6 +237,18 @@ struct OneDnnChain::Plan {
     std::vector<Step> steps;
     std::size_t bufferBytes[2] = {0, 0};
     std::uint64_t lastRun = 0; ///< Plans::runs when it last ran (the least recently used goes first)
+
+    /// Runs the first two convolutions image by image (runFusedFirst) where both are on the direct kernels: the first's
+    /// output then needs no buffer for the whole batch.
+    void fuseFirstTwo() {
+        if (steps.size() <= 2 || !steps[0].direct || steps[1].wide < 0)
+            return;
+        steps[0].fuseNext = true;
+        bufferBytes[0] = bufferBytes[1] = 0;
+        for (std::size_t k = 1; k < steps.size(); ++k)
+            if (steps[k].dst >= 0)
+                bufferBytes[steps[k].dst] = std::max(bufferBytes[steps[k].dst], steps[k].dstBytes);
+    }
 };
 
 struct OneDnnChain::Plans {
@@ -248,6 +268,40 @@ struct OneDnnChain::Plans {
 
 bool OneDnnChain::available() {
     return true;
+}
+
+std::optional<memory> OneDnnChain::Shared::gemmWeights(std::size_t i, const dnnl::primitive& conv,
+                                                       const memory::desc& weightsDesc, const memory::desc& given,
+                                                       const memory::desc& src, const memory::desc& dst, int n,
+                                                       Plans& plans) {
+    const Layer& l = layers[i];
+    const auto out = l.weightShape[0], in = l.weightShape[1], k = l.weightShape[2];
+    const auto inSide = src.dims()[2], o = dst.dims()[2];
+    // Candidates: outputs of at most 4 × 4 at batches of 32 and more, where oneDNN's brgconv measured slowest
+    // (gemmconv.h); every convolution after the first under Always.
+    if (!gemmconv::available() || gemmMode == GemmConvolutions::Never ||
+        (gemmMode == GemmConvolutions::Measured && (n < 32 || o > 4)))
+        return std::nullopt;
+    const memory hwio = weightsIn(i, memory::desc({out, in, k, k}, Dt::f32, Tag::hwio), given);
+    const GemmLayer g{n,
+                      static_cast<int>(in),
+                      static_cast<int>(inSide),
+                      static_cast<int>(k),
+                      l.stride,
+                      l.padding,
+                      static_cast<int>(out),
+                      l.leakySlope,
+                      static_cast<const float*>(hwio.get_data_handle()),
+                      l.bias.data()};
+#ifdef _OPENMP
+    const int threads = omp_get_max_threads();
+#else
+    const int threads = 1;
+#endif
+    if (gemmMode == GemmConvolutions::Always ||
+        chooseGemm(conv, weightsIn(i, weightsDesc, given), biases[i], src, dst, g, plans.stream, plans.im2col, threads))
+        return hwio;
+    return std::nullopt;
 }
 
 OneDnnChain::OneDnnChain(std::vector<Layer> layers, int channels, int side) {
@@ -521,34 +575,12 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                 step.impl = pd.impl_info_str();
                 weights = pd.weights_desc();
                 dst = pd.dst_desc();
-                const auto mode = sh.gemmMode;
-                // Candidates for im2col + sgemm: outputs of at most 4 × 4 at batches of 32 and more, where oneDNN's
-                // brgconv measured slowest (gemmconv.h); every layer after the first under Always.
-                if (!planarIn && gemmconv::available() &&
-                    (mode == GemmConvolutions::Always || (mode == GemmConvolutions::Measured && n >= 32 && o <= 4))) {
-                    const memory hwio = sh.weightsIn(i, memory::desc({out, c, k, k}, Dt::f32, Tag::hwio), given);
-                    const GemmLayer g{n,
-                                      static_cast<int>(c),
-                                      static_cast<int>(s),
-                                      static_cast<int>(k),
-                                      l.stride,
-                                      l.padding,
-                                      static_cast<int>(out),
-                                      l.leakySlope,
-                                      static_cast<const float*>(hwio.get_data_handle()),
-                                      l.bias.data()};
-#ifdef _OPENMP
-                    const int threads = omp_get_max_threads();
-#else
-                    const int threads = 1;
-#endif
-                    if (mode == GemmConvolutions::Always ||
-                        chooseGemm(step.primitive, sh.weightsIn(i, weights, given), sh.biases[i], cur, dst, g,
-                                   plans_->stream, plans_->im2col, threads)) {
+                if (!planarIn) {
+                    if (auto hwio = sh.gemmWeights(i, step.primitive, weights, given, cur, dst, n, *plans_)) {
                         step.primitive = {};
                         step.gemm = static_cast<int>(i);
                         step.gemmSide = static_cast<int>(s);
-                        step.gemmWeights = hwio;
+                        step.gemmWeights = *hwio;
                         step.impl = "im2col + sgemm (oneDNN)";
                         add(std::move(step), dst, last);
                         s = o;
@@ -586,16 +618,8 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
         throw Error(std::string("oneDNN inference: cannot set up the chain for a batch of ") + std::to_string(n) +
                     ": " + e.what());
     }
-    // The first two convolutions image by image when both run on the direct kernels (runFusedFirst): the first's
-    // output never needs the batch's buffer.
-    if (sh.fuseFirst && plan.steps.size() > 2 && plan.steps[0].direct && plan.steps[1].wide >= 0) {
-        plan.steps[0].fuseNext = true;
-        plan.bufferBytes[0] = plan.bufferBytes[1] = 0;
-        for (std::size_t k = 1; k < plan.steps.size(); ++k)
-            if (plan.steps[k].dst >= 0)
-                plan.bufferBytes[plan.steps[k].dst] =
-                    std::max(plan.bufferBytes[plan.steps[k].dst], plan.steps[k].dstBytes);
-    }
+    if (sh.fuseFirst)
+        plan.fuseFirstTwo();
     return plan;
 }
 
