@@ -322,7 +322,7 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
         oneDnnGemm = makeEncoder(a.encoder, a.work);
         OneDnnChain::useGemmConvolutions(mode);
     }
-    if (steps.size() > 1 && steps[0].rfind("direct", 0) == 0 && steps[1].rfind("direct", 0) == 0) {
+    if (steps.size() > 1 && steps[0].rfind("direct", 0) == 0) {
         const bool fuse = OneDnnChain::fuseFirstConvolutions(false);
         unfused = makeEncoder(a.encoder, a.work);
         OneDnnChain::fuseFirstConvolutions(fuse);

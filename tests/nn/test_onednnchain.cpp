@@ -455,6 +455,46 @@ TEST(OneDnnChain, TheFirstTwoConvolutionsRunImageByImageWithTheSameBits) {
     EXPECT_GT(steps[1].seconds, 0.0);
 }
 
+TEST(OneDnnChain, ASecondConvolutionOnOneDnnRunsImageByImageToo) {
+    SKIP_WITHOUT_ONEDNN();
+    if (!directconv::available())
+        GTEST_SKIP() << "the direct kernel is off here (no AVX-512, or NIC_DIRECT_FIRST_CONV=0): nothing to run image "
+                        "by image";
+    // The reference chain's second convolution (32 → 24, 3 × 3, stride 1) is on oneDNN: built for one image, it takes
+    // each image's first-layer output from the small buffer.
+    const Reference ref;
+    auto build = [&](bool fused) {
+        const bool before = OneDnnChain::fuseFirstConvolutions(fused);
+        auto chain = std::make_unique<OneDnnChain>(ref.layers(), 3, 20);
+        OneDnnChain::fuseFirstConvolutions(before);
+        return chain;
+    };
+    const auto fused = build(true), whole = build(false);
+    torch::manual_seed(19);
+    for (const int n : {1, 13, 64}) {
+        const auto x = torch::rand({n, 3, 20, 20}) * 2 - 1;
+        torch::Tensor a, b;
+        std::uint64_t perRun[2] = {0, 0};
+        try {
+            auto calls = directconv::calls();
+            a = runChain(*fused, x, std::nanf(""));
+            perRun[0] = directconv::calls() - calls;
+            calls = directconv::calls();
+            b = runChain(*whole, x);
+            perRun[1] = directconv::calls() - calls;
+        } catch (const Error& e) {
+            GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
+        }
+        const auto expected = ref.forward(x);
+        const float scale = std::max(1.0F, expected.abs().max().item<float>());
+        EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << "batch of " << n;
+        EXPECT_LE((a - b).abs().max().item<float>(), 1e-5F * scale) << "batch of " << n;
+        EXPECT_EQ(perRun[0], static_cast<std::uint64_t>(OneDnnChain::paddedBatch(n))) << "one call an image";
+        EXPECT_EQ(perRun[1], 1U) << "one call a batch";
+        EXPECT_EQ(fused->implementations(), whole->implementations());
+    }
+}
+
 TEST(OneDnnChain, ConvolutionsOnIm2colAndSgemmGiveOneDnnsValues) {
     SKIP_WITHOUT_ONEDNN();
     if (!gemmconv::available())

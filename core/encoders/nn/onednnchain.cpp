@@ -213,6 +213,11 @@ struct OneDnnChain::Shared {
     std::optional<memory> gemmWeights(std::size_t i, const dnnl::primitive& conv, const memory::desc& weights,
                                       const memory::desc& given, const memory::desc& src, const memory::desc& dst,
                                       int n, Plans& plans);
+
+    /// Builds the second layer's oneDNN convolution for one channels-last image (its primitive and
+    /// arguments) when oneDNN has an optimised kernel for it; false otherwise. The second layer's input is the direct
+    /// first convolution's channels-last output.
+    bool perImageSecond(dnnl::primitive& primitive, std::unordered_map<int, memory>& args);
 };
 
 struct OneDnnChain::Plan {
@@ -222,8 +227,11 @@ struct OneDnnChain::Plan {
         int src = -1, dst = -1; ///< ping-pong buffer of the source and destination; −1 the input / the output
         std::string what;       ///< StepTime::what
         std::string impl;
-        bool direct = false;      ///< the first convolution on directconv::run instead of `primitive`
-        bool fuseNext = false;    ///< direct, and run image by image together with the next step (on the wide kernel)
+        bool direct = false;   ///< the first convolution on directconv::run instead of `primitive`
+        bool fuseNext = false; ///< direct, and run image by image together with the next step (runFusedFirst)
+        /// The second step of a fused pair on oneDNN: its primitive and arguments for one image.
+        dnnl::primitive perImage;
+        std::unordered_map<int, memory> perImageArgs;
         std::size_t dstBytes = 0; ///< the output's size for the whole batch
         int wide = -1;            ///< ≥ 0: this layer on directconv::runWide instead of `primitive`
         int wideSide = 0;         ///< its input's side
@@ -238,10 +246,12 @@ struct OneDnnChain::Plan {
     std::size_t bufferBytes[2] = {0, 0};
     std::uint64_t lastRun = 0; ///< Plans::runs when it last ran (the least recently used goes first)
 
-    /// Runs the first two convolutions image by image (runFusedFirst) where both are on the direct kernels: the first's
+    /// Runs the first two convolutions image by image (runFusedFirst) where the first is on the direct kernel and the
+    /// second on the wide one or on an optimised oneDNN kernel for one image (Shared::perImageSecond): the first's
     /// output then needs no buffer for the whole batch.
-    void fuseFirstTwo() {
-        if (steps.size() <= 2 || !steps[0].direct || steps[1].wide < 0)
+    void fuseFirstTwo(Shared& sh) {
+        if (steps.size() <= 2 || !steps[0].direct || steps[1].gemm >= 0 || !sh.layers[1].conv ||
+            (steps[1].wide < 0 && !sh.perImageSecond(steps[1].perImage, steps[1].perImageArgs)))
             return;
         steps[0].fuseNext = true;
         bufferBytes[0] = bufferBytes[1] = 0;
@@ -496,6 +506,26 @@ int otherBuffer(int buffer) {
 
 } // namespace
 
+bool OneDnnChain::Shared::perImageSecond(dnnl::primitive& primitive, std::unordered_map<int, memory>& args) {
+    const Layer& l = layers[1];
+    const memory::dim in = l.weightShape[1], out = l.weightShape[0], k = l.weightShape[2];
+    const memory::dim s = side / 2, o = (s + 2 * l.padding - k) / l.stride + 1;
+    const memory::desc src({1, in, s, s}, Dt::f32, Tag::nhwc), dst({1, out, o, o}, Dt::f32, Tag::nhwc);
+    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                            src, memory::desc({out, in, k, k}, Dt::f32, Tag::any), biases[1].get_desc(),
+                                            dst, {l.stride, l.stride}, {l.padding, l.padding}, {l.padding, l.padding});
+    const dnnl::convolution_forward::primitive_desc pd(d, leakyAttr(l.leakySlope), engine);
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
+        return false;
+    primitive = dnnl::convolution_forward(pd);
+    const memory::desc given({out, in, k, k}, Dt::f32, Tag::oihw);
+    args = {{DNNL_ARG_SRC, memory(src, engine, nullptr)},
+            {DNNL_ARG_DST, memory(pd.dst_desc(), engine, nullptr)},
+            {DNNL_ARG_WEIGHTS, weightsIn(1, pd.weights_desc(), given)},
+            {DNNL_ARG_BIAS, biases[1]}};
+    return true;
+}
+
 /// Layouts (docs/timings.md, issue 16): the first convolution reads the planar input; with few input channels (the
 /// patch's three) oneDNN's direct kernel writes its blocked layout (16 channels a block with AVX-512) several times
 /// faster than its kernels that read planar input and write channels-last (a reference kernel, ~1000× slower). Every
@@ -619,7 +649,7 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
                     ": " + e.what());
     }
     if (sh.fuseFirst)
-        plan.fuseFirstTwo();
+        plan.fuseFirstTwo(sh);
     return plan;
 }
 
@@ -630,25 +660,36 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
 /// (docs/timings.md).
 void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int padded, int threads, bool timed) {
     Plan::Step &first = plan.steps[0], &second = plan.steps[1];
+    const bool wide = second.wide >= 0;
     const Layer& l0 = shared_->layers.front();
-    const Layer& l1 = shared_->layers[static_cast<std::size_t>(second.wide)];
+    const Layer& l1 = shared_->layers[1];
     const int side = shared_->side, mid = side / 2, in1 = static_cast<int>(l1.weightShape[1]);
     const int out0 = static_cast<int>(l0.weightShape[0]), out1 = static_cast<int>(l1.weightShape[0]);
-    const int chunk = std::max(1, threads);
+    const int o1 = (mid + 2 * l1.padding - static_cast<int>(l1.weightShape[2])) / l1.stride + 1;
+    // oneDNN's primitive is built for one image; the wide kernel takes as many as there are threads.
+    const int chunk = wide ? std::max(1, threads) : 1;
     const std::size_t inPerImage = static_cast<std::size_t>(shared_->channels) * side * side;
     const std::size_t midPerImage = static_cast<std::size_t>(mid) * mid * out0;
-    const std::size_t outPerImage = static_cast<std::size_t>(mid / 2) * (mid / 2) * out1;
+    const std::size_t outPerImage = static_cast<std::size_t>(o1) * o1 * out1;
     float* scratch = plans_->fused.reserve(static_cast<std::size_t>(chunk) * midPerImage * sizeof(float));
+    if (!wide)
+        second.perImageArgs.at(DNNL_ARG_SRC).set_data_handle(scratch);
     using Clock = std::chrono::steady_clock;
     for (int i = 0; i < padded; i += chunk) {
         const int k = std::min(chunk, padded - i);
+        float* y = out + static_cast<std::size_t>(i) * outPerImage;
         const auto t0 = timed ? Clock::now() : Clock::time_point{};
         directconv::run(input + static_cast<std::size_t>(i) * inPerImage, k, shared_->channels, side,
                         shared_->directTaps.data(), l0.bias.data(), out0, l0.leakySlope, scratch, threads);
         const auto t1 = timed ? Clock::now() : Clock::time_point{};
-        directconv::runWide(scratch, k, in1, second.wideSide,
-                            shared_->wideTaps[static_cast<std::size_t>(second.wide)].data(), l1.bias.data(), out1,
-                            l1.leakySlope, out + static_cast<std::size_t>(i) * outPerImage, threads);
+        if (wide) {
+            directconv::runWide(scratch, k, in1, second.wideSide, shared_->wideTaps[1].data(), l1.bias.data(), out1,
+                                l1.leakySlope, y, threads);
+        } else {
+            second.perImageArgs.at(DNNL_ARG_DST).set_data_handle(y);
+            second.perImage.execute(plans_->stream, second.perImageArgs);
+            plans_->stream.wait(); // the next image overwrites the scratch
+        }
         if (timed) {
             first.seconds += std::chrono::duration<double>(t1 - t0).count();
             second.seconds += std::chrono::duration<double>(Clock::now() - t1).count();
