@@ -563,15 +563,22 @@ TEST(OneDnnChain, MeasuresIm2colAgainstOneDnnOncePerShapeAndBatchSize) {
     const auto secondChain = build(OneDnnChain::GemmConvolutions::Measured);
     const auto third = build(OneDnnChain::GemmConvolutions::Never);
     OneDnnChain &first = *firstChain, &second = *secondChain;
-    const auto measurements = OneDnnChain::gemmMeasurements();
+    // Run again in the same process (--gtest_repeat), the shape is known from the first time: no measurement then.
+    static int runs = 0;
+    const bool fresh = runs++ == 0;
     torch::Tensor a, b, c;
     try {
-        a = runChain(first, x);
-        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "the candidate layer at a batch of 32";
-        b = runChain(second, x);
-        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "the same shape and batch: measured before";
+        // The small batch first: oneDNN's layout of the weights exists before the sgemm path asks for its own.
+        auto measurements = OneDnnChain::gemmMeasurements();
         c = runChain(second, small);
-        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "batches under 32 are not measured";
+        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements) << "batches under 32 are not measured";
+        a = runChain(first, x);
+        if (fresh) {
+            EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1) << "the candidate layer at a batch of 32";
+        }
+        measurements = OneDnnChain::gemmMeasurements();
+        b = runChain(second, x);
+        EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements) << "the same shape and batch: measured before";
     } catch (const Error& e) {
         GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
     }
@@ -584,9 +591,10 @@ TEST(OneDnnChain, MeasuresIm2colAgainstOneDnnOncePerShapeAndBatchSize) {
     EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << chosen.at(1).impl;
     EXPECT_TRUE(b.equal(a));
     EXPECT_LE((c - expected.narrow(0, 0, 8)).abs().max().item<float>(), 1e-5F * scale);
+    const auto measurements = OneDnnChain::gemmMeasurements();
     EXPECT_LE((runChain(*third, x) - expected).abs().max().item<float>(), 1e-5F * scale);
     EXPECT_NE(third->stepTimes(32).at(1).impl, "im2col + sgemm (oneDNN)") << "built with the choice off";
-    EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements + 1);
+    EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements);
 }
 
 TEST(OneDnnChain, TheDirectFirstConvolutionGivesOneDnnsValuesWithoutTheReorder) {

@@ -2,6 +2,7 @@
 #include "core/encoders/nn/gemmconv.h"
 
 #include "core/base/error.h"
+#include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
 #include <atomic>
@@ -69,6 +70,7 @@ void run(const float* x, int n, int in, int side, int k, int stride, int padding
         return;
     const std::int64_t chunk = std::max<std::int64_t>(1, std::min(total, kChunkFloats / width));
     float* col = buffer.reserve(static_cast<std::size_t>(chunk * width) * sizeof(float));
+    const OmpThreads scope(std::max(1, threads)); // oneDNN's sgemm takes the calling thread's OpenMP threads
     for (std::int64_t first = 0; first < total; first += chunk) {
         const std::int64_t rows = std::min(chunk, total - first);
         im2col(x, in, side, k, stride, padding, first, rows, col, threads);

@@ -28,8 +28,9 @@ void im2col(const float* x, std::int64_t in, std::int64_t side, int k, int strid
 
 /// y = LeakyReLU(conv(x) + bias) (slope < 0: no activation) for n channels-last images x [side, side, in] into n
 /// channels-last outputs y [o, o, out], o = (side + 2 · padding − k) / stride + 1. `hwio`: the weights as
-/// [k, k, in, out]. The im2col copy goes through `buffer` in chunks of at most kChunkFloats; oneDNN's sgemm runs on the
-/// calling thread's `threads` OpenMP threads. Throws Error when the sgemm fails or this build has none.
+/// [k, k, in, out]. The im2col copy goes through `buffer` in chunks of at most kChunkFloats (one output pixel's row at
+/// least); im2col, oneDNN's sgemm and the bias pass run on `threads` OpenMP threads of the calling thread. Throws Error
+/// when the sgemm fails or this build has none.
 void run(const float* x, int n, int in, int side, int k, int stride, int padding, const float* hwio, const float* bias,
          int out, float slope, float* y, AlignedBuffer& buffer, int threads);
 

@@ -117,9 +117,22 @@ struct GemmLayer {
     const float* bias;
 };
 
-/// Measured choices between oneDNN and im2col + sgemm, process-wide, by (batch, in, side, k, stride, padding, out).
+/// Measured choices between oneDNN and im2col + sgemm, process-wide, by (batch, in, side, k, stride, padding, out,
+/// OpenMP threads).
 std::mutex gGemmChoicesMutex;
-std::map<std::array<int, 7>, bool> gGemmChoices;
+std::map<std::array<int, 8>, bool> gGemmChoices;
+
+std::array<int, 8> choiceKey(const GemmLayer& g, int threads) {
+    return {g.n, g.in, g.side, g.k, g.stride, g.padding, g.out, threads};
+}
+
+/// The choice measured before for this layer and thread count, if any.
+std::optional<bool> knownChoice(const GemmLayer& g, int threads) {
+    std::lock_guard lock(gGemmChoicesMutex);
+    if (auto it = gGemmChoices.find(choiceKey(g, threads)); it != gGemmChoices.end())
+        return it->second;
+    return std::nullopt;
+}
 
 /// Whether im2col + sgemm ran layer `g` faster than oneDNN's convolution `conv` (its weights and bias as given, src and
 /// dst channels-last): one warm-up run of each, then three of each alternated, best against best; sgemm must take under
@@ -161,7 +174,7 @@ bool gemmMeasuredFaster(const dnnl::primitive& conv, const memory& weights, cons
 bool chooseGemm(const dnnl::primitive& conv, const memory& weights, const memory& bias, const memory::desc& srcDesc,
                 const memory::desc& dstDesc, const GemmLayer& g, dnnl::stream& stream, AlignedBuffer& im2col,
                 int threads) {
-    const std::array<int, 7> key = {g.n, g.in, g.side, g.k, g.stride, g.padding, g.out};
+    const auto key = choiceKey(g, threads);
     std::lock_guard lock(gGemmChoicesMutex);
     if (auto it = gGemmChoices.find(key); it != gGemmChoices.end())
         return it->second;
@@ -205,6 +218,15 @@ struct OneDnnChain::Shared {
         weights[i].emplace_back(want, mem);
         std::vector<float>().swap(l.weight); // the reordered copy holds the values from now on
         return mem;
+    }
+
+    /// Forgets layer i's weights in `layout` where another layout still holds them.
+    void dropWeights(std::size_t i, const memory::desc& layout) {
+        std::lock_guard lock(mutex);
+        auto& held = weights[i];
+        const auto it = std::find_if(held.begin(), held.end(), [&](const auto& w) { return w.first == layout; });
+        if (it != held.end() && held.size() > 1)
+            held.erase(it);
     }
 
     /// Where convolution i (after the first, channels-last from `src` to `dst`, its oneDNN primitive `conv` built
@@ -292,25 +314,32 @@ std::optional<memory> OneDnnChain::Shared::gemmWeights(std::size_t i, const dnnl
     if (!gemmconv::available() || gemmMode == GemmConvolutions::Never ||
         (gemmMode == GemmConvolutions::Measured && (n < 32 || o > 4)))
         return std::nullopt;
-    const memory hwio = weightsIn(i, memory::desc({out, in, k, k}, Dt::f32, Tag::hwio), given);
-    const GemmLayer g{n,
-                      static_cast<int>(in),
-                      static_cast<int>(inSide),
-                      static_cast<int>(k),
-                      l.stride,
-                      l.padding,
-                      static_cast<int>(out),
-                      l.leakySlope,
-                      static_cast<const float*>(hwio.get_data_handle()),
-                      l.bias.data()};
+    GemmLayer g{n,
+                static_cast<int>(in),
+                static_cast<int>(inSide),
+                static_cast<int>(k),
+                l.stride,
+                l.padding,
+                static_cast<int>(out),
+                l.leakySlope,
+                nullptr,
+                l.bias.data()};
 #ifdef _OPENMP
     const int threads = omp_get_max_threads();
 #else
     const int threads = 1;
 #endif
+    if (gemmMode == GemmConvolutions::Measured) {
+        if (const auto known = knownChoice(g, threads); known && !*known)
+            return std::nullopt; // oneDNN won before: no copy of the weights for sgemm
+    }
+    const memory::desc hwioDesc({out, in, k, k}, Dt::f32, Tag::hwio);
+    const memory hwio = weightsIn(i, hwioDesc, given);
+    g.hwio = static_cast<const float*>(hwio.get_data_handle());
     if (gemmMode == GemmConvolutions::Always ||
         chooseGemm(conv, weightsIn(i, weightsDesc, given), biases[i], src, dst, g, plans.stream, plans.im2col, threads))
         return hwio;
+    dropWeights(i, hwioDesc); // oneDNN won: the copy for sgemm goes
     return std::nullopt;
 }
 
