@@ -77,6 +77,38 @@ struct Reference {
     }
 };
 
+/// Two 3 × 3, stride-2, padding-1 convolutions with LeakyReLU (3 → c1 → c2 channels over side² inputs), then a dense
+/// layer to `outputs`, drawn from `seed`: a VAE-shaped start for the direct kernels, the fusion and the sgemm choice.
+struct TwoConvolutions {
+    torch::Tensor w1, b1, w2, b2, w3, b3;
+    float slope1, slope2;
+    TwoConvolutions(std::uint64_t seed, int c1, int c2, int side, int outputs, float s1 = 0.2F, float s2 = 0.2F)
+        : slope1(s1), slope2(s2) {
+        torch::manual_seed(seed);
+        const int o = ((side - 1) / 2) / 2 + 1; // the second convolution's output side
+        w1 = torch::randn({c1, 3, 3, 3}) * 0.4;
+        b1 = torch::randn({c1}) * 0.2;
+        w2 = torch::randn({c2, c1, 3, 3}) * 0.1;
+        b2 = torch::randn({c2}) * 0.2;
+        w3 = torch::randn({outputs, c2 * o * o}) * 0.05;
+        b3 = torch::randn({outputs}) * 0.2;
+    }
+    std::vector<OneDnnChain::Layer> layers() const {
+        return {layer(w1, b1, true, 2, 1, slope1), layer(w2, b2, true, 2, 1, slope2),
+                layer(w3, b3, false, 1, 0, -1.0F)};
+    }
+    /// LibTorch's own operators on NCHW input. The chain flattens the last feature map in its planar order
+    /// ([out, C, H, W] weights), as LibTorch does.
+    torch::Tensor forward(const torch::Tensor& x) const {
+        auto lrelu = [](const torch::Tensor& t, double s) {
+            return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(s));
+        };
+        auto h = lrelu(F::conv2d(x, w1, F::Conv2dFuncOptions().bias(b1).stride(2).padding(1)), slope1);
+        h = lrelu(F::conv2d(h, w2, F::Conv2dFuncOptions().bias(b2).stride(2).padding(1)), slope2);
+        return F::linear(h.flatten(1), w3, b3);
+    }
+};
+
 /// The chain on x, given the padded rows run() computes: here NaN, which must not reach the n rows returned.
 torch::Tensor runChain(OneDnnChain& chain, const torch::Tensor& x, float padding = 0.0F) {
     const auto n = x.size(0);
@@ -127,6 +159,7 @@ private:
 };
 using DirectFirstConvolution = ScopedSwitch<&OneDnnChain::useDirectFirstConvolution>;
 using WideConvolutions = ScopedSwitch<&OneDnnChain::useWideConvolutions>;
+using FusedFirstConvolutions = ScopedSwitch<&OneDnnChain::fuseFirstConvolutions>;
 
 /// Sets how chains choose between oneDNN and im2col + sgemm (OneDnnChain::useGemmConvolutions) for a scope.
 class GemmConvolutions {
@@ -139,6 +172,14 @@ public:
 private:
     OneDnnChain::GemmConvolutions before_;
 };
+
+/// A chain over 3 planar channels of side² built while a process-wide switch's scope object (FusedFirstConvolutions,
+/// GemmConvolutions, ...) holds `setting`: the chain keeps what it was built with.
+template <class Scope, class Setting>
+std::unique_ptr<OneDnnChain> buildWith(Setting setting, const std::vector<OneDnnChain::Layer>& layers, int side) {
+    const Scope scope(setting);
+    return std::make_unique<OneDnnChain>(layers, 3, side);
+}
 
 /// Turns OneDnnChain::timeSteps on for a scope and puts the setting back.
 class TimedSteps {
@@ -251,7 +292,8 @@ TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
                         "convolution and a reorder run instead";
     torch::manual_seed(11);
     // Channel groups of 64, 32 and 16 (112 = 64 + 32 + 16); output rows shorter than a tile (sides 2 and 6), one tile
-    // and single pixels (20), several tiles (64); slopes below 1, none (−1) and above 1; planar and channels-last input.
+    // and single pixels (20), several tiles (64); slopes below 1, none (−1) and above 1; planar and channels-last
+    // input.
     for (int out : {16, 32, 48, 64, 112, 128})
         for (int in : {1, 2, 3, 4})
             for (int side : {2, 6, 20, 64})
@@ -288,12 +330,12 @@ TEST(DirectConv, WideFitsThe3x3Stride2Padding1ShapeIn64ChannelGroups) {
     EXPECT_TRUE(directconv::fitsWide({64, 32, 3, 3}, 2, 1, 64));
     EXPECT_TRUE(directconv::fitsWide({128, 1, 3, 3}, 2, 1, 2));
     EXPECT_TRUE(directconv::fitsWide({512, 1024, 3, 3}, 2, 1, 8));
-    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 1, 1, 64));    // stride
-    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 2, 0, 64));    // padding
-    EXPECT_FALSE(directconv::fitsWide({64, 32, 1, 1}, 2, 1, 64));    // kernel
-    EXPECT_FALSE(directconv::fitsWide({48, 32, 3, 3}, 2, 1, 64));    // not 64-channel groups
-    EXPECT_FALSE(directconv::fitsWide({64, 1025, 3, 3}, 2, 1, 64));  // more input channels than its row of zeros
-    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 2, 1, 21));    // an odd side
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 1, 1, 64));   // stride
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 2, 0, 64));   // padding
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 1, 1}, 2, 1, 64));   // kernel
+    EXPECT_FALSE(directconv::fitsWide({48, 32, 3, 3}, 2, 1, 64));   // not 64-channel groups
+    EXPECT_FALSE(directconv::fitsWide({64, 1025, 3, 3}, 2, 1, 64)); // more input channels than its row of zeros
+    EXPECT_FALSE(directconv::fitsWide({64, 32, 3, 3}, 2, 1, 21));   // an odd side
     EXPECT_FALSE(directconv::fitsWide({64, 32, 3}, 2, 1, 64));
 }
 
@@ -345,23 +387,11 @@ TEST(OneDnnChain, TheWideConvolutionGivesOneDnnsValues) {
         GTEST_SKIP() << "the wide kernel is off here (no AVX-512, or NIC_DIRECT_WIDE_CONV=0): oneDNN's kernels run "
                         "instead";
     const DirectFirstConvolution directFirst(true); // channels-last from the first layer on: no reorder at all
-    torch::manual_seed(14);
-    const auto w1 = torch::randn({32, 3, 3, 3}) * 0.4, b1 = torch::randn({32}) * 0.2;
-    const auto w2 = torch::randn({64, 32, 3, 3}) * 0.1, b2 = torch::randn({64}) * 0.2;
-    const auto w3 = torch::randn({10, 64 * 4 * 4}) * 0.05, b3 = torch::randn({10}) * 0.2;
-    const std::vector<OneDnnChain::Layer> layers = {layer(w1, b1, true, 2, 1, 0.2F), layer(w2, b2, true, 2, 1, 0.2F),
-                                                    layer(w3, b3, false, 1, 0, -1.0F)};
-    auto viaOneDnn = [&] {
-        const WideConvolutions off(false);
-        return std::make_unique<OneDnnChain>(layers, 3, 16);
-    }();
-    OneDnnChain wide(layers, 3, 16);
+    const TwoConvolutions net(14, 32, 64, 16, 10);
+    const auto viaOneDnn = buildWith<WideConvolutions>(false, net.layers(), 16);
+    OneDnnChain wide(net.layers(), 3, 16);
     const auto x = torch::rand({13, 3, 16, 16}) * 2 - 1;
-    auto lrelu = [](const torch::Tensor& t) { return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2)); };
-    auto h = lrelu(F::conv2d(x, w1, F::Conv2dFuncOptions().bias(b1).stride(2).padding(1)));
-    h = lrelu(F::conv2d(h, w2, F::Conv2dFuncOptions().bias(b2).stride(2).padding(1)));
-    // The chain flattens the last feature map in its planar order ([out, C, H, W] weights), as LibTorch does.
-    const auto expected = F::linear(h.flatten(1), w3, b3);
+    const auto expected = net.forward(x);
     torch::Tensor a, b;
     const auto calls = directconv::wideCalls();
     std::uint64_t afterWide = 0;
@@ -392,20 +422,10 @@ TEST(OneDnnChain, TheFirstTwoConvolutionsRunImageByImageWithTheSameBits) {
     SKIP_WITHOUT_ONEDNN();
     if (!directconv::available() || !directconv::wideAvailable())
         GTEST_SKIP() << "the direct kernels are off here (no AVX-512, or switched off): nothing to run image by image";
-    torch::manual_seed(18);
     // A VAE-shaped start: 3 → 32 → 64 channels, both on the direct kernels, then a dense layer.
-    const auto w1 = torch::randn({32, 3, 3, 3}) * 0.4, b1 = torch::randn({32}) * 0.2;
-    const auto w2 = torch::randn({64, 32, 3, 3}) * 0.1, b2 = torch::randn({64}) * 0.2;
-    const auto w3 = torch::randn({7, 64 * 5 * 5}) * 0.05, b3 = torch::randn({7}) * 0.2;
-    const std::vector<OneDnnChain::Layer> layers = {layer(w1, b1, true, 2, 1, 0.2F), layer(w2, b2, true, 2, 1, 0.1F),
-                                                    layer(w3, b3, false, 1, 0, -1.0F)};
-    auto build = [&](bool fused) {
-        const bool before = OneDnnChain::fuseFirstConvolutions(fused);
-        auto chain = std::make_unique<OneDnnChain>(layers, 3, 20);
-        OneDnnChain::fuseFirstConvolutions(before);
-        return chain;
-    };
-    const auto fused = build(true), whole = build(false);
+    const TwoConvolutions net(18, 32, 64, 20, 7, 0.2F, 0.1F);
+    const auto fused = buildWith<FusedFirstConvolutions>(true, net.layers(), 20);
+    const auto whole = buildWith<FusedFirstConvolutions>(false, net.layers(), 20);
     const auto replica = fused->replicate();
     for (const int n : {1, 13, 64}) {
         const auto x = torch::rand({n, 3, 20, 20}) * 2 - 1;
@@ -432,12 +452,7 @@ TEST(OneDnnChain, TheFirstTwoConvolutionsRunImageByImageWithTheSameBits) {
         EXPECT_TRUE(d.equal(a)) << "batch of " << n << " on two threads";
         EXPECT_EQ(perRun[0], static_cast<std::uint64_t>(OneDnnChain::paddedBatch(n))) << "one call an image";
         EXPECT_EQ(perRun[1], 1U) << "one call a batch";
-        auto lrelu = [](const torch::Tensor& t, double slope) {
-            return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(slope));
-        };
-        auto h = lrelu(F::conv2d(x, w1, F::Conv2dFuncOptions().bias(b1).stride(2).padding(1)), 0.2);
-        h = lrelu(F::conv2d(h, w2, F::Conv2dFuncOptions().bias(b2).stride(2).padding(1)), 0.1);
-        const auto expected = F::linear(h.flatten(1), w3, b3);
+        const auto expected = net.forward(x);
         EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * std::max(1.0F, expected.abs().max().item<float>()));
     }
     // Timed, the pair's two steps each count one run a batch.
@@ -463,13 +478,8 @@ TEST(OneDnnChain, ASecondConvolutionOnOneDnnRunsImageByImageToo) {
     // The reference chain's second convolution (32 → 24, 3 × 3, stride 1) is on oneDNN: built for one image, it takes
     // each image's first-layer output from the small buffer.
     const Reference ref;
-    auto build = [&](bool fused) {
-        const bool before = OneDnnChain::fuseFirstConvolutions(fused);
-        auto chain = std::make_unique<OneDnnChain>(ref.layers(), 3, 20);
-        OneDnnChain::fuseFirstConvolutions(before);
-        return chain;
-    };
-    const auto fused = build(true), whole = build(false);
+    const auto fused = buildWith<FusedFirstConvolutions>(true, ref.layers(), 20);
+    const auto whole = buildWith<FusedFirstConvolutions>(false, ref.layers(), 20);
     torch::manual_seed(19);
     for (const int n : {1, 13, 64}) {
         const auto x = torch::rand({n, 3, 20, 20}) * 2 - 1;
@@ -502,12 +512,8 @@ TEST(OneDnnChain, ConvolutionsOnIm2colAndSgemmGiveOneDnnsValues) {
     const Reference ref;
     torch::manual_seed(16);
     const std::string gemm = "im2col + sgemm (oneDNN)";
-    auto build = [&](OneDnnChain::GemmConvolutions mode) {
-        const GemmConvolutions scope(mode);
-        return std::make_unique<OneDnnChain>(ref.layers(), 3, 20);
-    };
-    const auto viaOneDnnChain = build(OneDnnChain::GemmConvolutions::Never);
-    const auto gemmChain = build(OneDnnChain::GemmConvolutions::Always);
+    const auto viaOneDnnChain = buildWith<GemmConvolutions>(OneDnnChain::GemmConvolutions::Never, ref.layers(), 20);
+    const auto gemmChain = buildWith<GemmConvolutions>(OneDnnChain::GemmConvolutions::Always, ref.layers(), 20);
     OneDnnChain &viaOneDnn = *viaOneDnnChain, &chain = *gemmChain;
     const auto replica = chain.replicate(); // the mode the chain was built with, whatever the setting is now
     for (const int n : {5, 64}) {
@@ -542,26 +548,12 @@ TEST(OneDnnChain, MeasuresIm2colAgainstOneDnnOncePerShapeAndBatchSize) {
         GTEST_SKIP() << "this build has no oneDNN sgemm: every convolution runs on oneDNN's kernels";
     // 16² → 8² → 4²: the second convolution is a candidate (an output of 4 × 4). Channel counts no other test uses, so
     // that no measurement from earlier in the process answers for it.
-    torch::manual_seed(17);
-    const auto w1 = torch::randn({16, 3, 3, 3}) * 0.4, b1 = torch::randn({16}) * 0.2;
-    const auto w2 = torch::randn({40, 16, 3, 3}) * 0.1, b2 = torch::randn({40}) * 0.2;
-    const auto w3 = torch::randn({5, 40 * 4 * 4}) * 0.05, b3 = torch::randn({5}) * 0.2;
-    const std::vector<OneDnnChain::Layer> layers = {layer(w1, b1, true, 2, 1, 0.2F), layer(w2, b2, true, 2, 1, 0.2F),
-                                                    layer(w3, b3, false, 1, 0, -1.0F)};
-    auto lrelu = [](const torch::Tensor& t) { return F::leaky_relu(t, F::LeakyReLUFuncOptions().negative_slope(0.2)); };
-    auto reference = [&](const torch::Tensor& x) {
-        auto h = lrelu(F::conv2d(x, w1, F::Conv2dFuncOptions().bias(b1).stride(2).padding(1)));
-        h = lrelu(F::conv2d(h, w2, F::Conv2dFuncOptions().bias(b2).stride(2).padding(1)));
-        return F::linear(h.flatten(1), w3, b3);
-    };
+    const TwoConvolutions net(17, 16, 40, 16, 5);
     const auto x = torch::rand({32, 3, 16, 16}) * 2 - 1, small = x.narrow(0, 0, 8);
-    auto build = [&](OneDnnChain::GemmConvolutions mode) {
-        const GemmConvolutions scope(mode);
-        return std::make_unique<OneDnnChain>(layers, 3, 16);
-    };
-    const auto firstChain = build(OneDnnChain::GemmConvolutions::Measured);
-    const auto secondChain = build(OneDnnChain::GemmConvolutions::Measured);
-    const auto third = build(OneDnnChain::GemmConvolutions::Never);
+    const auto measured = OneDnnChain::GemmConvolutions::Measured;
+    const auto firstChain = buildWith<GemmConvolutions>(measured, net.layers(), 16);
+    const auto secondChain = buildWith<GemmConvolutions>(measured, net.layers(), 16);
+    const auto third = buildWith<GemmConvolutions>(OneDnnChain::GemmConvolutions::Never, net.layers(), 16);
     OneDnnChain &first = *firstChain, &second = *secondChain;
     // Run again in the same process (--gtest_repeat), the shape is known from the first time: no measurement then.
     static int runs = 0;
@@ -586,7 +578,7 @@ TEST(OneDnnChain, MeasuresIm2colAgainstOneDnnOncePerShapeAndBatchSize) {
     ASSERT_EQ(chosen.size(), 3U);
     EXPECT_EQ(second.stepTimes(32).at(1).impl, chosen.at(1).impl) << "both chains take the measured choice";
     EXPECT_NE(second.stepTimes(8).at(1).impl, "im2col + sgemm (oneDNN)") << "oneDNN's below a batch of 32";
-    const auto expected = reference(x);
+    const auto expected = net.forward(x);
     const float scale = std::max(1.0F, expected.abs().max().item<float>());
     EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << chosen.at(1).impl;
     EXPECT_TRUE(b.equal(a));
@@ -664,7 +656,7 @@ TEST(OneDnnChain, TimedStepsCountTheirRunsAndFlops) {
             EXPECT_EQ(s.impl.rfind("reorder", 0), 0U) << s.impl;
     }
     const std::vector<double> expected = {2.0 * 8 * 32 * 100 * 27, 2.0 * 8 * 24 * 100 * 288, 2.0 * 8 * 48 * 16 * 216,
-                                          2.0 * 8 * 40 * 16 * 48,  2.0 * 8 * 20 * 640,        2.0 * 8 * 6 * 20};
+                                          2.0 * 8 * 40 * 16 * 48,  2.0 * 8 * 20 * 640,       2.0 * 8 * 6 * 20};
     EXPECT_EQ(flops, expected);
 }
 
@@ -686,7 +678,8 @@ TEST_P(OneDnnEncoders, RunOnOneDnnWithThePlainModulesEmbeddings) {
     const auto wideBefore = directconv::wideCalls();
     fast->encode(nhwc.data(), n, a.data());
     plain->encode(nhwc.data(), n, b.data());
-    // The VAE-type layout (also the supervised encoders') has a 32 → 64 stride-2 layer: the wide kernel's, where it runs.
+    // The VAE-type layout (also the supervised encoders') has a 32 → 64 stride-2 layer: the wide kernel's, where it
+    // runs.
     const bool wideLayer = GetParam() != std::string("bigan") && directconv::wideAvailable();
     EXPECT_EQ(directconv::wideCalls() > wideBefore, wideLayer);
     const auto kernels = oneDnnSteps(*fast);

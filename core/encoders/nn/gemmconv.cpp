@@ -17,6 +17,23 @@ namespace nic::gemmconv {
 
 namespace {
 std::atomic<std::uint64_t> gCalls{0};
+
+/// fn(r) for every r in [0, rows), shared among `threads` OpenMP threads (≤ 1: the calling thread alone).
+template <class Fn>
+void forRows(std::int64_t rows, int threads, const Fn& fn) {
+#ifdef _OPENMP
+    if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (std::int64_t r = 0; r < rows; ++r)
+            fn(r);
+        return;
+    }
+#else
+    (void)threads;
+#endif
+    for (std::int64_t r = 0; r < rows; ++r)
+        fn(r);
+}
 } // namespace
 
 std::uint64_t calls() {
@@ -41,18 +58,7 @@ void im2col(const float* x, std::int64_t in, std::int64_t side, int k, int strid
             }
         }
     };
-#ifdef _OPENMP
-    if (threads > 1) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (std::int64_t r = 0; r < rows; ++r)
-            row(r);
-        return;
-    }
-#else
-    (void)threads;
-#endif
-    for (std::int64_t r = 0; r < rows; ++r)
-        row(r);
+    forRows(rows, threads, row);
 }
 
 #ifdef NIC_HAVE_DNNL_SGEMM
@@ -81,23 +87,13 @@ void run(const float* x, int n, int in, int side, int k, int stride, int padding
             throw Error("convolution: oneDNN's sgemm failed (status " + std::to_string(status) + ")");
     }
     // Bias and LeakyReLU in one pass (a < 0 → slope · a, as oneDNN's eltwise_relu post-op).
-    const auto biasAndActivation = [&](std::int64_t r) {
+    forRows(total, threads, [&](std::int64_t r) {
         float* row = y + r * out;
         for (int c = 0; c < out; ++c) {
             const float a = row[c] + bias[c];
             row[c] = slope >= 0.0F && a < 0.0F ? a * slope : a;
         }
-    };
-#ifdef _OPENMP
-    if (threads > 1) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (std::int64_t r = 0; r < total; ++r)
-            biasAndActivation(r);
-        return;
-    }
-#endif
-    for (std::int64_t r = 0; r < total; ++r)
-        biasAndActivation(r);
+    });
 }
 
 #else

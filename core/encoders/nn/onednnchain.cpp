@@ -682,11 +682,11 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
     return plan;
 }
 
-/// The first convolution (direct kernel) and the second (wide kernel) a few images at a time (as many as OpenMP
-/// threads) through a small buffer: the first's output (512 KiB an image for the VAE-type encoder) is read by the
-/// second while it is still in the core's cache, where over the whole batch 33 MB went to memory and back. In a scratch
-/// comparison on one thread the two layers took 19.1–19.3 ms a batch of 64 this way against 22.6–23.1 ms
-/// (docs/timings.md).
+/// The first convolution (direct kernel) and the second (the wide kernel, as many images at a time as OpenMP threads;
+/// or oneDNN's primitive for one image) through a small buffer: the first's output (512 KiB an image for the VAE-type
+/// and BiGAN encoders) is read by the second while it is still in the core's cache, where over the whole batch 33 MB
+/// went to memory and back. In a scratch comparison on one thread the VAE-type's two layers took 19.1–19.3 ms a batch
+/// of 64 this way against 22.6–23.1 ms, and BiGAN's second alone 27.7 against 31.3 ms (docs/timings.md).
 void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int padded, int threads, bool timed) {
     Plan::Step &first = plan.steps[0], &second = plan.steps[1];
     const bool wide = second.wide >= 0;

@@ -78,8 +78,8 @@ public:
         double seconds = 0.0;
         std::int64_t runs = 0;
     };
-    /// The steps of the plan for padded batch size `batch` (paddedBatch); empty when no run has used it. Like run(), from
-    /// the thread that runs this replica (or once it no longer runs): the timings are not synchronised.
+    /// The steps of the plan for padded batch size `batch` (paddedBatch); empty when no run has used it. Like run(),
+    /// from the thread that runs this replica (or once it no longer runs): the timings are not synchronised.
     std::vector<StepTime> stepTimes(int batch) const;
 
     /// Benchmarks: true makes every chain's run() wait for each step and add its time to the step (stepTimes), which
@@ -97,18 +97,19 @@ public:
     /// values up to float rounding. Returns the setting before.
     static bool useWideConvolutions(bool on);
     /// How chains built from now on (and their replicas) run the convolutions after the first that oneDNN and
-    /// im2col + sgemm (gemmconv.h) both compute: Never on oneDNN; Measured (the default) on whichever ran faster, each candidate layer timed once
-    /// per process, shape and batch size of at least 32 (4 runs of each, alternated; sgemm must take under 0.95 of
-    /// oneDNN's time; the candidates are layers with outputs of at most 4 × 4, where oneDNN's brgconv measured slowest);
-    /// Always on im2col + sgemm for every convolution after the first that the wide kernel does not take (tests).
-    /// NIC_GEMM_CONV=0 in the environment starts it at Never, =1 at Always. Either gives the same values up to float
-    /// rounding. Returns the setting before.
+    /// im2col + sgemm (gemmconv.h) both compute: Never on oneDNN; Measured (the default) on whichever ran faster, each
+    /// candidate layer timed once per process, shape, thread count and batch size of at least 32 (4 runs of each,
+    /// alternated; sgemm must take under 0.95 of oneDNN's time; the candidates are layers with outputs of at most 4 ×
+    /// 4, where oneDNN's brgconv measured slowest); Always on im2col + sgemm for every convolution after the first that
+    /// the wide kernel does not take (tests). NIC_GEMM_CONV=0 in the environment starts it at Never, =1 at Always.
+    /// Either gives the same values up to float rounding. Returns the setting before.
     enum class GemmConvolutions { Never, Measured, Always };
     static GemmConvolutions useGemmConvolutions(GemmConvolutions mode);
     /// Benchmarks and tests: false makes chains built from now on run their first two convolutions one after the other
-    /// over the whole batch, instead of image by image where both run on the direct kernels (the first's output then
-    /// stays in the core's cache for the second). Process-wide; the default is true unless the environment has
-    /// NIC_FUSE_FIRST_CONVS=0. Either gives the same bits. Returns the setting before.
+    /// over the whole batch, instead of image by image where the first runs on the direct kernel and the second on the
+    /// wide kernel or on oneDNN's kernel built for one image (the first's output then stays in the core's cache for the
+    /// second). Process-wide; the default is true unless the environment has NIC_FUSE_FIRST_CONVS=0. Either gives the
+    /// same bits with the wide kernel, the same values up to float rounding with oneDNN's. Returns the setting before.
     static bool fuseFirstConvolutions(bool on);
     /// Measurements of oneDNN against im2col + sgemm made so far, process-wide (tests).
     static std::uint64_t gemmMeasurements();
