@@ -4,7 +4,7 @@
 //   bench_compress [--size 30000] [--rss-size 100000] [--encoder projection|mean-rgb|<nn kind>]
 //                  [--work 8] [--batch 64] [--compare-batch N] [--read-threads 0] [--compute-threads 0]
 //                  [--inference-threads 0]
-//                  [--plain] [--dir DIR] [--quality 90]
+//                  [--plain] [--dir DIR] [--quality 90] [--augment 1|8]
 //                  [--device cpu|cuda|auto] [--rss-only]
 // (--device: where a LibTorch encoder and the limit probe's matmul run; default cpu.)
 //
@@ -18,6 +18,8 @@
 // 3. compressSlide pipelined (readers ‖ encoder ‖ HDF5 writer) and serial (read → encode → write on one
 //    thread), both on the whole slide; throughput of the encoding phase and of the whole call.
 //    --compare-batch N: also pipelined runs at batch N alternated with --batch (3 each), and the ratio.
+//    --augment 8 (the default of `nic compress`; 1 here unless told) encodes each cell in all 8 orientations: the
+//    patches/s and CPU figures then count patch encodings (cells × 8), each cell being read once.
 //    The pipelined run's CPU time by stage (reader threads, inference threads, the writing thread; each thread's CPU
 //    clock) per patch, and the inference threads' against the forward pass alone.
 // 4. Ratios pipeline / forward (target ≥ 0.95: reading and writing hidden behind compute) and
@@ -32,8 +34,10 @@
 //
 // Encoders: "projection" (default) is a bench-only stand-in for a neural encoder: 2×2 average pooling
 // then a dense 12288 → 128 projection computed `--work` times (default 8: ~12.6 M multiply-adds per
-// patch), single-threaded — compute-bound like the paper's encoders, though still lighter than a CNN. "mean-rgb" shows the read-bound case. With LibTorch, "bigan", "vae",
-// "contrastive", ... use untrained encoders of the paper's architectures (createEncoder).
+// patch), single-threaded — compute-bound like the paper's encoders, though still lighter than a CNN. "mean-rgb" shows
+// the read-bound case. With LibTorch, "bigan", "vae", "contrastive", ... use untrained encoders of the paper's
+// architectures (createEncoder), and a path (with a '/', or an existing file) an encoder file: one trained with
+// `nic train-encoder`, or one of the authors' published Keras encoders after `nic import-keras`.
 #include "bench/benchslide.h"
 #include "core/compression/compressor.h"
 #include "core/encoders/encoder.h"
@@ -57,6 +61,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <sys/resource.h>
@@ -134,6 +139,17 @@ int gInferenceThreads = 0; // --inference-threads: threads calling the encoder a
 bool gPlainInference = false; // --plain: encoders run as trained (no BatchNorm folding)
 std::string gDevice = "cpu";  // --device: where a LibTorch encoder runs (cpu, cuda, auto)
 
+/// Whether --encoder names an encoder file rather than a built-in encoder or kind.
+bool isEncoderFile(const std::string& name) {
+    std::error_code ec;
+    return name.find('/') != std::string::npos || std::filesystem::is_regular_file(name, ec);
+}
+
+/// What --encoder is called in file names: its stem for an encoder file.
+std::string encoderLabel(const std::string& name) {
+    return isEncoderFile(name) ? std::filesystem::path(name).stem().string() : name;
+}
+
 std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
     if (name == "projection")
         return std::make_unique<ProjectionEncoder>(128, work);
@@ -147,6 +163,14 @@ std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
         compute.optimiseInference = !gPlainInference;
         compute.device = gDevice;
         return createEncoder(*kind, 128, 128, 2, 1, compute);
+    }
+    if (isEncoderFile(name)) { // a saved or imported encoder (nic import-keras of the authors' published ones)
+        ComputeOptions compute;
+        compute.threads = gComputeThreads;
+        compute.callers = gInferenceThreads;
+        compute.optimiseInference = !gPlainInference;
+        compute.device = gDevice;
+        return loadEncoder(name, compute);
     }
 #endif
     std::fprintf(stderr, "unknown encoder %s\n", name.c_str());
@@ -177,6 +201,7 @@ struct Args {
     int batch = nic::CompressOptions{}.batchSize; // what nic compress uses
     int work = 8;
     int readThreads = 0;
+    int augment = 1; ///< --augment: orientations encoded per cell (CompressOptions::augment)
     std::filesystem::path dir = bench::defaultSlideDir();
     bool rssOnly = false;
 };
@@ -185,6 +210,7 @@ CompressOptions compressOptions(const Args& a, bool pipelined) {
     CompressOptions o;
     o.batchSize = a.batch;
     o.readThreads = a.readThreads;
+    o.augment = a.augment;
     o.inferenceThreads = gInferenceThreads;
     o.pipelined = pipelined;
     o.force = true;
@@ -196,7 +222,7 @@ CompressOptions compressOptions(const Args& a, bool pipelined) {
 /// the reading, encoding and writing stages (CompressResult's stage clocks) after it.
 int childCompress(const Args& a, const std::filesystem::path& slide) {
     auto enc = makeEncoder(a.encoder, a.work);
-    const auto out = a.dir / (slide.stem().string() + "-" + a.encoder + ".h5");
+    const auto out = a.dir / (slide.stem().string() + "-" + encoderLabel(a.encoder) + ".h5");
     const CompressResult r = compressSlide(slide, *enc, out, compressOptions(a, true));
     const double perPatch = r.encodedCells > 0 ? 1e6 / static_cast<double>(r.encodedCells) : 0.0;
     std::printf("RESULT %lld %.3f %.3f %ld %.1f %.1f %.1f\n", static_cast<long long>(r.encodedCells), r.encodeSeconds,
@@ -213,9 +239,10 @@ struct ChildResult {
 
 ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     std::string cmd = "'" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --child '" + slide.string() +
-                      "' --encoder " + a.encoder + " --work " + std::to_string(a.work) +
-                      " --compute-threads " + std::to_string(gComputeThreads) +
-                      " --inference-threads " + std::to_string(gInferenceThreads) + (gPlainInference ? " --plain" : "") + " --device " + gDevice + " --batch " + std::to_string(a.batch) + " --read-threads " +
+                      "' --encoder '" + a.encoder + "' --work " + std::to_string(a.work) + " --compute-threads " +
+                      std::to_string(gComputeThreads) + " --inference-threads " + std::to_string(gInferenceThreads) +
+                      (gPlainInference ? " --plain" : "") + " --device " + gDevice + " --batch " +
+                      std::to_string(a.batch) + " --augment " + std::to_string(a.augment) + " --read-threads " +
                       std::to_string(a.readThreads) + " --dir '" + a.dir.string() + "'";
     ChildResult r;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -228,6 +255,21 @@ ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     ::pclose(p);
     return r;
 }
+
+#ifdef NIC_WITH_TORCH
+/// The architecture whose multiply-adds the limit probe's figures count: a kind's, or an encoder file's (an imported
+/// Keras encoder's layers included); nullopt for the built-in stand-ins, which have no limit.
+std::optional<EncoderMeta> probedMeta(const std::string& name, PatchEncoder& enc) {
+    if (auto kind = parseEncoderKind(name)) {
+        EncoderMeta meta;
+        meta.kind = toString(*kind);
+        meta.patchSize = enc.info().patchSize;
+        meta.codeSize = enc.info().codeSize;
+        return meta;
+    }
+    return encoderMeta(enc);
+}
+#endif
 
 struct ForwardRate {
     double perSecond = 0, cpuMs = 0, sysShare = 0, seconds = 0;
@@ -427,6 +469,8 @@ int main(int argc, char** argv) {
             a.dir = next();
         else if (k == "--rss-only")
             a.rssOnly = true;
+        else if (k == "--augment")
+            a.augment = std::stoi(next());
         else if (k == "--compare-batch")
             a.compareBatch = std::stoi(next());
         else if (k == "--quality")
@@ -435,10 +479,12 @@ int main(int argc, char** argv) {
             child = next();
         else
             unknown = true;
-        if (unknown || a.quality == 0) {
-            std::fprintf(stderr, "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
-                                 "[--compare-batch N] [--quality Q] "
-                                 "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
+        if (unknown || a.quality == 0 || (a.augment != 1 && a.augment != 8)) {
+            std::fprintf(stderr,
+                         "usage: bench_compress [--size N] [--rss-size N|0] [--encoder E] [--work N] [--batch N] "
+                         "[--compare-batch N] [--quality Q] [--augment 1|8] "
+                         "[--read-threads N] [--compute-threads N] [--inference-threads N] [--plain] [--device "
+                         "cpu|cuda|auto] [--dir DIR] [--rss-only]\n");
             return 2;
         }
     }
@@ -468,7 +514,8 @@ int main(int argc, char** argv) {
     // The limit is probed before the measurements and again after them, and the better probe counts: this VM's speed
     // drifts by up to a third over minutes (one run's later probe read 249 GFLOP/s against 340-359 in the runs around
     // it, and put the forward pass at 1.16 x the limit); the best seen is the machine's limit.
-    const bool probed = parseEncoderKind(a.encoder).has_value();
+    const std::optional<EncoderMeta> meta = probedMeta(a.encoder, *enc);
+    const bool probed = meta.has_value();
     const bench::SgemmRate before =
         probed ? bench::probeSgemm(2048, 5, configureCompute(ComputeOptions{gDevice, gComputeThreads, gInferenceThreads}))
                : bench::SgemmRate{};
@@ -504,13 +551,16 @@ int main(int argc, char** argv) {
     const auto out = a.dir / "bench-out.h5";
     double cpu0 = bench::cpuSeconds(), sys0 = sysSeconds();
     const CompressResult pip = compressSlide(slidePath, *enc, out, compressOptions(a, true));
-    const double pipCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(pip.encodedCells);
+    // CPU figures per patch encoding: each cell's `augment` orientations are encoded apart (read once).
+    const double encodings = static_cast<double>(std::max<std::int64_t>(1, pip.encodedCells)) * a.augment;
+    const double pipCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / encodings;
     const double pipSysD = sysSeconds() - sys0;
     const double pipSys = pipSysD / std::max(1e-9, bench::cpuSeconds() - cpu0 - pipSysD); // system / user time
-    std::printf("pipelined compress:     %10.1f patches/s (%lld patches, encode phase %.1f s, whole call %.1f s = "
+    std::printf("pipelined compress:     %10.1f patches/s (%lld patches%s, encode phase %.1f s, whole call %.1f s = "
                 "%.1f patches/s; %d reader thread(s))\n",
-                pip.patchesPerSecond, static_cast<long long>(pip.encodedCells), pip.encodeSeconds, pip.seconds,
-                static_cast<double>(pip.encodedCells) / pip.seconds, pip.readThreads);
+                pip.patchesPerSecond, static_cast<long long>(pip.encodedCells),
+                a.augment > 1 ? (" x " + std::to_string(a.augment) + " orientations").c_str() : "", pip.encodeSeconds,
+                pip.seconds, encodings / pip.seconds, pip.readThreads);
     if (a.compareBatch > 0) {
         // Pipelined runs at both batch sizes, alternated so that the VM's slow spells hit both.
         Args other = a;
@@ -527,7 +577,8 @@ int main(int argc, char** argv) {
     }
     cpu0 = bench::cpuSeconds();
     const CompressResult ser = compressSlide(slidePath, *enc, out, compressOptions(a, false));
-    const double serCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 / static_cast<double>(ser.encodedCells);
+    const double serCpuMs = (bench::cpuSeconds() - cpu0) * 1000.0 /
+                            (static_cast<double>(std::max<std::int64_t>(1, ser.encodedCells)) * a.augment);
     std::printf("serial compress:        %10.1f patches/s (encode phase %.1f s, whole call %.1f s)\n",
                 ser.patchesPerSecond, ser.encodeSeconds, ser.seconds);
     std::printf("CPU per patch (whole call incl. tissue detection): pipelined %.3f ms, serial %.3f ms, encoder %.3f ms "
@@ -536,7 +587,7 @@ int main(int argc, char** argv) {
     {
         // The pipelined run by stage, from each thread's CPU clock (CompressResult): what reading takes from the
         // encoder, and what the encoder costs beside it against the forward pass alone.
-        const double perPatch = 1000.0 / static_cast<double>(std::max<std::int64_t>(1, pip.encodedCells));
+        const double perPatch = 1000.0 / encodings;
         const double readMs = pip.readCpuSeconds * perPatch, encodeMs = pip.encodeCpuSeconds * perPatch,
                      writeMs = pip.writeCpuSeconds * perPatch;
         const bool workers = enc->cpusPerCall() > 1; // their CPU time is not in the inference threads' clocks
@@ -557,16 +608,12 @@ int main(int argc, char** argv) {
     std::printf("system / user time:     forward only %.3f, pipelined compress %.3f (target <= 0.10)\n",
                 forwardSys, pipSys);
 #ifdef NIC_WITH_TORCH
-    if (auto kind = parseEncoderKind(a.encoder)) {
-        EncoderMeta meta;
-        meta.kind = toString(*kind);
-        meta.patchSize = enc->info().patchSize;
-        meta.codeSize = enc->info().codeSize;
+    if (probed) {
         const bench::SgemmRate after = bench::probeSgemm(2048, 5, configureCompute(ComputeOptions{gDevice, gComputeThreads, gInferenceThreads}));
         const bench::SgemmRate& rate = after.gflops > before.gflops ? after : before;
         std::printf("limit probe (the better of one before the measurements, %.1f GFLOP/s, and one after, %.1f): %s; %s\n",
                     before.gflops, after.gflops, bench::describeRate(rate).c_str(), bench::threadLayout().c_str());
-        const double flops = inferenceFlopsPerPatch(meta);
+        const double flops = inferenceFlopsPerPatch(*meta);
         bench::printLimit("encoder forward only", flops, rate, forward, forwardCpuMs / 1000.0);
         printStepTimes(rate, fw.threads, a.batch);
         bench::printLimit("pipelined compress", flops, rate, pip.patchesPerSecond, pipCpuMs / 1000.0);

@@ -119,7 +119,7 @@ void compareFirstConvolutions() {
             const auto wc = w.contiguous();
             const auto taps = nic::directconv::tapMajor(
                 std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, 3);
-            nic::directconv::run(x.data_ptr<float>(), 64, 3, side, taps.data(), b.data_ptr<float>(), out, -1.0F,
+            nic::directconv::run(x.data_ptr<float>(), 64, 3, side, 1, taps.data(), b.data_ptr<float>(), out, -1.0F,
                                  y.data_ptr<float>(), nic::computeThreads(), true);
             const double d = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             if (r > 0) {

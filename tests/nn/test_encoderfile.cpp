@@ -1,8 +1,9 @@
 // Encoder factory, encoder files (save → load, architecture checks, hashes), the Keras import checked
 // against an independent computation, and `nic embed` / `nic import-keras`.
 #include "core/base/error.h"
-#include "core/imaging/imageio.h"
+#include "core/encoders/nn/directconv.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/imaging/imageio.h"
 #include "testsupport.h"
 
 #include <hdf5.h>
@@ -228,6 +229,12 @@ TEST_P(KerasImport, MatchesAnIndependentComputationOnARealPatch) {
     auto enc = loadEncoder((dir / "imported.nicenc").string());
     EXPECT_EQ(enc->info().hash, info.hash);
     const auto got = enc->encode(std::vector<Image>{patch});
+    // Its BatchNorms (after each LeakyReLU) fold into the next layer, and the whole encoder runs on oneDNN.
+    if (OneDnnChain::available() && oneDnnInferenceEnabled()) {
+        // Four convolutions and the Dense layer, and a reorder where oneDNN computes the first convolution.
+        EXPECT_EQ(oneDnnSteps(*enc).size(), directconv::available() ? 5U : 6U)
+            << "the published encoder ran its LibTorch modules";
+    }
 
     const auto want = referenceForward(patch, h5.string(), GetParam().convs, GetParam().bns, GetParam().dense);
     ASSERT_EQ(got.size(), want.size());

@@ -273,17 +273,24 @@ TEST(OneDnnChain, LayersThatDoNotFitAreRefusedNamingTheLayer) {
     EXPECT_EQ(refusal(layers), "oneDNN chain: the last layer must be a dense layer");
 }
 
-TEST(DirectConv, FitsOnlyThe3x3Stride2Padding1ShapeOnFewChannels) {
+TEST(DirectConv, FitsOnlyThe3x3Stride2ShapeOnFewChannels) {
     EXPECT_TRUE(directconv::fits({32, 3, 3, 3}, 2, 1, 128));
     EXPECT_TRUE(directconv::fits({128, 3, 3, 3}, 2, 1, 64));
     EXPECT_TRUE(directconv::fits({16, 1, 3, 3}, 2, 1, 2));
+    EXPECT_TRUE(directconv::fits({128, 3, 3, 3}, 2, 0, 64)); // 'valid': the published Keras encoders' first layer
+    EXPECT_TRUE(directconv::fits({16, 3, 3, 3}, 2, 0, 3));
+    EXPECT_TRUE(directconv::fits({16, 3, 3, 3}, 2, 0, 21));   // an odd side without padding
+    EXPECT_FALSE(directconv::fits({16, 3, 3, 3}, 2, 0, 2));   // no whole window
     EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 1, 1, 128)); // stride
-    EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 2, 0, 128)); // padding
+    EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 2, 2, 128)); // padding
     EXPECT_FALSE(directconv::fits({32, 3, 5, 5}, 2, 1, 128)); // kernel
     EXPECT_FALSE(directconv::fits({24, 3, 3, 3}, 2, 1, 128)); // not 16-channel groups
     EXPECT_FALSE(directconv::fits({32, 5, 3, 3}, 2, 1, 128)); // too many input channels
     EXPECT_FALSE(directconv::fits({32, 3, 3, 3}, 2, 1, 21));  // an odd side
     EXPECT_FALSE(directconv::fits({32, 3, 3}, 2, 1, 128));
+    EXPECT_EQ(directconv::outSide(128, 1), 64);
+    EXPECT_EQ(directconv::outSide(64, 0), 31);
+    EXPECT_EQ(directconv::outSide(21, 0), 10);
 }
 
 TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
@@ -293,17 +300,18 @@ TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
     torch::manual_seed(11);
     // Channel groups of 64, 32 and 16 (112 = 64 + 32 + 16); output rows shorter than a tile (sides 2 and 6), one tile
     // and single pixels (20), several tiles (64); slopes below 1, none (−1) and above 1; planar and channels-last
-    // input.
+    // input; padding 1 and none (odd sides 3, 7, 21 and 63 there: 1, 3, 10 and 31 output pixels a row).
     for (int out : {16, 32, 48, 64, 112, 128})
         for (int in : {1, 2, 3, 4})
-            for (int side : {2, 6, 20, 64})
+            for (int side : {2, 6, 20, 64, 3, 7, 21, 63})
                 for (float slope : {0.2F, -1.0F, 1.5F}) {
-                    if (side == 64 && (in != 3 || slope != 0.2F)) // the large side once per channel count
+                    if (side >= 63 && (in != 3 || slope != 0.2F)) // the large sides once per channel count
                         continue;
-                    const int n = 3;
+                    const int n = 3, pad = side % 2 == 0 ? 1 : 0, o = directconv::outSide(side, pad);
                     const auto w = torch::randn({out, in, 3, 3}) * 0.3, b = torch::randn({out}) * 0.2;
                     const auto x = torch::rand({n, in, side, side}) * 2 - 1;
-                    auto expected = F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).stride(2).padding(1));
+                    auto expected = F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).stride(2).padding(pad));
+                    ASSERT_EQ(expected.size(2), o);
                     if (slope >= 0)
                         expected = F::leaky_relu(expected, F::LeakyReLUFuncOptions().negative_slope(slope));
                     expected = expected.permute({0, 2, 3, 1}).contiguous(); // channels-last
@@ -313,15 +321,15 @@ TEST(DirectConv, GivesLibTorchsConvolutionForEveryChannelGroupAndEdge) {
                     const auto planar = x.contiguous(), channelsLast = x.permute({0, 2, 3, 1}).contiguous();
                     for (int threads : {1, 2})
                         for (bool channelsLastInput : {false, true}) {
-                            auto got = torch::full({n, side / 2, side / 2, out}, std::nanf(""));
+                            auto got = torch::full({n, o, o, out}, std::nanf(""));
                             directconv::run((channelsLastInput ? channelsLast : planar).data_ptr<float>(), n, in, side,
-                                            taps.data(), b.data_ptr<float>(), out, slope, got.data_ptr<float>(),
+                                            pad, taps.data(), b.data_ptr<float>(), out, slope, got.data_ptr<float>(),
                                             threads, channelsLastInput);
                             EXPECT_LE((got - expected).abs().max().item<float>(),
                                       1e-5F * std::max(1.0F, expected.abs().max().item<float>()))
-                                << out << " from " << in << " channels at " << side << "², slope " << slope << ", "
-                                << threads << " thread(s), " << (channelsLastInput ? "channels-last" : "planar")
-                                << " input";
+                                << out << " from " << in << " channels at " << side << "², padding " << pad
+                                << ", slope " << slope << ", " << threads << " thread(s), "
+                                << (channelsLastInput ? "channels-last" : "planar") << " input";
                         }
                 }
 }
@@ -575,17 +583,19 @@ TEST(OneDnnChain, MeasuresIm2colAgainstOneDnnOncePerShapeAndBatchSize) {
         GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what() << ")";
     }
     const auto chosen = first.stepTimes(32);
-    ASSERT_EQ(chosen.size(), 3U);
-    EXPECT_EQ(second.stepTimes(32).at(1).impl, chosen.at(1).impl) << "both chains take the measured choice";
-    EXPECT_NE(second.stepTimes(8).at(1).impl, "im2col + sgemm (oneDNN)") << "oneDNN's below a batch of 32";
+    // The candidate's step: after the first convolution, and its reorder where oneDNN computes that one.
+    const std::size_t k = first.firstConvolutionIsDirect() ? 1 : 2;
+    ASSERT_EQ(chosen.size(), k + 2);
+    EXPECT_EQ(second.stepTimes(32).at(k).impl, chosen.at(k).impl) << "both chains take the measured choice";
+    EXPECT_NE(second.stepTimes(8).at(k).impl, "im2col + sgemm (oneDNN)") << "oneDNN's below a batch of 32";
     const auto expected = net.forward(x);
     const float scale = std::max(1.0F, expected.abs().max().item<float>());
-    EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << chosen.at(1).impl;
+    EXPECT_LE((a - expected).abs().max().item<float>(), 1e-5F * scale) << chosen.at(k).impl;
     EXPECT_TRUE(b.equal(a));
     EXPECT_LE((c - expected.narrow(0, 0, 8)).abs().max().item<float>(), 1e-5F * scale);
     const auto measurements = OneDnnChain::gemmMeasurements();
     EXPECT_LE((runChain(*third, x) - expected).abs().max().item<float>(), 1e-5F * scale);
-    EXPECT_NE(third->stepTimes(32).at(1).impl, "im2col + sgemm (oneDNN)") << "built with the choice off";
+    EXPECT_NE(third->stepTimes(32).at(k).impl, "im2col + sgemm (oneDNN)") << "built with the choice off";
     EXPECT_EQ(OneDnnChain::gemmMeasurements(), measurements);
 }
 

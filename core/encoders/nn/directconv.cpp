@@ -37,8 +37,12 @@ std::uint64_t calls() {
 }
 
 bool fits(const std::vector<std::int64_t>& w, int stride, int padding, int side) {
-    return w.size() == 4 && w[2] == 3 && w[3] == 3 && stride == 2 && padding == 1 && w[0] > 0 && w[0] % 16 == 0 &&
-           w[1] >= 1 && w[1] <= 4 && side >= 2 && side % 2 == 0;
+    return w.size() == 4 && w[2] == 3 && w[3] == 3 && stride == 2 && w[0] > 0 && w[0] % 16 == 0 && w[1] >= 1 &&
+           w[1] <= 4 && ((padding == 1 && side >= 2 && side % 2 == 0) || (padding == 0 && side >= 3));
+}
+
+int outSide(int side, int padding) {
+    return (side + 2 * padding - 3) / 2 + 1;
 }
 
 std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in) {
@@ -83,6 +87,7 @@ namespace {
 struct Image {
     const float* x; ///< [in, side, side], or [side, side, in] when channelsLastInput
     int in, side;
+    int pad, wo; ///< padding (1 or 0) and the output side
     bool channelsLastInput;
     const float* taps; ///< [in, 3, 3, out], offset to the channel group
     const float* bias; ///< offset to the channel group
@@ -92,8 +97,9 @@ struct Image {
 };
 
 /// T output pixels (ox0 … ox0 + T − 1 of row oy) × 16·V channels, accumulated in registers over every input
-/// channel and tap, in the order bias, then (channel, kh, kw). Left: ox0 = 0, whose first pixel's kw = 0 tap falls
-/// on the zero padding. (Rows past the bottom cannot occur: the side is even.)
+/// channel and tap, in the order bias, then (channel, kh, kw). Left: ox0 = 0 with padding 1, whose first pixel's
+/// kw = 0 tap falls on the zero padding. (Rows and columns past the bottom and right cannot occur: with padding 1 the
+/// side is even, and with none the output stops at the last whole window.)
 template <int V, int T, bool Left>
 NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
     __m512 acc[T][V];
@@ -111,10 +117,10 @@ NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
     for (int c = 0; c < im.in; ++c) {
 #pragma GCC unroll 3
         for (int kh = 0; kh < 3; ++kh) {
-            const int row = 2 * oy + kh - 1;
+            const int row = 2 * oy + kh - im.pad;
             if (row < 0) // the top padding
                 continue;
-            // Column 2·ox − 1 + kw of pixel ox = ox0 + t: xr[(2·t + kw − 1) · column], xr at column 2·ox0.
+            // Column 2·ox − pad + kw of pixel ox = ox0 + t: xr[(2·t + kw − pad) · column], xr at column 2·ox0.
             const float* xr = im.x + (im.channelsLastInput ? c : c * plane) + row * rowStride + 2 * ox0 * column;
             const float* wr = im.taps + static_cast<std::size_t>((c * 3 + kh) * 3) * static_cast<std::size_t>(im.out);
 #pragma GCC unroll 3
@@ -128,7 +134,7 @@ NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
                 for (int t = 0; t < T; ++t) {
                     if (Left && t == 0 && kw == 0)
                         continue;
-                    const __m512 xv = _mm512_set1_ps(xr[(2 * t + kw - 1) * column]);
+                    const __m512 xv = _mm512_set1_ps(xr[(2 * t + kw - im.pad) * column]);
 #pragma GCC unroll 8
                     for (int v = 0; v < V; ++v)
                         acc[t][v] = _mm512_fmadd_ps(xv, w[v], acc[t][v]);
@@ -136,7 +142,7 @@ NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
             }
         }
     }
-    const int wo = im.side / 2;
+    const int wo = im.wo;
     float* yo = im.y + (static_cast<std::size_t>(oy) * static_cast<std::size_t>(wo) + static_cast<std::size_t>(ox0)) *
                            static_cast<std::size_t>(im.out);
     const __m512 slope = _mm512_set1_ps(im.slope), zero = _mm512_setzero_ps();
@@ -155,10 +161,12 @@ NIC_AVX512 inline void tile(const Image& im, int oy, int ox0) {
 /// One image's channel group of 16·V channels, T pixels at a time along each output row.
 template <int V, int T>
 NIC_AVX512 void group(const Image& im) {
-    const int wo = im.side / 2;
+    const int wo = im.wo;
     for (int oy = 0; oy < wo; ++oy) {
         int ox = 0;
-        if (wo >= T) {
+        if (im.pad == 0) {
+            // no padding: every tile reads whole windows
+        } else if (wo >= T) {
             tile<V, T, true>(im, oy, 0);
             ox = T;
         } else {
@@ -297,16 +305,17 @@ bool available() {
     return cpuHasAvx512() && gOn.load(std::memory_order_relaxed);
 }
 
-void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
-         int threads, bool channelsLastInput) {
+void run(const float* x, int n, int in, int side, int padding, const float* taps, const float* bias, int out,
+         float slope, float* y, int threads, bool channelsLastInput) {
     gCalls.fetch_add(1, std::memory_order_relaxed);
+    const int wo = outSide(side, padding);
     const std::size_t inSize =
         static_cast<std::size_t>(in) * static_cast<std::size_t>(side) * static_cast<std::size_t>(side);
     const std::size_t outSize =
-        static_cast<std::size_t>(side / 2) * static_cast<std::size_t>(side / 2) * static_cast<std::size_t>(out);
+        static_cast<std::size_t>(wo) * static_cast<std::size_t>(wo) * static_cast<std::size_t>(out);
     auto one = [&](int i) {
-        image(Image{x + static_cast<std::size_t>(i) * inSize, in, side, channelsLastInput, taps, bias, out, slope,
-                    y + static_cast<std::size_t>(i) * outSize});
+        image(Image{x + static_cast<std::size_t>(i) * inSize, in, side, padding, wo, channelsLastInput, taps, bias, out,
+                    slope, y + static_cast<std::size_t>(i) * outSize});
     };
 #ifdef _OPENMP
     if (threads > 1 && n > 1) {
@@ -354,7 +363,7 @@ bool available() {
     return false;
 }
 
-void run(const float*, int, int, int, const float*, const float*, int, float, float*, int, bool) {}
+void run(const float*, int, int, int, int, const float*, const float*, int, float, float*, int, bool) {}
 
 bool wideAvailable() {
     return false;

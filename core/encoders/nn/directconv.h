@@ -1,8 +1,8 @@
 #pragma once
-// The first convolution of the encoders computed straight into channels-last output: 3 × 3, stride 2, padding 1, over
-// the patch's few channels (3 → 32 at 128² for the VAE-type encoder, 3 → 128 at 64² for BiGAN's), bias and LeakyReLU
-// included. Internal to core_nn; used by OneDnnChain (compression, planar input) and by applyConv's training forward
-// (channels-last input).
+// The first convolution of the encoders computed straight into channels-last output: 3 × 3, stride 2, padding 1 or
+// none, over the patch's few channels (3 → 32 at 128² for the VAE-type encoder, 3 → 128 at 64² for BiGAN's and, with
+// no padding, the authors' published Keras encoders'), bias and LeakyReLU included. Internal to core_nn; used by
+// OneDnnChain (compression, planar input) and by applyConv's training forward (channels-last input).
 //
 // Why: oneDNN 2.6 has no fast kernel from planar input with three channels to channels-last output (its reference
 // kernel runs ~1000× slower), so the chain ran its direct kernel into oneDNN's blocked layout and then reordered the
@@ -28,18 +28,23 @@ bool use(bool on);
 std::uint64_t calls();
 
 /// Whether the kernel computes a convolution with weights [out, in, k, k], this stride and padding over a side² input:
-/// k = 3, stride 2, padding 1, out a positive multiple of 16, 1 ≤ in ≤ 4 and an even side ≥ 2.
+/// k = 3, stride 2, out a positive multiple of 16, 1 ≤ in ≤ 4, and padding 1 with an even side ≥ 2 or padding 0 with
+/// a side ≥ 3.
 bool fits(const std::vector<std::int64_t>& weightShape, int stride, int padding, int side);
+
+/// The output side of such a convolution: side / 2 with padding 1, (side − 1) / 2 with none.
+int outSide(int side, int padding);
 
 /// The weights [out, in, 3, 3] (LibTorch's order) rearranged as the kernel reads them: [in, 3, 3, out].
 std::vector<float> tapMajor(const std::vector<float>& weight, int out, int in);
 
 /// Computes n images: x holds n planar [in, side, side] inputs (channels-last [side, side, in] with
-/// channelsLastInput), y receives n channels-last [side/2, side/2, out] outputs. `taps` from tapMajor, bias [out];
+/// channelsLastInput), y receives n channels-last [o, o, out] outputs, o = outSide(side, padding). `taps` from
+/// tapMajor, bias [out];
 /// slope ≥ 0 applies LeakyReLU with that slope, < 0 nothing. Images are shared among `threads` OpenMP threads (≤ 1:
 /// the calling thread alone). The shape must fit (fits()) and available() be true.
-void run(const float* x, int n, int in, int side, const float* taps, const float* bias, int out, float slope, float* y,
-         int threads, bool channelsLastInput = false);
+void run(const float* x, int n, int in, int side, int padding, const float* taps, const float* bias, int out,
+         float slope, float* y, int threads, bool channelsLastInput = false);
 
 // The wide kernel: a 3 × 3, stride-2, padding-1 convolution from channels-last input to channels-last output over many
 // input channels, bias and LeakyReLU included, for the chain's layers where oneDNN's brgconv kernel is slow: the

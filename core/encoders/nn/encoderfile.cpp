@@ -144,6 +144,11 @@ std::vector<OneDnnChain::StepTime> oneDnnStepTimes(const PatchEncoder& encoder, 
     return e ? e->oneDnnStepTimes(batch) : std::vector<OneDnnChain::StepTime>{};
 }
 
+std::optional<EncoderMeta> encoderMeta(const PatchEncoder& encoder) {
+    const auto* e = dynamic_cast<const TorchPatchEncoder*>(&encoder);
+    return e ? std::optional<EncoderMeta>(e->meta()) : std::nullopt;
+}
+
 torch::Device toDevice(const std::string& name) { return name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
 
 void keepWeightsChannelsLast(torch::nn::Module& networks, torch::Device device) {

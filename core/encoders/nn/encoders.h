@@ -11,6 +11,7 @@
 // the scaling the NIC authors use; the BiGAN encoders (ours and the imported ones) then average-pool
 // the P×P patch 2×2 themselves. Mean-RGB ("mean-rgb") is the exception: it returns means in [0, 1].
 #include "core/encoders/encoder.h"
+#include "core/encoders/modelmeta.h"
 #include "core/encoders/nn/onednnchain.h"
 
 #include <cstdint>
@@ -71,6 +72,9 @@ std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder);
 /// The steps of `encoder`'s oneDNN chain for padded batch size `batch` with their FLOPs and, while
 /// OneDnnChain::timeSteps is on, their times (OneDnnChain::stepTimes); empty when it runs through LibTorch. Benchmarks.
 std::vector<OneDnnChain::StepTime> oneDnnStepTimes(const PatchEncoder& encoder, int batch);
+/// The architecture of a LibTorch encoder (its file's metadata, an imported Keras encoder's layers included); nullopt
+/// for other encoders. For benchmarks, which count its multiply-adds (flopcount.h).
+std::optional<EncoderMeta> encoderMeta(const PatchEncoder& encoder);
 
 /// The device that ComputeOptions::device names: "auto" resolved to "cuda" or "cpu". Throws InvalidArgument
 /// for "cuda" without a CUDA device and for unknown names (configureCompute returns this).

@@ -27,6 +27,65 @@ torch::Tensor lraInPlace(torch::Tensor x) {
     return F::leaky_relu(x, F::LeakyReLUFuncOptions().negative_slope(kLeakySlope).inplace(true));
 }
 
+/// Folds a KerasChain's remaining BatchNorms (those after an activation, as in the authors' published encoders:
+/// convolution → LeakyReLU → BN) into the input side of the next weight layer, in place: eval-mode BN is y = a·x + s
+/// per channel (a = γ / √(σ² + ε), s = β − μ·a), so that layer's weights w become w·a over each input channel and its
+/// bias gains Σ w·s. Exact up to float rounding where nothing but a Flatten lies between and the next layer is a
+/// Dense or a convolution that pads nothing ('valid': under 'same' a padded zero would have to become s). Returns
+/// the number folded.
+int foldBatchNormForward(KerasChainImpl& k) {
+    torch::NoGradGuard noGrad;
+    int folded = 0;
+    for (std::size_t i = 0; i < k.layers.size(); ++i) {
+        if (k.layers[i].type != KerasLayer::Type::BatchNorm || k.skip[i])
+            continue;
+        std::size_t j = i + 1;
+        const bool flatten = j < k.layers.size() && k.layers[j].type == KerasLayer::Type::Flatten;
+        if (flatten)
+            ++j;
+        if (j >= k.layers.size())
+            continue;
+        const auto& next = k.layers[j];
+        auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(k.modules[i]);
+        const std::int64_t c = bn->running_mean.numel();
+        auto a = torch::rsqrt(bn->running_var + bn->options.eps());
+        if (bn->options.affine())
+            a = a * bn->weight;
+        auto shift = -bn->running_mean * a;
+        if (bn->options.affine())
+            shift = shift + bn->bias;
+        torch::Tensor* weight = nullptr;
+        torch::Tensor* bias = nullptr;
+        torch::Tensor scale, offset; // a and s broadcast over the next layer's weight
+        if (!flatten && next.type == KerasLayer::Type::Conv2d && !next.samePadding && next.inChannels == c) {
+            auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(k.modules[j]);
+            weight = &conv->weight;
+            bias = &conv->bias;
+            scale = a.view({1, c, 1, 1});
+            offset = shift.view({1, c, 1, 1});
+        } else if (flatten && next.type == KerasLayer::Type::Dense && next.inChannels % c == 0) {
+            // Flatten runs in (H, W, C) order: input feature f is channel f mod C.
+            auto dense = std::dynamic_pointer_cast<torch::nn::LinearImpl>(k.modules[j]);
+            weight = &dense->weight;
+            bias = &dense->bias;
+            scale = a.repeat({next.inChannels / c}).view({1, -1});
+            offset = shift.repeat({next.inChannels / c}).view({1, -1});
+        } else {
+            continue;
+        }
+        const auto w = weight->detach().contiguous();
+        const auto gained = (w * offset).flatten(1).sum(1);
+        if (bias->defined())
+            bias->add_(gained);
+        else
+            *bias = gained.to(weight->device()); // the layer's forward() reads this member
+        weight->copy_(w * scale);
+        k.skip[i] = true;
+        ++folded;
+    }
+    return folded;
+}
+
 /// Folds eval-mode BN (y = (x − μ) / √(σ² + ε) · γ + β) into the layer before it, in place (foldedBatchNorm).
 template <typename Bn>
 void foldInto(torch::Tensor& weight, torch::Tensor& bias, Bn& bn) {
@@ -193,9 +252,9 @@ torch::Tensor weightGradientOnSgemm(const torch::Tensor& dy, const torch::Tensor
     return dw;
 }
 
-/// The convolution on the direct kernel (directconv.h: 3 × 3, stride 2, padding 1 from a few channels, the encoders'
-/// first layer) where it fits and the input is channels-last float32 on the CPU (as the encoders train); undefined
-/// otherwise.
+/// The convolution on the direct kernel (directconv.h: 3 × 3, stride 2, padding 1 or none from a few channels, the
+/// encoders' first layer) where it fits and the input is channels-last float32 on the CPU (as the encoders train);
+/// undefined otherwise.
 torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                                 const std::vector<std::int64_t>& stride, const std::vector<std::int64_t>& padding,
                                 const std::vector<std::int64_t>& dilation, std::int64_t groups) {
@@ -212,10 +271,11 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
     const int out = static_cast<int>(w.size(0)), in = static_cast<int>(w.size(1)), side = static_cast<int>(x.size(2));
     const auto taps =
         directconv::tapMajor(std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, in);
-    auto y = torch::empty({x.size(0), out, side / 2, side / 2},
+    const int pad = static_cast<int>(padding[0]), o = directconv::outSide(side, pad);
+    auto y = torch::empty({x.size(0), out, o, o},
                           torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
-    directconv::run(x.data_ptr<float>(), static_cast<int>(x.size(0)), in, side, taps.data(), bc.data_ptr<float>(), out,
-                    -1.0F, y.data_ptr<float>(), torch::get_num_threads(), true);
+    directconv::run(x.data_ptr<float>(), static_cast<int>(x.size(0)), in, side, pad, taps.data(), bc.data_ptr<float>(),
+                    out, -1.0F, y.data_ptr<float>(), torch::get_num_threads(), true);
     return y;
 }
 
@@ -598,6 +658,7 @@ int foldBatchNorm(torch::nn::Module& module) {
                     k->skip[i + 1] = true;
                     ++folded;
                 }
+            folded += foldBatchNormForward(*k);
         }
     }
     return folded;
@@ -661,6 +722,66 @@ bool convLayersOf(torch::nn::Sequential& convs, std::vector<OneDnnChain::Layer>&
     return true;
 }
 
+/// The layers of a folded KerasChain for a OneDnnChain (oneDnnLayers), or false when it does not fit.
+bool kerasLayersOf(KerasChainImpl& k, OneDnnLayers& out) {
+    using T = KerasLayer::Type;
+    bool flattened = false;
+    int lastFilters = 0; // the last convolution's output channels
+    for (std::size_t i = 0; i < k.layers.size(); ++i) {
+        const KerasLayer& l = k.layers[i];
+        switch (l.type) {
+        case T::AvgPool2:
+            if (i != 0)
+                return false;
+            out.pooledInput = true;
+            break;
+        case T::BatchNorm:
+            if (!k.skip[i])
+                return false;
+            break;
+        case T::Conv2d: {
+            if (flattened || (l.samePadding && (l.stride != 1 || l.kernel % 2 == 0)))
+                return false;
+            auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(k.modules[i]);
+            out.layers.push_back(
+                layerOf(conv->weight, conv->bias, true, l.stride, l.samePadding ? l.kernel / 2 : 0, -1.0F));
+            lastFilters = l.outChannels;
+            break;
+        }
+        case T::LeakyRelu:
+            if (out.layers.empty() || out.layers.back().leakySlope >= 0.0F || !(l.alpha >= 0.0))
+                return false;
+            out.layers.back().leakySlope = static_cast<float>(l.alpha);
+            break;
+        case T::Flatten:
+            if (flattened || lastFilters == 0)
+                return false;
+            flattened = true;
+            break;
+        case T::Dense: {
+            if (!flattened)
+                return false;
+            auto dense = std::dynamic_pointer_cast<torch::nn::LinearImpl>(k.modules[i]);
+            torch::Tensor w = dense->weight;
+            if (!out.layers.back().conv) {
+                // nothing to reorder after another dense layer
+            } else if (l.inChannels % lastFilters == 0) { // Keras flattens (H, W, C); the chain reads (C, H, W)
+                w = w.view({l.outChannels, l.inChannels / lastFilters, lastFilters})
+                        .permute({0, 2, 1})
+                        .reshape({l.outChannels, l.inChannels});
+            } else {
+                return false;
+            }
+            out.layers.push_back(layerOf(w, dense->bias, false, 1, 0, -1.0F));
+            break;
+        }
+        case T::GlobalAvgPool:
+            return false;
+        }
+    }
+    return flattened && !out.layers.empty() && !out.layers.back().conv;
+}
+
 } // namespace
 
 std::optional<OneDnnLayers> oneDnnLayers(torch::nn::Module& folded) {
@@ -679,6 +800,11 @@ std::optional<OneDnnLayers> oneDnnLayers(torch::nn::Module& folded) {
             return std::nullopt;
         result.layers.push_back(layerOf(b->code->weight, b->code->bias, false, 1, 0, -1.0F));
         result.pooledInput = b->downsampleInput;
+        return result;
+    }
+    if (auto* k = dynamic_cast<KerasChainImpl*>(&folded)) {
+        if (!kerasLayersOf(*k, result))
+            return std::nullopt;
         return result;
     }
     return std::nullopt;

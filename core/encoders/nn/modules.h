@@ -215,9 +215,11 @@ TORCH_MODULE(KerasChain);
 /// Inference only: folds every BatchNorm that directly follows a convolution or dense layer (ConvBlock,
 /// UpBlock, DenseBlock, and Conv2d → BatchNorm in a KerasChain) into that layer's weights and bias, using
 /// BN's running statistics (eval-mode BN), and makes the block skip BN: forward() in eval mode gives
-/// the same result up to float rounding with one pass less over each activation. Afterwards the module
-/// must be neither trained nor saved (its BN tensors no longer describe it). Returns the number of BN
-/// layers folded; folding twice folds nothing more.
+/// the same result up to float rounding with one pass less over each activation. In a KerasChain a BatchNorm
+/// after an activation (the authors' published encoders: convolution → LeakyReLU → BN) folds into the input side
+/// of the next layer instead, where that is exact: a 'valid' convolution, or a Dense after a Flatten. Afterwards the
+/// module must be neither trained nor saved (its BN tensors no longer describe it). Returns the number of BN layers
+/// folded; folding twice folds nothing more.
 int foldBatchNorm(torch::nn::Module& module);
 
 /// Inference only, for channels-last input: reorders the columns of the dense layer that follows the last
@@ -228,10 +230,14 @@ int foldBatchNorm(torch::nn::Module& module);
 /// then be neither trained nor saved. Returns the number of layers reordered; a second call reorders none.
 int flattenInNhwcOrder(torch::nn::Module& module);
 
-/// Inference only: the layers of a BatchNorm-folded ConvEncoder or BiganEncoder (foldBatchNorm, before
-/// flattenInNhwcOrder) for a OneDnnChain over its planar input, and whether that input is the 2×2-pooled patch (the
-/// BiGAN encoder's own pooling, which the chain leaves to its caller). nullopt for other modules (Keras imports)
-/// and for modules that are not folded or are already reordered.
+/// Inference only: the layers of a BatchNorm-folded ConvEncoder, BiganEncoder (foldBatchNorm, before
+/// flattenInNhwcOrder) or KerasChain (foldBatchNorm) for a OneDnnChain over its planar input, and whether that input
+/// is the 2×2-pooled patch (the BiGAN encoder's own pooling or a KerasChain's leading AvgPool2, which the chain leaves
+/// to its caller). A KerasChain fits when it is convolutions, then a Flatten and Dense layers, each weight layer
+/// followed by at most a LeakyReLU and folded BatchNorms, its convolutions square with 'valid' padding or 'same' at
+/// stride 1 and an odd kernel (symmetric there); its Dense weights are reordered from Keras' (H, W, C) flatten to the
+/// chain's (C, H, W). nullopt for other modules, for modules that are not folded or are already reordered, and for
+/// Keras chains that do not fit (a BatchNorm left unfolded, global pooling, asymmetric 'same' padding).
 struct OneDnnLayers {
     std::vector<OneDnnChain::Layer> layers;
     bool pooledInput = false;

@@ -473,7 +473,7 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
             }
             if (step.direct) {
                 const Layer& l = shared_->layers.front();
-                directconv::run(src, padded, shared_->channels, shared_->side, shared_->directTaps.data(),
+                directconv::run(src, padded, shared_->channels, shared_->side, l.padding, shared_->directTaps.data(),
                                 l.bias.data(), static_cast<int>(l.weightShape[0]), l.leakySlope, dst, ompThreads);
             } else if (step.wide >= 0) {
                 const Layer& l = shared_->layers[static_cast<std::size_t>(step.wide)];
@@ -538,7 +538,7 @@ int otherBuffer(int buffer) {
 bool OneDnnChain::Shared::perImageSecond(dnnl::primitive& primitive, std::unordered_map<int, memory>& args) {
     const Layer& l = layers[1];
     const memory::dim in = l.weightShape[1], out = l.weightShape[0], k = l.weightShape[2];
-    const memory::dim s = side / 2, o = (s + 2 * l.padding - k) / l.stride + 1;
+    const memory::dim s = directconv::outSide(side, layers[0].padding), o = (s + 2 * l.padding - k) / l.stride + 1;
     const memory::desc src({1, in, s, s}, Dt::f32, Tag::nhwc), dst({1, out, o, o}, Dt::f32, Tag::nhwc);
     const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                             src, memory::desc({out, in, k, k}, Dt::f32, Tag::any), biases[1].get_desc(),
@@ -692,7 +692,8 @@ void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int 
     const bool wide = second.wide >= 0;
     const Layer& l0 = shared_->layers.front();
     const Layer& l1 = shared_->layers[1];
-    const int side = shared_->side, mid = side / 2, in1 = static_cast<int>(l1.weightShape[1]);
+    const int side = shared_->side, mid = directconv::outSide(side, l0.padding),
+              in1 = static_cast<int>(l1.weightShape[1]);
     const int out0 = static_cast<int>(l0.weightShape[0]), out1 = static_cast<int>(l1.weightShape[0]);
     const int o1 = (mid + 2 * l1.padding - static_cast<int>(l1.weightShape[2])) / l1.stride + 1;
     // oneDNN's primitive is built for one image; the wide kernel takes as many as there are threads.
@@ -708,7 +709,7 @@ void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int 
         const int k = std::min(chunk, padded - i);
         float* y = out + static_cast<std::size_t>(i) * outPerImage;
         const auto t0 = timed ? Clock::now() : Clock::time_point{};
-        directconv::run(input + static_cast<std::size_t>(i) * inPerImage, k, shared_->channels, side,
+        directconv::run(input + static_cast<std::size_t>(i) * inPerImage, k, shared_->channels, side, l0.padding,
                         shared_->directTaps.data(), l0.bias.data(), out0, l0.leakySlope, scratch, threads);
         const auto t1 = timed ? Clock::now() : Clock::time_point{};
         if (wide) {
