@@ -232,10 +232,20 @@ int childCompress(const Args& a, const std::filesystem::path& slide) {
 }
 
 struct ChildResult {
-    long long patches = 0;
+    long long patches = 0; ///< tissue cells encoded
+    int augment = 1;       ///< orientations encoded per cell
     double encodeSeconds = 0, seconds = 0;
     long peakKiB = 0;
 };
+
+/// "N patches[ x 8 orientations], R patches/s, whole call S s": R counts patch encodings, as the pipelined figures do.
+std::string childSummary(const ChildResult& r) {
+    char text[160];
+    std::snprintf(text, sizeof text, "%lld patches%s, %.1f patches/s, whole call %.1f s", r.patches,
+                  r.augment > 1 ? (" x " + std::to_string(r.augment) + " orientations").c_str() : "",
+                  r.encodeSeconds > 0 ? static_cast<double>(r.patches) * r.augment / r.encodeSeconds : 0.0, r.seconds);
+    return text;
+}
 
 ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
     std::string cmd = "'" + std::filesystem::read_symlink("/proc/self/exe").string() + "' --child '" + slide.string() +
@@ -245,6 +255,7 @@ ChildResult runChild(const Args& a, const std::filesystem::path& slide) {
                       std::to_string(a.batch) + " --augment " + std::to_string(a.augment) + " --read-threads " +
                       std::to_string(a.readThreads) + " --dir '" + a.dir.string() + "'";
     ChildResult r;
+    r.augment = a.augment;
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p)
         return r;
@@ -438,7 +449,7 @@ void printStepTimes(const bench::SgemmRate& rate, int inferenceThreads, int batc
 
 } // namespace
 
-int main(int argc, char** argv) {
+static int benchMain(int argc, char** argv) {
     Args a;
     std::filesystem::path child;
     bool unknown = false;
@@ -496,11 +507,8 @@ int main(int argc, char** argv) {
         for (const std::int64_t size : {a.size, a.rssSize})
             if (size > 0) {
                 const ChildResult r = runChild(a, bench::ensureSlide(a.dir, size, a.quality));
-                std::printf("peak RSS, %lld^2 slide, encoder %s: %.1f MiB (%lld patches, %.1f patches/s, whole call "
-                            "%.1f s)\n",
-                            static_cast<long long>(size), a.encoder.c_str(), static_cast<double>(r.peakKiB) / 1024.0,
-                            r.patches, r.encodeSeconds > 0 ? static_cast<double>(r.patches) / r.encodeSeconds : 0.0,
-                            r.seconds);
+                std::printf("peak RSS, %lld^2 slide, encoder %s: %.1f MiB (%s)\n", static_cast<long long>(size),
+                            a.encoder.c_str(), static_cast<double>(r.peakKiB) / 1024.0, childSummary(r).c_str());
             }
         return 0;
     }
@@ -628,11 +636,18 @@ int main(int argc, char** argv) {
             continue;
         const auto path = bench::ensureSlide(a.dir, size, a.quality);
         const ChildResult r = runChild(a, path);
-        std::printf("peak RSS, %lldk^2 slide:  %8.1f MiB (fresh process; %lld patches, %.1f patches/s, whole call "
-                    "%.1f s)%s\n",
-                    static_cast<long long>(size / 1000), static_cast<double>(r.peakKiB) / 1024.0, r.patches,
-                    r.encodeSeconds > 0 ? static_cast<double>(r.patches) / r.encodeSeconds : 0.0, r.seconds,
+        std::printf("peak RSS, %lldk^2 slide:  %8.1f MiB (fresh process; %s)%s\n", static_cast<long long>(size / 1000),
+                    static_cast<double>(r.peakKiB) / 1024.0, childSummary(r).c_str(),
                     size >= 100000 ? "   (target <= 1024 MiB)" : "");
     }
     return 0;
+}
+
+int main(int argc, char** argv) {
+    try {
+        return benchMain(argc, argv);
+    } catch (const std::exception& e) { // an encoder file that cannot be read, a slide that cannot be written, ...
+        std::fprintf(stderr, "bench_compress: %s\n", e.what());
+        return 1;
+    }
 }

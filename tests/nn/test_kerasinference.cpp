@@ -31,11 +31,12 @@ KerasLayer conv(int in, int out, int stride, bool same, bool bias = true) {
     return l;
 }
 
-KerasLayer dense(int in, int out) {
+KerasLayer dense(int in, int out, bool bias = true) {
     KerasLayer l;
     l.type = T::Dense;
     l.inChannels = in;
     l.outChannels = out;
+    l.bias = bias;
     return l;
 }
 
@@ -87,11 +88,11 @@ float largestDifference(const torch::Tensor& a, const torch::Tensor& b) {
 TEST(KerasFolding, BatchNormAfterAnActivationFoldsIntoTheNextLayerWhereThatIsExact) {
     // BN a sits before a 'same' convolution: folding it there would turn the padded zeros into its shift, so it stays.
     // BN b follows its convolution directly (folded into it, as always); c folds into the 'valid' convolution after
-    // it, d through the Flatten into the Dense layer.
+    // it, d through the Flatten into the Dense layer (both without a bias of their own, which the fold gives them).
     const std::vector<KerasLayer> layers = {
         conv(3, 16, 2, false),    of(T::LeakyRelu),     of(T::BatchNorm, 16), conv(16, 16, 1, true),
         of(T::BatchNorm, 16),     of(T::LeakyRelu),     of(T::BatchNorm, 16), conv(16, 16, 2, false, false),
-        of(T::LeakyRelu, 0, 0.3), of(T::BatchNorm, 16), of(T::Flatten),       dense(7 * 7 * 16, 8)};
+        of(T::LeakyRelu, 0, 0.3), of(T::BatchNorm, 16), of(T::Flatten),       dense(7 * 7 * 16, 8, false)};
     KerasChain plain = randomChain(layers, 3);
     KerasChain folded = copyOf(plain);
     EXPECT_EQ(foldBatchNorm(*folded), 3);
@@ -166,7 +167,8 @@ TEST(KerasInference, ChainsOfThePublishedLayoutRunOnOneDnnWithThePlainModulesEmb
         of(T::LeakyRelu, 0, 0.3), dense(16, 8)};
     const Embeddings e = embed(layers, 8, 9); // a batch padded to 16
     ASSERT_TRUE(e.onOneDnn) << "the oneDNN chain fell back to LibTorch on this CPU";
-    ASSERT_EQ(e.steps.size(), directconv::available() ? 5U : 6U); // four layers and the Dense pair, or a reorder too
+    ASSERT_EQ(e.steps.size(),
+              directconv::available() ? 5U : 6U); // three convolutions and two Dense layers, or a reorder too
     EXPECT_EQ(e.steps.front().rfind("direct 3x3/2", 0) == 0, directconv::available()); // padding 0 on the direct kernel
     expectClose(e);
 }

@@ -93,7 +93,7 @@ struct Image {
     const float* bias; ///< offset to the channel group
     int out;           ///< the row stride of taps and y
     float slope;       ///< < 0: no activation
-    float* y;          ///< [side/2, side/2, out], offset to the channel group
+    float* y;          ///< [wo, wo, out], offset to the channel group
 };
 
 /// T output pixels (ox0 … ox0 + T − 1 of row oy) × 16·V channels, accumulated in registers over every input

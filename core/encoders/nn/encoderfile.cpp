@@ -329,8 +329,10 @@ TorchPatchEncoder::TorchPatchEncoder(EncoderMeta meta, torch::nn::AnyModule modu
         auto dstB = inference_.ptr()->named_buffers(true), srcB = module_.ptr()->named_buffers(true);
         for (const auto& b : srcB)
             dstB[b.key()].copy_(b.value());
-        foldBatchNorm(*inference_.ptr());
+        // Folded on the device: a fold gives a layer without a bias a new one, which is not a registered parameter
+        // and would stay where it was made when the module moves.
         inference_.ptr()->to(device_);
+        foldBatchNorm(*inference_.ptr());
         inference_.ptr()->eval();
         channelsLast_ = device_.is_cpu();
         keepWeightsChannelsLast(*inference_.ptr(), device_); // encode() then feeds it channels-last input
