@@ -179,11 +179,10 @@ void useFusedBatchNorm(bool on) { gFused.store(on, std::memory_order_relaxed); }
 
 std::int64_t fusedBatchNormCalls() { return gFusedCalls.load(std::memory_order_relaxed); }
 
-std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& weight, const torch::Tensor& bias,
-                                                        const torch::Tensor& runningMean, const torch::Tensor& runningVar,
-                                                        double eps, const torch::Tensor& gamma, const torch::Tensor& beta) {
+std::pair<torch::Tensor, torch::Tensor> batchNormAffine(const torch::Tensor& runningMean,
+                                                        const torch::Tensor& runningVar, double eps,
+                                                        const torch::Tensor& gamma, const torch::Tensor& beta) {
     torch::NoGradGuard noGrad;
-    const auto dtype = weight.scalar_type();
     const auto mean = runningMean.to(torch::kDouble);
     auto scale = torch::rsqrt(runningVar.to(torch::kDouble) + eps);
     auto shift = torch::zeros_like(mean);
@@ -191,11 +190,21 @@ std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& wei
         scale = scale * gamma.to(torch::kDouble);
         shift = beta.to(torch::kDouble);
     }
+    return {scale, shift - mean * scale};
+}
+
+std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                        const torch::Tensor& runningMean,
+                                                        const torch::Tensor& runningVar, double eps,
+                                                        const torch::Tensor& gamma, const torch::Tensor& beta) {
+    torch::NoGradGuard noGrad;
+    const auto dtype = weight.scalar_type();
+    const auto [scale, offset] = batchNormAffine(runningMean, runningVar, eps, gamma, beta);
     std::vector<std::int64_t> view(static_cast<std::size_t>(std::max<std::int64_t>(weight.dim(), 1)), 1);
     view.front() = -1; // one scale per output channel
     const auto w = weight.to(torch::kDouble) * scale.view(view);
-    const auto b = bias.defined() ? bias.to(torch::kDouble) : torch::zeros_like(mean);
-    return {w.to(dtype), ((b - mean) * scale + shift).to(dtype)};
+    const auto b = bias.defined() ? bias.to(torch::kDouble) : torch::zeros_like(scale);
+    return {w.to(dtype), (b * scale + offset).to(dtype)};
 }
 
 } // namespace nic

@@ -32,6 +32,18 @@ torch::Tensor batchNormLeaky(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor
 std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& weight, const torch::Tensor& bias,
                                                         const torch::Tensor& runningMean, const torch::Tensor& runningVar,
                                                         double eps, const torch::Tensor& gamma, const torch::Tensor& beta);
+/// An evaluating BatchNorm as the per-channel affine map it is, x·s + o with s = γ / √(σ² + ε) and o = β − μ·s (γ = 1,
+/// β = 0 without affine parameters), in double, without autograd: what foldedBatchNorm folds into the layer before it,
+/// and what a fold into the layer after it needs (a Keras chain's BatchNorm after its activation).
+std::pair<torch::Tensor, torch::Tensor> batchNormAffine(const torch::Tensor& runningMean,
+                                                        const torch::Tensor& runningVar, double eps,
+                                                        const torch::Tensor& gamma, const torch::Tensor& beta);
+template <typename Bn>
+std::pair<torch::Tensor, torch::Tensor> batchNormAffine(const Bn& bn) {
+    const bool affine = bn.options.affine();
+    return batchNormAffine(bn.running_mean, bn.running_var, bn.options.eps(), affine ? bn.weight : torch::Tensor(),
+                           affine ? bn.bias : torch::Tensor());
+}
 template <typename Bn>
 std::pair<torch::Tensor, torch::Tensor> foldedBatchNorm(const torch::Tensor& weight, const torch::Tensor& bias,
                                                         const Bn& bn) {
