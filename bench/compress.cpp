@@ -156,22 +156,15 @@ std::unique_ptr<PatchEncoder> makeEncoder(const std::string& name, int work) {
     if (name == "mean-rgb")
         return std::make_unique<MeanRgbEncoder>(128);
 #ifdef NIC_WITH_TORCH
-    if (auto kind = parseEncoderKind(name)) {
-        ComputeOptions compute;
-        compute.threads = gComputeThreads;
-        compute.callers = gInferenceThreads; // as `nic compress` does
-        compute.optimiseInference = !gPlainInference;
-        compute.device = gDevice;
+    ComputeOptions compute;
+    compute.threads = gComputeThreads;
+    compute.callers = gInferenceThreads; // as `nic compress` does
+    compute.optimiseInference = !gPlainInference;
+    compute.device = gDevice;
+    if (auto kind = parseEncoderKind(name))
         return createEncoder(*kind, 128, 128, 2, 1, compute);
-    }
-    if (isEncoderFile(name)) { // a saved or imported encoder (nic import-keras of the authors' published ones)
-        ComputeOptions compute;
-        compute.threads = gComputeThreads;
-        compute.callers = gInferenceThreads;
-        compute.optimiseInference = !gPlainInference;
-        compute.device = gDevice;
+    if (isEncoderFile(name)) // a saved or imported encoder (nic import-keras of the authors' published ones)
         return loadEncoder(name, compute);
-    }
 #endif
     std::fprintf(stderr, "unknown encoder %s\n", name.c_str());
     std::exit(2);
