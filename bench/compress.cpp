@@ -41,15 +41,17 @@
 #include "bench/benchslide.h"
 #include "core/compression/compressor.h"
 #include "core/encoders/encoder.h"
+#include "core/imaging/dihedral.h"
 #include "core/slide/patchgrid.h"
 #include "core/slide/slide.h"
-#include "core/synth/synth.h"
 #include "core/slide/tissue.h"
+#include "core/synth/synth.h"
 
 #ifdef NIC_WITH_TORCH
 #include "bench/limitprobe.h"
 #include "core/encoders/nn/encoders.h"
 #include "core/encoders/nn/flopcount.h"
+#include "core/encoders/nn/patchinput.h"
 #endif
 
 #include <algorithm>
@@ -418,6 +420,58 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
     gChainSteps = oneDnnStepTimes(enc, OneDnnChain::paddedBatch(a.batch));
 }
 
+/// At 8 orientations, for an encoder on the oneDNN chain: its input conversion alone over the 8 orientations (one
+/// thread, one batch, best of 5 for each orientation): straight from the patch's bytes (patchinput::toPlanar, as
+/// compression runs), the bytes transformed first and then converted (what compression ran before), and the straight
+/// conversion one value at a time instead of its AVX-512 gathers; in CPU µs a patch and against the forward pass's.
+void compareOrientationInput(PatchEncoder& enc, const std::vector<std::uint8_t>& batches, int batch,
+                             double forwardCpuMs) {
+    const int p = enc.info().patchSize, side = oneDnnInputSide(enc);
+    if (side == 0)
+        return;
+    const bool pooled = side != p;
+    const std::size_t patchBytes = static_cast<std::size_t>(p) * static_cast<std::size_t>(p) * 3U;
+    std::vector<std::uint8_t> transformed(patchBytes * static_cast<std::size_t>(batch));
+    std::vector<float> out(patchBytes * static_cast<std::size_t>(batch));
+    auto time = [&](auto&& convert) {
+        double total = 0;
+        for (int k = 0; k < 8; ++k) {
+            double best = 1e9;
+            for (int round = 0; round < 5; ++round) {
+                const double t0 = bench::cpuSeconds();
+                convert(k);
+                best = std::min(best, bench::cpuSeconds() - t0);
+            }
+            total += best;
+        }
+        return total / 8.0 / batch * 1e6; // µs a patch, averaged over the orientations
+    };
+    auto straight = [&](int k) { patchinput::toPlanar(batches.data(), batch, p, k, pooled, out.data()); };
+    auto viaBytes = [&](int k) {
+        for (int n = 0; n < batch; ++n)
+            if (k == 0)
+                std::memcpy(transformed.data() + n * patchBytes, batches.data() + n * patchBytes, patchBytes);
+            else
+                dihedralTransformPatch(batches.data() + n * patchBytes, transformed.data() + n * patchBytes, p, k);
+        patchinput::toPlanar(transformed.data(), batch, p, 0, pooled, out.data());
+    };
+    const double a = time(straight), b = time(viaBytes);
+    double c = 0;
+    if (patchinput::vectorKernelRuns()) {
+        patchinput::useVectorKernel(false);
+        c = time(straight);
+        patchinput::useVectorKernel(true);
+    }
+    const double forwardUs = forwardCpuMs * 1000.0;
+    std::printf(
+        "input conversion over the 8 orientations (one thread, batch %d, best of 5 each; CPU us/patch): straight "
+        "from the bytes %.1f (%.3f of the forward pass), the bytes transformed first %.1f (%.3f): %.2fx",
+        batch, a, a / forwardUs, b, b / forwardUs, b / a);
+    if (c > 0)
+        std::printf("; without the AVX-512 gathers %.1f (%.3f): %.2fx", c, c / forwardUs, c / a);
+    std::printf("\n");
+}
+
 /// Where the chain's forward time goes, step by step, against the share of the limit one inference thread has.
 void printStepTimes(const bench::SgemmRate& rate, int inferenceThreads, int batch) {
     double total = 0;
@@ -547,6 +601,8 @@ static int benchMain(int argc, char** argv) {
                 forward, nb, a.batch, fw.seconds, fw.threads, forwardCpuMs);
 #ifdef NIC_WITH_TORCH
     compareForwardPaths(*enc, a, batches, nb);
+    if (a.augment > 1)
+        compareOrientationInput(*enc, batches, a.batch, forwardCpuMs);
 #endif
 
     const auto out = a.dir / "bench-out.h5";

@@ -5,7 +5,7 @@
 // LatentGridWriter streams bands of grid rows (memory independent of slide size) into a partial file
 // that can be resumed; LatentGridReader validates a finished file and returns a grid as float [C, H, W].
 // All HDF5 work goes through core/base/hdf5file.h; neither class is thread-safe (use one thread).
-#include "core/imaging/image.h"
+#include "core/imaging/dihedral.h" // the dihedral variants of patches and grids
 
 #include <cstdint>
 #include <filesystem>
@@ -32,23 +32,6 @@ enum CellFlag : std::uint8_t {
     kCellEncoded = 1,    ///< encoded
     kCellUnreadable = 2, ///< tissue, but the slide region could not be read (--skip-bad-regions); grid is 0
 };
-
-// --- The 8 dihedral transforms (paper §3.2) ---------------------------------------------------------
-// Variant k = r + 4·m (k = 0..7): m = 1 first mirrors left-right (columns reversed), then the array is
-// rotated r × 90° counter-clockwise, exactly numpy's np.rot90(np.fliplr(x) if m else x, r) on an
-// array indexed [row, col, ...]. k = 0 is the identity; odd r swaps the grid's height and width.
-// The same transform applies to patches (before encoding) and to the grid (cell positions).
-
-/// Shape (rows, cols) of a rows × cols array after transform k.
-std::pair<int, int> dihedralShape(int k, int rows, int cols);
-/// Where element (row, col) of a rows × cols array lands after transform k, as (row', col').
-std::pair<int, int> dihedralMap(int k, int row, int col, int rows, int cols);
-/// Transform k of an image (any channel count).
-Image dihedralTransform(const Image& image, int k);
-/// Transform k of a square P × P × 3 uint8 patch, `in` → `out` (distinct buffers).
-void dihedralTransformPatch(const std::uint8_t* in, std::uint8_t* out, int patchSize, int k);
-/// Human-readable name of transform k ("identity", "rot90", ..., "mirror+rot270").
-const char* dihedralName(int k);
 
 /// Everything recorded about a compressed slide (attributes of the root group).
 struct LatentGridMeta {

@@ -154,15 +154,12 @@ public:
             return r;
         nhwc_.resize(good.size() * patchBytes);
         out_.resize(good.size() * C);
+        for (std::size_t g = 0; g < good.size(); ++g)
+            std::memcpy(nhwc_.data() + g * patchBytes, items[good[g]].pixels.data(), patchBytes);
         for (std::size_t k = 0; k < A; ++k) {
-            for (std::size_t g = 0; g < good.size(); ++g) {
-                const std::uint8_t* src = items[good[g]].pixels.data();
-                if (k == 0)
-                    std::memcpy(nhwc_.data() + g * patchBytes, src, patchBytes);
-                else
-                    dihedralTransformPatch(src, nhwc_.data() + g * patchBytes, P, static_cast<int>(k));
-            }
-            encoder_.encode(nhwc_.data(), static_cast<int>(good.size()), out_.data());
+            // Every orientation from the one copy: LibTorch encoders on the CPU read the bytes in transform k's order
+            // while converting them; others transform them first (PatchEncoder::encodeTransformed).
+            encoder_.encodeTransformed(nhwc_.data(), static_cast<int>(good.size()), static_cast<int>(k), out_.data());
             for (std::size_t g = 0; g < good.size(); ++g)
                 std::memcpy(r.codes.data() + (good[g] * A + k) * C, out_.data() + g * C, C * sizeof(float));
         }

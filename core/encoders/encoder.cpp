@@ -1,6 +1,7 @@
 #include "core/encoders/encoder.h"
 
 #include "core/base/error.h"
+#include "core/imaging/dihedral.h"
 
 #include <cstring>
 
@@ -32,6 +33,30 @@ MeanRgbEncoder::MeanRgbEncoder(int patchSize) {
     info_.codeSize = 3;
     info_.mpp = 0.5;
     info_.source = "builtin";
+}
+
+void PatchEncoder::encodeTransformed(const std::uint8_t* nhwc, int count, int k, float* out) {
+    checkDihedralIndex(k);
+    if (k == 0 || count <= 0) {
+        encode(nhwc, count, out);
+        return;
+    }
+    const int p = info().patchSize;
+    const std::size_t patchBytes = static_cast<std::size_t>(p) * static_cast<std::size_t>(p) * 3U;
+    // The instance's own buffer (one thread at a time per instance), kept for the next calls; a local copy while it is
+    // in use, so that an encode() that calls encodeTransformed again cannot overwrite what it reads.
+    std::vector<std::uint8_t> transformed = std::move(transformed_);
+    transformed.resize(patchBytes * static_cast<std::size_t>(count));
+    for (int n = 0; n < count; ++n)
+        dihedralTransformPatch(nhwc + static_cast<std::size_t>(n) * patchBytes,
+                               transformed.data() + static_cast<std::size_t>(n) * patchBytes, p, k);
+    encode(transformed.data(), count, out);
+    transformed_ = std::move(transformed);
+}
+
+void MeanRgbEncoder::encodeTransformed(const std::uint8_t* nhwc, int count, int k, float* out) {
+    checkDihedralIndex(k);
+    encode(nhwc, count, out);
 }
 
 void MeanRgbEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {

@@ -32,6 +32,12 @@ public:
     /// Encodes `count` patches given as contiguous uint8 NHWC data (count × P × P × 3) into
     /// `out` (count × C floats, row-major). P and C are info().patchSize / info().codeSize.
     virtual void encode(const std::uint8_t* nhwc, int count, float* out) = 0;
+    /// Encodes the patches as they are after dihedral transform k (0..7, core/imaging/dihedral.h): what encode() gives
+    /// for dihedralTransformPatch of each. Compression at 8 orientations calls it for every k on one copy of a batch.
+    /// This default transforms the bytes into a buffer the instance keeps and calls encode(); an encoder that can read
+    /// the patches in the transformed order while converting them overrides it (a wrapper should forward it). Throws
+    /// InvalidArgument for k outside 0..7.
+    virtual void encodeTransformed(const std::uint8_t* nhwc, int count, int k, float* out);
 
     /// How many threads calling encode() at once (each on its own instance) use the machine best: for a
     /// LibTorch encoder on the CPU, the CPUs divided by its intra-op threads; 1 where one caller already
@@ -54,6 +60,9 @@ public:
 
     /// Convenience: encodes images of size P×P (throws InvalidArgument on a wrong size).
     std::vector<float> encode(const std::vector<Image>& patches);
+
+private:
+    std::vector<std::uint8_t> transformed_; ///< encodeTransformed's buffer (the default's)
 };
 
 /// The instances several threads encode with at once: `encoder` itself, then up to count − 1 replicas
@@ -78,6 +87,8 @@ public:
     const EncoderInfo& info() const override { return info_; }
     void encode(const std::uint8_t* nhwc, int count, float* out) override;
     using PatchEncoder::encode;
+    /// The same as encode(): a patch's channel means (integer sums) do not depend on its orientation.
+    void encodeTransformed(const std::uint8_t* nhwc, int count, int k, float* out) override;
     /// Reading, not this arithmetic, bounds Mean-RGB compression: one inference thread by default.
     std::unique_ptr<PatchEncoder> replicate() override { return std::make_unique<MeanRgbEncoder>(*this); }
 

@@ -13,6 +13,7 @@
 
 #include <gmock/gmock.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -260,6 +261,74 @@ TEST_F(Compress, DihedralVariantsAreTheRotatedIdentityGrid) {
                 }
                 for (int ch = 0; ch < 3; ++ch)
                     ASSERT_EQ(v.at(ch, r, c), id.at(ch, y, x)) << "k=" << k << " cell " << y << "," << x;
+            }
+    }
+}
+
+/// An encoder that sees a patch's orientation: its code is the red byte of the four corners (top left, top right,
+/// bottom left, bottom right) / 255. It keeps PatchEncoder's own encodeTransformed (the bytes transformed, then
+/// encoded).
+class CornerEncoder final : public PatchEncoder {
+public:
+    explicit CornerEncoder(int patchSize) {
+        info_.name = "corners";
+        info_.hash = "builtin";
+        info_.patchSize = patchSize;
+        info_.codeSize = 4;
+    }
+    const EncoderInfo& info() const override { return info_; }
+    void encode(const std::uint8_t* nhwc, int count, float* out) override {
+        const auto p = static_cast<std::size_t>(info_.patchSize);
+        for (int n = 0; n < count; ++n) {
+            const std::uint8_t* patch = nhwc + static_cast<std::size_t>(n) * p * p * 3;
+            const std::size_t corners[4] = {0, p - 1, (p - 1) * p, p * p - 1};
+            for (int i = 0; i < 4; ++i)
+                out[n * 4 + i] = static_cast<float>(patch[corners[i] * 3]) / 255.0F;
+        }
+    }
+    using PatchEncoder::encode;
+
+private:
+    EncoderInfo info_;
+};
+
+TEST_F(Compress, EachVariantEncodesThePatchesInItsOrientation) {
+    // Variant k holds, at cell (y, x)'s place after transform k, the code of that cell's patch after transform k: the
+    // four corners' values, each at the corner its pixel moved to.
+    CornerEncoder enc(64);
+    CompressOptions o = opts();
+    o.augment = 8;
+    o.batchSize = 7;
+    const auto out = out_ / "corners.h5";
+    compressSlide(slideA(), enc, out, o);
+    const LatentGridReader reader(out);
+    const int H = reader.meta().rows, W = reader.meta().cols, P = 64;
+    const LatentTensor id = reader.grid(0);
+    const std::pair<int, int> corners[4] = {{0, 0}, {0, P - 1}, {P - 1, 0}, {P - 1, P - 1}};
+    // Cells whose four corners all differ, so that a variant in any wrong orientation would show.
+    int distinct = 0;
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+            bool all = true;
+            for (int i = 0; i < 4; ++i)
+                for (int j = i + 1; j < 4; ++j)
+                    all = all && id.at(i, y, x) != id.at(j, y, x);
+            distinct += all ? 1 : 0;
+        }
+    EXPECT_GT(distinct, 20);
+    for (int k = 1; k < 8; ++k) {
+        const LatentTensor v = reader.grid(k);
+        int moved[4];
+        for (int i = 0; i < 4; ++i) {
+            const auto to = dihedralMap(k, corners[i].first, corners[i].second, P, P);
+            moved[i] = static_cast<int>(std::find(std::begin(corners), std::end(corners), to) - std::begin(corners));
+            ASSERT_LT(moved[i], 4);
+        }
+        for (int y = 0; y < H; ++y)
+            for (int x = 0; x < W; ++x) {
+                const auto [r, c] = dihedralMap(k, y, x, H, W);
+                for (int i = 0; i < 4; ++i)
+                    ASSERT_EQ(v.at(moved[i], r, c), id.at(i, y, x)) << dihedralName(k) << ", cell " << y << "," << x;
             }
     }
 }

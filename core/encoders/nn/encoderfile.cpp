@@ -4,8 +4,10 @@
 #include "core/base/envswitch.h"
 #include "core/base/error.h"
 #include "core/encoders/nn/encoders.h"
+#include "core/encoders/nn/patchinput.h"
 #include "core/encoders/nn/tensorcache.h"
 #include "core/encoders/nn/torchencoder.h"
+#include "core/imaging/dihedral.h"
 
 #include <nlohmann/json.hpp>
 
@@ -139,6 +141,13 @@ std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder) {
     return e ? e->oneDnnKernels() : std::vector<std::string>{};
 }
 
+int oneDnnInputSide(const PatchEncoder& encoder) {
+    const auto* e = dynamic_cast<const TorchPatchEncoder*>(&encoder);
+    if (!e || !e->runsOnOneDnn())
+        return 0;
+    return e->chainTakesPooledInput() ? e->meta().patchSize / 2 : e->meta().patchSize;
+}
+
 std::vector<OneDnnChain::StepTime> oneDnnStepTimes(const PatchEncoder& encoder, int batch) {
     const auto* e = dynamic_cast<const TorchPatchEncoder*>(&encoder);
     return e ? e->oneDnnStepTimes(batch) : std::vector<OneDnnChain::StepTime>{};
@@ -179,65 +188,36 @@ torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, t
     return u8.to(device).permute({0, 3, 1, 2}).to(torch::kFloat).div_(127.5).sub_(1.0).contiguous();
 }
 
-void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into) {
-    const auto plane = static_cast<std::size_t>(patchSize) * static_cast<std::size_t>(patchSize);
-    float* dst = into.data_ptr<float>();
-    // The same arithmetic as toModelInput (v / 127.5 − 1 in float), so both give identical inputs.
-    float lut[256];
-    for (int v = 0; v < 256; ++v)
-        lut[v] = static_cast<float>(v) / 127.5F - 1.0F;
-    if (into.is_contiguous(torch::MemoryFormat::ChannelsLast)) { // memory order N, H, W, C: the bytes' own
-        const std::size_t n = static_cast<std::size_t>(count) * plane * 3U;
-        for (std::size_t i = 0; i < n; ++i)
-            dst[i] = lut[nhwc[i]];
-        return;
-    }
-    for (int n = 0; n < count; ++n) {
-        const std::uint8_t* src = nhwc + static_cast<std::size_t>(n) * plane * 3U;
-        float* r = dst + static_cast<std::size_t>(n) * plane * 3U;
-        float* g = r + plane;
-        float* b = g + plane;
-        for (std::size_t i = 0; i < plane; ++i) {
-            r[i] = lut[src[3 * i]];
-            g[i] = lut[src[3 * i + 1]];
-            b[i] = lut[src[3 * i + 2]];
-        }
-    }
+namespace {
+
+/// toModelInputInto and toPooledModelInputInto: `into` must be a float [count, 3, S, S] tensor, planar or
+/// channels-last.
+void checkModelInput(const torch::Tensor& into, int count, int side, const char* who) {
+    TORCH_CHECK(into.scalar_type() == torch::kFloat && into.dim() == 4 && into.size(0) == count && into.size(1) == 3 &&
+                    into.size(2) == side && into.size(3) == side &&
+                    (into.is_contiguous() || into.is_contiguous(torch::MemoryFormat::ChannelsLast)),
+                who, ": a contiguous or channels-last float [count, 3, ", side, ", ", side, "] tensor is needed");
 }
 
-void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into) {
-    const int half = patchSize / 2;
-    const bool planar = into.is_contiguous();
-    TORCH_CHECK(into.scalar_type() == torch::kFloat && into.dim() == 4 && into.size(0) == count && into.size(1) == 3 &&
-                    into.size(2) == half && into.size(3) == half &&
-                    (planar || into.is_contiguous(torch::MemoryFormat::ChannelsLast)),
-                "toPooledModelInputInto: a contiguous or channels-last float [count, 3, P/2, P/2] tensor is needed");
-    // The mean of four values v / 127.5 − 1 is s / 510 − 1 for their sum s of bytes (0 … 1020).
-    float lut[1021];
-    for (int s = 0; s <= 1020; ++s)
-        lut[s] = static_cast<float>(s) / 510.0F - 1.0F;
-    const std::size_t row = static_cast<std::size_t>(patchSize) * 3U;
-    float* const base = into.data_ptr<float>();
-    float* dst = base; // channels-last: written in order
-    const std::size_t plane = static_cast<std::size_t>(half) * static_cast<std::size_t>(half);
-    for (int n = 0; n < count; ++n) {
-        const std::uint8_t* patch = nhwc + static_cast<std::size_t>(n) * row * static_cast<std::size_t>(patchSize);
-        float* planes = base + static_cast<std::size_t>(n) * plane * 3U; // planar: R, G and B planes of this patch
-        for (int y = 0; y < half; ++y) {
-            const std::uint8_t* r0 = patch + static_cast<std::size_t>(2 * y) * row;
-            const std::uint8_t* r1 = r0 + row;
-            if (planar) {
-                float* at = planes + static_cast<std::size_t>(y) * static_cast<std::size_t>(half);
-                for (std::size_t i = 0, x = 0; i < row; i += 6, ++x)
-                    for (std::size_t c = 0; c < 3; ++c)
-                        at[c * plane + x] = lut[r0[i + c] + r0[i + c + 3] + r1[i + c] + r1[i + c + 3]];
-                continue;
-            }
-            for (std::size_t i = 0; i < row; i += 6) // two input pixels (6 bytes) per output pixel
-                for (std::size_t c = 0; c < 3; ++c)
-                    *dst++ = lut[r0[i + c] + r0[i + c + 3] + r1[i + c] + r1[i + c + 3]];
-        }
-    }
+void toInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into, int k, bool pooled) {
+    // The same arithmetic as toModelInput (v / 127.5 − 1 in float), so both give identical inputs; pooled: the mean of
+    // four such values as s / 510 − 1 for their byte sum s (avg_pool2d of toModelInput up to float rounding).
+    if (into.is_contiguous())
+        patchinput::toPlanar(nhwc, count, patchSize, k, pooled, into.data_ptr<float>());
+    else // memory order N, H, W, C
+        patchinput::toChannelsLast(nhwc, count, patchSize, k, pooled, into.data_ptr<float>());
+}
+
+} // namespace
+
+void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into, int k) {
+    checkModelInput(into, count, patchSize, "toModelInputInto");
+    toInputInto(nhwc, count, patchSize, into, k, false);
+}
+
+void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into, int k) {
+    checkModelInput(into, count, patchSize / 2, "toPooledModelInputInto");
+    toInputInto(nhwc, count, patchSize, into, k, true);
 }
 
 namespace {
@@ -404,7 +384,7 @@ std::vector<OneDnnChain::StepTime> TorchPatchEncoder::oneDnnStepTimes(int batch)
     return chain_ ? chain_->stepTimes(batch) : std::vector<OneDnnChain::StepTime>{};
 }
 
-bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, float* out) {
+bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, int k, float* out) {
     const int p = meta_.patchSize, side = chainPooled_ ? p / 2 : p;
     const int padded = OneDnnChain::paddedBatch(n);
     // The chain computes `padded` rows: the rows past n hold zeros or an earlier batch's patches.
@@ -413,9 +393,9 @@ bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, float* 
                               torch::kFloat);
     auto rows = input_.narrow(0, 0, n);
     if (chainPooled_)
-        toPooledModelInputInto(chunk, n, p, rows);
+        toPooledModelInputInto(chunk, n, p, rows, k);
     else
-        toModelInputInto(chunk, n, p, rows);
+        toModelInputInto(chunk, n, p, rows, k);
     try {
         chain_->run(input_.data_ptr<float>(), n, out, std::max(1, computeThreads()));
         return true;
@@ -429,8 +409,23 @@ bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, float* 
 }
 
 void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {
+    encodeChunks(nhwc, count, 0, out);
+}
+
+void TorchPatchEncoder::encodeTransformed(const std::uint8_t* nhwc, int count, int k, float* out) {
+    if (!device_.is_cpu()) {
+        PatchEncoder::encodeTransformed(nhwc, count, k, out);
+        return;
+    }
+    checkDihedralIndex(k);
+    encodeChunks(nhwc, count, k, out);
+}
+
+void TorchPatchEncoder::encodeChunks(const std::uint8_t* nhwc, int count, int k, float* out) {
     if (count < 0)
         throw InvalidArgument("encode: negative patch count");
+    if (k != 0 && !device_.is_cpu()) // toModelInput has no orientation: encodeTransformed transforms the bytes first
+        throw Error("encoder " + info_.name + ": an orientation's input is converted on the CPU only");
     c10::InferenceMode inference; // thread-local, like NoGradGuard, and cheaper
     if (inference_.ptr()->is_training()) // only a read in the usual case: replicas share the module
         inference_.ptr()->eval();
@@ -442,7 +437,7 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
             const int n = std::min(kChunk, count - start);
             const std::uint8_t* chunk = nhwc + static_cast<std::size_t>(start) * patchBytes;
             float* chunkOut = out + static_cast<std::size_t>(start) * static_cast<std::size_t>(meta_.codeSize);
-            if (chain_ && encodeOnOneDnn(chunk, n, chunkOut))
+            if (chain_ && encodeOnOneDnn(chunk, n, k, chunkOut))
                 continue;
             torch::Tensor x;
             if (device_.is_cpu()) {
@@ -453,12 +448,12 @@ void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) 
                                               .memory_format(channelsLast_ ? torch::MemoryFormat::ChannelsLast
                                                                            : torch::MemoryFormat::Contiguous));
                 if (pooledInput_)
-                    toPooledModelInputInto(chunk, n, p, input_);
+                    toPooledModelInputInto(chunk, n, p, input_, k);
                 else
-                    toModelInputInto(chunk, n, p, input_);
+                    toModelInputInto(chunk, n, p, input_, k);
                 x = input_;
             } else {
-                x = toModelInput(chunk, n, p, device_);
+                x = toModelInput(chunk, n, p, device_); // k is 0 here (checked above)
             }
             auto e = inference_.forward(x).to(torch::kCPU).to(torch::kFloat).contiguous();
             if (e.dim() != 2 || e.size(0) != n || e.size(1) != meta_.codeSize)

@@ -72,6 +72,9 @@ std::vector<std::string> oneDnnSteps(const PatchEncoder& encoder);
 /// The steps of `encoder`'s oneDNN chain for padded batch size `batch` with their FLOPs and, while
 /// OneDnnChain::timeSteps is on, their times (OneDnnChain::stepTimes); empty when it runs through LibTorch. Benchmarks.
 std::vector<OneDnnChain::StepTime> oneDnnStepTimes(const PatchEncoder& encoder, int batch);
+/// The side of the square input `encoder`'s oneDNN chain takes: P, or P / 2 where the chain takes the patch pooled 2 ×
+/// 2 while its bytes are converted; 0 when it runs through LibTorch (or is not a LibTorch encoder). Benchmarks.
+int oneDnnInputSide(const PatchEncoder& encoder);
 /// The architecture of a LibTorch encoder (its file's metadata, an imported Keras encoder's layers included); nullopt
 /// for other encoders. For benchmarks, which count its multiply-adds (flopcount.h).
 std::optional<EncoderMeta> encoderMeta(const PatchEncoder& encoder);

@@ -32,13 +32,14 @@ void keepWeightsChannelsLast(torch::nn::Module& networks, torch::Device device);
 torch::Tensor toModelInput(const std::uint8_t* nhwc, int count, int patchSize, torch::Device device);
 
 /// The same as toModelInput on the CPU, written into `into` (a float [count, 3, P, P] tensor,
-/// contiguous in NCHW or in channels-last layout) in one pass, without allocating.
-void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
+/// contiguous in NCHW or in channels-last layout) in one pass, without allocating; each patch as it is after
+/// dihedral transform k (patchinput.h: bit for bit the input of the transformed bytes).
+void toModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into, int k = 0);
 
 /// The 2×2 average pooling of toModelInput (the BiGAN encoder's first step) computed while converting the
 /// bytes, into `into`: a float [count, 3, P/2, P/2] tensor, contiguous in NCHW or in channels-last layout. Equal to
-/// avg_pool2d(toModelInput(...), 2) up to float rounding, without the full-size float input.
-void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into);
+/// avg_pool2d(toModelInput(...), 2) up to float rounding, without the full-size float input. k as for toModelInputInto.
+void toPooledModelInputInto(const std::uint8_t* nhwc, int count, int patchSize, torch::Tensor& into, int k = 0);
 
 /// FNV-1a 64-bit content hash of the metadata JSON and of every parameter and buffer (names, shapes
 /// and bytes in registration order), as 16 hex digits.
@@ -61,6 +62,9 @@ public:
     const EncoderInfo& info() const override { return info_; }
     void encode(const std::uint8_t* nhwc, int count, float* out) override;
     using PatchEncoder::encode;
+    /// On the CPU the input conversion reads the bytes in transform k's order (no transformed copy); on a GPU the
+    /// default (the bytes transformed on the CPU, then sent).
+    void encodeTransformed(const std::uint8_t* nhwc, int count, int k, float* out) override;
     /// On the CPU: the physical cores divided by LibTorch's intra-op threads (at least 1); on a GPU: 1.
     int preferredConcurrency() const override;
     /// LibTorch's intra-op threads on the CPU; 1 on a GPU (the thread that feeds it).
@@ -83,14 +87,18 @@ public:
     bool poolsInputWhileConverting() const { return pooledInput_; }
     /// Whether encode() runs on oneDNN directly (OneDnnChain) rather than through inferenceModule().
     bool runsOnOneDnn() const { return chain_ != nullptr; }
+    /// Whether that chain takes the patch pooled 2 × 2 while its bytes are converted (a leading 2 × 2 average pooling).
+    bool chainTakesPooledInput() const { return chain_ != nullptr && chainPooled_; }
     /// oneDNN's kernels of the last batch encode() ran on oneDNN, one per step (benchmarks).
     std::vector<std::string> oneDnnKernels() const;
     /// OneDnnChain::stepTimes of this replica's chain; empty without one.
     std::vector<OneDnnChain::StepTime> oneDnnStepTimes(int batch) const;
 
 private:
-    /// encode()'s chunk on chain_; false (and chain_ dropped) when oneDNN refuses it.
-    bool encodeOnOneDnn(const std::uint8_t* chunk, int n, float* out);
+    /// encode() of the patches after dihedral transform k, in chunks.
+    void encodeChunks(const std::uint8_t* nhwc, int count, int k, float* out);
+    /// A chunk on chain_; false (and chain_ dropped) when oneDNN refuses it.
+    bool encodeOnOneDnn(const std::uint8_t* chunk, int n, int k, float* out);
     EncoderMeta meta_;
     torch::nn::AnyModule module_;
     torch::nn::AnyModule inference_; ///< the folded copy, or module_ itself
