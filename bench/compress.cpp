@@ -448,11 +448,7 @@ void compareOrientationInput(PatchEncoder& enc, const std::vector<std::uint8_t>&
     };
     auto straight = [&](int k) { patchinput::toPlanar(batches.data(), batch, p, k, pooled, out.data()); };
     auto viaBytes = [&](int k) {
-        for (int n = 0; n < batch; ++n)
-            if (k == 0)
-                std::memcpy(transformed.data() + n * patchBytes, batches.data() + n * patchBytes, patchBytes);
-            else
-                dihedralTransformPatch(batches.data() + n * patchBytes, transformed.data() + n * patchBytes, p, k);
+        dihedralTransformPatches(batches.data(), transformed.data(), batch, p, k);
         patchinput::toPlanar(transformed.data(), batch, p, 0, pooled, out.data());
     };
     const double a = time(straight), b = time(viaBytes);

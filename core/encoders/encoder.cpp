@@ -47,9 +47,7 @@ void PatchEncoder::encodeTransformed(const std::uint8_t* nhwc, int count, int k,
     // in use, so that an encode() that calls encodeTransformed again cannot overwrite what it reads.
     std::vector<std::uint8_t> transformed = std::move(transformed_);
     transformed.resize(patchBytes * static_cast<std::size_t>(count));
-    for (int n = 0; n < count; ++n)
-        dihedralTransformPatch(nhwc + static_cast<std::size_t>(n) * patchBytes,
-                               transformed.data() + static_cast<std::size_t>(n) * patchBytes, p, k);
+    dihedralTransformPatches(nhwc, transformed.data(), count, p, k);
     encode(transformed.data(), count, out);
     transformed_ = std::move(transformed);
 }

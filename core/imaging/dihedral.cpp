@@ -83,4 +83,17 @@ void dihedralTransformPatch(const std::uint8_t* in, std::uint8_t* out, int patch
     }
 }
 
+void dihedralTransformPatches(const std::uint8_t* in, std::uint8_t* out, int count, int patchSize, int k) {
+    checkDihedralIndex(k);
+    const std::size_t patchBytes = static_cast<std::size_t>(patchSize) * static_cast<std::size_t>(patchSize) * 3U;
+    if (k == 0) {
+        if (count > 0)
+            std::memcpy(out, in, patchBytes * static_cast<std::size_t>(count));
+        return;
+    }
+    for (int n = 0; n < count; ++n)
+        dihedralTransformPatch(in + static_cast<std::size_t>(n) * patchBytes,
+                               out + static_cast<std::size_t>(n) * patchBytes, patchSize, k);
+}
+
 } // namespace nic

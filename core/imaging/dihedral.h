@@ -30,6 +30,8 @@ DihedralAffine dihedralAffine(int k, int rows, int cols);
 Image dihedralTransform(const Image& image, int k);
 /// Transform k of a square P × P × 3 uint8 patch, `in` → `out` (distinct buffers).
 void dihedralTransformPatch(const std::uint8_t* in, std::uint8_t* out, int patchSize, int k);
+/// Transform k of `count` consecutive P × P × 3 patches, `in` → `out` (distinct buffers; k = 0 copies them).
+void dihedralTransformPatches(const std::uint8_t* in, std::uint8_t* out, int count, int patchSize, int k);
 /// Human-readable name of transform k ("identity", "rot90", ..., "mirror+rot270").
 const char* dihedralName(int k);
 

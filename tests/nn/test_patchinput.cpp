@@ -185,11 +185,9 @@ TEST(PatchInput, ReadsNothingOutsideThePatches) {
 void expectTransformedEncodingsEqual(PatchEncoder& encoder, const std::vector<std::uint8_t>& patches, int n,
                                      const std::string& what) {
     const int p = encoder.info().patchSize, c = encoder.info().codeSize;
-    const std::size_t bytes = static_cast<std::size_t>(p) * p * 3;
     std::vector<std::uint8_t> transformed(patches.size());
     for (int k = 0; k < 8; ++k) {
-        for (int i = 0; i < n; ++i)
-            dihedralTransformPatch(patches.data() + i * bytes, transformed.data() + i * bytes, p, k);
+        dihedralTransformPatches(patches.data(), transformed.data(), n, p, k);
         std::vector<float> direct(static_cast<std::size_t>(n) * c, -9.0F), viaBytes(direct.size(), 9.0F);
         encoder.encodeTransformed(patches.data(), n, k, direct.data());
         encoder.encode(transformed.data(), n, viaBytes.data());
