@@ -338,10 +338,11 @@ std::vector<OneDnnChain::StepTime> gChainSteps;
 /// When `enc` runs its forward pass straight on oneDNN (OneDnnChain), the same encoder through its BatchNorm-folded
 /// LibTorch modules (what compression ran before) and, when its first convolution runs on the direct kernel, the same
 /// chain with oneDNN's first convolution and a reorder instead, and, when later layers run on the wide direct kernel,
-/// the same chain with oneDNN's kernels for them, likewise for layers on im2col + sgemm, and when the first two run image by
-/// image, the same chain running each over the whole batch; alternated in rounds of 3 s so that the VM's slow
-/// spells hit all of them: prints oneDNN's kernels, the rates and their ratios. Then one more run of `enc` with its
-/// steps timed (gChainSteps).
+/// the same chain with oneDNN's kernels for them, likewise for layers on im2col + sgemm, and when the first two run
+/// image by image, the same chain running each over the whole batch, and the chain converting the whole batch's input
+/// before its first convolution instead of image by image (OneDnnChain::convertInputPerImage); alternated in rounds of
+/// 3 s so that the VM's slow spells hit all of them: prints oneDNN's kernels, the rates and their ratios. Then one more
+/// run of `enc` with its steps timed (gChainSteps).
 void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std::uint8_t>& batches, int nb) {
     const auto steps = oneDnnSteps(enc);
     if (steps.empty())
@@ -375,7 +376,7 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
         unfused = makeEncoder(a.encoder, a.work);
         OneDnnChain::fuseFirstConvolutions(fuse);
     }
-    std::vector<double> chain, torchPath, viaOneDnn, viaBrgconv, viaOneDnnConv, wholeBatch;
+    std::vector<double> chain, torchPath, viaOneDnn, viaBrgconv, viaOneDnnConv, wholeBatch, inputFirst;
     for (int round = 0; round < 3; ++round) {
         chain.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);
         if (oneDnnFirst)
@@ -384,8 +385,12 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
             viaBrgconv.push_back(timeForward(*oneDnnWide, batches, nb, a.batch, 3.0).perSecond);
         if (oneDnnGemm)
             viaOneDnnConv.push_back(timeForward(*oneDnnGemm, batches, nb, a.batch, 3.0).perSecond);
-        if (unfused)
+        if (unfused) {
             wholeBatch.push_back(timeForward(*unfused, batches, nb, a.batch, 3.0).perSecond);
+            const bool perImage = OneDnnChain::convertInputPerImage(false);
+            inputFirst.push_back(timeForward(enc, batches, nb, a.batch, 3.0).perSecond);
+            OneDnnChain::convertInputPerImage(perImage);
+        }
         torchPath.push_back(timeForward(*modules, batches, nb, a.batch, 3.0).perSecond);
     }
     auto list = [](const std::vector<double>& v) {
@@ -414,6 +419,11 @@ void compareForwardPaths(PatchEncoder& enc, const Args& a, const std::vector<std
         std::printf("encoder forward, the chain's first two convolutions image by image vs each over the whole batch (the "
                     "same rounds, patches/s): %s vs %s; best over best %.3f\n",
                     list(chain).c_str(), list(wholeBatch).c_str(), best(chain) / best(wholeBatch));
+    if (unfused)
+        std::printf(
+            "encoder forward, the chain's input converted image by image, just before the first convolution reads "
+            "it, vs the whole batch converted first (the same rounds, patches/s): %s vs %s; best over best %.3f\n",
+            list(chain).c_str(), list(inputFirst).c_str(), best(chain) / best(inputFirst));
     const bool timed = OneDnnChain::timeSteps(true);
     timeForward(enc, batches, nb, a.batch, 3.0);
     OneDnnChain::timeSteps(timed);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -516,6 +517,98 @@ TEST(OneDnnChain, ASecondConvolutionOnOneDnnRunsImageByImageToo) {
         EXPECT_EQ(perRun[1], 1U) << "one call a batch";
         EXPECT_EQ(fused->implementations(), whole->implementations());
     }
+}
+
+namespace {
+
+/// OneDnnChain::InputRows over the rows of a float [n, 3, side, side] tensor, recording each call (first, count).
+struct RecordedRows {
+    torch::Tensor x;
+    mutable std::vector<std::pair<int, int>> calls;
+
+    static void fill(const void* context, int first, int count, float* into) {
+        const auto& r = *static_cast<const RecordedRows*>(context);
+        r.calls.emplace_back(first, count);
+        const auto rows = r.x.narrow(0, first, count).contiguous();
+        std::memcpy(into, rows.data_ptr<float>(), static_cast<std::size_t>(rows.numel()) * sizeof(float));
+    }
+    OneDnnChain::InputRows rows() const { return {&RecordedRows::fill, this}; }
+};
+
+using InputPerImage = ScopedSwitch<&OneDnnChain::convertInputPerImage>;
+
+} // namespace
+
+TEST(OneDnnChain, ConvertsItsInputImageByImageOrForTheBatchWithTheSameBits) {
+    SKIP_WITHOUT_ONEDNN();
+    // A VAE-shaped start (two convolutions fused where the direct kernels run, then a dense layer), fused and not.
+    const TwoConvolutions net(18, 32, 64, 20, 7, 0.2F, 0.1F);
+    const auto fused = buildWith<FusedFirstConvolutions>(true, net.layers(), 20);
+    const auto whole = buildWith<FusedFirstConvolutions>(false, net.layers(), 20);
+    const bool imageByImage = directconv::available() && directconv::wideAvailable();
+    torch::manual_seed(23);
+    for (const int threads : {1, 2}) {
+        for (const int n : {1, 13, 64}) {
+            const auto x = torch::rand({n, 3, 20, 20}) * 2 - 1;
+            for (OneDnnChain* chain : {fused.get(), whole.get()}) {
+                for (const bool perImage : {true, false}) {
+                    const InputPerImage scope(perImage);
+                    const RecordedRows rows{x, {}};
+                    torch::Tensor expected, got = torch::empty({n, chain->outputs()});
+                    try {
+                        auto input = torch::zeros({OneDnnChain::paddedBatch(n), 3, 20, 20});
+                        input.narrow(0, 0, n).copy_(x);
+                        expected = torch::empty({n, chain->outputs()});
+                        chain->run(input.data_ptr<float>(), n, expected.data_ptr<float>(), threads);
+                        chain->run(rows.rows(), n, got.data_ptr<float>(), threads);
+                    } catch (const Error& e) {
+                        GTEST_SKIP() << "oneDNN has no optimised kernel for this chain on this CPU (" << e.what()
+                                     << ")";
+                    }
+                    const std::string where = "batch of " + std::to_string(n) + ", " + std::to_string(threads) +
+                                              " thread(s), " + (chain == fused.get() ? "fused" : "not fused") +
+                                              (perImage ? ", image by image on" : ", image by image off");
+                    EXPECT_TRUE(got.equal(expected)) << where << ": the same bits as from floats with zero padding";
+                    // Every row below n converted once, in order; none of the padded rows.
+                    int next = 0;
+                    for (const auto& [first, count] : rows.calls) {
+                        EXPECT_EQ(first, next) << where;
+                        EXPECT_GT(count, 0) << where;
+                        next = first + count;
+                    }
+                    EXPECT_EQ(next, n) << where;
+                    if (chain == fused.get() && perImage && imageByImage) {
+                        // The wide kernel's rounds take as many images as there are threads.
+                        EXPECT_EQ(rows.calls.size(), static_cast<std::size_t>((n + threads - 1) / threads)) << where;
+                        for (const auto& call : rows.calls)
+                            EXPECT_LE(call.second, threads) << where;
+                    } else {
+                        EXPECT_EQ(rows.calls.size(), 1U) << where << ": the whole batch at once";
+                    }
+                }
+            }
+        }
+    }
+    // Timed, the conversion is a step of its own ahead of the first convolution.
+    const auto x = torch::rand({8, 3, 20, 20});
+    const RecordedRows rows{x, {}};
+    auto out = torch::empty({8, fused->outputs()});
+    {
+        const TimedSteps timed;
+        const InputPerImage perImage(true);
+        fused->run(rows.rows(), 8, out.data_ptr<float>(), 1);
+        fused->run(rows.rows(), 8, out.data_ptr<float>(), 1);
+    }
+    const auto steps = fused->stepTimes(8);
+    const std::size_t own = fused->implementations().size(); // the last run's plan: a batch of 8
+    ASSERT_EQ(steps.size(), own + 1);
+    EXPECT_EQ(steps[0].what,
+              imageByImage ? "input: bytes to floats, image by image" : "input: bytes to floats, the batch");
+    EXPECT_EQ(steps[0].runs, 2);
+    EXPECT_GT(steps[0].seconds, 0.0);
+    EXPECT_EQ(steps[0].flops, 0.0);
+    for (std::size_t i = 1; i < steps.size(); ++i) // then the chain's own steps, which implementations() lists alone
+        EXPECT_NE(steps[i].what.rfind("input:", 0), 0U) << steps[i].what;
 }
 
 TEST(OneDnnChain, ConvolutionsOnIm2colAndSgemmGiveOneDnnsValues) {

@@ -384,26 +384,38 @@ std::vector<OneDnnChain::StepTime> TorchPatchEncoder::oneDnnStepTimes(int batch)
     return chain_ ? chain_->stepTimes(batch) : std::vector<OneDnnChain::StepTime>{};
 }
 
+namespace {
+
+/// The patches one chain run converts (OneDnnChain::InputRows): bytes to planar floats in transform k.
+struct PatchRows {
+    const std::uint8_t* nhwc;
+    int patchSize;
+    int k;
+    bool pooled;
+
+    static void fill(const void* context, int first, int count, float* into) {
+        const auto& r = *static_cast<const PatchRows*>(context);
+        const std::size_t patchBytes =
+            static_cast<std::size_t>(r.patchSize) * static_cast<std::size_t>(r.patchSize) * 3U;
+        patchinput::toPlanar(r.nhwc + static_cast<std::size_t>(first) * patchBytes, count, r.patchSize, r.k, r.pooled,
+                             into);
+    }
+};
+
+} // namespace
+
 bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, int k, float* out) {
-    const int p = meta_.patchSize, side = chainPooled_ ? p / 2 : p;
-    const int padded = OneDnnChain::paddedBatch(n);
-    // The chain computes `padded` rows: the rows past n hold zeros or an earlier batch's patches.
-    if (!input_.defined() || input_.size(0) < padded || input_.size(2) != side || !input_.is_contiguous())
-        input_ = torch::zeros({std::max<std::int64_t>(padded, input_.defined() ? input_.size(0) : 0), 3, side, side},
-                              torch::kFloat);
-    auto rows = input_.narrow(0, 0, n);
-    if (chainPooled_)
-        toPooledModelInputInto(chunk, n, p, rows, k);
-    else
-        toModelInputInto(chunk, n, p, rows, k);
+    // The chain converts the bytes itself, image by image where its first convolutions run so (onednnchain.h).
+    // toPlanar's checks (k, an even side when pooled) hold: k was checked by the caller, the side when the chain was
+    // chosen, so fill() cannot throw.
+    const PatchRows rows{chunk, meta_.patchSize, k, chainPooled_};
     try {
-        chain_->run(input_.data_ptr<float>(), n, out, std::max(1, computeThreads()));
+        chain_->run(OneDnnChain::InputRows{&PatchRows::fill, &rows}, n, out, std::max(1, computeThreads()));
         return true;
     } catch (const Error&) {
         // No optimised oneDNN kernel for this encoder here (or oneDNN refused it): the folded module runs from
         // now on, with the same embeddings up to float rounding.
         chain_.reset();
-        input_ = torch::Tensor();
         return false;
     }
 }

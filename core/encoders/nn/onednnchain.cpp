@@ -84,6 +84,7 @@ OneDnnChain::GemmConvolutions gemmModeFromEnvironment() {
 
 std::atomic<OneDnnChain::GemmConvolutions> gGemmMode{gemmModeFromEnvironment()};
 std::atomic<bool> gFuseFirst{envSwitchOn("NIC_FUSE_FIRST_CONVS")};
+std::atomic<bool> gInputPerImage{envSwitchOn("NIC_CHAIN_INPUT_PER_IMAGE")};
 std::atomic<std::uint64_t> gGemmMeasurements{0};
 
 } // namespace
@@ -94,6 +95,10 @@ OneDnnChain::GemmConvolutions OneDnnChain::useGemmConvolutions(GemmConvolutions 
 
 bool OneDnnChain::fuseFirstConvolutions(bool on) {
     return gFuseFirst.exchange(on, std::memory_order_relaxed);
+}
+
+bool OneDnnChain::convertInputPerImage(bool on) {
+    return gInputPerImage.exchange(on, std::memory_order_relaxed);
 }
 
 std::uint64_t OneDnnChain::gemmMeasurements() {
@@ -265,6 +270,10 @@ struct OneDnnChain::Plan {
         std::int64_t runs = 0; ///< runs timed (timeSteps)
     };
     std::vector<Step> steps;
+    /// The input conversion of run(InputRows), timed (timeSteps) apart from the first convolution.
+    double inputSeconds = 0.0;
+    std::int64_t inputRuns = 0;
+    bool inputPerImage = false; ///< the last timed conversion ran image by image
     std::size_t bufferBytes[2] = {0, 0};
     std::uint64_t lastRun = 0; ///< Plans::runs when it last ran (the least recently used goes first)
 
@@ -295,6 +304,8 @@ struct OneDnnChain::Plans {
     AlignedBuffer output{true}; ///< the padded batch's output, when the caller's holds fewer rows
     AlignedBuffer im2col{true}; ///< the im2col copy of the layers on gemmconv::run
     AlignedBuffer fused;        ///< the first convolution's output for a few images, when fused with the second
+    /// run(InputRows)'s inputs: the whole batch's, or one round's images where they are converted image by image.
+    AlignedBuffer input{true};
     int lastBatch = 0;          ///< the padded batch size of the last run
 };
 
@@ -433,6 +444,14 @@ int OneDnnChain::paddedBatch(int n) {
 }
 
 void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
+    runPlan(nchw, nullptr, n, out, threads);
+}
+
+void OneDnnChain::run(const InputRows& rows, int n, float* out, int threads) {
+    runPlan(nullptr, &rows, n, out, threads);
+}
+
+void OneDnnChain::runPlan(const float* nchw, const InputRows* rows, int n, float* out, int threads) {
     if (n <= 0)
         return;
     const OmpThreads scope(threads);
@@ -460,6 +479,21 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
                          plans_->buffers[1].reserve(plan.bufferBytes[1])};
         const std::size_t outputRow = static_cast<std::size_t>(outputs());
         float* result = padded == n ? out : plans_->output.reserve(static_cast<std::size_t>(padded) * outputRow * 4U);
+        const bool perImage = rows && plan.steps.front().fuseNext && gInputPerImage.load(std::memory_order_relaxed);
+        if (rows && !perImage) { // the whole batch first
+            const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+            const std::size_t perInput = static_cast<std::size_t>(shared_->channels) * shared_->side * shared_->side;
+            float* in = plans_->input.reserve(static_cast<std::size_t>(padded) * perInput * sizeof(float));
+            rows->fill(rows->context, 0, n, in);
+            std::fill(in + static_cast<std::size_t>(n) * perInput, in + static_cast<std::size_t>(padded) * perInput,
+                      0.0F);
+            nchw = in;
+            if (timed) {
+                plan.inputSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                ++plan.inputRuns;
+                plan.inputPerImage = false;
+            }
+        }
         for (std::size_t k = 0; k < plan.steps.size(); ++k) {
             auto& step = plan.steps[k];
             const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
@@ -467,7 +501,8 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
             float* dst = step.dst < 0 ? result : buf[step.dst];
             if (step.fuseNext) {
                 const int next = plan.steps[k + 1].dst;
-                runFusedFirst(plan, src, next < 0 ? result : buf[next], padded, ompThreads, timed);
+                runFusedFirst(plan, src, perImage ? rows : nullptr, n, next < 0 ? result : buf[next], padded,
+                              ompThreads, timed);
                 ++k;
                 continue;
             }
@@ -509,16 +544,23 @@ void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
 
 std::vector<std::string> OneDnnChain::implementations() const {
     std::vector<std::string> out;
-    for (const auto& step : stepTimes(plans_->lastBatch))
-        out.push_back(step.impl);
+    if (auto it = plans_->byBatch.find(plans_->lastBatch); it != plans_->byBatch.end())
+        for (const auto& step : it->second.steps)
+            out.push_back(step.impl);
     return out;
 }
 
 std::vector<OneDnnChain::StepTime> OneDnnChain::stepTimes(int batch) const {
     std::vector<StepTime> out;
-    if (auto it = plans_->byBatch.find(batch); it != plans_->byBatch.end())
-        for (const auto& step : it->second.steps)
+    if (auto it = plans_->byBatch.find(batch); it != plans_->byBatch.end()) {
+        const Plan& plan = it->second;
+        if (plan.inputRuns > 0)
+            out.push_back(
+                {plan.inputPerImage ? "input: bytes to floats, image by image" : "input: bytes to floats, the batch",
+                 "the caller's conversion", 0.0, plan.inputSeconds, plan.inputRuns});
+        for (const auto& step : plan.steps)
             out.push_back({step.what, step.impl, step.flops, step.seconds, step.runs});
+    }
     return out;
 }
 
@@ -687,7 +729,8 @@ OneDnnChain::Plan OneDnnChain::buildPlan(int n) const {
 /// and BiGAN encoders) is read by the second while it is still in the core's cache, where over the whole batch 33 MB
 /// went to memory and back. In a scratch comparison on one thread the VAE-type's two layers took 19.1–19.3 ms a batch
 /// of 64 this way against 22.6–23.1 ms, and BiGAN's second alone 27.7 against 31.3 ms (docs/timings.md).
-void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int padded, int threads, bool timed) {
+void OneDnnChain::runFusedFirst(Plan& plan, const float* input, const InputRows* rows, int n, float* out, int padded,
+                                int threads, bool timed) {
     Plan::Step &first = plan.steps[0], &second = plan.steps[1];
     const bool wide = second.wide >= 0;
     const Layer& l0 = shared_->layers.front();
@@ -702,15 +745,33 @@ void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int 
     const std::size_t midPerImage = static_cast<std::size_t>(mid) * mid * out0;
     const std::size_t outPerImage = static_cast<std::size_t>(o1) * o1 * out1;
     float* scratch = plans_->fused.reserve(static_cast<std::size_t>(chunk) * midPerImage * sizeof(float));
+    // rows: each round's images converted into a buffer that stays in the core's cache (VAE-type: 192 KiB an image,
+    // where the whole batch's 12 MiB went to memory and back); its padded rows are zeros.
+    float* converted =
+        rows ? plans_->input.reserve(static_cast<std::size_t>(chunk) * inPerImage * sizeof(float)) : nullptr;
     if (!wide)
         second.perImageArgs.at(DNNL_ARG_SRC).set_data_handle(scratch);
     using Clock = std::chrono::steady_clock;
+    double inputSeconds = 0.0;
     for (int i = 0; i < padded; i += chunk) {
         const int k = std::min(chunk, padded - i);
         float* y = out + static_cast<std::size_t>(i) * outPerImage;
+        const auto tIn = timed ? Clock::now() : Clock::time_point{};
+        const float* x = converted;
+        if (!rows) {
+            x = input + static_cast<std::size_t>(i) * inPerImage;
+        } else {
+            const int real = std::clamp(n - i, 0, k);
+            if (real > 0)
+                rows->fill(rows->context, i, real, converted);
+            std::fill(converted + static_cast<std::size_t>(real) * inPerImage,
+                      converted + static_cast<std::size_t>(k) * inPerImage, 0.0F);
+        }
         const auto t0 = timed ? Clock::now() : Clock::time_point{};
-        directconv::run(input + static_cast<std::size_t>(i) * inPerImage, k, shared_->channels, side, l0.padding,
-                        shared_->directTaps.data(), l0.bias.data(), out0, l0.leakySlope, scratch, threads);
+        if (timed)
+            inputSeconds += std::chrono::duration<double>(t0 - tIn).count();
+        directconv::run(x, k, shared_->channels, side, l0.padding, shared_->directTaps.data(), l0.bias.data(), out0,
+                        l0.leakySlope, scratch, threads);
         const auto t1 = timed ? Clock::now() : Clock::time_point{};
         if (wide) {
             directconv::runWide(scratch, k, in1, second.wideSide, shared_->wideTaps[1].data(), l1.bias.data(), out1,
@@ -728,6 +789,11 @@ void OneDnnChain::runFusedFirst(Plan& plan, const float* input, float* out, int 
     if (timed) {
         ++first.runs;
         ++second.runs;
+        if (rows) {
+            plan.inputSeconds += inputSeconds;
+            ++plan.inputRuns;
+            plan.inputPerImage = true;
+        }
     }
 }
 
@@ -768,6 +834,9 @@ int OneDnnChain::paddedBatch(int n) {
     return n;
 }
 void OneDnnChain::run(const float*, int, float*, int) {
+    throw Error("oneDNN inference: this build has no oneDNN");
+}
+void OneDnnChain::run(const InputRows&, int, float*, int) {
     throw Error("oneDNN inference: this build has no oneDNN");
 }
 std::vector<std::string> OneDnnChain::implementations() const {

@@ -65,6 +65,18 @@ public:
     /// falls back to LibTorch).
     void run(const float* nchw, int n, float* out, int threads);
 
+    /// Inputs that are not floats yet: fill(context, first, count, into) writes inputs first … first + count − 1 as
+    /// planar NCHW floats (channels · side² values each) into `into`, and must not throw.
+    struct InputRows {
+        void (*fill)(const void* context, int first, int count, float* into) = nullptr;
+        const void* context = nullptr;
+    };
+    /// run() on inputs `rows` makes: called for the first n only (the padded rows are zeros). Where the first two
+    /// convolutions run image by image (fuseFirstConvolutions) it is called for the images of each round just before
+    /// the first convolution reads them, so that they are read from the core's cache (convertInputPerImage); otherwise
+    /// once, for the whole batch, into a buffer of the chain's own.
+    void run(const InputRows& rows, int n, float* out, int threads);
+
     /// oneDNN's implementation of each step of the last run's plan ("jit:avx512_core", a reorder, ...).
     std::vector<std::string> implementations() const;
 
@@ -111,6 +123,10 @@ public:
     /// second). Process-wide; the default is true unless the environment has NIC_FUSE_FIRST_CONVS=0. Either gives the
     /// same bits with the wide kernel, the same values up to float rounding with oneDNN's. Returns the setting before.
     static bool fuseFirstConvolutions(bool on);
+    /// Benchmarks and tests: false makes run(InputRows) convert the whole batch before the first convolution even where
+    /// the first two run image by image. Process-wide, read at each run; the default is true unless the environment
+    /// has NIC_CHAIN_INPUT_PER_IMAGE=0. Either gives the same bits. Returns the setting before.
+    static bool convertInputPerImage(bool on);
     /// Measurements of oneDNN against im2col + sgemm made so far, process-wide (tests).
     static std::uint64_t gemmMeasurements();
     /// Whether this chain's first convolution runs on the direct kernel.
@@ -122,7 +138,9 @@ private:
     explicit OneDnnChain(std::shared_ptr<Shared> shared);
     struct Plan;
     Plan buildPlan(int n) const;
-    void runFusedFirst(Plan& plan, const float* input, float* out, int padded, int threads, bool timed);
+    void runPlan(const float* nchw, const InputRows* rows, int n, float* out, int threads);
+    void runFusedFirst(Plan& plan, const float* input, const InputRows* rows, int n, float* out, int padded,
+                       int threads, bool timed);
     std::shared_ptr<Shared> shared_;
     std::unique_ptr<Plans> plans_;
 };
