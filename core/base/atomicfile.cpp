@@ -2,6 +2,7 @@
 
 #include "core/base/error.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -84,7 +85,8 @@ std::size_t WriteBehindFile::write(const void* data, std::size_t n) noexcept {
     const auto* p = static_cast<const char*>(data);
     std::size_t done = 0;
     while (done < n) {
-        const ssize_t k = ::write(fd_, p + done, n - done);
+        // At most kPiece a call: see kPiece.
+        const ssize_t k = ::write(fd_, p + done, std::min<std::size_t>(n - done, kPiece));
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -92,16 +94,16 @@ std::size_t WriteBehindFile::write(const void* data, std::size_t n) noexcept {
             return n;
         }
         done += static_cast<std::size_t>(k);
-    }
-    written_ += n;
+        written_ += static_cast<std::uint64_t>(k);
 #ifdef __linux__
-    // Only a hint: where the file system does not take it, sync() writes everything as before.
-    if (written_ - handedOver_ >= kStretch) {
-        ::sync_file_range(fd_, static_cast<off_t>(handedOver_), static_cast<off_t>(written_ - handedOver_),
-                          SYNC_FILE_RANGE_WRITE);
-        handedOver_ = written_;
-    }
+        // Only a hint: where the file system does not take it, sync() writes everything as before.
+        if (written_ - handedOver_ >= kStretch) {
+            ::sync_file_range(fd_, static_cast<off_t>(handedOver_), static_cast<off_t>(written_ - handedOver_),
+                              SYNC_FILE_RANGE_WRITE);
+            handedOver_ = written_;
+        }
 #endif
+    }
     return n;
 }
 

@@ -100,6 +100,18 @@ TEST(AtomicFile, WriteBehindWritesEveryByteAcrossItsStretches) {
     file.commit();
     EXPECT_EQ(test::readFile(target), bytes);
 
+    // All of it in one call, as LibTorch hands over a tensor's storage: written in pieces of kPiece, every byte kept.
+    const auto whole = dir / "whole.bin";
+    {
+        AtomicFile one(whole);
+        WriteBehindFile oneSink(one);
+        EXPECT_EQ(oneSink.write(bytes.data(), bytes.size()), bytes.size());
+        EXPECT_GT(bytes.size(), 4 * WriteBehindFile::kPiece);
+        oneSink.close();
+        one.commit();
+    }
+    EXPECT_EQ(test::readFile(whole), bytes);
+
     const auto nowhere = dir / "no such folder" / "x.bin";
     AtomicFile missing(nowhere);
     EXPECT_EQ(test::errorOf<IoError>([&] { WriteBehindFile unused(missing, "cannot write the test file"); }),
