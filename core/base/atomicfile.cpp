@@ -87,10 +87,10 @@ std::size_t WriteBehindFile::write(const void* data, std::size_t n) noexcept {
     while (done < n) {
         // At most kPiece a call: see kPiece.
         const ssize_t k = ::write(fd_, p + done, std::min<std::size_t>(n - done, kPiece));
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            errno_ = errno;
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) { // 0: nothing taken, which would repeat for ever
+            errno_ = k < 0 ? errno : EIO;
             return n;
         }
         done += static_cast<std::size_t>(k);

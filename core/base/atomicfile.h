@@ -47,9 +47,9 @@ class WriteBehindFile {
 public:
     static constexpr std::uint64_t kStretch = 8ULL << 20;
     /// The most one write() call takes. LibTorch hands a tensor's whole storage over in one call (tens of MB for an
-    /// encoder's weights or Adam's state); on the Linux VMs measured here such calls cost far more kernel CPU time than
-    /// the same bytes in pieces of 1 MiB: a 71 MB training checkpoint took 70-590 ms of its serialising thread's CPU in
-    /// whole-storage calls and 48-66 ms in pieces (docs/timings.md).
+    /// encoder's weights or Adam's state); on the Linux VM measured here such calls cost far more kernel CPU time than
+    /// the same bytes in pieces of 1 MiB: a 71 MB training checkpoint took 52-591 ms of its serialising thread's time
+    /// in whole-storage calls and 48-66 ms in pieces (docs/timings.md).
     static constexpr std::size_t kPiece = std::size_t{1} << 20;
 
     /// Creates (truncates) `file`'s temporary file. IoError "<target>: <what>: <cause>" ("cannot write checkpoint").

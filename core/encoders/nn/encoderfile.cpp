@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <malloc.h>
 #include <mutex>
 
@@ -386,19 +387,28 @@ std::vector<OneDnnChain::StepTime> TorchPatchEncoder::oneDnnStepTimes(int batch)
 
 namespace {
 
-/// The patches one chain run converts (OneDnnChain::InputRows): bytes to planar floats in transform k.
+/// The patches one chain run converts (OneDnnChain::InputRows): bytes to planar floats in transform k. fill() must not
+/// throw: what the conversion throws (std::bad_alloc, an argument it refuses) is kept, the rows are left as they are,
+/// and encodeOnOneDnn rethrows it once the run is over, so that it is not taken for oneDNN refusing the chain.
 struct PatchRows {
     const std::uint8_t* nhwc;
     int patchSize;
     int k;
     bool pooled;
+    mutable std::exception_ptr error;
 
     static void fill(const void* context, int first, int count, float* into) {
         const auto& r = *static_cast<const PatchRows*>(context);
+        if (r.error)
+            return;
         const std::size_t patchBytes =
             static_cast<std::size_t>(r.patchSize) * static_cast<std::size_t>(r.patchSize) * 3U;
-        patchinput::toPlanar(r.nhwc + static_cast<std::size_t>(first) * patchBytes, count, r.patchSize, r.k, r.pooled,
-                             into);
+        try {
+            patchinput::toPlanar(r.nhwc + static_cast<std::size_t>(first) * patchBytes, count, r.patchSize, r.k,
+                                 r.pooled, into);
+        } catch (...) {
+            r.error = std::current_exception();
+        }
     }
 };
 
@@ -406,18 +416,20 @@ struct PatchRows {
 
 bool TorchPatchEncoder::encodeOnOneDnn(const std::uint8_t* chunk, int n, int k, float* out) {
     // The chain converts the bytes itself, image by image where its first convolutions run so (onednnchain.h).
-    // toPlanar's checks (k, an even side when pooled) hold: k was checked by the caller, the side when the chain was
-    // chosen, so fill() cannot throw.
-    const PatchRows rows{chunk, meta_.patchSize, k, chainPooled_};
+    const PatchRows rows{chunk, meta_.patchSize, k, chainPooled_, nullptr};
     try {
         chain_->run(OneDnnChain::InputRows{&PatchRows::fill, &rows}, n, out, std::max(1, computeThreads()));
-        return true;
     } catch (const Error&) {
+        if (rows.error) // the conversion failed, not the chain
+            std::rethrow_exception(rows.error);
         // No optimised oneDNN kernel for this encoder here (or oneDNN refused it): the folded module runs from
         // now on, with the same embeddings up to float rounding.
         chain_.reset();
         return false;
     }
+    if (rows.error)
+        std::rethrow_exception(rows.error);
+    return true;
 }
 
 void TorchPatchEncoder::encode(const std::uint8_t* nhwc, int count, float* out) {

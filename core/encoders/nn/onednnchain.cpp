@@ -273,7 +273,18 @@ struct OneDnnChain::Plan {
     /// The input conversion of run(InputRows), timed (timeSteps) apart from the first convolution.
     double inputSeconds = 0.0;
     std::int64_t inputRuns = 0;
-    bool inputPerImage = false; ///< the last timed conversion ran image by image
+    bool inputPerImage = false; ///< the timed conversions ran image by image
+
+    /// Adds a timed conversion, dropping those of the other mode.
+    void timeInput(bool perImage, double seconds) {
+        if (perImage != inputPerImage) {
+            inputSeconds = 0.0;
+            inputRuns = 0;
+            inputPerImage = perImage;
+        }
+        inputSeconds += seconds;
+        ++inputRuns;
+    }
     std::size_t bufferBytes[2] = {0, 0};
     std::uint64_t lastRun = 0; ///< Plans::runs when it last ran (the least recently used goes first)
 
@@ -488,11 +499,8 @@ void OneDnnChain::runPlan(const float* nchw, const InputRows* rows, int n, float
             std::fill(in + static_cast<std::size_t>(n) * perInput, in + static_cast<std::size_t>(padded) * perInput,
                       0.0F);
             nchw = in;
-            if (timed) {
-                plan.inputSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                ++plan.inputRuns;
-                plan.inputPerImage = false;
-            }
+            if (timed)
+                plan.timeInput(false, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         for (std::size_t k = 0; k < plan.steps.size(); ++k) {
             auto& step = plan.steps[k];
@@ -789,11 +797,8 @@ void OneDnnChain::runFusedFirst(Plan& plan, const float* input, const InputRows*
     if (timed) {
         ++first.runs;
         ++second.runs;
-        if (rows) {
-            plan.inputSeconds += inputSeconds;
-            ++plan.inputRuns;
-            plan.inputPerImage = true;
-        }
+        if (rows)
+            plan.timeInput(true, inputSeconds);
     }
 }
 

@@ -91,7 +91,10 @@ public:
         std::int64_t runs = 0;
     };
     /// The steps of the plan for padded batch size `batch` (paddedBatch); empty when no run has used it. Like run(),
-    /// from the thread that runs this replica (or once it no longer runs): the timings are not synchronised.
+    /// from the thread that runs this replica (or once it no longer runs): the timings are not synchronised. When timed
+    /// runs converted their input (run(InputRows)), a first entry "input: bytes to floats, image by image" (or "...,
+    /// the batch") with no FLOPs times that conversion, over the runs since the mode last changed; implementations()
+    /// lists the chain's own steps only.
     std::vector<StepTime> stepTimes(int batch) const;
 
     /// Benchmarks: true makes every chain's run() wait for each step and add its time to the step (stepTimes), which
