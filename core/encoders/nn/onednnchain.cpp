@@ -454,6 +454,20 @@ int OneDnnChain::paddedBatch(int n) {
     return (n + step - 1) / step * step;
 }
 
+namespace {
+
+/// Inputs first … first + count − 1 of `rows` into `into` (perInput floats each): made by rows.fill below n, zeros
+/// from n on (the padded rows).
+void convertRows(const OneDnnChain::InputRows& rows, int first, int count, int n, std::size_t perInput, float* into) {
+    const int real = std::clamp(n - first, 0, count);
+    if (real > 0)
+        rows.fill(rows.context, first, real, into);
+    std::fill(into + static_cast<std::size_t>(real) * perInput, into + static_cast<std::size_t>(count) * perInput,
+              0.0F);
+}
+
+} // namespace
+
 void OneDnnChain::run(const float* nchw, int n, float* out, int threads) {
     runPlan(nchw, nullptr, n, out, threads);
 }
@@ -495,9 +509,7 @@ void OneDnnChain::runPlan(const float* nchw, const InputRows* rows, int n, float
             const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
             const std::size_t perInput = static_cast<std::size_t>(shared_->channels) * shared_->side * shared_->side;
             float* in = plans_->input.reserve(static_cast<std::size_t>(padded) * perInput * sizeof(float));
-            rows->fill(rows->context, 0, n, in);
-            std::fill(in + static_cast<std::size_t>(n) * perInput, in + static_cast<std::size_t>(padded) * perInput,
-                      0.0F);
+            convertRows(*rows, 0, padded, n, perInput, in);
             nchw = in;
             if (timed)
                 plan.timeInput(false, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -769,11 +781,7 @@ void OneDnnChain::runFusedFirst(Plan& plan, const float* input, const InputRows*
         if (!rows) {
             x = input + static_cast<std::size_t>(i) * inPerImage;
         } else {
-            const int real = std::clamp(n - i, 0, k);
-            if (real > 0)
-                rows->fill(rows->context, i, real, converted);
-            std::fill(converted + static_cast<std::size_t>(real) * inPerImage,
-                      converted + static_cast<std::size_t>(k) * inPerImage, 0.0F);
+            convertRows(*rows, i, k, n, inPerImage, converted);
         }
         const auto t0 = timed ? Clock::now() : Clock::time_point{};
         if (timed)
