@@ -1,6 +1,6 @@
 #pragma once
 // Convolutions as one matrix product over an im2col copy of the input, on oneDNN's sgemm: the inference chain's
-// forward pass for the layers where that measured faster than oneDNN's own convolution (onednnchain.cpp), and the
+// forward pass for the layers where that measured faster than oneDNN's own convolution (gemmchoice.h), and the
 // im2col copy that training's weight gradients use too (convgrad.cpp). Internal to core_nn; no LibTorch and no oneDNN
 // in this header.
 //

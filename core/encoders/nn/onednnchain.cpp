@@ -5,11 +5,11 @@
 #include "core/base/error.h"
 #include "core/encoders/nn/alignedbuffer.h"
 #include "core/encoders/nn/directconv.h"
+#include "core/encoders/nn/gemmchoice.h"
 #include "core/encoders/nn/gemmconv.h"
 #include "core/encoders/nn/ompthreads.h"
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -85,7 +85,6 @@ OneDnnChain::GemmConvolutions gemmModeFromEnvironment() {
 std::atomic<OneDnnChain::GemmConvolutions> gGemmMode{gemmModeFromEnvironment()};
 std::atomic<bool> gFuseFirst{envSwitchOn("NIC_FUSE_FIRST_CONVS")};
 std::atomic<bool> gInputPerImage{envSwitchOn("NIC_CHAIN_INPUT_PER_IMAGE")};
-std::atomic<std::uint64_t> gGemmMeasurements{0};
 
 } // namespace
 
@@ -102,7 +101,15 @@ bool OneDnnChain::convertInputPerImage(bool on) {
 }
 
 std::uint64_t OneDnnChain::gemmMeasurements() {
-    return gGemmMeasurements.load(std::memory_order_relaxed);
+    return gemmchoice::measurements();
+}
+
+bool OneDnnChain::useDirectFirstConvolution(bool on) {
+    return directconv::use(on);
+}
+
+bool OneDnnChain::useWideConvolutions(bool on) {
+    return directconv::useWide(on);
 }
 
 #ifdef NIC_HAVE_DNNL
@@ -113,80 +120,6 @@ using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
 std::atomic<bool> gTimeSteps{false};
-
-/// A convolution as gemmconv::run computes it.
-struct GemmLayer {
-    int n, in, side, k, stride, padding, out;
-    float slope;
-    const float* hwio;
-    const float* bias;
-};
-
-/// Measured choices between oneDNN and im2col + sgemm, process-wide, by (batch, in, side, k, stride, padding, out,
-/// OpenMP threads).
-std::mutex gGemmChoicesMutex;
-std::map<std::array<int, 8>, bool> gGemmChoices;
-
-std::array<int, 8> choiceKey(const GemmLayer& g, int threads) {
-    return {g.n, g.in, g.side, g.k, g.stride, g.padding, g.out, threads};
-}
-
-/// The choice measured before for this layer and thread count, if any.
-std::optional<bool> knownChoice(const GemmLayer& g, int threads) {
-    std::lock_guard lock(gGemmChoicesMutex);
-    if (auto it = gGemmChoices.find(choiceKey(g, threads)); it != gGemmChoices.end())
-        return it->second;
-    return std::nullopt;
-}
-
-/// Whether im2col + sgemm ran layer `g` faster than oneDNN's convolution `conv` (its weights and bias as given, src and
-/// dst channels-last): one warm-up run of each, then three of each alternated, best against best; sgemm must take under
-/// 0.95 of oneDNN's time. The input is a fixed ramp of small values: the kernels' time does not depend on them.
-bool gemmMeasuredFaster(const dnnl::primitive& conv, const memory& weights, const memory& bias,
-                        const memory::desc& srcDesc, const memory::desc& dstDesc, const GemmLayer& g,
-                        dnnl::stream& stream, AlignedBuffer& im2col, int threads) {
-    AlignedBuffer src, dst;
-    float* x = src.reserve(srcDesc.get_size());
-    float* y = dst.reserve(dstDesc.get_size());
-    const std::size_t values = srcDesc.get_size() / sizeof(float);
-    for (std::size_t v = 0; v < values; ++v)
-        x[v] = static_cast<float>(v % 97) * 0.01F - 0.48F;
-    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, memory(srcDesc, stream.get_engine(), x)},
-                                            {DNNL_ARG_WEIGHTS, weights},
-                                            {DNNL_ARG_BIAS, bias},
-                                            {DNNL_ARG_DST, memory(dstDesc, stream.get_engine(), y)}};
-    double oneDnnBest = 1e300, gemmBest = 1e300;
-    for (int round = 0; round < 4; ++round) {
-        auto t0 = std::chrono::steady_clock::now();
-        conv.execute(stream, args);
-        stream.wait();
-        auto t1 = std::chrono::steady_clock::now();
-        gemmconv::run(x, g.n, g.in, g.side, g.k, g.stride, g.padding, g.hwio, g.bias, g.out, g.slope, y, im2col,
-                      threads);
-        const auto t2 = std::chrono::steady_clock::now();
-        if (round > 0) { // the first round warms both up
-            oneDnnBest = std::min(oneDnnBest, std::chrono::duration<double>(t1 - t0).count());
-            gemmBest = std::min(gemmBest, std::chrono::duration<double>(t2 - t1).count());
-        }
-    }
-    gGemmMeasurements.fetch_add(1, std::memory_order_relaxed);
-    return gemmBest < 0.95 * oneDnnBest;
-}
-
-/// Whether the chain runs layer `g` on im2col + sgemm under the current mode: Measured asks the process-wide choices,
-/// measuring (gemmMeasuredFaster) where this shape and batch size has none yet; other threads building the same plan
-/// wait for that measurement and take its answer.
-bool chooseGemm(const dnnl::primitive& conv, const memory& weights, const memory& bias, const memory::desc& srcDesc,
-                const memory::desc& dstDesc, const GemmLayer& g, dnnl::stream& stream, AlignedBuffer& im2col,
-                int threads) {
-    const auto key = choiceKey(g, threads);
-    std::lock_guard lock(gGemmChoicesMutex);
-    if (auto it = gGemmChoices.find(key); it != gGemmChoices.end())
-        return it->second;
-    const bool faster = gemmMeasuredFaster(conv, weights, bias, srcDesc, dstDesc, g, stream, im2col, threads);
-    gGemmChoices.emplace(key, faster);
-    return faster;
-}
 
 } // namespace
 
@@ -317,7 +250,7 @@ struct OneDnnChain::Plans {
     AlignedBuffer fused;        ///< the first convolution's output for a few images, when fused with the second
     /// run(InputRows)'s inputs: the whole batch's, or one round's images where they are converted image by image.
     AlignedBuffer input{true};
-    int lastBatch = 0;          ///< the padded batch size of the last run
+    int lastBatch = 0; ///< the padded batch size of the last run
 };
 
 bool OneDnnChain::available() {
@@ -330,36 +263,37 @@ std::optional<memory> OneDnnChain::Shared::gemmWeights(std::size_t i, const dnnl
                                                        Plans& plans) {
     const Layer& l = layers[i];
     const auto out = l.weightShape[0], in = l.weightShape[1], k = l.weightShape[2];
-    const auto inSide = src.dims()[2], o = dst.dims()[2];
+    const memory::dims srcDims = src.dims(), dstDims = dst.dims();
+    const auto inSide = srcDims.at(2), o = dstDims.at(2);
     // Candidates: outputs of at most 4 × 4 at batches of 32 and more, where oneDNN's brgconv measured slowest
     // (gemmconv.h); every convolution after the first under Always.
     if (!gemmconv::available() || gemmMode == GemmConvolutions::Never ||
         (gemmMode == GemmConvolutions::Measured && (n < 32 || o > 4)))
         return std::nullopt;
-    GemmLayer g{n,
-                static_cast<int>(in),
-                static_cast<int>(inSide),
-                static_cast<int>(k),
-                l.stride,
-                l.padding,
-                static_cast<int>(out),
-                l.leakySlope,
-                nullptr,
-                l.bias.data()};
+    gemmchoice::Layer g{n,
+                        static_cast<int>(in),
+                        static_cast<int>(inSide),
+                        static_cast<int>(k),
+                        l.stride,
+                        l.padding,
+                        static_cast<int>(out),
+                        l.leakySlope,
+                        nullptr,
+                        l.bias.data()};
 #ifdef _OPENMP
     const int threads = omp_get_max_threads();
 #else
     const int threads = 1;
 #endif
     if (gemmMode == GemmConvolutions::Measured) {
-        if (const auto known = knownChoice(g, threads); known && !*known)
+        if (const auto known = gemmchoice::known(g, threads); known && !*known)
             return std::nullopt; // oneDNN won before: no copy of the weights for sgemm
     }
     const memory::desc hwioDesc({out, in, k, k}, Dt::f32, Tag::hwio);
     const memory hwio = weightsIn(i, hwioDesc, given);
     g.hwio = static_cast<const float*>(hwio.get_data_handle());
-    if (gemmMode == GemmConvolutions::Always ||
-        chooseGemm(conv, weightsIn(i, weightsDesc, given), biases[i], src, dst, g, plans.stream, plans.im2col, threads))
+    if (gemmMode == GemmConvolutions::Always || gemmchoice::choose(conv, weightsIn(i, weightsDesc, given), biases[i],
+                                                                   src, dst, g, plans.stream, plans.im2col, threads))
         return hwio;
     dropWeights(i, hwioDesc); // oneDNN won: the copy for sgemm goes
     return std::nullopt;
@@ -814,14 +748,6 @@ bool OneDnnChain::timeSteps(bool on) {
     return gTimeSteps.exchange(on, std::memory_order_relaxed);
 }
 
-bool OneDnnChain::useDirectFirstConvolution(bool on) {
-    return directconv::use(on);
-}
-
-bool OneDnnChain::useWideConvolutions(bool on) {
-    return directconv::useWide(on);
-}
-
 #else // no oneDNN in this build
 
 struct OneDnnChain::Shared {};
@@ -863,12 +789,6 @@ bool OneDnnChain::firstConvolutionIsDirect() const {
 }
 bool OneDnnChain::timeSteps(bool) {
     return false;
-}
-bool OneDnnChain::useDirectFirstConvolution(bool on) {
-    return directconv::use(on);
-}
-bool OneDnnChain::useWideConvolutions(bool on) {
-    return directconv::useWide(on);
 }
 OneDnnChain::Plan OneDnnChain::buildPlan(int) const {
     return {};
