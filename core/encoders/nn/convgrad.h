@@ -21,8 +21,9 @@ bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_
 
 /// ∂w [out, 3, 3, in] (a channels-last weight's memory) of a 3 × 3, stride-2, padding-1 convolution from its input x,
 /// n channels-last images [side, side, in], and the gradient of its output dy, n channels-last [o, o, out] with
-/// o = (side − 1) / 2 + 1. Runs on `threads` OpenMP threads of the calling thread. The im2col copy goes through a
-/// buffer of at most 16 MiB per calling thread, kept for the next call.
+/// o = (side − 1) / 2 + 1. Runs on `threads` OpenMP threads of the calling thread, each summing its share of the
+/// output pixels through an im2col buffer of its own (1 MiB, kept for the next call); the calling thread keeps the
+/// other threads' partial sums of ∂w for the next call too. The same bits for the same input and thread count.
 void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* dy,
                     std::int64_t out, float* dw, int threads);
 

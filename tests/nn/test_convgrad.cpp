@@ -1,0 +1,57 @@
+// Weight gradients of 3 × 3 stride-2 convolutions on im2col + oneDNN's sgemm (convgrad.h), called directly: LibTorch's
+// gradient for every thread count, however the output pixels split among the threads (fewer pixels than threads
+// included) and across each thread's im2col chunks, and the same bits again for the same thread count.
+#include "core/encoders/nn/convgrad.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+namespace nic {
+namespace {
+
+struct Case {
+    int n, in, out, side;
+};
+
+/// ∂w from convgrad::weightGradient on `threads` threads as a [out, in, 3, 3] tensor; every value written.
+torch::Tensor weightGradient(const Case& c, const torch::Tensor& x, const torch::Tensor& dy, int threads) {
+    const auto xc = x.permute({0, 2, 3, 1}).contiguous(), dyc = dy.permute({0, 2, 3, 1}).contiguous();
+    auto dw = torch::full({c.out, 3, 3, c.in}, std::numeric_limits<float>::quiet_NaN());
+    convgrad::weightGradient(xc.data_ptr<float>(), c.n, c.in, c.side, dyc.data_ptr<float>(), c.out,
+                             dw.data_ptr<float>(), threads);
+    return dw.permute({0, 3, 1, 2});
+}
+
+TEST(ConvGrad, GivesLibTorchsWeightGradientOnEveryThreadCountWithTheSameBitsEachTime) {
+    if (!convgrad::available())
+        GTEST_SKIP() << "this build has no oneDNN sgemm (libdnnl-dev): training takes LibTorch's weight gradients";
+    torch::manual_seed(31);
+    // An odd side whose windows leave the image; one output pixel, fewer than the threads (after a larger case, so that
+    // the threads without pixels find the partial sums of the last call); an output count that does not divide among
+    // 2 or 3 threads; and 4 · 32² output rows of 9 · 32 values: several 1 MiB im2col chunks a thread.
+    for (const Case c : {Case{3, 48, 24, 9}, Case{1, 32, 16, 2}, Case{2, 64, 40, 15}, Case{4, 32, 64, 64}}) {
+        const int o = (c.side - 1) / 2 + 1;
+        const auto x = torch::randn({c.n, c.in, c.side, c.side}).requires_grad_(true);
+        const auto w = torch::randn({c.out, c.in, 3, 3}).requires_grad_(true);
+        const auto dy = torch::randn({c.n, c.out, o, o});
+        torch::nn::functional::conv2d(x, w, torch::nn::functional::Conv2dFuncOptions().stride(2).padding(1))
+            .backward(dy);
+        const auto expected = w.grad();
+        const float scale = std::max(1.0F, expected.abs().max().item<float>());
+        for (const int threads : {1, 2, 3}) {
+            const std::string what = std::to_string(c.in) + " -> " + std::to_string(c.out) + " on " +
+                                     std::to_string(c.n) + " × " + std::to_string(c.side) + "², " +
+                                     std::to_string(threads) + " thread(s)";
+            const auto got = weightGradient(c, x.detach(), dy, threads);
+            EXPECT_LE((got - expected).abs().max().item<float>(), 2e-5F * scale) << what;
+            EXPECT_TRUE(torch::equal(weightGradient(c, x.detach(), dy, threads), got)) << what;
+        }
+    }
+}
+
+} // namespace
+} // namespace nic
