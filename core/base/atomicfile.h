@@ -36,9 +36,12 @@ private:
     bool committed_ = false;
 };
 
-/// Writes an AtomicFile's temporary file front to back, handing every completed stretch of kStretch bytes to the
-/// kernel's write-back as it goes (Linux: sync_file_range), so that the AtomicFile's sync() then waits for the
-/// last stretch instead of the whole file: the disk writes while the caller is still producing bytes. Write
+/// Writes an AtomicFile's temporary file front to back. Where the file system takes it (Linux: O_DIRECT), the bytes go
+/// around the page cache: gathered into a buffer of kPiece bytes (aligned, kept for the next file) and written from it
+/// a piece at a time; the last piece is padded to kDirectAlign and the file cut back to its length on close().
+/// Otherwise (or with useDirectWrites(false)) they go through the page cache, and every completed stretch of kStretch
+/// bytes is handed to the kernel's write-back as it goes (sync_file_range), so that the AtomicFile's sync() then waits
+/// for the last stretch instead of the whole file: the disk writes while the caller is still producing bytes. Write
 /// errors neither throw from write() nor shorten what it reports: LibTorch's archive writer calls it from inside
 /// its zip library, and a short write there ends in std::terminate (its writer's destructor throws again while
 /// the first error unwinds). write() keeps the first error's errno, drops everything after it and reports every
@@ -51,6 +54,15 @@ public:
     /// the same bytes in pieces of 1 MiB: a 71 MB training checkpoint took 52-591 ms of its serialising thread's time
     /// in whole-storage calls and 48-66 ms in pieces (docs/timings.md).
     static constexpr std::size_t kPiece = std::size_t{1} << 20;
+    /// Direct writes' alignment of the buffer, of each write's size and of the file offset.
+    static constexpr std::size_t kDirectAlign = 4096;
+
+    /// Whether WriteBehindFiles created from now on write around the page cache where the file system takes it;
+    /// returns the setting before. On unless NIC_DIRECT_WRITES=0. Why: filling new page-cache pages is what cost the
+    /// VM measured here its time (a 94 MB write took 23 ms into recycled pages and 0.5-1.0 s of kernel CPU into pages
+    /// of memory it had not touched lately); written directly, the same bytes took 60 ms and 6 ms of CPU, and other
+    /// files (slides) keep their place in the page cache (docs/timings.md).
+    static bool useDirectWrites(bool on);
 
     /// Creates (truncates) `file`'s temporary file. IoError "<target>: <what>: <cause>" ("cannot write checkpoint").
     explicit WriteBehindFile(const AtomicFile& file, std::string what = "cannot write");
@@ -62,11 +74,18 @@ public:
     std::size_t write(const void* data, std::size_t n) noexcept;
     /// "" while every write succeeded, else "<target>: <what>: <cause>" for the first that failed.
     std::string error() const;
-    /// Closes the file; throws IoError with error() if a write failed, or if closing fails.
+    /// Writes what is gathered and closes the file; throws IoError with error() if a write failed, or if closing fails.
     void close();
+    /// Whether this file is being written around the page cache (see the class comment).
+    bool direct() const { return direct_; }
 
 private:
     std::string failure(int err) const;
+    /// Writes [p, p + n) through the page cache; false (errno_ set) on a failure.
+    bool writeBuffered(const char* p, std::size_t n) noexcept;
+    /// Writes the first `n` gathered bytes (n a multiple of kDirectAlign but for the last) and empties the buffer;
+    /// where the file system refuses a direct write, goes on through the page cache. False (errno_ set) on a failure.
+    bool writeGathered(std::size_t n) noexcept;
 
     std::filesystem::path target_;
     std::string what_;
@@ -74,7 +93,10 @@ private:
     std::uint64_t written_ = 0;
     std::uint64_t handedOver_ = 0; ///< bytes already given to write-back
     int errno_ = 0;                ///< the first failed write's
-
+    bool direct_ = false;
+    char* gathered_ = nullptr; ///< kPiece bytes aligned to kDirectAlign while direct_ (from a process-wide pool)
+    std::size_t gatheredBytes_ = 0;
+    std::uint64_t accepted_ = 0; ///< bytes taken by write(): the file's length
 };
 
 /// Writes `bytes` to `target` atomically. Throws IoError naming the file and the cause.

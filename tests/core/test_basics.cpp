@@ -1,12 +1,13 @@
 // Small building blocks: JobContext, atomic files, PNG/JPEG IO, resampling.
 #include "core/base/atomicfile.h"
 #include "core/base/error.h"
-#include "core/imaging/imageio.h"
 #include "core/base/jobcontext.h"
+#include "core/imaging/imageio.h"
 #include "core/slide/resample.h"
 #include "testsupport.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -77,6 +78,52 @@ TEST(AtomicFile, SyncedFilesStayUnpublishedUntilPublished) {
     }
     EXPECT_FALSE(std::filesystem::exists(second));
     EXPECT_EQ(test::entriesIn(dir.path()), 1);
+}
+
+/// Sets WriteBehindFile::useDirectWrites for a scope and puts the setting back.
+class DirectWrites {
+public:
+    explicit DirectWrites(bool on) : before_(WriteBehindFile::useDirectWrites(on)) {}
+    ~DirectWrites() { WriteBehindFile::useDirectWrites(before_); }
+    DirectWrites(const DirectWrites&) = delete;
+    DirectWrites& operator=(const DirectWrites&) = delete;
+
+private:
+    bool before_;
+};
+
+TEST(AtomicFile, WriteBehindKeepsEveryLengthExactlyWrittenDirectlyOrThroughThePageCache) {
+    // Direct writes go out in aligned pieces and pad the last one: the file must still end at the last byte written,
+    // for lengths on both sides of the alignment and of a piece, in one call or in uneven ones.
+    test::TempDir dir;
+    const std::size_t a = WriteBehindFile::kDirectAlign, piece = WriteBehindFile::kPiece;
+    std::string bytes(3 * piece + 5, '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<char>((i * 2246822519U) >> 11);
+    for (const bool direct : {true, false}) {
+        const DirectWrites mode(direct);
+        for (const std::size_t length :
+             {std::size_t{0}, std::size_t{1}, a - 1, a, a + 1, piece - 1, piece, piece + 1, 3 * piece + 5}) {
+            for (const bool oneCall : {true, false}) {
+                SCOPED_TRACE(std::to_string(length) + " bytes" + (oneCall ? " in one call" : " in uneven calls") +
+                             (direct ? ", direct where the file system takes it" : ", through the page cache"));
+                const auto target = dir / ("f" + std::to_string(length) + (oneCall ? "a" : "b") + ".bin");
+                AtomicFile file(target);
+                WriteBehindFile sink(file);
+                if (!direct) {
+                    EXPECT_FALSE(sink.direct());
+                }
+                for (std::size_t at = 0, n = 1; at < length; at += n, n = n * 5 % 700001 + 1) {
+                    n = oneCall ? length : std::min(n, length - at);
+                    EXPECT_EQ(sink.write(bytes.data() + at, n), n);
+                }
+                sink.close();
+                file.commit();
+                EXPECT_EQ(std::filesystem::file_size(target), length);
+                EXPECT_TRUE(test::readFile(target) == bytes.substr(0, length));
+            }
+        }
+    }
 }
 
 TEST(AtomicFile, WriteBehindWritesEveryByteAcrossItsStretches) {
@@ -155,7 +202,8 @@ TEST(ImageIO, ClearErrors) {
     Image img(64, 64, 3, 128);
     writePng(dir / "full.png", img);
     auto bytes = encodePng(img);
-    std::ofstream(dir / "half.png", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    std::ofstream(dir / "half.png", std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
     EXPECT_THROW(readImage(dir / "half.png"), FormatError);
     EXPECT_THROW(readImage(dir / "missing.png"), IoError);
 }
