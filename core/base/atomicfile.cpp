@@ -9,10 +9,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <string>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 #include <utility>
 #include <vector>
 
@@ -28,18 +32,17 @@ constexpr int kDirectFlag = 0;
 std::atomic<bool> gDirectWrites{envSwitchOn("NIC_DIRECT_WRITES")};
 
 /// Direct writes' buffers, kept for the next file: memory this process has touched before, which on the VM measured
-/// here costs far less than new memory (docs/timings.md). At most four are kept.
+/// here costs far less than new memory (docs/timings.md). At most four are kept, in an array that needs no allocation
+/// and no destructor (pieces given back while the process exits stay reachable).
 std::mutex gPiecesMutex;
-std::vector<char*> gPieces;
+char* gPieces[4] = {};
+std::size_t gPieceCount = 0;
 
 char* takePiece() noexcept {
     {
         std::lock_guard lock(gPiecesMutex);
-        if (!gPieces.empty()) {
-            char* piece = gPieces.back();
-            gPieces.pop_back();
-            return piece;
-        }
+        if (gPieceCount > 0)
+            return gPieces[--gPieceCount];
     }
     return static_cast<char*>(std::aligned_alloc(WriteBehindFile::kDirectAlign, WriteBehindFile::kPiece));
 }
@@ -49,12 +52,35 @@ void givePiece(char* piece) noexcept {
         return;
     {
         std::lock_guard lock(gPiecesMutex);
-        if (gPieces.size() < 4) {
-            gPieces.push_back(piece);
+        if (gPieceCount < std::size(gPieces)) {
+            gPieces[gPieceCount++] = piece;
             return;
         }
     }
     std::free(piece);
+}
+
+/// Whether the file behind `fd` is on a local disk file system that takes direct writes as such. Elsewhere (network
+/// file systems, where each direct write would wait for the server; tmpfs, where the page cache is the file) the
+/// page cache stays.
+bool directWritesSuit(int fd) {
+#ifdef __linux__
+    struct statfs fs {};
+    if (::fstatfs(fd, &fs) != 0)
+        return false;
+    switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0xEF53UL:     // ext2, ext3, ext4
+    case 0x58465342UL: // XFS
+    case 0x9123683EUL: // Btrfs
+    case 0xF2F52010UL: // F2FS
+        return true;
+    default:
+        return false;
+    }
+#else
+    (void)fd;
+    return false;
+#endif
 }
 
 std::string randomSuffix() {
@@ -111,7 +137,7 @@ WriteBehindFile::WriteBehindFile(const AtomicFile& file, std::string what)
     if (fd_ < 0)
         throw IoError(failure(errno));
     // A file system without direct IO refuses the flag here (EINVAL), or its first write (writeGathered).
-    if (kDirectFlag != 0 && gDirectWrites.load(std::memory_order_relaxed)) {
+    if (kDirectFlag != 0 && gDirectWrites.load(std::memory_order_relaxed) && directWritesSuit(fd_)) {
         const int flags = ::fcntl(fd_, F_GETFL);
         if (flags >= 0 && ::fcntl(fd_, F_SETFL, flags | kDirectFlag) == 0) {
             gathered_ = takePiece();

@@ -36,7 +36,8 @@ private:
     bool committed_ = false;
 };
 
-/// Writes an AtomicFile's temporary file front to back. Where the file system takes it (Linux: O_DIRECT), the bytes go
+/// Writes an AtomicFile's temporary file front to back. On a local disk file system (ext4, XFS, Btrfs, F2FS) that takes
+/// O_DIRECT, the bytes go
 /// around the page cache: gathered into a buffer of kPiece bytes (aligned, kept for the next file) and written from it
 /// a piece at a time; the last piece is padded to kDirectAlign and the file cut back to its length on close().
 /// Otherwise (or with useDirectWrites(false)) they go through the page cache, and every completed stretch of kStretch
@@ -75,6 +76,7 @@ public:
     /// "" while every write succeeded, else "<target>: <what>: <cause>" for the first that failed.
     std::string error() const;
     /// Writes what is gathered and closes the file; throws IoError with error() if a write failed, or if closing fails.
+    /// Call it before the AtomicFile's sync() or commit(): up to kPiece bytes wait in the buffer until then.
     void close();
     /// Whether this file is being written around the page cache (see the class comment).
     bool direct() const { return direct_; }

@@ -126,6 +126,36 @@ TEST(AtomicFile, WriteBehindKeepsEveryLengthExactlyWrittenDirectlyOrThroughThePa
     }
 }
 
+TEST(AtomicFile, WriteBehindGoesOnThroughThePageCacheWhereADirectWriteIsCutShort) {
+    // A file size limit cuts the padded last piece of a direct write short (or refuses it): the rest goes through the
+    // page cache and the file still ends at its last byte. Past the limit, close() names the file and the cause.
+    test::TempDir dir;
+    const std::size_t piece = WriteBehindFile::kPiece;
+    std::string bytes(2 * piece, '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<char>((i * 2654435761U) >> 17);
+    for (const std::size_t limit : {piece + 2048, piece + 3000}) {
+        SCOPED_TRACE("limit " + std::to_string(limit));
+        const auto target = dir / ("cut" + std::to_string(limit) + ".bin");
+        {
+            const test::FileSizeLimit cap(limit);
+            AtomicFile file(target);
+            WriteBehindFile sink(file);
+            sink.write(bytes.data(), piece + 100);
+            sink.close();
+            file.commit();
+        }
+        EXPECT_TRUE(test::readFile(target) == bytes.substr(0, piece + 100));
+    }
+    const auto tooLarge = dir / "too large.bin";
+    const test::FileSizeLimit cap(piece + 1000);
+    AtomicFile file(tooLarge);
+    WriteBehindFile sink(file, "cannot write the test file");
+    EXPECT_EQ(sink.write(bytes.data(), bytes.size()), bytes.size());
+    EXPECT_EQ(test::errorOf<IoError>([&] { sink.close(); }),
+              tooLarge.string() + ": cannot write the test file: File too large");
+}
+
 TEST(AtomicFile, WriteBehindWritesEveryByteAcrossItsStretches) {
     test::TempDir dir;
     const auto target = dir / "big.bin";

@@ -1,6 +1,6 @@
 // Weight gradients of 3 × 3 stride-2 convolutions on im2col + oneDNN's sgemm (convgrad.h), called directly: LibTorch's
-// gradient for every thread count, however the output pixels split among the threads (fewer pixels than threads
-// included) and across each thread's im2col chunks, and the same bits again for the same thread count.
+// gradient for every thread count, however the output pixels split among the threads and across each thread's im2col
+// chunks, and the same bits again for the same thread count.
 #include "core/encoders/nn/convgrad.h"
 
 #include <gtest/gtest.h>
@@ -30,10 +30,11 @@ TEST(ConvGrad, GivesLibTorchsWeightGradientOnEveryThreadCountWithTheSameBitsEach
     if (!convgrad::available())
         GTEST_SKIP() << "this build has no oneDNN sgemm (libdnnl-dev): training takes LibTorch's weight gradients";
     torch::manual_seed(31);
-    // An odd side whose windows leave the image; one output pixel, fewer than the threads (after a larger case, so that
-    // the threads without pixels find the partial sums of the last call); an output count that does not divide among
-    // 2 or 3 threads; and 4 · 32² output rows of 9 · 32 values: several 1 MiB im2col chunks a thread.
-    for (const Case c : {Case{3, 48, 24, 9}, Case{1, 32, 16, 2}, Case{2, 64, 40, 15}, Case{4, 32, 64, 64}}) {
+    // Small maps, which run on one thread (at least 256 output pixels a thread): an odd side whose windows leave the
+    // image, one output pixel, 128 pixels. Then 2 · 23² output pixels, which do not divide evenly among 2 or 3
+    // threads, on an odd side; and 4 · 32² output rows of 9 · 32 values: several 1 MiB im2col chunks a thread.
+    for (const Case c :
+         {Case{3, 48, 24, 9}, Case{1, 32, 16, 2}, Case{2, 64, 40, 15}, Case{2, 48, 24, 45}, Case{4, 32, 64, 64}}) {
         const int o = (c.side - 1) / 2 + 1;
         const auto x = torch::randn({c.n, c.in, c.side, c.side}).requires_grad_(true);
         const auto w = torch::randn({c.out, c.in, 3, 3}).requires_grad_(true);

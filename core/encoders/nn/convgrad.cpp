@@ -79,7 +79,9 @@ void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_
                     std::int64_t out, float* dw, int threads) {
     gCalls.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t o = (side - 1) / 2 + 1, size = out * 9 * in, total = n * o * o;
-    const int wanted = std::max(1, threads);
+    // At least 256 output pixels a thread (a choice by shape, so the same bits for the same thread count): fewer would
+    // mostly add partial sums of zeros.
+    const int wanted = static_cast<int>(std::clamp<std::int64_t>(total / 256, 1, std::max(1, threads)));
     // Thread t of T sums the rows [total · t / T, total · (t + 1) / T) on its own (thread 0 into dw, the others into
     // partial sums), then dw += the partial sums in thread order: the same bits for the same thread count. Splitting
     // the rows instead of each sgemm keeps every thread's im2col chunk in its own cache.
@@ -107,6 +109,7 @@ void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_
         {
 #pragma omp single
             used = omp_get_num_threads(); // the implied barrier: every thread reads it after
+            const OmpThreads one(1);      // oneDNN's sgemm on this thread alone, also in a team of one
             part(omp_get_thread_num(), used);
         }
     } else {

@@ -14,7 +14,8 @@
 
 namespace nic::gemmconv {
 
-/// The most floats one im2col chunk holds (16 MiB): run() and training's weight gradients copy in chunks of this.
+/// The most floats one im2col chunk of run() holds (16 MiB). Training's weight gradients copy 1 MiB a thread
+/// (convgrad.cpp).
 inline constexpr std::int64_t kChunkFloats = std::int64_t{4} << 20;
 
 /// Whether this build has oneDNN's sgemm (run() needs it; im2col() does not).
