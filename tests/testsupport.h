@@ -15,11 +15,11 @@ std::filesystem::path sharedDataDir();
 
 /// Skips the current test with a clear message when `relative` does not exist under sharedDataDir().
 /// Usage: NIC_REQUIRE_SHARED("slides/CMU-1-Small-Region.svs");
-#define NIC_REQUIRE_SHARED(relative)                                                                    \
-    do {                                                                                                \
-        if (!std::filesystem::exists(::nic::test::sharedDataDir() / (relative)))                        \
-            GTEST_SKIP() << "shared test data absent: " << (::nic::test::sharedDataDir() / (relative)) \
-                         << " (tests that use real data skip without it)";                             \
+#define NIC_REQUIRE_SHARED(relative)                                                                                   \
+    do {                                                                                                               \
+        if (!std::filesystem::exists(::nic::test::sharedDataDir() / (relative)))                                       \
+            GTEST_SKIP() << "shared test data absent: " << (::nic::test::sharedDataDir() / (relative))                 \
+                         << " (tests that use real data skip without it)";                                             \
     } while (0)
 
 /// A fresh, empty directory removed with its contents at destruction.
@@ -34,6 +34,20 @@ public:
 
 private:
     std::filesystem::path path_;
+};
+
+/// Sets one of the project's process-wide switches of an optimised path (a `bool set(bool on)` that returns the
+/// setting before, e.g. WriteBehindFile::useDirectWrites) for a scope, and puts the setting back.
+template <bool (*Set)(bool)>
+class ScopedSwitch {
+public:
+    explicit ScopedSwitch(bool on) : before_(Set(on)) {}
+    ~ScopedSwitch() { Set(before_); }
+    ScopedSwitch(const ScopedSwitch&) = delete;
+    ScopedSwitch& operator=(const ScopedSwitch&) = delete;
+
+private:
+    bool before_;
 };
 
 /// While alive, no file this process writes may grow past `bytes` (RLIMIT_FSIZE, with SIGXFSZ ignored): a write

@@ -18,7 +18,6 @@
 #include <sys/vfs.h>
 #endif
 #include <utility>
-#include <vector>
 
 namespace nic {
 

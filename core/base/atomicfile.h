@@ -37,16 +37,15 @@ private:
 };
 
 /// Writes an AtomicFile's temporary file front to back. On a local disk file system (ext4, XFS, Btrfs, F2FS) that takes
-/// O_DIRECT, the bytes go
-/// around the page cache: gathered into a buffer of kPiece bytes (aligned, kept for the next file) and written from it
-/// a piece at a time; the last piece is padded to kDirectAlign and the file cut back to its length on close().
-/// Otherwise (or with useDirectWrites(false)) they go through the page cache, and every completed stretch of kStretch
-/// bytes is handed to the kernel's write-back as it goes (sync_file_range), so that the AtomicFile's sync() then waits
-/// for the last stretch instead of the whole file: the disk writes while the caller is still producing bytes. Write
-/// errors neither throw from write() nor shorten what it reports: LibTorch's archive writer calls it from inside
-/// its zip library, and a short write there ends in std::terminate (its writer's destructor throws again while
-/// the first error unwinds). write() keeps the first error's errno, drops everything after it and reports every
-/// byte written; close() then throws IoError "<target>: <what>: <cause>".
+/// O_DIRECT, the bytes go around the page cache: gathered into a buffer of kPiece bytes (aligned, kept for the next
+/// file) and written from it a piece at a time; the last piece is padded to kDirectAlign and the file cut back to its
+/// length on close(). Otherwise (or with useDirectWrites(false)) they go through the page cache, and every completed
+/// stretch of kStretch bytes is handed to the kernel's write-back as it goes (sync_file_range), so that the
+/// AtomicFile's sync() then waits for the last stretch instead of the whole file: the disk writes while the caller is
+/// still producing bytes. Write errors neither throw from write() nor shorten what it reports: LibTorch's archive
+/// writer calls it from inside its zip library, and a short write there ends in std::terminate (its writer's destructor
+/// throws again while the first error unwinds). write() keeps the first error's errno, drops everything after it and
+/// reports every byte written; close() then throws IoError "<target>: <what>: <cause>".
 class WriteBehindFile {
 public:
     static constexpr std::uint64_t kStretch = 8ULL << 20;
@@ -96,7 +95,7 @@ private:
     std::uint64_t handedOver_ = 0; ///< bytes already given to write-back
     int errno_ = 0;                ///< the first failed write's
     bool direct_ = false;
-    char* gathered_ = nullptr; ///< kPiece bytes aligned to kDirectAlign while direct_ (from a process-wide pool)
+    char* gathered_ = nullptr; ///< kPiece bytes aligned to kDirectAlign (process-wide pool), kept after a fallback
     std::size_t gatheredBytes_ = 0;
     std::uint64_t accepted_ = 0; ///< bytes taken by write(): the file's length
 };

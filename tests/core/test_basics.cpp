@@ -80,17 +80,7 @@ TEST(AtomicFile, SyncedFilesStayUnpublishedUntilPublished) {
     EXPECT_EQ(test::entriesIn(dir.path()), 1);
 }
 
-/// Sets WriteBehindFile::useDirectWrites for a scope and puts the setting back.
-class DirectWrites {
-public:
-    explicit DirectWrites(bool on) : before_(WriteBehindFile::useDirectWrites(on)) {}
-    ~DirectWrites() { WriteBehindFile::useDirectWrites(before_); }
-    DirectWrites(const DirectWrites&) = delete;
-    DirectWrites& operator=(const DirectWrites&) = delete;
-
-private:
-    bool before_;
-};
+using DirectWrites = test::ScopedSwitch<&WriteBehindFile::useDirectWrites>;
 
 TEST(AtomicFile, WriteBehindKeepsEveryLengthExactlyWrittenDirectlyOrThroughThePageCache) {
     // Direct writes go out in aligned pieces and pad the last one: the file must still end at the last byte written,

@@ -2,6 +2,7 @@
 // What the OneDnnChain tests share (test_onednnchain.cpp, test_onednnchainfused.cpp): chains of known weights with
 // LibTorch's own operators beside them, and scoped settings of the chain's process-wide switches.
 #include "core/encoders/nn/onednnchain.h"
+#include "testsupport.h"
 
 #include <torch/torch.h>
 
@@ -115,18 +116,7 @@ inline torch::Tensor runChain(OneDnnChain& chain, const torch::Tensor& x, float 
         }                                                                                                              \
     } while (0)
 
-/// Sets one of OneDnnChain's process-wide switches for a scope and puts the setting back.
-template <bool (*Set)(bool)>
-class ScopedSwitch {
-public:
-    explicit ScopedSwitch(bool on) : before_(Set(on)) {}
-    ~ScopedSwitch() { Set(before_); }
-    ScopedSwitch(const ScopedSwitch&) = delete;
-    ScopedSwitch& operator=(const ScopedSwitch&) = delete;
-
-private:
-    bool before_;
-};
+using test::ScopedSwitch;
 using DirectFirstConvolution = ScopedSwitch<&OneDnnChain::useDirectFirstConvolution>;
 using WideConvolutions = ScopedSwitch<&OneDnnChain::useWideConvolutions>;
 using FusedFirstConvolutions = ScopedSwitch<&OneDnnChain::fuseFirstConvolutions>;

@@ -9,6 +9,7 @@
 #include "core/encoders/nn/torchencoder.h"
 #include "core/imaging/dihedral.h"
 #include "nntestsupport.h"
+#include "testsupport.h"
 
 #include <gtest/gtest.h>
 
@@ -24,16 +25,7 @@ namespace nic {
 namespace {
 
 /// For its scope, toPlanar's vector kernel is on or off; the setting before is put back.
-class VectorKernel {
-public:
-    explicit VectorKernel(bool on) : before_(patchinput::useVectorKernel(on)) {}
-    ~VectorKernel() { patchinput::useVectorKernel(before_); }
-    VectorKernel(const VectorKernel&) = delete;
-    VectorKernel& operator=(const VectorKernel&) = delete;
-
-private:
-    bool before_;
-};
+using VectorKernel = test::ScopedSwitch<&patchinput::useVectorKernel>;
 
 /// The reference: each patch's bytes transformed (dihedralTransformPatch), then converted value by value by the formula
 /// (v / 127.5 − 1; pooled: the 2 × 2 block's byte sum s as s / 510 − 1), into planar [n, 3, S, S].
