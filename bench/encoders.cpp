@@ -4,17 +4,21 @@
 // gives a limit in patches/s; the ratio achieved / limit is the figure to track. Also the system-time
 // share of each timed section. Training is timed four times, with each step's batch made on the prefetch
 // thread (the trainers' default) and made inline, in the order prefetched, inline, inline, prefetched, and
-// prints both ratios to the limit, their quotient and how long making the batches took. Prints figures; asserts nothing (house style #11).
+// prints both ratios to the limit, their quotient and how long making the batches took. Prints figures; asserts nothing
+// (house style #11).
 //
 // Usage: bench_encoders [--threads N] [--patch-size P] [--code-size C] [--forward-batches K]
 //                       [--train-steps S] [--only KIND] [--layers] [--plain] [--separate-bn]
 // --train-steps 0 measures the forward pass only (default 8: the first step of a run builds oneDNN's
 // primitives and allocates every block afresh, so a short run understates the steady state). Each
 // training line also says how many large tensor allocations the tensor cache served
-// (core/encoders/nn/tensorcache.h; NIC_TENSOR_CACHE_MB=0 runs without it). --plain: encoders run as trained (no BatchNorm folding), to measure what the optimisation gives.
+// (core/encoders/nn/tensorcache.h; NIC_TENSOR_CACHE_MB=0 runs without it). --plain: encoders run as trained (no
+// BatchNorm folding), to measure what the optimisation gives.
 // --layers also compares the weight gradients of 3x3 stride-2 layers through LibTorch and through im2col + oneDNN's
-// sgemm (core/encoders/nn/convgrad.h), which training takes for the layers with at least 32 input channels, and the
-// first convolution's forward through LibTorch and through the direct kernel (core/encoders/nn/directconv.h).
+// sgemm (core/encoders/nn/convgrad.h), which training takes for the layers with at least 32 input channels; the
+// forward pass and input gradient of such layers through LibTorch and through sgemm, which training takes for small
+// maps (convgrad::smallMap); and the first convolution's forward through LibTorch and through the direct kernel
+// (core/encoders/nn/directconv.h).
 // --separate-bn: training runs BatchNorm and LeakyReLU as LibTorch's separate operators instead of the
 // fused function (core/encoders/nn/batchnormleaky.h), to measure what the fusion gives.
 #include "core/encoders/encoder.h"
@@ -59,7 +63,7 @@ nic::PatchBank randomBank(int n, int p, std::uint64_t seed) {
 
 /// Weight gradients of the encoders' 3 × 3, stride-2 layers (batch 64, channels-last, LibTorch's threads) through
 /// LibTorch (oneDNN's kernel) and through im2col + oneDNN's sgemm (convgrad.h), alternated 5 times, best of each:
-/// what the choice of convgrad::fits rests on.
+/// what the choice of convgrad::fits rests on (the first layer's three input channels included).
 void compareWeightGradients() {
     if (!nic::convgrad::available())
         return;
@@ -68,8 +72,9 @@ void compareWeightGradients() {
     };
     std::printf("weight gradients of 3x3 stride-2 layers, batch 64 (best of 5 alternated): LibTorch (oneDNN) vs "
                 "im2col + sgemm\n");
-    for (const Shape sh : {Shape{32, 64, 64}, Shape{64, 128, 32}, Shape{128, 256, 16}, Shape{256, 512, 8},
-                           Shape{128, 128, 32}, Shape{128, 128, 16}, Shape{128, 128, 8}}) {
+    for (const Shape sh :
+         {Shape{32, 64, 64}, Shape{64, 128, 32}, Shape{128, 256, 16}, Shape{256, 512, 8}, Shape{128, 128, 32},
+          Shape{128, 128, 16}, Shape{128, 128, 8}, Shape{3, 32, 128}, Shape{3, 128, 64}}) {
         torch::NoGradGuard noGrad;
         const auto cl = torch::MemoryFormat::ChannelsLast;
         const auto x = torch::randn({64, sh.in, sh.side, sh.side}).contiguous(cl);
@@ -91,9 +96,58 @@ void compareWeightGradients() {
                 sgemmBest = std::min(sgemmBest, b);
             }
         }
-        std::printf("  %3d -> %3d, %3d^2 -> %2d^2: %6.2f ms vs %6.2f ms = %.2f x  (%s here)\n", sh.in, sh.out, sh.side,
+        std::printf("  %3d -> %3d, %3d^2 -> %2d^2: %6.2f ms vs %6.2f ms = %.2f x  (%s)\n", sh.in, sh.out, sh.side,
                     sh.side / 2, torchBest * 1e3, sgemmBest * 1e3, torchBest / sgemmBest,
-                    nic::convgrad::fits(sh.in, 3, 2, 1, 1, 1) ? "sgemm" : "LibTorch");
+                    nic::convgrad::fits(sh.in, 3, 2, 1, 1, 1) ? "sgemm here" : "LibTorch here");
+    }
+}
+
+/// Training's forward pass and ∂x of 3 × 3 stride-2 layers through LibTorch (oneDNN) and through convgrad's sgemm
+/// paths (batch 64, channels-last, best of 5 alternated): what convgrad::smallMap rests on.
+void compareSmallMapConvolutions() {
+    if (!nic::convgrad::available())
+        return;
+    std::printf("forward pass and input gradient of 3x3 stride-2 layers in training, batch 64 (best of 5 alternated): "
+                "LibTorch (oneDNN) vs sgemm\n");
+    struct Shape {
+        int in, out, side;
+    };
+    for (const Shape sh :
+         {Shape{64, 128, 32}, Shape{128, 256, 16}, Shape{256, 512, 8}, Shape{256, 512, 4}, Shape{512, 512, 8}}) {
+        torch::NoGradGuard noGrad;
+        const auto cl = torch::MemoryFormat::ChannelsLast;
+        const int o = sh.side / 2;
+        const auto x = torch::randn({64, sh.in, sh.side, sh.side}).contiguous(cl);
+        const auto w = torch::randn({sh.out, sh.in, 3, 3}).contiguous(cl), b = torch::randn({sh.out});
+        const auto dy = torch::randn({64, sh.out, o, o}).contiguous(cl);
+        auto y = torch::empty({64, sh.out, o, o}).contiguous(cl), dx = torch::empty_like(x);
+        double best[4] = {1e9, 1e9, 1e9, 1e9};
+        for (int r = 0; r < 6; ++r) { // the first round warms every path up
+            double t[4];
+            auto t0 = std::chrono::steady_clock::now();
+            const auto ref = at::convolution(x, w, b, {2, 2}, {1, 1}, {1, 1}, false, {0, 0}, 1);
+            t[0] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            t0 = std::chrono::steady_clock::now();
+            nic::convgrad::forward(x.data_ptr<float>(), 64, sh.in, sh.side, w.data_ptr<float>(), b.data_ptr<float>(),
+                                   sh.out, y.data_ptr<float>(), nic::computeThreads());
+            t[1] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            t0 = std::chrono::steady_clock::now();
+            const auto grads = at::convolution_backward(dy, x, w, c10::nullopt, {2, 2}, {1, 1}, {1, 1}, false, {0, 0},
+                                                        1, {true, false, false});
+            t[2] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            t0 = std::chrono::steady_clock::now();
+            nic::convgrad::dataGradient(dy.data_ptr<float>(), 64, sh.in, sh.side, w.data_ptr<float>(), sh.out,
+                                        dx.data_ptr<float>(), nic::computeThreads());
+            t[3] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (r > 0)
+                for (int k = 0; k < 4; ++k)
+                    best[k] = std::min(best[k], t[k]);
+        }
+        std::printf(
+            "  %3d -> %3d, %2d^2 -> %d^2: forward %6.2f vs %6.2f ms = %.2f x, input gradient %6.2f vs %6.2f ms = "
+            "%.2f x  (%s here)\n",
+            sh.in, sh.out, sh.side, o, best[0] * 1e3, best[1] * 1e3, best[0] / best[1], best[2] * 1e3, best[3] * 1e3,
+            best[2] / best[3], nic::convgrad::smallMap(sh.in, sh.side) ? "sgemm" : "LibTorch");
     }
 }
 
@@ -188,6 +242,7 @@ int main(int argc, char** argv) {
             nic::bench::printAugmentationTimes(bank, batch, device);
         if (trainSteps > 0 && layers && device == "cpu") {
             compareWeightGradients();
+            compareSmallMapConvolutions();
             compareFirstConvolutions();
         }
         const auto tmp = std::filesystem::temp_directory_path() / ("bench-encoders-" + std::to_string(::getpid()));

@@ -324,7 +324,8 @@ const char* opGroup(const std::string& name) {
 }
 
 /// One convolution layer of a step, told apart by its weight and input shapes: the own time of every operator
-/// under its aten::convolution (forward) and aten::convolution_backward calls. Layers of the same weight and
+/// under its aten::convolution (forward) and aten::convolution_backward calls, or the encoders' nic::convolution and
+/// nic::convolution_backward (modules.cpp), whose LibTorch calls inside count for it. Layers of the same weight and
 /// input shapes are one entry (the profiler records no stride): `outputs` then holds their output shapes.
 struct ConvLayerTime {
     std::vector<std::int64_t> weight, input;       ///< [Co, Ci, kh, kw], [N, Ci, H, W]
@@ -368,11 +369,14 @@ StepProfile profileOf(const torch::autograd::profiler::thread_event_lists& lists
                 }
                 const std::string name = e.name();
                 const auto shapes = e.shapes();
-                if (open.layer < 0 && name == "aten::convolution" && shapes.size() >= 2 && shapes[1].size() == 4) {
+                // LibTorch's convolution operators, or the encoders' own (modules.cpp: the same inputs), whose
+                // LibTorch calls inside then count for the same layer.
+                const bool forward = name == "aten::convolution" || name == "nic::convolution";
+                const bool backward = name == "aten::convolution_backward" || name == "nic::convolution_backward";
+                if (open.layer < 0 && forward && shapes.size() >= 2 && shapes[1].size() == 4) {
                     open.layer = layerOf(shapes[1], shapes[0]);
                     ++out.conv[static_cast<std::size_t>(open.layer)].forwardCalls;
-                } else if (open.layer < 0 && name == "aten::convolution_backward" && shapes.size() >= 3 &&
-                           shapes[2].size() == 4) {
+                } else if (open.layer < 0 && backward && shapes.size() >= 3 && shapes[2].size() == 4) {
                     open.layer = layerOf(shapes[2], shapes[1]);
                     open.backward = true;
                     auto& outputs = out.conv[static_cast<std::size_t>(open.layer)].outputs;

@@ -1,6 +1,6 @@
-// Weight gradients of 3 × 3 stride-2 convolutions on im2col + oneDNN's sgemm (convgrad.h), called directly: LibTorch's
+// 3 × 3 stride-2 convolutions on im2col + oneDNN's sgemm (convgrad.h), called directly. Weight gradients: LibTorch's
 // gradient for every thread count, however the output pixels split among the threads and across each thread's im2col
-// chunks, and the same bits again for the same thread count.
+// chunks, and the same bits again for the same thread count. Forward pass and input gradient: the same.
 #include "core/encoders/nn/convgrad.h"
 
 #include <gtest/gtest.h>
@@ -50,6 +50,58 @@ TEST(ConvGrad, GivesLibTorchsWeightGradientOnEveryThreadCountWithTheSameBitsEach
             const auto got = weightGradient(c, x.detach(), dy, threads);
             EXPECT_LE((got - expected).abs().max().item<float>(), 2e-5F * scale) << what;
             EXPECT_TRUE(torch::equal(weightGradient(c, x.detach(), dy, threads), got)) << what;
+        }
+    }
+}
+
+/// n channels-last images [side, side, c] of an NCHW tensor, and back.
+torch::Tensor toNhwc(const torch::Tensor& t) {
+    return t.permute({0, 2, 3, 1}).contiguous();
+}
+torch::Tensor fromNhwc(const torch::Tensor& t) {
+    return t.permute({0, 3, 1, 2});
+}
+
+TEST(ConvGrad, GivesLibTorchsOutputAndInputGradientOnEveryThreadCountWithTheSameBitsEachTime) {
+    if (!convgrad::available())
+        GTEST_SKIP() << "this build has no oneDNN sgemm (libdnnl-dev): training takes LibTorch's convolutions";
+    torch::manual_seed(32);
+    // One image of one output pixel; an odd side whose windows leave the image; fewer images than threads; 16 images
+    // of 9 · 256 values a row, several 1 MiB im2col chunks a thread (113 rows each).
+    for (const Case c : {Case{1, 256, 16, 2}, Case{3, 256, 24, 7}, Case{2, 40, 8, 9}, Case{16, 256, 48, 8}}) {
+        const int o = (c.side - 1) / 2 + 1;
+        const auto x = torch::randn({c.n, c.in, c.side, c.side}).requires_grad_(true);
+        const auto w = torch::randn({c.out, c.in, 3, 3});
+        const auto b = torch::randn({c.out});
+        const auto dy = torch::randn({c.n, c.out, o, o});
+        const auto expectedY = torch::nn::functional::conv2d(
+            x, w, torch::nn::functional::Conv2dFuncOptions().bias(b).stride(2).padding(1));
+        expectedY.backward(dy);
+        const auto expectedDx = x.grad();
+        const float yScale = std::max(1.0F, expectedY.abs().max().item<float>());
+        const float dxScale = std::max(1.0F, expectedDx.abs().max().item<float>());
+        const auto xc = toNhwc(x.detach()), wc = toNhwc(w), dyc = toNhwc(dy);
+        const auto forward = [&](int threads) {
+            auto y = torch::full({c.n, o, o, c.out}, std::numeric_limits<float>::quiet_NaN());
+            convgrad::forward(xc.data_ptr<float>(), c.n, c.in, c.side, wc.data_ptr<float>(), b.data_ptr<float>(), c.out,
+                              y.data_ptr<float>(), threads);
+            return y;
+        };
+        const auto dataGradient = [&](int threads) {
+            auto dx = torch::full({c.n, c.side, c.side, c.in}, std::numeric_limits<float>::quiet_NaN());
+            convgrad::dataGradient(dyc.data_ptr<float>(), c.n, c.in, c.side, wc.data_ptr<float>(), c.out,
+                                   dx.data_ptr<float>(), threads);
+            return dx;
+        };
+        for (const int threads : {1, 2, 3}) {
+            const std::string what = std::to_string(c.in) + " -> " + std::to_string(c.out) + " on " +
+                                     std::to_string(c.n) + " × " + std::to_string(c.side) + "², " +
+                                     std::to_string(threads) + " thread(s)";
+            const auto y = forward(threads), dx = dataGradient(threads);
+            EXPECT_LE((fromNhwc(y) - expectedY.detach()).abs().max().item<float>(), 2e-5F * yScale) << what;
+            EXPECT_LE((fromNhwc(dx) - expectedDx).abs().max().item<float>(), 2e-5F * dxScale) << what;
+            EXPECT_TRUE(torch::equal(forward(threads), y)) << what;
+            EXPECT_TRUE(torch::equal(dataGradient(threads), dx)) << what;
         }
     }
 }

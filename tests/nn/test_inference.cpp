@@ -288,6 +288,53 @@ TEST(ApplyConv, WideStride2LayersGetTheirWeightGradientFromTheSgemmPath) {
     }
 }
 
+TEST(ApplyConv, SmallMapLayersRunForwardAndInputGradientOnTheSgemmPath) {
+    // Layers with at least 256 input channels and at most 4² output pixels an image (the encoders' 256 → 512 layer)
+    // compute their output and ∂x on oneDNN's sgemm too when the maps are channels-last: LibTorch's values on an even
+    // side and an odd one (the window leaves the image), with and without ∂x. A larger map, and channel-first maps,
+    // stay on LibTorch's kernels.
+    struct Case {
+        int in, out, side, batch;
+        bool inputGrad, channelsLast, sgemm;
+    };
+    for (const Case c : {Case{256, 64, 8, 5, true, true, true}, Case{256, 32, 7, 3, false, true, true},
+                         Case{320, 16, 4, 2, true, true, true}, Case{256, 16, 10, 2, true, true, false},
+                         Case{256, 16, 8, 2, true, false, false}}) {
+        SCOPED_TRACE(std::to_string(c.in) + " -> " + std::to_string(c.out) + " at " + std::to_string(c.side) + "², " +
+                     std::to_string(c.batch) + " images" + (c.inputGrad ? ", input gradient" : "") +
+                     (c.channelsLast ? ", channels-last" : ", channel-first"));
+        torch::manual_seed(14);
+        const auto options = torch::nn::Conv2dOptions(c.in, c.out, 3).stride(2).padding(1);
+        torch::nn::Conv2d conv(options), reference(options);
+        copyModule(*reference, *conv);
+        auto values = torch::randn({c.batch, c.in, c.side, c.side});
+        if (c.channelsLast) {
+            values = values.contiguous(torch::MemoryFormat::ChannelsLast);
+            conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+        }
+        const auto x = values.clone().requires_grad_(c.inputGrad);
+        const auto xRef = values.clone().requires_grad_(c.inputGrad);
+        const auto forwardBefore = convgrad::forwardCalls(), dataBefore = convgrad::dataCalls();
+        const auto y = applyConv(conv, x);
+        const auto yRef = reference(xRef);
+        const bool sgemm = c.sgemm && convgrad::available();
+        EXPECT_EQ(convgrad::forwardCalls() - forwardBefore, sgemm ? 1U : 0U);
+        EXPECT_TRUE(closeInFloat32(y, yRef));
+        auto g = torch::randn(yRef.sizes());
+        if (c.channelsLast)
+            g = g.contiguous(torch::MemoryFormat::ChannelsLast);
+        y.backward(g);
+        yRef.backward(g);
+        EXPECT_EQ(convgrad::dataCalls() - dataBefore, sgemm && c.inputGrad ? 1U : 0U);
+        EXPECT_TRUE(closeInFloat32(conv->weight.grad(), reference->weight.grad()));
+        EXPECT_TRUE(closeInFloat32(conv->bias.grad(), reference->bias.grad()));
+        if (c.inputGrad)
+            EXPECT_TRUE(closeInFloat32(x.grad(), xRef.grad()));
+        else
+            EXPECT_FALSE(x.grad().defined());
+    }
+}
+
 TEST(ApplyConv, IsTheLayersOwnForwardWithoutGradientsOrWithoutABias) {
     torch::manual_seed(12);
     torch::nn::Conv2d conv(torch::nn::Conv2dOptions(4, 6, 3).padding(1));

@@ -161,24 +161,71 @@ public:
     }
 };
 
+/// Whether training's sgemm paths (convgrad.h) take this convolution of x by w: a layer that convgrad::fits, x
+/// channels-last float32 on the CPU (as the encoders train). `smallMap`: the forward and ∂x paths' further rule too.
+bool onSgemm(const torch::Tensor& x, const torch::Tensor& w, const std::vector<std::int64_t>& stride,
+             const std::vector<std::int64_t>& padding, const std::vector<std::int64_t>& dilation, std::int64_t groups,
+             bool smallMap) {
+    return x.dim() == 4 && w.dim() == 4 && x.size(2) == x.size(3) && w.size(2) == w.size(3) && x.size(1) == w.size(1) &&
+           stride.size() == 2 && stride[0] == stride[1] && padding.size() == 2 && padding[0] == padding[1] &&
+           dilation.size() == 2 && dilation[0] == dilation[1] &&
+           convgrad::fits(x.size(1), w.size(2), stride[0], padding[0], dilation[0], groups) &&
+           (!smallMap || convgrad::smallMap(x.size(1), x.size(2))) && x.scalar_type() == torch::kFloat &&
+           w.scalar_type() == torch::kFloat && x.is_cpu() && w.is_cpu() &&
+           x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+/// ∂y as the sgemm paths read it (channels-last float32 on the CPU), or undefined.
+bool gradientOnSgemm(const torch::Tensor& dy) {
+    return dy.dim() == 4 && dy.scalar_type() == torch::kFloat && dy.is_cpu() &&
+           dy.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+torch::Tensor emptyChannelsLast(at::IntArrayRef sizes) {
+    return torch::empty(sizes, torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
+}
+
 /// ∂w of a convolution on oneDNN's sgemm over an im2col copy (convgrad.h) where that path fits the layer and the
 /// input and ∂y are channels-last float32 on the CPU (as the encoders train); undefined otherwise.
 torch::Tensor weightGradientOnSgemm(const torch::Tensor& dy, const torch::Tensor& x, const torch::Tensor& w,
                                     const std::vector<std::int64_t>& stride, const std::vector<std::int64_t>& padding,
                                     const std::vector<std::int64_t>& dilation, std::int64_t groups) {
-    if (x.dim() != 4 || dy.dim() != 4 || w.dim() != 4 || x.size(2) != x.size(3) || w.size(2) != w.size(3) ||
-        stride.size() != 2 || stride[0] != stride[1] || padding.size() != 2 || padding[0] != padding[1] ||
-        dilation.size() != 2 || dilation[0] != dilation[1] ||
-        !convgrad::fits(x.size(1), w.size(2), stride[0], padding[0], dilation[0], groups) ||
-        x.scalar_type() != torch::kFloat || dy.scalar_type() != torch::kFloat || w.scalar_type() != torch::kFloat ||
-        !x.is_cpu() || !dy.is_cpu() || !x.is_contiguous(at::MemoryFormat::ChannelsLast) ||
-        !dy.is_contiguous(at::MemoryFormat::ChannelsLast))
+    if (!onSgemm(x, w, stride, padding, dilation, groups, false) || !gradientOnSgemm(dy))
         return {};
-    auto dw =
-        torch::empty(w.sizes(), torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
+    auto dw = emptyChannelsLast(w.sizes());
     convgrad::weightGradient(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), dy.data_ptr<float>(), w.size(0),
                              dw.data_ptr<float>(), torch::get_num_threads());
     return dw;
+}
+
+/// ∂x of a small-map convolution on oneDNN's sgemm (convgrad::dataGradient) where that path takes it; undefined
+/// otherwise.
+torch::Tensor dataGradientOnSgemm(const torch::Tensor& dy, const torch::Tensor& x, const torch::Tensor& w,
+                                  const std::vector<std::int64_t>& stride, const std::vector<std::int64_t>& padding,
+                                  const std::vector<std::int64_t>& dilation, std::int64_t groups) {
+    if (!onSgemm(x, w, stride, padding, dilation, groups, true) || !gradientOnSgemm(dy))
+        return {};
+    const auto wc = w.detach().contiguous(at::MemoryFormat::ChannelsLast); // [out, 3, 3, in] in memory
+    auto dx = emptyChannelsLast(x.sizes());
+    convgrad::dataGradient(dy.data_ptr<float>(), x.size(0), x.size(1), x.size(2), wc.data_ptr<float>(), w.size(0),
+                           dx.data_ptr<float>(), torch::get_num_threads());
+    return dx;
+}
+
+/// A small-map convolution's output on oneDNN's sgemm (convgrad::forward) where that path takes it; undefined
+/// otherwise.
+torch::Tensor convolutionOnSgemm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                                 const std::vector<std::int64_t>& stride, const std::vector<std::int64_t>& padding,
+                                 const std::vector<std::int64_t>& dilation, std::int64_t groups) {
+    if (!onSgemm(x, w, stride, padding, dilation, groups, true) || b.dim() != 1 || b.size(0) != w.size(0) ||
+        b.scalar_type() != torch::kFloat || !b.is_cpu())
+        return {};
+    const auto wc = w.detach().contiguous(at::MemoryFormat::ChannelsLast), bc = b.detach().contiguous();
+    const std::int64_t o = (x.size(2) - 1) / 2 + 1;
+    auto y = emptyChannelsLast({x.size(0), w.size(0), o, o});
+    convgrad::forward(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), wc.data_ptr<float>(), bc.data_ptr<float>(),
+                      w.size(0), y.data_ptr<float>(), torch::get_num_threads());
+    return y;
 }
 
 /// The convolution on the direct kernel (directconv.h: 3 × 3, stride 2, padding 1 or none from a few channels, the
@@ -214,7 +261,8 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
 /// encoders' first layer (3 → 32 channels, 128² → 64², batch 64, channels-last: 8.2 ms against 2.8 ms
 /// without ∂b, plus 0.8 ms for the sum) and 13 % slower on the second. `biasCancelled`: ∂b is exactly zero
 /// (applyConv's batchNormNext) and is not summed. ∂w of the stride-2 layers after the first comes from oneDNN's
-/// sgemm over an im2col copy instead (weightGradientOnSgemm), and the first layer's forward from the direct kernel
+/// sgemm over an im2col copy instead (weightGradientOnSgemm), and so do the forward pass and ∂x of those over small
+/// maps (convolutionOnSgemm, dataGradientOnSgemm; convgrad.h); the first layer's forward comes from the direct kernel
 /// (directConvolution), which ran 1.3–1.4× faster than oneDNN's channels-last kernel on three input channels, its
 /// output's allocation included (bench_encoders --layers).
 class ConvolutionFunction : public torch::autograd::Function<ConvolutionFunction> {
@@ -223,6 +271,9 @@ public:
                                  const torch::Tensor& b, std::vector<std::int64_t> stride,
                                  std::vector<std::int64_t> padding, std::vector<std::int64_t> dilation,
                                  std::int64_t groups, bool biasCancelled) {
+        // Named for LibTorch's profiler with aten::convolution's inputs, so that bench_encoders --layers counts the
+        // layer's time whichever path below runs it.
+        RECORD_FUNCTION("nic::convolution", std::vector<c10::IValue>({x, w}));
         ctx->save_for_backward({x, w});
         ctx->saved_data["stride"] = stride;
         ctx->saved_data["padding"] = padding;
@@ -230,6 +281,8 @@ public:
         ctx->saved_data["groups"] = groups;
         ctx->saved_data["bias_cancelled"] = biasCancelled;
         if (auto y = directConvolution(x, w, b, stride, padding, dilation, groups); y.defined())
+            return y;
+        if (auto y = convolutionOnSgemm(x, w, b, stride, padding, dilation, groups); y.defined())
             return y;
         return at::convolution(x, w, b, stride, padding, dilation, false, {0, 0}, groups);
     }
@@ -240,18 +293,22 @@ public:
         torch::autograd::variable_list out(8);
         if (!dy.defined())
             return out;
+        RECORD_FUNCTION("nic::convolution_backward", std::vector<c10::IValue>({dy, saved[0], saved[1]}));
         const auto stride = ctx->saved_data["stride"].toIntVector();
         const auto padding = ctx->saved_data["padding"].toIntVector();
         const auto dilation = ctx->saved_data["dilation"].toIntVector();
         const auto groups = ctx->saved_data["groups"].toInt();
         if (ctx->needs_input_grad(1))
             out[1] = weightGradientOnSgemm(dy, saved[0], saved[1], stride, padding, dilation, groups);
+        if (ctx->needs_input_grad(0))
+            out[0] = dataGradientOnSgemm(dy, saved[0], saved[1], stride, padding, dilation, groups);
+        const bool dxHere = ctx->needs_input_grad(0) && !out[0].defined();
         const bool dwHere = ctx->needs_input_grad(1) && !out[1].defined();
-        if (ctx->needs_input_grad(0) || dwHere) {
-            auto [dx, dw, unused] =
-                at::convolution_backward(dy, saved[0], saved[1], c10::nullopt, stride, padding, dilation, false,
-                                         {0, 0}, groups, {ctx->needs_input_grad(0), dwHere, false});
-            out[0] = dx;
+        if (dxHere || dwHere) {
+            auto [dx, dw, unused] = at::convolution_backward(dy, saved[0], saved[1], c10::nullopt, stride, padding,
+                                                             dilation, false, {0, 0}, groups, {dxHere, dwHere, false});
+            if (dxHere)
+                out[0] = dx;
             if (dwHere)
                 out[1] = dw;
         }
