@@ -315,13 +315,19 @@ int main(int argc, char** argv) {
                 nic::bench::printTrainingStepProfile(o, bank, perPatch * patchesPerStep, rate);
             // Batches made on the prefetch thread and inline on the training thread, the same steps,
             // in the order prefetched, inline, inline, prefetched so that drift over the minutes cancels out.
+            // Each run also between two short probes (probeAgain): the machine's limit beside the run. The ratios to
+            // those take out the VM's drift between the run-start probe and the run.
             double seconds[2] = {0.0, 0.0}, stepSeconds[2] = {0.0, 0.0};
+            double limitSeconds[2] = {0.0, 0.0}, stepLimitSeconds[2] = {0.0, 0.0};
+            const double runFlops = perPatch * trainSteps * patchesPerStep;
             for (const bool prefetch : {true, false, false, true}) {
                 o.batchThread = prefetch ? nic::TrainOptions::BatchThread::Prefetch : nic::TrainOptions::BatchThread::Inline;
+                const double probeBefore = nic::bench::probeAgain(rate);
                 const nic::TensorCacheStats cache0 = nic::tensorCacheStats();
                 nic::bench::CpuClock trainClock;
                 const nic::TrainResult r = nic::trainEncoder(o, bank, val);
                 trainClock.stop();
+                const double beside = std::max(probeBefore, nic::bench::probeAgain(rate));
                 const double s = trainClock.wall();
                 seconds[prefetch ? 0 : 1] += s;
                 const double train = trainSteps * patchesPerStep / s;
@@ -346,6 +352,13 @@ int main(int argc, char** argv) {
                 std::printf("    tensor cache %s: %llu of %llu allocations of 1 MiB or more reused a freed block\n",
                             cache1.installed ? "on" : "off", static_cast<unsigned long long>(hits),
                             static_cast<unsigned long long>(hits + misses));
+                const double limitS = runFlops / (beside * 1e9);
+                limitSeconds[prefetch ? 0 : 1] += limitS;
+                stepLimitSeconds[prefetch ? 0 : 1] += limitS;
+                std::printf("    probe beside the run (best of 5 rounds before and after): %.1f GFLOP/s = %.2f x the "
+                            "run-start limit; ratio to it %.3f, steps alone %.3f\n",
+                            beside, beside / rate.gflops, limitS / s,
+                            last.stepSeconds > 0 ? limitS / last.stepSeconds : 0.0);
             }
             const double patches = 2.0 * trainSteps * patchesPerStep;
             const double limit = rate.gflops * 1e9 / perPatch;
@@ -358,6 +371,11 @@ int main(int argc, char** argv) {
             std::printf("  training steps alone (what a long epoch approaches; no validation, saving or set-up): "
                         "ratio to the limit %.3f prefetched, %.3f inline\n",
                         patches / stepSeconds[0] / limit, patches / stepSeconds[1] / limit);
+            std::printf(
+                "  the same against the probes beside each run (the machine's drift taken out): whole runs %.3f "
+                "prefetched, %.3f inline; steps alone %.3f prefetched, %.3f inline\n",
+                limitSeconds[0] / seconds[0], limitSeconds[1] / seconds[1], stepLimitSeconds[0] / stepSeconds[0],
+                stepLimitSeconds[1] / stepSeconds[1]);
             std::fflush(stdout);
         }
         std::filesystem::remove_all(tmp);

@@ -189,7 +189,28 @@ SgemmRate probeSgemm(int n, int reps, const std::string& device) {
     r.minGflops = best->rates.front();
     r.maxGflops = best->rates.back();
     r.gflopsPerCpuSecond = best->flops / std::max(1e-9, best->cpu) / 1e9;
+    r.bestIsConv = best->gemm == Gemm::OneDnnConv;
+    r.bestPerCore = best->perCore;
     return r;
+}
+
+double probeAgain(const SgemmRate& rate, int reps) {
+    const bool gpu = rate.device == "cuda";
+    const torch::Device dev = toDevice(rate.device);
+    double cpu = 0, flops = 0;
+    if (gpu)
+        return timeRounds(Gemm::OpenBlas, rate.n, reps, 1, torch::get_num_threads(), dev, gpu, cpu, flops).back();
+    const int savedBlas = openBlasThreads();
+    const int savedTorch = torch::get_num_threads();
+    const int each = rate.bestPerCore ? 1 : usableCpus();
+    setOpenBlasThreads(each);
+    torch::set_num_threads(each);
+    const auto rates = timeRounds(rate.bestIsConv ? Gemm::OneDnnConv : Gemm::OpenBlas, rate.n, reps,
+                                  rate.bestPerCore ? physicalCores() : 1, each, dev, gpu, cpu, flops);
+    if (savedBlas > 0)
+        setOpenBlasThreads(savedBlas);
+    torch::set_num_threads(savedTorch);
+    return rates.back();
 }
 
 std::string describeRate(const SgemmRate& r) {

@@ -30,6 +30,7 @@ struct SgemmRate {
     double perCoreGflops = 0;   ///< CPU: one single-threaded OpenBLAS matmul per physical core at once
     double convOneCallerGflops = 0; ///< CPU: oneDNN's dense 3x3 convolution, one caller on every CPU
     double convPerCoreGflops = 0;   ///< CPU: the same, one single-threaded caller per physical core at once
+    bool bestIsConv = false, bestPerCore = false; ///< the way that gave `gflops` (probeAgain repeats it)
 };
 
 /// The machine's limit: the best round's GFLOP/s of dense float arithmetic, `reps` timed rounds after one
@@ -41,6 +42,12 @@ struct SgemmRate {
 /// each run timed to its completion (gflopsPerCpuSecond is then 0).
 SgemmRate probeSgemm(int n = 2048, int reps = 5, const std::string& device = "cpu");
 
+/// The best of `reps` rounds (after a warm-up) of the way that gave `rate` its limit, now: the machine's limit at
+/// this moment, to set beside a section timed next to it. A 2-core VM's speed drifted by up to a fifth between runs
+/// seconds apart, the probe's and the pipeline's alike (docs/timings.md), so a ratio to a probe taken beside the run
+/// tells the code's share of the machine from the machine's drift. About 0.2 s on a 2-core CPU; on "cuda", the
+/// matmul probe again.
+double probeAgain(const SgemmRate& rate, int reps = 5);
 /// "123.4 GFLOP/s on cpu through LibTorch (kernel, layout; best of 5 rounds; min-max; all four ways;
 /// per CPU second)".
 std::string describeRate(const SgemmRate& rate);
