@@ -45,8 +45,8 @@ SgemmRate probeSgemm(int n = 2048, int reps = 5, const std::string& device = "cp
 /// The best of `reps` rounds (after a warm-up) of the way that gave `rate` its limit, now: the machine's limit at
 /// this moment, to set beside a section timed next to it. A 2-core VM's speed drifted by up to a fifth between runs
 /// seconds apart, the probe's and the pipeline's alike (docs/timings.md), so a ratio to a probe taken beside the run
-/// tells the code's share of the machine from the machine's drift. About 0.2 s on a 2-core CPU; on "cuda", the
-/// matmul probe again.
+/// tells the code's share of the machine from the machine's drift. Five rounds of 9.7 GFLOP (0.15-0.2 s at the 2-core
+/// VM's 330-345 GFLOP/s); on "cuda", the matmul probe again.
 double probeAgain(const SgemmRate& rate, int reps = 5);
 /// "123.4 GFLOP/s on cpu through LibTorch (kernel, layout; best of 5 rounds; min-max; all four ways;
 /// per CPU second)".

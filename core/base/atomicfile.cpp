@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/vfs.h>
@@ -31,10 +34,11 @@ constexpr int kDirectFlag = 0;
 std::atomic<bool> gDirectWrites{envSwitchOn("NIC_DIRECT_WRITES")};
 
 /// Direct writes' buffers, kept for the next file: memory this process has touched before, which on the VM measured
-/// here costs far less than new memory (docs/timings.md). At most four are kept, in an array that needs no allocation
-/// and no destructor (pieces given back while the process exits stay reachable).
+/// here costs far less than new memory (docs/timings.md). At most eight are kept (two files written at once, as at the
+/// end of a training epoch, hold up to kPiecesInFlight each), in an array that needs no allocation and no destructor
+/// (pieces given back while the process exits stay reachable).
 std::mutex gPiecesMutex;
-char* gPieces[4] = {};
+char* gPieces[8] = {};
 std::size_t gPieceCount = 0;
 
 char* takePiece() noexcept {
@@ -130,12 +134,83 @@ void AtomicFile::publish() {
     committed_ = true;
 }
 
+/// The writer thread of a directly written file and its queue: full pieces go in at the back (write(), close()), are
+/// written from the front, and come back as free pieces to fill.
+struct WriteBehindFile::Writer {
+    struct Full {
+        char* piece;
+        std::size_t bytes;
+    };
+    std::mutex mutex;
+    std::condition_variable changed; ///< a piece queued or freed, or stop
+    Full queue[kPiecesInFlight] = {};
+    std::size_t front = 0, queued = 0;
+    char* free[kPiecesInFlight] = {};
+    std::size_t freeCount = 0;
+    std::size_t taken = 0; ///< pieces this file took from the pool
+    bool stop = false;     ///< no more pieces will come
+    bool abandon = false;  ///< the file is being dropped: write nothing more
+    std::thread thread;
+
+    void run(WriteBehindFile& file) {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            changed.wait(lock, [&] { return queued > 0 || stop; });
+            if (queued == 0)
+                return;
+            const Full full = queue[front];
+            lock.unlock();
+            if (!abandon && file.errno_.load() == 0)
+                file.writePiece(full.piece, full.bytes);
+            lock.lock();
+            front = (front + 1) % kPiecesInFlight;
+            --queued;
+            free[freeCount++] = full.piece;
+            changed.notify_all();
+        }
+    }
+    /// Queues a full piece, waiting while the queue is full.
+    void pass(char* piece, std::size_t bytes) {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return queued < kPiecesInFlight; });
+        queue[(front + queued) % kPiecesInFlight] = {piece, bytes};
+        ++queued;
+        changed.notify_all();
+    }
+    /// A piece to fill: a free one, a new one from the pool while this file holds fewer than kPiecesInFlight, or the
+    /// next the writer frees. nullptr where the pool has none and nothing is in flight (no memory).
+    char* next() {
+        std::unique_lock lock(mutex);
+        if (freeCount == 0 && taken < kPiecesInFlight) {
+            if (char* piece = takePiece()) {
+                ++taken;
+                return piece;
+            }
+        }
+        changed.wait(lock, [&] { return freeCount > 0 || queued == 0; });
+        return freeCount > 0 ? free[--freeCount] : nullptr;
+    }
+    /// Stops the thread after the queued pieces (written, unless `drop`) and gives every piece back to the pool.
+    void finish(bool drop) {
+        {
+            std::lock_guard lock(mutex);
+            stop = true;
+            abandon = abandon || drop;
+        }
+        changed.notify_all();
+        if (thread.joinable())
+            thread.join();
+        while (freeCount > 0)
+            givePiece(free[--freeCount]);
+    }
+};
+
 WriteBehindFile::WriteBehindFile(const AtomicFile& file, std::string what)
     : target_(file.target()), what_(std::move(what)) {
     fd_ = ::open(file.tempPath().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0)
         throw IoError(failure(errno));
-    // A file system without direct IO refuses the flag here (EINVAL), or its first write (writeGathered).
+    // A file system without direct IO refuses the flag here (EINVAL), or its first write (writePiece).
     if (kDirectFlag != 0 && gDirectWrites.load(std::memory_order_relaxed) && directWritesSuit(fd_)) {
         const int flags = ::fcntl(fd_, F_GETFL);
         if (flags >= 0 && ::fcntl(fd_, F_SETFL, flags | kDirectFlag) == 0) {
@@ -143,6 +218,15 @@ WriteBehindFile::WriteBehindFile(const AtomicFile& file, std::string what)
             direct_ = gathered_ != nullptr;
             if (!direct_)
                 ::fcntl(fd_, F_SETFL, flags);
+        }
+    }
+    if (direct_) {
+        try {
+            writer_ = std::make_unique<Writer>();
+            writer_->taken = 1; // gathered_
+            writer_->thread = std::thread([this] { writer_->run(*this); });
+        } catch (const std::exception&) { // no thread (std::system_error) or no memory: written on this thread
+            writer_.reset();
         }
     }
 }
@@ -156,6 +240,8 @@ std::string WriteBehindFile::failure(int err) const {
 }
 
 WriteBehindFile::~WriteBehindFile() {
+    if (writer_)
+        writer_->finish(true);
     if (fd_ >= 0)
         ::close(fd_);
     givePiece(gathered_);
@@ -175,20 +261,38 @@ std::size_t WriteBehindFile::write(const void* data, std::size_t n) noexcept {
         std::memcpy(gathered_ + gatheredBytes_, p + done, take);
         gatheredBytes_ += take;
         done += take;
-        if (gatheredBytes_ == kPiece && !writeGathered(kPiece))
+        if (gatheredBytes_ == kPiece && !passGathered(false))
             break;
     }
     return n;
 }
 
-bool WriteBehindFile::writeGathered(std::size_t n) noexcept {
+bool WriteBehindFile::passGathered(bool last) noexcept {
+    const std::size_t n = std::exchange(gatheredBytes_, 0);
+    if (!writer_) {
+        const bool ok = n == 0 || writePiece(gathered_, n);
+        return ok && errno_.load() == 0;
+    }
+    if (n > 0)
+        writer_->pass(std::exchange(gathered_, nullptr), n);
+    if (!last && gathered_ == nullptr) {
+        gathered_ = writer_->next();
+        if (gathered_ == nullptr) { // no memory for a piece, and none in flight to wait for
+            errno_ = ENOMEM;
+            return false;
+        }
+    }
+    return errno_.load() == 0;
+}
+
+bool WriteBehindFile::writePiece(char* piece, std::size_t n) noexcept {
     std::size_t done = 0;
     if (direct_) {
         // The last piece is padded to kDirectAlign; close() cuts the file back to its length.
         const std::size_t padded = (n + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-        std::memset(gathered_ + n, 0, padded - n);
+        std::memset(piece + n, 0, padded - n);
         while (done < padded) {
-            const ssize_t k = ::write(fd_, gathered_ + done, padded - done);
+            const ssize_t k = ::write(fd_, piece + done, padded - done);
             if (k < 0 && errno == EINTR)
                 continue;
             if ((k < 0 && errno != EINVAL) || k == 0) { // 0: nothing taken, which would repeat for ever
@@ -212,9 +316,7 @@ bool WriteBehindFile::writeGathered(std::size_t n) noexcept {
             break;
         }
     }
-    const bool ok = done >= n || writeBuffered(gathered_ + done, n - done);
-    gatheredBytes_ = 0;
-    return ok;
+    return done >= n || writeBuffered(piece + done, n - done);
 }
 
 bool WriteBehindFile::writeBuffered(const char* p, std::size_t n) noexcept {
@@ -248,7 +350,11 @@ std::string WriteBehindFile::error() const {
 
 void WriteBehindFile::close() {
     if (fd_ >= 0 && errno_ == 0 && gatheredBytes_ > 0)
-        writeGathered(gatheredBytes_);
+        passGathered(true);
+    if (writer_) {
+        writer_->finish(false); // every queued piece written; the pieces back in the pool
+        writer_.reset();
+    }
     // The last direct piece's padding goes.
     if (fd_ >= 0 && errno_ == 0 && written_ > accepted_ && ::ftruncate(fd_, static_cast<off_t>(accepted_)) != 0)
         errno_ = errno;

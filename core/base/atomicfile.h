@@ -1,9 +1,11 @@
 #pragma once
 // Atomic publication of output files (house style #7): write to a temporary name beside the
 // target, then rename() over it. A crash or cancel leaves the old file or nothing, never half a file.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 namespace nic {
@@ -46,6 +48,11 @@ private:
 /// writer calls it from inside its zip library, and a short write there ends in std::terminate (its writer's destructor
 /// throws again while the first error unwinds). write() keeps the first error's errno, drops everything after it and
 /// reports every byte written; close() then throws IoError "<target>: <what>: <cause>".
+///
+/// Direct writes wait for the device, so they run on a writer thread of the file's own: write() hands each full piece
+/// over and goes on filling the next (at most kPiecesInFlight pieces a file), and the serialiser's CPU time and the
+/// disk's overlap, as the page cache's write-back made them overlap before. Where that thread cannot be started, the
+/// pieces are written on the calling thread.
 class WriteBehindFile {
 public:
     static constexpr std::uint64_t kStretch = 8ULL << 20;
@@ -56,6 +63,8 @@ public:
     static constexpr std::size_t kPiece = std::size_t{1} << 20;
     /// Direct writes' alignment of the buffer, of each write's size and of the file offset.
     static constexpr std::size_t kDirectAlign = 4096;
+    /// Pieces a directly written file holds at once: the one being filled and those its writer thread has yet to write.
+    static constexpr std::size_t kPiecesInFlight = 3;
 
     /// Whether WriteBehindFiles created from now on write around the page cache where the file system takes it;
     /// returns the setting before. On unless NIC_DIRECT_WRITES=0. Why: filling new page-cache pages is what cost the
@@ -84,20 +93,25 @@ private:
     std::string failure(int err) const;
     /// Writes [p, p + n) through the page cache; false (errno_ set) on a failure.
     bool writeBuffered(const char* p, std::size_t n) noexcept;
-    /// Writes the first `n` gathered bytes (n a multiple of kDirectAlign but for the last) and empties the buffer;
-    /// where the file system refuses a direct write, goes on through the page cache. False (errno_ set) on a failure.
-    bool writeGathered(std::size_t n) noexcept;
+    /// Writes the first `n` bytes of `piece` (n a multiple of kDirectAlign but for the last); where the file system
+    /// refuses a direct write, goes on through the page cache. False (errno_ set) on a failure.
+    bool writePiece(char* piece, std::size_t n) noexcept;
+    /// Writes the gathered bytes, on the writer thread where there is one, and gives gathered_ a piece to fill next
+    /// (nullptr when `last`). False after a failure.
+    bool passGathered(bool last) noexcept;
 
+    struct Writer; ///< the writer thread and its queue of full pieces (atomicfile.cpp)
     std::filesystem::path target_;
     std::string what_;
     int fd_ = -1;
     std::uint64_t written_ = 0;
     std::uint64_t handedOver_ = 0; ///< bytes already given to write-back
-    int errno_ = 0;                ///< the first failed write's
-    bool direct_ = false;
+    std::atomic<int> errno_{0};    ///< the first failed write's (set on the writer thread too)
+    std::atomic<bool> direct_{false};
     char* gathered_ = nullptr; ///< kPiece bytes aligned to kDirectAlign (process-wide pool), kept after a fallback
     std::size_t gatheredBytes_ = 0;
     std::uint64_t accepted_ = 0; ///< bytes taken by write(): the file's length
+    std::unique_ptr<Writer> writer_;
 };
 
 /// Writes `bytes` to `target` atomically. Throws IoError naming the file and the cause.

@@ -146,6 +146,31 @@ TEST(AtomicFile, WriteBehindGoesOnThroughThePageCacheWhereADirectWriteIsCutShort
               tooLarge.string() + ": cannot write the test file: File too large");
 }
 
+TEST(AtomicFile, WriteBehindDroppedBeforeClosingLeavesNothingAndLetsTheNextFileThrough) {
+    // A checkpoint abandoned half-way (an exception in the serialiser, a cancelled job): the writer thread stops
+    // without writing what is queued, its pieces go back to the pool, and no temporary file is left. The next file,
+    // written with the same pieces, holds every byte.
+    test::TempDir dir;
+    std::string bytes(7 * WriteBehindFile::kPiece + 333, '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<char>((i * 2246822519U) >> 9);
+    for (int round = 0; round < 3; ++round) {
+        {
+            AtomicFile file(dir / "dropped.bin");
+            WriteBehindFile sink(file);
+            EXPECT_EQ(sink.write(bytes.data(), bytes.size()), bytes.size());
+        }
+        EXPECT_EQ(test::entriesIn(dir.path()), 0) << "round " << round;
+    }
+    const auto target = dir / "kept.bin";
+    AtomicFile file(target);
+    WriteBehindFile sink(file);
+    EXPECT_EQ(sink.write(bytes.data(), bytes.size()), bytes.size());
+    sink.close();
+    file.commit();
+    EXPECT_EQ(test::readFile(target), bytes);
+}
+
 TEST(AtomicFile, WriteBehindWritesEveryByteAcrossItsStretches) {
     test::TempDir dir;
     const auto target = dir / "big.bin";

@@ -66,9 +66,12 @@ TEST(ConvGrad, GivesLibTorchsOutputAndInputGradientOnEveryThreadCountWithTheSame
     if (!convgrad::available())
         GTEST_SKIP() << "this build has no oneDNN sgemm (libdnnl-dev): training takes LibTorch's convolutions";
     torch::manual_seed(32);
-    // One image of one output pixel; an odd side whose windows leave the image; fewer images than threads; 16 images
-    // of 9 · 256 values a row, several 1 MiB im2col chunks a thread (113 rows each).
-    for (const Case c : {Case{1, 256, 16, 2}, Case{3, 256, 24, 7}, Case{2, 40, 8, 9}, Case{16, 256, 48, 8}}) {
+    // One image of one output pixel; an odd side whose windows leave the image; fewer images than threads (the input
+    // gradient's split; the forward pass runs these on one thread: fewer than 64 rows a thread); 16 and 20 images of
+    // 9 · 256 values a row on up to three threads, in 1 MiB im2col chunks of 113 rows (several a thread on one and two
+    // threads, uneven shares on three).
+    for (const Case c :
+         {Case{1, 256, 16, 2}, Case{3, 256, 24, 7}, Case{2, 40, 8, 9}, Case{16, 256, 48, 8}, Case{20, 256, 16, 8}}) {
         const int o = (c.side - 1) / 2 + 1;
         const auto x = torch::randn({c.n, c.in, c.side, c.side}).requires_grad_(true);
         const auto w = torch::randn({c.out, c.in, 3, 3});

@@ -1,4 +1,5 @@
-// Weight gradients of wide stride-2 convolutions on oneDNN's sgemm (convgrad.h).
+// Training's wide stride-2 convolutions on oneDNN's sgemm: weight gradients, and small maps' forward pass and input
+// gradient (convgrad.h).
 #include "core/encoders/nn/convgrad.h"
 
 #include "core/base/error.h"

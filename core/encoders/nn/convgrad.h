@@ -31,7 +31,8 @@ bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_
 /// n channels-last images [side, side, in], and the gradient of its output dy, n channels-last [o, o, out] with
 /// o = (side − 1) / 2 + 1. Runs on `threads` OpenMP threads of the calling thread, each summing its share of the
 /// output pixels through an im2col buffer of its own (1 MiB, kept for the next call); the calling thread keeps the
-/// other threads' partial sums of ∂w for the next call too. The same bits for the same input and thread count.
+/// other threads' partial sums of ∂w for the next call too. The same bits for the same input and team size (the
+/// threads OpenMP grants).
 void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* dy,
                     std::int64_t out, float* dw, int threads);
 
@@ -42,14 +43,14 @@ bool smallMap(std::int64_t in, std::int64_t side);
 /// y = conv(x) + bias for n channels-last images x [side, side, in] into n channels-last outputs y [o, o, out] (o as
 /// above), w: the weights [out, 3, 3, in] (a channels-last weight's memory). The output rows are shared among
 /// `threads` OpenMP threads of the calling thread (at least 64 a thread), each through an im2col buffer of its own.
-/// The same bits for the same input and thread count.
+/// The same bits for the same input and team size.
 void forward(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* w, const float* bias,
              std::int64_t out, float* y, int threads);
 
 /// ∂x, n channels-last images [side, side, in], of the same convolution from the gradient of its output dy, n
 /// channels-last [o, o, out], and w [out, 3, 3, in]: dy · w by sgemm into an im2col-shaped buffer, whose taps are then
-/// added back to the pixels they were read from. Whole images a thread; the same bits for the same input and thread
-/// count.
+/// added back to the pixels they were read from. Whole images a thread; the same bits for the same input and team
+/// size.
 void dataGradient(const float* dy, std::int64_t n, std::int64_t in, std::int64_t side, const float* w, std::int64_t out,
                   float* dx, int threads);
 

@@ -14,7 +14,7 @@
 
 namespace nic::gemmconv {
 
-/// The most floats one im2col chunk of run() holds (16 MiB). Training's weight gradients copy 1 MiB a thread
+/// The most floats one im2col chunk of run() holds (16 MiB). Training's sgemm paths copy 1 MiB a thread
 /// (convgrad.cpp).
 inline constexpr std::int64_t kChunkFloats = std::int64_t{4} << 20;
 

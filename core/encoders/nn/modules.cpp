@@ -175,7 +175,7 @@ bool onSgemm(const torch::Tensor& x, const torch::Tensor& w, const std::vector<s
            x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-/// ∂y as the sgemm paths read it (channels-last float32 on the CPU), or undefined.
+/// Whether ∂y is as the sgemm paths read it: channels-last float32 on the CPU.
 bool gradientOnSgemm(const torch::Tensor& dy) {
     return dy.dim() == 4 && dy.scalar_type() == torch::kFloat && dy.is_cpu() &&
            dy.is_contiguous(at::MemoryFormat::ChannelsLast);
@@ -255,8 +255,8 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
     return y;
 }
 
-/// conv(x) with its bias, for training: the forward is LibTorch's convolution; the backward asks
-/// convolution_backward for ∂x and ∂w only and sums ∂y over the batch and the pixels for ∂b. oneDNN 2.6
+/// conv(x) with its bias, for training: the forward is LibTorch's convolution unless a path below takes it; the
+/// backward asks convolution_backward for ∂x and ∂w only and sums ∂y over the batch and the pixels for ∂b. oneDNN 2.6
 /// computes ∂b inside its weight-gradient kernel, which made that kernel several times slower on the
 /// encoders' first layer (3 → 32 channels, 128² → 64², batch 64, channels-last: 8.2 ms against 2.8 ms
 /// without ∂b, plus 0.8 ms for the sum) and 13 % slower on the second. `biasCancelled`: ∂b is exactly zero
