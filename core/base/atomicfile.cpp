@@ -159,8 +159,9 @@ struct WriteBehindFile::Writer {
             if (queued == 0)
                 return;
             const Full full = queue[front];
+            const bool skip = abandon; // read under the lock: finish() sets it from the file's thread
             lock.unlock();
-            if (!abandon && file.errno_.load() == 0)
+            if (!skip && file.errno_.load() == 0)
                 file.writePiece(full.piece, full.bytes);
             lock.lock();
             front = (front + 1) % kPiecesInFlight;
@@ -177,16 +178,24 @@ struct WriteBehindFile::Writer {
         ++queued;
         changed.notify_all();
     }
-    /// A piece to fill: a free one, a new one from the pool while this file holds fewer than kPiecesInFlight, or the
-    /// next the writer frees. nullptr where the pool has none and nothing is in flight (no memory).
+    /// A piece to fill: a free one, a new one from the pool (outside the lock) while this file holds fewer than
+    /// kPiecesInFlight, or the next the writer frees. nullptr only where the pool has none and nothing is in flight,
+    /// which cannot happen right after pass() (its piece is queued or already free).
     char* next() {
-        std::unique_lock lock(mutex);
-        if (freeCount == 0 && taken < kPiecesInFlight) {
-            if (char* piece = takePiece()) {
-                ++taken;
-                return piece;
+        {
+            std::unique_lock lock(mutex);
+            if (freeCount > 0)
+                return free[--freeCount];
+            if (taken >= kPiecesInFlight) {
+                changed.wait(lock, [&] { return freeCount > 0 || queued == 0; });
+                return freeCount > 0 ? free[--freeCount] : nullptr;
             }
+            ++taken;
         }
+        if (char* piece = takePiece())
+            return piece;
+        std::unique_lock lock(mutex);
+        --taken;
         changed.wait(lock, [&] { return freeCount > 0 || queued == 0; });
         return freeCount > 0 ? free[--freeCount] : nullptr;
     }
@@ -278,7 +287,8 @@ bool WriteBehindFile::passGathered(bool last) noexcept {
     if (!last && gathered_ == nullptr) {
         gathered_ = writer_->next();
         if (gathered_ == nullptr) { // no memory for a piece, and none in flight to wait for
-            errno_ = ENOMEM;
+            int none = 0;
+            errno_.compare_exchange_strong(none, ENOMEM); // a writer's error, if any, stays the first
             return false;
         }
     }

@@ -79,7 +79,8 @@ public:
     WriteBehindFile(const WriteBehindFile&) = delete;
     WriteBehindFile& operator=(const WriteBehindFile&) = delete;
 
-    /// Appends `n` bytes and returns n, even after an error (see above); allocates nothing and never throws.
+    /// Appends `n` bytes and returns n, even after an error (see above); never throws. Allocates nothing but, for a
+    /// directly written file, its first kPiecesInFlight pieces from the process-wide pool (new ones when it has none).
     std::size_t write(const void* data, std::size_t n) noexcept;
     /// "" while every write succeeded, else "<target>: <what>: <cause>" for the first that failed.
     std::string error() const;

@@ -158,6 +158,8 @@ TEST(AtomicFile, WriteBehindDroppedBeforeClosingLeavesNothingAndLetsTheNextFileT
         {
             AtomicFile file(dir / "dropped.bin");
             WriteBehindFile sink(file);
+            if (!sink.direct())
+                GTEST_SKIP() << "the temporary folder's file system takes no direct writes: no writer thread to test";
             EXPECT_EQ(sink.write(bytes.data(), bytes.size()), bytes.size());
         }
         EXPECT_EQ(test::entriesIn(dir.path()), 0) << "round " << round;
