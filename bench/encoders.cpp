@@ -316,19 +316,23 @@ int main(int argc, char** argv) {
                 nic::bench::printTrainingStepProfile(o, bank, perPatch * patchesPerStep, rate);
             // Batches made on the prefetch thread and inline on the training thread, the same steps,
             // in the order prefetched, inline, inline, prefetched so that drift over the minutes cancels out.
-            // Each run also between two short probes (probeAgain): the machine's limit beside the run. The ratios to
-            // those take out the VM's drift between the run-start probe and the run.
+            // Each run also between two short probes (probeAgain; the probe after one run is the probe before the
+            // next): the machine's limit beside the run. The ratios to those take out the VM's drift between the
+            // run-start probe and the run.
             double seconds[2] = {0.0, 0.0}, stepSeconds[2] = {0.0, 0.0};
             double limitSeconds[2] = {0.0, 0.0};
             const double runFlops = perPatch * trainSteps * patchesPerStep;
+            double probeBefore = nic::bench::probeAgain(rate);
             for (const bool prefetch : {true, false, false, true}) {
-                o.batchThread = prefetch ? nic::TrainOptions::BatchThread::Prefetch : nic::TrainOptions::BatchThread::Inline;
-                const double probeBefore = nic::bench::probeAgain(rate);
+                o.batchThread =
+                    prefetch ? nic::TrainOptions::BatchThread::Prefetch : nic::TrainOptions::BatchThread::Inline;
                 const nic::TensorCacheStats cache0 = nic::tensorCacheStats();
                 nic::bench::CpuClock trainClock;
                 const nic::TrainResult r = nic::trainEncoder(o, bank, val);
                 trainClock.stop();
-                const double beside = std::max(probeBefore, nic::bench::probeAgain(rate));
+                const double probeAfter = nic::bench::probeAgain(rate);
+                const double beside = std::max(probeBefore, probeAfter);
+                probeBefore = probeAfter;
                 const double s = trainClock.wall();
                 seconds[prefetch ? 0 : 1] += s;
                 const double train = trainSteps * patchesPerStep / s;

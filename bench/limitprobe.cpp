@@ -130,6 +130,22 @@ std::vector<double> timeRounds(Gemm gemm, int n, int reps, int callers, int thre
     return rates;
 }
 
+/// The rounds of one way to use every core on the CPU: one caller with every CPU's thread, or one single-threaded
+/// caller per physical core at once (timeRounds); LibTorch's and OpenBLAS's thread counts are put back afterwards.
+std::vector<double> timeWay(Gemm gemm, bool perCore, int n, int reps, const torch::Device& dev, double& cpuSeconds,
+                            double& flopsDone) {
+    const int savedBlas = openBlasThreads();
+    const int savedTorch = torch::get_num_threads();
+    const int each = perCore ? 1 : usableCpus();
+    setOpenBlasThreads(each);
+    torch::set_num_threads(each);
+    auto rates = timeRounds(gemm, n, reps, perCore ? physicalCores() : 1, each, dev, false, cpuSeconds, flopsDone);
+    if (savedBlas > 0)
+        setOpenBlasThreads(savedBlas);
+    torch::set_num_threads(savedTorch);
+    return rates;
+}
+
 } // namespace
 
 SgemmRate probeSgemm(int n, int reps, const std::string& device) {
@@ -154,8 +170,6 @@ SgemmRate probeSgemm(int n, int reps, const std::string& device) {
     // sgemm and oneDNN's 3x3 convolution, each by one caller using every CPU and by one single-threaded caller per
     // physical core at once (the layout of compression's inference threads). Whatever the pipeline uses
     // is measured against the best of the four.
-    const int savedBlas = r.blasThreads;
-    const int savedTorch = r.torchThreads;
     struct Way {
         Gemm gemm;
         bool perCore;
@@ -164,15 +178,8 @@ SgemmRate probeSgemm(int n, int reps, const std::string& device) {
     };
     std::vector<Way> ways{{Gemm::OpenBlas, false, {}}, {Gemm::OpenBlas, true, {}}, {Gemm::OneDnnConv, false, {}},
                           {Gemm::OneDnnConv, true, {}}};
-    for (Way& w : ways) {
-        const int each = w.perCore ? 1 : usableCpus();
-        setOpenBlasThreads(each);
-        torch::set_num_threads(each);
-        w.rates = timeRounds(w.gemm, n, reps, w.perCore ? physicalCores() : 1, each, dev, gpu, w.cpu, w.flops);
-    }
-    if (savedBlas > 0)
-        setOpenBlasThreads(savedBlas);
-    torch::set_num_threads(savedTorch);
+    for (Way& w : ways)
+        w.rates = timeWay(w.gemm, w.perCore, n, reps, dev, w.cpu, w.flops);
     // Best round, not median: other work on the machine only ever slows a round down, and a limit is
     // what the machine can do (single rounds here varied from 93 to 175 GFLOP/s on an idle 2-core VM).
     r.oneCallerGflops = ways[0].rates.back();
@@ -200,17 +207,8 @@ double probeAgain(const SgemmRate& rate, int reps) {
     double cpu = 0, flops = 0;
     if (gpu)
         return timeRounds(Gemm::OpenBlas, rate.n, reps, 1, torch::get_num_threads(), dev, gpu, cpu, flops).back();
-    const int savedBlas = openBlasThreads();
-    const int savedTorch = torch::get_num_threads();
-    const int each = rate.bestPerCore ? 1 : usableCpus();
-    setOpenBlasThreads(each);
-    torch::set_num_threads(each);
-    const auto rates = timeRounds(rate.bestIsConv ? Gemm::OneDnnConv : Gemm::OpenBlas, rate.n, reps,
-                                  rate.bestPerCore ? physicalCores() : 1, each, dev, gpu, cpu, flops);
-    if (savedBlas > 0)
-        setOpenBlasThreads(savedBlas);
-    torch::set_num_threads(savedTorch);
-    return rates.back();
+    return timeWay(rate.bestIsConv ? Gemm::OneDnnConv : Gemm::OpenBlas, rate.bestPerCore, rate.n, reps, dev, cpu, flops)
+        .back();
 }
 
 std::string describeRate(const SgemmRate& r) {

@@ -17,13 +17,27 @@ struct Case {
     int n, in, out, side;
 };
 
+/// "<in> -> <out> on <n> × <side>², <threads> thread(s)", for failure messages.
+std::string describe(const Case& c, int threads) {
+    return std::to_string(c.in) + " -> " + std::to_string(c.out) + " on " + std::to_string(c.n) + " × " +
+           std::to_string(c.side) + "², " + std::to_string(threads) + " thread(s)";
+}
+
+/// n channels-last images [side, side, c] of an NCHW tensor, and back.
+torch::Tensor toNhwc(const torch::Tensor& t) {
+    return t.permute({0, 2, 3, 1}).contiguous();
+}
+torch::Tensor fromNhwc(const torch::Tensor& t) {
+    return t.permute({0, 3, 1, 2});
+}
+
 /// ∂w from convgrad::weightGradient on `threads` threads as a [out, in, 3, 3] tensor; every value written.
 torch::Tensor weightGradient(const Case& c, const torch::Tensor& x, const torch::Tensor& dy, int threads) {
-    const auto xc = x.permute({0, 2, 3, 1}).contiguous(), dyc = dy.permute({0, 2, 3, 1}).contiguous();
+    const auto xc = toNhwc(x), dyc = toNhwc(dy);
     auto dw = torch::full({c.out, 3, 3, c.in}, std::numeric_limits<float>::quiet_NaN());
     convgrad::weightGradient(xc.data_ptr<float>(), c.n, c.in, c.side, dyc.data_ptr<float>(), c.out,
                              dw.data_ptr<float>(), threads);
-    return dw.permute({0, 3, 1, 2});
+    return fromNhwc(dw);
 }
 
 TEST(ConvGrad, GivesLibTorchsWeightGradientOnEveryThreadCountWithTheSameBitsEachTime) {
@@ -35,7 +49,7 @@ TEST(ConvGrad, GivesLibTorchsWeightGradientOnEveryThreadCountWithTheSameBitsEach
     // threads, on an odd side; and 4 · 32² output rows of 9 · 32 values: several 1 MiB im2col chunks a thread.
     for (const Case c :
          {Case{3, 48, 24, 9}, Case{1, 32, 16, 2}, Case{2, 64, 40, 15}, Case{2, 48, 24, 45}, Case{4, 32, 64, 64}}) {
-        const int o = (c.side - 1) / 2 + 1;
+        const auto o = convgrad::outputSide(c.side);
         const auto x = torch::randn({c.n, c.in, c.side, c.side}).requires_grad_(true);
         const auto w = torch::randn({c.out, c.in, 3, 3}).requires_grad_(true);
         const auto dy = torch::randn({c.n, c.out, o, o});
@@ -44,22 +58,12 @@ TEST(ConvGrad, GivesLibTorchsWeightGradientOnEveryThreadCountWithTheSameBitsEach
         const auto expected = w.grad();
         const float scale = std::max(1.0F, expected.abs().max().item<float>());
         for (const int threads : {1, 2, 3}) {
-            const std::string what = std::to_string(c.in) + " -> " + std::to_string(c.out) + " on " +
-                                     std::to_string(c.n) + " × " + std::to_string(c.side) + "², " +
-                                     std::to_string(threads) + " thread(s)";
+            const std::string what = describe(c, threads);
             const auto got = weightGradient(c, x.detach(), dy, threads);
             EXPECT_LE((got - expected).abs().max().item<float>(), 2e-5F * scale) << what;
             EXPECT_TRUE(torch::equal(weightGradient(c, x.detach(), dy, threads), got)) << what;
         }
     }
-}
-
-/// n channels-last images [side, side, c] of an NCHW tensor, and back.
-torch::Tensor toNhwc(const torch::Tensor& t) {
-    return t.permute({0, 2, 3, 1}).contiguous();
-}
-torch::Tensor fromNhwc(const torch::Tensor& t) {
-    return t.permute({0, 3, 1, 2});
 }
 
 TEST(ConvGrad, GivesLibTorchsOutputAndInputGradientOnEveryThreadCountWithTheSameBitsEachTime) {
@@ -72,7 +76,7 @@ TEST(ConvGrad, GivesLibTorchsOutputAndInputGradientOnEveryThreadCountWithTheSame
     // threads, uneven shares on three).
     for (const Case c :
          {Case{1, 256, 16, 2}, Case{3, 256, 24, 7}, Case{2, 40, 8, 9}, Case{16, 256, 48, 8}, Case{20, 256, 16, 8}}) {
-        const int o = (c.side - 1) / 2 + 1;
+        const auto o = convgrad::outputSide(c.side);
         const auto x = torch::randn({c.n, c.in, c.side, c.side}).requires_grad_(true);
         const auto w = torch::randn({c.out, c.in, 3, 3});
         const auto b = torch::randn({c.out});
@@ -97,9 +101,7 @@ TEST(ConvGrad, GivesLibTorchsOutputAndInputGradientOnEveryThreadCountWithTheSame
             return dx;
         };
         for (const int threads : {1, 2, 3}) {
-            const std::string what = std::to_string(c.in) + " -> " + std::to_string(c.out) + " on " +
-                                     std::to_string(c.n) + " × " + std::to_string(c.side) + "², " +
-                                     std::to_string(threads) + " thread(s)";
+            const std::string what = describe(c, threads);
             const auto y = forward(threads), dx = dataGradient(threads);
             EXPECT_LE((fromNhwc(y) - expectedY.detach()).abs().max().item<float>(), 2e-5F * yScale) << what;
             EXPECT_LE((fromNhwc(dx) - expectedDx).abs().max().item<float>(), 2e-5F * dxScale) << what;

@@ -244,6 +244,40 @@ TEST(ApplyConv, GivesTheLayersOutputAndGradientsWithTheBiasGradientSummedApart) 
     }
 }
 
+/// A 3 × 3, stride-2, padding-1 layer in → out, a copy of it run by LibTorch as the reference, and one input of `batch`
+/// side² images for each (needing a gradient when `inputGrad`); channels-last maps and weight when `channelsLast`, as
+/// the encoders train.
+struct Stride2Pair {
+    torch::nn::Conv2d conv{nullptr}, reference{nullptr};
+    torch::Tensor x, xRef;
+};
+Stride2Pair stride2Pair(int in, int out, int side, int batch, bool inputGrad, bool channelsLast) {
+    const auto options = torch::nn::Conv2dOptions(in, out, 3).stride(2).padding(1);
+    Stride2Pair p{torch::nn::Conv2d(options), torch::nn::Conv2d(options), {}, {}};
+    copyModule(*p.reference, *p.conv);
+    auto values = torch::randn({batch, in, side, side});
+    if (channelsLast) {
+        values = values.contiguous(torch::MemoryFormat::ChannelsLast);
+        p.conv->weight.set_data(p.conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+    p.x = values.clone().requires_grad_(inputGrad);
+    p.xRef = values.clone().requires_grad_(inputGrad);
+    return p;
+}
+
+/// "<in> -> <out> at <side>², <batch> images[, input gradient], channels-last|channel-first", for failure messages.
+std::string describeStride2(int in, int out, int side, int batch, bool inputGrad, bool channelsLast) {
+    return std::to_string(in) + " -> " + std::to_string(out) + " at " + std::to_string(side) + "², " +
+           std::to_string(batch) + " images" + (inputGrad ? ", input gradient" : "") +
+           (channelsLast ? ", channels-last" : ", channel-first");
+}
+
+/// A random gradient for an output of yRef's shape, channels-last when the maps are (as BatchNorm's backward gives it).
+torch::Tensor outputGradient(const torch::Tensor& yRef, bool channelsLast) {
+    auto g = torch::randn(yRef.sizes());
+    return channelsLast ? g.contiguous(torch::MemoryFormat::ChannelsLast) : g;
+}
+
 TEST(ApplyConv, WideStride2LayersGetTheirWeightGradientFromTheSgemmPath) {
     // Layers with at least 32 input channels, 3 × 3, stride 2, padding 1 (the encoders' blocks after the first) compute ∂w
     // from an im2col copy on oneDNN's sgemm when the maps are channels-last: LibTorch's gradients, on an even side
@@ -256,25 +290,12 @@ TEST(ApplyConv, WideStride2LayersGetTheirWeightGradientFromTheSgemmPath) {
     for (const Case c : {Case{128, 48, 16, 4, true, true}, Case{128, 32, 9, 3, false, true},
                          Case{256, 16, 16, 64, true, true}, Case{32, 64, 64, 16, true, true},
                          Case{128, 16, 8, 2, true, false}}) {
-        SCOPED_TRACE(std::to_string(c.in) + " -> " + std::to_string(c.out) + " at " + std::to_string(c.side) + "², " +
-                     std::to_string(c.batch) + " images" + (c.inputGrad ? ", input gradient" : "") +
-                     (c.channelsLast ? ", channels-last" : ", channel-first"));
+        SCOPED_TRACE(describeStride2(c.in, c.out, c.side, c.batch, c.inputGrad, c.channelsLast));
         torch::manual_seed(13);
-        const auto options = torch::nn::Conv2dOptions(c.in, c.out, 3).stride(2).padding(1);
-        torch::nn::Conv2d conv(options), reference(options);
-        copyModule(*reference, *conv);
-        auto values = torch::randn({c.batch, c.in, c.side, c.side});
-        if (c.channelsLast) {
-            values = values.contiguous(torch::MemoryFormat::ChannelsLast);
-            conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
-        }
-        const auto x = values.clone().requires_grad_(c.inputGrad);
-        const auto xRef = values.clone().requires_grad_(c.inputGrad);
+        auto [conv, reference, x, xRef] = stride2Pair(c.in, c.out, c.side, c.batch, c.inputGrad, c.channelsLast);
         const auto y = applyConv(conv, x);
         const auto yRef = reference(xRef);
-        auto g = torch::randn(yRef.sizes());
-        if (c.channelsLast)
-            g = g.contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto g = outputGradient(yRef, c.channelsLast);
         const auto callsBefore = convgrad::calls();
         y.backward(g);
         yRef.backward(g);
@@ -300,29 +321,16 @@ TEST(ApplyConv, SmallMapLayersRunForwardAndInputGradientOnTheSgemmPath) {
     for (const Case c : {Case{256, 64, 8, 5, true, true, true}, Case{256, 32, 7, 3, false, true, true},
                          Case{320, 16, 4, 2, true, true, true}, Case{256, 16, 10, 2, true, true, false},
                          Case{256, 16, 8, 2, true, false, false}}) {
-        SCOPED_TRACE(std::to_string(c.in) + " -> " + std::to_string(c.out) + " at " + std::to_string(c.side) + "², " +
-                     std::to_string(c.batch) + " images" + (c.inputGrad ? ", input gradient" : "") +
-                     (c.channelsLast ? ", channels-last" : ", channel-first"));
+        SCOPED_TRACE(describeStride2(c.in, c.out, c.side, c.batch, c.inputGrad, c.channelsLast));
         torch::manual_seed(14);
-        const auto options = torch::nn::Conv2dOptions(c.in, c.out, 3).stride(2).padding(1);
-        torch::nn::Conv2d conv(options), reference(options);
-        copyModule(*reference, *conv);
-        auto values = torch::randn({c.batch, c.in, c.side, c.side});
-        if (c.channelsLast) {
-            values = values.contiguous(torch::MemoryFormat::ChannelsLast);
-            conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
-        }
-        const auto x = values.clone().requires_grad_(c.inputGrad);
-        const auto xRef = values.clone().requires_grad_(c.inputGrad);
+        auto [conv, reference, x, xRef] = stride2Pair(c.in, c.out, c.side, c.batch, c.inputGrad, c.channelsLast);
         const auto forwardBefore = convgrad::forwardCalls(), dataBefore = convgrad::dataCalls();
         const auto y = applyConv(conv, x);
         const auto yRef = reference(xRef);
         const bool sgemm = c.sgemm && convgrad::available();
         EXPECT_EQ(convgrad::forwardCalls() - forwardBefore, sgemm ? 1U : 0U);
         EXPECT_TRUE(closeInFloat32(y, yRef));
-        auto g = torch::randn(yRef.sizes());
-        if (c.channelsLast)
-            g = g.contiguous(torch::MemoryFormat::ChannelsLast);
+        const auto g = outputGradient(yRef, c.channelsLast);
         y.backward(g);
         yRef.backward(g);
         EXPECT_EQ(convgrad::dataCalls() - dataBefore, sgemm && c.inputGrad ? 1U : 0U);

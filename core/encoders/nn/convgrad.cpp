@@ -59,27 +59,34 @@ float* threadColumns(std::int64_t floats) {
     return buffer.reserve(static_cast<std::size_t>(floats) * sizeof(float));
 }
 
+/// step(first, rows, col) for the output rows [lo, hi) in chunks of im2col rows `width` floats wide, at most
+/// kThreadChunkFloats a chunk (at least one row), `col` the calling thread's buffer for one chunk; stops at the first
+/// step that does not return dnnl_success and returns its status.
+template <class Step>
+dnnl_status_t inChunks(std::int64_t lo, std::int64_t hi, std::int64_t width, const Step& step) {
+    if (lo >= hi)
+        return dnnl_success;
+    const std::int64_t chunk = std::clamp<std::int64_t>(kThreadChunkFloats / width, 1, hi - lo);
+    float* col = threadColumns(chunk * width);
+    for (std::int64_t first = lo; first < hi; first += chunk)
+        if (const dnnl_status_t status = step(first, std::min(chunk, hi - first), col); status != dnnl_success)
+            return status;
+    return dnnl_success;
+}
+
 /// The sum over output rows [lo, hi) of ∂w's terms into `acc` [out, width] (zero where the range is empty), on the
-/// calling thread alone: im2col chunks of kThreadChunkFloats, each followed by its sgemm.
+/// calling thread alone: im2col chunks, each followed by its sgemm.
 dnnl_status_t weightGradientRows(const float* x, std::int64_t in, std::int64_t side, const float* dy, std::int64_t out,
                                  std::int64_t lo, std::int64_t hi, float* acc) {
     const std::int64_t width = 9 * in;
-    if (lo >= hi) {
+    if (lo >= hi)
         std::fill(acc, acc + out * width, 0.0F);
-        return dnnl_success;
-    }
-    const std::int64_t chunk = std::clamp<std::int64_t>(kThreadChunkFloats / width, 1, hi - lo);
-    float* col = threadColumns(chunk * width);
-    for (std::int64_t first = lo; first < hi; first += chunk) {
-        const std::int64_t rows = std::min(chunk, hi - first);
+    return inChunks(lo, hi, width, [&](std::int64_t first, std::int64_t rows, float* col) {
         gemmconv::im2col(x, in, side, 3, 2, 1, first, rows, col, 1);
         // acc [out, width] (+)= dyᵀ [out, rows] · col [rows, width]
-        const dnnl_status_t status = dnnl_sgemm('T', 'N', out, width, rows, 1.0F, dy + first * out, out, col, width,
-                                                first == lo ? 0.0F : 1.0F, acc, width);
-        if (status != dnnl_success)
-            return status;
-    }
-    return dnnl_success;
+        return dnnl_sgemm('T', 'N', out, width, rows, 1.0F, dy + first * out, out, col, width,
+                          first == lo ? 0.0F : 1.0F, acc, width);
+    });
 }
 
 /// part(t, count) for t in [0, count) on a team of up to `wanted` OpenMP threads of the calling thread (count: the
@@ -129,7 +136,7 @@ int onTeam(int wanted, const char* what, const Part& part) {
 /// `dx` [side, side, in] of the batch they belong to: each row's nine taps go back to the input pixels they were read
 /// from (col2im), in the order rows, then (kh, kw).
 void col2imAdd(const float* col, std::int64_t in, std::int64_t side, std::int64_t first, std::int64_t rows, float* dx) {
-    const std::int64_t o = (side - 1) / 2 + 1, width = 9 * in;
+    const std::int64_t o = outputSide(side), width = 9 * in;
     for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t g = first + r, image = g / (o * o), oy = (g / o) % o, ox = g % o;
         const float* src = col + r * width;
@@ -152,7 +159,7 @@ void col2imAdd(const float* col, std::int64_t in, std::int64_t side, std::int64_
 void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* dy,
                     std::int64_t out, float* dw, int threads) {
     gCalls.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t o = (side - 1) / 2 + 1, size = out * 9 * in, total = n * o * o;
+    const std::int64_t o = outputSide(side), size = out * 9 * in, total = n * o * o;
     // At least 256 output pixels a thread (a choice by shape, so the same bits for the same thread count): fewer would
     // mostly add partial sums of zeros.
     const int wanted = static_cast<int>(std::clamp<std::int64_t>(total / 256, 1, std::max(1, threads)));
@@ -182,57 +189,43 @@ void weightGradient(const float* x, std::int64_t n, std::int64_t in, std::int64_
 void forward(const float* x, std::int64_t n, std::int64_t in, std::int64_t side, const float* w, const float* bias,
              std::int64_t out, float* y, int threads) {
     gForwardCalls.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t o = (side - 1) / 2 + 1, width = 9 * in, total = n * o * o;
+    const std::int64_t o = outputSide(side), width = 9 * in, total = n * o * o;
     // Each thread computes its own share of the output rows, through im2col chunks that stay in its cache.
     const int wanted = static_cast<int>(std::clamp<std::int64_t>(total / 64, 1, std::max(1, threads)));
     onTeam(wanted, "convolution", [&](int t, int count) {
-        const std::int64_t lo = total * t / count, hi = total * (t + 1) / count;
-        if (lo >= hi)
-            return dnnl_success;
-        const std::int64_t chunk = std::clamp<std::int64_t>(kThreadChunkFloats / width, 1, hi - lo);
-        float* col = threadColumns(chunk * width);
-        for (std::int64_t first = lo; first < hi; first += chunk) {
-            const std::int64_t rows = std::min(chunk, hi - first);
-            gemmconv::im2col(x, in, side, 3, 2, 1, first, rows, col, 1);
-            // y [rows, out] = col [rows, width] · wᵀ (w [out, width])
-            float* yr = y + first * out;
-            const dnnl_status_t status =
-                dnnl_sgemm('N', 'T', rows, out, width, 1.0F, col, width, w, width, 0.0F, yr, out);
-            if (status != dnnl_success)
-                return status;
-            for (std::int64_t r = 0; r < rows; ++r)
-                for (std::int64_t c = 0; c < out; ++c)
-                    yr[r * out + c] += bias[c];
-        }
-        return dnnl_success;
+        return inChunks(total * t / count, total * (t + 1) / count, width,
+                        [&](std::int64_t first, std::int64_t rows, float* col) {
+                            gemmconv::im2col(x, in, side, 3, 2, 1, first, rows, col, 1);
+                            // y [rows, out] = col [rows, width] · wᵀ (w [out, width])
+                            float* yr = y + first * out;
+                            const dnnl_status_t status =
+                                dnnl_sgemm('N', 'T', rows, out, width, 1.0F, col, width, w, width, 0.0F, yr, out);
+                            for (std::int64_t r = 0; status == dnnl_success && r < rows; ++r)
+                                for (std::int64_t c = 0; c < out; ++c)
+                                    yr[r * out + c] += bias[c];
+                            return status;
+                        });
     });
 }
 
 void dataGradient(const float* dy, std::int64_t n, std::int64_t in, std::int64_t side, const float* w, std::int64_t out,
                   float* dx, int threads) {
     gDataCalls.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t o = (side - 1) / 2 + 1, width = 9 * in, perImage = o * o;
+    const std::int64_t o = outputSide(side), width = 9 * in, perImage = o * o;
     // Whole images a thread, so that no two threads add into the same pixel of ∂x; each image's rows are added in
     // the same order on any thread count.
     const int wanted = static_cast<int>(std::clamp<std::int64_t>(n, 1, std::max(1, threads)));
     onTeam(wanted, "convolution data gradient", [&](int t, int count) {
         const std::int64_t i0 = n * t / count, i1 = n * (t + 1) / count;
         std::fill(dx + i0 * side * side * in, dx + i1 * side * side * in, 0.0F);
-        const std::int64_t lo = i0 * perImage, hi = i1 * perImage;
-        if (lo >= hi)
-            return dnnl_success;
-        const std::int64_t chunk = std::clamp<std::int64_t>(kThreadChunkFloats / width, 1, hi - lo);
-        float* col = threadColumns(chunk * width);
-        for (std::int64_t first = lo; first < hi; first += chunk) {
-            const std::int64_t rows = std::min(chunk, hi - first);
+        return inChunks(i0 * perImage, i1 * perImage, width, [&](std::int64_t first, std::int64_t rows, float* col) {
             // col [rows, width] = dy [rows, out] · w [out, width]
             const dnnl_status_t status =
                 dnnl_sgemm('N', 'N', rows, width, out, 1.0F, dy + first * out, out, w, width, 0.0F, col, width);
-            if (status != dnnl_success)
-                return status;
-            col2imAdd(col, in, side, first, rows, dx);
-        }
-        return dnnl_success;
+            if (status == dnnl_success)
+                col2imAdd(col, in, side, first, rows, dx);
+            return status;
+        });
     });
 }
 
@@ -257,7 +250,7 @@ bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_
 }
 
 bool smallMap(std::int64_t in, std::int64_t side) {
-    const std::int64_t o = (side - 1) / 2 + 1;
+    const std::int64_t o = outputSide(side);
     return in >= 256 && o * o <= 16;
 }
 

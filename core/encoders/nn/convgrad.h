@@ -22,6 +22,11 @@ namespace nic::convgrad {
 /// Whether this build has oneDNN's sgemm.
 bool available();
 
+/// The output side of a 3 × 3, stride-2, padding-1 convolution over a side² input: (side − 1) / 2 + 1.
+constexpr std::int64_t outputSide(std::int64_t side) {
+    return (side - 1) / 2 + 1;
+}
+
 /// Whether weightGradient computes this convolution's weight gradient: 3 × 3, stride 2, padding 1, dilation 1,
 /// one group, at least 32 input channels (and available()).
 bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t padding, std::int64_t dilation,
@@ -29,7 +34,7 @@ bool fits(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_
 
 /// ∂w [out, 3, 3, in] (a channels-last weight's memory) of a 3 × 3, stride-2, padding-1 convolution from its input x,
 /// n channels-last images [side, side, in], and the gradient of its output dy, n channels-last [o, o, out] with
-/// o = (side − 1) / 2 + 1. Runs on `threads` OpenMP threads of the calling thread, each summing its share of the
+/// o = outputSide(side). Runs on `threads` OpenMP threads of the calling thread, each summing its share of the
 /// output pixels through an im2col buffer of its own (1 MiB, kept for the next call); the calling thread keeps the
 /// other threads' partial sums of ∂w for the next call too. The same bits for the same input and team size (the
 /// threads OpenMP grants).

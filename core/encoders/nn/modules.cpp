@@ -221,7 +221,7 @@ torch::Tensor convolutionOnSgemm(const torch::Tensor& x, const torch::Tensor& w,
         b.scalar_type() != torch::kFloat || !b.is_cpu())
         return {};
     const auto wc = w.detach().contiguous(at::MemoryFormat::ChannelsLast), bc = b.detach().contiguous();
-    const std::int64_t o = (x.size(2) - 1) / 2 + 1;
+    const std::int64_t o = convgrad::outputSide(x.size(2));
     auto y = emptyChannelsLast({x.size(0), w.size(0), o, o});
     convgrad::forward(x.data_ptr<float>(), x.size(0), x.size(1), x.size(2), wc.data_ptr<float>(), bc.data_ptr<float>(),
                       w.size(0), y.data_ptr<float>(), torch::get_num_threads());
@@ -248,8 +248,7 @@ torch::Tensor directConvolution(const torch::Tensor& x, const torch::Tensor& w, 
     const auto taps =
         directconv::tapMajor(std::vector<float>(wc.data_ptr<float>(), wc.data_ptr<float>() + wc.numel()), out, in);
     const int pad = static_cast<int>(padding[0]), o = directconv::outSide(side, pad);
-    auto y = torch::empty({x.size(0), out, o, o},
-                          torch::TensorOptions(torch::kFloat).memory_format(at::MemoryFormat::ChannelsLast));
+    auto y = emptyChannelsLast({x.size(0), out, o, o});
     directconv::run(x.data_ptr<float>(), static_cast<int>(x.size(0)), in, side, pad, taps.data(), bc.data_ptr<float>(),
                     out, -1.0F, y.data_ptr<float>(), torch::get_num_threads(), true);
     return y;
